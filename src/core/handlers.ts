@@ -1,0 +1,42 @@
+import type { WebhookLogger } from './logger.js'
+import type { AnyEvent, EventMap, EventName } from './events.js'
+
+export interface HandlerContext {
+  /** 1 on the first try, then 2, 3… as the handler is retried. */
+  attempt: number
+  /** When the receiver accepted the delivery. */
+  receivedAt: Date
+  /** Aborted when shutdown stops waiting: `close()` ran out of its grace period. */
+  signal: AbortSignal
+  /** A child of the receiver's logger bound to `{ event: { id, type } }`. */
+  log: WebhookLogger
+}
+
+export type EventHandler<K extends EventName> = (event: EventMap[K], context: HandlerContext) => unknown
+export type AnyEventHandler = (event: AnyEvent, context: HandlerContext) => unknown
+export type ErrorHandler = (error: unknown, event: AnyEvent, info: FailureInfo) => unknown
+
+export interface FailureInfo {
+  /** The name of the handler function, or `anonymous`. */
+  handler: string
+  attempts: number
+}
+
+export interface DeadLetter {
+  event: AnyEvent
+  /** `handler_failed`: a handler used up its attempts. `shutdown`: `close()` ran out of time first. */
+  reason: 'handler_failed' | 'shutdown'
+  /** The handler that failed or did not finish, when one is known. */
+  handler?: string
+  error?: unknown
+  attempts: number
+  receivedAt: Date
+}
+
+export type DeadLetterHandler = (deadLetter: DeadLetter) => unknown
+
+/** A handler as registered, with a stable name for logs and dead letters. */
+export interface RegisteredHandler {
+  readonly name: string
+  readonly fn: AnyEventHandler
+}

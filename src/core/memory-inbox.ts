@@ -1,0 +1,58 @@
+import type { AnyEvent } from './events.js'
+import type { AcceptOutcome, Inbox, InboxRuntime } from './inbox.js'
+import { SeenIds } from './dedupe.js'
+import { MemoryQueue } from './queue.js'
+
+/**
+ * The default inbox: ids remembered in an LRU with TTL, events queued in this
+ * process. Fast and dependency-free, but a crash loses what was accepted and
+ * not yet handled; use a durable inbox where that matters.
+ */
+export class MemoryInbox implements Inbox {
+  #runtime: InboxRuntime | undefined
+  #seen: SeenIds | undefined
+  #queue: MemoryQueue | undefined
+
+  start (runtime: InboxRuntime): void {
+    if (this.#runtime !== undefined) throw new Error('sir-webhooks: an inbox belongs to one receiver; create one per Webhooks instance')
+    this.#runtime = runtime
+    this.#seen = new SeenIds(runtime.options.dedupe, runtime.options.clock)
+    this.#queue = new MemoryQueue(runtime)
+  }
+
+  get size (): number {
+    return this.#queue?.size ?? 0
+  }
+
+  accept (event: AnyEvent, receivedAt: number): AcceptOutcome {
+    const runtime = this.#runtime
+    const seen = this.#seen
+    const queue = this.#queue
+    if (runtime === undefined || seen === undefined || queue === undefined) return 'unavailable'
+    // Checked and recorded in one synchronous step: two concurrent deliveries
+    // of one id cannot both pass, and a refused event is never marked seen.
+    if (seen.has(event.id)) return 'duplicate'
+    if (queue.size >= runtime.options.maxQueueSize) return 'full'
+    seen.add(event.id)
+    queue.push(event, receivedAt, runtime.handlersFor(event.type))
+    return 'accepted'
+  }
+
+  async close (graceMs: number): Promise<void> {
+    const runtime = this.#runtime
+    const queue = this.#queue
+    if (runtime === undefined || queue === undefined) return
+    const left = await queue.drain(graceMs)
+    for (const { queued, handlers } of left) {
+      for (const handler of handlers) {
+        await runtime.deadLetter({
+          event: queued.event,
+          reason: 'shutdown',
+          handler: handler.name,
+          attempts: queue.attemptsOf(queued, handler),
+          receivedAt: new Date(queued.receivedAt)
+        })
+      }
+    }
+  }
+}

@@ -1,0 +1,145 @@
+import type { WebhookLogger } from './logger.js'
+import { WebhookOptionsError } from './errors.js'
+import type { Inbox } from './inbox.js'
+import { DEFAULT_TOLERANCE_SECONDS, type Secret } from './verify.js'
+
+export interface RetryOptions {
+  /** Tries per handler, the first included. Default 5. */
+  attempts?: number
+  /** Upper bound of the first backoff; each later one doubles, with full jitter. Default 500. */
+  minDelayMs?: number
+  /** Cap on any backoff. Default 30 000. */
+  maxDelayMs?: number
+}
+
+export interface DedupeOptions {
+  /** How long an event id is remembered. Default 7 days. */
+  ttlSeconds?: number
+  /** How many ids are remembered at most; the least recently seen go first. Default 100 000. */
+  maxEntries?: number
+}
+
+export interface WebhooksOptions {
+  /** The signing secret, or several (newest first) while rotating. */
+  secret: Secret
+  /** Accepted clock distance between sender and receiver, in seconds. Default 300. */
+  toleranceSeconds?: number
+  /** Handlers running at once. Default 10. */
+  concurrency?: number
+  /** Events accepted and not yet finished (waiting plus running) before new ones get 503. Default 10 000. */
+  maxQueueSize?: number
+  retry?: RetryOptions
+  dedupe?: DedupeOptions
+  /** Largest body accepted, in bytes. Default 1 MiB. */
+  bodyLimit?: number
+  /** `Retry-After` sent with every 503, in seconds. Default 5. */
+  retryAfterSeconds?: number
+  /** How long `close()` waits for accepted events before dead-lettering the rest. Default 10 000. */
+  closeGraceMs?: number
+  /** A pino logger. Default: a new pino logger at `info`. */
+  logger?: WebhookLogger
+  /** Milliseconds since the epoch; tests set it to move time. Default `Date.now`. */
+  clock?: () => number
+  /** Where accepted events wait. Default: in memory, with the dedupe and queue options above. */
+  inbox?: Inbox
+}
+
+export interface ResolvedOptions {
+  secrets: readonly string[]
+  toleranceSeconds: number
+  concurrency: number
+  maxQueueSize: number
+  retry: Required<RetryOptions>
+  dedupe: Required<DedupeOptions>
+  bodyLimit: number
+  retryAfterSeconds: number
+  closeGraceMs: number
+  clock: () => number
+}
+
+export const defaults = {
+  toleranceSeconds: DEFAULT_TOLERANCE_SECONDS,
+  concurrency: 10,
+  maxQueueSize: 10_000,
+  retry: { attempts: 5, minDelayMs: 500, maxDelayMs: 30_000 },
+  dedupe: { ttlSeconds: 7 * 24 * 60 * 60, maxEntries: 100_000 },
+  bodyLimit: 1024 * 1024,
+  retryAfterSeconds: 5,
+  closeGraceMs: 10_000
+} as const
+
+function describe (value: unknown): string {
+  if (typeof value === 'string') return JSON.stringify(value)
+  if (Array.isArray(value)) return 'an array'
+  return value === null ? 'null' : typeof value === 'object' ? 'an object' : String(value)
+}
+
+function integer (name: string, value: unknown, fallback: number, minimum: number): number {
+  if (value === undefined) return fallback
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < minimum) {
+    const expected = minimum === 0 ? 'a non-negative integer' : minimum === 1 ? 'a positive integer' : `an integer of at least ${minimum}`
+    throw new WebhookOptionsError(`"${name}" must be ${expected}, got ${describe(value)}`)
+  }
+  return value
+}
+
+function object (name: string, value: unknown): Record<string, unknown> {
+  if (value === undefined) return {}
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    throw new WebhookOptionsError(`"${name}" must be an object, got ${describe(value)}`)
+  }
+  return value as Record<string, unknown>
+}
+
+export function resolveSecrets (value: unknown, name = 'secret'): readonly string[] {
+  const secrets = typeof value === 'string' ? [value] : value
+  if (!Array.isArray(secrets) || secrets.length === 0) {
+    throw new WebhookOptionsError(`"${name}" must be a non-empty string or a non-empty array of strings (newest first), got ${value === undefined ? 'nothing' : describe(value)}`)
+  }
+  secrets.forEach((secret: unknown, index) => {
+    // The value is never echoed: it is a secret, and error messages end up in logs.
+    const where = Array.isArray(value) ? `"${name}[${index}]"` : `"${name}"`
+    if (typeof secret !== 'string' || secret.length === 0) {
+      throw new WebhookOptionsError(`${where} must be a non-empty string`)
+    }
+    if (secret.trim() !== secret) {
+      throw new WebhookOptionsError(`${where} has leading or trailing whitespace; copy the secret exactly as SIR Giving showed it`)
+    }
+  })
+  return Object.freeze([...secrets as string[]])
+}
+
+export function resolveOptions (options: WebhooksOptions): ResolvedOptions {
+  if (options === null || typeof options !== 'object') {
+    throw new WebhookOptionsError(`options must be an object with at least "secret", got ${describe(options)}`)
+  }
+  const retry = object('retry', options.retry)
+  const dedupe = object('dedupe', options.dedupe)
+  const minDelayMs = integer('retry.minDelayMs', retry.minDelayMs, defaults.retry.minDelayMs, 0)
+  const maxDelayMs = integer('retry.maxDelayMs', retry.maxDelayMs, Math.max(defaults.retry.maxDelayMs, minDelayMs), 0)
+  if (maxDelayMs < minDelayMs) {
+    throw new WebhookOptionsError(`"retry.maxDelayMs" (${maxDelayMs}) must not be less than "retry.minDelayMs" (${minDelayMs})`)
+  }
+  if (options.clock !== undefined && typeof options.clock !== 'function') {
+    throw new WebhookOptionsError(`"clock" must be a function returning milliseconds since the epoch, got ${describe(options.clock)}`)
+  }
+  return {
+    secrets: resolveSecrets(options.secret),
+    toleranceSeconds: integer('toleranceSeconds', options.toleranceSeconds, defaults.toleranceSeconds, 1),
+    concurrency: integer('concurrency', options.concurrency, defaults.concurrency, 1),
+    maxQueueSize: integer('maxQueueSize', options.maxQueueSize, defaults.maxQueueSize, 1),
+    retry: {
+      attempts: integer('retry.attempts', retry.attempts, defaults.retry.attempts, 1),
+      minDelayMs,
+      maxDelayMs
+    },
+    dedupe: {
+      ttlSeconds: integer('dedupe.ttlSeconds', dedupe.ttlSeconds, defaults.dedupe.ttlSeconds, 1),
+      maxEntries: integer('dedupe.maxEntries', dedupe.maxEntries, defaults.dedupe.maxEntries, 1)
+    },
+    bodyLimit: integer('bodyLimit', options.bodyLimit, defaults.bodyLimit, 1),
+    retryAfterSeconds: integer('retryAfterSeconds', options.retryAfterSeconds, defaults.retryAfterSeconds, 0),
+    closeGraceMs: integer('closeGraceMs', options.closeGraceMs, defaults.closeGraceMs, 0),
+    clock: options.clock ?? Date.now
+  }
+}

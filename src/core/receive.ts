@@ -1,0 +1,74 @@
+import { refusalMessage, refusalStatus, type RefusalCode } from './errors.js'
+
+/** The headers the receiver reads, already picked out of the request by an adapter. */
+export interface Delivery {
+  contentType?: string | null | undefined
+  contentEncoding?: string | null | undefined
+  signature?: string | null | undefined
+  timestamp?: string | null | undefined
+  /** The body exactly as it arrived on the wire. */
+  rawBody: Uint8Array
+}
+
+export type ReceiveCode = 'ACCEPTED' | 'DUPLICATE' | RefusalCode
+
+/** The receiver's answer; an adapter writes it as it is. Shared and frozen: do not mutate. */
+export interface ReceiveResult {
+  readonly status: number
+  readonly code: ReceiveCode
+  readonly headers: Readonly<Record<string, string>>
+  readonly body: string
+}
+
+const JSON_HEADERS = Object.freeze({ 'content-type': 'application/json; charset=utf-8' })
+
+function result (status: number, code: ReceiveCode, body: unknown, headers: Record<string, string> = JSON_HEADERS): ReceiveResult {
+  return Object.freeze({ status, code, headers: Object.freeze(headers), body: JSON.stringify(body) })
+}
+
+export const ACCEPTED = result(200, 'ACCEPTED', { received: true })
+export const DUPLICATE = result(200, 'DUPLICATE', { received: true, duplicate: true })
+
+/** One frozen answer per refusal, built once, so the hot path allocates nothing for them. */
+export function refusalResults (retryAfterSeconds: number): Readonly<Record<RefusalCode, ReceiveResult>> {
+  const answers = {} as Record<RefusalCode, ReceiveResult>
+  for (const code of Object.keys(refusalStatus) as RefusalCode[]) {
+    const status = refusalStatus[code]
+    const headers = status === 503 ? { ...JSON_HEADERS, 'retry-after': String(retryAfterSeconds) } : JSON_HEADERS
+    answers[code] = result(status, code, { error: { code, message: refusalMessage(code) } }, headers)
+  }
+  return Object.freeze(answers)
+}
+
+/** `application/json`, with parameters such as `charset` allowed, in any letter case. */
+export function isJsonContentType (contentType: string | null | undefined): boolean {
+  if (typeof contentType !== 'string') return false
+  if (contentType === 'application/json') return true
+  const semicolon = contentType.indexOf(';')
+  const mediaType = semicolon === -1 ? contentType : contentType.slice(0, semicolon)
+  return mediaType.trim().toLowerCase() === 'application/json'
+}
+
+/** The receiver verifies the bytes as sent; an encoded body would have to be decoded first. */
+export function isEncoded (contentEncoding: string | null | undefined): boolean {
+  if (typeof contentEncoding !== 'string' || contentEncoding.length === 0) return false
+  return contentEncoding.trim().toLowerCase() !== 'identity'
+}
+
+type HeaderValue = string | readonly string[] | undefined | null
+
+function first (value: HeaderValue): string | undefined {
+  if (value === undefined || value === null) return undefined
+  return typeof value === 'string' ? value : value[0]
+}
+
+/** Picks the receiver's headers out of Node's lower-cased `IncomingHttpHeaders`. */
+export function deliveryFromNodeHeaders (headers: Record<string, HeaderValue>, rawBody: Uint8Array): Delivery {
+  return {
+    contentType: first(headers['content-type']),
+    contentEncoding: first(headers['content-encoding']),
+    signature: first(headers['x-sir-signature']),
+    timestamp: first(headers['x-sir-timestamp']),
+    rawBody
+  }
+}

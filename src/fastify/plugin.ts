@@ -1,0 +1,104 @@
+import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
+import fp from 'fastify-plugin'
+import { WebhookOptionsError } from '../core/errors.js'
+import { deliveryFromNodeHeaders } from '../core/receive.js'
+import { Webhooks } from '../core/webhooks.js'
+import type { WebhooksOptions } from '../core/options.js'
+
+export interface SirWebhooksPluginOptions {
+  /** A receiver you built (and registered handlers on). Give this or `secret`. */
+  webhooks?: Webhooks
+  /** Builds a receiver with these options; the app's logger is used unless `logger` is set. */
+  secret?: WebhooksOptions['secret']
+  /** Other receiver options, when the plugin builds the receiver from `secret`. */
+  receiver?: Omit<WebhooksOptions, 'secret'>
+  /** The route, below `prefix`. Default `/webhooks/sir`. */
+  path?: string
+  /** Mounts the route below this prefix, as Fastify's own `register` option does. */
+  prefix?: string
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    sirWebhooks: Webhooks
+  }
+}
+
+export const DEFAULT_PATH = '/webhooks/sir'
+
+function receiverFrom (fastify: FastifyInstance, options: SirWebhooksPluginOptions): Webhooks {
+  if (options.webhooks !== undefined && options.secret !== undefined) {
+    throw new WebhookOptionsError('give either "webhooks" or "secret" to the Fastify plugin, not both')
+  }
+  if (options.webhooks !== undefined) {
+    if (!(options.webhooks instanceof Webhooks)) throw new WebhookOptionsError('"webhooks" must be a Webhooks instance from sir-webhooks')
+    return options.webhooks
+  }
+  if (options.secret === undefined) {
+    throw new WebhookOptionsError('the Fastify plugin needs "webhooks" (a Webhooks instance) or "secret"')
+  }
+  return new Webhooks({ logger: fastify.log, ...options.receiver, secret: options.secret })
+}
+
+function validatePath (path: unknown): string {
+  if (path === undefined) return DEFAULT_PATH
+  if (typeof path !== 'string' || !path.startsWith('/')) {
+    throw new WebhookOptionsError(`"path" must be a string starting with "/", got ${JSON.stringify(path)}`)
+  }
+  return path
+}
+
+/**
+ * The route lives in its own encapsulated context so its buffer parser is seen
+ * by no other route: the app's JSON routes, before or after, keep parsed bodies.
+ */
+function routePlugin (webhooks: Webhooks, path: string): FastifyPluginAsync {
+  return async function sirWebhooksRoute (instance) {
+    instance.removeAllContentTypeParsers()
+    // One catch-all buffer parser: the receiver, not Fastify, decides which media
+    // types it takes, so every adapter answers 415 the same way. `parseAs: 'buffer'`
+    // keeps the exact bytes; decoding to a string would alter invalid UTF-8.
+    instance.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: webhooks.options.bodyLimit }, (_request, body, done) => {
+      done(null, body)
+    })
+    instance.post(path, {
+      // Opts out of fastify-raw-body's global hook, which would read and decode the
+      // body a second time for nothing.
+      config: { rawBody: false },
+      bodyLimit: webhooks.options.bodyLimit,
+      errorHandler (error, request, reply) {
+        // Fastify's own refusals (body too large, aborted body) answer in the
+        // receiver's format; anything else is a bug and goes to the app's handler.
+        const code = (error as { code?: string }).code
+        if (code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
+          request.log.info({ reason: 'BODY_TOO_LARGE', bodyLimit: webhooks.options.bodyLimit }, 'webhook rejected')
+          return send(reply, webhooks.refusal('BODY_TOO_LARGE'))
+        }
+        throw error
+      }
+    }, async (request: FastifyRequest, reply: FastifyReply) => {
+      const rawBody = Buffer.isBuffer(request.body) ? request.body : EMPTY
+      const answer = await webhooks.receive(deliveryFromNodeHeaders(request.headers, rawBody), request.log)
+      return send(reply, answer)
+    })
+  }
+}
+
+const EMPTY = Buffer.alloc(0)
+
+function send (reply: FastifyReply, answer: { status: number, headers: Readonly<Record<string, string>>, body: string }): FastifyReply {
+  return reply.code(answer.status).headers(answer.headers).send(answer.body)
+}
+
+const plugin: FastifyPluginAsync<SirWebhooksPluginOptions> = async function sirWebhooks (fastify, options) {
+  const path = validatePath(options.path)
+  const webhooks = receiverFrom(fastify, options)
+  fastify.decorate('sirWebhooks', webhooks)
+  fastify.addHook('onClose', async () => { await webhooks.close() })
+  // fastify-plugin drops Fastify's own `prefix` handling for this outer plugin,
+  // so it is passed on to the inner, encapsulated one.
+  await fastify.register(routePlugin(webhooks, path), options.prefix === undefined ? {} : { prefix: options.prefix })
+}
+
+export const sirWebhooks = fp(plugin, { fastify: '5.x', name: 'sir-webhooks' })
+export default sirWebhooks

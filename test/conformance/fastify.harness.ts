@@ -1,0 +1,17 @@
+import Fastify from 'fastify'
+import sirWebhooks from '../../src/fastify/plugin.js'
+import type { AdapterHarness } from './harness.js'
+
+export const fastifyHarness: AdapterHarness = {
+  name: 'fastify',
+  async start (webhooks, { path }) {
+    const app = Fastify({ logger: false })
+    await app.register(sirWebhooks, { webhooks, path })
+    const address = await app.listen({ port: 0, host: '127.0.0.1' })
+    let closing: Promise<void> | undefined
+    return {
+      url: address + path,
+      close: () => (closing ??= app.close())
+    }
+  }
+}
