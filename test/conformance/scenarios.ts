@@ -1,0 +1,365 @@
+import type { Test } from 'tap'
+import { Webhooks, type DeadLetter, type HandlerContext, type WebhooksOptions } from '../../src/index.js'
+import { captureLogs, type CapturedLogs } from '../helpers/logs.js'
+import { SECRET, actionCompleted, eventually, freshId, gate, post, signedRequest, type Envelope } from '../helpers/deliveries.js'
+import type { AdapterHarness } from './harness.js'
+
+const PATH = '/webhooks/sir'
+
+interface Setup {
+  webhooks: Webhooks
+  url: string
+  logs: CapturedLogs
+  send: (body: Envelope | string | Uint8Array, options?: Parameters<typeof signedRequest>[1]) => ReturnType<typeof post>
+  /** Sends a request whose headers a test built by hand (to drop or break one). */
+  sendRequest: (request: { body: Uint8Array, headers: Record<string, string> }) => ReturnType<typeof post>
+}
+
+async function setUp (t: Test, adapter: AdapterHarness, options: Partial<WebhooksOptions> = {}): Promise<Setup> {
+  const logs = captureLogs()
+  const webhooks = new Webhooks({ secret: SECRET, logger: logs.logger, ...options })
+  const running = await adapter.start(webhooks, { path: PATH })
+  t.teardown(() => running.close())
+  return {
+    webhooks,
+    url: running.url,
+    logs,
+    send: (body, requestOptions) => post(running.url, signedRequest(body, requestOptions)),
+    sendRequest: (request) => post(running.url, request)
+  }
+}
+
+type Scenario = (t: Test, adapter: AdapterHarness) => Promise<void>
+
+/**
+ * The behaviours every adapter must share, written once. Each names the row of
+ * the contract's status table or the dispatch rule it proves.
+ */
+export const scenarios: Record<string, Scenario> = {
+  async 'accepted delivery: 200, handler gets the typed event and a context' (t, adapter) {
+    const { webhooks, send } = await setUp(t, adapter)
+    const calls: Array<{ event: unknown, context: HandlerContext }> = []
+    webhooks.on('action.completed', (event, context) => { calls.push({ event, context }) })
+    const event = actionCompleted({ extraField: 'kept' })
+    const answer = await send(event)
+    t.equal(answer.status, 200)
+    t.same(answer.json, { received: true })
+    await eventually(() => calls.length === 1, 5000, 'the handler')
+    t.same(calls[0]?.event, event, 'the event arrives as sent, unknown fields included')
+    t.equal(calls[0]?.context.attempt, 1)
+    t.ok(calls[0]?.context.receivedAt instanceof Date)
+    t.equal(calls[0]?.context.signal.aborted, false)
+    t.type(calls[0]?.context.log.info, 'function')
+  },
+
+  async 'the 2xx is sent before the handler finishes (handlers run asynchronously)' (t, adapter) {
+    const { webhooks, send } = await setUp(t, adapter)
+    const held = gate()
+    let started = 0
+    let finished = 0
+    webhooks.on('action.completed', async () => {
+      started += 1
+      await held.promise
+      finished += 1
+    })
+    const answer = await send(actionCompleted())
+    t.equal(answer.status, 200)
+    t.equal(finished, 0, 'the answer did not wait for the handler')
+    await eventually(() => started === 1, 5000, 'the handler to start')
+    held.open()
+    await eventually(() => finished === 1, 5000, 'the handler to finish')
+  },
+
+  async '401 for a missing, malformed or wrong signature, and no handler runs' (t, adapter) {
+    const { webhooks, send, sendRequest } = await setUp(t, adapter)
+    let calls = 0
+    webhooks.onAny(() => { calls += 1 })
+    const event = actionCompleted()
+    const valid = signedRequest(event)
+    const cases: Array<[string, Record<string, string>, string]> = [
+      ['missing signature', { 'x-sir-signature': '' }, 'MISSING_SIGNATURE'],
+      ['no sha256= prefix', { 'x-sir-signature': valid.headers['x-sir-signature']!.slice(7) }, 'MALFORMED_SIGNATURE'],
+      ['uppercase hex', { 'x-sir-signature': 'sha256=' + valid.headers['x-sir-signature']!.slice(7).toUpperCase() }, 'MALFORMED_SIGNATURE'],
+      ['truncated', { 'x-sir-signature': valid.headers['x-sir-signature']!.slice(0, -2) }, 'MALFORMED_SIGNATURE']
+    ]
+    for (const [name, headers, code] of cases) {
+      const request = { body: valid.body, headers: { ...valid.headers, ...headers } }
+      if (headers['x-sir-signature'] === '') delete request.headers['x-sir-signature']
+      const result = await sendRequest(request)
+      t.equal(result.status, 401, name)
+      t.equal((result.json.error as { code?: string } | undefined)?.code, code, name)
+    }
+    const wrongSecret = await send(event, { secret: 'whsec_someone_else' })
+    t.equal(wrongSecret.status, 401)
+    t.equal((wrongSecret.json.error as { code: string }).code, 'SIGNATURE_MISMATCH')
+    const tampered = signedRequest(event)
+    tampered.body = Buffer.from(JSON.stringify({ ...event, data: { actionId: 'act_1', tokensDistributed: 5000 } }))
+    t.equal((await sendRequest(tampered)).status, 401, 'a changed body does not verify')
+    t.equal(calls, 0)
+  },
+
+  async '401 for a missing, malformed or out-of-window timestamp (both directions)' (t, adapter) {
+    const now = 1_780_000_000_000
+    const { webhooks, send, sendRequest, logs } = await setUp(t, adapter, { clock: () => now })
+    let calls = 0
+    webhooks.onAny(() => { calls += 1 })
+    const nowSeconds = now / 1000
+    const at = (timestamp: number | string) => send(actionCompleted(), { timestamp })
+    t.equal((await at(nowSeconds - 300)).status, 200, 'exactly 300 s old is inside')
+    t.equal((await at(nowSeconds + 300)).status, 200, 'exactly 300 s ahead is inside')
+    const late = await at(nowSeconds - 301)
+    t.equal(late.status, 401)
+    t.equal((late.json.error as { code: string }).code, 'TIMESTAMP_OUT_OF_RANGE')
+    t.equal((await at(nowSeconds + 301)).status, 401, 'a timestamp from the future is refused too')
+    // Whitespace around a header value is trimmed by HTTP itself; the vectors cover it.
+    for (const bad of ['-1780000000', '1780000000.5', '1.78e9', '17800 00000', '0x6A1B']) {
+      const answer = await at(bad)
+      t.equal(answer.status, 401, `timestamp ${JSON.stringify(bad)}`)
+      t.equal((answer.json.error as { code: string }).code, 'INVALID_TIMESTAMP')
+    }
+    const missing = signedRequest(actionCompleted(), { timestamp: nowSeconds })
+    delete missing.headers['x-sir-timestamp']
+    const answer = await sendRequest(missing)
+    t.equal(answer.status, 401)
+    t.equal((answer.json.error as { code: string }).code, 'MISSING_TIMESTAMP')
+    t.equal(calls, 2, 'only the two in-window deliveries were dispatched')
+    const skew = logs.entries().find((entry) => entry.reason === 'TIMESTAMP_OUT_OF_RANGE')
+    t.match(skew, { level: 30, msg: 'webhook rejected', skewSeconds: 301 }, 'the refusal is logged with the clock skew')
+  },
+
+  async '400 for a verified body that is not JSON or not an envelope' (t, adapter) {
+    const { webhooks, send } = await setUp(t, adapter)
+    let calls = 0
+    webhooks.onAny(() => { calls += 1 })
+    const cases: Array<[string, string, string]> = [
+      ['not JSON', '{"id": "evt_1", "type": ', 'INVALID_JSON'],
+      ['invalid UTF-8', '\xff', 'INVALID_JSON'],
+      ['an array', '[{"id":"evt_1","type":"action.completed"}]', 'INVALID_ENVELOPE'],
+      ['no id', '{"type":"action.completed","data":{}}', 'INVALID_ENVELOPE'],
+      ['numeric id', '{"id":42,"type":"action.completed","data":{}}', 'INVALID_ENVELOPE'],
+      ['no type', '{"id":"evt_1","data":{}}', 'INVALID_ENVELOPE'],
+      ['prototype poisoning', '{"id":"evt_1","type":"action.completed","data":{"__proto__":{"isAdmin":true}}}', 'INVALID_JSON']
+    ]
+    for (const [name, body, code] of cases) {
+      const bytes = name === 'invalid UTF-8' ? Buffer.from([0x7b, 0xff, 0x7d]) : Buffer.from(body)
+      const answer = await send(bytes)
+      t.equal(answer.status, 400, name)
+      t.equal((answer.json.error as { code: string }).code, code, name)
+    }
+    t.equal(calls, 0)
+  },
+
+  async '415 for a body that is not application/json, or is content-encoded' (t, adapter) {
+    const { webhooks, send } = await setUp(t, adapter)
+    let calls = 0
+    webhooks.onAny(() => { calls += 1 })
+    t.equal((await send(actionCompleted(), { contentType: 'text/plain' })).status, 415, 'text/plain')
+    t.equal((await send(actionCompleted(), { contentType: 'application/x-www-form-urlencoded' })).status, 415, 'a form')
+    const encoded = await send(actionCompleted(), { headers: { 'content-encoding': 'gzip' } })
+    t.equal(encoded.status, 415, 'gzip')
+    t.equal((encoded.json.error as { code: string }).code, 'UNSUPPORTED_MEDIA_TYPE')
+    t.equal(calls, 0)
+    t.equal((await send(actionCompleted(), { contentType: 'application/json; charset=utf-8' })).status, 200, 'a charset parameter is fine')
+    t.equal((await send(actionCompleted(), { contentType: 'Application/JSON' })).status, 200, 'media types are case-insensitive')
+  },
+
+  async '413 for a body over the limit' (t, adapter) {
+    const { webhooks, send } = await setUp(t, adapter, { bodyLimit: 2048 })
+    let calls = 0
+    webhooks.onAny(() => { calls += 1 })
+    const big = actionCompleted({ data: { actionId: 'act_1', tokensDistributed: 1, note: 'x'.repeat(4096) } })
+    const answer = await send(big)
+    t.equal(answer.status, 413)
+    t.equal(calls, 0)
+    t.equal((await send(actionCompleted())).status, 200, 'a body under the limit is still fine')
+  },
+
+  async '503 with Retry-After when the queue is full; the refused event is processed on retry' (t, adapter) {
+    const { webhooks, send } = await setUp(t, adapter, { maxQueueSize: 2, retryAfterSeconds: 7 })
+    const held = gate()
+    const handled: string[] = []
+    webhooks.on('action.completed', async (event) => {
+      await held.promise
+      handled.push(event.id)
+    })
+    const [first, second, third] = [actionCompleted(), actionCompleted(), actionCompleted()]
+    t.equal((await send(first!)).status, 200)
+    t.equal((await send(second!)).status, 200)
+    const full = await send(third!)
+    t.equal(full.status, 503)
+    t.equal(full.headers.get('retry-after'), '7')
+    t.equal((full.json.error as { code: string }).code, 'QUEUE_FULL')
+    t.equal((await send(first!)).status, 200, 'a duplicate of an accepted event is still acknowledged while full')
+    held.open()
+    await eventually(() => handled.length === 2, 5000, 'the two accepted events')
+    const retried = await send(third!)
+    t.equal(retried.status, 200, 'the sender\'s retry of the refused event is accepted')
+    t.same(retried.json, { received: true }, 'and it is not treated as a duplicate')
+    await eventually(() => handled.length === 3, 5000, 'the retried event')
+    t.same(handled.sort(), [first!.id, second!.id, third!.id].sort())
+  },
+
+  async 'duplicates are acknowledged and not dispatched again, including concurrent ones' (t, adapter) {
+    const { webhooks, send } = await setUp(t, adapter)
+    const handled: string[] = []
+    webhooks.on('action.completed', (event) => { handled.push(event.id) })
+    const event = actionCompleted()
+    t.same((await send(event)).json, { received: true })
+    const again = await send(event, { timestamp: Math.floor(Date.now() / 1000) - 10 })
+    t.equal(again.status, 200, 'a re-signed redelivery of the same id')
+    t.same(again.json, { received: true, duplicate: true })
+
+    const burst = actionCompleted()
+    const answers = await Promise.all(Array.from({ length: 12 }, () => send(burst)))
+    t.same(answers.map((answer) => answer.status), Array(12).fill(200))
+    t.equal(answers.filter((answer) => answer.json.duplicate !== true).length, 1, 'exactly one of the concurrent copies was new')
+    await eventually(() => handled.length === 2, 5000, 'both events')
+    await new Promise((resolve) => setTimeout(resolve, 50))
+    t.same(handled, [event.id, burst.id], 'each id handled once')
+  },
+
+  async 'a failing handler is retried with backoff, then succeeds' (t, adapter) {
+    const { webhooks, send } = await setUp(t, adapter, { retry: { attempts: 4, minDelayMs: 1, maxDelayMs: 5 } })
+    const attempts: number[] = []
+    const errors: unknown[] = []
+    webhooks.onError((error) => { errors.push(error) })
+    webhooks.on('action.completed', (_event, context) => {
+      attempts.push(context.attempt)
+      if (context.attempt < 3) throw new Error('payout service busy')
+    })
+    t.equal((await send(actionCompleted())).status, 200)
+    await eventually(() => attempts.length === 3, 5000, 'three attempts')
+    await new Promise((resolve) => setTimeout(resolve, 30))
+    t.same(attempts, [1, 2, 3])
+    t.same(errors, [], 'onError is only for handlers that fail for good')
+  },
+
+  async 'a handler that fails for good reaches onError and the dead-letter callback; other handlers and events go on' (t, adapter) {
+    const { webhooks, send, logs } = await setUp(t, adapter, { retry: { attempts: 2, minDelayMs: 1, maxDelayMs: 2 } })
+    const failures: Array<{ error: unknown, id: string, handler: string, attempts: number }> = []
+    const deadLetters: DeadLetter[] = []
+    const okCalls: string[] = []
+    webhooks.onError((error, event, info) => { failures.push({ error, id: event.id, handler: info.handler, attempts: info.attempts }) })
+    webhooks.onDeadLetter((deadLetter) => { deadLetters.push(deadLetter) })
+    webhooks.on('action.failed', function creditLedger () { throw new Error('ledger down') })
+    webhooks.on('action.failed', (event) => { okCalls.push(`sibling:${event.id}`) })
+    webhooks.on('action.completed', (event) => { okCalls.push(`other:${event.id}`) })
+    const failing = actionCompleted({ type: 'action.failed', data: {} })
+    const other = actionCompleted()
+    t.equal((await send(failing)).status, 200)
+    t.equal((await send(other)).status, 200)
+    await eventually(() => deadLetters.length === 1, 5000, 'the dead letter')
+    t.equal(failures.length, 1)
+    t.equal(failures[0]?.id, failing.id)
+    t.equal(failures[0]?.handler, 'creditLedger')
+    t.equal(failures[0]?.attempts, 2)
+    t.match(failures[0]?.error, { message: 'ledger down' })
+    t.match(deadLetters[0], { reason: 'handler_failed', handler: 'creditLedger', attempts: 2, event: { id: failing.id } })
+    t.same(okCalls.sort(), [`other:${other.id}`, `sibling:${failing.id}`].sort())
+    const logged = logs.entries().find((entry) => entry.msg === 'event dead-lettered: a handler failed for good')
+    t.match(logged, { level: 50, event: { id: failing.id, type: 'action.failed' }, handler: 'creditLedger' })
+  },
+
+  async 'handlers run at most `concurrency` at a time' (t, adapter) {
+    const { webhooks, send } = await setUp(t, adapter, { concurrency: 2 })
+    const held = gate()
+    let running = 0
+    let peak = 0
+    let done = 0
+    webhooks.on('action.completed', async () => {
+      running += 1
+      peak = Math.max(peak, running)
+      await held.promise
+      running -= 1
+      done += 1
+    })
+    for (let index = 0; index < 5; index++) t.equal((await send(actionCompleted())).status, 200)
+    await eventually(() => running === 2, 5000, 'two running handlers')
+    await new Promise((resolve) => setTimeout(resolve, 30))
+    t.equal(peak, 2)
+    held.open()
+    await eventually(() => done === 5, 5000, 'all five')
+    t.equal(peak, 2)
+  },
+
+  async 'on(array), onAny, unknown types and off' (t, adapter) {
+    const { webhooks, send } = await setUp(t, adapter)
+    const seen: string[] = []
+    webhooks.on(['campaign.paused', 'campaign.completed'], (event) => { seen.push(`campaign:${event.type}`) })
+    const any = (event: { type: string }): void => { seen.push(`any:${event.type}`) }
+    webhooks.onAny(any)
+    const removed = (): void => { seen.push('removed') }
+    webhooks.on('campaign.paused', removed)
+    webhooks.off('campaign.paused', removed)
+    for (const type of ['campaign.paused', 'campaign.completed', 'reward.invented_later']) {
+      t.equal((await send({ id: freshId(), type, data: { campaignId: 'c1' } })).status, 200, type)
+    }
+    await eventually(() => seen.length === 5, 5000, 'five handler calls')
+    t.same(seen.sort(), ['any:campaign.completed', 'any:campaign.paused', 'any:reward.invented_later', 'campaign:campaign.completed', 'campaign:campaign.paused'])
+  },
+
+  async 'close() answers 503 to new deliveries and waits for accepted events' (t, adapter) {
+    const { webhooks, send } = await setUp(t, adapter)
+    const held = gate()
+    const handled: string[] = []
+    webhooks.on('action.completed', async (event) => {
+      await held.promise
+      handled.push(event.id)
+    })
+    const accepted = actionCompleted()
+    t.equal((await send(accepted)).status, 200)
+    let closed = false
+    const closing = webhooks.close().then(() => { closed = true })
+    const refused = await send(actionCompleted())
+    t.equal(refused.status, 503)
+    t.ok(refused.headers.get('retry-after'), 'with Retry-After')
+    t.equal((refused.json.error as { code: string }).code, 'CLOSING')
+    await new Promise((resolve) => setTimeout(resolve, 30))
+    t.equal(closed, false, 'close waits for the running handler')
+    held.open()
+    await closing
+    t.same(handled, [accepted.id])
+  },
+
+  async 'close() dead-letters what is left after the grace period and aborts the signal' (t, adapter) {
+    const { webhooks, send, logs } = await setUp(t, adapter, { closeGraceMs: 50 })
+    const deadLetters: DeadLetter[] = []
+    let signal: AbortSignal | undefined
+    webhooks.onDeadLetter((deadLetter) => { deadLetters.push(deadLetter) })
+    webhooks.on('action.completed', (_event, context) => {
+      signal = context.signal
+      return new Promise(() => { /* never settles: a stuck payout call */ })
+    })
+    const stuck = actionCompleted()
+    t.equal((await send(stuck)).status, 200)
+    await eventually(() => signal !== undefined, 5000, 'the handler to start')
+    await webhooks.close()
+    t.equal(deadLetters.length, 1)
+    t.match(deadLetters[0], { reason: 'shutdown', event: { id: stuck.id } })
+    t.equal(signal?.aborted, true, 'the handler\'s signal fired')
+    t.ok(logs.entries().some((entry) => entry.msg === 'event dead-lettered: shutdown came before it finished' && (entry.event as { id?: string }).id === stuck.id), 'the left-over event is logged with its id')
+  },
+
+  async 'secret rotation: a delivery signed with an older secret still verifies' (t, adapter) {
+    const { webhooks, send } = await setUp(t, adapter, { secret: ['whsec_new', SECRET] })
+    let calls = 0
+    webhooks.onAny(() => { calls += 1 })
+    t.equal((await send(actionCompleted(), { secret: SECRET })).status, 200, 'old secret')
+    t.equal((await send(actionCompleted(), { secret: 'whsec_new' })).status, 200, 'new secret')
+    t.equal((await send(actionCompleted(), { secret: 'whsec_retired' })).status, 401, 'a secret no longer listed')
+    await eventually(() => calls === 2, 5000, 'two handler calls')
+  },
+
+  async 'exact bytes: a body with a BOM or odd whitespace verifies as sent' (t, adapter) {
+    const { webhooks, send } = await setUp(t, adapter)
+    const ids: string[] = []
+    webhooks.onAny((event) => { ids.push(event.id) })
+    const spaced = `{ "id" : "${freshId()}",\n\t"type":"action.completed", "data": {"actionId":"a","tokensDistributed":1} }\n`
+    t.equal((await send(spaced)).status, 200, 'whitespace and a trailing newline')
+    const bomId = freshId()
+    const withBom = Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from(JSON.stringify({ id: bomId, type: 'action.completed', data: {} }))])
+    t.equal((await send(withBom)).status, 200, 'a UTF-8 byte order mark')
+    await eventually(() => ids.length === 2, 5000, 'both events')
+    t.ok(ids.includes(bomId))
+  }
+}
