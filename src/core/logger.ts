@@ -1,6 +1,9 @@
-import { pino } from 'pino'
+import { pino, type DestinationStream } from 'pino'
 
-type LogFn = (object: object, message?: string) => void
+interface LogFn {
+  (object: object, message?: string): void
+  (message: string): void
+}
 
 /**
  * The part of a pino logger the receiver uses. Typed structurally so that a
@@ -19,14 +22,15 @@ export interface WebhookLogger {
  * signature or a body; these paths are redacted anyway, as a second line of
  * defence against a handler that logs more than it should.
  */
-export function defaultLogger (): WebhookLogger {
-  return pino({
+export function defaultLogger (destination?: DestinationStream): WebhookLogger {
+  const options = {
     name: 'sir-webhooks',
     redact: {
       paths: ['secret', '*.secret', 'signature', '*.signature', 'rawBody', '*.rawBody', 'headers["x-sir-signature"]', '*.headers["x-sir-signature"]'],
       censor: '[redacted]'
     }
-  })
+  }
+  return destination === undefined ? pino(options) : pino(options, destination)
 }
 
 export function isLogger (value: unknown): value is WebhookLogger {

@@ -1,0 +1,148 @@
+import { test } from 'tap'
+import Fastify, { type FastifyBaseLogger } from 'fastify'
+import fastifyRawBody from 'fastify-raw-body'
+import { Webhooks } from '../src/index.js'
+import sirWebhooks from '../src/fastify/plugin.js'
+import { captureLogs } from './helpers/logs.js'
+import { SECRET, actionCompleted, eventually, gate, signedRequest, type Envelope } from './helpers/deliveries.js'
+
+function injectDelivery (app: ReturnType<typeof Fastify>, url: string, body: Envelope | Uint8Array | string, options: Parameters<typeof signedRequest>[1] = {}) {
+  const request = signedRequest(body, options)
+  return app.inject({ method: 'POST', url, payload: Buffer.from(request.body), headers: request.headers })
+}
+
+test('mounts under the prefix given to register, at the default or a chosen path', async (t) => {
+  const app = Fastify()
+  t.teardown(() => app.close())
+  const webhooks = new Webhooks({ secret: SECRET, logger: captureLogs().logger })
+  await app.register(sirWebhooks, { webhooks, prefix: '/partners', path: '/sir' })
+  t.equal((await injectDelivery(app, '/partners/sir', actionCompleted())).statusCode, 200)
+  t.equal((await injectDelivery(app, '/sir', actionCompleted())).statusCode, 404, 'not outside the prefix')
+
+  const other = Fastify()
+  t.teardown(() => other.close())
+  await other.register(sirWebhooks, { secret: SECRET })
+  t.equal((await injectDelivery(other, '/webhooks/sir', actionCompleted())).statusCode, 200, 'default path /webhooks/sir')
+})
+
+test('app.sirWebhooks is the receiver; passing `secret` builds one that logs through the app', async (t) => {
+  const logs = captureLogs()
+  const app = Fastify({ loggerInstance: logs.logger as FastifyBaseLogger })
+  t.teardown(() => app.close())
+  await app.register(sirWebhooks, { secret: SECRET, receiver: { maxQueueSize: 3 } })
+  t.ok(app.sirWebhooks instanceof Webhooks)
+  t.equal(app.sirWebhooks.options.maxQueueSize, 3)
+  const handled: string[] = []
+  app.sirWebhooks.on('action.completed', (event, context) => {
+    context.log.info('crediting the partner')
+    handled.push(event.data.actionId)
+  })
+  t.equal((await injectDelivery(app, '/webhooks/sir', actionCompleted())).statusCode, 200)
+  await eventually(() => handled.length === 1)
+  t.ok(logs.entries().some((entry) => entry.msg === 'crediting the partner' && (entry.event as { type?: string }).type === 'action.completed'), 'the handler\'s child logger carries the event')
+})
+
+test('registration refuses wrong options with a message naming the option', async (t) => {
+  const cases: Array<[string, Record<string, unknown>, RegExp]> = [
+    ['neither', {}, /needs "webhooks" \(a Webhooks instance\) or "secret"/],
+    ['both', { secret: SECRET, webhooks: new Webhooks({ secret: SECRET }) }, /either "webhooks" or "secret"/],
+    ['not a receiver', { webhooks: {} }, /"webhooks" must be a Webhooks instance/],
+    ['bad path', { secret: SECRET, path: 'sir' }, /"path" must be a string starting with "\/"/],
+    ['bad receiver option', { secret: SECRET, receiver: { concurrency: 0 } }, /sir-webhooks: "concurrency" must be a positive integer, got 0/]
+  ]
+  for (const [name, options, message] of cases) {
+    const app = Fastify()
+    await t.rejects(async () => { await app.register(sirWebhooks, options); await app.ready() }, message, name)
+    await app.close()
+  }
+})
+
+test('the app\'s own JSON routes, before and after the plugin, keep parsed bodies', async (t) => {
+  const app = Fastify()
+  t.teardown(() => app.close())
+  app.post('/before', async (request) => ({ got: request.body }))
+  await app.register(sirWebhooks, { secret: SECRET })
+  app.post('/after', async (request) => ({ got: request.body }))
+  for (const url of ['/before', '/after']) {
+    const response = await app.inject({ method: 'POST', url, payload: { hello: 'world' } })
+    t.same(response.json(), { got: { hello: 'world' } }, url)
+  }
+  t.equal((await injectDelivery(app, '/webhooks/sir', actionCompleted())).statusCode, 200)
+})
+
+test('works in an app that registered fastify-raw-body globally, with exact bytes', async (t) => {
+  const app = Fastify()
+  t.teardown(() => app.close())
+  await app.register(fastifyRawBody, { global: true, encoding: 'utf8', runFirst: true })
+  app.post('/other', async (request) => ({ raw: (request as unknown as { rawBody: string }).rawBody }))
+  await app.register(sirWebhooks, { secret: SECRET })
+  const ids: string[] = []
+  app.sirWebhooks.onAny((event) => { ids.push(event.id) })
+  // Valid JSON whose string holds a byte that is not UTF-8: a decode-then-sign
+  // receiver would see U+FFFD and fail the signature.
+  const event = actionCompleted()
+  const bytes = Buffer.concat([Buffer.from(JSON.stringify(event).slice(0, -1) + ',"note":"'), Buffer.from([0xc3, 0x28]), Buffer.from('"}')])
+  const response = await injectDelivery(app, '/webhooks/sir', bytes)
+  t.equal(response.statusCode, 400, 'verified over the exact bytes, then refused as not UTF-8 JSON')
+  t.equal(response.json().error.code, 'INVALID_JSON', 'the signature held: the refusal is the parse, not the HMAC')
+  t.equal((await injectDelivery(app, '/webhooks/sir', event)).statusCode, 200)
+  await eventually(() => ids.length === 1)
+  const other = await app.inject({ method: 'POST', url: '/other', payload: { a: 1 } })
+  t.same(other.json(), { raw: '{"a":1}' }, 'fastify-raw-body still serves the app\'s other routes')
+})
+
+test('app.close() drains the receiver: accepted events finish first', async (t) => {
+  const app = Fastify()
+  await app.register(sirWebhooks, { secret: SECRET })
+  const held = gate()
+  const handled: string[] = []
+  app.sirWebhooks.on('action.completed', async (event) => {
+    await held.promise
+    handled.push(event.id)
+  })
+  const event = actionCompleted()
+  t.equal((await injectDelivery(app, '/webhooks/sir', event)).statusCode, 200)
+  const closing = app.close()
+  setTimeout(held.open, 20)
+  await closing
+  t.same(handled, [event.id])
+  t.equal(app.sirWebhooks.closing, true)
+})
+
+test('refusals are logged with their reason, never with the secret, the signature or the body', async (t) => {
+  const logs = captureLogs('trace')
+  const app = Fastify({ loggerInstance: logs.logger as FastifyBaseLogger })
+  t.teardown(() => app.close())
+  const webhooks = new Webhooks({ secret: SECRET, logger: logs.logger, retry: { attempts: 1, minDelayMs: 0, maxDelayMs: 0 } })
+  webhooks.on('action.completed', () => { throw new Error('boom') })
+  await app.register(sirWebhooks, { webhooks })
+  const marker = 'BODY_MARKER_f00d'
+  const event = actionCompleted({ data: { actionId: marker, tokensDistributed: 1 } })
+  const valid = signedRequest(event)
+  const signatureHex = valid.headers['x-sir-signature']!.slice('sha256='.length)
+
+  t.equal((await injectDelivery(app, '/webhooks/sir', event)).statusCode, 200)
+  t.equal((await injectDelivery(app, '/webhooks/sir', event, { secret: 'whsec_wrong' })).statusCode, 401)
+  t.equal((await injectDelivery(app, '/webhooks/sir', Buffer.from(`not json ${marker}`))).statusCode, 400)
+  await eventually(() => logs.entries().some((entry) => entry.msg === 'event dead-lettered: a handler failed for good'))
+
+  const mismatch = logs.entries().find((entry) => entry.reason === 'SIGNATURE_MISMATCH')
+  t.match(mismatch, { level: 30, msg: 'webhook rejected', bodyLength: Number, skewSeconds: Number })
+  t.ok(logs.entries().some((entry) => entry.reason === 'INVALID_JSON'))
+  const text = logs.text()
+  t.notOk(text.includes(SECRET), 'no secret')
+  t.notOk(text.includes(signatureHex), 'no signature')
+  t.notOk(text.includes(marker), 'no body content')
+})
+
+test('the default logger redacts secret-looking fields a handler might log', async (t) => {
+  const { defaultLogger } = await import('../src/core/logger.js')
+  const { Writable } = await import('node:stream')
+  const chunks: string[] = []
+  const logger = defaultLogger(new Writable({ write (chunk, _encoding, done) { chunks.push(String(chunk)); done() } }))
+  logger.child({ event: { id: 'evt_1', type: 'x' } }).info({ secret: 'whsec_leak', headers: { 'x-sir-signature': 'sha256=leak' }, rawBody: 'leak' }, 'careless')
+  const text = chunks.join('')
+  t.match(text, /"msg":"careless"/)
+  t.notOk(text.includes('leak'), 'secret, signature header and raw body are redacted')
+  t.match(text, /\[redacted\]/)
+})
