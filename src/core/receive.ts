@@ -72,3 +72,14 @@ export function deliveryFromNodeHeaders (headers: Record<string, HeaderValue>, r
     rawBody
   }
 }
+
+/** Picks the receiver's headers out of a Web `Headers` (fetch runtimes); `get` is case-insensitive. */
+export function deliveryFromWebHeaders (headers: { get (name: string): string | null }, rawBody: Uint8Array): Delivery {
+  return {
+    contentType: headers.get('content-type'),
+    contentEncoding: headers.get('content-encoding'),
+    signature: headers.get('x-sir-signature'),
+    timestamp: headers.get('x-sir-timestamp'),
+    rawBody
+  }
+}

@@ -1,0 +1,104 @@
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import { WebhookOptionsError } from '../core/errors.js'
+import { isLogger, type WebhookLogger } from '../core/logger.js'
+import { deliveryFromNodeHeaders } from '../core/receive.js'
+import { pathnameOf } from '../core/route.js'
+import { Webhooks } from '../core/webhooks.js'
+import { receiveRequest, writeResult } from '../node/receive-request.js'
+
+/** Where `captureRawBody` keeps the bytes: a registered symbol, so two copies of the package agree. */
+const RAW_BODY = Symbol.for('sir-webhooks.rawBody')
+
+export interface ExpressMiddlewareOptions {
+  /** Logs each delivery's outcome. Default: `req.log` when pino-http set one, else the receiver's logger. */
+  logger?: WebhookLogger
+}
+
+export type ExpressNextFunction = (error?: unknown) => void
+
+/**
+ * Typed on Node's own request and response so it fits Express 4 and 5 (and
+ * Connect) without making `@types/express` a requirement.
+ */
+export type ExpressMiddleware = (request: IncomingMessage, response: ServerResponse, next: ExpressNextFunction) => void
+
+/**
+ * The `verify` hook for `express.json()` (or `express.raw()`), for apps whose
+ * JSON parser runs before the webhook route. It keeps the exact bytes the parser
+ * read, which are what the signature covers:
+ *
+ * ```js
+ * app.use(express.json({ verify: captureRawBody, limit: '1mb' }))
+ * ```
+ */
+export function captureRawBody (request: IncomingMessage, _response: ServerResponse, body: Buffer): void {
+  (request as unknown as Record<symbol, unknown>)[RAW_BODY] = body
+}
+
+export const RAW_BODY_UNAVAILABLE_MESSAGE =
+  'sir-webhooks: the request body was read by another body parser (such as express.json()) before the webhook middleware, ' +
+  'so the exact bytes the signature covers are gone. Fix it one of two ways: ' +
+  '(1) declare the webhook route before the parser: app.post(\'/webhooks/sir\', expressMiddleware(webhooks)) above app.use(express.json()); or ' +
+  '(2) let the parser keep the bytes: app.use(express.json({ verify: captureRawBody })), with captureRawBody imported from \'sir-webhooks/express\''
+
+/**
+ * Express middleware for one receiver: mount it on the webhook route with
+ * `app.post(path, expressMiddleware(webhooks))`. It reads the body itself when
+ * it is still unread, or takes the exact bytes a parser kept (`captureRawBody`,
+ * `express.raw()`); it never re-serializes a parsed body, which would not verify.
+ */
+export function expressMiddleware (webhooks: Webhooks, options: ExpressMiddlewareOptions = {}): ExpressMiddleware {
+  if (!(webhooks instanceof Webhooks)) throw new WebhookOptionsError('expressMiddleware(webhooks): "webhooks" must be a Webhooks instance from sir-webhooks')
+  if (options === null || typeof options !== 'object') throw new WebhookOptionsError('expressMiddleware(webhooks, options): "options" must be an object')
+  if (options.logger !== undefined && !isLogger(options.logger)) {
+    throw new WebhookOptionsError('"logger" must be a pino logger (an object with child(), debug(), info(), warn() and error())')
+  }
+  const fixedLogger = options.logger
+
+  return function sirWebhooksMiddleware (request, response, next) {
+    // Mounted with app.use(path, …), other methods belong to whatever comes next.
+    if (request.method !== 'POST') {
+      next()
+      return
+    }
+    const log = fixedLogger ?? requestLogger(request) ?? webhooks.logger
+    const kept = keptBytes(request)
+    if (kept !== undefined) {
+      webhooks.receive(deliveryFromNodeHeaders(request.headers, kept), log)
+        .then((answer) => { writeResult(response, answer) })
+        .catch(next)
+      return
+    }
+    if (bodyConsumed(request)) {
+      // Answered at once: waiting for a body that will never come would hang the
+      // sender, and JSON.stringify(req.body) is not the bytes that were signed.
+      log.error({ reason: 'RAW_BODY_UNAVAILABLE', path: pathnameOf(request.url) }, RAW_BODY_UNAVAILABLE_MESSAGE)
+      writeResult(response, webhooks.refusal('RAW_BODY_UNAVAILABLE'))
+      return
+    }
+    receiveRequest(webhooks, request, response, log).catch(next)
+  }
+}
+
+/** The exact body bytes a parser kept, if one did. A decoded string is not accepted: it may differ from the wire. */
+function keptBytes (request: IncomingMessage): Uint8Array | undefined {
+  const fields = request as unknown as Record<PropertyKey, unknown>
+  const captured = fields[RAW_BODY]
+  if (captured instanceof Uint8Array) return captured
+  // The common hand-written hook, `verify: (req, res, buf) => { req.rawBody = buf }`.
+  if (fields.rawBody instanceof Uint8Array) return fields.rawBody
+  // express.raw(), as in SIR Giving's reference receiver.
+  if (fields.body instanceof Uint8Array && bodyConsumed(request)) return fields.body
+  return undefined
+}
+
+/** Another reader got to the stream first (body-parser 1 sets `_body`; 2 leaves the stream ended). */
+function bodyConsumed (request: IncomingMessage): boolean {
+  const fields = request as unknown as Record<string, unknown>
+  return fields._body === true || request.readableDidRead || request.readableEnded || (request.complete && !request.readable)
+}
+
+function requestLogger (request: IncomingMessage): WebhookLogger | undefined {
+  const log = (request as unknown as { log?: unknown }).log
+  return isLogger(log) ? log : undefined
+}

@@ -1,0 +1,66 @@
+// Web APIs only (Request, Response, ReadableStream): no `node:` import here, so
+// the adapter itself loads on edge runtimes. The receiver it is given brings its
+// own needs; see docs/fetch.md.
+import type { WebhookLogger } from '../core/logger.js'
+import { WebhookOptionsError } from '../core/errors.js'
+import { isLogger } from '../core/logger.js'
+import { deliveryFromWebHeaders, type ReceiveResult } from '../core/receive.js'
+import { resolvePath } from '../core/route.js'
+import type { Webhooks } from '../core/webhooks.js'
+import { readWebBody } from './read-body.js'
+
+export interface FetchHandlerOptions {
+  /**
+   * Answer only requests to this path, 404 for others. Default: every path,
+   * for a route handler that its framework already mounted (Next.js, Hono).
+   */
+  path?: string
+  /** Logs each delivery's outcome. Default: the receiver's logger. */
+  logger?: WebhookLogger
+}
+
+export type FetchHandler = (request: Request) => Promise<Response>
+
+/**
+ * A `(request) => Promise<Response>` handler for one receiver: a Next.js route
+ * handler, `Bun.serve({ fetch })`, `Deno.serve`, a Worker's `fetch`, or a Hono
+ * route via `c.req.raw`. Only POST is a delivery; anything else gets 404.
+ */
+export function fetchHandler (webhooks: Webhooks, options: FetchHandlerOptions = {}): FetchHandler {
+  if (!isWebhooks(webhooks)) throw new WebhookOptionsError('fetchHandler(webhooks): "webhooks" must be a Webhooks instance from sir-webhooks')
+  if (options === null || typeof options !== 'object') throw new WebhookOptionsError('fetchHandler(webhooks, options): "options" must be an object')
+  const path = options.path === undefined ? undefined : resolvePath(options.path)
+  if (options.logger !== undefined && !isLogger(options.logger)) {
+    throw new WebhookOptionsError('"logger" must be a pino logger (an object with child(), debug(), info(), warn() and error())')
+  }
+  const log = options.logger ?? webhooks.logger
+
+  return async function sirWebhooksFetch (request: Request): Promise<Response> {
+    if (request.method !== 'POST' || (path !== undefined && new URL(request.url).pathname !== path)) {
+      request.body?.cancel().catch(ignore)
+      return new Response(null, { status: 404 })
+    }
+    const read = await readWebBody(request, webhooks.options.bodyLimit)
+    if (read.kind === 'too_large') {
+      log.info({ reason: 'BODY_TOO_LARGE', bodyLimit: webhooks.options.bodyLimit, declaredLength: read.declaredBytes, receivedBytes: read.receivedBytes }, 'webhook rejected')
+      return toResponse(webhooks.refusal('BODY_TOO_LARGE'))
+    }
+    return toResponse(await webhooks.receive(deliveryFromWebHeaders(request.headers, read.body), log))
+  }
+}
+
+function toResponse (answer: ReceiveResult): Response {
+  return new Response(answer.body, { status: answer.status, headers: answer.headers })
+}
+
+/**
+ * Structural, not `instanceof`: importing the Webhooks class here would pull the
+ * Node verify path into this module's imports for a check alone.
+ */
+function isWebhooks (value: unknown): value is Webhooks {
+  if (value === null || typeof value !== 'object') return false
+  const candidate = value as Partial<Webhooks>
+  return typeof candidate.receive === 'function' && typeof candidate.refusal === 'function' && typeof candidate.options?.bodyLimit === 'number'
+}
+
+function ignore (): void {}
