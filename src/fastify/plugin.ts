@@ -2,6 +2,9 @@ import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest 
 import fp from 'fastify-plugin'
 import { WebhookOptionsError } from '../core/errors.js'
 import { deliveryFromNodeHeaders } from '../core/receive.js'
+import { resolvePath } from '../core/route.js'
+
+export { DEFAULT_WEBHOOK_PATH as DEFAULT_PATH } from '../core/route.js'
 import { Webhooks } from '../core/webhooks.js'
 import type { WebhooksOptions } from '../core/options.js'
 
@@ -24,8 +27,6 @@ declare module 'fastify' {
   }
 }
 
-export const DEFAULT_PATH = '/webhooks/sir'
-
 function receiverFrom (fastify: FastifyInstance, options: SirWebhooksPluginOptions): Webhooks {
   if (options.webhooks !== undefined && options.secret !== undefined) {
     throw new WebhookOptionsError('give either "webhooks" or "secret" to the Fastify plugin, not both')
@@ -38,14 +39,6 @@ function receiverFrom (fastify: FastifyInstance, options: SirWebhooksPluginOptio
     throw new WebhookOptionsError('the Fastify plugin needs "webhooks" (a Webhooks instance) or "secret"')
   }
   return new Webhooks({ logger: fastify.log, ...options.receiver, secret: options.secret })
-}
-
-function validatePath (path: unknown): string {
-  if (path === undefined) return DEFAULT_PATH
-  if (typeof path !== 'string' || !path.startsWith('/')) {
-    throw new WebhookOptionsError(`"path" must be a string starting with "/", got ${JSON.stringify(path)}`)
-  }
-  return path
 }
 
 /**
@@ -91,7 +84,7 @@ function send (reply: FastifyReply, answer: { status: number, headers: Readonly<
 }
 
 const plugin: FastifyPluginAsync<SirWebhooksPluginOptions> = async function sirWebhooks (fastify, options) {
-  const path = validatePath(options.path)
+  const path = resolvePath(options.path)
   const webhooks = receiverFrom(fastify, options)
   fastify.decorate('sirWebhooks', webhooks)
   fastify.addHook('onClose', async () => { await webhooks.close() })
