@@ -1,0 +1,69 @@
+#!/usr/bin/env node
+import { readFileSync } from 'node:fs'
+import { EXIT_FAILED, EXIT_OK, EXIT_USAGE, UsageError, parseFlags, type Command, type Io } from './args.js'
+import { listenCommand } from './listen.js'
+import { sendCommand } from './send.js'
+import { signCommand } from './sign.js'
+import { simulateCommand } from './simulate.js'
+import { verifyCommand } from './verify.js'
+
+const commands: readonly Command[] = [sendCommand, simulateCommand, listenCommand, verifyCommand, signCommand]
+
+function version (): string {
+  const manifest = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }
+  return manifest.version
+}
+
+function overview (): string {
+  const width = Math.max(...commands.map((command) => command.name.length))
+  return [
+    'Usage: sir-webhooks <command> [flags]',
+    '',
+    'A local sender and receiver for SIR Giving webhooks.',
+    '',
+    ...commands.map((command) => `  ${command.name.padEnd(width)}  ${command.summary}`),
+    '',
+    'Run "sir-webhooks <command> --help" for its flags.',
+    '',
+    'Exit codes: 0 ok; 1 delivery or verification failed; 2 bad command line.',
+    ''
+  ].join('\n')
+}
+
+export async function main (argv: readonly string[], io: Io): Promise<number> {
+  const [name, ...rest] = argv
+  if (name === undefined) {
+    io.stderr.write(overview())
+    return EXIT_USAGE
+  }
+  if (name === '--help' || name === '-h' || name === 'help') {
+    io.stdout.write(overview())
+    return EXIT_OK
+  }
+  if (name === '--version' || name === '-v') {
+    io.stdout.write(version() + '\n')
+    return EXIT_OK
+  }
+  const command = commands.find((candidate) => candidate.name === name)
+  if (command === undefined) {
+    io.stderr.write(`sir-webhooks: unknown command ${JSON.stringify(name)}\n\n${overview()}`)
+    return EXIT_USAGE
+  }
+  try {
+    const flags = parseFlags(command, rest)
+    if (flags.help === true) {
+      io.stdout.write(command.usage + '\n')
+      return EXIT_OK
+    }
+    return await command.run(flags, io)
+  } catch (error) {
+    if (error instanceof UsageError) {
+      io.stderr.write(`sir-webhooks ${command.name}: ${error.message}\nRun "sir-webhooks ${command.name} --help" for usage.\n`)
+      return EXIT_USAGE
+    }
+    io.stderr.write(`sir-webhooks ${command.name}: ${error instanceof Error ? error.message : String(error)}\n`)
+    return EXIT_FAILED
+  }
+}
+
+process.exitCode = await main(process.argv.slice(2), { stdout: process.stdout, stderr: process.stderr, stdin: process.stdin, env: process.env })
