@@ -1,9 +1,7 @@
 // Web APIs only (Request, Response, ReadableStream): no `node:` import here, so
 // the adapter itself loads on edge runtimes. The receiver it is given brings its
 // own needs; see docs/fetch.md.
-import type { WebhookLogger } from '../core/logger.js'
 import { WebhookOptionsError } from '../core/errors.js'
-import { isLogger } from '../core/logger.js'
 import { deliveryFromWebHeaders, type ReceiveResult } from '../core/receive.js'
 import { resolvePath } from '../core/route.js'
 import type { Webhooks } from '../core/webhooks.js'
@@ -15,8 +13,6 @@ export interface FetchHandlerOptions {
    * for a route handler that its framework already mounted (Next.js, Hono).
    */
   path?: string
-  /** Logs each delivery's outcome. Default: the receiver's logger. */
-  logger?: WebhookLogger
 }
 
 export type FetchHandler = (request: Request) => Promise<Response>
@@ -30,10 +26,9 @@ export function fetchHandler (webhooks: Webhooks, options: FetchHandlerOptions =
   if (!isWebhooks(webhooks)) throw new WebhookOptionsError('fetchHandler(webhooks): "webhooks" must be a Webhooks instance from sir-webhooks')
   if (options === null || typeof options !== 'object') throw new WebhookOptionsError('fetchHandler(webhooks, options): "options" must be an object')
   const path = options.path === undefined ? undefined : resolvePath(options.path)
-  if (options.logger !== undefined && !isLogger(options.logger)) {
-    throw new WebhookOptionsError('"logger" must be a pino logger (an object with child(), debug(), info(), warn() and error())')
-  }
-  const log = options.logger ?? webhooks.logger
+  // The receiver's logger: checking another one here would import pino into
+  // this module, which edge runtimes may not load.
+  const log = webhooks.logger
 
   return async function sirWebhooksFetch (request: Request): Promise<Response> {
     if (request.method !== 'POST' || (path !== undefined && new URL(request.url).pathname !== path)) {

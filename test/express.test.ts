@@ -1,0 +1,155 @@
+import { createServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import express5 from 'express'
+import express4 from 'express4'
+import { test, type Test } from 'tap'
+import { Webhooks, type WebhooksOptions } from '../src/index.js'
+import { RAW_BODY_UNAVAILABLE_MESSAGE, captureRawBody, expressMiddleware } from '../src/express/middleware.js'
+import { SECRET, actionCompleted, eventually, freshId, post, signedRequest } from './helpers/deliveries.js'
+import { captureLogs } from './helpers/logs.js'
+import { streamPostUnended } from './helpers/stream-post.js'
+
+const PATH = '/webhooks/sir'
+
+type App = ReturnType<typeof express5>
+interface Started {
+  webhooks: Webhooks
+  base: string
+  logs: ReturnType<typeof captureLogs>
+}
+
+async function start (t: Test, build: (app: App, webhooks: Webhooks) => void, express: typeof express5, options: Partial<WebhooksOptions> = {}): Promise<Started> {
+  const logs = captureLogs()
+  const webhooks = new Webhooks({ secret: SECRET, logger: logs.logger, ...options })
+  const app = express()
+  build(app, webhooks)
+  const server = createServer(app)
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  t.teardown(async () => {
+    server.closeAllConnections()
+    await new Promise((resolve) => server.close(resolve))
+    await webhooks.close()
+  })
+  return { webhooks, base: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, logs }
+}
+
+/** Whitespace a re-serialized body would lose: only the exact bytes verify. */
+function oddlySpaced (): { id: string, body: string } {
+  const id = freshId()
+  return { id, body: `{ "id" : "${id}",\n  "type":"action.completed",  "data": {"actionId":"a","tokensDistributed":1} }\n` }
+}
+
+for (const [version, express] of [['Express 5', express5], ['Express 4', express4 as typeof express5]] as const) {
+  test(`${version}: route declared before a global express.json()`, async (t) => {
+    const { webhooks, base } = await start(t, (app, receiver) => {
+      app.post(PATH, expressMiddleware(receiver))
+      app.use(express.json())
+      app.post('/api/echo', (req, res) => { res.json({ parsed: req.body }) })
+    }, express)
+    const ids: string[] = []
+    webhooks.onAny((event) => { ids.push(event.id) })
+    const { id, body } = oddlySpaced()
+    t.equal((await post(`${base}${PATH}`, signedRequest(body))).status, 200)
+    await eventually(() => ids.length === 1, 5000, 'the handler')
+    t.same(ids, [id])
+    const echo = await fetch(`${base}/api/echo`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"a":1}' })
+    t.same(await echo.json(), { parsed: { a: 1 } }, 'the app\'s own JSON routes still get parsed bodies')
+  })
+
+  test(`${version}: express.json({ verify: captureRawBody }) mounted first`, async (t) => {
+    const { webhooks, base, logs } = await start(t, (app, receiver) => {
+      app.use(express.json({ verify: captureRawBody }))
+      app.post(PATH, expressMiddleware(receiver))
+    }, express)
+    const ids: string[] = []
+    webhooks.onAny((event) => { ids.push(event.id) })
+    const { id, body } = oddlySpaced()
+    t.equal((await post(`${base}${PATH}`, signedRequest(body))).status, 200, 'the captured bytes verify')
+    const tampered = signedRequest(actionCompleted())
+    tampered.body = Buffer.from(JSON.stringify(actionCompleted()))
+    t.equal((await post(`${base}${PATH}`, tampered)).status, 401, 'and a changed body still does not')
+    await eventually(() => ids.length === 1, 5000, 'the handler')
+    t.same(ids, [id])
+    t.notOk(logs.entries().some((entry) => entry.reason === 'RAW_BODY_UNAVAILABLE'))
+  })
+
+  test(`${version}: plain express.json() mounted first answers 500 at once and says how to fix it`, async (t) => {
+    const { webhooks, base, logs } = await start(t, (app, receiver) => {
+      app.use(express.json())
+      app.post(PATH, expressMiddleware(receiver))
+    }, express)
+    let calls = 0
+    webhooks.onAny(() => { calls += 1 })
+    const started = Date.now()
+    const answer = await post(`${base}${PATH}`, signedRequest(actionCompleted()))
+    t.equal(answer.status, 500)
+    t.equal((answer.json.error as { code: string }).code, 'RAW_BODY_UNAVAILABLE')
+    t.ok(Date.now() - started < 4000, 'answered at once, not after a wait for a body that never comes')
+    t.equal(calls, 0)
+    const logged = logs.entries().find((entry) => entry.reason === 'RAW_BODY_UNAVAILABLE')
+    t.match(logged, { level: 50, path: PATH })
+    const message = String(logged?.msg)
+    t.match(message, /app\.post\('\/webhooks\/sir', expressMiddleware\(webhooks\)\) above app\.use\(express\.json\(\)\)/, 'fix 1: route before the parser')
+    t.match(message, /express\.json\(\{ verify: captureRawBody \}\)/, 'fix 2: the capture hook')
+    t.match(message, /sir-webhooks\/express/, 'and where the hook comes from')
+    t.notMatch(logs.text(), /sha256=/, 'no signature in the logs')
+  })
+
+  test(`${version}: express.raw({ type: 'application/json' }) on the route, as in SIR Giving's reference receiver`, async (t) => {
+    const { webhooks, base } = await start(t, (app, receiver) => {
+      app.post(PATH, express.raw({ type: 'application/json' }), expressMiddleware(receiver))
+    }, express)
+    const ids: string[] = []
+    webhooks.onAny((event) => { ids.push(event.id) })
+    const { id, body } = oddlySpaced()
+    t.equal((await post(`${base}${PATH}`, signedRequest(body))).status, 200)
+    await eventually(() => ids.length === 1, 5000, 'the handler')
+    t.same(ids, [id])
+  })
+
+  test(`${version}: a hand-written hook that keeps req.rawBody as a Buffer`, async (t) => {
+    const { base } = await start(t, (app, receiver) => {
+      app.use(express.json({ verify: (req, _res, buf) => { (req as unknown as { rawBody: Buffer }).rawBody = buf } }))
+      app.post(PATH, expressMiddleware(receiver))
+    }, express)
+    t.equal((await post(`${base}${PATH}`, signedRequest(oddlySpaced().body))).status, 200)
+  })
+
+  test(`${version}: 413 on a streamed oversize body before the sender finishes`, async (t) => {
+    const { base } = await start(t, (app, receiver) => {
+      app.post(PATH, expressMiddleware(receiver))
+    }, express, { bodyLimit: 32 * 1024 })
+    const { headers } = signedRequest(actionCompleted())
+    const answer = await streamPostUnended(`${base}${PATH}`, { headers })
+    t.equal(answer.status, 413)
+    t.equal(JSON.parse(answer.body).error.code, 'BODY_TOO_LARGE')
+  })
+
+  test(`${version}: mounted with app.use, other methods go on to the app`, async (t) => {
+    const { base } = await start(t, (app, receiver) => {
+      app.use(PATH, expressMiddleware(receiver))
+      app.get(PATH, (_req, res) => { res.send('status page') })
+    }, express)
+    t.equal(await (await fetch(`${base}${PATH}`)).text(), 'status page')
+    t.equal((await post(`${base}${PATH}`, signedRequest(actionCompleted()))).status, 200)
+  })
+
+  test(`${version}: req.log from pino-http is used for the request's log lines`, async (t) => {
+    const requestLogs = captureLogs()
+    const { base, logs } = await start(t, (app, receiver) => {
+      app.use((req, _res, next) => { (req as unknown as { log: unknown }).log = requestLogs.logger; next() })
+      app.post(PATH, expressMiddleware(receiver))
+    }, express)
+    t.equal((await post(`${base}${PATH}`, signedRequest(actionCompleted(), { secret: 'whsec_wrong' }))).status, 401)
+    t.match(requestLogs.entries().find((entry) => entry.msg === 'webhook rejected'), { reason: 'SIGNATURE_MISMATCH' })
+    t.notOk(logs.entries().some((entry) => entry.msg === 'webhook rejected'), 'not the receiver\'s own logger')
+  })
+}
+
+test('options are checked when the middleware is built', async (t) => {
+  const webhooks = new Webhooks({ secret: SECRET })
+  t.teardown(() => webhooks.close())
+  t.throws(() => expressMiddleware({} as Webhooks), { message: /sir-webhooks: expressMiddleware\(webhooks\): "webhooks" must be a Webhooks instance/ })
+  t.throws(() => expressMiddleware(webhooks, { logger: console as never }), { message: /"logger" must be a pino logger/ })
+  t.match(RAW_BODY_UNAVAILABLE_MESSAGE, /^sir-webhooks: /)
+})
