@@ -1,0 +1,41 @@
+// The Express receiver, runnable as is: `node examples/express/server.js` after
+// `npm run build`. Configure with SIR_WEBHOOK_SECRET, PORT and HOST.
+import express from 'express'
+import { Webhooks } from 'sir-webhooks'
+import { expressMiddleware } from 'sir-webhooks/express'
+import { closeOnSignal, printSendInstructions } from '../send-instructions.js'
+
+// An embedded default so the example runs on a fresh machine. Never use it in
+// production: set SIR_WEBHOOK_SECRET to the secret SIR Giving showed you.
+const DEVELOPMENT_SECRET = 'whsec_local_development_only'
+const secret = process.env.SIR_WEBHOOK_SECRET || DEVELOPMENT_SECRET
+const port = Number(process.env.PORT ?? 3000)
+const host = process.env.HOST ?? '127.0.0.1'
+
+const webhooks = new Webhooks({ secret })
+
+webhooks.on('action.completed', async (event, { log, attempt }) => {
+  // Handlers must be idempotent: delivery is at-least-once and may be out of order.
+  log.info({ actionId: event.data.actionId, tokensDistributed: event.data.tokensDistributed, attempt }, 'action completed: tokens distributed')
+})
+webhooks.on(['token_pool.low_balance', 'token_pool.depleted'], async (event, { log }) => {
+  log.warn({ data: event.data }, 'token pool needs attention')
+})
+webhooks.onError((error, event, info) => {
+  webhooks.logger.error({ err: error, event: { id: event.id, type: event.type }, handler: info.handler }, 'handler failed for good')
+})
+
+const app = express()
+// The webhook route comes before the app's JSON parser, so the body reaches the
+// receiver unread and it verifies the exact bytes. If your app must mount
+// express.json() first, pass it the hook instead:
+//   app.use(express.json({ verify: captureRawBody }))   // from 'sir-webhooks/express'
+app.post('/webhooks/sir', expressMiddleware(webhooks))
+app.use(express.json())
+app.get('/health', (_request, response) => { response.json({ ok: true }) })
+
+const server = app.listen(port, host, () => {
+  const { port: actualPort } = server.address()
+  printSendInstructions({ url: `http://${host}:${actualPort}/webhooks/sir`, secret, developmentSecret: DEVELOPMENT_SECRET })
+})
+closeOnSignal(server, webhooks)

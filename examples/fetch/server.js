@@ -1,0 +1,39 @@
+// The fetch receiver in a tiny Hono app, served by @hono/node-server:
+// `node examples/fetch/server.js` after `npm run build`. Configure with
+// SIR_WEBHOOK_SECRET, PORT and HOST. The same `handle` is what a Next.js route
+// handler exports as POST, or what Bun.serve / Deno.serve take as `fetch`.
+import { serve } from '@hono/node-server'
+import { Hono } from 'hono'
+import { Webhooks } from 'sir-webhooks'
+import { fetchHandler } from 'sir-webhooks/fetch'
+import { closeOnSignal, printSendInstructions } from '../send-instructions.js'
+
+// An embedded default so the example runs on a fresh machine. Never use it in
+// production: set SIR_WEBHOOK_SECRET to the secret SIR Giving showed you.
+const DEVELOPMENT_SECRET = 'whsec_local_development_only'
+const secret = process.env.SIR_WEBHOOK_SECRET || DEVELOPMENT_SECRET
+const port = Number(process.env.PORT ?? 3000)
+const host = process.env.HOST ?? '127.0.0.1'
+
+const webhooks = new Webhooks({ secret })
+
+webhooks.on('action.completed', async (event, { log, attempt }) => {
+  // Handlers must be idempotent: delivery is at-least-once and may be out of order.
+  log.info({ actionId: event.data.actionId, tokensDistributed: event.data.tokensDistributed, attempt }, 'action completed: tokens distributed')
+})
+webhooks.onAny(async (event, { log }) => {
+  log.info('event handled')
+})
+
+const handle = fetchHandler(webhooks)
+
+const app = new Hono()
+// c.req.raw is the untouched Web Request: the handler reads its exact bytes.
+// Do not call c.req.json() (or any body reader) before it.
+app.post('/webhooks/sir', (c) => handle(c.req.raw))
+app.get('/health', (c) => c.json({ ok: true }))
+
+const server = serve({ fetch: app.fetch, port, hostname: host }, (info) => {
+  printSendInstructions({ url: `http://${host}:${info.port}/webhooks/sir`, secret, developmentSecret: DEVELOPMENT_SECRET })
+})
+closeOnSignal(server, webhooks)

@@ -1,0 +1,40 @@
+// The node:http receiver, no framework: `node examples/node-http/server.js` after
+// `npm run build`. Configure with SIR_WEBHOOK_SECRET, PORT and HOST.
+import http from 'node:http'
+import { Webhooks } from 'sir-webhooks'
+import { nodeListener } from 'sir-webhooks/node'
+import { closeOnSignal, printSendInstructions } from '../send-instructions.js'
+
+// An embedded default so the example runs on a fresh machine. Never use it in
+// production: set SIR_WEBHOOK_SECRET to the secret SIR Giving showed you.
+const DEVELOPMENT_SECRET = 'whsec_local_development_only'
+const secret = process.env.SIR_WEBHOOK_SECRET || DEVELOPMENT_SECRET
+const port = Number(process.env.PORT ?? 3000)
+const host = process.env.HOST ?? '127.0.0.1'
+
+const webhooks = new Webhooks({ secret })
+
+webhooks.on('action.completed', async (event, { log, attempt }) => {
+  // Handlers must be idempotent: delivery is at-least-once and may be out of order.
+  log.info({ actionId: event.data.actionId, tokensDistributed: event.data.tokensDistributed, attempt }, 'action completed: tokens distributed')
+})
+webhooks.onAny(async (event, { log }) => {
+  log.info('event handled')
+})
+
+const listener = nodeListener(webhooks, { path: '/webhooks/sir' })
+
+// Everything that is not POST /webhooks/sir falls through to the rest of the app.
+const server = http.createServer((request, response) => listener(request, response, () => {
+  if (request.method === 'GET' && request.url === '/health') {
+    response.writeHead(200, { 'content-type': 'application/json' }).end('{"ok":true}')
+    return
+  }
+  response.writeHead(404).end()
+}))
+
+server.listen(port, host, () => {
+  const { port: actualPort } = server.address()
+  printSendInstructions({ url: `http://${host}:${actualPort}/webhooks/sir`, secret, developmentSecret: DEVELOPMENT_SECRET })
+})
+closeOnSignal(server, webhooks)
