@@ -1,0 +1,128 @@
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
+import { existsSync } from 'node:fs'
+import { createInterface } from 'node:readline'
+import { fileURLToPath } from 'node:url'
+
+export const root = fileURLToPath(new URL('../../', import.meta.url))
+export const cli = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url))
+const fixtureReceiver = fileURLToPath(new URL('./fixtures/receiver.mjs', import.meta.url))
+
+/** `npm test` builds first (pretest); a test run on its own builds dist when it is missing. */
+export function ensureBuilt (): void {
+  if (existsSync(cli)) return
+  // tsc emits even when another file has a type error, so the exit code is not the test here.
+  spawnSync('npm', ['run', 'build'], { cwd: root, stdio: 'inherit' })
+  if (!existsSync(cli)) throw new Error('dist/cli/main.js is missing after npm run build')
+}
+
+export interface CliResult {
+  code: number | null
+  stdout: string
+  stderr: string
+}
+
+/** Runs the built CLI to completion. Secrets go through env when a test wants them out of argv. */
+export function runCli (args: readonly string[], options: { stdin?: string | Buffer, env?: Record<string, string>, timeoutMs?: number } = {}): Promise<CliResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [cli, ...args], {
+      cwd: root,
+      env: { ...process.env, SIR_WEBHOOKS_SECRET: '', ...options.env },
+      stdio: ['pipe', 'pipe', 'pipe']
+    })
+    let stdout = ''
+    let stderr = ''
+    child.stdout.setEncoding('utf8').on('data', (chunk: string) => { stdout += chunk })
+    child.stderr.setEncoding('utf8').on('data', (chunk: string) => { stderr += chunk })
+    const timer = setTimeout(() => { child.kill('SIGKILL') }, options.timeoutMs ?? 60_000)
+    child.on('error', reject)
+    child.on('close', (code) => {
+      clearTimeout(timer)
+      resolve({ code, stdout, stderr })
+    })
+    child.stdin.end(options.stdin ?? '')
+  })
+}
+
+/** A long-running process that prints lines; the test waits for lines and stops it. */
+export interface RunningProcess {
+  child: ChildProcess
+  lines: string[]
+  waitFor (test: (line: string) => boolean, timeoutMs?: number): Promise<string>
+  stop (): Promise<number | null>
+}
+
+function track (child: ChildProcess): RunningProcess {
+  const lines: string[] = []
+  const waiters: Array<{ test: (line: string) => boolean, resolve: (line: string) => void }> = []
+  let stderr = ''
+  child.stderr?.setEncoding('utf8').on('data', (chunk: string) => { stderr += chunk })
+  if (child.stdout === null) throw new Error('the child has no stdout')
+  createInterface({ input: child.stdout }).on('line', (line) => {
+    lines.push(line)
+    for (const waiter of [...waiters]) {
+      if (waiter.test(line)) {
+        waiters.splice(waiters.indexOf(waiter), 1)
+        waiter.resolve(line)
+      }
+    }
+  })
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)))
+  return {
+    child,
+    lines,
+    waitFor (test, timeoutMs = 20_000) {
+      const seen = lines.find(test)
+      if (seen !== undefined) return Promise.resolve(seen)
+      return new Promise((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`no matching line within ${timeoutMs} ms; stdout:\n${lines.join('\n')}\nstderr:\n${stderr}`)), timeoutMs)
+        waiters.push({ test, resolve: (line) => { clearTimeout(timer); resolve(line) } })
+      })
+    },
+    async stop () {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM')
+      return exited
+    }
+  }
+}
+
+/** `sir-webhooks listen` on a free port; resolves once it prints its URL. */
+export async function startListen (args: readonly string[] = [], env: Record<string, string> = {}): Promise<RunningProcess & { url: string }> {
+  const child = spawn(process.execPath, [cli, 'listen', '--port', '0', ...args], {
+    cwd: root,
+    env: { ...process.env, SIR_WEBHOOKS_SECRET: '', ...env },
+    stdio: ['ignore', 'pipe', 'pipe']
+  })
+  const running = track(child)
+  const line = await running.waitFor((text) => text.startsWith('listening on '))
+  return { ...running, url: line.slice('listening on '.length).trim() }
+}
+
+export interface FixtureOptions {
+  secret: string
+  maxQueueSize?: number
+  concurrency?: number
+  handlerDelayMs?: number
+  /** Holds back the answer to the first delivery of each event id (after it was accepted). */
+  slowFirstAnswerMs?: number
+}
+
+/** A receiver process built on the plugin that prints one JSON line per answer and per handled event. */
+export async function startFixtureReceiver (options: FixtureOptions): Promise<RunningProcess & { url: string }> {
+  const child = spawn(process.execPath, [fixtureReceiver], {
+    cwd: root,
+    env: { ...process.env, FIXTURE_OPTIONS: JSON.stringify(options) },
+    stdio: ['ignore', 'pipe', 'pipe']
+  })
+  const running = track(child)
+  const line = await running.waitFor((text) => text.includes('"listening"'))
+  return { ...running, url: (JSON.parse(line) as { listening: string }).listening }
+}
+
+export interface FixtureLine {
+  answer?: { status: number, code: string, id?: string }
+  handled?: { id: string, type: string }
+}
+
+export function fixtureLines (running: RunningProcess): FixtureLine[] {
+  return running.lines.map((line) => JSON.parse(line) as FixtureLine)
+}
