@@ -141,3 +141,20 @@ test('the fetch adapter imports no node: module and no package, directly or thro
   t.ok(seen.size > 1, `followed ${seen.size} files`)
   t.same(bare, [], 'only relative, Web-only modules')
 })
+
+test('a body something else already read is refused with 500 at once, and the log says what to change', async (t) => {
+  const { webhooks, handle, logs } = setUp(t)
+  let calls = 0
+  webhooks.onAny(() => { calls += 1 })
+  const { body, headers } = signedRequest(actionCompleted())
+  const request = new Request(URL_BASE + PATH, { method: 'POST', headers, body })
+  await request.json()
+  const response = await handle(request)
+  t.equal(response.status, 500)
+  t.equal(((await response.json()) as { error: { code: string } }).error.code, 'RAW_BODY_UNAVAILABLE')
+  t.equal(calls, 0)
+  const logged = logs.entries().find((entry) => entry.reason === 'RAW_BODY_UNAVAILABLE')
+  t.match(logged, { level: 50 })
+  t.match(String(logged?.msg), /untouched Request/)
+  t.match(String(logged?.msg), /request\.clone\(\)/)
+})

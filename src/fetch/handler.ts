@@ -15,6 +15,11 @@ export interface FetchHandlerOptions {
   path?: string
 }
 
+export const BODY_USED_MESSAGE =
+  'sir-webhooks: the request body was already read (request.json(), request.text(), c.req.json() …) before the webhook handler, ' +
+  'so the exact bytes the signature covers are gone. Pass the handler the untouched Request (in Hono, c.req.raw before any body reader), ' +
+  'or give it request.clone() taken before your code reads the body'
+
 export type FetchHandler = (request: Request) => Promise<Response>
 
 /**
@@ -34,6 +39,10 @@ export function fetchHandler (webhooks: Webhooks, options: FetchHandlerOptions =
     if (request.method !== 'POST' || (path !== undefined && new URL(request.url).pathname !== path)) {
       request.body?.cancel().catch(ignore)
       return new Response(null, { status: 404 })
+    }
+    if (request.bodyUsed) {
+      log.error({ reason: 'RAW_BODY_UNAVAILABLE' }, BODY_USED_MESSAGE)
+      return toResponse(webhooks.refusal('RAW_BODY_UNAVAILABLE'))
     }
     const read = await readWebBody(request, webhooks.options.bodyLimit)
     if (read.kind === 'too_large') {
