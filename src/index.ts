@@ -25,6 +25,7 @@ export type {
   RegisteredHandler
 } from './core/handlers.js'
 export type { AcceptOutcome, HandlerRun, Inbox, InboxRuntime } from './core/inbox.js'
+export type { DeadLetterQuery, EventOutcome, OutcomeState } from './core/outcome.js'
 export { MemoryInbox } from './core/memory-inbox.js'
 export { backoffDelay } from './core/backoff.js'
 export { defaults } from './core/options.js'

@@ -2,6 +2,7 @@ import type { WebhookLogger } from './logger.js'
 import type { AnyEvent } from './events.js'
 import type { DeadLetter, RegisteredHandler } from './handlers.js'
 import type { ResolvedOptions } from './options.js'
+import type { DeadLetterQuery, EventOutcome } from './outcome.js'
 
 /**
  * What an inbox answers when asked to take an event. `accepted` and `duplicate`
@@ -45,4 +46,10 @@ export interface Inbox {
   close (graceMs: number): Promise<void>
   /** Events accepted and not yet finished, where the inbox can tell. */
   readonly size?: number
+  /** The durable record of one event, where the inbox keeps one. */
+  outcome? (id: string): Promise<EventOutcome | undefined>
+  /** Events whose handlers used up their attempts, kept until re-driven or purged. */
+  deadLetters? (query?: DeadLetterQuery): Promise<EventOutcome[]>
+  /** Queues a dead event again, its attempts reset; false when no dead event has this id. */
+  redrive? (id: string): Promise<boolean>
 }

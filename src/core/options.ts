@@ -74,7 +74,7 @@ function describe (value: unknown): string {
   return value === null ? 'null' : typeof value === 'object' ? 'an object' : String(value)
 }
 
-function integer (name: string, value: unknown, fallback: number, minimum: number): number {
+export function integer (name: string, value: unknown, fallback: number, minimum: number): number {
   if (value === undefined) return fallback
   if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < minimum) {
     const expected = minimum === 0 ? 'a non-negative integer' : minimum === 1 ? 'a positive integer' : `an integer of at least ${minimum}`
