@@ -1,0 +1,47 @@
+import { WebhookOptionsError } from '../core/errors.js'
+import { integer } from '../core/options.js'
+
+export interface SqliteInboxOptions {
+  /** The database file, created if missing. One file per receiver group; processes may share it. */
+  path: string
+  /** How long a process owns an event it started; renewed while handlers run. A crashed process's events are taken over once it expires. Default 30 000. */
+  leaseMs?: number
+  /** How often the inbox looks for due retries and expired leases. Default 1 000. */
+  pollIntervalMs?: number
+  /** How long an accept waits for a lock held by another process before the delivery gets a 503. Default 2 000. */
+  acceptTimeoutMs?: number
+  /** How long a done event is kept, and so how long its id is remembered against duplicates. Default: the receiver's `dedupe.ttlSeconds` (7 days). */
+  retentionSeconds?: number
+  /** How long a dead event is kept. Default: until re-driven or purged by hand. */
+  deadLetterRetentionSeconds?: number
+  /** How often old events are purged. Default 3 600 000 (an hour). */
+  purgeIntervalMs?: number
+}
+
+export interface ResolvedSqliteOptions {
+  path: string
+  leaseMs: number
+  pollIntervalMs: number
+  acceptTimeoutMs: number
+  retentionSeconds: number | undefined
+  deadLetterRetentionSeconds: number | undefined
+  purgeIntervalMs: number
+}
+
+export function resolveSqliteOptions (options: SqliteInboxOptions): ResolvedSqliteOptions {
+  if (options === null || typeof options !== 'object') {
+    throw new WebhookOptionsError('sqliteInbox(options): options must be an object with at least "path"')
+  }
+  if (typeof options.path !== 'string' || options.path.length === 0) {
+    throw new WebhookOptionsError('"path" must be the path of the inbox database file, such as "./sir-inbox.db"')
+  }
+  return {
+    path: options.path,
+    leaseMs: integer('leaseMs', options.leaseMs, 30_000, 100),
+    pollIntervalMs: integer('pollIntervalMs', options.pollIntervalMs, 1_000, 10),
+    acceptTimeoutMs: integer('acceptTimeoutMs', options.acceptTimeoutMs, 2_000, 0),
+    retentionSeconds: options.retentionSeconds === undefined ? undefined : integer('retentionSeconds', options.retentionSeconds, 0, 1),
+    deadLetterRetentionSeconds: options.deadLetterRetentionSeconds === undefined ? undefined : integer('deadLetterRetentionSeconds', options.deadLetterRetentionSeconds, 0, 1),
+    purgeIntervalMs: integer('purgeIntervalMs', options.purgeIntervalMs, 3_600_000, 1_000)
+  }
+}

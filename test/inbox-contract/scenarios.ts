@@ -1,0 +1,219 @@
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import type { Test } from 'tap'
+import type { DeadLetter, Inbox } from '../../src/index.js'
+import { kill, startReceiver } from '../fixtures/spawn-receiver.js'
+import { SECRET, delivery, event, post, receiver, sleep, until } from './support.js'
+
+/** A store under the contract: every scenario gets a fresh place in it. */
+export interface InboxStore {
+  name: string
+  /** Survives a crash: accepted events outlive the process. */
+  durable: boolean
+  place (t: Test): Promise<StorePlace>
+}
+
+export interface StorePlace {
+  /** A new inbox on this place. A second call is a restart on the same data. */
+  inbox (): Inbox
+  /** Environment for test/fixtures/receiver.ts to use this place (durable stores). */
+  fixtureEnv?: Record<string, string>
+}
+
+/** A fresh temporary directory, removed when the test ends. */
+export function tempDir (t: Test): string {
+  const dir = mkdtempSync(join(tmpdir(), 'sir-inbox-'))
+  t.teardown(() => { rmSync(dir, { recursive: true, force: true }) })
+  return dir
+}
+
+export function runInboxContract (t: Test, store: InboxStore): void {
+  t.test(`${store.name}: accepts, answers 200, then runs the handler once with attempt 1`, async (t) => {
+    const place = await store.place(t)
+    const webhooks = receiver(place.inbox())
+    t.teardown(() => webhooks.close())
+    const calls: Array<{ id: string, attempt: number }> = []
+    webhooks.on('action.completed', async (evt, { attempt }) => { calls.push({ id: evt.id, attempt }) })
+    const result = await webhooks.receive(delivery(event('evt_accept')))
+    t.equal(result.status, 200)
+    t.equal(result.code, 'ACCEPTED')
+    await until(() => calls.length === 1, 'the handler')
+    t.same(calls, [{ id: 'evt_accept', attempt: 1 }])
+    const { inbox } = webhooks
+    if (inbox.outcome !== undefined) {
+      await until(async () => (await inbox.outcome?.('evt_accept'))?.state === 'done', 'the outcome to be done')
+      const outcome = await inbox.outcome('evt_accept')
+      t.equal(outcome?.attempts, 1)
+      t.equal(outcome?.type, 'action.completed')
+      t.ok(outcome?.finishedAt instanceof Date, 'finishedAt is recorded')
+      t.equal(outcome?.lastError, undefined)
+      t.equal(await inbox.outcome('evt_never_sent'), undefined)
+    }
+  })
+
+  t.test(`${store.name}: a duplicate is answered 200 and not dispatched again`, async (t) => {
+    const place = await store.place(t)
+    const webhooks = receiver(place.inbox())
+    t.teardown(() => webhooks.close())
+    let calls = 0
+    webhooks.on('action.completed', () => { calls++ })
+    t.equal((await webhooks.receive(delivery(event('evt_dup')))).code, 'ACCEPTED')
+    await until(() => calls === 1, 'the handler')
+    const again = await webhooks.receive(delivery(event('evt_dup')))
+    t.equal(again.status, 200)
+    t.equal(again.code, 'DUPLICATE')
+    await sleep(200)
+    t.equal(calls, 1)
+  })
+
+  t.test(`${store.name}: concurrent deliveries of one id are accepted once`, async (t) => {
+    const place = await store.place(t)
+    const webhooks = receiver(place.inbox())
+    t.teardown(() => webhooks.close())
+    let calls = 0
+    webhooks.on('action.completed', () => { calls++ })
+    const results = await Promise.all(Array.from({ length: 8 }, async () => await webhooks.receive(delivery(event('evt_race')))))
+    t.ok(results.every((result) => result.status === 200), 'every copy gets 200')
+    t.equal(results.filter((result) => result.code === 'ACCEPTED').length, 1, 'one copy is accepted')
+    await until(() => calls === 1, 'the handler')
+    await sleep(200)
+    t.equal(calls, 1, 'the handler runs once')
+  })
+
+  t.test(`${store.name}: a failing handler is retried with its attempt number; handlers that succeeded are not`, async (t) => {
+    const place = await store.place(t)
+    const webhooks = receiver(place.inbox())
+    t.teardown(() => webhooks.close())
+    let steady = 0
+    const attempts: number[] = []
+    webhooks.on('action.completed', function steadyHandler () { steady++ })
+    webhooks.on('action.completed', function flaky (_evt, { attempt }) {
+      attempts.push(attempt)
+      if (attempt < 3) throw new Error(`flaky failure ${attempt}`)
+    })
+    t.equal((await webhooks.receive(delivery(event('evt_retry')))).status, 200)
+    await until(() => attempts.length === 3, 'three attempts')
+    await sleep(100)
+    t.same(attempts, [1, 2, 3])
+    t.equal(steady, 1, 'the handler that succeeded ran once')
+    const warning = webhooks.log.find((entry) => entry.msg === 'handler failed; will retry')
+    t.match(warning?.fields, { handler: 'flaky', attempt: 1, event: { id: 'evt_retry' } })
+    const { inbox } = webhooks
+    if (inbox.outcome !== undefined) {
+      await until(async () => (await inbox.outcome?.('evt_retry'))?.state === 'done', 'the outcome to be done')
+      const outcome = await inbox.outcome('evt_retry')
+      t.equal(outcome?.attempts, 3)
+      t.match(outcome?.lastError, /flaky failure 2/)
+    }
+  })
+
+  t.test(`${store.name}: a handler that fails every attempt is dead-lettered, reported once`, async (t) => {
+    const place = await store.place(t)
+    const webhooks = receiver(place.inbox())
+    t.teardown(() => webhooks.close())
+    const errors: Array<{ message: string, attempts: number }> = []
+    const dead: DeadLetter[] = []
+    webhooks.on('action.completed', function broken () { throw new Error('always broken') })
+    webhooks.onError((error, _evt, info) => { errors.push({ message: (error as Error).message, attempts: info.attempts }) })
+    webhooks.onDeadLetter((entry) => { dead.push(entry) })
+    t.equal((await webhooks.receive(delivery(event('evt_dead')))).status, 200)
+    await until(() => dead.length === 1, 'the dead letter')
+    await sleep(100)
+    t.same(errors, [{ message: 'always broken', attempts: 3 }])
+    t.equal(dead.length, 1)
+    t.match(dead[0], { reason: 'handler_failed', handler: 'broken', attempts: 3, event: { id: 'evt_dead' } })
+    const { inbox } = webhooks
+    if (inbox.deadLetters !== undefined && inbox.outcome !== undefined) {
+      const outcome = await inbox.outcome('evt_dead')
+      t.equal(outcome?.state, 'dead')
+      t.equal(outcome?.attempts, 3)
+      t.match(outcome?.lastError, /always broken/)
+      t.ok(outcome?.finishedAt instanceof Date)
+      t.same((await inbox.deadLetters()).map((entry) => entry.id), ['evt_dead'])
+    }
+  })
+
+  t.test(`${store.name}: a dead letter is re-driven and handled`, async (t) => {
+    const place = await store.place(t)
+    const webhooks = receiver(place.inbox())
+    t.teardown(() => webhooks.close())
+    let fixed = false
+    const handled: number[] = []
+    let deadCount = 0
+    webhooks.on('action.completed', function sometimesBroken (_evt, { attempt }) {
+      if (!fixed) throw new Error('not fixed yet')
+      handled.push(attempt)
+    })
+    webhooks.onDeadLetter(() => { deadCount++ })
+    await webhooks.receive(delivery(event('evt_redrive')))
+    await until(() => deadCount === 1, 'the dead letter')
+    const { inbox } = webhooks
+    if (inbox.redrive === undefined || inbox.deadLetters === undefined) {
+      // The memory inbox keeps no dead letters; onDeadLetter is where they go.
+      t.equal(inbox.redrive, undefined, 'an inbox without redrive says so by not having it')
+      return
+    }
+    fixed = true
+    t.equal(await inbox.redrive('evt_redrive'), true)
+    await until(() => handled.length === 1, 'the re-driven handler')
+    t.same(handled, [1], 'attempts start again from 1')
+    await until(async () => (await inbox.outcome?.('evt_redrive'))?.state === 'done', 'the outcome to be done')
+    t.same(await inbox.deadLetters(), [])
+    t.equal(await inbox.redrive('evt_redrive'), false, 'an event that is not dead is not re-driven')
+    t.equal(await inbox.redrive('evt_unknown'), false)
+  })
+
+  t.test(`${store.name}: close answers 503 afterwards and accounts for unfinished events`, async (t) => {
+    const place = await store.place(t)
+    const webhooks = receiver(place.inbox(), { closeGraceMs: 100 })
+    const dead: DeadLetter[] = []
+    let started = 0
+    webhooks.on('action.completed', async (_evt, { signal }) => {
+      started++
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, 30_000)
+        signal.addEventListener('abort', () => { clearTimeout(timer); resolve() })
+      })
+    })
+    webhooks.onDeadLetter((entry) => { dead.push(entry) })
+    t.equal((await webhooks.receive(delivery(event('evt_close')))).status, 200)
+    await until(() => started === 1, 'the handler to start')
+    await webhooks.close()
+    const after = await webhooks.receive(delivery(event('evt_after_close')))
+    t.equal(after.status, 503)
+    t.equal(after.code, 'CLOSING')
+    t.ok(after.headers['retry-after'], 'a 503 says when to retry')
+    if (!store.durable) {
+      t.match(dead, [{ reason: 'shutdown', event: { id: 'evt_close' } }], 'the memory inbox dead-letters what it cannot finish')
+      return
+    }
+    t.same(dead, [], 'a durable inbox keeps the unfinished event instead')
+    const next = receiver(place.inbox())
+    t.teardown(() => next.close())
+    const resumed: number[] = []
+    next.on('action.completed', (_evt, { attempt }) => { resumed.push(attempt) })
+    await until(() => resumed.length === 1, 'the next receiver to handle the event')
+    t.equal(await next.inbox.outcome?.('evt_after_close'), undefined, 'what was refused is not recorded')
+  })
+
+  if (store.durable) {
+    t.test(`${store.name}: events accepted by a process killed with SIGKILL are handled after restart`, async (t) => {
+      const place = await store.place(t)
+      const handledFile = join(tempDir(t), 'handled.txt')
+      const killed = await startReceiver({ ...place.fixtureEnv, SIR_SECRET: SECRET, SIR_HANDLED: handledFile, SIR_HANDLER_MS: '60000' })
+      t.teardown(() => kill(killed, 'SIGKILL'))
+      t.equal(await post(killed.url, event('evt_crash')), 200)
+      await until(() => killed.started.includes('evt_crash'), 'the handler to start in the doomed process')
+      await kill(killed, 'SIGKILL')
+      const webhooks = receiver(place.inbox())
+      t.teardown(() => webhooks.close())
+      const attempts: number[] = []
+      webhooks.on('action.completed', (_evt, { attempt }) => { attempts.push(attempt) })
+      await until(() => attempts.length === 1, 'the restarted receiver to resume the event')
+      t.same(attempts, [2], 'the context says it is the second attempt')
+      t.throws(() => readFileSync(handledFile), 'the killed process never finished it')
+      await until(async () => (await webhooks.inbox.outcome?.('evt_crash'))?.state === 'done', 'the outcome to be done')
+    })
+  }
+}
