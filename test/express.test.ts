@@ -93,6 +93,8 @@ for (const [version, express] of [['Express 5', express5], ['Express 4', express
     t.match(message, /express\.json\(\{ verify: captureRawBody \}\)/, 'fix 2: the capture hook')
     t.match(message, /sir-webhooks\/express/, 'and where the hook comes from')
     t.notMatch(logs.text(), /sha256=/, 'no signature in the logs')
+    const notJson = await post(`${base}${PATH}`, signedRequest(actionCompleted(), { contentType: 'text/plain' }))
+    t.equal(notJson.status, 415, 'a body the parser skipped is still read and judged by the receiver')
   })
 
   test(`${version}: express.raw({ type: 'application/json' }) on the route, as in SIR Giving's reference receiver`, async (t) => {
