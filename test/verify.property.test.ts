@@ -70,6 +70,21 @@ t.test('a correctly signed delivery outside the window is refused, in either dir
   t.pass('out-of-window refused')
 })
 
+t.test('a NaN clock or tolerance fails closed instead of switching the window off', async (t) => {
+  // Regression: `Math.abs(skew) > tolerance` is false for NaN, so verify accepted
+  // a correctly signed delivery of any age when given toleranceSeconds: NaN
+  // (Number() of an unset variable) or a clock that returned NaN.
+  const broken = fc.oneof(
+    fc.record({ now: fc.constant(Number.NaN), toleranceSeconds: fc.option(fc.integer({ min: 0, max: 86_400 }), { nil: undefined }) }),
+    fc.record({ now: fc.integer({ min: 0, max: 4_000_000_000_000 }), toleranceSeconds: fc.constant(Number.NaN) })
+  )
+  fc.assert(fc.property(anyBody, anySecret, fc.integer({ min: 0, max: 999_999_999_999 }), broken, (rawBody, secret, seconds, { now, toleranceSeconds }) => {
+    const { signature, timestamp } = sign({ secret, rawBody, timestamp: seconds })
+    return refusal(verify({ secret, rawBody, signature, timestamp, toleranceSeconds, now })) === 'TIMESTAMP_OUT_OF_RANGE'
+  }), { numRuns: NUM_RUNS })
+  t.pass('NaN refused')
+})
+
 t.test('sign computes the contract\'s HMAC over the timestamp, ".", and the body bytes', async (t) => {
   fc.assert(fc.property(anyBody, anySecret, fc.integer({ min: 0, max: 999_999_999_999 }), (rawBody, secret, seconds) => {
     const expected = 'sha256=' + createHmac('sha256', Buffer.from(secret, 'utf8'))

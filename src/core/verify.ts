@@ -73,7 +73,9 @@ export function verify (input: VerifyInput): VerifyResult {
   const nowSeconds = (input.now ?? Date.now()) / 1000
   const skewSeconds = nowSeconds - seconds
   const tolerance = input.toleranceSeconds ?? DEFAULT_TOLERANCE_SECONDS
-  if (Math.abs(skewSeconds) > tolerance) return refused('TIMESTAMP_OUT_OF_RANGE', skewSeconds)
+  // Written so that NaN fails closed: a NaN clock or tolerance (say, from
+  // Number(process.env.X) left unset) must not switch the window off.
+  if (!(Math.abs(skewSeconds) <= tolerance)) return refused('TIMESTAMP_OUT_OF_RANGE', skewSeconds)
 
   const provided = Buffer.from(signature.slice(SIGNATURE_PREFIX.length), 'hex')
   const secrets = typeof input.secret === 'string' ? [input.secret] : input.secret
