@@ -1,0 +1,291 @@
+import { createHash } from 'node:crypto'
+import type * as BullMQModule from 'bullmq'
+import type { ConnectionOptions, Job, Queue, RedisClient, Worker } from 'bullmq'
+import { reportFailures, runAttempt } from '../core/attempt.js'
+import { backoffDelay } from '../core/backoff.js'
+import type { AnyEvent } from '../core/events.js'
+import type { AcceptOutcome, Inbox, InboxRuntime } from '../core/inbox.js'
+import { errorSummary, type DeadLetterQuery, type EventOutcome, type OutcomeState } from '../core/outcome.js'
+import { MIN_DEDUPE_SECONDS, resolveBullmqOptions, type BullmqInboxOptions, type ResolvedBullmqOptions } from './options.js'
+
+export type { BullmqInboxOptions } from './options.js'
+export type { DeadLetterQuery, EventOutcome, OutcomeState } from '../core/outcome.js'
+
+interface JobData {
+  event: AnyEvent
+  receivedAt: number
+  /** Keys of the handlers that already succeeded, so a retry runs only the others. */
+  succeeded?: string[]
+}
+
+/** What the processor throws when an attempt fails, so BullMQ's backoff uses the delay already logged. */
+class AttemptFailed extends Error {
+  readonly retryInMs: number
+  constructor (message: string, retryInMs: number) {
+    super(message)
+    this.name = 'AttemptFailed'
+    this.retryInMs = retryInMs
+  }
+}
+
+type BullMQ = typeof BullMQModule
+
+/**
+ * bullmq is an optional peer dependency, imported only when a BullMQ inbox is
+ * made, so that users of the other inboxes never need it installed.
+ */
+async function loadBullmq (): Promise<BullMQ> {
+  try {
+    return await import('bullmq')
+  } catch (error) {
+    throw new Error('sir-webhooks: bullmqInbox() needs bullmq 5.x; install it with `npm install bullmq@5`', { cause: error })
+  }
+}
+
+/**
+ * BullMQ job ids may not contain ":" nor be integers; event ids are whatever the
+ * sender chose. Short ids stay readable in Redis; long ones are hashed.
+ */
+export function jobIdFor (eventId: string): string {
+  const encoded = Buffer.from(eventId, 'utf8').toString('base64url')
+  return encoded.length <= 200 ? `e${encoded}` : `h${createHash('sha256').update(eventId).digest('hex')}`
+}
+
+function isClientInstance (connection: ConnectionOptions): boolean {
+  return typeof (connection as { duplicate?: unknown }).duplicate === 'function'
+}
+
+const stateOf: Partial<Record<string, OutcomeState>> = { completed: 'done', failed: 'dead' }
+
+/**
+ * A durable inbox on BullMQ and Redis, for receivers on several machines. Dedupe
+ * outlives jobs: a `SET NX` key per event id, kept at least 7 days. The job is
+ * added first, under a job id derived from the event id so that adding it twice
+ * is a no-op, and the key is set second; a crash between the two leaves a queued
+ * job and no key, so the sender's retry re-adds nothing and sets the key. No
+ * order of failures marks an event seen that was not queued. A 2xx is answered
+ * only after Redis acknowledged both writes. A crashed worker's jobs are taken
+ * back by BullMQ's stalled-job check once their lock expires.
+ */
+export class BullmqInbox implements Inbox {
+  readonly #options: ResolvedBullmqOptions
+  readonly #ready: Promise<{ bullmq: BullMQ, queue: Queue<JobData> }>
+  #worker: Worker<JobData> | undefined
+  #runtime: InboxRuntime | undefined
+  #closing = false
+  #lastRedisErrorAt = 0
+  /** Jobs whose final failure this process reported, so the `failed` listener does not report them twice. */
+  readonly #reported = new Set<string>()
+
+  constructor (options: BullmqInboxOptions) {
+    this.#options = resolveBullmqOptions(options)
+    const { connection, queueName, prefix } = this.#options
+    this.#ready = loadBullmq().then((bullmq) => {
+      // Without the offline queue, a command to a Redis that is down fails at
+      // once instead of waiting for a reconnection: the sender gets its 503 now.
+      const queueConnection = isClientInstance(connection) ? connection : { ...connection, enableOfflineQueue: false }
+      const queue = new bullmq.Queue<JobData>(queueName, { connection: queueConnection, prefix })
+      queue.on('error', (error) => { this.#redisError(error) })
+      return { bullmq, queue }
+    })
+    // Reported where it is awaited (start, queries); this only keeps Node quiet.
+    this.#ready.catch(() => {})
+  }
+
+  async start (runtime: InboxRuntime): Promise<void> {
+    if (this.#runtime !== undefined) throw new Error('sir-webhooks: an inbox belongs to one receiver; create one per Webhooks instance')
+    this.#runtime = runtime
+    const { bullmq, queue } = await this.#ready
+    await queue.waitUntilReady()
+    const { retry } = runtime.options
+    const options = this.#options
+    const worker = new bullmq.Worker<JobData>(options.queueName, async (job) => { await this.#process(job, runtime) }, {
+      connection: options.connection,
+      prefix: options.prefix,
+      concurrency: runtime.options.concurrency,
+      lockDuration: options.lockDurationMs,
+      stalledInterval: options.stalledIntervalMs,
+      maxStalledCount: options.maxStalledCount,
+      settings: {
+        backoffStrategy: (attemptsMade: number, _type?: string, error?: Error) =>
+          error instanceof AttemptFailed ? error.retryInMs : backoffDelay(attemptsMade, retry)
+      }
+    })
+    worker.on('error', (error) => { this.#redisError(error) })
+    worker.on('failed', (job, error) => { void this.#failedElsewhere(job, error, runtime) })
+    this.#worker = worker
+    await worker.waitUntilReady()
+  }
+
+  accept (event: AnyEvent, receivedAt: number): Promise<AcceptOutcome> | AcceptOutcome {
+    const runtime = this.#runtime
+    if (runtime === undefined || this.#worker === undefined || this.#closing) return 'unavailable'
+    const abandoned = new AbortController()
+    let timer: NodeJS.Timeout | undefined
+    const timeout = new Promise<AcceptOutcome>((resolve) => {
+      timer = setTimeout(() => {
+        abandoned.abort()
+        resolve('unavailable')
+      }, this.#options.acceptTimeoutMs)
+    })
+    const work = this.#accept(event, receivedAt, runtime, abandoned.signal).catch((error: unknown) => {
+      runtime.logger.warn({ err: error, event: { id: event.id, type: event.type } }, 'the BullMQ inbox could not record the event')
+      return 'unavailable' as const
+    })
+    return Promise.race([work, timeout]).finally(() => { clearTimeout(timer) })
+  }
+
+  async #accept (event: AnyEvent, receivedAt: number, runtime: InboxRuntime, abandoned: AbortSignal): Promise<AcceptOutcome> {
+    const { queue } = await this.#ready
+    const client = await queue.client
+    const jobId = jobIdFor(event.id)
+    const seenKey = this.#seenKey(jobId)
+    const [seen, counts] = await Promise.all([
+      client.get(seenKey),
+      queue.getJobCounts('wait', 'active', 'delayed', 'prioritized', 'paused')
+    ])
+    if (seen !== null) return 'duplicate'
+    const unfinished = Object.values(counts).reduce<number>((sum, count) => sum + Number(count), 0)
+    if (unfinished >= runtime.options.maxQueueSize) return 'full'
+    const retentionSeconds = this.#options.retentionSeconds ?? runtime.options.dedupe.ttlSeconds
+    const deadSeconds = this.#options.deadLetterRetentionSeconds
+    await queue.add(event.type, { event, receivedAt }, {
+      jobId,
+      attempts: runtime.options.retry.attempts,
+      backoff: { type: 'sir-webhooks' },
+      removeOnComplete: { age: retentionSeconds },
+      removeOnFail: deadSeconds === undefined ? false : { age: deadSeconds }
+    })
+    // Too late for this answer: the sender gets a 503 and retries, and that
+    // retry (the job now exists) sets the key. Nothing is marked seen here.
+    if (abandoned.aborted) return 'unavailable'
+    const dedupeSeconds = this.#options.dedupeSeconds ?? Math.max(MIN_DEDUPE_SECONDS, runtime.options.dedupe.ttlSeconds)
+    const set: unknown = await markSeen(client, seenKey, receivedAt, dedupeSeconds)
+    return set === 'OK' ? 'accepted' : 'duplicate'
+  }
+
+  async outcome (id: string): Promise<EventOutcome | undefined> {
+    const { queue } = await this.#ready
+    const job = await queue.getJob(jobIdFor(id))
+    if (job === undefined) return undefined
+    return toOutcome(job, await job.getState())
+  }
+
+  async deadLetters (query: DeadLetterQuery = {}): Promise<EventOutcome[]> {
+    const { queue } = await this.#ready
+    const jobs = await queue.getJobs(['failed'], 0, (query.limit ?? 100) - 1, true)
+    return jobs.filter((job): job is Job<JobData> => job !== undefined).map((job) => toOutcome(job, 'failed'))
+  }
+
+  async redrive (id: string): Promise<boolean> {
+    const { queue } = await this.#ready
+    const job = await queue.getJob(jobIdFor(id))
+    if (job === undefined || await job.getState() !== 'failed') return false
+    await job.retry('failed', { resetAttemptsMade: true, resetAttemptsStarted: true })
+    this.#reported.delete(job.id ?? '')
+    return true
+  }
+
+  /**
+   * Stops taking jobs and waits up to `graceMs` for running ones. Dead-letters
+   * nothing: jobs still running stay in Redis and, once their lock expires, are
+   * taken back by another receiver or by this one's next start.
+   */
+  async close (graceMs: number): Promise<void> {
+    if (this.#closing) return
+    this.#closing = true
+    const worker = this.#worker
+    if (worker !== undefined) {
+      let timer: NodeJS.Timeout | undefined
+      const finished = await Promise.race([
+        worker.pause(false).then(() => true, () => true),
+        new Promise<boolean>((resolve) => { timer = setTimeout(() => { resolve(false) }, graceMs) })
+      ])
+      clearTimeout(timer)
+      if (!finished) this.#runtime?.logger.warn({}, 'close() ran out of time; unfinished events stay in Redis for another receiver or the next start')
+      await worker.close(!finished)
+    }
+    const ready = await this.#ready.catch(() => undefined)
+    await ready?.queue.close()
+  }
+
+  #seenKey (jobId: string): string {
+    return `${this.#options.prefix}:${this.#options.queueName}:sir-seen:${jobId}`
+  }
+
+  async #process (job: Job<JobData>, runtime: InboxRuntime): Promise<void> {
+    const { event, receivedAt, succeeded = [] } = job.data
+    // attemptsStarted counts an attempt cut short by a crash; attemptsMade does not.
+    const attempt = Math.max(job.attemptsStarted, job.attemptsMade + 1)
+    const result = await runAttempt(runtime, event, receivedAt, attempt, succeeded)
+    const last = result.failures.at(-1)
+    if (last === undefined) return
+    const message = `${last.key}: ${errorSummary(last.error)}`
+    const final = job.attemptsMade + 1 >= (job.opts.attempts ?? 1)
+    await job.updateData({ event, receivedAt, succeeded: result.succeeded })
+    if (final || runtime.signal.aborted) {
+      if (final) {
+        this.#reported.add(job.id ?? '')
+        await reportFailures(runtime, event, receivedAt, attempt, result.failures, undefined)
+      }
+      throw new AttemptFailed(message, 0)
+    }
+    const delay = backoffDelay(job.attemptsMade + 1, runtime.options.retry)
+    await reportFailures(runtime, event, receivedAt, attempt, result.failures, delay)
+    throw new AttemptFailed(message, delay)
+  }
+
+  /** A job that failed for good without this process's handlers saying so: recovered from crashes too often. */
+  async #failedElsewhere (job: Job<JobData> | undefined, error: Error, runtime: InboxRuntime): Promise<void> {
+    if (job === undefined || job.attemptsMade < (job.opts.attempts ?? 1) && !/stalled/i.test(error.message)) return
+    const id = job.id ?? ''
+    if (this.#reported.delete(id)) return
+    if (error instanceof AttemptFailed) return
+    await runtime.deadLetter({
+      event: job.data.event,
+      reason: 'handler_failed',
+      error,
+      attempts: job.attemptsStarted,
+      receivedAt: new Date(job.data.receivedAt)
+    })
+  }
+
+  /** Redis errors repeat on every reconnection attempt; one line every ten seconds says enough. */
+  #redisError (error: Error): void {
+    const now = Date.now()
+    if (now - this.#lastRedisErrorAt < 10_000) return
+    this.#lastRedisErrorAt = now
+    this.#runtime?.logger.error({ err: error }, 'the BullMQ inbox lost Redis; deliveries get 503 until it is back')
+  }
+}
+
+const MARK_SEEN = 'sirWebhooksMarkSeen'
+const defined = new WeakSet<RedisClient>()
+
+/** SET NX with an expiry, through BullMQ's client interface, whichever Redis client backs it. */
+async function markSeen (client: RedisClient, key: string, receivedAt: number, seconds: number): Promise<unknown> {
+  if (!defined.has(client)) {
+    client.defineCommand(MARK_SEEN, { numberOfKeys: 1, lua: "return redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2], 'NX')" })
+    defined.add(client)
+  }
+  return await client.runCommand(MARK_SEEN, [key, String(receivedAt), String(seconds)])
+}
+
+function toOutcome (job: Job<JobData>, state: string): EventOutcome {
+  const outcome: EventOutcome = {
+    id: job.data.event.id,
+    type: job.data.event.type,
+    state: stateOf[state] ?? 'pending',
+    receivedAt: new Date(job.data.receivedAt),
+    attempts: job.attemptsStarted,
+    event: job.data.event
+  }
+  if (typeof job.failedReason === 'string' && job.failedReason.length > 0) outcome.lastError = job.failedReason
+  if (typeof job.finishedOn === 'number' && outcome.state !== 'pending') outcome.finishedAt = new Date(job.finishedOn)
+  return outcome
+}
+
+/** A durable inbox on BullMQ and Redis, for receivers on several machines. */
+export function bullmqInbox (options: BullmqInboxOptions): BullmqInbox {
+  return new BullmqInbox(options)
+}
