@@ -71,7 +71,8 @@ Exit codes: 0 stopped by a signal; 1 could not listen (port in use); 2 bad comma
     const path = stringFlag(flags, 'path') ?? DEFAULT_PATH
     if (!path.startsWith('/')) throw new UsageError(`--path must start with "/", got ${JSON.stringify(path)}`)
     const toleranceSeconds = numberFlag(flags, 'tolerance', { min: 1, integer: true })
-    const given = stringFlag(flags, 'secret') ?? io.env.SIR_WEBHOOKS_SECRET
+    const fromEnv = io.env.SIR_WEBHOOKS_SECRET
+    const given = stringFlag(flags, 'secret') ?? (fromEnv === '' ? undefined : fromEnv)
     const secret = given ?? 'whsec_' + randomBytes(24).toString('base64url')
     if (secret.length === 0 || secret.trim() !== secret) throw new UsageError('--secret must be non-empty, without surrounding whitespace')
 

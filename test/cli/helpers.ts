@@ -53,7 +53,7 @@ export interface RunningProcess {
 
 function track (child: ChildProcess): RunningProcess {
   const lines: string[] = []
-  const waiters: Array<{ test: (line: string) => boolean, resolve: (line: string) => void }> = []
+  const waiters: Array<{ test: (line: string) => boolean, resolve: (line: string) => void, fail: (error: Error) => void }> = []
   let stderr = ''
   child.stderr?.setEncoding('utf8').on('data', (chunk: string) => { stderr += chunk })
   if (child.stdout === null) throw new Error('the child has no stdout')
@@ -66,16 +66,25 @@ function track (child: ChildProcess): RunningProcess {
       }
     }
   })
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)))
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => {
+    // A process that ends cannot print the line a test waits for: fail now, not at the timeout.
+    for (const waiter of waiters.splice(0)) waiter.fail(new Error(`the process exited (${String(code)}) first; stdout:\n${lines.join('\n')}\nstderr:\n${stderr}`))
+    resolve(code)
+  }))
   return {
     child,
     lines,
     waitFor (test, timeoutMs = 20_000) {
       const seen = lines.find(test)
       if (seen !== undefined) return Promise.resolve(seen)
+      if (child.exitCode !== null) return Promise.reject(new Error(`the process had exited (${child.exitCode}); stdout:\n${lines.join('\n')}\nstderr:\n${stderr}`))
       return new Promise((resolve, reject) => {
         const timer = setTimeout(() => reject(new Error(`no matching line within ${timeoutMs} ms; stdout:\n${lines.join('\n')}\nstderr:\n${stderr}`)), timeoutMs)
-        waiters.push({ test, resolve: (line) => { clearTimeout(timer); resolve(line) } })
+        waiters.push({
+          test,
+          resolve: (line) => { clearTimeout(timer); resolve(line) },
+          fail: (error) => { clearTimeout(timer); reject(error) }
+        })
       })
     },
     async stop () {

@@ -1,0 +1,62 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { createServer } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import t from 'tap'
+import { ensureBuilt, runCli, startListen } from './helpers.js'
+
+ensureBuilt()
+
+const secret = 'whsec_c2VuZC1zZWNyZXQ'
+
+t.test('send signs one event, POSTs it and prints status, latency and the response', async (t) => {
+  const listener = await startListen(['--secret', secret])
+  t.teardown(() => listener.stop())
+  const result = await runCli(['send', '--url', listener.url, '--secret', secret, '--type', 'transaction.completed', '--id', 'evt_send_1'])
+  t.equal(result.code, 0)
+  t.match(result.stdout, `POST ${listener.url}  transaction.completed evt_send_1`)
+  t.match(result.stdout, /^200 in \d+\.\d ms$/m)
+  t.match(result.stdout, '{"received":true}')
+  await listener.waitFor((line) => line.startsWith('✓ transaction.completed  evt_send_1'))
+})
+
+t.test('send takes its data from a file', async (t) => {
+  const listener = await startListen(['--secret', secret])
+  t.teardown(() => listener.stop())
+  const directory = mkdtempSync(join(tmpdir(), 'sir-cli-send-'))
+  t.teardown(() => rmSync(directory, { recursive: true, force: true }))
+  const file = join(directory, 'data.json')
+  writeFileSync(file, JSON.stringify({ actionId: 'act_from_file', tokensDistributed: 3 }))
+  const result = await runCli(['send', '--url', listener.url, '--secret', secret, '--type', 'action.completed', '--data-file', file])
+  t.equal(result.code, 0)
+  await listener.waitFor((line) => line.includes('"actionId": "act_from_file"'))
+  const both = await runCli(['send', '--url', listener.url, '--secret', secret, '--type', 'action.completed', '--data-file', file, '--data', '{}'])
+  t.equal(both.code, 2)
+  t.match(both.stderr, 'give --data or --data-file, not both')
+})
+
+t.test('send exits 1 when the receiver refuses the delivery', async (t) => {
+  const listener = await startListen(['--secret', secret])
+  t.teardown(() => listener.stop())
+  const wrong = await runCli(['send', '--url', listener.url, '--secret', 'whsec_wrong', '--type', 'action.failed'])
+  t.equal(wrong.code, 1)
+  t.match(wrong.stdout, /^401 in /m)
+  t.match(wrong.stdout, 'SIGNATURE_MISMATCH')
+  const skewed = await runCli(['send', '--url', listener.url, '--secret', secret, '--type', 'action.failed', '--skew=-900'])
+  t.equal(skewed.code, 1)
+  t.match(skewed.stdout, 'TIMESTAMP_OUT_OF_RANGE')
+})
+
+t.test('send exits 1 when nothing answers', async (t) => {
+  // A port that was free a moment ago: nothing listens there now.
+  const port = await new Promise<number>((resolve) => {
+    const server = createServer().listen(0, '127.0.0.1', () => {
+      const address = server.address()
+      server.close(() => resolve(typeof address === 'object' && address !== null ? address.port : 0))
+    })
+  })
+  const result = await runCli(['send', '--url', `http://127.0.0.1:${port}/webhooks/sir`, '--secret', secret, '--type', 'action.failed'])
+  t.equal(result.code, 1)
+  t.match(result.stderr, 'delivery failed: ECONNREFUSED')
+  t.notMatch(result.stderr, secret)
+})
