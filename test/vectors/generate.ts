@@ -245,7 +245,7 @@ export function buildSignatureVectors (): SignatureVector[] {
       expected: refused('MALFORMED_SIGNATURE')
     },
     { name: 'signature/base64-digest', comment: 'The right digest in base64 instead of hex.', signature: 'sha256=' + Buffer.from(correctHex, 'hex').toString('base64'), expected: refused('MALFORMED_SIGNATURE') },
-    { name: 'signature/two-joined-comma', comment: 'The right signature and another joined by a comma, as a proxy might merge repeated headers.', signature: correct + ',' + sign(ts, SMALL_BODY, SECRET_OLD), expected: refused('MALFORMED_SIGNATURE') },
+    { name: 'signature/two-joined-comma', comment: 'The right signature and another joined by ", ", as HTTP combines a repeated header (Node does this for X-SIR-Signature).', signature: correct + ', ' + sign(ts, SMALL_BODY, SECRET_OLD), expected: refused('MALFORMED_SIGNATURE') },
     { name: 'signature/two-joined-space', comment: 'Two signatures separated by a space.', signature: sign(ts, SMALL_BODY, SECRET_OLD) + ' ' + correct, expected: refused('MALFORMED_SIGNATURE') },
     { name: 'signature/trailing-newline', comment: 'The right signature and "\\n".', signature: correct + '\n', expected: refused('MALFORMED_SIGNATURE') },
 
@@ -357,6 +357,7 @@ export function buildEnvelopeVectors (): EnvelopeVector[] {
     { name: 'ok/escaped-strings', comment: 'Escapes in id and type are decoded before they are checked.', body: '{"id":"evt_\\u00e9\\ud83c\\udf81","type":"action\\u002ecompleted"}', expected: accepted('evt_é🎁', 'action.completed') },
     { name: 'ok/unicode-raw', comment: 'Raw UTF-8 in id and type.', body: '{"id":"evt_募捐","type":"campaign.activated"}', expected: accepted('evt_募捐', 'campaign.activated') },
     { name: 'ok/constructor-string', comment: 'A "constructor" member that is not an object with "prototype" is ordinary data.', body: '{"id":"evt_3","type":"action.completed","data":{"constructor":"x"}}', expected: accepted('evt_3', 'action.completed') },
+    { name: 'ok/proto-as-value', comment: '"__proto__" as a string value, not a member name, is ordinary data.', body: '{"id":"__proto__","type":"action.completed","data":{"note":"__proto__"}}', expected: accepted('__proto__', 'action.completed') },
     { name: 'ok/data-null', comment: 'data is not checked by the envelope step.', body: '{"id":"evt_4","type":"action.failed","data":null}', expected: accepted('evt_4', 'action.failed') },
 
     { name: 'json/empty', comment: 'A zero-length body.', body: '', expected: notJson },
