@@ -29,7 +29,10 @@ const inWindow = fc.integer({ min: 0, max: 86_400 }).chain((toleranceSeconds) =>
   now: seconds * 1000 + skewMs
 })))
 
-/** HMAC keys are zero-padded to the block, so "k" and "k\0" are the same key; compare keys by what they sign. */
+/**
+ * Distinct strings can be one HMAC key: keys are zero-padded to the block ("k"
+ * and "k\0") and lone surrogates both encode as U+FFFD. Compare keys by what they sign.
+ */
 function sameHmacKey (a: string, b: string): boolean {
   return createHmac('sha256', a).update('probe').digest('hex') === createHmac('sha256', b).update('probe').digest('hex')
 }
