@@ -1,8 +1,9 @@
 // The Fastify receiver, runnable as is: `npm start` (or `node examples/fastify/server.js`
 // after `npm run build`). Configure with SIR_WEBHOOK_SECRET, PORT and HOST.
 import Fastify from 'fastify'
-import { Webhooks, sign } from 'sir-webhooks'
+import { Webhooks } from 'sir-webhooks'
 import sirWebhooks from 'sir-webhooks/fastify'
+import { printSendInstructions } from '../send-instructions.js'
 
 // An embedded default so the example runs on a fresh machine. Never use it in
 // production: set SIR_WEBHOOK_SECRET to the secret SIR Giving showed you.
@@ -30,36 +31,12 @@ webhooks.onError((error, event, info) => {
 
 await app.register(sirWebhooks, { webhooks, path: '/webhooks/sir' })
 const address = await app.listen({ port, host })
-const url = `${address}/webhooks/sir`
 
-const body = JSON.stringify({
-  id: `evt_${Date.now()}`,
-  type: 'action.completed',
-  createdAt: new Date().toISOString(),
-  data: { actionId: 'act_demo', tokensDistributed: 50 }
-})
-const signed = sign({ secret, rawBody: body })
-const quote = (text) => `'${text.replaceAll("'", "'\\''")}'`
-process.stdout.write(`
-SIR Giving webhook receiver listening on ${url}
-${secret === DEVELOPMENT_SECRET ? `Using the embedded development secret ${DEVELOPMENT_SECRET} (set SIR_WEBHOOK_SECRET for real use).\n` : ''}
-Send it a signed event (this one is valid for 5 minutes):
-
-  curl -i -X POST ${url} \\
-    -H 'content-type: application/json' \\
-    -H 'x-sir-timestamp: ${signed.timestamp}' \\
-    -H 'x-sir-signature: ${signed.signature}' \\
-    --data-binary ${quote(body)}
-
-or sign a fresh one each time with the command line:
-
-  node dist/cli/main.js send --url ${url} --secret ${secret === DEVELOPMENT_SECRET ? secret : '$SIR_WEBHOOK_SECRET'} --type action.completed
-
-Stop with Ctrl+C: accepted events finish before the process exits.
-`)
+printSendInstructions({ url: `${address}/webhooks/sir`, secret, developmentSecret: DEVELOPMENT_SECRET })
 
 for (const signal of ['SIGINT', 'SIGTERM']) {
   process.once(signal, () => {
+    // app.close() runs the plugin's onClose hook, which drains the receiver.
     app.log.info({ signal }, 'closing: refusing new deliveries, finishing accepted ones')
     app.close().then(() => process.exit(0), (error) => {
       app.log.error({ err: error }, 'close failed')
