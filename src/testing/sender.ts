@@ -65,8 +65,10 @@ function sleep (ms: number, signal: AbortSignal | undefined): Promise<void> {
 function describeFailure (error: unknown): string {
   if (error instanceof Error) {
     if (error.name === 'TimeoutError') return 'timeout'
-    const cause = (error as { cause?: { code?: unknown } }).cause
+    // fetch wraps the reason (ECONNREFUSED, a blocked port) in a generic "fetch failed".
+    const cause = (error as { cause?: { code?: unknown, message?: unknown } }).cause
     if (typeof cause?.code === 'string') return cause.code
+    if (typeof cause?.message === 'string') return cause.message
     return error.message
   }
   return String(error)
