@@ -1,0 +1,79 @@
+import { randomUUID } from 'node:crypto'
+import { join } from 'node:path'
+import t from 'tap'
+import { kill, startReceiver } from './fixtures/spawn-receiver.js'
+import { SenderLog, inParallel, readHandled, sendUntilAcked } from './helpers/crash-run.js'
+import { redisForTests } from './helpers/redis.js'
+import { tempDir } from './inbox-contract/scenarios.js'
+import { until } from './inbox-contract/support.js'
+
+const redis = await redisForTests(t)
+if (redis.url === undefined) {
+  t.plan(0, `BullMQ crash test skipped: no Redis (${redis.reason})`)
+} else {
+  const redisUrl = redis.url
+  t.test('bullmq: two receivers share one Redis; one is killed with SIGKILL; nothing answered 2xx is lost, nothing refused is handled', async (t) => {
+    const handledFile = join(tempDir(t), 'handled.txt')
+    const env = {
+      SIR_STORE: 'bullmq',
+      SIR_REDIS_URL: redisUrl,
+      SIR_QUEUE: `crash-${randomUUID()}`,
+      SIR_LEASE_MS: '1000',
+      SIR_SECRET: 'whsec_inbox_contract',
+      SIR_HANDLED: handledFile,
+      SIR_HANDLER_MS: '150',
+      SIR_CONCURRENCY: '3',
+      SIR_MAX_QUEUE: '12'
+    }
+    const ids = Array.from({ length: 80 }, (_, index) => `evt_${index}`)
+    const forgedSecret = 'whsec_not_the_secret'
+    const forged = ids.filter((_, index) => index % 10 === 5).map((id) => `forged_${id}`)
+    const log = new SenderLog()
+
+    const [doomed, survivor] = await Promise.all([startReceiver(env), startReceiver(env)])
+    t.teardown(() => kill(doomed, 'SIGKILL'))
+    t.teardown(() => kill(survivor, 'SIGTERM'))
+    // A load balancer: ids alternate between the two; every fourth is delivered to both
+    // at once, so the shared dedupe must answer one copy 200 and the other a duplicate.
+    let sent = 0
+    await inParallel([...ids, ...forged], 6, async (id) => {
+      const index = sent++
+      if (id.startsWith('forged')) {
+        await log.send(index % 2 === 0 ? doomed.url : survivor.url, id, forgedSecret)
+      } else if (index % 4 === 0) {
+        await Promise.all([log.send(doomed.url, id), log.send(survivor.url, id)])
+      } else {
+        await log.send(index % 2 === 0 ? doomed.url : survivor.url, id)
+      }
+      if (log.answers >= 45 && doomed.child.exitCode === null && doomed.child.signalCode === null) doomed.child.kill('SIGKILL')
+    })
+    await kill(doomed, 'SIGKILL')
+    t.ok(log.acked.size > 0 && log.refused.size > forged.length, 'before the kill, some events were accepted and some refused 503')
+    const doomedFinished = new Set(readHandled(handledFile).filter((line) => line.pid === doomed.child.pid).map((line) => line.id))
+    const inFlight = doomed.started.filter((id) => !doomedFinished.has(id))
+    t.ok(inFlight.length > 0, 'some handlers were running in the killed receiver')
+
+    const refusedOnce = [...log.refused].filter((id) => !id.startsWith('forged'))
+    const abandoned = new Set(refusedOnce.filter((_, index) => index % 2 === 0))
+    const retried = [...log.unanswered, ...refusedOnce.filter((id) => !abandoned.has(id))]
+    await inParallel(retried, 4, async (id) => {
+      if (id.startsWith('forged')) await log.send(survivor.url, id, forgedSecret)
+      else await sendUntilAcked(log, survivor.url, id)
+    })
+    t.same(forged.filter((id) => !log.refused.has(id)), [], 'every forged delivery was refused')
+    t.ok(abandoned.size > 0, 'some ids stayed refused')
+
+    await until(() => {
+      const handled = new Set(readHandled(handledFile).map((line) => line.id))
+      return [...log.acked].every((id) => handled.has(id))
+    }, 'every acknowledged event to be handled', 25_000)
+    const lines = readHandled(handledFile)
+    const handled = new Set(lines.map((line) => line.id))
+    t.same([...log.acked].filter((id) => !handled.has(id)), [], 'every event answered 2xx was handled')
+    t.same([...log.refused].filter((id) => handled.has(id)), [], 'no refused event was handled')
+    t.ok(inFlight.every((id) => handled.has(id)), 'the events cut off by the kill were taken over by the survivor')
+    const twice = [...handled].filter((id) => lines.filter((line) => line.id === id).length > 1)
+    t.ok(twice.every((id) => doomed.started.includes(id)), 'only events running at the kill were handled twice; duplicates across receivers were not')
+    t.ok(lines.some((line) => line.pid === survivor.child.pid && line.attempt >= 2), 'taken-over handlers were told it is a later attempt')
+  })
+}
