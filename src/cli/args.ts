@@ -60,10 +60,10 @@ export function requiredFlag (flags: Flags, name: string): string {
   return value
 }
 
-/** `--secret`, or `SIR_WEBHOOKS_SECRET` so the secret stays out of shell history. */
+/** `--secret`, or `SIR_WEBHOOK_SECRET` so the secret stays out of shell history. */
 export function secretFlag (flags: Flags, io: Io): string {
-  const value = stringFlag(flags, 'secret') ?? io.env.SIR_WEBHOOKS_SECRET
-  if (value === undefined || value.length === 0) throw new UsageError('--secret is required (or set SIR_WEBHOOKS_SECRET)')
+  const value = stringFlag(flags, 'secret') ?? io.env.SIR_WEBHOOK_SECRET
+  if (value === undefined || value.length === 0) throw new UsageError('--secret is required (or set SIR_WEBHOOK_SECRET)')
   return value
 }
 

@@ -54,7 +54,7 @@ Stops on Ctrl-C (SIGINT) or SIGTERM.
   --port PORT         port to listen on (default 3000; 0 picks a free one)
   --host HOST         interface to bind (default 127.0.0.1, this machine only)
   --path PATH         the webhook route (default ${DEFAULT_PATH})
-  --secret SECRET     the signing secret (or set SIR_WEBHOOKS_SECRET; default: a generated one, printed)
+  --secret SECRET     the signing secret (or set SIR_WEBHOOK_SECRET; default: a generated one, printed)
   --tolerance S       accepted clock distance in seconds (default 300)
 
 Exit codes: 0 stopped by a signal; 1 could not listen (port in use); 2 bad command line.`,
@@ -71,7 +71,7 @@ Exit codes: 0 stopped by a signal; 1 could not listen (port in use); 2 bad comma
     const path = stringFlag(flags, 'path') ?? DEFAULT_PATH
     if (!path.startsWith('/')) throw new UsageError(`--path must start with "/", got ${JSON.stringify(path)}`)
     const toleranceSeconds = numberFlag(flags, 'tolerance', { min: 1, integer: true })
-    const fromEnv = io.env.SIR_WEBHOOKS_SECRET
+    const fromEnv = io.env.SIR_WEBHOOK_SECRET
     const given = stringFlag(flags, 'secret') ?? (fromEnv === '' ? undefined : fromEnv)
     const secret = given ?? 'whsec_' + randomBytes(24).toString('base64url')
     if (secret.length === 0 || secret.trim() !== secret) throw new UsageError('--secret must be non-empty, without surrounding whitespace')

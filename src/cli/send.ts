@@ -10,7 +10,7 @@ export const sendCommand: Command = {
 Signs one event as SIR Giving does and POSTs it to URL.
 
   --url URL           the receiver's webhook route, e.g. http://127.0.0.1:3000/webhooks/sir
-  --secret SECRET     the signing secret (or set SIR_WEBHOOKS_SECRET)
+  --secret SECRET     the signing secret (or set SIR_WEBHOOK_SECRET)
 ${eventUsage}
   --skew SECONDS      sign with a clock this many seconds ahead (negative: behind)
   --timeout MS        give up waiting for an answer after MS milliseconds (default 10000)

@@ -18,7 +18,7 @@ export const signCommand: Command = {
 Signs a body as SIR Giving does and prints the two headers, then a curl command
 that sends it. The body is a file, an event built from --type, or stdin.
 
-  --secret SECRET     the signing secret (or set SIR_WEBHOOKS_SECRET)
+  --secret SECRET     the signing secret (or set SIR_WEBHOOK_SECRET)
   --body-file FILE    sign this file's bytes exactly (curl sends it with --data-binary @FILE)
 ${eventUsage}
   --timestamp T       Unix seconds to sign with (default: now)

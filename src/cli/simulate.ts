@@ -29,7 +29,7 @@ timeout) are retried with exponential backoff, each attempt signed afresh; a
 share of events is sent twice and a share out of order. Prints a summary table.
 
   --url URL              the receiver's webhook route
-  --secret SECRET        the signing secret (or set SIR_WEBHOOKS_SECRET)
+  --secret SECRET        the signing secret (or set SIR_WEBHOOK_SECRET)
   --events N             distinct events to send (default 20)
   --rate R               deliveries started per second (default 10)
   --duplicates P         share of events delivered twice, 0 to 1 or a percentage (default 0.1)

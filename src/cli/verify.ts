@@ -10,7 +10,7 @@ Checks a delivery's signature the way the receiver does. When it does not verify
 names the most likely reason: clock skew, a re-serialized body, a trailing newline,
 whitespace around the secret, the whsec_ prefix missing or extra, uppercase hex.
 
-  --secret SECRET     the signing secret (or set SIR_WEBHOOKS_SECRET)
+  --secret SECRET     the signing secret (or set SIR_WEBHOOK_SECRET)
   --timestamp T       the X-SIR-Timestamp header value
   --signature SIG     the X-SIR-Signature header value (sha256=...)
   --body-file FILE    the raw body, exactly as received (default: read stdin)

@@ -26,7 +26,7 @@ export function runCli (args: readonly string[], options: { stdin?: string | Buf
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [cli, ...args], {
       cwd: root,
-      env: { ...process.env, SIR_WEBHOOKS_SECRET: '', ...options.env },
+      env: { ...process.env, SIR_WEBHOOK_SECRET: '', ...options.env },
       stdio: ['pipe', 'pipe', 'pipe']
     })
     let stdout = ''
@@ -98,7 +98,7 @@ function track (child: ChildProcess): RunningProcess {
 export async function startListen (args: readonly string[] = [], env: Record<string, string> = {}): Promise<RunningProcess & { url: string }> {
   const child = spawn(process.execPath, [cli, 'listen', '--port', '0', ...args], {
     cwd: root,
-    env: { ...process.env, SIR_WEBHOOKS_SECRET: '', ...env },
+    env: { ...process.env, SIR_WEBHOOK_SECRET: '', ...env },
     stdio: ['ignore', 'pipe', 'pipe']
   })
   const running = track(child)

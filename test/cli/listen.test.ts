@@ -56,7 +56,7 @@ t.test('listen generates and prints a secret when none is given, and it works', 
   const line = await listener.waitFor((text) => text.startsWith('secret: '))
   const generated = line.split(' ')[1] ?? ''
   t.match(generated, /^whsec_[A-Za-z0-9_-]{20,}$/)
-  const sent = await runCli(['send', '--url', listener.url, '--type', 'token_pool.refilled'], { env: { SIR_WEBHOOKS_SECRET: generated } })
+  const sent = await runCli(['send', '--url', listener.url, '--type', 'token_pool.refilled'], { env: { SIR_WEBHOOK_SECRET: generated } })
   t.equal(sent.code, 0)
   await listener.waitFor((text) => text.startsWith('✓ token_pool.refilled'))
 })

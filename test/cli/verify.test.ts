@@ -41,9 +41,9 @@ t.test('the body can come on stdin', async (t) => {
   t.match(result.stdout, /^verifies/)
 })
 
-t.test('the secret can come from SIR_WEBHOOKS_SECRET', async (t) => {
+t.test('the secret can come from SIR_WEBHOOK_SECRET', async (t) => {
   const signed = sign({ secret, rawBody: compact })
-  const result = await runCli(['verify', '--timestamp', signed.timestamp, '--signature', signed.signature, '--body-file', bodyFile(compact)], { env: { SIR_WEBHOOKS_SECRET: secret } })
+  const result = await runCli(['verify', '--timestamp', signed.timestamp, '--signature', signed.signature, '--body-file', bodyFile(compact)], { env: { SIR_WEBHOOK_SECRET: secret } })
   t.equal(result.code, 0)
 })
 
