@@ -95,8 +95,7 @@ export class BullmqInbox implements Inbox {
   async start (runtime: InboxRuntime): Promise<void> {
     if (this.#runtime !== undefined) throw new Error('sir-webhooks: an inbox belongs to one receiver; create one per Webhooks instance')
     this.#runtime = runtime
-    const { bullmq, queue } = await this.#ready
-    await queue.waitUntilReady()
+    const { bullmq } = await this.#ready
     const { retry } = runtime.options
     const options = this.#options
     const worker = new bullmq.Worker<JobData>(options.queueName, async (job) => { await this.#process(job, runtime) }, {
@@ -113,8 +112,9 @@ export class BullmqInbox implements Inbox {
     })
     worker.on('error', (error) => { this.#redisError(error) })
     worker.on('failed', (job, error) => { void this.#failedElsewhere(job, error, runtime) })
+    // Not awaited: with Redis down at boot, the receiver still answers, 503 each
+    // delivery within acceptTimeoutMs, and recovers when Redis is back.
     this.#worker = worker
-    await worker.waitUntilReady()
   }
 
   accept (event: AnyEvent, receivedAt: number): Promise<AcceptOutcome> | AcceptOutcome {
@@ -147,6 +147,8 @@ export class BullmqInbox implements Inbox {
     if (seen !== null) return 'duplicate'
     const unfinished = Object.values(counts).reduce<number>((sum, count) => sum + Number(count), 0)
     if (unfinished >= runtime.options.maxQueueSize) return 'full'
+    // Redis answered too late for this delivery, which already got its 503: add nothing.
+    if (abandoned.aborted) return 'unavailable'
     const retentionSeconds = this.#options.retentionSeconds ?? runtime.options.dedupe.ttlSeconds
     const deadSeconds = this.#options.deadLetterRetentionSeconds
     await queue.add(event.type, { event, receivedAt }, {

@@ -1,0 +1,85 @@
+import { randomUUID } from 'node:crypto'
+import { Queue } from 'bullmq'
+import { Redis } from 'ioredis'
+import t from 'tap'
+import { bullmqInbox, jobIdFor } from '../src/bullmq/inbox.js'
+import { redisForTests } from './helpers/redis.js'
+import { delivery, event, receiver, sleep, until } from './inbox-contract/support.js'
+
+t.test('options are checked, and the message names the option', async (t) => {
+  const connection = { host: '127.0.0.1', port: 1 }
+  t.throws(() => bullmqInbox({ connection: undefined as never }), { message: /sir-webhooks: "connection" must be/ })
+  t.throws(() => bullmqInbox({ connection, queueName: 'a:b' }), { message: /"queueName" must be a non-empty string without ":"/ })
+  t.throws(() => bullmqInbox({ connection, dedupeSeconds: 3600 }), { message: 'sir-webhooks: "dedupeSeconds" must be an integer of at least 604800, got 3600' })
+  t.throws(() => bullmqInbox({ connection, acceptTimeoutMs: 0 }), { message: /"acceptTimeoutMs" must be a positive integer/ })
+})
+
+t.test('event ids become valid BullMQ job ids', async (t) => {
+  t.equal(jobIdFor('evt_abc123'), jobIdFor('evt_abc123'))
+  t.notMatch(jobIdFor('a:b:c:d'), /:/)
+  t.notMatch(jobIdFor('12345'), /^\d+$/)
+  t.match(jobIdFor('x'.repeat(1000)), /^h[0-9a-f]{64}$/)
+})
+
+t.test('a Redis that cannot be reached gets 503 within acceptTimeoutMs, and close() still returns', async (t) => {
+  const webhooks = receiver(bullmqInbox({ connection: { host: '127.0.0.1', port: 1 }, acceptTimeoutMs: 200 }), { retryAfterSeconds: 9 })
+  const startedAt = Date.now()
+  const result = await webhooks.receive(delivery(event('evt_no_redis')))
+  t.equal(result.status, 503)
+  t.equal(result.code, 'INBOX_UNAVAILABLE')
+  t.equal(result.headers['retry-after'], '9')
+  t.ok(Date.now() - startedAt < 5_000, 'the wait is bounded')
+  await webhooks.close()
+})
+
+const redis = await redisForTests(t)
+if (redis.url === undefined) {
+  t.comment(`BullMQ tests that need Redis skipped: ${redis.reason}`)
+} else {
+  const { url, connection } = redis
+  const admin = new Redis(url)
+  t.teardown(() => { admin.disconnect() })
+
+  t.test('dedupe outlives the job: a redelivery after the job was removed is still a duplicate', async (t) => {
+    const queueName = `dedupe-${randomUUID()}`
+    const webhooks = receiver(bullmqInbox({ connection, queueName }))
+    t.teardown(() => webhooks.close())
+    let calls = 0
+    webhooks.on('action.completed', () => { calls++ })
+    t.equal((await webhooks.receive(delivery(event('evt_long_ago')))).code, 'ACCEPTED')
+    await until(async () => (await webhooks.inbox.outcome?.('evt_long_ago'))?.state === 'done', 'the job to complete')
+    const seenKey = `bull:${queueName}:sir-seen:${jobIdFor('evt_long_ago')}`
+    t.ok(await admin.ttl(seenKey) >= 7 * 24 * 3600 - 60, 'the id is remembered for at least 7 days')
+    const queue = new Queue(queueName, { connection })
+    t.teardown(() => queue.close())
+    await queue.remove(jobIdFor('evt_long_ago'))
+    t.equal(await webhooks.inbox.outcome?.('evt_long_ago'), undefined, 'the job and its record are gone')
+    const again = await webhooks.receive(delivery(event('evt_long_ago')))
+    t.equal(again.status, 200)
+    t.equal(again.code, 'DUPLICATE')
+    await sleep(200)
+    t.equal(calls, 1)
+  })
+
+  t.test('a Redis slower than acceptTimeoutMs gets 503; the retry once Redis is back is handled once', async (t) => {
+    const webhooks = receiver(bullmqInbox({ connection, queueName: `slow-${randomUUID()}`, acceptTimeoutMs: 200 }))
+    t.teardown(() => webhooks.close())
+    let calls = 0
+    webhooks.on('action.completed', () => { calls++ })
+    // Warm up, so the pause below is what the accept waits for.
+    await webhooks.receive(delivery(event('evt_warm')))
+    await until(() => calls === 1, 'the warm-up event')
+    await admin.call('CLIENT', 'PAUSE', '1000', 'WRITE')
+    const slow = await webhooks.receive(delivery(event('evt_slow')))
+    t.equal(slow.status, 503)
+    t.equal(slow.code, 'INBOX_UNAVAILABLE')
+    await admin.call('CLIENT', 'UNPAUSE')
+    await sleep(300)
+    t.equal(await webhooks.inbox.outcome?.('evt_slow'), undefined, 'the late Redis answer recorded nothing')
+    const retried = await webhooks.receive(delivery(event('evt_slow')))
+    t.equal(retried.code, 'ACCEPTED', 'the retry is accepted, not taken for a duplicate')
+    await until(() => calls === 2, 'the handler')
+    await sleep(200)
+    t.equal(calls, 2, 'handled once')
+  })
+}
