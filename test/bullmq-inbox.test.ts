@@ -3,8 +3,9 @@ import { Queue } from 'bullmq'
 import { Redis } from 'ioredis'
 import t from 'tap'
 import { bullmqInbox, jobIdFor } from '../src/bullmq/inbox.js'
+import { kill, startReceiver } from './fixtures/spawn-receiver.js'
 import { redisForTests } from './helpers/redis.js'
-import { delivery, event, receiver, sleep, until } from './inbox-contract/support.js'
+import { SECRET, delivery, event, post, receiver, sleep, until } from './inbox-contract/support.js'
 
 t.test('options are checked, and the message names the option', async (t) => {
   const connection = { host: '127.0.0.1', port: 1 }
@@ -81,5 +82,24 @@ if (redis.url === undefined) {
     await until(() => calls === 2, 'the handler')
     await sleep(200)
     t.equal(calls, 2, 'handled once')
+  })
+
+  t.test('a job recovered from crashed receivers more than maxStalledCount times is dead-lettered and reported', async (t) => {
+    const queueName = `stalled-${randomUUID()}`
+    const doomed = await startReceiver({ SIR_STORE: 'bullmq', SIR_REDIS_URL: url, SIR_QUEUE: queueName, SIR_LEASE_MS: '500', SIR_SECRET: SECRET, SIR_HANDLED: '/dev/null', SIR_HANDLER_MS: '60000' })
+    t.teardown(() => kill(doomed, 'SIGKILL'))
+    t.equal(await post(doomed.url, event('evt_stalls')), 200)
+    await until(() => doomed.started.includes('evt_stalls'), 'the handler to start')
+    await kill(doomed, 'SIGKILL')
+    const webhooks = receiver(bullmqInbox({ connection, queueName, stalledIntervalMs: 200, maxStalledCount: 0 }))
+    t.teardown(() => webhooks.close())
+    let calls = 0
+    const dead: unknown[] = []
+    webhooks.on('action.completed', () => { calls++ })
+    webhooks.onDeadLetter((entry) => { dead.push(entry) })
+    await until(() => dead.length === 1, 'the dead letter')
+    t.equal(calls, 0, 'the job is not run again')
+    t.match(dead[0], { reason: 'handler_failed', event: { id: 'evt_stalls' }, error: { message: /stalled/ } })
+    t.match(await webhooks.inbox.outcome?.('evt_stalls'), { state: 'dead', lastError: /stalled/ })
   })
 }

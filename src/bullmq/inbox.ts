@@ -239,7 +239,7 @@ export class BullmqInbox implements Inbox {
 
   /** A job that failed for good without this process's handlers saying so: recovered from crashes too often. */
   async #failedElsewhere (job: Job<JobData> | undefined, error: Error, runtime: InboxRuntime): Promise<void> {
-    if (job === undefined || job.attemptsMade < (job.opts.attempts ?? 1) && !/stalled/i.test(error.message)) return
+    if (job === undefined || (job.attemptsMade < (job.opts.attempts ?? 1) && !/stalled/i.test(error.message))) return
     const id = job.id ?? ''
     if (this.#reported.delete(id)) return
     if (error instanceof AttemptFailed) return
