@@ -16,7 +16,7 @@ function retrySchedule (flags: Flags): number[] {
 function progressLine (progress: SimulationProgress, width: number): string {
   const done = progress.planned === 0 ? 1 : progress.finished / progress.planned
   const bar = '#'.repeat(Math.round(done * width)).padEnd(width, '.')
-  return `\r[${bar}] ${progress.finished}/${progress.planned} done  ${progress.delivered} delivered  ${progress.givenUp} given up  ${progress.attempts} attempts`
+  return `\r\x1b[K[${bar}] ${progress.finished}/${progress.planned} done  ${progress.delivered} delivered  ${progress.givenUp} given up  ${progress.attempts} attempts`
 }
 
 export const simulateCommand: Command = {

@@ -35,10 +35,10 @@ function handledCounts (lines: ReturnType<typeof fixtureLines>): Map<string, num
 
 t.test('a receiver answering 503 (full queue, slow handler): the simulator retries with backoff until each event is in', async (t) => {
   // One event at a time and a slow handler: every delivery that arrives while one runs gets 503.
-  const target = await receiver(t, { maxQueueSize: 1, concurrency: 1, handlerDelayMs: 400 })
+  const target = await receiver(t, { maxQueueSize: 1, concurrency: 1, handlerDelayMs: 600 })
   const file = historyFile(t)
   const result = await runCli(['simulate', '--url', target.url, '--secret', secret, '--events', '4', '--rate', '20',
-    '--duplicates', '0', '--out-of-order', '0', '--retry-schedule', '200ms,400ms,800ms,1600ms,3200ms', '--json', file])
+    '--duplicates', '0', '--out-of-order', '0', '--retry-schedule', '200ms,400ms,800ms,1600ms,3200ms,6400ms', '--json', file])
   t.equal(result.code, 0, 'every delivery accepted in the end: exit 0')
   t.equal(result.stderr, '', 'no progress bar when stderr is not a terminal')
   t.match(result.stdout, /^delivered\s+4$/m)
@@ -80,10 +80,10 @@ t.test('a receiver answering 503 (full queue, slow handler): the simulator retri
 })
 
 t.test('a receiver that answers slowly: the simulator times out, retries, and the receiver sees a duplicate it does not handle twice', async (t) => {
-  const target = await receiver(t, { slowFirstAnswerMs: 2000 })
+  const target = await receiver(t, { slowFirstAnswerMs: 3000 })
   const file = historyFile(t)
   const result = await runCli(['simulate', '--url', target.url, '--secret', secret, '--events', '3', '--rate', '20',
-    '--duplicates', '0', '--timeout', '500', '--retry-schedule', '100ms,200ms,400ms', '--json', file])
+    '--duplicates', '0', '--timeout', '1000', '--retry-schedule', '100ms,200ms,400ms', '--json', file])
   t.equal(result.code, 0)
   t.match(result.stdout, /^retried\s+3$/m)
   t.match(result.stdout, /timeout×3/)
