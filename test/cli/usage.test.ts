@@ -61,3 +61,9 @@ t.test('a missing or bad value names the flag and exits 2', async (t) => {
     t.match(result.stderr, message, `${args.join(' ')} says ${message}`)
   }
 })
+
+t.test('--version prints the package version', async (t) => {
+  const result = await runCli(['--version'])
+  t.equal(result.code, 0)
+  t.match(result.stdout, /^\d+\.\d+\.\d+/)
+})
