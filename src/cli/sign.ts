@@ -54,7 +54,11 @@ Exit codes: 0 signed; 2 bad command line.`,
     }
     // The bytes are signed as read, never decoded and re-encoded, which could change them.
     const signed = sign({ secret, rawBody, ...(timestamp === undefined ? {} : { timestamp }) })
-    const data = shellQuote(file === undefined ? rawBody.toString('utf8') : '@' + file)
+    const text = rawBody.toString('utf8')
+    if (file === undefined && !Buffer.from(text).equals(rawBody)) {
+      io.stderr.write('the body is not UTF-8 text, so the inline curl body would differ from the signed bytes: use --body-file for a curl line that sends it exactly\n')
+    }
+    const data = shellQuote(file === undefined ? text : '@' + file)
     io.stdout.write([
       `X-SIR-Timestamp: ${signed.timestamp}`,
       `X-SIR-Signature: ${signed.signature}`,
