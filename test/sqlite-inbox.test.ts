@@ -122,3 +122,21 @@ t.test('dead letters can be listed and re-driven without a receiver', async (t) 
   t.equal(await admin.redrive('evt_admin'), true)
   t.equal((await admin.outcome('evt_admin'))?.state, 'pending')
 })
+
+t.test('a handler that outlives leaseMs keeps its event: the lease is renewed, another process does not take it', async (t) => {
+  const path = join(tempDir(t), 'inbox.db')
+  const calls: string[] = []
+  const slowHandler = (name: string) => async () => {
+    calls.push(name)
+    await sleep(1_200)
+  }
+  const first = receiver(sqliteInbox({ path, leaseMs: 200, pollIntervalMs: 50 }))
+  const second = receiver(sqliteInbox({ path, leaseMs: 200, pollIntervalMs: 50 }))
+  t.teardown(() => Promise.all([first.close(), second.close()]))
+  first.on('action.completed', slowHandler('first'))
+  second.on('action.completed', slowHandler('second'))
+  t.equal((await first.receive(delivery(event('evt_slow_handler')))).code, 'ACCEPTED')
+  await until(async () => (await first.inbox.outcome?.('evt_slow_handler'))?.state === 'done', 'the event to finish')
+  t.same(calls, ['first'], 'one process ran it, once')
+  t.equal((await first.inbox.outcome?.('evt_slow_handler'))?.attempts, 1)
+})
