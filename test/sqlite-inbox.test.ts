@@ -115,6 +115,7 @@ t.test('dead letters can be listed and re-driven without a receiver', async (t) 
   await webhooks.receive(delivery(event('evt_admin')))
   await until(async () => (await webhooks.inbox.outcome?.('evt_admin'))?.state === 'dead', 'the dead letter')
   await webhooks.close()
+  await t.rejects(async () => { await webhooks.inbox.deadLetters?.() }, /SQLite inbox is closed/, 'a closed inbox does not answer as if it were empty')
   // An admin script opens the same file.
   const admin = sqliteInbox({ path })
   t.teardown(() => admin.close(0))

@@ -113,17 +113,16 @@ export class SqliteInbox implements Inbox {
   }
 
   async outcome (id: string): Promise<EventOutcome | undefined> {
-    const row = this.#sql?.get.get(id)
+    const row = this.#open().get.get(id)
     return row === undefined ? undefined : toOutcome(row)
   }
 
   async deadLetters (query: DeadLetterQuery = {}): Promise<EventOutcome[]> {
-    return (this.#sql?.deadLetters.all(query.limit ?? 100) ?? []).map(toOutcome)
+    return this.#open().deadLetters.all(query.limit ?? 100).map(toOutcome)
   }
 
   async redrive (id: string): Promise<boolean> {
-    const sql = this.#sql
-    if (sql === undefined) return false
+    const sql = this.#open()
     const changed = sql.redrive.run({ id, now: this.#now() }).changes === 1
     if (changed) this.#wake()
     return changed
@@ -131,8 +130,7 @@ export class SqliteInbox implements Inbox {
 
   /** Deletes done events past `retentionSeconds` and dead ones past `deadLetterRetentionSeconds`. */
   async purge (): Promise<PurgeResult> {
-    const sql = this.#sql
-    if (sql === undefined) return { done: 0, dead: 0 }
+    const sql = this.#open()
     const now = this.#now()
     const retentionSeconds = this.#options.retentionSeconds ?? this.#runtime?.options.dedupe.ttlSeconds ?? defaults.dedupe.ttlSeconds
     const done = sql.purge.run({ state: 'done', before: now - retentionSeconds * 1000 }).changes
@@ -172,6 +170,12 @@ export class SqliteInbox implements Inbox {
     if (this.#active.size > 0) {
       this.#runtime?.logger.warn({ events: this.#active.size }, 'close() ran out of time; unfinished events stay in the SQLite inbox for the next start')
     }
+  }
+
+  /** Queries on a closed inbox throw: an empty answer would read as "no such event". */
+  #open (): Statements {
+    if (this.#sql === undefined) throw new Error('sir-webhooks: this SQLite inbox is closed; open a new one on the same path to query it')
+    return this.#sql
   }
 
   #now (): number {
