@@ -5,6 +5,7 @@ import { reportFailures, runAttempt } from '../core/attempt.js'
 import { backoffDelay } from '../core/backoff.js'
 import type { AnyEvent } from '../core/events.js'
 import type { AcceptOutcome, Inbox, InboxRuntime } from '../core/inbox.js'
+import { defaults } from '../core/options.js'
 import { errorSummary, type DeadLetterQuery, type EventOutcome, type OutcomeState } from '../core/outcome.js'
 import { MIN_DEDUPE_SECONDS, resolveBullmqOptions, type BullmqInboxOptions, type ResolvedBullmqOptions } from './options.js'
 
@@ -186,6 +187,20 @@ export class BullmqInbox implements Inbox {
     await job.retry('failed', { resetAttemptsMade: true, resetAttemptsStarted: true })
     this.#reported.delete(job.id ?? '')
     return true
+  }
+
+  /**
+   * Removes done jobs older than `retentionSeconds` and dead ones older than
+   * `deadLetterRetentionSeconds` now, rather than when BullMQ next gets to it.
+   * Their ids stay remembered against duplicates for `dedupeSeconds`.
+   */
+  async purge (): Promise<{ done: number, dead: number }> {
+    const { queue } = await this.#ready
+    const retentionSeconds = this.#options.retentionSeconds ?? this.#runtime?.options.dedupe.ttlSeconds ?? defaults.dedupe.ttlSeconds
+    const done = await queue.clean(retentionSeconds * 1000, 0, 'completed')
+    const deadSeconds = this.#options.deadLetterRetentionSeconds
+    const dead = deadSeconds === undefined ? [] : await queue.clean(deadSeconds * 1000, 0, 'failed')
+    return { done: done.length, dead: dead.length }
   }
 
   /**
