@@ -65,6 +65,8 @@ export async function redisForTests (t: Teardown): Promise<RedisForTests> {
   const port = await freePort()
   const server = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' })
   t.teardown(() => { server.kill('SIGTERM') })
+  // Also when the test process dies early: no redis-server is left behind.
+  process.once('exit', () => { server.kill('SIGKILL') })
   const url = `redis://127.0.0.1:${port}`
   for (let tries = 0; tries < 50; tries++) {
     if (await ping(url, 500)) return { url, connection: toConnection(url) }
