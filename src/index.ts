@@ -1,35 +1,3 @@
+export * from './exports.js'
 export { Webhooks } from './core/webhooks.js'
-export { verify, sign, computeDigest, SIGNATURE_PREFIX, DEFAULT_TOLERANCE_SECONDS } from './core/verify.js'
-export type { VerifyInput, VerifyResult, SignInput, Signature, Secret } from './core/verify.js'
-export { WebhookError, WebhookOptionsError, refusalStatus } from './core/errors.js'
-export type { RefusalCode, VerificationErrorCode } from './core/errors.js'
-export { eventNames } from './core/events.js'
-export type {
-  AnyEvent,
-  ActionCompletedData,
-  EventDataMap,
-  EventMap,
-  EventName,
-  KnownEvent,
-  UndocumentedData,
-  WebhookEvent
-} from './core/events.js'
-export type {
-  AnyEventHandler,
-  DeadLetter,
-  DeadLetterHandler,
-  ErrorHandler,
-  EventHandler,
-  FailureInfo,
-  HandlerContext,
-  RegisteredHandler
-} from './core/handlers.js'
-export type { AcceptOutcome, HandlerRun, Inbox, InboxRuntime } from './core/inbox.js'
-export type { DeadLetterQuery, EventOutcome, OutcomeState } from './core/outcome.js'
-export { MemoryInbox } from './core/memory-inbox.js'
-export { backoffDelay } from './core/backoff.js'
-export { defaults } from './core/options.js'
-export type { WebhooksOptions, RetryOptions, DedupeOptions, ResolvedOptions } from './core/options.js'
-export { deliveryFromNodeHeaders, isJsonContentType, isEncoded } from './core/receive.js'
-export type { Delivery, ReceiveResult, ReceiveCode } from './core/receive.js'
-export type { WebhookLogger } from './core/logger.js'
+export { verify, sign, computeDigest } from './core/verify.js'

@@ -136,7 +136,7 @@ test('refusals are logged with their reason, never with the secret, the signatur
 })
 
 test('the default logger redacts secret-looking fields a handler might log', async (t) => {
-  const { defaultLogger } = await import('../src/core/logger.js')
+  const { defaultLogger } = await import('../src/core/pino-logger.js')
   const { Writable } = await import('node:stream')
   const chunks: string[] = []
   const logger = defaultLogger(new Writable({ write (chunk, _encoding, done) { chunks.push(String(chunk)); done() } }))

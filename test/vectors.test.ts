@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs'
 import t from 'tap'
 import { verify } from '../src/core/verify.js'
+import { verifyAsync } from '../src/core/verify-web.js'
 import { parseEnvelope } from '../src/core/envelope.js'
 import { refusalStatus } from '../src/core/errors.js'
 import {
@@ -63,6 +64,7 @@ for (const vector of signatureVectors) {
       now: vector.nowSeconds * 1000
     }
     const result = verify({ ...input, rawBody })
+    t.same(await verifyAsync({ ...input, rawBody }), result, 'the Web Crypto verifier gives the same answer')
     t.equal(result.ok, vector.expected.valid, 'ok')
     if (vector.expected.valid) {
       t.equal(result.ok && result.secretIndex, vector.expected.secretIndex, 'secretIndex')

@@ -33,8 +33,10 @@ export class MemoryInbox implements Inbox {
     // of one id cannot both pass, and a refused event is never marked seen.
     if (seen.has(event.id)) return 'duplicate'
     if (queue.size >= runtime.options.maxQueueSize) return 'full'
-    seen.add(event.id)
+    // Queued first, then marked seen: if queueing throws, the id stays unseen
+    // and the sender's retry (after the 503) is processed.
     queue.push(event, receivedAt, runtime.handlersFor(event.type))
+    seen.add(event.id)
     return 'accepted'
   }
 

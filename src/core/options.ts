@@ -1,7 +1,7 @@
 import type { WebhookLogger } from './logger.js'
 import { WebhookOptionsError } from './errors.js'
 import type { Inbox } from './inbox.js'
-import { DEFAULT_TOLERANCE_SECONDS, type Secret } from './verify.js'
+import { DEFAULT_TOLERANCE_SECONDS, type Secret } from './signature-checks.js'
 
 export interface RetryOptions {
   /** Tries per handler, the first included. Default 5. */

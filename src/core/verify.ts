@@ -1,55 +1,22 @@
-import { createHmac, timingSafeEqual, type KeyObject } from 'node:crypto'
-import { refusalMessage, refusalStatus, type VerificationErrorCode } from './errors.js'
+import { createHmac, createSecretKey, timingSafeEqual, type KeyObject } from 'node:crypto'
+import {
+  SIGNATURE_PREFIX,
+  checkHeaders,
+  currentTimestamp,
+  refused,
+  secretList,
+  type SignInput,
+  type Signature,
+  type VerifyInput,
+  type VerifyRequest,
+  type VerifyResult
+} from './signature-checks.js'
 
-export const SIGNATURE_PREFIX = 'sha256='
-export const DEFAULT_TOLERANCE_SECONDS = 300
+// The Node verifier: synchronous, on node:crypto. The Web Crypto one, for
+// runtimes without node: modules, is verify-web.ts; both share signature-checks.ts.
 
-// The sender writes lowercase hex; the reference receiver compares strings, so
-// uppercase never verified there either and is refused as malformed here.
-const SIGNATURE_PATTERN = /^sha256=[0-9a-f]{64}$/
-// Digits only: no sign, fraction, exponent or whitespace. Fifteen digits keep
-// the value exact as a double and are tens of millions of years of seconds.
-const TIMESTAMP_PATTERN = /^[0-9]{1,15}$/
-
-export type Secret = string | readonly string[]
-
-export interface VerifyInput {
-  /** The webhook signing secret (`whsec_...`), or several, newest first, during rotation. */
-  secret: Secret
-  /** The request body exactly as received. A string is taken as its UTF-8 bytes. */
-  rawBody: Uint8Array | string
-  /** The `X-SIR-Signature` header value. */
-  signature: string | undefined | null
-  /** The `X-SIR-Timestamp` header value. */
-  timestamp: string | undefined | null
-  /** Accepted distance between the timestamp and now, in either direction. Default 300. */
-  toleranceSeconds?: number
-  /** Milliseconds since the epoch to judge the timestamp against. Default `Date.now()`. */
-  now?: number
-}
-
-export type VerifyResult =
-  | {
-    ok: true
-    /** Which of the secrets matched (0 is the first); never the secret itself. */
-    secretIndex: number
-    timestamp: number
-    /** now − timestamp in seconds: positive when the delivery was signed in the past. */
-    skewSeconds: number
-  }
-  | {
-    ok: false
-    code: VerificationErrorCode
-    status: number
-    message: string
-    skewSeconds?: number
-  }
-
-function refused (code: VerificationErrorCode, skewSeconds?: number): VerifyResult {
-  return skewSeconds === undefined
-    ? { ok: false, code, status: refusalStatus[code], message: refusalMessage(code) }
-    : { ok: false, code, status: refusalStatus[code], message: refusalMessage(code), skewSeconds }
-}
+export { SIGNATURE_PREFIX, DEFAULT_TOLERANCE_SECONDS } from './signature-checks.js'
+export type { Secret, SignInput, Signature, VerifyInput, VerifyRequest, VerifyResult } from './signature-checks.js'
 
 /** HMAC-SHA256 of `timestamp + "." + rawBody`, over the bytes, never a decoded string. */
 export function computeDigest (secret: string | KeyObject, timestamp: string, rawBody: Uint8Array | string): Buffer {
@@ -61,58 +28,36 @@ export function computeDigest (secret: string | KeyObject, timestamp: string, ra
  * headers hold, it returns a result and never throws.
  */
 export function verify (input: VerifyInput): VerifyResult {
-  return verifyWithKeys(typeof input.secret === 'string' ? [input.secret] : input.secret, input)
+  return verifyWithKeys(secretList(input.secret), input)
 }
 
 /**
  * `verify` with the secrets given as HMAC keys. The receiver turns its secrets into
  * `KeyObject`s once, which saves converting the key on every delivery.
  */
-export function verifyWithKeys (keys: readonly (string | KeyObject)[], input: Omit<VerifyInput, 'secret'>): VerifyResult {
-  const { signature, timestamp } = input
-  if (typeof signature !== 'string' || signature.length === 0) return refused('MISSING_SIGNATURE')
-  if (typeof timestamp !== 'string' || timestamp.length === 0) return refused('MISSING_TIMESTAMP')
-  if (!TIMESTAMP_PATTERN.test(timestamp)) return refused('INVALID_TIMESTAMP')
-  if (!SIGNATURE_PATTERN.test(signature)) return refused('MALFORMED_SIGNATURE')
-
-  // The window is checked before the HMAC: it costs nothing and needs no secret,
-  // so replayed deliveries are turned away without hashing their bodies.
-  const seconds = Number(timestamp)
-  const nowSeconds = (input.now ?? Date.now()) / 1000
-  const skewSeconds = nowSeconds - seconds
-  const tolerance = input.toleranceSeconds ?? DEFAULT_TOLERANCE_SECONDS
-  // Written so that NaN fails closed: a NaN clock or tolerance (say, from
-  // Number(process.env.X) left unset) must not switch the window off.
-  if (!(Math.abs(skewSeconds) <= tolerance)) return refused('TIMESTAMP_OUT_OF_RANGE', skewSeconds)
-
-  const provided = Buffer.from(signature.slice(SIGNATURE_PREFIX.length), 'hex')
+export function verifyWithKeys (keys: readonly (string | KeyObject)[], input: VerifyRequest): VerifyResult {
+  const checked = checkHeaders(input)
+  if (!checked.ok) return checked
+  const provided = Buffer.from(checked.signatureHex, 'hex')
   for (let index = 0; index < keys.length; index++) {
-    const expected = computeDigest(keys[index] as string | KeyObject, timestamp, input.rawBody)
+    const expected = computeDigest(keys[index] as string | KeyObject, checked.timestampHeader, input.rawBody)
     // Both are 32 bytes by construction (the pattern fixed the hex length).
     if (timingSafeEqual(expected, provided)) {
-      return { ok: true, secretIndex: index, timestamp: seconds, skewSeconds }
+      return { ok: true, secretIndex: index, timestamp: checked.seconds, skewSeconds: checked.skewSeconds }
     }
   }
-  return refused('SIGNATURE_MISMATCH', skewSeconds)
+  return refused('SIGNATURE_MISMATCH', checked.skewSeconds)
 }
 
-export interface SignInput {
-  secret: string
-  rawBody: Uint8Array | string
-  /** Unix seconds. Default: now. */
-  timestamp?: number | string
-}
-
-export interface Signature {
-  /** The `X-SIR-Timestamp` header value. */
-  timestamp: string
-  /** The `X-SIR-Signature` header value. */
-  signature: string
+/** The receiver's verifier on Node: keys built once, checked synchronously. */
+export function createNodeVerifier (secrets: readonly string[]): (input: VerifyRequest) => VerifyResult {
+  const keys = secrets.map((secret) => createSecretKey(Buffer.from(secret, 'utf8')))
+  return (input) => verifyWithKeys(keys, input)
 }
 
 /** Signs a body the way SIR Giving does, for tests and local senders. */
 export function sign (input: SignInput): Signature {
-  const timestamp = String(input.timestamp ?? Math.floor(Date.now() / 1000))
+  const timestamp = currentTimestamp(input.timestamp)
   const digest = computeDigest(input.secret, timestamp, input.rawBody)
   return { timestamp, signature: SIGNATURE_PREFIX + digest.toString('hex') }
 }

@@ -1,0 +1,296 @@
+import { isLogger, type WebhookLogger } from './logger.js'
+import { WebhookOptionsError, type RefusalCode } from './errors.js'
+import type { AnyEvent, EventName } from './events.js'
+import type {
+  AnyEventHandler,
+  DeadLetter,
+  DeadLetterHandler,
+  ErrorHandler,
+  EventHandler,
+  RegisteredHandler
+} from './handlers.js'
+import type { AcceptOutcome, HandlerRun, Inbox, InboxRuntime } from './inbox.js'
+import { MemoryInbox } from './memory-inbox.js'
+import { resolveOptions, type ResolvedOptions, type WebhooksOptions } from './options.js'
+import { parseEnvelope } from './envelope.js'
+import { ACCEPTED, DUPLICATE, isEncoded, isJsonContentType, refusalResults, type Delivery, type ReceiveResult } from './receive.js'
+import type { VerifyRequest, VerifyResult } from './signature-checks.js'
+
+type Registration = AnyEventHandler | ErrorHandler | DeadLetterHandler
+
+const outcomeRefusal: Record<Exclude<AcceptOutcome, 'accepted' | 'duplicate'>, RefusalCode> = {
+  full: 'QUEUE_FULL',
+  unavailable: 'INBOX_UNAVAILABLE'
+}
+
+/**
+ * What differs between runtimes: how signatures are checked (node:crypto,
+ * synchronous; or Web Crypto, asynchronous) and which logger is the default.
+ * Everything else about a receiver is the same code everywhere.
+ */
+export interface ReceiverPlatform {
+  createVerifier (secrets: readonly string[]): (input: VerifyRequest) => VerifyResult | Promise<VerifyResult>
+  defaultLogger (): WebhookLogger
+}
+
+/**
+ * The receiver: verifies deliveries, hands accepted events to an inbox and runs
+ * the handlers registered with `on`. It knows no HTTP framework; adapters read a
+ * request into a `Delivery` and write back the `ReceiveResult`. Users construct
+ * `Webhooks`, this class bound to their runtime's platform.
+ */
+export class WebhookReceiver {
+  readonly options: ResolvedOptions
+  readonly logger: WebhookLogger
+  readonly inbox: Inbox
+
+  readonly #handlers = new Map<string, RegisteredHandler[]>()
+  #anyHandlers: RegisteredHandler[] = []
+  #errorHandlers: ErrorHandler[] = []
+  #deadLetterHandlers: DeadLetterHandler[] = []
+  readonly #refusals: Readonly<Record<RefusalCode, ReceiveResult>>
+  readonly #verify: (input: VerifyRequest) => VerifyResult | Promise<VerifyResult>
+  readonly #shutdown = new AbortController()
+  readonly #started: Promise<void> | undefined
+  #startError: unknown
+  #closing: Promise<void> | undefined
+
+  constructor (options: WebhooksOptions, platform: ReceiverPlatform) {
+    this.options = resolveOptions(options)
+    if (options.logger !== undefined && !isLogger(options.logger)) {
+      throw new WebhookOptionsError('"logger" must be a pino logger (an object with child(), debug(), info(), warn() and error())')
+    }
+    this.logger = options.logger ?? platform.defaultLogger()
+    this.inbox = options.inbox ?? new MemoryInbox()
+    this.#refusals = refusalResults(this.options.retryAfterSeconds)
+    this.#verify = platform.createVerifier(this.options.secrets)
+    const started = this.inbox.start(this.#runtime())
+    if (started !== undefined) {
+      this.#started = started.catch((error: unknown) => {
+        this.#startError = error
+        this.logger.error({ err: error }, 'the inbox failed to start; deliveries are answered 503 until it does')
+      })
+    }
+  }
+
+  /** Registers a handler for one event type or several. Misspelt types do not compile. */
+  on<K extends EventName>(type: K | readonly K[], handler: EventHandler<K>): this {
+    const types: readonly string[] = typeof type === 'string' ? [type] : type
+    if (types.length === 0 || types.some((name) => typeof name !== 'string' || name.length === 0)) {
+      throw new WebhookOptionsError('on(type, handler): "type" must be an event type or a non-empty array of them')
+    }
+    const registered = this.#register(handler as AnyEventHandler, 'on')
+    for (const name of types) {
+      const list = this.#handlers.get(name)
+      if (list === undefined) this.#handlers.set(name, [registered])
+      else list.push(registered)
+    }
+    return this
+  }
+
+  /** Registers a handler for every event, including types this version does not know. */
+  onAny (handler: AnyEventHandler): this {
+    this.#anyHandlers = [...this.#anyHandlers, this.#register(handler, 'onAny')]
+    return this
+  }
+
+  /** Called when a handler has failed for good (after its last attempt). */
+  onError (handler: ErrorHandler): this {
+    this.#assertFunction(handler, 'onError')
+    this.#errorHandlers = [...this.#errorHandlers, handler]
+    return this
+  }
+
+  /** Called for each handler that failed for good, and for events cut off by shutdown. */
+  onDeadLetter (handler: DeadLetterHandler): this {
+    this.#assertFunction(handler, 'onDeadLetter')
+    this.#deadLetterHandlers = [...this.#deadLetterHandlers, handler]
+    return this
+  }
+
+  /**
+   * Removes a handler. `off(type, handler)` removes it from those types only;
+   * `off(handler)` removes it from everything it was registered with.
+   */
+  off<K extends EventName>(type: K | readonly K[], handler: EventHandler<K>): this
+  off (handler: Registration): this
+  off (typeOrHandler: string | readonly string[] | Registration, maybeHandler?: unknown): this {
+    if (typeof typeOrHandler === 'function') {
+      const fn = typeOrHandler
+      for (const [name, list] of this.#handlers) this.#handlers.set(name, list.filter((entry) => entry.fn !== fn))
+      this.#anyHandlers = this.#anyHandlers.filter((entry) => entry.fn !== fn)
+      this.#errorHandlers = this.#errorHandlers.filter((entry) => entry !== fn)
+      this.#deadLetterHandlers = this.#deadLetterHandlers.filter((entry) => entry !== fn)
+      return this
+    }
+    const types: readonly string[] = typeof typeOrHandler === 'string' ? [typeOrHandler] : typeOrHandler
+    for (const name of types) {
+      const list = this.#handlers.get(name)
+      if (list !== undefined) this.#handlers.set(name, list.filter((entry) => entry.fn !== maybeHandler))
+    }
+    return this
+  }
+
+  /** True once `close()` has been called: new deliveries get 503. */
+  get closing (): boolean {
+    return this.#closing !== undefined
+  }
+
+  /**
+   * Decides a delivery: verify, then parse, then hand to the inbox. Never throws;
+   * every outcome is an answer with a status from the contract. `log` is the
+   * request's logger where the framework has one.
+   */
+  async receive (delivery: Delivery, log: WebhookLogger = this.logger): Promise<ReceiveResult> {
+    const { rawBody } = delivery
+    if (!isJsonContentType(delivery.contentType) || isEncoded(delivery.contentEncoding)) {
+      return this.#refuse(log, 'UNSUPPORTED_MEDIA_TYPE', { bodyLength: rawBody.byteLength })
+    }
+    if (rawBody.byteLength > this.options.bodyLimit) {
+      return this.#refuse(log, 'BODY_TOO_LARGE', { bodyLength: rawBody.byteLength, bodyLimit: this.options.bodyLimit })
+    }
+    const now = this.options.clock()
+    let verified = this.#verify({
+      rawBody,
+      signature: delivery.signature,
+      timestamp: delivery.timestamp,
+      toleranceSeconds: this.options.toleranceSeconds,
+      now
+    })
+    // The Node verifier answers synchronously and is not awaited: no promise hop.
+    if (verified instanceof Promise) verified = await verified
+    if (!verified.ok) {
+      return this.#refuse(log, verified.code, { skewSeconds: roundSkew(verified.skewSeconds), bodyLength: rawBody.byteLength })
+    }
+    const parsed = parseEnvelope(rawBody)
+    if (!parsed.ok) return this.#refuse(log, parsed.code, { bodyLength: rawBody.byteLength })
+
+    const { event } = parsed
+    if (this.#closing !== undefined) return this.#refuse(log, 'CLOSING', { event: eventTag(event) })
+    if (this.#started !== undefined) {
+      await this.#started
+      if (this.#startError !== undefined) return this.#refuse(log, 'INBOX_UNAVAILABLE', { event: eventTag(event) })
+    }
+    let outcome: AcceptOutcome
+    try {
+      // A synchronous inbox (the in-memory one) is not awaited: one promise hop
+      // less on every delivery.
+      const accepted = this.inbox.accept(event, now)
+      outcome = typeof accepted === 'string' ? accepted : await accepted
+    } catch (error) {
+      log.error({ err: error, event: eventTag(event) }, 'the inbox failed to record the event')
+      outcome = 'unavailable'
+    }
+    if (outcome === 'accepted') {
+      log.debug({ event: eventTag(event), secretIndex: verified.secretIndex }, 'webhook accepted')
+      return ACCEPTED
+    }
+    if (outcome === 'duplicate') {
+      log.info({ event: eventTag(event) }, 'duplicate webhook acknowledged, not dispatched again')
+      return DUPLICATE
+    }
+    return this.#refuse(log, outcomeRefusal[outcome], { event: eventTag(event) })
+  }
+
+  /** The answer for a refusal an adapter detects itself (body too large while streaming, say). */
+  refusal (code: RefusalCode): ReceiveResult {
+    return this.#refusals[code]
+  }
+
+  /**
+   * Stops accepting (503), waits up to `closeGraceMs` for every accepted event to
+   * finish or dead-letter, dead-letters what is left, then aborts handlers' signals.
+   * Safe to call more than once.
+   */
+  close (): Promise<void> {
+    this.#closing ??= (async () => {
+      if (this.#started !== undefined) await this.#started
+      try {
+        await this.inbox.close(this.options.closeGraceMs)
+      } finally {
+        this.#shutdown.abort(new Error('sir-webhooks: the receiver closed'))
+      }
+    })()
+    return this.#closing
+  }
+
+  #refuse (log: WebhookLogger, code: RefusalCode, details: Record<string, unknown>): ReceiveResult {
+    const answer = this.#refusals[code]
+    if (answer.status >= 500) log.warn({ reason: code, ...details }, 'webhook refused for now')
+    else log.info({ reason: code, ...details }, 'webhook rejected')
+    return answer
+  }
+
+  #assertFunction (handler: unknown, method: string): void {
+    if (typeof handler !== 'function') throw new WebhookOptionsError(`${method}(): the handler must be a function, got ${typeof handler}`)
+  }
+
+  #register (fn: AnyEventHandler, method: string): RegisteredHandler {
+    this.#assertFunction(fn, method)
+    return Object.freeze({ name: fn.name === '' ? 'anonymous' : fn.name, fn })
+  }
+
+  #runtime (): InboxRuntime {
+    const deadLetter = async (entry: DeadLetter): Promise<void> => {
+      this.logger.error({
+        event: eventTag(entry.event),
+        reason: entry.reason,
+        handler: entry.handler,
+        attempts: entry.attempts,
+        err: entry.error
+      }, entry.reason === 'shutdown' ? 'event dead-lettered: shutdown came before it finished' : 'event dead-lettered: a handler failed for good')
+      for (const onDeadLetter of this.#deadLetterHandlers) {
+        await this.#callSafely('onDeadLetter', entry.event, () => onDeadLetter(entry))
+      }
+    }
+    return {
+      options: this.options,
+      logger: this.logger,
+      signal: this.#shutdown.signal,
+      handlersFor: (type: string): readonly RegisteredHandler[] => {
+        const specific = this.#handlers.get(type)
+        if (specific === undefined || specific.length === 0) return this.#anyHandlers
+        return this.#anyHandlers.length === 0 ? specific : [...specific, ...this.#anyHandlers]
+      },
+      runHandler: async (run: HandlerRun): Promise<void> => {
+        await run.handler.fn(run.event, {
+          attempt: run.attempt,
+          receivedAt: new Date(run.receivedAt),
+          signal: this.#shutdown.signal,
+          log: this.logger.child({ event: eventTag(run.event) })
+        })
+      },
+      handlerFailed: async (run: HandlerRun, error: unknown): Promise<void> => {
+        const info = { handler: run.handler.name, attempts: run.attempt }
+        for (const onError of this.#errorHandlers) {
+          await this.#callSafely('onError', run.event, () => onError(error, run.event, info))
+        }
+        await deadLetter({
+          event: run.event,
+          reason: 'handler_failed',
+          handler: run.handler.name,
+          error,
+          attempts: run.attempt,
+          receivedAt: new Date(run.receivedAt)
+        })
+      },
+      deadLetter
+    }
+  }
+
+  async #callSafely (what: string, event: AnyEvent, call: () => unknown): Promise<void> {
+    try {
+      await call()
+    } catch (error) {
+      this.logger.error({ err: error, event: eventTag(event) }, `an ${what} callback threw`)
+    }
+  }
+}
+
+function eventTag (event: AnyEvent): { id: string, type: string } {
+  return { id: event.id, type: event.type }
+}
+
+function roundSkew (skewSeconds: number | undefined): number | undefined {
+  return skewSeconds === undefined ? undefined : Math.round(skewSeconds)
+}

@@ -1,0 +1,20 @@
+import { consoleLogger } from '../core/console-logger.js'
+import type { WebhooksOptions } from '../core/options.js'
+import { WebhookReceiver, type ReceiverPlatform } from '../core/receiver.js'
+import { createWebVerifier } from '../core/verify-web.js'
+
+const webPlatform: ReceiverPlatform = {
+  createVerifier: createWebVerifier,
+  defaultLogger: () => consoleLogger()
+}
+
+/**
+ * The receiver for runtimes without node: modules: signatures checked with Web
+ * Crypto (`crypto.subtle`), logs as JSON lines on the console unless a logger
+ * is given. Same options, handlers and answers as the Node receiver.
+ */
+export class Webhooks extends WebhookReceiver {
+  constructor (options: WebhooksOptions) {
+    super(options, webPlatform)
+  }
+}
