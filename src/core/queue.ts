@@ -1,4 +1,3 @@
-import PQueue from 'p-queue'
 import type { AnyEvent } from './events.js'
 import type { RegisteredHandler } from './handlers.js'
 import type { HandlerRun, InboxRuntime } from './inbox.js'
@@ -17,6 +16,44 @@ interface QueuedEvent {
 }
 
 /**
+ * At most `concurrency` tasks at once, the rest waiting first in, first out. It
+ * replaces p-queue here: the queue only ever adds and clears, and p-queue's
+ * per-task bookkeeping (ids, events, timeouts, abort signals) was a measurable
+ * share of a no-op delivery's cost (docs/performance.md).
+ */
+class Slots {
+  readonly #concurrency: number
+  #running = 0
+  #waiting: Array<() => Promise<void>> = []
+
+  constructor (concurrency: number) {
+    this.#concurrency = concurrency
+  }
+
+  /** Starts the task now if a slot is free, else when one frees up. The task must not reject. */
+  add (task: () => Promise<void>): void {
+    if (this.#running < this.#concurrency) this.#start(task)
+    else this.#waiting.push(task)
+  }
+
+  /** Drops the tasks not yet started; running ones finish on their own. */
+  clear (): void {
+    this.#waiting = []
+  }
+
+  #start (task: () => Promise<void>): void {
+    this.#running += 1
+    task().then(this.#finished, this.#finished)
+  }
+
+  readonly #finished = (): void => {
+    this.#running -= 1
+    const next = this.#waiting.shift()
+    if (next !== undefined) this.#start(next)
+  }
+}
+
+/**
  * The in-process dispatcher: every handler of an event is its own task, run with
  * bounded concurrency and retried on its own, so one slow or failing handler holds
  * back neither the others nor other events. A task waiting out its backoff holds
@@ -24,7 +61,7 @@ interface QueuedEvent {
  */
 export class MemoryQueue {
   readonly #runtime: InboxRuntime
-  readonly #workers: PQueue
+  readonly #workers: Slots
   // Unfinished events as an intrusive list rather than a Set: measured with the
   // benchmark, a long-lived Set that every event passes through made V8 promote
   // the events to the old generation (a full GC every few thousand ~8 KB events);
@@ -37,7 +74,7 @@ export class MemoryQueue {
 
   constructor (runtime: InboxRuntime) {
     this.#runtime = runtime
-    this.#workers = new PQueue({ concurrency: runtime.options.concurrency })
+    this.#workers = new Slots(runtime.options.concurrency)
   }
 
   /** Events accepted and not yet finished: waiting, running or backing off. */
@@ -65,9 +102,7 @@ export class MemoryQueue {
   #schedule (queued: QueuedEvent, handler: RegisteredHandler, attempt: number): void {
     if (!queued.listed) return
     queued.attempts.set(handler, attempt)
-    this.#workers.add(async () => { await this.#run(queued, handler, attempt) }).catch(() => {
-      // #run never rejects; this only silences p-queue's own promise.
-    })
+    this.#workers.add(() => this.#run(queued, handler, attempt))
   }
 
   async #run (queued: QueuedEvent, handler: RegisteredHandler, attempt: number): Promise<void> {
