@@ -15,6 +15,12 @@ interface QueuedEvent {
   next: QueuedEvent | undefined
 }
 
+// setImmediate where the runtime has it (Node, Bun, Deno); Workers and Edge
+// runtimes have only setTimeout, which is also a macrotask.
+const nextMacrotask: (task: () => void) => void = typeof setImmediate === 'function'
+  ? (task) => { setImmediate(task) }
+  : (task) => { setTimeout(task, 0) }
+
 /**
  * At most `concurrency` tasks at once, the rest waiting first in, first out. It
  * replaces p-queue here: the queue only ever adds and clears, and p-queue's
@@ -92,9 +98,9 @@ export class MemoryQueue {
     else this.#last.next = queued
     this.#last = queued
     this.#size += 1
-    // setImmediate: the adapter writes the 2xx in a microtask after accept
+    // A macrotask: the adapter writes the 2xx in a microtask after accept
     // returns, so the answer is on its way before any handler code runs.
-    setImmediate(() => {
+    nextMacrotask(() => {
       for (const handler of handlers) this.#schedule(queued, handler, 1)
     })
   }
