@@ -27,6 +27,7 @@ const { values: flags } = parseArgs({
     'cpu-prof': { type: 'string' },
     'server-flags': { type: 'string' },
     configs: { type: 'string' },
+    warmup: { type: 'string' },
     json: { type: 'string' }
   }
 })
@@ -36,7 +37,7 @@ const durationSeconds = Number(flags.duration ?? (smoke ? 0.5 : 5))
 const rounds = Number(flags.rounds ?? (smoke ? 1 : 2))
 const connections = Number(flags.connections)
 const pipeliningDepth = Number(flags.pipelining)
-const warmupSeconds = smoke ? 0 : 1.5
+const warmupSeconds = Number(flags.warmup ?? (smoke ? 0 : 1.5))
 const serverNames = flags.servers !== undefined
   ? flags.servers.split(',')
   : smoke ? ['fastify-minimal', 'sir-fastify', 'sir-express'] : SERVERS.map((server) => server.name)
