@@ -107,9 +107,16 @@ test('callbacks that throw are logged and do not stop other callbacks', async (t
 
 test('an inbox that throws or fails to start answers 503 and records nothing', async (t) => {
   const logs = captureLogs()
+  const seen = new Set<string>()
+  let failing = true
   const throwing: Inbox = {
     start () {},
-    accept () { throw new Error('disk full') },
+    accept (event) {
+      if (failing) throw new Error('disk full')
+      if (seen.has(event.id)) return 'duplicate'
+      seen.add(event.id)
+      return 'accepted'
+    },
     async close () {}
   }
   const webhooks = new Webhooks({ secret: SECRET, logger: logs.logger, inbox: throwing })
@@ -118,6 +125,10 @@ test('an inbox that throws or fails to start answers 503 and records nothing', a
   t.equal(answer.code, 'INBOX_UNAVAILABLE')
   t.equal(answer.headers['retry-after'], '5')
   t.ok(logs.entries().some((entry) => entry.msg === 'the inbox failed to record the event'))
+  const event = actionCompleted()
+  t.equal((await webhooks.receive(delivery(event))).code, 'INBOX_UNAVAILABLE')
+  failing = false
+  t.equal((await webhooks.receive(delivery(event))).code, 'ACCEPTED', 'the sender\'s retry is a new event, not a duplicate')
   await webhooks.close()
 
   const neverStarts: Inbox = {
@@ -185,4 +196,41 @@ test('refusals without a body or with a stray encoding are decided before verify
   t.equal((await webhooks.receive({ ...delivery(actionCompleted()), contentEncoding: 'br' })).code, 'UNSUPPORTED_MEDIA_TYPE')
   t.equal(webhooks.refusal('RAW_BODY_UNAVAILABLE').status, 500)
   await webhooks.close()
+})
+
+test('a handler registered while an event is in flight is not run for it untracked', async (t) => {
+  const logs = captureLogs()
+  const webhooks = new Webhooks({ secret: SECRET, logger: logs.logger, retry: { attempts: 1, minDelayMs: 0, maxDelayMs: 0 } })
+  const calls: string[] = []
+  webhooks.on('action.completed', () => { calls.push('first') })
+  t.equal((await webhooks.receive(delivery(actionCompleted()))).code, 'ACCEPTED')
+  webhooks.on('action.completed', () => { calls.push('late') })
+  await webhooks.close()
+  t.same(calls, ['first'], 'the event runs the handlers it was accepted with')
+
+  const twice = new Webhooks({ secret: SECRET, logger: logs.logger })
+  let runs = 0
+  twice.on(['action.completed', 'action.completed'], () => { runs += 1 })
+  await twice.receive(delivery(actionCompleted()))
+  await twice.close()
+  t.equal(runs, 1, 'a type listed twice registers the handler once')
+})
+
+test('close() is bounded even when an onDeadLetter callback never settles', async (t) => {
+  const logs = captureLogs()
+  const webhooks = new Webhooks({ secret: SECRET, logger: logs.logger, closeGraceMs: 50 })
+  webhooks.on('action.completed', () => new Promise(() => {}))
+  webhooks.onDeadLetter(() => new Promise(() => {}))
+  const ids: string[] = []
+  for (let index = 0; index < 20; index++) {
+    const event = actionCompleted()
+    ids.push(event.id)
+    await webhooks.receive(delivery(event))
+  }
+  const started = Date.now()
+  await webhooks.close()
+  t.ok(Date.now() - started < 2000, 'close() resolved within two grace periods and change')
+  const logged = logs.entries().filter((entry) => entry.msg === 'event dead-lettered: shutdown came before it finished').map((entry) => (entry.event as { id: string }).id)
+  t.same(logged.sort(), ids.sort(), 'every left-over event is logged with its id')
+  t.ok(logs.entries().some((entry) => entry.msg === 'onDeadLetter callbacks did not finish within the grace period; close() goes on'))
 })

@@ -45,16 +45,28 @@ export class MemoryInbox implements Inbox {
     const queue = this.#queue
     if (runtime === undefined || queue === undefined) return
     const left = await queue.drain(graceMs)
-    for (const { queued, handlers } of left) {
-      for (const handler of handlers) {
-        await runtime.deadLetter({
-          event: queued.event,
-          reason: 'shutdown',
-          handler: handler.name,
-          attempts: queue.attemptsOf(queued, handler),
-          receivedAt: new Date(queued.receivedAt)
-        })
-      }
+    // Every dead letter is started at once: each is logged, with its event id,
+    // before its first await, so all of them are on record even if the process is
+    // killed while callbacks run. The callbacks get one more grace period, not one each.
+    const reported = Promise.all(left.flatMap(({ queued, handlers }) => handlers.map((handler) => runtime.deadLetter({
+      event: queued.event,
+      reason: 'shutdown',
+      handler: handler.name,
+      attempts: queue.attemptsOf(queued, handler),
+      receivedAt: new Date(queued.receivedAt)
+    }))))
+    if (!await settlesWithin(reported, graceMs)) {
+      runtime.logger.warn({ graceMs }, 'onDeadLetter callbacks did not finish within the grace period; close() goes on')
     }
+  }
+}
+
+async function settlesWithin (work: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: ReturnType<typeof setTimeout> | undefined
+  const late = new Promise<false>((resolve) => { timer = setTimeout(() => { resolve(false) }, ms) })
+  try {
+    return await Promise.race([work.then(() => true as const), late])
+  } finally {
+    clearTimeout(timer)
   }
 }

@@ -90,10 +90,13 @@ export class MemoryQueue {
 
   push (event: AnyEvent, receivedAt: number, handlers: readonly RegisteredHandler[]): void {
     if (handlers.length === 0) {
-      this.#runtime.logger.debug({ event: { id: event.id, type: event.type } }, 'no handler for event type')
+      this.#runtime.logger.info({ event: { id: event.id, type: event.type } }, 'no handler for event type')
       return
     }
-    const queued: QueuedEvent = { event, receivedAt, unsettled: new Set(handlers), attempts: new Map(), listed: true, previous: this.#last, next: undefined }
+    // A snapshot: the set of handlers to run is fixed at accept time, so a handler
+    // registered meanwhile cannot run untracked (outside `unsettled`, unseen by close()).
+    const snapshot = [...new Set(handlers)]
+    const queued: QueuedEvent = { event, receivedAt, unsettled: new Set(snapshot), attempts: new Map(), listed: true, previous: this.#last, next: undefined }
     if (this.#last === undefined) this.#first = queued
     else this.#last.next = queued
     this.#last = queued
@@ -101,7 +104,7 @@ export class MemoryQueue {
     // A macrotask: the adapter writes the 2xx in a microtask after accept
     // returns, so the answer is on its way before any handler code runs.
     nextMacrotask(() => {
-      for (const handler of handlers) this.#schedule(queued, handler, 1)
+      for (const handler of snapshot) this.#schedule(queued, handler, 1)
     })
   }
 

@@ -39,10 +39,11 @@ export interface ReceiverPlatform {
  * request into a `Delivery` and write back the `ReceiveResult`. Users construct
  * `Webhooks`, this class bound to their runtime's platform.
  */
-export class WebhookReceiver {
+export class WebhookReceiver<I extends Inbox = Inbox> {
   readonly options: ResolvedOptions
   readonly logger: WebhookLogger
-  readonly inbox: Inbox
+  /** The inbox, typed as given: `webhooks.inbox.deadLetters()` type-checks for a durable one. */
+  readonly inbox: I
 
   readonly #handlers = new Map<string, RegisteredHandler[]>()
   #anyHandlers: RegisteredHandler[] = []
@@ -55,13 +56,14 @@ export class WebhookReceiver {
   #startError: unknown
   #closing: Promise<void> | undefined
 
-  constructor (options: WebhooksOptions, platform: ReceiverPlatform) {
+  constructor (options: WebhooksOptions<I>, platform: ReceiverPlatform) {
     this.options = resolveOptions(options)
     if (options.logger !== undefined && !isLogger(options.logger)) {
       throw new WebhookOptionsError('"logger" must be a pino logger (an object with child(), debug(), info(), warn() and error())')
     }
     this.logger = options.logger ?? platform.defaultLogger()
-    this.inbox = options.inbox ?? new MemoryInbox()
+    // Without an inbox option, I is the Inbox interface itself, which MemoryInbox is.
+    this.inbox = options.inbox ?? new MemoryInbox() as Inbox as I
     this.#refusals = refusalResults(this.options.retryAfterSeconds)
     this.#verify = platform.createVerifier(this.options.secrets)
     const started = this.inbox.start(this.#runtime())
@@ -75,15 +77,14 @@ export class WebhookReceiver {
 
   /** Registers a handler for one event type or several. Misspelt types do not compile. */
   on<K extends EventName>(type: K | readonly K[], handler: EventHandler<K>): this {
-    const types: readonly string[] = typeof type === 'string' ? [type] : type
+    const types: readonly string[] = typeof type === 'string' ? [type] : [...new Set(type)]
     if (types.length === 0 || types.some((name) => typeof name !== 'string' || name.length === 0)) {
       throw new WebhookOptionsError('on(type, handler): "type" must be an event type or a non-empty array of them')
     }
     const registered = this.#register(handler as AnyEventHandler, 'on')
     for (const name of types) {
-      const list = this.#handlers.get(name)
-      if (list === undefined) this.#handlers.set(name, [registered])
-      else list.push(registered)
+      // A new array, never a push: inboxes may hold the previous list for events in flight.
+      this.#handlers.set(name, [...(this.#handlers.get(name) ?? []), registered])
     }
     return this
   }
@@ -170,6 +171,8 @@ export class WebhookReceiver {
     if (this.#started !== undefined) {
       await this.#started
       if (this.#startError !== undefined) return this.#refuse(log, 'INBOX_UNAVAILABLE', { event: eventTag(event) })
+      // close() may have begun while the inbox was starting.
+      if (this.#closing !== undefined) return this.#refuse(log, 'CLOSING', { event: eventTag(event) })
     }
     let outcome: AcceptOutcome
     try {
@@ -205,10 +208,16 @@ export class WebhookReceiver {
   close (): Promise<void> {
     this.#closing ??= (async () => {
       if (this.#started !== undefined) await this.#started
+      // Handlers are told to stop when the grace period ends, before the inbox
+      // reports what is left, so a cooperative handler is not still running while
+      // its event is dead-lettered or handed to another process.
+      const reason = new Error('sir-webhooks: the receiver closed')
+      const abortAtGraceEnd = setTimeout(() => { this.#shutdown.abort(reason) }, this.options.closeGraceMs)
       try {
         await this.inbox.close(this.options.closeGraceMs)
       } finally {
-        this.#shutdown.abort(new Error('sir-webhooks: the receiver closed'))
+        clearTimeout(abortAtGraceEnd)
+        this.#shutdown.abort(reason)
       }
     })()
     return this.#closing
