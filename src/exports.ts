@@ -1,7 +1,7 @@
 // Everything the package root offers on every runtime. The Node root (index.ts)
 // and the Web root (web/index.ts) add their own Webhooks class and verifiers.
 export { SIGNATURE_PREFIX, DEFAULT_TOLERANCE_SECONDS } from './core/signature-checks.js'
-export type { VerifyInput, VerifyResult, SignInput, Signature, Secret } from './core/signature-checks.js'
+export type { VerifyInput, VerifyResult, SignInput, Signature, Secret, HeaderInput } from './core/signature-checks.js'
 export { verifyAsync, signAsync } from './core/verify-web.js'
 export { WebhookReceiver } from './core/receiver.js'
 export type { ReceiverPlatform } from './core/receiver.js'

@@ -19,7 +19,7 @@ export interface DedupeOptions {
   maxEntries?: number
 }
 
-export interface WebhooksOptions {
+export interface WebhooksOptions<I extends Inbox = Inbox> {
   /** The signing secret, or several (newest first) while rotating. */
   secret: Secret
   /** Accepted clock distance between sender and receiver, in seconds. Default 300. */
@@ -41,7 +41,7 @@ export interface WebhooksOptions {
   /** Milliseconds since the epoch; tests set it to move time. Default `Date.now`. */
   clock?: () => number
   /** Where accepted events wait. Default: in memory, with the dedupe and queue options above. */
-  inbox?: Inbox
+  inbox?: I
 }
 
 export interface ResolvedOptions {

@@ -15,15 +15,25 @@ const TIMESTAMP_PATTERN = /^[0-9]{1,15}$/
 
 export type Secret = string | readonly string[]
 
+/** A header as frameworks hand it over: Node types every header as possibly repeated. */
+export type HeaderInput = string | readonly string[] | undefined | null
+
+/** A repeated header is joined as Node joins unknown ones, so it fails the syntax checks. */
+function single (value: HeaderInput): string | undefined {
+  if (typeof value === 'string') return value
+  if (value === undefined || value === null || !Array.isArray(value) || value.length === 0) return undefined
+  return value.join(', ')
+}
+
 export interface VerifyInput {
   /** The webhook signing secret (`whsec_...`), or several, newest first, during rotation. */
   secret: Secret
   /** The request body exactly as received. A string is taken as its UTF-8 bytes. */
   rawBody: Uint8Array | string
-  /** The `X-SIR-Signature` header value. */
-  signature: string | undefined | null
+  /** The `X-SIR-Signature` header value (`req.headers['x-sir-signature']` fits as it is). */
+  signature: HeaderInput
   /** The `X-SIR-Timestamp` header value. */
-  timestamp: string | undefined | null
+  timestamp: HeaderInput
   /** Accepted distance between the timestamp and now, in either direction. Default 300. */
   toleranceSeconds?: number
   /** Milliseconds since the epoch to judge the timestamp against. Default `Date.now()`. */
@@ -88,9 +98,10 @@ export function refused (code: VerificationErrorCode, skewSeconds?: number): Ver
  * without hashing their bodies.
  */
 export function checkHeaders (input: VerifyRequest): CheckedHeaders | VerifyFailure {
-  const { signature, timestamp } = input
-  if (typeof signature !== 'string' || signature.length === 0) return refused('MISSING_SIGNATURE')
-  if (typeof timestamp !== 'string' || timestamp.length === 0) return refused('MISSING_TIMESTAMP')
+  const signature = single(input.signature)
+  const timestamp = single(input.timestamp)
+  if (signature === undefined || signature.length === 0) return refused('MISSING_SIGNATURE')
+  if (timestamp === undefined || timestamp.length === 0) return refused('MISSING_TIMESTAMP')
   if (!TIMESTAMP_PATTERN.test(timestamp)) return refused('INVALID_TIMESTAMP')
   if (!SIGNATURE_PATTERN.test(signature)) return refused('MALFORMED_SIGNATURE')
 

@@ -1,3 +1,4 @@
+import type { Inbox } from './inbox.js'
 import type { WebhooksOptions } from './options.js'
 import { defaultLogger } from './pino-logger.js'
 import { WebhookReceiver, type ReceiverPlatform } from './receiver.js'
@@ -9,8 +10,8 @@ const nodePlatform: ReceiverPlatform = {
 }
 
 /** The receiver for Node.js: signatures checked synchronously with node:crypto, logs through pino. */
-export class Webhooks extends WebhookReceiver {
-  constructor (options: WebhooksOptions) {
+export class Webhooks<I extends Inbox = Inbox> extends WebhookReceiver<I> {
+  constructor (options: WebhooksOptions<I>) {
     super(options, nodePlatform)
   }
 }

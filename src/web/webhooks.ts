@@ -1,3 +1,4 @@
+import type { Inbox } from '../core/inbox.js'
 import { consoleLogger } from '../core/console-logger.js'
 import type { WebhooksOptions } from '../core/options.js'
 import { WebhookReceiver, type ReceiverPlatform } from '../core/receiver.js'
@@ -13,8 +14,8 @@ const webPlatform: ReceiverPlatform = {
  * Crypto (`crypto.subtle`), logs as JSON lines on the console unless a logger
  * is given. Same options, handlers and answers as the Node receiver.
  */
-export class Webhooks extends WebhookReceiver {
-  constructor (options: WebhooksOptions) {
+export class Webhooks<I extends Inbox = Inbox> extends WebhookReceiver<I> {
+  constructor (options: WebhooksOptions<I>) {
     super(options, webPlatform)
   }
 }
