@@ -75,6 +75,10 @@ test('works in an app that registered fastify-raw-body globally, with exact byte
   t.teardown(() => app.close())
   await app.register(fastifyRawBody, { global: true, encoding: 'utf8', runFirst: true })
   app.post('/other', async (request) => ({ raw: (request as unknown as { rawBody: string }).rawBody }))
+  const rawBodyOnWebhookRoute: unknown[] = []
+  app.addHook('onResponse', async (request) => {
+    if (request.url === '/webhooks/sir') rawBodyOnWebhookRoute.push((request as unknown as { rawBody?: unknown }).rawBody)
+  })
   await app.register(sirWebhooks, { secret: SECRET })
   const ids: string[] = []
   app.sirWebhooks.onAny((event) => { ids.push(event.id) })
@@ -87,6 +91,7 @@ test('works in an app that registered fastify-raw-body globally, with exact byte
   t.equal(response.json().error.code, 'INVALID_JSON', 'the signature held: the refusal is the parse, not the HMAC')
   t.equal((await injectDelivery(app, '/webhooks/sir', event)).statusCode, 200)
   await eventually(() => ids.length === 1)
+  t.same(rawBodyOnWebhookRoute, [undefined, undefined], 'fastify-raw-body did not read or decode the webhook body a second time')
   const other = await app.inject({ method: 'POST', url: '/other', payload: { a: 1 } })
   t.same(other.json(), { raw: '{"a":1}' }, 'fastify-raw-body still serves the app\'s other routes')
 })
@@ -145,4 +150,29 @@ test('the default logger redacts secret-looking fields a handler might log', asy
   t.match(text, /"msg":"careless"/)
   t.notOk(text.includes('leak'), 'secret, signature header and raw body are redacted')
   t.match(text, /\[redacted\]/)
+})
+
+test('the 2xx is written before any handler code runs', async (t) => {
+  const app = Fastify()
+  t.teardown(() => app.close())
+  await app.register(sirWebhooks, { secret: SECRET })
+  const order: string[] = []
+  app.addHook('onResponse', async (request) => { if (request.url === '/webhooks/sir') order.push('response finished') })
+  app.sirWebhooks.on('action.completed', () => { order.push('handler started') })
+  t.equal((await injectDelivery(app, '/webhooks/sir', actionCompleted())).statusCode, 200)
+  await eventually(() => order.length === 2)
+  t.same(order, ['response finished', 'handler started'])
+})
+
+test('a media type Fastify cannot parse is refused in the receiver\'s format', async (t) => {
+  const logs = captureLogs()
+  const app = Fastify({ loggerInstance: logs.logger as FastifyBaseLogger })
+  t.teardown(() => app.close())
+  await app.register(sirWebhooks, { secret: SECRET })
+  for (const contentType of ['application/ json', 'application/json, text/plain']) {
+    const response = await injectDelivery(app, '/webhooks/sir', actionCompleted(), { contentType })
+    t.equal(response.statusCode, 415, contentType)
+    t.equal(response.json().error.code, 'UNSUPPORTED_MEDIA_TYPE', contentType)
+  }
+  t.ok(logs.entries().some((entry) => entry.reason === 'UNSUPPORTED_MEDIA_TYPE'), 'and logged like any refusal')
 })

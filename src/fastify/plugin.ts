@@ -62,12 +62,10 @@ function routePlugin (webhooks: Webhooks, path: string): FastifyPluginAsync {
       errorHandler (error, request, reply) {
         // Fastify's own refusals (body too large, aborted body) answer in the
         // receiver's format; anything else is a bug and goes to the app's handler.
-        const code = (error as { code?: string }).code
-        if (code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
-          request.log.info({ reason: 'BODY_TOO_LARGE', bodyLimit: webhooks.options.bodyLimit }, 'webhook rejected')
-          return send(reply, webhooks.refusal('BODY_TOO_LARGE'))
-        }
-        throw error
+        const refusal = fastifyRefusals[(error as { code?: string }).code ?? '']
+        if (refusal === undefined) throw error
+        request.log.info({ reason: refusal, bodyLimit: webhooks.options.bodyLimit }, 'webhook rejected')
+        return send(reply, webhooks.refusal(refusal))
       }
     }, async (request: FastifyRequest, reply: FastifyReply) => {
       const rawBody = Buffer.isBuffer(request.body) ? request.body : EMPTY
@@ -78,6 +76,14 @@ function routePlugin (webhooks: Webhooks, path: string): FastifyPluginAsync {
 }
 
 const EMPTY = Buffer.alloc(0)
+
+// Refusals Fastify makes before the route runs, answered as the receiver would.
+// A media type Fastify cannot even parse (`application/ json`, a list) never
+// reaches the catch-all parser.
+const fastifyRefusals: Partial<Record<string, 'BODY_TOO_LARGE' | 'UNSUPPORTED_MEDIA_TYPE'>> = {
+  FST_ERR_CTP_BODY_TOO_LARGE: 'BODY_TOO_LARGE',
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: 'UNSUPPORTED_MEDIA_TYPE'
+}
 
 function send (reply: FastifyReply, answer: { status: number, headers: Readonly<Record<string, string>>, body: string }): FastifyReply {
   return reply.code(answer.status).headers(answer.headers).send(answer.body)
