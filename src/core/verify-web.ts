@@ -54,7 +54,12 @@ export function createWebVerifier (secrets: readonly string[]): (input: VerifyRe
   return async (input) => {
     const checked = checkHeaders(input)
     if (!checked.ok) return checked
-    keys ??= Promise.all(secrets.map((secret) => importKey(secret, 'verify')))
+    // A failed import (Web Crypto refuses a zero-length key) is not kept, so a
+    // later call tries again instead of failing forever.
+    keys ??= Promise.all(secrets.map((secret) => importKey(secret, 'verify'))).catch((error: unknown) => {
+      keys = undefined
+      throw error
+    })
     const provided = hexToBytes(checked.signatureHex)
     const payload = signedPayload(checked.timestampHeader, input.rawBody)
     const imported = await keys
@@ -67,7 +72,11 @@ export function createWebVerifier (secrets: readonly string[]): (input: VerifyRe
   }
 }
 
-/** `verify` on Web Crypto: the same answers, asynchronously, on any runtime with `crypto.subtle`. */
+/**
+ * `verify` on Web Crypto: the same answers, asynchronously, on any runtime with
+ * `crypto.subtle`. It rejects only for a secret Web Crypto cannot import (an
+ * empty string), which a receiver refuses at construction anyway.
+ */
 export function verifyAsync (input: VerifyInput): Promise<VerifyResult> {
   return createWebVerifier(secretList(input.secret))(input)
 }

@@ -39,7 +39,7 @@ export const RAW_BODY_UNAVAILABLE_MESSAGE =
   'sir-webhooks: the request body was read by another body parser (such as express.json()) before the webhook middleware, ' +
   'so the exact bytes the signature covers are gone. Fix it one of two ways: ' +
   '(1) declare the webhook route before the parser: app.post(\'/webhooks/sir\', expressMiddleware(webhooks)) above app.use(express.json()); or ' +
-  '(2) let the parser keep the bytes: app.use(express.json({ verify: captureRawBody })), with captureRawBody imported from \'sir-webhooks/express\''
+  '(2) let the parser keep the bytes: app.use(express.json({ verify: captureRawBody, limit: \'1mb\' })), with captureRawBody imported from \'sir-webhooks/express\' and a limit of at least the receiver\'s bodyLimit'
 
 /**
  * Express middleware for one receiver: mount it on the webhook route with
