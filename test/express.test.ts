@@ -90,7 +90,7 @@ for (const [version, express] of [['Express 5', express5], ['Express 4', express
     t.match(logged, { level: 50, path: PATH })
     const message = String(logged?.msg)
     t.match(message, /app\.post\('\/webhooks\/sir', expressMiddleware\(webhooks\)\) above app\.use\(express\.json\(\)\)/, 'fix 1: route before the parser')
-    t.match(message, /express\.json\(\{ verify: captureRawBody \}\)/, 'fix 2: the capture hook')
+    t.match(message, /express\.json\(\{ verify: captureRawBody, limit: '1mb' \}\)/, 'fix 2: the capture hook, with a limit')
     t.match(message, /sir-webhooks\/express/, 'and where the hook comes from')
     t.notMatch(logs.text(), /sha256=/, 'no signature in the logs')
     const notJson = await post(`${base}${PATH}`, signedRequest(actionCompleted(), { contentType: 'text/plain' }))
