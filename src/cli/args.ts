@@ -119,5 +119,8 @@ export async function readBody (flags: Flags, io: Io): Promise<{ body: Buffer, f
     }
   }
   if (io.stdin.isTTY === true) throw new UsageError('give the body with --body-file FILE or pipe it on stdin')
-  return { body: await readStream(io.stdin) }
+  const body = await readStream(io.stdin)
+  // No delivery has an empty body; an empty stdin is a script that forgot --body-file.
+  if (body.byteLength === 0) throw new UsageError('stdin was empty: give the body with --body-file FILE or pipe it on stdin')
+  return { body }
 }

@@ -97,11 +97,37 @@ function bodyVariants (body: Buffer): Array<Variant<Buffer>> {
   } catch {
     return variants
   }
-  const reserialized = [reason('BODY_RESERIALIZED', 'The body differs from the bytes that were signed: they verify as compact JSON (JSON.stringify(JSON.parse(body))). The body was re-serialized (a parsed body turned back into text, or a pretty-printed copy); verify the raw request body.')]
-  for (const candidate of [JSON.stringify(parsed), JSON.stringify(parsed, null, 2), JSON.stringify(parsed, null, 4)]) {
-    if (candidate !== text && candidate !== stripped) variants.push({ value: Buffer.from(candidate), reasons: reserialized })
+  // The forms a parsed body is usually written back in: compact (JSON.stringify),
+  // pretty with 2 or 4 spaces, and Python's json.dumps default separators.
+  const forms: Array<[string, string]> = [
+    ['compact JSON (JSON.stringify(JSON.parse(body)))', JSON.stringify(parsed)],
+    ['JSON pretty-printed with 2 spaces', JSON.stringify(parsed, null, 2)],
+    ['JSON pretty-printed with 4 spaces', JSON.stringify(parsed, null, 4)],
+    ['JSON with ", " and ": " separators (Python\'s json.dumps)', pythonSeparators(JSON.stringify(parsed))]
+  ]
+  for (const [form, candidate] of forms) {
+    if (candidate === text || candidate === stripped) continue
+    variants.push({
+      value: Buffer.from(candidate),
+      reasons: [reason('BODY_RESERIALIZED', `The body differs from the bytes that were signed, which were ${form}. The body was re-serialized (a parsed body turned back into text, or a reformatted copy); verify the raw request body.`)]
+    })
   }
   return variants
+}
+
+/** Re-spaces compact JSON as Python's json.dumps writes it, outside strings only. */
+function pythonSeparators (compact: string): string {
+  let out = ''
+  let inString = false
+  for (let index = 0; index < compact.length; index++) {
+    const char = compact[index] as string
+    out += char
+    if (inString) {
+      if (char === '\\') { out += compact[index + 1] ?? ''; index++ } else if (char === '"') inString = false
+    } else if (char === '"') inString = true
+    else if (char === ',' || char === ':') out += ' '
+  }
+  return out
 }
 
 function matches (secret: string, timestamp: string, body: Buffer, expected: Buffer): boolean {

@@ -131,3 +131,10 @@ t.test('an unreadable body file is a usage error naming --body-file', async (t) 
   t.equal(result.code, 2)
   t.match(result.stderr, '--body-file: cannot read')
 })
+
+t.test('an empty stdin is a usage error that names --body-file, not a verdict on an empty body', async (t) => {
+  const signed = sign({ secret, rawBody: '' })
+  const result = await runCli(['verify', '--secret', secret, '--timestamp', signed.timestamp, '--signature', signed.signature], { stdin: '' })
+  t.equal(result.code, 2)
+  t.match(result.stderr, /stdin was empty: give the body with --body-file FILE/)
+})

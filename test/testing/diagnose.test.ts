@@ -92,3 +92,13 @@ t.test('a body that is not JSON still gets the newline check', async (t) => {
   const signed = sign({ secret, rawBody: raw, timestamp: at })
   t.same(codes({ ...signed, rawBody: raw + '\n' }), ['TRAILING_NEWLINE'])
 })
+
+t.test('a re-serialized body names the form that was signed', async (t) => {
+  const compactOfPretty = diagnose({ secret, rawBody: body, ...sign({ secret, rawBody: JSON.stringify(JSON.parse(body), null, 2), timestamp: at }), now })
+  t.match(!compactOfPretty.ok && compactOfPretty.reasons[0], { code: 'BODY_RESERIALIZED', message: /which were JSON pretty-printed with 2 spaces/ })
+  // Python's json.dumps writes ", " and ": "; a Node receiver holding JSON.stringify(req.body) has lost them.
+  const python = '{"id": "evt_1", "type": "action.completed", "data": {"note": "a, b: \\"c\\"", "tokensDistributed": 50}}'
+  const compact = JSON.stringify(JSON.parse(python))
+  const fromPython = diagnose({ secret, rawBody: compact, ...sign({ secret, rawBody: python, timestamp: at }), now })
+  t.match(!fromPython.ok && fromPython.reasons[0], { code: 'BODY_RESERIALIZED', message: /separators \(Python's json\.dumps\)/ })
+})
