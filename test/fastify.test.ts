@@ -152,9 +152,14 @@ test('the default logger redacts secret-looking fields a handler might log', asy
   t.match(text, /\[redacted\]/)
 })
 
-test('the 2xx is written before any handler code runs', async (t) => {
+test('the 2xx is written before any handler code runs, even behind a slow async onSend hook', async (t) => {
   const app = Fastify()
   t.teardown(() => app.close())
+  // An app-wide hook that holds every response for 50 ms, as compression might.
+  app.addHook('onSend', async (_request, _reply, payload) => {
+    await new Promise((resolve) => setTimeout(resolve, 50))
+    return payload
+  })
   await app.register(sirWebhooks, { secret: SECRET })
   const order: string[] = []
   app.addHook('onResponse', async (request) => { if (request.url === '/webhooks/sir') order.push('response finished') })

@@ -40,8 +40,12 @@ export interface InboxRuntime {
 export interface Inbox {
   /** Called once by the receiver that owns the inbox, before the first `accept`. */
   start (runtime: InboxRuntime): void | Promise<void>
-  /** Records the event as seen and queues it, or says why not. Must not throw for a full queue. */
-  accept (event: AnyEvent, receivedAt: number): AcceptOutcome | Promise<AcceptOutcome>
+  /**
+   * Records the event as seen and queues it, or says why not. Must not throw for a
+   * full queue. `whenAnswered`, when given, says when the adapter has written the
+   * answer: an inbox that runs handlers in this process starts them after it.
+   */
+  accept (event: AnyEvent, receivedAt: number, whenAnswered?: (callback: () => void) => void): AcceptOutcome | Promise<AcceptOutcome>
   /** Stops taking work, waits up to `graceMs` for accepted events, dead-letters what is left. */
   close (graceMs: number): Promise<void>
   /** Events accepted and not yet finished, where the inbox can tell. */

@@ -88,7 +88,7 @@ export class MemoryQueue {
     return this.#size
   }
 
-  push (event: AnyEvent, receivedAt: number, handlers: readonly RegisteredHandler[]): void {
+  push (event: AnyEvent, receivedAt: number, handlers: readonly RegisteredHandler[], whenAnswered?: (callback: () => void) => void): void {
     if (handlers.length === 0) {
       this.#runtime.logger.info({ event: { id: event.id, type: event.type } }, 'no handler for event type')
       return
@@ -102,10 +102,15 @@ export class MemoryQueue {
     this.#last = queued
     this.#size += 1
     // A macrotask: the adapter writes the 2xx in a microtask after accept
-    // returns, so the answer is on its way before any handler code runs.
-    nextMacrotask(() => {
-      for (const handler of snapshot) this.#schedule(queued, handler, 1)
-    })
+    // returns, so the answer is on its way before any handler code runs. Where the
+    // framework may delay that write, the adapter says when it happened.
+    const start = (): void => {
+      nextMacrotask(() => {
+        for (const handler of snapshot) this.#schedule(queued, handler, 1)
+      })
+    }
+    if (whenAnswered === undefined) start()
+    else whenAnswered(start)
   }
 
   #schedule (queued: QueuedEvent, handler: RegisteredHandler, attempt: number): void {

@@ -8,6 +8,12 @@ export interface Delivery {
   timestamp?: string | null | undefined
   /** The body exactly as it arrived on the wire. */
   rawBody: Uint8Array
+  /**
+   * Registers a callback for when the answer has been written. Adapters whose
+   * framework may delay the write past the next macrotask (Fastify's async
+   * hooks) give it, so handlers start only after the 2xx is on its way.
+   */
+  whenAnswered?: ((callback: () => void) => void) | undefined
 }
 
 export type ReceiveCode = 'ACCEPTED' | 'DUPLICATE' | RefusalCode

@@ -178,7 +178,7 @@ export class WebhookReceiver<I extends Inbox = Inbox> {
     try {
       // A synchronous inbox (the in-memory one) is not awaited: one promise hop
       // less on every delivery.
-      const accepted = this.inbox.accept(event, now)
+      const accepted = this.inbox.accept(event, now, delivery.whenAnswered)
       outcome = typeof accepted === 'string' ? accepted : await accepted
     } catch (error) {
       log.error({ err: error, event: eventTag(event) }, 'the inbox failed to record the event')

@@ -3,6 +3,7 @@ import fp from 'fastify-plugin'
 import { WebhookOptionsError } from '../core/errors.js'
 import { deliveryFromNodeHeaders } from '../core/receive.js'
 import { resolvePath } from '../core/route.js'
+import { afterResponse } from '../node/after-response.js'
 
 export { DEFAULT_WEBHOOK_PATH as DEFAULT_PATH } from '../core/route.js'
 import { Webhooks } from '../core/webhooks.js'
@@ -69,7 +70,11 @@ function routePlugin (webhooks: Webhooks, path: string): FastifyPluginAsync {
       }
     }, async (request: FastifyRequest, reply: FastifyReply) => {
       const rawBody = Buffer.isBuffer(request.body) ? request.body : EMPTY
-      const answer = await webhooks.receive(deliveryFromNodeHeaders(request.headers, rawBody), request.log)
+      const delivery = deliveryFromNodeHeaders(request.headers, rawBody)
+      // An app's async onSend hook (compression, say) can hold the write past the
+      // next macrotask: handlers wait for the response itself.
+      delivery.whenAnswered = afterResponse(reply.raw)
+      const answer = await webhooks.receive(delivery, request.log)
       return send(reply, answer)
     })
   }

@@ -1,0 +1,23 @@
+import type { ServerResponse } from 'node:http'
+
+/**
+ * Calls back once a Node response has been handed to the socket ('finish'), or
+ * torn down ('close'), whichever comes first. The receiver starts handlers from
+ * it, so a framework hook that delays the write (an async onSend, compression)
+ * cannot let handler code run before the 2xx is written.
+ */
+export function afterResponse (response: ServerResponse): (callback: () => void) => void {
+  return (callback) => {
+    if (response.writableFinished || response.destroyed) {
+      callback()
+      return
+    }
+    const once = (): void => {
+      response.off('finish', once)
+      response.off('close', once)
+      callback()
+    }
+    response.once('finish', once)
+    response.once('close', once)
+  }
+}
