@@ -48,6 +48,7 @@ export class SqliteInbox implements Inbox {
   #acceptTransaction: ((row: { id: string, type: string, event: string, receivedAt: number }) => AcceptOutcome) | undefined
   #runtime: InboxRuntime | undefined
   #closing = false
+  #closed: Promise<void> | undefined
   #wakeScheduled = false
   #whenIdle: (() => void) | undefined
 
@@ -140,11 +141,33 @@ export class SqliteInbox implements Inbox {
   }
 
   /**
-   * Stops taking work and waits up to `graceMs` for running events. Unlike the
-   * memory inbox it dead-letters nothing: what is unfinished stays in the file,
-   * its lease released, for the next start.
+   * How the inbox's own connection commits: what a 2xx stands on. For operators
+   * and tests; the values are SQLite's pragma names.
    */
-  async close (graceMs: number): Promise<void> {
+  durability (): { journalMode: string, synchronous: 'OFF' | 'NORMAL' | 'FULL' | 'EXTRA' } {
+    const db = this.#db
+    if (db === undefined) throw new Error('sir-webhooks: this SQLite inbox is closed; open a new one on the same path to query it')
+    const levels = ['OFF', 'NORMAL', 'FULL', 'EXTRA'] as const
+    return {
+      journalMode: db.pragma('journal_mode', { simple: true }) as string,
+      synchronous: levels[db.pragma('synchronous', { simple: true }) as number] ?? 'OFF'
+    }
+  }
+
+  /**
+   * Stops taking work and waits up to `graceMs` for running events. Unlike the
+   * memory inbox it dead-letters nothing: what is unfinished stays in the file
+   * for the next start. Events whose handlers are still running keep their lease
+   * until it expires, since the receiver aborts their signal only after this
+   * returns: released now, another process sharing the file would start them
+   * while they still run here. Safe to call more than once.
+   */
+  close (graceMs: number): Promise<void> {
+    this.#closed ??= this.#close(graceMs)
+    return this.#closed
+  }
+
+  async #close (graceMs: number): Promise<void> {
     if (this.#db === undefined) return
     this.#closing = true
     if (this.#active.size > 0) {
@@ -161,14 +184,14 @@ export class SqliteInbox implements Inbox {
     const db = this.#db
     this.#db = undefined
     try {
-      this.#sql?.releaseLeases.run({ owner: this.#owner })
+      this.#sql?.releaseLeases.run({ owner: this.#owner, running: this.#running() })
     } finally {
       this.#sql = undefined
       this.#acceptTransaction = undefined
       db.close()
     }
     if (this.#active.size > 0) {
-      this.#runtime?.logger.warn({ events: this.#active.size }, 'close() ran out of time; unfinished events stay in the SQLite inbox for the next start')
+      this.#runtime?.logger.warn({ events: this.#active.size }, 'close() ran out of time; unfinished events stay in the SQLite inbox and run again once their lease expires')
     }
   }
 
@@ -176,6 +199,11 @@ export class SqliteInbox implements Inbox {
   #open (): Statements {
     if (this.#sql === undefined) throw new Error('sir-webhooks: this SQLite inbox is closed; open a new one on the same path to query it')
     return this.#sql
+  }
+
+  /** The ids this process is running, as the JSON array the statements take. */
+  #running (): string {
+    return JSON.stringify([...this.#active])
   }
 
   #now (): number {
@@ -216,18 +244,15 @@ export class SqliteInbox implements Inbox {
     const now = this.#now()
     let rows: EventRow[]
     try {
-      rows = sql.claim.all({ owner: this.#owner, now, leaseUntil: now + this.#options.leaseMs, limit: free })
+      rows = sql.claim.all({ owner: this.#owner, now, leaseUntil: now + this.#options.leaseMs, limit: free, running: this.#running() })
     } catch (error) {
       runtime.logger.error({ err: error }, 'the SQLite inbox could not claim events; will try again')
       return
     }
     for (const row of rows) {
-      // Our own lease lapsed while a handler blocked the event loop: the run in
-      // progress continues, and the row is ours again.
-      if (this.#active.has(row.id)) continue
       this.#active.add(row.id)
       this.#process(row, runtime, sql)
-        .catch((error: unknown) => { runtime.logger.error({ err: error, event: { id: row.id, type: row.type } }, 'the SQLite inbox could not record an outcome') })
+        .catch((error: unknown) => { this.#outcomeNotRecorded(row, runtime, sql, error) })
         .finally(() => {
           this.#active.delete(row.id)
           if (this.#active.size === 0) this.#whenIdle?.()
@@ -249,8 +274,11 @@ export class SqliteInbox implements Inbox {
       return
     }
     const result = await runAttempt(runtime, event, row.received_at, row.attempts, JSON.parse(row.succeeded) as string[])
-    // close() ran out of time and released this event: the next start owns it.
-    if (this.#sql !== sql) return
+    // Shutdown cut this attempt short: its handlers were told to stop, and one that
+    // returned since may have stopped half-way, so nothing of it is recorded. The
+    // event stays pending: close() releases it if it settled in time (the file may
+    // already be closed otherwise, and the lease then expires). The attempt counts.
+    if (this.#sql !== sql || runtime.signal.aborted) return
     const succeeded = JSON.stringify(result.succeeded)
     const last = result.failures.at(-1)
     if (last === undefined) {
@@ -272,10 +300,27 @@ export class SqliteInbox implements Inbox {
     await reportFailures(runtime, event, row.received_at, row.attempts, result.failures, undefined)
   }
 
+  /**
+   * An outcome write failed (a full disk, a lock held past busy_timeout…): the
+   * row still says this process runs it. Its lease is expired now, so that it is
+   * claimed again and re-run (at-least-once); if even that write fails, the lease
+   * runs out within leaseMs, since only rows still running are renewed.
+   */
+  #outcomeNotRecorded (row: EventRow, runtime: InboxRuntime, sql: Statements, error: unknown): void {
+    const tag = { id: row.id, type: row.type }
+    runtime.logger.error({ err: error, event: tag }, 'the SQLite inbox could not record an outcome; the event will run again')
+    if (this.#sql !== sql) return
+    try {
+      sql.expireLease.run({ id: row.id, owner: this.#owner, now: this.#now() })
+    } catch (expireError) {
+      runtime.logger.error({ err: expireError, event: tag }, 'the SQLite inbox could not expire the lease either; the event runs again once it lapses')
+    }
+  }
+
   #renewLeases (): void {
     if (this.#active.size === 0) return
     try {
-      this.#sql?.renewLeases.run({ owner: this.#owner, leaseUntil: this.#now() + this.#options.leaseMs })
+      this.#sql?.renewLeases.run({ owner: this.#owner, leaseUntil: this.#now() + this.#options.leaseMs, running: this.#running() })
     } catch (error) {
       this.#runtime?.logger.error({ err: error }, 'the SQLite inbox could not renew its leases; another process may take its events over')
     }

@@ -49,9 +49,10 @@ export interface Statements {
   exists: Statement<[string], 1>
   countPending: Statement<[], number>
   insert: Statement<[AcceptRow]>
-  claim: Statement<[{ owner: string, now: number, leaseUntil: number, limit: number }], EventRow>
-  renewLeases: Statement<[{ owner: string, leaseUntil: number }]>
-  releaseLeases: Statement<[{ owner: string }]>
+  claim: Statement<[{ owner: string, now: number, leaseUntil: number, limit: number, running: string }], EventRow>
+  renewLeases: Statement<[{ owner: string, leaseUntil: number, running: string }]>
+  releaseLeases: Statement<[{ owner: string, running: string }]>
+  expireLease: Statement<[Owned & { now: number }]>
   finish: Statement<[Owned & { state: 'done' | 'dead', now: number, succeeded: string, lastError: string | null }]>
   retryLater: Statement<[Owned & { nextAttemptAt: number, succeeded: string, lastError: string }]>
   get: Statement<[string], EventRow>
@@ -85,20 +86,32 @@ function prepare (db: BetterSqlite3.Database): Statements {
     insert: db.prepare<[{ id: string, type: string, event: string, receivedAt: number }]>(
       "INSERT INTO sir_webhook_events (id, type, event, state, received_at, next_attempt_at) VALUES (@id, @type, @event, 'pending', @receivedAt, @receivedAt)"
     ),
-    claim: db.prepare<[{ owner: string, now: number, leaseUntil: number, limit: number }], EventRow>(`
+    // @running: a JSON array of the ids this process is running. Our own lease can
+    // lapse while a handler blocks the event loop; claiming such a row again would
+    // count an attempt that never runs.
+    claim: db.prepare<[{ owner: string, now: number, leaseUntil: number, limit: number, running: string }], EventRow>(`
       UPDATE sir_webhook_events SET attempts = attempts + 1, lease_owner = @owner, lease_until = @leaseUntil
       WHERE id IN (
         SELECT id FROM sir_webhook_events
         WHERE state = 'pending' AND next_attempt_at <= @now AND (lease_until IS NULL OR lease_until <= @now)
+          AND id NOT IN (SELECT value FROM json_each(@running))
         ORDER BY next_attempt_at LIMIT @limit
       )
       RETURNING *`),
-    renewLeases: db.prepare<[{ owner: string, leaseUntil: number }]>(
-      "UPDATE sir_webhook_events SET lease_until = @leaseUntil WHERE lease_owner = @owner AND state = 'pending'"
+    // Only rows still running here: a row whose outcome write failed is owned by
+    // no run, and renewing it would keep it from every process for good.
+    renewLeases: db.prepare<[{ owner: string, leaseUntil: number, running: string }]>(
+      "UPDATE sir_webhook_events SET lease_until = @leaseUntil WHERE lease_owner = @owner AND state = 'pending' AND id IN (SELECT value FROM json_each(@running))"
     ),
-    // Events cut off by close() go back to the queue; the attempt they lost is not counted.
-    releaseLeases: db.prepare<[{ owner: string }]>(
-      "UPDATE sir_webhook_events SET lease_owner = NULL, lease_until = NULL, attempts = max(attempts - 1, 0) WHERE lease_owner = @owner AND state = 'pending'"
+    // On close: rows of ours that no handler is running go back to the queue now.
+    // Rows still running keep their lease until it expires, or another process
+    // would start them while this one's handlers are still at work.
+    releaseLeases: db.prepare<[{ owner: string, running: string }]>(
+      "UPDATE sir_webhook_events SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = @owner AND state = 'pending' AND id NOT IN (SELECT value FROM json_each(@running))"
+    ),
+    // After a failed outcome write: the row can be claimed again at once instead of after leaseMs.
+    expireLease: db.prepare<[{ id: string, owner: string, now: number }]>(
+      "UPDATE sir_webhook_events SET lease_until = @now WHERE id = @id AND lease_owner = @owner AND state = 'pending'"
     ),
     finish: db.prepare<[{ id: string, owner: string, state: 'done' | 'dead', now: number, succeeded: string, lastError: string | null }]>(`
       UPDATE sir_webhook_events
