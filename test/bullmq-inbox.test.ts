@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto'
+import { createServer, connect, type Socket } from 'node:net'
 import { Redis } from 'ioredis'
 import t from 'tap'
 import { bullmqInbox, jobIdFor } from '../src/bullmq/inbox.js'
@@ -85,6 +86,61 @@ if (redis.url === undefined) {
     t.equal(calls, 2, 'handled once')
   })
 
+  t.test('a delivery refused while its job was being added leaves nothing to run; the retry is handled once', async (t) => {
+    // A proxy in front of Redis that, once armed, holds back what the receiver
+    // sends that names the event: the job add, whose arguments carry the event.
+    // The reads before it (the dedupe key and the queue counts) go through, so the
+    // deadline passes while the add is in flight.
+    let armed = false
+    const holdMs = 600
+    const sockets = new Set<Socket>()
+    const proxy = createServer((client) => {
+      const upstream = connect(connection.port, connection.host)
+      sockets.add(client).add(upstream)
+      let heldUntil = 0
+      client.on('data', (chunk) => {
+        if (armed && chunk.includes('evt_slow')) {
+          armed = false
+          heldUntil = Date.now() + holdMs
+        }
+        // Later chunks wait too, so that commands stay in order.
+        const wait = heldUntil - Date.now()
+        if (wait > 0) setTimeout(() => { upstream.write(chunk) }, wait)
+        else upstream.write(chunk)
+      })
+      upstream.on('data', (chunk) => { client.write(chunk) })
+      client.on('error', () => { upstream.destroy() })
+      upstream.on('error', () => { client.destroy() })
+      client.on('close', () => { upstream.destroy() })
+      upstream.on('close', () => { client.destroy() })
+    })
+    await new Promise<void>((resolve) => { proxy.listen(0, '127.0.0.1', resolve) })
+    t.teardown(() => {
+      for (const socket of sockets) socket.destroy()
+      proxy.close()
+    })
+    const address = proxy.address()
+    const port = typeof address === 'object' && address !== null ? address.port : 0
+    const webhooks = receiver(bullmqInbox({ connection: { host: '127.0.0.1', port }, queueName: `add-race-${randomUUID()}`, acceptTimeoutMs: 200 }))
+    t.teardown(() => webhooks.close())
+    let calls = 0
+    webhooks.on('action.completed', () => { calls++ })
+    await webhooks.receive(delivery(event('evt_warm')))
+    await until(() => calls === 1, 'the warm-up event')
+    armed = true
+    const slow = await webhooks.receive(delivery(event('evt_slow')))
+    t.equal(slow.status, 503)
+    t.notOk(armed, 'the add was the command held back')
+    await sleep(holdMs + 300)
+    t.equal(calls, 1, 'the job added after the 503 did not run')
+    t.equal(await webhooks.inbox.outcome?.('evt_slow'), undefined, 'and is not reported as recorded')
+    const retried = await webhooks.receive(delivery(event('evt_slow')))
+    t.equal(retried.code, 'ACCEPTED', 'the retry is accepted, not taken for a duplicate')
+    await until(() => calls === 2, 'the handler')
+    await sleep(200)
+    t.equal(calls, 2, 'handled once')
+  })
+
   t.test('a job recovered from crashed receivers more than maxStalledCount times is dead-lettered and reported', async (t) => {
     const queueName = `stalled-${randomUUID()}`
     const doomed = await startReceiver({ SIR_STORE: 'bullmq', SIR_REDIS_URL: url, SIR_QUEUE: queueName, SIR_LEASE_MS: '500', SIR_SECRET: SECRET, SIR_HANDLED: '/dev/null', SIR_HANDLER_MS: '60000' })
@@ -102,5 +158,10 @@ if (redis.url === undefined) {
     t.equal(calls, 0, 'the job is not run again')
     t.match(dead[0], { reason: 'handler_failed', event: { id: 'evt_stalls' }, error: { message: /stalled/ } })
     t.match(await webhooks.inbox.outcome?.('evt_stalls'), { state: 'dead', lastError: /stalled/ })
+    const jobKey = `bull:${queueName}:${jobIdFor('evt_stalls')}`
+    t.equal(await admin.hget(jobKey, 'stc'), '1', 'BullMQ counted the stall on the job')
+    t.equal(await webhooks.inbox.redrive?.('evt_stalls'), true)
+    t.equal(await admin.hget(jobKey, 'stc'), null, 'a re-driven job starts with no stalls counted, or its next stall would kill it at once')
+    await until(() => calls === 1, 'the re-driven event to run')
   })
 }

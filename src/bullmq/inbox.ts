@@ -32,6 +32,14 @@ class AttemptFailed extends Error {
 type BullMQ = typeof BullMQModule
 
 /**
+ * How long a new job is held (delayed) before it may run unless promoted. An
+ * accept promotes it once the dedupe key is set; a held job whose hold runs out
+ * runs only if the key is set by then (a crash between the two), and is held
+ * again otherwise (the delivery was refused, or got no answer and was not retried).
+ */
+const HOLD_MS = 60_000
+
+/**
  * bullmq is an optional peer dependency, imported only when a BullMQ inbox is
  * made, so that users of the other inboxes never need it installed.
  */
@@ -39,7 +47,7 @@ async function loadBullmq (): Promise<BullMQ> {
   try {
     return await import('bullmq')
   } catch (error) {
-    throw new Error('sir-webhooks: bullmqInbox() needs bullmq 5.x; install it with `npm install bullmq@5`', { cause: error })
+    throw new Error('sir-webhooks: bullmqInbox() needs bullmq 5.66 or later; install it with `npm install bullmq@5`', { cause: error })
   }
 }
 
@@ -61,16 +69,18 @@ const stateOf: Partial<Record<string, OutcomeState>> = { completed: 'done', fail
 /**
  * A durable inbox on BullMQ and Redis, for receivers on several machines. Dedupe
  * outlives jobs: a `SET NX` key per event id, kept at least 7 days. The job is
- * added first, under a job id derived from the event id so that adding it twice
- * is a no-op, and the key is set second; a crash between the two leaves a queued
- * job and no key, so the sender's retry re-adds nothing and sets the key. No
- * order of failures marks an event seen that was not queued. A 2xx is answered
- * only after Redis acknowledged both writes. A crashed worker's jobs are taken
- * back by BullMQ's stalled-job check once their lock expires.
+ * added first, held (delayed), under a job id derived from the event id so that
+ * adding it twice is a no-op; the key is set second; the job is promoted third. A
+ * job runs only once its key is set, so a delivery refused with 503 (the deadline
+ * passed before the key was sent) leaves a held job that never runs unless the
+ * sender's retry sets the key. No order of failures marks an event seen that was
+ * not queued. A 2xx is answered only after Redis acknowledged the key. A crashed
+ * worker's jobs are taken back by BullMQ's stalled-job check once their lock expires.
  */
 export class BullmqInbox implements Inbox {
   readonly #options: ResolvedBullmqOptions
   readonly #ready: Promise<{ bullmq: BullMQ, queue: Queue<JobData> }>
+  #bullmq: BullMQ | undefined
   #worker: Worker<JobData> | undefined
   #runtime: InboxRuntime | undefined
   #closing = false
@@ -96,10 +106,11 @@ export class BullmqInbox implements Inbox {
   async start (runtime: InboxRuntime): Promise<void> {
     if (this.#runtime !== undefined) throw new Error('sir-webhooks: an inbox belongs to one receiver; create one per Webhooks instance')
     this.#runtime = runtime
-    const { bullmq } = await this.#ready
+    const { bullmq, queue } = await this.#ready
+    this.#bullmq = bullmq
     const { retry } = runtime.options
     const options = this.#options
-    const worker = new bullmq.Worker<JobData>(options.queueName, async (job) => { await this.#process(job, runtime) }, {
+    const worker = new bullmq.Worker<JobData>(options.queueName, async (job, token) => { await this.#process(job, runtime, queue, token) }, {
       connection: options.connection,
       prefix: options.prefix,
       concurrency: runtime.options.concurrency,
@@ -152,26 +163,42 @@ export class BullmqInbox implements Inbox {
     if (abandoned.aborted) return 'unavailable'
     const retentionSeconds = this.#options.retentionSeconds ?? runtime.options.dedupe.ttlSeconds
     const deadSeconds = this.#options.deadLetterRetentionSeconds
-    await queue.add(event.type, { event, receivedAt }, {
+    // Held: if this delivery is refused while the add is in flight, the job
+    // exists but must not run, since "503 records nothing".
+    const job = await queue.add(event.type, { event, receivedAt }, {
       jobId,
+      delay: HOLD_MS,
       attempts: runtime.options.retry.attempts,
       backoff: { type: 'sir-webhooks' },
       removeOnComplete: { age: retentionSeconds },
       removeOnFail: deadSeconds === undefined ? false : { age: deadSeconds }
     })
-    // Too late for this answer: the sender gets a 503 and retries, and that
-    // retry (the job now exists) sets the key. Nothing is marked seen here.
+    // Too late for this answer: the sender gets a 503 and retries; the held job
+    // stays held until a retry sets the key. Nothing is marked seen here.
     if (abandoned.aborted) return 'unavailable'
-    const dedupeSeconds = this.#options.dedupeSeconds ?? Math.max(MIN_DEDUPE_SECONDS, runtime.options.dedupe.ttlSeconds)
-    const set: unknown = await markSeen(client, seenKey, receivedAt, dedupeSeconds)
-    return set === 'OK' ? 'accepted' : 'duplicate'
+    const set: unknown = await markSeen(client, seenKey, receivedAt, this.#dedupeSeconds(runtime))
+    if (set !== 'OK') return 'duplicate'
+    // The key is set, so the event must run even if this answer is now late
+    // (another delivery of the id may already have been told "duplicate").
+    await job.promote().catch(() => {
+      // Not held (added by an older version, or running or done already), or
+      // Redis failed: then the hold runs out and the job runs, its key being set.
+    })
+    return 'accepted'
+  }
+
+  #dedupeSeconds (runtime: InboxRuntime | undefined): number {
+    return this.#options.dedupeSeconds ?? Math.max(MIN_DEDUPE_SECONDS, runtime?.options.dedupe.ttlSeconds ?? defaults.dedupe.ttlSeconds)
   }
 
   async outcome (id: string): Promise<EventOutcome | undefined> {
     const { queue } = await this.#ready
     const job = await queue.getJob(jobIdFor(id))
     if (job === undefined) return undefined
-    return toOutcome(job, await job.getState())
+    const state = await job.getState()
+    // A held job nobody set the key for is a refused delivery: not recorded.
+    if (state === 'delayed' && job.attemptsMade === 0 && await (await queue.client).get(this.#seenKey(job.id ?? '')) === null) return undefined
+    return toOutcome(job, state)
   }
 
   async deadLetters (query: DeadLetterQuery = {}): Promise<EventOutcome[]> {
@@ -184,6 +211,12 @@ export class BullmqInbox implements Inbox {
     const { queue } = await this.#ready
     const job = await queue.getJob(jobIdFor(id))
     if (job === undefined || await job.getState() !== 'failed') return false
+    const client = await queue.client
+    // BullMQ's stalled counter (the "stc" field) is not reset by retry(): a job
+    // dead-lettered for stalling would fail again at its next stall.
+    await client.hdel(queue.toKey(job.id ?? ''), 'stc')
+    // Its dedupe key may have expired since; the job runs only with one set.
+    await markSeen(client, this.#seenKey(job.id ?? ''), job.data.receivedAt, this.#dedupeSeconds(this.#runtime))
     await job.retry('failed', { resetAttemptsMade: true, resetAttemptsStarted: true })
     this.#reported.delete(job.id ?? '')
     return true
@@ -230,26 +263,39 @@ export class BullmqInbox implements Inbox {
     return `${this.#options.prefix}:${this.#options.queueName}:sir-seen:${jobId}`
   }
 
-  async #process (job: Job<JobData>, runtime: InboxRuntime): Promise<void> {
+  async #process (job: Job<JobData>, runtime: InboxRuntime, queue: Queue<JobData>, token: string | undefined): Promise<void> {
     const { event, receivedAt, succeeded = [] } = job.data
+    if (job.attemptsMade === 0 && await (await queue.client).get(this.#seenKey(job.id ?? '')) === null) {
+      // A held job whose hold ran out with no key: its delivery was refused or
+      // never answered. It waits for the sender's retry to set the key.
+      await this.#putBack(job, token, HOLD_MS)
+    }
     // attemptsStarted counts an attempt cut short by a crash; attemptsMade does not.
     const attempt = Math.max(job.attemptsStarted, job.attemptsMade + 1)
     const result = await runAttempt(runtime, event, receivedAt, attempt, succeeded)
+    // Shutdown cut this attempt short: a handler that returned since may have
+    // stopped half-way, so nothing of it is recorded. The job goes back to be run
+    // at once by another receiver or the next start; the attempt counts as started.
+    if (runtime.signal.aborted) await this.#putBack(job, token, 0)
     const last = result.failures.at(-1)
     if (last === undefined) return
     const message = `${last.key}: ${errorSummary(last.error)}`
     const final = job.attemptsMade + 1 >= (job.opts.attempts ?? 1)
     await job.updateData({ event, receivedAt, succeeded: result.succeeded })
-    if (final || runtime.signal.aborted) {
-      if (final) {
-        this.#reported.add(job.id ?? '')
-        await reportFailures(runtime, event, receivedAt, attempt, result.failures, undefined)
-      }
+    if (final) {
+      this.#reported.add(job.id ?? '')
+      await reportFailures(runtime, event, receivedAt, attempt, result.failures, undefined)
       throw new AttemptFailed(message, 0)
     }
     const delay = backoffDelay(job.attemptsMade + 1, runtime.options.retry)
     await reportFailures(runtime, event, receivedAt, attempt, result.failures, delay)
     throw new AttemptFailed(message, delay)
+  }
+
+  /** Moves the running job back to delayed without counting an attempt made; always throws, as BullMQ requires. */
+  async #putBack (job: Job<JobData>, token: string | undefined, delayMs: number): Promise<never> {
+    await job.moveToDelayed(Date.now() + delayMs, token)
+    throw new (this.#bullmq as BullMQ).DelayedError()
   }
 
   /** A job that failed for good without this process's handlers saying so: recovered from crashes too often. */

@@ -194,6 +194,9 @@ export function runInboxContract (t: Test, store: InboxStore): void {
     const resumed: number[] = []
     next.on('action.completed', (_evt, { attempt }) => { resumed.push(attempt) })
     await until(() => resumed.length === 1, 'the next receiver to handle the event')
+    // The attempt cut short by close() counts, in every durable store: SQLite's
+    // claim counted it, BullMQ's attemptsStarted did (docs/deployment.md says so).
+    t.same(resumed, [2], 'the resumed run is the second attempt')
     t.equal(await next.inbox.outcome?.('evt_after_close'), undefined, 'what was refused is not recorded')
   })
 
