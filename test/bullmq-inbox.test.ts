@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto'
 import { createServer, connect, type Socket } from 'node:net'
+import { Queue } from 'bullmq'
 import { Redis } from 'ioredis'
 import t from 'tap'
 import { bullmqInbox, jobIdFor } from '../src/bullmq/inbox.js'
@@ -139,6 +140,24 @@ if (redis.url === undefined) {
     await until(() => calls === 2, 'the handler')
     await sleep(200)
     t.equal(calls, 2, 'handled once')
+  })
+
+  t.test('a held job whose hold runs out without a dedupe key is held again, not run', async (t) => {
+    const queueName = `held-${randomUUID()}`
+    const webhooks = receiver(bullmqInbox({ connection, queueName }))
+    t.teardown(() => webhooks.close())
+    let calls = 0
+    webhooks.on('action.completed', () => { calls++ })
+    // What a delivery refused mid-add leaves, with a short hold: a job and no key.
+    const queue = new Queue(queueName, { connection })
+    t.teardown(() => queue.close())
+    const job = await queue.add('action.completed', { event: event('evt_held'), receivedAt: Date.now() }, { jobId: jobIdFor('evt_held'), delay: 50 })
+    await until(async () => (await queue.getJob(jobIdFor('evt_held')))?.attemptsStarted === 1, 'the worker to pick the job up')
+    t.equal(await job.getState(), 'delayed', 'it went back to being held')
+    t.equal(calls, 0, 'no handler ran')
+    // The sender's retry sets the key and promotes it: now it runs.
+    t.equal((await webhooks.receive(delivery(event('evt_held')))).code, 'ACCEPTED')
+    await until(() => calls === 1, 'the handler')
   })
 
   t.test('a job recovered from crashed receivers more than maxStalledCount times is dead-lettered and reported', async (t) => {
