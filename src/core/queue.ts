@@ -125,9 +125,9 @@ export class MemoryQueue {
     try {
       await this.#runtime.runHandler(run)
     } catch (error) {
-      if (!queued.listed) return
+      if (!queued.listed || this.#runtime.signal.aborted) return
       const { retry } = this.#runtime.options
-      if (attempt < retry.attempts && !this.#runtime.signal.aborted) {
+      if (attempt < retry.attempts) {
         const delay = backoffDelay(attempt, retry)
         this.#runtime.logger.warn({ event: { id: queued.event.id, type: queued.event.type }, handler: handler.name, attempt, retryInMs: delay, err: error }, 'handler failed; will retry')
         const timer = setTimeout(() => {
@@ -138,7 +138,13 @@ export class MemoryQueue {
         return
       }
       await this.#runtime.handlerFailed(run, error)
+      this.#settle(queued, handler)
+      return
     }
+    // A run that ended after shutdown aborted it was cut short, whether it threw
+    // (above) or returned: it stays unsettled, and close() dead-letters it as
+    // `shutdown`, as the durable inboxes leave such an attempt unrecorded.
+    if (this.#runtime.signal.aborted) return
     this.#settle(queued, handler)
   }
 
