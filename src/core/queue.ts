@@ -105,12 +105,11 @@ export class MemoryQueue {
     // returns, so the answer is on its way before any handler code runs. Where the
     // framework may delay that write, the adapter says when it happened.
     const start = (): void => {
-      nextMacrotask(() => {
-        for (const handler of snapshot) this.#schedule(queued, handler, 1)
-      })
+      for (const handler of snapshot) this.#schedule(queued, handler, 1)
     }
-    if (whenAnswered === undefined) start()
-    else whenAnswered(start)
+    // Asked only on the next macrotask, when the answer is usually written
+    // already, so the common case adds no listener to the response.
+    nextMacrotask(whenAnswered === undefined ? start : () => { whenAnswered(start) })
   }
 
   #schedule (queued: QueuedEvent, handler: RegisteredHandler, attempt: number): void {

@@ -7,6 +7,7 @@ import type {
   DeadLetterHandler,
   ErrorHandler,
   EventHandler,
+  HandlerContext,
   RegisteredHandler
 } from './handlers.js'
 import type { AcceptOutcome, HandlerRun, Inbox, InboxRuntime } from './inbox.js'
@@ -262,12 +263,7 @@ export class WebhookReceiver<I extends Inbox = Inbox> {
         return this.#anyHandlers.length === 0 ? specific : [...specific, ...this.#anyHandlers]
       },
       runHandler: async (run: HandlerRun): Promise<void> => {
-        await run.handler.fn(run.event, {
-          attempt: run.attempt,
-          receivedAt: new Date(run.receivedAt),
-          signal: this.#shutdown.signal,
-          log: this.logger.child({ event: eventTag(run.event) })
-        })
+        await run.handler.fn(run.event, new RunContext(run, this.#shutdown.signal, this.logger))
       },
       handlerFailed: async (run: HandlerRun, error: unknown): Promise<void> => {
         const info = { handler: run.handler.name, attempts: run.attempt }
@@ -293,6 +289,33 @@ export class WebhookReceiver<I extends Inbox = Inbox> {
     } catch (error) {
       this.logger.error({ err: error, event: eventTag(event) }, `an ${what} callback threw`)
     }
+  }
+}
+
+/**
+ * The handler's context. Its child logger is made on first use: a pino child
+ * costs microseconds, and most handlers on the hot path never log. A class, so
+ * the getter lives on the prototype and each context is a plain small object.
+ */
+class RunContext implements HandlerContext {
+  readonly attempt: number
+  readonly receivedAt: Date
+  readonly signal: AbortSignal
+  readonly #event: AnyEvent
+  readonly #logger: WebhookLogger
+  #log: WebhookLogger | undefined
+
+  constructor (run: HandlerRun, signal: AbortSignal, logger: WebhookLogger) {
+    this.attempt = run.attempt
+    this.receivedAt = new Date(run.receivedAt)
+    this.signal = signal
+    this.#event = run.event
+    this.#logger = logger
+  }
+
+  get log (): WebhookLogger {
+    this.#log ??= this.#logger.child({ event: eventTag(this.#event) })
+    return this.#log
   }
 }
 
