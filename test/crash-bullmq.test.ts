@@ -2,10 +2,9 @@ import { randomUUID } from 'node:crypto'
 import { join } from 'node:path'
 import t from 'tap'
 import { kill, startReceiver } from './fixtures/spawn-receiver.js'
-import { SenderLog, inParallel, readHandled, sendUntilAcked } from './helpers/crash-run.js'
+import { SenderLog, inParallel, readHandled, resendLikeThePlatform, untilEveryAckedIsHandled } from './helpers/crash-run.js'
 import { redisForTests } from './helpers/redis.js'
 import { tempDir } from './inbox-contract/scenarios.js'
-import { until } from './inbox-contract/support.js'
 
 const redis = await redisForTests(t)
 if (redis.url === undefined) {
@@ -53,20 +52,11 @@ if (redis.url === undefined) {
     const inFlight = doomed.started.filter((id) => !doomedFinished.has(id))
     t.ok(inFlight.length > 0, 'some handlers were running in the killed receiver')
 
-    const refusedOnce = [...log.refused].filter((id) => !id.startsWith('forged'))
-    const abandoned = new Set(refusedOnce.filter((_, index) => index % 2 === 0))
-    const retried = [...log.unanswered, ...refusedOnce.filter((id) => !abandoned.has(id))]
-    await inParallel(retried, 4, async (id) => {
-      if (id.startsWith('forged')) await log.send(survivor.url, id, forgedSecret)
-      else await sendUntilAcked(log, survivor.url, id)
-    })
+    const abandoned = await resendLikeThePlatform(log, survivor.url, forgedSecret)
     t.same(forged.filter((id) => !log.refused.has(id)), [], 'every forged delivery was refused')
     t.ok(abandoned.size > 0, 'some ids stayed refused')
 
-    await until(() => {
-      const handled = new Set(readHandled(handledFile).map((line) => line.id))
-      return [...log.acked].every((id) => handled.has(id))
-    }, 'every acknowledged event to be handled', 25_000)
+    await untilEveryAckedIsHandled(log, handledFile)
     const lines = readHandled(handledFile)
     const handled = new Set(lines.map((line) => line.id))
     t.same([...log.acked].filter((id) => !handled.has(id)), [], 'every event answered 2xx was handled')

@@ -1,9 +1,8 @@
 import { join } from 'node:path'
 import t from 'tap'
 import { kill, startReceiver } from './fixtures/spawn-receiver.js'
-import { SenderLog, inParallel, readHandled, sendUntilAcked } from './helpers/crash-run.js'
+import { SenderLog, inParallel, readHandled, resendLikeThePlatform, untilEveryAckedIsHandled } from './helpers/crash-run.js'
 import { tempDir } from './inbox-contract/scenarios.js'
-import { until } from './inbox-contract/support.js'
 
 t.test('sqlite: a receiver killed with SIGKILL while events arrive loses none it answered 2xx, and handles none it refused', async (t) => {
   const dir = tempDir(t)
@@ -43,21 +42,10 @@ t.test('sqlite: a receiver killed with SIGKILL while events arrive loses none it
 
   const restarted = await startReceiver(env)
   t.teardown(() => kill(restarted, 'SIGTERM'))
-  // The platform retries what got no answer; half of what got a 503 is given up on here,
-  // so that those ids prove a refused event is never handled.
-  const refusedOnce = [...log.refused].filter((id) => !id.startsWith('forged'))
-  const abandoned = new Set(refusedOnce.filter((_, index) => index % 2 === 0))
-  const retried = [...log.unanswered, ...refusedOnce.filter((id) => !abandoned.has(id))]
-  await inParallel(retried, 4, async (id) => {
-    if (id.startsWith('forged')) await log.send(restarted.url, id, forgedSecret)
-    else await sendUntilAcked(log, restarted.url, id)
-  })
+  const abandoned = await resendLikeThePlatform(log, restarted.url, forgedSecret)
   t.same(forged.filter((id) => !log.refused.has(id)), [], 'every forged delivery was refused')
 
-  await until(() => {
-    const handled = new Set(readHandled(handledFile).map((line) => line.id))
-    return [...log.acked].every((id) => handled.has(id))
-  }, 'every acknowledged event to be handled', 25_000)
+  await untilEveryAckedIsHandled(log, handledFile)
   const lines = readHandled(handledFile)
   const handled = new Set(lines.map((line) => line.id))
   t.same([...log.acked].filter((id) => !handled.has(id)), [], 'every event answered 2xx was handled')

@@ -1,7 +1,6 @@
 import type { AdapterHarness } from './harness.js'
 import { fastifyHarness } from './fastify.harness.js'
-import { expressHarness } from './express.harness.js'
-import { express4Harness } from './express4.harness.js'
+import { express4Harness, expressHarness } from './express.harness.js'
 import { nodeHarness } from './node.harness.js'
 import { fetchHarness } from './fetch.harness.js'
 

@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs'
-import { SECRET, event, post, sleep } from '../inbox-contract/support.js'
+import { SECRET, event, post, sleep, until } from '../inbox-contract/support.js'
 
 /** What the sender saw for each id, as the platform would have. */
 export class SenderLog {
@@ -67,3 +67,29 @@ export async function sendUntilAcked (log: SenderLog, url: string, id: string, t
     await log.send(url, id)
   }
 }
+
+/**
+ * Resends, after a crash, as the platform would: every delivery that got no
+ * answer, and half of those answered 503; the other half are given up on, so
+ * they prove a refused event is never handled. Forged deliveries go out forged
+ * again. Returns the ids given up on.
+ */
+export async function resendLikeThePlatform (log: SenderLog, url: string, forgedSecret: string): Promise<Set<string>> {
+  const refusedOnce = [...log.refused].filter((id) => !id.startsWith('forged'))
+  const abandoned = new Set(refusedOnce.filter((_, index) => index % 2 === 0))
+  const retried = [...log.unanswered, ...refusedOnce.filter((id) => !abandoned.has(id))]
+  await inParallel(retried, 4, async (id) => {
+    if (id.startsWith('forged')) await log.send(url, id, forgedSecret)
+    else await sendUntilAcked(log, url, id)
+  })
+  return abandoned
+}
+
+/** Waits until every acknowledged id appears in the handled file. */
+export async function untilEveryAckedIsHandled (log: SenderLog, handledFile: string): Promise<void> {
+  await until(() => {
+    const handled = new Set(readHandled(handledFile).map((line) => line.id))
+    return [...log.acked].every((id) => handled.has(id))
+  }, 'every acknowledged event to be handled', 25_000)
+}
+
