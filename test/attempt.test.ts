@@ -11,6 +11,7 @@ function runtimeWith (handlers: RegisteredHandler[], logger = captureLogs().logg
     signal: new AbortController().signal,
     handlersFor: () => handlers,
     runHandler: async (run) => { await run.handler.fn(run.event, {} as never) },
+    callHandler: (run) => run.handler.fn(run.event, {} as never),
     handlerFailed: async () => {},
     deadLetter: async () => {}
   }

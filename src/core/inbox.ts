@@ -27,6 +27,12 @@ export interface InboxRuntime {
   handlersFor (type: string): readonly RegisteredHandler[]
   /** Runs one handler once; rejects with what the handler threw. */
   runHandler (run: HandlerRun): Promise<void>
+  /**
+   * `runHandler` without the promise: returns what the handler returned (a
+   * promise, for an async one) and throws what a synchronous handler threw. For
+   * inboxes that dispatch in process and count every microtask.
+   */
+  callHandler (run: HandlerRun): unknown
   /** A handler used up its attempts: tells `onError`, then the dead-letter handlers. */
   handlerFailed (run: HandlerRun, error: unknown): Promise<void>
   /** Reports a dead letter that is not a handler failure, such as events cut off by shutdown. */

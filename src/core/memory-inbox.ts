@@ -48,13 +48,13 @@ export class MemoryInbox implements Inbox {
     // Every dead letter is started at once: each is logged, with its event id,
     // before its first await, so all of them are on record even if the process is
     // killed while callbacks run. The callbacks get one more grace period, not one each.
-    const reported = Promise.all(left.flatMap(({ queued, handlers }) => handlers.map((handler) => runtime.deadLetter({
-      event: queued.event,
+    const reported = Promise.all(left.map(({ event, receivedAt, handler, attempts }) => runtime.deadLetter({
+      event,
       reason: 'shutdown',
       handler: handler.name,
-      attempts: queue.attemptsOf(queued, handler),
-      receivedAt: new Date(queued.receivedAt)
-    }))))
+      attempts,
+      receivedAt: new Date(receivedAt)
+    })))
     if (!await settlesWithin(reported, graceMs)) {
       runtime.logger.warn({ graceMs }, 'onDeadLetter callbacks did not finish within the grace period; close() goes on')
     }

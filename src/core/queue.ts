@@ -6,13 +6,33 @@ import { backoffDelay } from './backoff.js'
 interface QueuedEvent {
   event: AnyEvent
   receivedAt: number
-  /** Handlers not yet settled (succeeded or failed for good). */
-  unsettled: Set<RegisteredHandler>
-  attempts: Map<RegisteredHandler, number>
+  /** One per handler to run, fixed at accept time. */
+  tasks: HandlerTask[]
+  /** How many tasks are not yet settled (succeeded or failed for good). */
+  unsettled: number
+  whenAnswered: ((callback: () => void) => void) | undefined
   /** In the list of unfinished events; false once it finished or was drained. */
   listed: boolean
   previous: QueuedEvent | undefined
   next: QueuedEvent | undefined
+}
+
+/**
+ * One handler of one event. It is also the `HandlerRun` the runtime is given, so a
+ * run allocates nothing of its own; `attempt` is 0 until the first one is scheduled.
+ */
+interface HandlerTask extends HandlerRun {
+  readonly queued: QueuedEvent
+  settled: boolean
+}
+
+/** An accepted event's handlers that had not finished when the queue was drained. */
+export interface UnfinishedRun {
+  event: AnyEvent
+  receivedAt: number
+  handler: RegisteredHandler
+  /** Attempts started; 0 when the handler never began. */
+  attempts: number
 }
 
 // setImmediate where the runtime has it (Node, Bun, Deno); Workers and Edge
@@ -25,37 +45,63 @@ const nextMacrotask: (task: () => void) => void = typeof setImmediate === 'funct
  * At most `concurrency` tasks at once, the rest waiting first in, first out. It
  * replaces p-queue here: the queue only ever adds and clears, and p-queue's
  * per-task bookkeeping (ids, events, timeouts, abort signals) was a measurable
- * share of a no-op delivery's cost (docs/performance.md).
+ * share of a no-op delivery's cost (docs/performance.md). A task that finishes
+ * synchronously (returns undefined) frees its slot at once, without a promise.
  */
-class Slots {
+class Slots<T> {
   readonly #concurrency: number
+  readonly #run: (task: T) => Promise<unknown> | undefined
   #running = 0
-  #waiting: Array<() => Promise<void>> = []
+  #waiting: T[] = []
+  // Read position in #waiting: shifting a long array moves every element.
+  #head = 0
+  #pumping = false
 
-  constructor (concurrency: number) {
+  constructor (concurrency: number, run: (task: T) => Promise<unknown> | undefined) {
     this.#concurrency = concurrency
+    this.#run = run
   }
 
-  /** Starts the task now if a slot is free, else when one frees up. The task must not reject. */
-  add (task: () => Promise<void>): void {
-    if (this.#running < this.#concurrency) this.#start(task)
-    else this.#waiting.push(task)
+  /** Starts the task now if a slot is free, else when one frees up. `run` must not throw or reject. */
+  add (task: T): void {
+    this.#waiting.push(task)
+    this.#pump()
   }
 
   /** Drops the tasks not yet started; running ones finish on their own. */
   clear (): void {
     this.#waiting = []
+    this.#head = 0
   }
 
-  #start (task: () => Promise<void>): void {
-    this.#running += 1
-    task().then(this.#finished, this.#finished)
+  // A loop, not recursion: a long line of synchronous tasks must not grow the stack.
+  #pump (): void {
+    if (this.#pumping) return
+    this.#pumping = true
+    try {
+      while (this.#running < this.#concurrency && this.#head < this.#waiting.length) {
+        const task = this.#waiting[this.#head] as T
+        this.#head += 1
+        this.#running += 1
+        const running = this.#run(task)
+        if (running === undefined) this.#running -= 1
+        else running.then(this.#finished, this.#finished)
+      }
+    } finally {
+      this.#pumping = false
+    }
+    if (this.#head === this.#waiting.length) {
+      this.#waiting.length = 0
+      this.#head = 0
+    } else if (this.#head > 1024 && this.#head * 2 > this.#waiting.length) {
+      this.#waiting = this.#waiting.slice(this.#head)
+      this.#head = 0
+    }
   }
 
   readonly #finished = (): void => {
     this.#running -= 1
-    const next = this.#waiting.shift()
-    if (next !== undefined) this.#start(next)
+    this.#pump()
   }
 }
 
@@ -67,7 +113,7 @@ class Slots {
  */
 export class MemoryQueue {
   readonly #runtime: InboxRuntime
-  readonly #workers: Slots
+  readonly #workers: Slots<HandlerTask>
   // Unfinished events as an intrusive list rather than a Set: measured with the
   // benchmark, a long-lived Set that every event passes through made V8 promote
   // the events to the old generation (a full GC every few thousand ~8 KB events);
@@ -75,12 +121,14 @@ export class MemoryQueue {
   #first: QueuedEvent | undefined
   #last: QueuedEvent | undefined
   #size = 0
+  // Events accepted since the last macrotask: one setImmediate starts them all.
+  #starting: QueuedEvent[] = []
   readonly #backoffTimers = new Set<NodeJS.Timeout>()
   #whenEmpty: (() => void) | undefined
 
   constructor (runtime: InboxRuntime) {
     this.#runtime = runtime
-    this.#workers = new Slots(runtime.options.concurrency)
+    this.#workers = new Slots(runtime.options.concurrency, (task) => this.#run(task))
   }
 
   /** Events accepted and not yet finished: waiting, running or backing off. */
@@ -93,10 +141,13 @@ export class MemoryQueue {
       this.#runtime.logger.info({ event: { id: event.id, type: event.type } }, 'no handler for event type')
       return
     }
+    const queued: QueuedEvent = { event, receivedAt, tasks: [], unsettled: 0, whenAnswered, listed: true, previous: this.#last, next: undefined }
     // A snapshot: the set of handlers to run is fixed at accept time, so a handler
-    // registered meanwhile cannot run untracked (outside `unsettled`, unseen by close()).
-    const snapshot = [...new Set(handlers)]
-    const queued: QueuedEvent = { event, receivedAt, unsettled: new Set(snapshot), attempts: new Map(), listed: true, previous: this.#last, next: undefined }
+    // registered meanwhile cannot run untracked (unseen by close()).
+    for (const handler of handlers.length === 1 ? handlers : new Set(handlers)) {
+      queued.tasks.push({ queued, event, handler, receivedAt, attempt: 0, settled: false })
+    }
+    queued.unsettled = queued.tasks.length
     if (this.#last === undefined) this.#first = queued
     else this.#last.next = queued
     this.#last = queued
@@ -104,52 +155,77 @@ export class MemoryQueue {
     // A macrotask: the adapter writes the 2xx in a microtask after accept
     // returns, so the answer is on its way before any handler code runs. Where the
     // framework may delay that write, the adapter says when it happened.
-    const start = (): void => {
-      for (const handler of snapshot) this.#schedule(queued, handler, 1)
+    if (this.#starting.push(queued) === 1) nextMacrotask(this.#startAccepted)
+  }
+
+  // Asks `whenAnswered` only now, on the next macrotask, when the answer is
+  // usually written already, so the common case adds no listener to the response.
+  readonly #startAccepted = (): void => {
+    const accepted = this.#starting
+    this.#starting = []
+    for (const queued of accepted) {
+      if (queued.whenAnswered === undefined) this.#start(queued)
+      else queued.whenAnswered(() => { this.#start(queued) })
     }
-    // Asked only on the next macrotask, when the answer is usually written
-    // already, so the common case adds no listener to the response.
-    nextMacrotask(whenAnswered === undefined ? start : () => { whenAnswered(start) })
   }
 
-  #schedule (queued: QueuedEvent, handler: RegisteredHandler, attempt: number): void {
-    if (!queued.listed) return
-    queued.attempts.set(handler, attempt)
-    this.#workers.add(() => this.#run(queued, handler, attempt))
+  #start (queued: QueuedEvent): void {
+    for (const task of queued.tasks) this.#schedule(task, 1)
   }
 
-  async #run (queued: QueuedEvent, handler: RegisteredHandler, attempt: number): Promise<void> {
-    if (!queued.listed) return
-    const run: HandlerRun = { event: queued.event, handler, attempt, receivedAt: queued.receivedAt }
+  #schedule (task: HandlerTask, attempt: number): void {
+    if (!task.queued.listed) return
+    task.attempt = attempt
+    this.#workers.add(task)
+  }
+
+  /** Runs a task once; a promise only when the handler returned one (or failed for good). */
+  #run (task: HandlerTask): Promise<unknown> | undefined {
+    if (!task.queued.listed) return undefined
+    let returned: unknown
     try {
-      await this.#runtime.runHandler(run)
+      returned = this.#runtime.callHandler(task)
     } catch (error) {
-      if (!queued.listed || this.#runtime.signal.aborted) return
-      const { retry } = this.#runtime.options
-      if (attempt < retry.attempts) {
-        const delay = backoffDelay(attempt, retry)
-        this.#runtime.logger.warn({ event: { id: queued.event.id, type: queued.event.type }, handler: handler.name, attempt, retryInMs: delay, err: error }, 'handler failed; will retry')
-        const timer = setTimeout(() => {
-          this.#backoffTimers.delete(timer)
-          this.#schedule(queued, handler, attempt + 1)
-        }, delay)
-        this.#backoffTimers.add(timer)
-        return
-      }
-      await this.#runtime.handlerFailed(run, error)
-      this.#settle(queued, handler)
-      return
+      return this.#failed(task, error)
     }
-    // A run that ended after shutdown aborted it was cut short, whether it threw
-    // (above) or returned: it stays unsettled, and close() dead-letters it as
-    // `shutdown`, as the durable inboxes leave such an attempt unrecorded.
-    if (this.#runtime.signal.aborted) return
-    this.#settle(queued, handler)
+    if (!isThenable(returned)) {
+      this.#succeeded(task)
+      return undefined
+    }
+    return Promise.resolve(returned).then(() => { this.#succeeded(task) }, (error: unknown) => this.#failed(task, error))
   }
 
-  #settle (queued: QueuedEvent, handler: RegisteredHandler): void {
-    queued.unsettled.delete(handler)
-    if (queued.unsettled.size > 0 || !queued.listed) return
+  #succeeded (task: HandlerTask): void {
+    // A run that ended after shutdown aborted it was cut short, whether it threw
+    // or returned: it stays unsettled, and close() dead-letters it as `shutdown`,
+    // as the durable inboxes leave such an attempt unrecorded.
+    if (this.#runtime.signal.aborted) return
+    this.#settle(task)
+  }
+
+  #failed (task: HandlerTask, error: unknown): Promise<void> | undefined {
+    if (!task.queued.listed || this.#runtime.signal.aborted) return undefined
+    const { attempt } = task
+    const { retry } = this.#runtime.options
+    if (attempt < retry.attempts) {
+      const delay = backoffDelay(attempt, retry)
+      this.#runtime.logger.warn({ event: { id: task.event.id, type: task.event.type }, handler: task.handler.name, attempt, retryInMs: delay, err: error }, 'handler failed; will retry')
+      const timer = setTimeout(() => {
+        this.#backoffTimers.delete(timer)
+        this.#schedule(task, attempt + 1)
+      }, delay)
+      this.#backoffTimers.add(timer)
+      return undefined
+    }
+    return this.#runtime.handlerFailed(task, error).then(() => { this.#settle(task) })
+  }
+
+  #settle (task: HandlerTask): void {
+    if (task.settled) return
+    task.settled = true
+    const { queued } = task
+    queued.unsettled -= 1
+    if (queued.unsettled > 0 || !queued.listed) return
     this.#unlink(queued)
     if (this.#size === 0 && this.#whenEmpty !== undefined) this.#whenEmpty()
   }
@@ -171,7 +247,7 @@ export class MemoryQueue {
    * out of the queue and returned, so the caller can dead-letter it: nothing
    * accepted is dropped without a word.
    */
-  async drain (graceMs: number): Promise<Array<{ queued: QueuedEvent, handlers: RegisteredHandler[] }>> {
+  async drain (graceMs: number): Promise<UnfinishedRun[]> {
     if (this.#size > 0) {
       let timer: NodeJS.Timeout | undefined
       await new Promise<void>((resolve) => {
@@ -184,16 +260,18 @@ export class MemoryQueue {
     for (const timer of this.#backoffTimers) clearTimeout(timer)
     this.#backoffTimers.clear()
     this.#workers.clear()
-    const left: Array<{ queued: QueuedEvent, handlers: RegisteredHandler[] }> = []
+    const left: UnfinishedRun[] = []
     while (this.#first !== undefined) {
       const queued = this.#first
-      left.push({ queued, handlers: [...queued.unsettled] })
+      for (const task of queued.tasks) {
+        if (!task.settled) left.push({ event: queued.event, receivedAt: queued.receivedAt, handler: task.handler, attempts: task.attempt })
+      }
       this.#unlink(queued)
     }
     return left
   }
+}
 
-  attemptsOf (queued: QueuedEvent, handler: RegisteredHandler): number {
-    return queued.attempts.get(handler) ?? 0
-  }
+function isThenable (value: unknown): value is PromiseLike<unknown> {
+  return value !== null && (typeof value === 'object' || typeof value === 'function') && typeof (value as { then?: unknown }).then === 'function'
 }

@@ -55,6 +55,8 @@ export class WebhookReceiver<I extends Inbox = Inbox> {
   readonly #shutdown = new AbortController()
   readonly #started: Promise<void> | undefined
   #startError: unknown
+  /** The asynchronous start has ended, one way or the other. */
+  #startSettled = false
   #closing: Promise<void> | undefined
 
   constructor (options: WebhooksOptions<I>, platform: ReceiverPlatform) {
@@ -69,8 +71,9 @@ export class WebhookReceiver<I extends Inbox = Inbox> {
     this.#verify = platform.createVerifier(this.options.secrets)
     const started = this.inbox.start(this.#runtime())
     if (started !== undefined) {
-      this.#started = started.catch((error: unknown) => {
+      this.#started = started.then(() => { this.#startSettled = true }, (error: unknown) => {
         this.#startError = error
+        this.#startSettled = true
         this.logger.error({ err: error }, 'the inbox failed to start; deliveries are answered 503 until it does')
       })
     }
@@ -139,11 +142,21 @@ export class WebhookReceiver<I extends Inbox = Inbox> {
   }
 
   /**
-   * Decides a delivery: verify, then parse, then hand to the inbox. Never throws;
+   * Decides a delivery: verify, then parse, then hand to the inbox. Never rejects;
    * every outcome is an answer with a status from the contract. `log` is the
    * request's logger where the framework has one.
    */
   async receive (delivery: Delivery, log: WebhookLogger = this.logger): Promise<ReceiveResult> {
+    return await this.decide(delivery, log)
+  }
+
+  /**
+   * `receive`, for adapters: the answer itself when every step is synchronous (the
+   * Node verifier and the in-memory inbox), a promise only when a step is not (Web
+   * Crypto, a durable inbox). On the hot path that spares a promise and the
+   * microtask hops before the 2xx can be written. Never throws or rejects.
+   */
+  decide (delivery: Delivery, log: WebhookLogger = this.logger): ReceiveResult | Promise<ReceiveResult> {
     const { rawBody } = delivery
     if (!isJsonContentType(delivery.contentType) || isEncoded(delivery.contentEncoding)) {
       return this.#refuse(log, 'UNSUPPORTED_MEDIA_TYPE', { bodyLength: rawBody.byteLength })
@@ -152,41 +165,60 @@ export class WebhookReceiver<I extends Inbox = Inbox> {
       return this.#refuse(log, 'BODY_TOO_LARGE', { bodyLength: rawBody.byteLength, bodyLimit: this.options.bodyLimit })
     }
     const now = this.options.clock()
-    let verified = this.#verify({
+    const verified = this.#verify({
       rawBody,
       signature: delivery.signature,
       timestamp: delivery.timestamp,
       toleranceSeconds: this.options.toleranceSeconds,
       now
     })
-    // The Node verifier answers synchronously and is not awaited: no promise hop.
-    if (verified instanceof Promise) verified = await verified
-    if (!verified.ok) {
-      return this.#refuse(log, verified.code, { skewSeconds: roundSkew(verified.skewSeconds), bodyLength: rawBody.byteLength })
-    }
-    const parsed = parseEnvelope(rawBody)
-    if (!parsed.ok) return this.#refuse(log, parsed.code, { bodyLength: rawBody.byteLength })
+    return verified instanceof Promise
+      ? verified.then((result) => this.#verified(delivery, result, now, log))
+      : this.#verified(delivery, verified, now, log)
+  }
 
+  #verified (delivery: Delivery, verified: VerifyResult, now: number, log: WebhookLogger): ReceiveResult | Promise<ReceiveResult> {
+    if (!verified.ok) {
+      return this.#refuse(log, verified.code, { skewSeconds: roundSkew(verified.skewSeconds), bodyLength: delivery.rawBody.byteLength })
+    }
+    const parsed = parseEnvelope(delivery.rawBody)
+    if (!parsed.ok) return this.#refuse(log, parsed.code, { bodyLength: delivery.rawBody.byteLength })
     const { event } = parsed
     if (this.#closing !== undefined) return this.#refuse(log, 'CLOSING', { event: eventTag(event) })
-    if (this.#started !== undefined) {
-      await this.#started
-      if (this.#startError !== undefined) return this.#refuse(log, 'INBOX_UNAVAILABLE', { event: eventTag(event) })
-      // close() may have begun while the inbox was starting.
-      if (this.#closing !== undefined) return this.#refuse(log, 'CLOSING', { event: eventTag(event) })
+    // An inbox that starts asynchronously is waited for until it has started; after
+    // that, the check costs nothing.
+    if (this.#started !== undefined && !this.#startSettled) {
+      return this.#started.then(() => this.#acceptStarted(event, now, delivery, verified.secretIndex, log))
     }
-    let outcome: AcceptOutcome
+    return this.#acceptStarted(event, now, delivery, verified.secretIndex, log)
+  }
+
+  #acceptStarted (event: AnyEvent, now: number, delivery: Delivery, secretIndex: number, log: WebhookLogger): ReceiveResult | Promise<ReceiveResult> {
+    if (this.#startError !== undefined) return this.#refuse(log, 'INBOX_UNAVAILABLE', { event: eventTag(event) })
+    // close() may have begun while the inbox was starting.
+    if (this.#closing !== undefined) return this.#refuse(log, 'CLOSING', { event: eventTag(event) })
+    let accepted: AcceptOutcome | Promise<AcceptOutcome>
     try {
-      // A synchronous inbox (the in-memory one) is not awaited: one promise hop
-      // less on every delivery.
-      const accepted = this.inbox.accept(event, now, delivery.whenAnswered)
-      outcome = typeof accepted === 'string' ? accepted : await accepted
+      accepted = this.inbox.accept(event, now, delivery.whenAnswered)
     } catch (error) {
-      log.error({ err: error, event: eventTag(event) }, 'the inbox failed to record the event')
-      outcome = 'unavailable'
+      return this.#inboxFailed(event, error, log)
     }
+    // A synchronous inbox (the in-memory one) answers without a promise hop.
+    if (typeof accepted === 'string') return this.#answer(accepted, event, secretIndex, log)
+    return accepted.then(
+      (outcome) => this.#answer(outcome, event, secretIndex, log),
+      (error: unknown) => this.#inboxFailed(event, error, log)
+    )
+  }
+
+  #inboxFailed (event: AnyEvent, error: unknown, log: WebhookLogger): ReceiveResult {
+    log.error({ err: error, event: eventTag(event) }, 'the inbox failed to record the event')
+    return this.#refuse(log, 'INBOX_UNAVAILABLE', { event: eventTag(event) })
+  }
+
+  #answer (outcome: AcceptOutcome, event: AnyEvent, secretIndex: number, log: WebhookLogger): ReceiveResult {
     if (outcome === 'accepted') {
-      log.debug({ event: eventTag(event), secretIndex: verified.secretIndex }, 'webhook accepted')
+      log.debug({ event: eventTag(event), secretIndex }, 'webhook accepted')
       return ACCEPTED
     }
     if (outcome === 'duplicate') {
@@ -265,6 +297,7 @@ export class WebhookReceiver<I extends Inbox = Inbox> {
       runHandler: async (run: HandlerRun): Promise<void> => {
         await run.handler.fn(run.event, new RunContext(run, this.#shutdown.signal, this.logger))
       },
+      callHandler: (run: HandlerRun): unknown => run.handler.fn(run.event, new RunContext(run, this.#shutdown.signal, this.logger)),
       handlerFailed: async (run: HandlerRun, error: unknown): Promise<void> => {
         const info = { handler: run.handler.name, attempts: run.attempt }
         for (const onError of this.#errorHandlers) {
@@ -293,24 +326,30 @@ export class WebhookReceiver<I extends Inbox = Inbox> {
 }
 
 /**
- * The handler's context. Its child logger is made on first use: a pino child
- * costs microseconds, and most handlers on the hot path never log. A class, so
+ * The handler's context. Its child logger and its Date are made on first use: a
+ * pino child costs microseconds, and most handlers on the hot path never log. A class, so
  * the getter lives on the prototype and each context is a plain small object.
  */
 class RunContext implements HandlerContext {
   readonly attempt: number
-  readonly receivedAt: Date
   readonly signal: AbortSignal
   readonly #event: AnyEvent
+  readonly #receivedAt: number
   readonly #logger: WebhookLogger
+  #receivedAtDate: Date | undefined
   #log: WebhookLogger | undefined
 
   constructor (run: HandlerRun, signal: AbortSignal, logger: WebhookLogger) {
     this.attempt = run.attempt
-    this.receivedAt = new Date(run.receivedAt)
     this.signal = signal
     this.#event = run.event
+    this.#receivedAt = run.receivedAt
     this.#logger = logger
+  }
+
+  get receivedAt (): Date {
+    this.#receivedAtDate ??= new Date(this.#receivedAt)
+    return this.#receivedAtDate
   }
 
   get log (): WebhookLogger {

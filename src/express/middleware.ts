@@ -64,9 +64,9 @@ export function expressMiddleware (webhooks: Webhooks, options: ExpressMiddlewar
     const log = fixedLogger ?? requestLogger(request) ?? webhooks.logger
     const kept = keptBytes(request)
     if (kept !== undefined) {
-      webhooks.receive(deliveryFromNodeHeaders(request.headers, kept), log)
-        .then((answer) => { writeResult(response, answer) })
-        .catch(next)
+      const answer = webhooks.decide(deliveryFromNodeHeaders(request.headers, kept), log)
+      if (answer instanceof Promise) answer.then((decided) => { writeResult(response, decided) }).catch(next)
+      else writeResult(response, answer)
       return
     }
     if (bodyConsumed(request)) {

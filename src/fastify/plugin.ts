@@ -52,9 +52,14 @@ function routePlugin (webhooks: Webhooks, path: string): FastifyPluginAsync {
     // One catch-all buffer parser: the receiver, not Fastify, decides which media
     // types it takes, so every adapter answers 415 the same way. `parseAs: 'buffer'`
     // keeps the exact bytes; decoding to a string would alter invalid UTF-8.
-    instance.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: webhooks.options.bodyLimit }, (_request, body, done) => {
+    const keepBytes = (_request: FastifyRequest, body: Buffer | string, done: (error: Error | null, body?: unknown) => void): void => {
       done(null, body)
-    })
+    }
+    const parserOptions = { parseAs: 'buffer', bodyLimit: webhooks.options.bodyLimit } as const
+    // `application/json` by name as well: Fastify finds an exact type in its cache,
+    // while the catch-all alone made it parse the Content-Type header on every request.
+    instance.addContentTypeParser('application/json', parserOptions, keepBytes)
+    instance.addContentTypeParser('*', parserOptions, keepBytes)
     instance.post(path, {
       // Opts out of fastify-raw-body's global hook, which would read and decode the
       // body a second time for nothing.
@@ -68,14 +73,18 @@ function routePlugin (webhooks: Webhooks, path: string): FastifyPluginAsync {
         request.log.info({ reason: refusal, bodyLimit: webhooks.options.bodyLimit }, 'webhook rejected')
         return send(reply, webhooks.refusal(refusal))
       }
-    }, async (request: FastifyRequest, reply: FastifyReply) => {
+    }, function sirWebhooksHandler (request: FastifyRequest, reply: FastifyReply) {
       const rawBody = Buffer.isBuffer(request.body) ? request.body : EMPTY
       const delivery = deliveryFromNodeHeaders(request.headers, rawBody)
       // An app's async onSend hook (compression, say) can hold the write past the
       // next macrotask: handlers wait for the response itself.
       delivery.whenAnswered = afterResponse(reply.raw)
-      const answer = await webhooks.receive(delivery, request.log)
-      return send(reply, answer)
+      // Not an async handler: with the in-memory inbox the answer is known at once
+      // and sent in this tick, without a promise for Fastify to wait on.
+      const answer = webhooks.decide(delivery, request.log)
+      if (answer instanceof Promise) return answer.then((decided) => send(reply, decided))
+      send(reply, answer)
+      return undefined
     })
   }
 }

@@ -49,7 +49,8 @@ export function fetchHandler (webhooks: Webhooks, options: FetchHandlerOptions =
       log.info({ reason: 'BODY_TOO_LARGE', bodyLimit: webhooks.options.bodyLimit, declaredLength: read.declaredBytes, receivedBytes: read.receivedBytes }, 'webhook rejected')
       return toResponse(webhooks.refusal('BODY_TOO_LARGE'))
     }
-    return toResponse(await webhooks.receive(deliveryFromWebHeaders(request.headers, read.body), log))
+    const answer = webhooks.decide(deliveryFromWebHeaders(request.headers, read.body), log)
+    return toResponse(answer instanceof Promise ? await answer : answer)
   }
 }
 
@@ -64,7 +65,7 @@ function toResponse (answer: ReceiveResult): Response {
 function isWebhooks (value: unknown): value is Webhooks {
   if (value === null || typeof value !== 'object') return false
   const candidate = value as Partial<Webhooks>
-  return typeof candidate.receive === 'function' && typeof candidate.refusal === 'function' && typeof candidate.options?.bodyLimit === 'number'
+  return typeof candidate.decide === 'function' && typeof candidate.refusal === 'function' && typeof candidate.options?.bodyLimit === 'number'
 }
 
 function ignore (): void {}

@@ -38,5 +38,6 @@ export async function receiveRequest (webhooks: Webhooks, request: IncomingMessa
     log.debug({ err: read.error }, 'webhook request aborted before its body ended; nothing to answer')
     return
   }
-  writeResult(response, await webhooks.receive(deliveryFromNodeHeaders(request.headers, read.body), log))
+  const answer = webhooks.decide(deliveryFromNodeHeaders(request.headers, read.body), log)
+  writeResult(response, answer instanceof Promise ? await answer : answer)
 }
