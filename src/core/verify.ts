@@ -31,6 +31,11 @@ export function verify (input: VerifyInput): VerifyResult {
   return verifyWithKeys(secretList(input.secret), input)
 }
 
+// Both digests go into buffers made once: verification is synchronous, so nothing
+// else writes to them before the comparison. The computed digest is taken as a
+// 'binary' (latin1) string and copied in, because `digest()` creating a Buffer each time
+// measured at a third of the HMAC's whole cost for a small body.
+const EXPECTED_DIGEST = Buffer.alloc(32)
 const PROVIDED_DIGEST = Buffer.alloc(32)
 
 /**
@@ -40,14 +45,13 @@ const PROVIDED_DIGEST = Buffer.alloc(32)
 export function verifyWithKeys (keys: readonly (string | KeyObject)[], input: VerifyRequest): VerifyResult {
   const checked = checkHeaders(input)
   if (!checked.ok) return checked
-  // Decoded into one reused buffer, not a new one per delivery: verification is
-  // synchronous, so nothing else can write to it before the comparison below.
-  const provided = PROVIDED_DIGEST
-  provided.write(checked.signatureHex, 'hex')
+  // 64 lowercase hex digits (checkHeaders matched the pattern): exactly 32 bytes.
+  PROVIDED_DIGEST.write(checked.signatureHex, 'hex')
+  const signedPrefix = checked.timestampHeader + '.'
   for (let index = 0; index < keys.length; index++) {
-    const expected = computeDigest(keys[index] as string | KeyObject, checked.timestampHeader, input.rawBody)
-    // Both are 32 bytes by construction (the pattern fixed the hex length).
-    if (timingSafeEqual(expected, provided)) {
+    const digest = createHmac('sha256', keys[index] as string | KeyObject).update(signedPrefix).update(input.rawBody).digest('binary')
+    EXPECTED_DIGEST.write(digest, 'binary')
+    if (timingSafeEqual(EXPECTED_DIGEST, PROVIDED_DIGEST)) {
       return { ok: true, secretIndex: index, timestamp: checked.seconds, skewSeconds: checked.skewSeconds }
     }
   }
