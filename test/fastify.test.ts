@@ -1,7 +1,9 @@
 import { test } from 'tap'
+import http from 'node:http'
+import type { AddressInfo } from 'node:net'
 import Fastify, { type FastifyBaseLogger } from 'fastify'
 import fastifyRawBody from 'fastify-raw-body'
-import { Webhooks } from '../src/index.js'
+import { MemoryInbox, Webhooks, type AcceptOutcome, type Inbox, type InboxRuntime } from '../src/index.js'
 import sirWebhooks from '../src/fastify/plugin.js'
 import { captureLogs } from './helpers/logs.js'
 import { SECRET, actionCompleted, eventually, gate, signedRequest, type Envelope } from './helpers/deliveries.js'
@@ -180,4 +182,75 @@ test('a media type Fastify cannot parse is refused in the receiver\'s format', a
     t.equal(response.json().error.code, 'UNSUPPORTED_MEDIA_TYPE', contentType)
   }
   t.ok(logs.entries().some((entry) => entry.reason === 'UNSUPPORTED_MEDIA_TYPE'), 'and logged like any refusal')
+})
+
+/** The in-memory inbox behind promises, as a durable inbox answers: a start and every accept take a turn. */
+class PromisedInbox implements Inbox {
+  readonly inner = new MemoryInbox()
+  failAccept = false
+  async start (runtime: InboxRuntime): Promise<void> {
+    await new Promise((resolve) => setTimeout(resolve, 20))
+    this.inner.start(runtime)
+  }
+
+  async accept (...args: Parameters<Inbox['accept']>): Promise<AcceptOutcome> {
+    await new Promise((resolve) => setImmediate(resolve))
+    if (this.failAccept) throw new Error('the store is down')
+    return await this.inner.accept(...args)
+  }
+
+  async close (graceMs: number): Promise<void> {
+    await this.inner.close(graceMs)
+  }
+}
+
+test('with an inbox that answers by promise, the route waits for it: accepted, duplicate, refused', async (t) => {
+  const logs = captureLogs()
+  const inbox = new PromisedInbox()
+  const webhooks = new Webhooks({ secret: SECRET, logger: logs.logger, inbox })
+  const handled: string[] = []
+  webhooks.on('action.completed', (event) => { handled.push(event.id) })
+  const app = Fastify({ loggerInstance: logs.logger as FastifyBaseLogger })
+  t.teardown(() => app.close())
+  await app.register(sirWebhooks, { webhooks })
+  const event = actionCompleted()
+  // Sent before the inbox has started: answered once it has.
+  const first = await injectDelivery(app, '/webhooks/sir', event)
+  t.equal(first.statusCode, 200)
+  t.same(first.json(), { received: true })
+  const again = await injectDelivery(app, '/webhooks/sir', event)
+  t.same(again.json(), { received: true, duplicate: true })
+  await eventually(() => handled.length === 1)
+  inbox.failAccept = true
+  const refused = await injectDelivery(app, '/webhooks/sir', actionCompleted())
+  t.equal(refused.statusCode, 503)
+  t.equal(refused.json().error.code, 'INBOX_UNAVAILABLE')
+  t.ok(logs.entries().some((entry) => entry.msg === 'the inbox failed to record the event'))
+  t.same(handled, [event.id], 'the handler ran once')
+})
+
+test('an accepted event still runs when the sender hangs up before the held answer is written', async (t) => {
+  const app = Fastify()
+  t.teardown(() => app.close())
+  const sending = gate()
+  app.addHook('onSend', async (_request, _reply, payload) => {
+    sending.open()
+    await new Promise((resolve) => setTimeout(resolve, 100))
+    return payload
+  })
+  await app.register(sirWebhooks, { secret: SECRET })
+  const handled: string[] = []
+  app.sirWebhooks.on('action.completed', (event) => { handled.push(event.id) })
+  await app.listen({ host: '127.0.0.1', port: 0 })
+  const { port } = app.server.address() as AddressInfo
+  const event = actionCompleted()
+  const { body, headers } = signedRequest(event)
+  const request = http.request({ host: '127.0.0.1', port, method: 'POST', path: '/webhooks/sir', headers })
+  request.on('error', () => {})
+  request.end(Buffer.from(body))
+  // The event is accepted and its answer is held by the hook: hang up now.
+  await sending.promise
+  request.destroy()
+  await eventually(() => handled.length === 1, 5000, 'the handler to run')
+  t.same(handled, [event.id])
 })

@@ -3,7 +3,7 @@ import fp from 'fastify-plugin'
 import { WebhookOptionsError } from '../core/errors.js'
 import { deliveryFromNodeHeaders } from '../core/receive.js'
 import { resolvePath } from '../core/route.js'
-import { afterResponse } from '../node/after-response.js'
+import { AnswerGate } from './answer-gate.js'
 
 export { DEFAULT_WEBHOOK_PATH as DEFAULT_PATH } from '../core/route.js'
 import { Webhooks } from '../core/webhooks.js'
@@ -65,6 +65,10 @@ function routePlugin (webhooks: Webhooks, path: string): FastifyPluginAsync {
       // body a second time for nothing.
       config: { rawBody: false },
       bodyLimit: webhooks.options.bodyLimit,
+      onResponse (request, _reply, done) {
+        (request as GatedRequest)[ANSWER_GATE]?.written()
+        done()
+      },
       errorHandler (error, request, reply) {
         // Fastify's own refusals (body too large, aborted body) answer in the
         // receiver's format; anything else is a bug and goes to the app's handler.
@@ -77,8 +81,10 @@ function routePlugin (webhooks: Webhooks, path: string): FastifyPluginAsync {
       const rawBody = Buffer.isBuffer(request.body) ? request.body : EMPTY
       const delivery = deliveryFromNodeHeaders(request.headers, rawBody)
       // An app's async onSend hook (compression, say) can hold the write past the
-      // next macrotask: handlers wait for the response itself.
-      delivery.whenAnswered = afterResponse(reply.raw)
+      // next macrotask: handlers wait until Fastify has written the answer.
+      const gate = new AnswerGate(reply.raw)
+      ;(request as GatedRequest)[ANSWER_GATE] = gate
+      delivery.whenAnswered = gate.whenAnswered
       // Not an async handler: with the in-memory inbox the answer is known at once
       // and sent in this tick, without a promise for Fastify to wait on.
       const answer = webhooks.decide(delivery, request.log)
@@ -90,6 +96,8 @@ function routePlugin (webhooks: Webhooks, path: string): FastifyPluginAsync {
 }
 
 const EMPTY = Buffer.alloc(0)
+const ANSWER_GATE = Symbol('sir-webhooks.answerGate')
+type GatedRequest = FastifyRequest & { [ANSWER_GATE]?: AnswerGate }
 
 // Refusals Fastify makes before the route runs, answered as the receiver would.
 // A media type Fastify cannot even parse (`application/ json`, a list) never
