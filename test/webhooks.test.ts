@@ -234,3 +234,25 @@ test('close() is bounded even when an onDeadLetter callback never settles', asyn
   t.same(logged.sort(), ids.sort(), 'every left-over event is logged with its id')
   t.ok(logs.entries().some((entry) => entry.msg === 'onDeadLetter callbacks did not finish within the grace period; close() goes on'))
 })
+
+test('a long line of waiting handlers runs to the end, first in first out, one at a time', async (t) => {
+  const webhooks = new Webhooks({ secret: SECRET, logger: captureLogs().logger, concurrency: 1 })
+  const started: string[] = []
+  let running = 0
+  let mostAtOnce = 0
+  webhooks.on('action.completed', async (event) => {
+    running += 1
+    mostAtOnce = Math.max(mostAtOnce, running)
+    started.push(event.id)
+    await Promise.resolve()
+    running -= 1
+  })
+  const events = Array.from({ length: 3000 }, () => actionCompleted())
+  const codes = new Set<string>()
+  for (const event of events) codes.add((await webhooks.receive(delivery(event))).code)
+  t.same([...codes], ['ACCEPTED'])
+  await eventually(() => started.length === events.length)
+  t.same(started, events.map((event) => event.id), 'in the order accepted')
+  t.equal(mostAtOnce, 1)
+  await webhooks.close()
+})
