@@ -25,10 +25,13 @@ export class SeenIds {
   readonly #ttlMs: number
   readonly #clock: () => number
 
-  // The ring: entries in arrival order, the oldest at #head, #count in use.
+  // The ring: entries in arrival order, the oldest at #head, #count in use, #live
+  // of them remembered. The others were replaced by a later add of the same id and
+  // are skipped when they come up for eviction.
   #capacity = 0
   #head = 0
   #count = 0
+  #live = 0
   #addedAt = new Float64Array(0)
   #hashes = new Int32Array(0)
   #lengths = new Int32Array(0)
@@ -50,7 +53,7 @@ export class SeenIds {
 
   /** Ids remembered, expired ones not yet dropped included. */
   get size (): number {
-    return this.#count
+    return this.#live
   }
 
   /** True when the id was added less than (or exactly) the retention window ago. */
@@ -69,11 +72,18 @@ export class SeenIds {
     if (existing !== -1) this.#forget(existing)
     // Entries arrive in clock order, so the expired ones are at the head.
     while (this.#count > 0 && now - (this.#addedAt[this.#head] as number) > this.#ttlMs) this.#dropOldest()
-    if (this.#count === this.#maxEntries) this.#dropOldest()
+    if (this.#live === this.#maxEntries) {
+      while (this.#lengths[this.#head] === -1) this.#dropOldest()
+      this.#dropOldest()
+    }
+    // Full ring: grow it up to maxEntries, or at maxEntries close the gaps that
+    // replaced entries left (only an id added again while still remembered leaves
+    // one; the receiver adds an id only when it is new or expired).
     if (this.#count === this.#capacity) this.#resize(Math.min(this.#capacity * 2, this.#maxEntries))
 
     const entry = (this.#head + this.#count) % this.#capacity
     this.#count += 1
+    this.#live += 1
     this.#addedAt[entry] = now
     this.#hashes[entry] = hash
     this.#lengths[entry] = id.length
@@ -124,6 +134,7 @@ export class SeenIds {
     if (this.#lengths[entry] !== -1) {
       const slot = this.#slotOf(entry)
       if (slot !== -1) this.#removeSlot(slot)
+      this.#live -= 1
     }
     this.#spilled.delete(entry)
     this.#head = (this.#head + 1) % this.#capacity
@@ -136,6 +147,7 @@ export class SeenIds {
     this.#removeSlot(slot)
     this.#lengths[entry] = -1
     this.#spilled.delete(entry)
+    this.#live -= 1
   }
 
   /** The index slot of a live entry; -1 cannot happen, but a bound beats a hang. */
@@ -197,6 +209,7 @@ export class SeenIds {
     this.#capacity = capacity
     this.#head = 0
     this.#count = count
+    this.#live = count
     this.#addedAt = addedAt
     this.#hashes = hashes
     this.#lengths = lengths
