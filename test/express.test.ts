@@ -1,5 +1,4 @@
 import { createServer } from 'node:http'
-import type { AddressInfo } from 'node:net'
 import express5 from 'express'
 import express4 from 'express4'
 import { test, type Test } from 'tap'
@@ -7,6 +6,7 @@ import { Webhooks, type WebhooksOptions } from '../src/index.js'
 import { RAW_BODY_UNAVAILABLE_MESSAGE, captureRawBody, expressMiddleware } from '../src/express/middleware.js'
 import { SECRET, actionCompleted, eventually, freshId, post, signedRequest } from './helpers/deliveries.js'
 import { captureLogs } from './helpers/logs.js'
+import { serveForTest } from './helpers/serve.js'
 import { streamPostUnended } from './helpers/stream-post.js'
 
 const PATH = '/webhooks/sir'
@@ -23,14 +23,17 @@ async function start (t: Test, build: (app: App, webhooks: Webhooks) => void, ex
   const webhooks = new Webhooks({ secret: SECRET, logger: logs.logger, ...options })
   const app = express()
   build(app, webhooks)
-  const server = createServer(app)
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  t.teardown(async () => {
-    server.closeAllConnections()
-    await new Promise((resolve) => server.close(resolve))
-    await webhooks.close()
-  })
-  return { webhooks, base: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, logs }
+  return { webhooks, base: await serveForTest(t, createServer(app), webhooks), logs }
+}
+
+/** Sends a body only its exact bytes verify, and waits until the handler has seen exactly that event. */
+async function deliverExactBytes (t: Test, base: string, webhooks: Webhooks): Promise<void> {
+  const ids: string[] = []
+  webhooks.onAny((event) => { ids.push(event.id) })
+  const { id, body } = oddlySpaced()
+  t.equal((await post(`${base}${PATH}`, signedRequest(body))).status, 200)
+  await eventually(() => ids.length === 1, 5000, 'the handler')
+  t.same(ids, [id])
 }
 
 /** Whitespace a re-serialized body would lose: only the exact bytes verify. */
@@ -46,12 +49,7 @@ for (const [version, express] of [['Express 5', express5], ['Express 4', express
       app.use(express.json())
       app.post('/api/echo', (req, res) => { res.json({ parsed: req.body }) })
     }, express)
-    const ids: string[] = []
-    webhooks.onAny((event) => { ids.push(event.id) })
-    const { id, body } = oddlySpaced()
-    t.equal((await post(`${base}${PATH}`, signedRequest(body))).status, 200)
-    await eventually(() => ids.length === 1, 5000, 'the handler')
-    t.same(ids, [id])
+    await deliverExactBytes(t, base, webhooks)
     const echo = await fetch(`${base}/api/echo`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"a":1}' })
     t.same(await echo.json(), { parsed: { a: 1 } }, 'the app\'s own JSON routes still get parsed bodies')
   })
@@ -101,12 +99,7 @@ for (const [version, express] of [['Express 5', express5], ['Express 4', express
     const { webhooks, base } = await start(t, (app, receiver) => {
       app.post(PATH, express.raw({ type: 'application/json' }), expressMiddleware(receiver))
     }, express)
-    const ids: string[] = []
-    webhooks.onAny((event) => { ids.push(event.id) })
-    const { id, body } = oddlySpaced()
-    t.equal((await post(`${base}${PATH}`, signedRequest(body))).status, 200)
-    await eventually(() => ids.length === 1, 5000, 'the handler')
-    t.same(ids, [id])
+    await deliverExactBytes(t, base, webhooks)
   })
 
   test(`${version}: a hand-written hook that keeps req.rawBody as a Buffer`, async (t) => {

@@ -2,13 +2,13 @@ import { readFile } from 'node:fs/promises'
 import { dirname, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { Server } from 'node:http'
-import type { AddressInfo } from 'node:net'
 import { createAdaptorServer } from '@hono/node-server'
 import { test, type Test } from 'tap'
 import { Webhooks, type WebhooksOptions } from '../src/index.js'
 import { fetchHandler, type FetchHandlerOptions } from '../src/fetch/handler.js'
 import { SECRET, actionCompleted, eventually, signedRequest } from './helpers/deliveries.js'
 import { captureLogs } from './helpers/logs.js'
+import { serveForTest } from './helpers/serve.js'
 import { streamPostUnended } from './helpers/stream-post.js'
 
 const URL_BASE = 'https://receiver.example'
@@ -80,10 +80,9 @@ test('a chunked oversize body with no Content-Length is cut off at the limit', a
 test('behind a real server (@hono/node-server), an unfinished oversize upload is answered 413 mid-body', async (t) => {
   const { handle } = setUp(t, { bodyLimit: 32 * 1024 })
   const server = createAdaptorServer({ fetch: (request) => handle(request), overrideGlobalObjects: false }) as Server
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  t.teardown(() => new Promise((resolve) => { server.closeAllConnections(); server.close(resolve) }))
+  const base = await serveForTest(t, server)
   const { headers } = signedRequest(actionCompleted())
-  const answer = await streamPostUnended(`http://127.0.0.1:${(server.address() as AddressInfo).port}${PATH}`, { headers })
+  const answer = await streamPostUnended(`${base}${PATH}`, { headers })
   t.equal(answer.status, 413)
   t.equal(JSON.parse(answer.body).error.code, 'BODY_TOO_LARGE')
 })

@@ -1,10 +1,10 @@
 import { createServer, request as httpRequest, type IncomingMessage, type ServerResponse } from 'node:http'
-import type { AddressInfo } from 'node:net'
 import { test, type Test } from 'tap'
 import { Webhooks, type WebhooksOptions } from '../src/index.js'
 import { nodeListener, type NodeListenerOptions } from '../src/node/listener.js'
 import { SECRET, actionCompleted, eventually, post, signedRequest } from './helpers/deliveries.js'
 import { captureLogs } from './helpers/logs.js'
+import { serveForTest } from './helpers/serve.js'
 import { streamPostUnended } from './helpers/stream-post.js'
 
 const PATH = '/webhooks/sir'
@@ -20,13 +20,7 @@ async function start (t: Test, options: Partial<WebhooksOptions> = {}, listenerO
   const webhooks = new Webhooks({ secret: SECRET, logger: logs.logger, ...options })
   const listener = nodeListener(webhooks, listenerOptions)
   const server = createServer(app === undefined ? listener : (req, res) => { listener(req, res, () => { app(req, res) }) })
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  t.teardown(async () => {
-    server.closeAllConnections()
-    await new Promise((resolve) => server.close(resolve))
-    await webhooks.close()
-  })
-  return { webhooks, base: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, logs }
+  return { webhooks, base: await serveForTest(t, server, webhooks), logs }
 }
 
 test('a signed delivery is accepted and dispatched', async (t) => {

@@ -15,6 +15,7 @@ import {
 } from '../../src/testing/index.js'
 import type { KnownEvent } from '../../src/index.js'
 import { seededRandom } from '../../src/testing/random.js'
+import { serveForTest } from '../helpers/serve.js'
 
 const secret = 'whsec_c2VuZGVyLXRlc3Q'
 
@@ -38,11 +39,7 @@ async function scripted (t: Test, answers: Array<number | 'hang'>) {
       response.end(answer === 503 ? '{"error":{"code":"QUEUE_FULL"}}' : '{"received":true}')
     })
   })
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  t.teardown(() => new Promise<void>((resolve) => { server.closeAllConnections(); server.close(() => resolve()) }))
-  const address = server.address()
-  const port = typeof address === 'object' && address !== null ? address.port : 0
-  return { url: `http://127.0.0.1:${port}/webhooks/sir`, received }
+  return { url: `${await serveForTest(t, server)}/webhooks/sir`, received }
 }
 
 t.test('the default schedule is exponential: 1 s doubling, five retries', async (t) => {
