@@ -60,6 +60,13 @@ export function requiredFlag (flags: Flags, name: string): string {
   return value
 }
 
+/** `--url`, an absolute URL: required, unless a fallback is given. */
+export function urlFlag (flags: Flags, fallback?: string): string {
+  const url = fallback === undefined ? requiredFlag(flags, 'url') : stringFlag(flags, 'url') ?? fallback
+  if (!URL.canParse(url)) throw new UsageError(`--url must be an absolute URL, got ${JSON.stringify(url)}`)
+  return url
+}
+
 /** `--secret`, or `SIR_WEBHOOK_SECRET` so the secret stays out of shell history. */
 export function secretFlag (flags: Flags, io: Io): string {
   const value = stringFlag(flags, 'secret') ?? io.env.SIR_WEBHOOK_SECRET

@@ -1,5 +1,5 @@
 import { sendDelivery } from '../testing/send.js'
-import { EXIT_FAILED, EXIT_OK, UsageError, numberFlag, requiredFlag, secretFlag, type Command } from './args.js'
+import { EXIT_FAILED, EXIT_OK, numberFlag, secretFlag, urlFlag, type Command } from './args.js'
 import { eventFromFlags, eventOptions, eventUsage } from './event-flags.js'
 
 export const sendCommand: Command = {
@@ -24,8 +24,7 @@ Exit codes: 0 the receiver answered 2xx; 1 it answered otherwise or not at all; 
     timeout: { type: 'string' }
   },
   async run (flags, io) {
-    const url = requiredFlag(flags, 'url')
-    if (!URL.canParse(url)) throw new UsageError(`--url must be an absolute URL, got ${JSON.stringify(url)}`)
+    const url = urlFlag(flags)
     const secret = secretFlag(flags, io)
     const event = await eventFromFlags(flags)
     const skew = numberFlag(flags, 'skew', { integer: true }) ?? 0

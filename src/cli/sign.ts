@@ -1,6 +1,6 @@
 import { SIR_USER_AGENT } from '../testing/delivery.js'
 import { DEFAULT_TOLERANCE_SECONDS, sign } from '../core/verify.js'
-import { EXIT_OK, UsageError, numberFlag, readBody, secretFlag, stringFlag, type Command } from './args.js'
+import { EXIT_OK, UsageError, numberFlag, readBody, secretFlag, stringFlag, urlFlag, type Command } from './args.js'
 import { eventFromFlags, eventOptions, eventUsage } from './event-flags.js'
 
 const DEFAULT_URL = 'http://127.0.0.1:3000/webhooks/sir'
@@ -34,8 +34,7 @@ Exit codes: 0 signed; 2 bad command line.`,
   },
   async run (flags, io) {
     const secret = secretFlag(flags, io)
-    const url = stringFlag(flags, 'url') ?? DEFAULT_URL
-    if (!URL.canParse(url)) throw new UsageError(`--url must be an absolute URL, got ${JSON.stringify(url)}`)
+    const url = urlFlag(flags, DEFAULT_URL)
     const timestamp = numberFlag(flags, 'timestamp', { min: 0, integer: true })
     if (stringFlag(flags, 'type') !== undefined && stringFlag(flags, 'body-file') !== undefined) {
       throw new UsageError('give --type or --body-file, not both')

@@ -3,7 +3,7 @@ import { exponentialSchedule } from '../testing/sender.js'
 import { simulate, type SimulationProgress } from '../testing/simulate.js'
 import { formatSummary } from '../testing/summary.js'
 import type { EventName } from '../core/events.js'
-import { EXIT_FAILED, EXIT_OK, UsageError, numberFlag, parseDuration, requiredFlag, secretFlag, shareFlag, stringFlag, type Command, type Flags } from './args.js'
+import { EXIT_FAILED, EXIT_OK, numberFlag, parseDuration, secretFlag, shareFlag, stringFlag, urlFlag, type Command, type Flags } from './args.js'
 import { parseEventType } from './event-flags.js'
 
 function retrySchedule (flags: Flags): number[] {
@@ -59,8 +59,7 @@ Exit codes: 0 every delivery was accepted; 1 some were given up (or interrupted)
     json: { type: 'string' }
   },
   async run (flags, io) {
-    const url = requiredFlag(flags, 'url')
-    if (!URL.canParse(url)) throw new UsageError(`--url must be an absolute URL, got ${JSON.stringify(url)}`)
+    const url = urlFlag(flags)
     const secret = secretFlag(flags, io)
     const events = numberFlag(flags, 'events', { min: 1, integer: true })
     const rate = numberFlag(flags, 'rate', { min: 0.01 })

@@ -2,6 +2,7 @@ import type { AnyEvent } from './events.js'
 import type { RegisteredHandler } from './handlers.js'
 import type { HandlerRun, InboxRuntime } from './inbox.js'
 import { backoffDelay } from './backoff.js'
+import { wakeOrTimeout } from './grace.js'
 
 interface QueuedEvent {
   event: AnyEvent
@@ -249,12 +250,7 @@ export class MemoryQueue {
    */
   async drain (graceMs: number): Promise<UnfinishedRun[]> {
     if (this.#size > 0) {
-      let timer: NodeJS.Timeout | undefined
-      await new Promise<void>((resolve) => {
-        this.#whenEmpty = resolve
-        timer = setTimeout(resolve, graceMs)
-      })
-      clearTimeout(timer)
+      await wakeOrTimeout(graceMs, (wake) => { this.#whenEmpty = wake })
       this.#whenEmpty = undefined
     }
     for (const timer of this.#backoffTimers) clearTimeout(timer)

@@ -4,6 +4,7 @@ import type BetterSqlite3 from 'better-sqlite3'
 import { reportFailures, runAttempt } from '../core/attempt.js'
 import { backoffDelay } from '../core/backoff.js'
 import type { AnyEvent } from '../core/events.js'
+import { wakeOrTimeout } from '../core/grace.js'
 import type { AcceptOutcome, Inbox, InboxRuntime } from '../core/inbox.js'
 import { defaults } from '../core/options.js'
 import { errorSummary, type DeadLetterQuery, type EventOutcome } from '../core/outcome.js'
@@ -171,12 +172,7 @@ export class SqliteInbox implements Inbox {
     if (this.#db === undefined) return
     this.#closing = true
     if (this.#active.size > 0) {
-      let timer: NodeJS.Timeout | undefined
-      await new Promise<void>((resolve) => {
-        this.#whenIdle = resolve
-        timer = setTimeout(resolve, graceMs)
-      })
-      clearTimeout(timer)
+      await wakeOrTimeout(graceMs, (wake) => { this.#whenIdle = wake })
       this.#whenIdle = undefined
     }
     for (const timer of this.#timers) clearTimeout(timer)
