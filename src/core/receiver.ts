@@ -273,6 +273,7 @@ export class WebhookReceiver<I extends Inbox = Inbox> {
   }
 
   #runtime (): InboxRuntime {
+    const callHandler = (run: HandlerRun): unknown => run.handler.fn(run.event, new RunContext(run, this.#shutdown.signal, this.logger))
     const deadLetter = async (entry: DeadLetter): Promise<void> => {
       this.logger.error({
         event: eventTag(entry.event),
@@ -294,10 +295,8 @@ export class WebhookReceiver<I extends Inbox = Inbox> {
         if (specific === undefined || specific.length === 0) return this.#anyHandlers
         return this.#anyHandlers.length === 0 ? specific : [...specific, ...this.#anyHandlers]
       },
-      runHandler: async (run: HandlerRun): Promise<void> => {
-        await run.handler.fn(run.event, new RunContext(run, this.#shutdown.signal, this.logger))
-      },
-      callHandler: (run: HandlerRun): unknown => run.handler.fn(run.event, new RunContext(run, this.#shutdown.signal, this.logger)),
+      runHandler: async (run: HandlerRun): Promise<void> => { await callHandler(run) },
+      callHandler,
       handlerFailed: async (run: HandlerRun, error: unknown): Promise<void> => {
         const info = { handler: run.handler.name, attempts: run.attempt }
         for (const onError of this.#errorHandlers) {
