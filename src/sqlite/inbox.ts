@@ -1,92 +1,74 @@
-import { randomUUID } from 'node:crypto'
-import { createRequire } from 'node:module'
 import type BetterSqlite3 from 'better-sqlite3'
-import { reportFailures, runAttempt } from '../core/attempt.js'
-import { backoffDelay } from '../core/backoff.js'
 import type { AnyEvent } from '../core/events.js'
-import { wakeOrTimeout } from '../core/grace.js'
 import type { AcceptOutcome, Inbox, InboxRuntime } from '../core/inbox.js'
 import { defaults } from '../core/options.js'
-import { errorSummary, type DeadLetterQuery, type EventOutcome } from '../core/outcome.js'
-import { openSchema, type EventRow, type Statements } from './schema.js'
+import type { DeadLetterQuery, EventOutcome } from '../core/outcome.js'
+import { GroupCommit, type Batch } from './group-commit.js'
+import { HealthTracker, type InboxHealth } from './health.js'
+import { openInboxFile } from './open.js'
 import { resolveSqliteOptions, type ResolvedSqliteOptions, type SqliteInboxOptions } from './options.js'
+import { isDeadOwnerOnThisHost, newOwner } from './owner.js'
+import { EventRunner } from './runner.js'
+import type { EventRow, Statements } from './schema.js'
 
-export type { SqliteInboxOptions } from './options.js'
+export type { SqliteInboxOptions, StartupCheck } from './options.js'
+export type { InboxHealth } from './health.js'
 export type { DeadLetterQuery, EventOutcome, OutcomeState } from '../core/outcome.js'
-
-/**
- * better-sqlite3 is an optional peer dependency, loaded only when a SQLite inbox
- * is made, so that users of the other inboxes never need it installed.
- */
-function loadDriver (): typeof BetterSqlite3 {
-  try {
-    return createRequire(import.meta.url)('better-sqlite3') as typeof BetterSqlite3
-  } catch (error) {
-    throw new Error('sir-webhooks: sqliteInbox() needs better-sqlite3 12.x; install it with `npm install better-sqlite3@12`', { cause: error })
-  }
-}
 
 export interface PurgeResult {
   done: number
   dead: number
 }
 
+/** Admin writes (redrive, purge, the start's lease recovery) wait at least this long for a lock. */
+const ADMIN_WAIT_MS = 5_000
+
 /**
  * A durable inbox in one SQLite file. A 2xx is answered only once the event's row
- * is committed with `synchronous=FULL`. The id is the primary key, so dedupe and
- * enqueue are one insert. Events are processed under a lease that is renewed while
- * handlers run; a process that dies stops renewing, and its events are taken over
- * once the lease expires, by whichever process shares the file or by the same
- * receiver restarted.
+ * is committed with `synchronous=FULL`; the accepts that arrive together share
+ * one commit. The id is the primary key, so dedupe and enqueue are one insert.
+ * Events are processed under a lease that is renewed while handlers run; a
+ * process that dies stops renewing, and its events are taken over once the lease
+ * expires, by whichever process shares the file, or at once by its successor on
+ * the same host.
  */
 export class SqliteInbox implements Inbox {
   readonly #options: ResolvedSqliteOptions
-  readonly #owner = randomUUID()
-  readonly #active = new Set<string>()
+  readonly #owner = newOwner()
+  readonly #health = new HealthTracker()
   readonly #timers = new Set<NodeJS.Timeout>()
+  /** Pending events counted once per batch of accepts, then kept up to date by them. */
+  readonly #pendingInBatch = new WeakMap<Batch, number>()
   #db: BetterSqlite3.Database | undefined
   #sql: Statements | undefined
-  #acceptTransaction: ((row: { id: string, type: string, event: string, receivedAt: number }) => AcceptOutcome) | undefined
+  #writer: GroupCommit | undefined
+  #runner: EventRunner | undefined
   #runtime: InboxRuntime | undefined
   #closing = false
   #closed: Promise<void> | undefined
-  #wakeScheduled = false
-  #whenIdle: (() => void) | undefined
 
   constructor (options: SqliteInboxOptions) {
     this.#options = resolveSqliteOptions(options)
-    const Database = loadDriver()
-    const db = new Database(this.#options.path)
-    try {
-      this.#sql = openSchema(db, this.#options.acceptTimeoutMs)
-    } catch (error) {
-      db.close()
-      throw error
-    }
+    const { db, sql } = openInboxFile(this.#options.path, this.#options.startupCheck)
     this.#db = db
-    const sql = this.#sql
-    const accept = db.transaction((row: { id: string, type: string, event: string, receivedAt: number }): AcceptOutcome => {
-      // An id already here is a duplicate even when the queue is full: it was
-      // recorded, so the sender may stop.
-      if (sql.exists.get(row.id) !== undefined) return 'duplicate'
-      if (sql.countPending.get()! >= (this.#runtime?.options.maxQueueSize ?? defaults.maxQueueSize)) return 'full'
-      sql.insert.run(row)
-      return 'accepted'
-    })
-    // IMMEDIATE takes the write lock first, so two processes cannot both pass the
-    // duplicate check; the wait for it is bounded by busy_timeout (acceptTimeoutMs).
-    this.#acceptTransaction = accept.immediate
+    this.#sql = sql
+    this.#writer = new GroupCommit(db)
   }
 
   start (runtime: InboxRuntime): void {
     if (this.#runtime !== undefined) throw new Error('sir-webhooks: an inbox belongs to one receiver; create one per Webhooks instance')
-    if (this.#db === undefined) throw new Error('sir-webhooks: this SQLite inbox was closed; create a new one')
+    const sql = this.#sql
+    const writer = this.#writer
+    if (sql === undefined || writer === undefined) throw new Error('sir-webhooks: this SQLite inbox was closed; create a new one')
     this.#runtime = runtime
-    this.#every(this.#options.pollIntervalMs, () => { this.#pump() })
-    this.#every(Math.max(50, Math.floor(this.#options.leaseMs / 3)), () => { this.#renewLeases() })
+    const runner = new EventRunner({ sql, writer, health: this.#health, owner: this.#owner, options: this.#options, runtime })
+    this.#runner = runner
+    this.#every(this.#options.pollIntervalMs, () => { runner.pump() })
+    this.#every(Math.max(50, Math.floor(this.#options.leaseMs / 3)), () => { runner.renewLeases() })
     this.#every(this.#options.purgeIntervalMs, () => { this.#purgeQuietly() })
-    // Events left by a previous run whose lease already expired start now.
-    this.#wake()
+    // Events held by a dead predecessor on this host start now, the others once
+    // their lease has expired.
+    this.#reclaimFromDeadOwners().finally(() => { runner.wake() })
   }
 
   /** Events accepted and not yet done or dead, across every process sharing the file. */
@@ -98,20 +80,40 @@ export class SqliteInbox implements Inbox {
     }
   }
 
-  accept (event: AnyEvent, receivedAt: number): AcceptOutcome {
-    const transaction = this.#acceptTransaction
-    if (transaction === undefined || this.#closing) return 'unavailable'
-    let outcome: AcceptOutcome
-    try {
-      outcome = transaction({ id: event.id, type: event.type, event: JSON.stringify(event), receivedAt })
-    } catch (error) {
+  /**
+   * `degraded` while claims or outcome writes fail for a reason other than a lock
+   * held elsewhere (a damaged file, a full disk): deliveries then get 503, since
+   * events accepted now could not run. Clears itself when they succeed again.
+   */
+  health (): InboxHealth {
+    return this.#health.report()
+  }
+
+  accept (event: AnyEvent, receivedAt: number): AcceptOutcome | Promise<AcceptOutcome> {
+    const writer = this.#writer
+    const sql = this.#sql
+    if (writer === undefined || sql === undefined || this.#closing || this.#health.degraded) return 'unavailable'
+    const row = { id: event.id, type: event.type, event: JSON.stringify(event), receivedAt }
+    const maxQueueSize = this.#runtime?.options.maxQueueSize ?? defaults.maxQueueSize
+    const accepted = writer.write((batch): AcceptOutcome => {
+      // An id already here is a duplicate even when the queue is full: it was
+      // recorded, so the sender may stop.
+      if (sql.exists.get(row.id) !== undefined) return 'duplicate'
+      const pending = this.#pendingInBatch.get(batch) ?? sql.countPending.get()!
+      if (pending >= maxQueueSize) return 'full'
+      sql.insert.run(row)
+      this.#pendingInBatch.set(batch, pending + 1)
+      return 'accepted'
+    }, { durable: true, deadline: Date.now() + this.#options.acceptTimeoutMs })
+    return accepted.then((outcome) => {
+      if (outcome === 'accepted') this.#runner?.wake()
+      return outcome
+    }, (error: unknown) => {
       // SQLITE_BUSY past acceptTimeoutMs, SQLITE_FULL, SQLITE_IOERR…: the row is
       // not committed, so the sender must try again.
       this.#runtime?.logger.warn({ err: error, event: { id: event.id, type: event.type } }, 'the SQLite inbox could not record the event')
       return 'unavailable'
-    }
-    if (outcome === 'accepted') this.#wake()
-    return outcome
+    })
   }
 
   async outcome (id: string): Promise<EventOutcome | undefined> {
@@ -125,8 +127,8 @@ export class SqliteInbox implements Inbox {
 
   async redrive (id: string): Promise<boolean> {
     const sql = this.#open()
-    const changed = sql.redrive.run({ id, now: this.#now() }).changes === 1
-    if (changed) this.#wake()
+    const changed = await this.#adminWrite(() => sql.redrive.run({ id, now: this.#now() }).changes === 1)
+    if (changed) this.#runner?.wake()
     return changed
   }
 
@@ -135,15 +137,16 @@ export class SqliteInbox implements Inbox {
     const sql = this.#open()
     const now = this.#now()
     const retentionSeconds = this.#options.retentionSeconds ?? this.#runtime?.options.dedupe.ttlSeconds ?? defaults.dedupe.ttlSeconds
-    const done = sql.purge.run({ state: 'done', before: now - retentionSeconds * 1000 }).changes
     const deadSeconds = this.#options.deadLetterRetentionSeconds
-    const dead = deadSeconds === undefined ? 0 : sql.purge.run({ state: 'dead', before: now - deadSeconds * 1000 }).changes
-    return { done, dead }
+    return await this.#adminWrite(() => ({
+      done: sql.purge.run({ state: 'done', before: now - retentionSeconds * 1000 }).changes,
+      dead: deadSeconds === undefined ? 0 : sql.purge.run({ state: 'dead', before: now - deadSeconds * 1000 }).changes
+    }))
   }
 
   /**
-   * How the inbox's own connection commits: what a 2xx stands on. For operators
-   * and tests; the values are SQLite's pragma names.
+   * How the inbox's own connection commits accepts: what a 2xx stands on. For
+   * operators and tests; the values are SQLite's pragma names.
    */
   durability (): { journalMode: string, synchronous: 'OFF' | 'NORMAL' | 'FULL' | 'EXTRA' } {
     const db = this.#db
@@ -169,37 +172,64 @@ export class SqliteInbox implements Inbox {
   }
 
   async #close (graceMs: number): Promise<void> {
-    if (this.#db === undefined) return
+    const db = this.#db
+    const sql = this.#sql
+    const writer = this.#writer
+    if (db === undefined || sql === undefined || writer === undefined) return
     this.#closing = true
-    if (this.#active.size > 0) {
-      await wakeOrTimeout(graceMs, (wake) => { this.#whenIdle = wake })
-      this.#whenIdle = undefined
-    }
+    const runner = this.#runner
+    await runner?.stop(graceMs)
     for (const timer of this.#timers) clearTimeout(timer)
     this.#timers.clear()
-    const db = this.#db
-    this.#db = undefined
+    const running = runner?.runningIds() ?? '[]'
     try {
-      this.#sql?.releaseLeases.run({ owner: this.#owner, running: this.#running() })
+      await writer.write(() => sql.releaseLeases.run({ owner: this.#owner, running }), { durable: false, deadline: Date.now() + ADMIN_WAIT_MS })
+        .catch((error: unknown) => { this.#runtime?.logger.warn({ err: error }, 'close() could not release the leases of events this process did not start; they run once the lease expires') })
+      await writer.settled()
     } finally {
+      writer.close()
+      this.#db = undefined
       this.#sql = undefined
-      this.#acceptTransaction = undefined
+      this.#writer = undefined
       db.close()
     }
-    if (this.#active.size > 0) {
-      this.#runtime?.logger.warn({ events: this.#active.size }, 'close() ran out of time; unfinished events stay in the SQLite inbox and run again once their lease expires')
+    if (runner !== undefined && runner.running > 0) {
+      this.#runtime?.logger.warn({ events: runner.running }, 'close() ran out of time; unfinished events stay in the SQLite inbox and run again once their lease expires')
     }
+  }
+
+  /**
+   * Leases held by processes of this host that are gone (a crash, a restarted
+   * container) are freed, so their events run now rather than after `leaseMs`.
+   * Leases of other hosts are left to expire: whether those processes live cannot
+   * be told from here.
+   */
+  async #reclaimFromDeadOwners (): Promise<void> {
+    const sql = this.#open()
+    try {
+      const freed = await this.#adminWrite(() => {
+        let events = 0
+        for (const owner of sql.leaseOwners.all({ now: this.#now() })) {
+          if (isDeadOwnerOnThisHost(owner)) events += sql.releaseOwner.run({ owner }).changes
+        }
+        return events
+      })
+      if (freed > 0) this.#runtime?.logger.info({ events: freed }, 'took back the events of a stopped process on this host without waiting for their lease')
+    } catch (error) {
+      this.#runtime?.logger.error({ err: error }, 'the SQLite inbox could not take back the events of stopped processes; they run once their lease expires')
+    }
+  }
+
+  async #adminWrite<T> (run: () => T): Promise<T> {
+    const writer = this.#writer
+    if (writer === undefined) this.#open()
+    return await (writer as GroupCommit).write(run, { durable: true, deadline: Date.now() + Math.max(this.#options.acceptTimeoutMs, ADMIN_WAIT_MS) })
   }
 
   /** Queries on a closed inbox throw: an empty answer would read as "no such event". */
   #open (): Statements {
     if (this.#sql === undefined) throw new Error('sir-webhooks: this SQLite inbox is closed; open a new one on the same path to query it')
     return this.#sql
-  }
-
-  /** The ids this process is running, as the JSON array the statements take. */
-  #running (): string {
-    return JSON.stringify([...this.#active])
   }
 
   #now (): number {
@@ -210,116 +240,6 @@ export class SqliteInbox implements Inbox {
     const timer = setInterval(task, intervalMs)
     timer.unref()
     this.#timers.add(timer)
-  }
-
-  #after (delayMs: number, task: () => void): void {
-    const timer = setTimeout(() => {
-      this.#timers.delete(timer)
-      task()
-    }, delayMs)
-    timer.unref()
-    this.#timers.add(timer)
-  }
-
-  /** setImmediate: an accept's 2xx is written before any handler starts. */
-  #wake (): void {
-    if (this.#wakeScheduled || this.#runtime === undefined) return
-    this.#wakeScheduled = true
-    setImmediate(() => {
-      this.#wakeScheduled = false
-      this.#pump()
-    })
-  }
-
-  #pump (): void {
-    const runtime = this.#runtime
-    const sql = this.#sql
-    if (runtime === undefined || sql === undefined || this.#closing) return
-    const free = runtime.options.concurrency - this.#active.size
-    if (free <= 0) return
-    const now = this.#now()
-    let rows: EventRow[]
-    try {
-      rows = sql.claim.all({ owner: this.#owner, now, leaseUntil: now + this.#options.leaseMs, limit: free, running: this.#running() })
-    } catch (error) {
-      runtime.logger.error({ err: error }, 'the SQLite inbox could not claim events; will try again')
-      return
-    }
-    for (const row of rows) {
-      this.#active.add(row.id)
-      this.#process(row, runtime, sql)
-        .catch((error: unknown) => { this.#outcomeNotRecorded(row, runtime, sql, error) })
-        .finally(() => {
-          this.#active.delete(row.id)
-          if (this.#active.size === 0) this.#whenIdle?.()
-          this.#wake()
-        })
-    }
-  }
-
-  async #process (row: EventRow, runtime: InboxRuntime, sql: Statements): Promise<void> {
-    const event = JSON.parse(row.event) as AnyEvent
-    const { retry } = runtime.options
-    const tag = { id: event.id, type: event.type }
-    if (row.attempts > retry.attempts) {
-      // Started as often as retries allow and never finished: the process died
-      // each time. Running it again could crash the receiver forever.
-      const error = new Error(`the receiver stopped during each of ${row.attempts - 1} attempts`)
-      sql.finish.run({ id: row.id, owner: this.#owner, state: 'dead', now: this.#now(), succeeded: row.succeeded, lastError: errorSummary(error) })
-      await runtime.deadLetter({ event, reason: 'handler_failed', error, attempts: row.attempts - 1, receivedAt: new Date(row.received_at) })
-      return
-    }
-    const result = await runAttempt(runtime, event, row.received_at, row.attempts, JSON.parse(row.succeeded) as string[])
-    // Shutdown cut this attempt short: its handlers were told to stop, and one that
-    // returned since may have stopped half-way, so nothing of it is recorded. The
-    // event stays pending: close() releases it if it settled in time (the file may
-    // already be closed otherwise, and the lease then expires). The attempt counts.
-    if (this.#sql !== sql || runtime.signal.aborted) return
-    const succeeded = JSON.stringify(result.succeeded)
-    const last = result.failures.at(-1)
-    if (last === undefined) {
-      sql.finish.run({ id: row.id, owner: this.#owner, state: 'done', now: this.#now(), succeeded, lastError: null })
-      return
-    }
-    const lastError = `${last.key}: ${errorSummary(last.error)}`
-    if (row.attempts < retry.attempts) {
-      const delay = backoffDelay(row.attempts, retry)
-      sql.retryLater.run({ id: row.id, owner: this.#owner, nextAttemptAt: this.#now() + delay, succeeded, lastError })
-      this.#after(delay, () => { this.#pump() })
-      await reportFailures(runtime, event, row.received_at, row.attempts, result.failures, delay)
-      return
-    }
-    if (sql.finish.run({ id: row.id, owner: this.#owner, state: 'dead', now: this.#now(), succeeded, lastError }).changes === 0) {
-      runtime.logger.warn({ event: tag }, 'the event was taken over by another process before its last failure was recorded')
-      return
-    }
-    await reportFailures(runtime, event, row.received_at, row.attempts, result.failures, undefined)
-  }
-
-  /**
-   * An outcome write failed (a full disk, a lock held past busy_timeout…): the
-   * row still says this process runs it. Its lease is expired now, so that it is
-   * claimed again and re-run (at-least-once); if even that write fails, the lease
-   * runs out within leaseMs, since only rows still running are renewed.
-   */
-  #outcomeNotRecorded (row: EventRow, runtime: InboxRuntime, sql: Statements, error: unknown): void {
-    const tag = { id: row.id, type: row.type }
-    runtime.logger.error({ err: error, event: tag }, 'the SQLite inbox could not record an outcome; the event will run again')
-    if (this.#sql !== sql) return
-    try {
-      sql.expireLease.run({ id: row.id, owner: this.#owner, now: this.#now() })
-    } catch (expireError) {
-      runtime.logger.error({ err: expireError, event: tag }, 'the SQLite inbox could not expire the lease either; the event runs again once it lapses')
-    }
-  }
-
-  #renewLeases (): void {
-    if (this.#active.size === 0) return
-    try {
-      this.#sql?.renewLeases.run({ owner: this.#owner, leaseUntil: this.#now() + this.#options.leaseMs, running: this.#running() })
-    } catch (error) {
-      this.#runtime?.logger.error({ err: error }, 'the SQLite inbox could not renew its leases; another process may take its events over')
-    }
   }
 
   #purgeQuietly (): void {

@@ -8,7 +8,10 @@ export interface SqliteInboxOptions {
   leaseMs?: number
   /** How often the inbox looks for due retries and expired leases. Default 1 000. */
   pollIntervalMs?: number
-  /** How long an accept waits for a lock held by another process before the delivery gets a 503. Default 2 000. */
+  /**
+   * How long a delivery waits for the store before it gets a 503: the bound on its
+   * answer while another process holds the file's write lock. Default 2 000.
+   */
   acceptTimeoutMs?: number
   /** How long a done event is kept, and so how long its id is remembered against duplicates. Default: the receiver's `dedupe.ttlSeconds` (7 days). */
   retentionSeconds?: number
@@ -16,7 +19,15 @@ export interface SqliteInboxOptions {
   deadLetterRetentionSeconds?: number
   /** How often old events are purged. Default 3 600 000 (an hour). */
   purgeIntervalMs?: number
+  /**
+   * How the file is checked when the inbox opens it: `quick` (`PRAGMA quick_check`,
+   * every page read once), `full` (`integrity_check`, indexes too) or `none`.
+   * A damaged file fails the start. Default `quick`.
+   */
+  startupCheck?: StartupCheck
 }
+
+export type StartupCheck = 'quick' | 'full' | 'none'
 
 export interface ResolvedSqliteOptions {
   path: string
@@ -26,6 +37,7 @@ export interface ResolvedSqliteOptions {
   retentionSeconds: number | undefined
   deadLetterRetentionSeconds: number | undefined
   purgeIntervalMs: number
+  startupCheck: StartupCheck
 }
 
 export function resolveSqliteOptions (options: SqliteInboxOptions): ResolvedSqliteOptions {
@@ -42,6 +54,13 @@ export function resolveSqliteOptions (options: SqliteInboxOptions): ResolvedSqli
     acceptTimeoutMs: integer('acceptTimeoutMs', options.acceptTimeoutMs, 2_000, 0),
     retentionSeconds: options.retentionSeconds === undefined ? undefined : integer('retentionSeconds', options.retentionSeconds, 0, 1),
     deadLetterRetentionSeconds: options.deadLetterRetentionSeconds === undefined ? undefined : integer('deadLetterRetentionSeconds', options.deadLetterRetentionSeconds, 0, 1),
-    purgeIntervalMs: integer('purgeIntervalMs', options.purgeIntervalMs, 3_600_000, 1_000)
+    purgeIntervalMs: integer('purgeIntervalMs', options.purgeIntervalMs, 3_600_000, 1_000),
+    startupCheck: startupCheck(options.startupCheck)
   }
+}
+
+function startupCheck (value: unknown): StartupCheck {
+  if (value === undefined) return 'quick'
+  if (value === 'quick' || value === 'full' || value === 'none') return value
+  throw new WebhookOptionsError(`"startupCheck" must be 'quick', 'full' or 'none', got ${JSON.stringify(value)}`)
 }

@@ -59,6 +59,8 @@ export interface Statements {
   deadLetters: Statement<[number], EventRow>
   redrive: Statement<[{ id: string, now: number }]>
   purge: Statement<[{ state: 'done' | 'dead', before: number }]>
+  leaseOwners: Statement<[{ now: number }], string>
+  releaseOwner: Statement<[{ owner: string }]>
 }
 
 export function openSchema (db: BetterSqlite3.Database, busyTimeoutMs: number): Statements {
@@ -67,8 +69,8 @@ export function openSchema (db: BetterSqlite3.Database, busyTimeoutMs: number): 
   // an event that survives a power cut, not just a process crash.
   db.pragma('journal_mode = WAL')
   db.pragma('synchronous = FULL')
-  // How long a write waits for another process's lock before SQLITE_BUSY: the
-  // bound on accept, past which the delivery gets a 503.
+  // How long one attempt at the write lock may block the event loop; the rest of
+  // the wait, up to acceptTimeoutMs, is spent in asynchronous retries (group-commit.ts).
   db.pragma(`busy_timeout = ${busyTimeoutMs}`)
   db.exec(createTable)
   const version = db.pragma('user_version', { simple: true }) as number
@@ -127,6 +129,13 @@ function prepare (db: BetterSqlite3.Database): Statements {
       UPDATE sir_webhook_events
       SET state = 'pending', attempts = 0, next_attempt_at = @now, finished_at = NULL, lease_owner = NULL, lease_until = NULL
       WHERE id = @id AND state = 'dead'`),
-    purge: db.prepare<[{ state: 'done' | 'dead', before: number }]>('DELETE FROM sir_webhook_events WHERE state = @state AND finished_at < @before')
+    purge: db.prepare<[{ state: 'done' | 'dead', before: number }]>('DELETE FROM sir_webhook_events WHERE state = @state AND finished_at < @before'),
+    leaseOwners: db.prepare<[{ now: number }], string>(
+      "SELECT DISTINCT lease_owner FROM sir_webhook_events WHERE state = 'pending' AND lease_owner IS NOT NULL AND lease_until > @now"
+    ).pluck(),
+    // A dead predecessor's events: free at once. Their attempts stay counted.
+    releaseOwner: db.prepare<[{ owner: string }]>(
+      "UPDATE sir_webhook_events SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = @owner AND state = 'pending'"
+    )
   }
 }

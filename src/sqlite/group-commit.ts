@@ -1,0 +1,217 @@
+import type BetterSqlite3 from 'better-sqlite3'
+
+/**
+ * How long one attempt to take the write lock may hold the event loop: SQLite's
+ * busy handler sleeps synchronously, so the rest of the wait is taken in short
+ * asynchronous retries. Small enough that no store wait freezes the process.
+ */
+export const BUSY_WAIT_MS = 10
+const RETRY_DELAYS_MS = [2, 5, 10, 20, 25]
+/**
+ * Transactions without a durable job that may run in one turn of the event loop
+ * before the rest waits for the next turn, so that handlers finishing in a tight
+ * loop cannot starve the sockets.
+ */
+const ROUNDS_PER_TURN = 32
+const TURN_BUDGET_MS = 4
+
+export interface WriteOptions {
+  /** Committed with an fsync (`synchronous=FULL`): an accept, which a 2xx stands on. */
+  durable: boolean
+  /** Epoch ms past which a job still waiting for the lock is given up with `StoreBusyError`. */
+  deadline: number
+}
+
+/** One transaction's worth of jobs; `durable` when it commits with an fsync. */
+export interface Batch {
+  readonly durable: boolean
+}
+
+interface Job {
+  run: (batch: Batch) => unknown
+  durable: boolean
+  deadline: number
+  resolve: (value: unknown) => void
+  reject: (error: unknown) => void
+}
+
+/** The write lock stayed with another connection until the job's deadline. */
+export class StoreBusyError extends Error {
+  readonly code = 'SQLITE_BUSY'
+  constructor (cause: unknown) {
+    super('the SQLite inbox file stayed locked by another connection until the deadline', { cause })
+    this.name = 'StoreBusyError'
+  }
+}
+
+export function isBusy (error: unknown): boolean {
+  const code = (error as { code?: unknown } | undefined)?.code
+  return typeof code === 'string' && (code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED'))
+}
+
+/**
+ * Group commit: the writes asked for in one turn of the event loop share one
+ * `BEGIN IMMEDIATE` transaction, so the accepts that arrive together cost one
+ * fsync instead of one each. Accepts wait for the end of the turn (setImmediate,
+ * after every socket that was ready has been read); the handlers' writes (claims,
+ * outcomes) commit without an fsync as soon as the current microtasks are done,
+ * a bounded number of times per turn. A locked file is retried asynchronously
+ * until each job's deadline: better-sqlite3 waits for locks synchronously, and
+ * only `BUSY_WAIT_MS` of that wait is spent blocking.
+ */
+export class GroupCommit {
+  readonly #db: BetterSqlite3.Database
+  #jobs: Job[] = []
+  #immediate: NodeJS.Immediate | undefined
+  #microtaskQueued = false
+  #retry: NodeJS.Timeout | undefined
+  #retries = 0
+  #roundsThisTurn = 0
+  #turnStartedAt = 0
+  #synchronous: 'FULL' | 'NORMAL' = 'FULL'
+  #idle: Array<() => void> = []
+  #closed = false
+
+  constructor (db: BetterSqlite3.Database) {
+    this.#db = db
+  }
+
+  /** Runs `run` inside the next batch's transaction; resolves once it is committed. */
+  write<T> (run: (batch: Batch) => T, options: WriteOptions): Promise<T> {
+    if (this.#closed) return Promise.reject(new Error('sir-webhooks: this SQLite inbox is closed'))
+    return new Promise<T>((resolve, reject) => {
+      this.#jobs.push({ run, durable: options.durable, deadline: options.deadline, resolve: resolve as (value: unknown) => void, reject })
+      this.#schedule(options.durable)
+    })
+  }
+
+  /** Resolves once every job asked for so far has been committed or given up. */
+  async settled (): Promise<void> {
+    if (this.#jobs.length === 0) return
+    await new Promise<void>((resolve) => { this.#idle.push(resolve) })
+  }
+
+  /** Later writes are refused; call once `settled()` has resolved, before closing the database. */
+  close (): void {
+    this.#closed = true
+  }
+
+  #schedule (durable: boolean): void {
+    if (this.#retry !== undefined || this.#immediate !== undefined) return
+    if (!durable && !this.#microtaskQueued && this.#mayRunAnotherRound()) {
+      this.#microtaskQueued = true
+      queueMicrotask(() => {
+        this.#microtaskQueued = false
+        this.#roundsThisTurn++
+        this.#flush(false)
+      })
+      return
+    }
+    this.#immediate = setImmediate(() => {
+      this.#immediate = undefined
+      this.#roundsThisTurn = 0
+      this.#turnStartedAt = performance.now()
+      this.#flush(true)
+    })
+  }
+
+  #mayRunAnotherRound (): boolean {
+    if (this.#roundsThisTurn === 0) this.#turnStartedAt = performance.now()
+    return this.#roundsThisTurn < ROUNDS_PER_TURN && performance.now() - this.#turnStartedAt < TURN_BUDGET_MS
+  }
+
+  /** `withDurable`: false in a microtask round, which leaves accepts for the end of the turn. */
+  #flush (withDurable: boolean): void {
+    const batch = withDurable ? this.#jobs : this.#jobs.filter((job) => !job.durable)
+    if (batch.length === 0) return this.#afterFlush()
+    this.#jobs = withDurable ? [] : this.#jobs.filter((job) => job.durable)
+    const durable = batch.some((job) => job.durable)
+    try {
+      this.#setSynchronous(durable ? 'FULL' : 'NORMAL')
+      this.#db.exec('BEGIN IMMEDIATE')
+    } catch (error) {
+      if (isBusy(error)) return this.#waitForLock(batch, error)
+      for (const job of batch) job.reject(error)
+      return this.#afterFlush()
+    }
+    this.#retries = 0
+    this.#commit(batch, durable)
+    // Back to FULL between batches: what the connection reports is what an accept gets.
+    if (!durable) this.#setSynchronous('FULL')
+    this.#afterFlush()
+  }
+
+  #commit (batch: Job[], durable: boolean): void {
+    const results: Array<{ ok: true, value: unknown } | { ok: false, error: unknown }> = []
+    const context: Batch = { durable }
+    let fatal: unknown
+    for (const job of batch) {
+      try {
+        results.push({ ok: true, value: job.run(context) })
+      } catch (error) {
+        // An error that ends the transaction (a full disk, an I/O error) takes
+        // every write of the batch with it; one that aborts only its statement
+        // (a constraint) fails only its job.
+        if (!this.#db.inTransaction) {
+          fatal = error
+          break
+        }
+        results.push({ ok: false, error })
+      }
+    }
+    if (fatal === undefined) {
+      try {
+        this.#db.exec('COMMIT')
+      } catch (error) {
+        fatal = error
+        if (this.#db.inTransaction) this.#db.exec('ROLLBACK')
+      }
+    }
+    batch.forEach((job, index) => {
+      const result = results[index]
+      if (fatal !== undefined || result === undefined) job.reject(fatal)
+      else if (result.ok) job.resolve(result.value)
+      else job.reject(result.error)
+    })
+  }
+
+  /** The lock is held elsewhere: jobs past their deadline give up, the rest try again shortly. */
+  #waitForLock (batch: Job[], error: unknown): void {
+    const now = Date.now()
+    const waiting: Job[] = []
+    for (const job of batch) {
+      if (job.deadline <= now) job.reject(new StoreBusyError(error))
+      else waiting.push(job)
+    }
+    this.#jobs = [...waiting, ...this.#jobs]
+    if (this.#jobs.length === 0) return this.#afterFlush()
+    const earliest = Math.min(...this.#jobs.map((job) => job.deadline))
+    const delay = Math.max(0, Math.min(RETRY_DELAYS_MS[Math.min(this.#retries, RETRY_DELAYS_MS.length - 1)]!, earliest - now))
+    this.#retries++
+    this.#retry = setTimeout(() => {
+      this.#retry = undefined
+      this.#flush(true)
+    }, delay)
+  }
+
+  #afterFlush (): void {
+    if (this.#jobs.length > 0) {
+      if (this.#retry === undefined) this.#schedule(this.#jobs.some((job) => job.durable))
+      return
+    }
+    const idle = this.#idle
+    this.#idle = []
+    for (const resolve of idle) resolve()
+  }
+
+  /**
+   * Only accepts need their commit on disk before the answer. A claim or an
+   * outcome lost to a power cut means the event runs again, as after any crash;
+   * and the next durable commit syncs the log with everything before it.
+   */
+  #setSynchronous (level: 'FULL' | 'NORMAL'): void {
+    if (this.#synchronous === level) return
+    this.#db.pragma(`synchronous = ${level}`)
+    this.#synchronous = level
+  }
+}

@@ -1,0 +1,44 @@
+import { isBusy } from './group-commit.js'
+
+/** What `inbox.health()` answers: `degraded` while the inbox refuses deliveries it could not run. */
+export interface InboxHealth {
+  status: 'ok' | 'degraded'
+  reasons: string[]
+}
+
+/** The steps whose lasting failure means accepted events would never run. */
+export type HealthCheckedStep = 'claim' | 'outcome write'
+
+/**
+ * Which steps are failing now. A step is failing from its first error until its
+ * next success: claims are retried every poll and outcome writes with each re-run
+ * of the event, so a store that recovers clears its own reasons. A lock held by
+ * another process (SQLITE_BUSY) is contention, not damage: those deliveries get
+ * their 503 from their own deadline.
+ */
+export class HealthTracker {
+  readonly #failing = new Map<HealthCheckedStep, string>()
+
+  get degraded (): boolean {
+    return this.#failing.size > 0
+  }
+
+  /** Records a failure; true when it turns a healthy inbox degraded. */
+  failed (step: HealthCheckedStep, error: unknown): boolean {
+    if (isBusy(error)) return false
+    const wasDegraded = this.degraded
+    const { code, message } = error as { code?: unknown, message?: unknown }
+    const detail = typeof code === 'string' ? `${code}: ${String(message)}` : String(message)
+    this.#failing.set(step, `${step}s are failing (${detail})`)
+    return !wasDegraded
+  }
+
+  /** Records a success; true when it was the last failing step. */
+  succeeded (step: HealthCheckedStep): boolean {
+    return this.#failing.delete(step) && this.#failing.size === 0
+  }
+
+  report (): InboxHealth {
+    return { status: this.degraded ? 'degraded' : 'ok', reasons: [...this.#failing.values()] }
+  }
+}

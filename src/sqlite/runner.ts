@@ -1,0 +1,229 @@
+import { reportFailures, runAttempt } from '../core/attempt.js'
+import { backoffDelay } from '../core/backoff.js'
+import type { AnyEvent } from '../core/events.js'
+import { wakeOrTimeout } from '../core/grace.js'
+import type { InboxRuntime } from '../core/inbox.js'
+import { errorSummary } from '../core/outcome.js'
+import type { Batch, GroupCommit } from './group-commit.js'
+import type { HealthCheckedStep, HealthTracker } from './health.js'
+import type { ResolvedSqliteOptions } from './options.js'
+import type { EventRow, Statements } from './schema.js'
+
+/**
+ * How long the handlers' own writes (claims, outcomes, renewals) wait for a lock
+ * held by another process before they are given up and tried again later.
+ */
+const MIN_INTERNAL_WAIT_MS = 1_000
+
+export interface RunnerParts {
+  sql: Statements
+  writer: GroupCommit
+  health: HealthTracker
+  owner: string
+  options: ResolvedSqliteOptions
+  runtime: InboxRuntime
+}
+
+/**
+ * Runs the file's events in this process: claims due events under a lease,
+ * runs their handlers, records each outcome. Its writes go through the group
+ * commit, so the claims and outcomes of events that finish together share one
+ * transaction.
+ */
+export class EventRunner {
+  readonly #parts: RunnerParts
+  readonly #active = new Set<string>()
+  readonly #timers = new Set<NodeJS.Timeout>()
+  #stopped = false
+  /** stop() ran out of time: what still runs records nothing, since the file is about to close. */
+  #abandoned = false
+  #claiming = false
+  #claimRan = false
+  #claimAgain = false
+  #wakeScheduled = false
+  #whenIdle: (() => void) | undefined
+
+  constructor (parts: RunnerParts) {
+    this.#parts = parts
+  }
+
+  /** Events this process is running. */
+  get running (): number {
+    return this.#active.size
+  }
+
+  /** The ids this process is running, as the JSON array the statements take. */
+  runningIds (): string {
+    return JSON.stringify([...this.#active])
+  }
+
+  /** Claims on the next turn: after an accept, so its 2xx is written before any handler starts. */
+  wake (): void {
+    if (this.#wakeScheduled) return
+    this.#wakeScheduled = true
+    setImmediate(() => {
+      this.#wakeScheduled = false
+      this.pump()
+    })
+  }
+
+  pump (): void {
+    if (this.#stopped) return
+    if (this.#claiming) {
+      // A claim still waiting for its transaction counts free slots when it runs.
+      if (this.#claimRan) this.#claimAgain = true
+      return
+    }
+    const { sql, options, runtime, owner } = this.#parts
+    if (runtime.options.concurrency - this.#active.size <= 0) return
+    this.#claiming = true
+    this.#claimRan = false
+    this.#write('claim', (batch) => {
+      this.#claimRan = true
+      // Counted when the transaction runs: handlers may have finished since it was asked for.
+      const free = runtime.options.concurrency - this.#active.size
+      if (free <= 0) return { rows: [], durable: batch.durable }
+      const now = this.#now()
+      const rows = sql.claim.all({ owner, now, leaseUntil: now + options.leaseMs, limit: free, running: this.runningIds() })
+      return { rows, durable: batch.durable }
+    }).then(({ rows, durable }) => {
+      for (const row of rows) this.#active.add(row.id)
+      // Rows claimed in the batch that accepted them start on the next turn, once
+      // their 2xx is written; rows of an earlier batch start now.
+      if (durable) setImmediate(() => { this.#startAll(rows) })
+      else this.#startAll(rows)
+    }, () => {}).finally(() => {
+      this.#claiming = false
+      if (this.#claimAgain) {
+        this.#claimAgain = false
+        this.pump()
+      }
+    })
+  }
+
+  renewLeases (): void {
+    if (this.#active.size === 0 || this.#stopped) return
+    const { sql, options, owner } = this.#parts
+    this.#parts.writer.write(() => sql.renewLeases.run({ owner, leaseUntil: this.#now() + options.leaseMs, running: this.runningIds() }), { durable: false, deadline: this.#deadline() })
+      .catch((error: unknown) => { this.#parts.runtime.logger.error({ err: error }, 'the SQLite inbox could not renew its leases; another process may take its events over') })
+  }
+
+  /** Stops claiming, and waits up to `graceMs` for the running events' handlers and outcome writes. */
+  async stop (graceMs: number): Promise<void> {
+    this.#stopped = true
+    if (this.#active.size > 0) {
+      await wakeOrTimeout(graceMs, (wake) => { this.#whenIdle = wake })
+      this.#whenIdle = undefined
+      this.#abandoned = this.#active.size > 0
+    }
+    for (const timer of this.#timers) clearTimeout(timer)
+    this.#timers.clear()
+  }
+
+  #startAll (rows: EventRow[]): void {
+    for (const row of rows) {
+      this.#process(row)
+        .catch((error: unknown) => this.#outcomeNotRecorded(row, error))
+        .finally(() => {
+          this.#active.delete(row.id)
+          if (this.#active.size === 0) this.#whenIdle?.()
+          this.pump()
+        })
+    }
+  }
+
+  /** A write for a handler step, with its failure logged and its health recorded. */
+  async #write<T> (step: HealthCheckedStep, run: (batch: Batch) => T): Promise<T> {
+    const { writer, health, runtime } = this.#parts
+    try {
+      const value = await writer.write(run, { durable: false, deadline: this.#deadline() })
+      if (health.succeeded(step)) runtime.logger.info({}, 'the SQLite inbox recovered; deliveries are accepted again')
+      return value
+    } catch (error) {
+      if (health.failed(step, error)) {
+        runtime.logger.error({ err: error, step }, 'the SQLite inbox cannot run events; deliveries get 503 until it recovers')
+      }
+      if (step === 'claim') runtime.logger.error({ err: error }, 'the SQLite inbox could not claim events; will try again')
+      throw error
+    }
+  }
+
+  async #finish (row: EventRow, fields: { state: 'done' | 'dead', succeeded: string, lastError: string | null }): Promise<number> {
+    const { sql, owner } = this.#parts
+    return await this.#write('outcome write', () => sql.finish.run({ id: row.id, owner, now: this.#now(), ...fields }).changes)
+  }
+
+  async #process (row: EventRow): Promise<void> {
+    const { runtime, sql, owner } = this.#parts
+    const event = JSON.parse(row.event) as AnyEvent
+    const { retry } = runtime.options
+    if (row.attempts > retry.attempts) {
+      // Started as often as retries allow and never finished: the process died
+      // each time. Running it again could crash the receiver forever.
+      const error = new Error(`the receiver stopped during each of ${row.attempts - 1} attempts`)
+      await this.#finish(row, { state: 'dead', succeeded: row.succeeded, lastError: errorSummary(error) })
+      await runtime.deadLetter({ event, reason: 'handler_failed', error, attempts: row.attempts - 1, receivedAt: new Date(row.received_at) })
+      return
+    }
+    const result = await runAttempt(runtime, event, row.received_at, row.attempts, JSON.parse(row.succeeded) as string[])
+    // Shutdown cut this attempt short: its handlers were told to stop, and one that
+    // returned since may have stopped half-way, so nothing of it is recorded. The
+    // event stays pending: close() releases it if it settled in time (the file may
+    // already be closed otherwise, and the lease then expires). The attempt counts.
+    if (runtime.signal.aborted || this.#abandoned) return
+    const succeeded = JSON.stringify(result.succeeded)
+    const last = result.failures.at(-1)
+    if (last === undefined) {
+      await this.#finish(row, { state: 'done', succeeded, lastError: null })
+      return
+    }
+    const lastError = `${last.key}: ${errorSummary(last.error)}`
+    if (row.attempts < retry.attempts) {
+      const delay = backoffDelay(row.attempts, retry)
+      await this.#write('outcome write', () => sql.retryLater.run({ id: row.id, owner, nextAttemptAt: this.#now() + delay, succeeded, lastError }))
+      this.#after(delay, () => { this.pump() })
+      await reportFailures(runtime, event, row.received_at, row.attempts, result.failures, delay)
+      return
+    }
+    if (await this.#finish(row, { state: 'dead', succeeded, lastError }) === 0) {
+      runtime.logger.warn({ event: { id: event.id, type: event.type } }, 'the event was taken over by another process before its last failure was recorded')
+      return
+    }
+    await reportFailures(runtime, event, row.received_at, row.attempts, result.failures, undefined)
+  }
+
+  /**
+   * An outcome write failed (a full disk, a lock held too long…): the row still
+   * says this process runs it. Its lease is expired now, so that it is claimed
+   * again and re-run (at-least-once); if even that write fails, the lease runs
+   * out within leaseMs, since only rows still running are renewed.
+   */
+  async #outcomeNotRecorded (row: EventRow, error: unknown): Promise<void> {
+    const { runtime, sql, owner, writer } = this.#parts
+    const tag = { id: row.id, type: row.type }
+    runtime.logger.error({ err: error, event: tag }, 'the SQLite inbox could not record an outcome; the event will run again')
+    if (this.#abandoned) return
+    try {
+      await writer.write(() => sql.expireLease.run({ id: row.id, owner, now: this.#now() }), { durable: false, deadline: this.#deadline() })
+    } catch (expireError) {
+      runtime.logger.error({ err: expireError, event: tag }, 'the SQLite inbox could not expire the lease either; the event runs again once it lapses')
+    }
+  }
+
+  #deadline (): number {
+    return Date.now() + Math.max(this.#parts.options.acceptTimeoutMs, MIN_INTERNAL_WAIT_MS)
+  }
+
+  #now (): number {
+    return this.#parts.runtime.options.clock()
+  }
+
+  #after (delayMs: number, task: () => void): void {
+    const timer = setTimeout(() => {
+      this.#timers.delete(timer)
+      task()
+    }, delayMs)
+    timer.unref()
+    this.#timers.add(timer)
+  }
+}
