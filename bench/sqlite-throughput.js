@@ -40,7 +40,7 @@ async function serve (path) {
   const server = http.createServer(nodeListener(webhooks, { path: PATH }))
   await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve))
   process.on('message', (message) => {
-    if (message === 'stats') process.send({ handled, backlog: webhooks.inbox.size ?? 0, gc: globalThis.__gc, claims: globalThis.__claims })
+    if (message === 'stats') process.send({ handled, backlog: webhooks.inbox.size ?? 0 })
     if (message === 'stop') webhooks.close().finally(() => process.exit(0))
   })
   process.send({ port: server.address().port })
@@ -104,7 +104,6 @@ async function measure () {
       p99Ms: result.latency.p99,
       handled: stats.handled,
       backlogAfter: stats.backlog,
-      debug: { gc: stats.gc, claims: stats.claims },
       drainedInMs: stats.backlog === 0 ? Date.now() - stoppedAt : null
     }, null, 2))
   } finally {
