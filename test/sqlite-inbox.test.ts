@@ -13,26 +13,6 @@ t.test('options are checked, and the message names the option', async (t) => {
   t.throws(() => sqliteInbox({ path: 'x.db', retentionSeconds: 0 }), { message: /"retentionSeconds" must be a positive integer/ })
 })
 
-t.test('close() waits for running handlers and records their outcome', async (t) => {
-  const path = join(tempDir(t), 'inbox.db')
-  const inbox = sqliteInbox({ path })
-  const webhooks = receiver(inbox, { closeGraceMs: 5_000 })
-  let started = false
-  let finished = false
-  webhooks.on('action.completed', async function slow () {
-    started = true
-    await sleep(300)
-    finished = true
-  })
-  t.equal((await webhooks.receive(delivery(event('evt_draining')))).code, 'ACCEPTED')
-  await until(() => started, 'the handler to start')
-  await webhooks.close()
-  t.ok(finished, 'close() returned only after the handler did')
-  const reopened = sqliteInbox({ path })
-  t.teardown(() => reopened.close(0))
-  t.equal((await reopened.outcome('evt_draining'))?.state, 'done', 'and after its outcome was written')
-})
-
 t.test('the database is in WAL mode, so a committed accept is in the log before the 2xx', async (t) => {
   const path = join(tempDir(t), 'inbox.db')
   const inbox = sqliteInbox({ path })

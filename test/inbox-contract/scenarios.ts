@@ -200,6 +200,42 @@ export function runInboxContract (t: Test, store: InboxStore): void {
     t.equal(await next.inbox.outcome?.('evt_after_close'), undefined, 'what was refused is not recorded')
   })
 
+  t.test(`${store.name}: maxQueueSize holds on both sides: the last event that fits is accepted, the next gets 503`, async (t) => {
+    const place = await store.place(t)
+    const webhooks = receiver(place.inbox(), { maxQueueSize: 2, concurrency: 1, closeGraceMs: 100, retryAfterSeconds: 6 })
+    t.teardown(() => webhooks.close())
+    webhooks.on('action.completed', async function blocked (_evt, { signal }) {
+      await new Promise((resolve) => { signal.addEventListener('abort', resolve) })
+    })
+    t.equal((await webhooks.receive(delivery(event('evt_fits_1')))).code, 'ACCEPTED')
+    t.equal((await webhooks.receive(delivery(event('evt_fits_2')))).code, 'ACCEPTED', 'the second of maxQueueSize 2 still fits')
+    const full = await webhooks.receive(delivery(event('evt_overflows')))
+    t.equal(full.status, 503)
+    t.equal(full.code, 'QUEUE_FULL')
+    t.equal(full.headers['retry-after'], '6')
+    t.equal(await webhooks.inbox.outcome?.('evt_overflows'), undefined, 'nothing of it is recorded')
+  })
+
+  t.test(`${store.name}: close() waits for a running handler, and its outcome is recorded`, async (t) => {
+    const place = await store.place(t)
+    const webhooks = receiver(place.inbox(), { closeGraceMs: 5_000 })
+    let started = false
+    let finished = false
+    webhooks.on('action.completed', async function slow () {
+      started = true
+      await sleep(300)
+      finished = true
+    })
+    t.equal((await webhooks.receive(delivery(event('evt_draining')))).code, 'ACCEPTED')
+    await until(() => started, 'the handler to start')
+    await webhooks.close()
+    t.ok(finished, 'close() returned only after the handler did')
+    if (!store.durable) return
+    const reopened = place.inbox()
+    t.teardown(() => reopened.close(0))
+    t.equal((await reopened.outcome?.('evt_draining'))?.state, 'done', 'the outcome was written before close() returned')
+  })
+
   if (store.durable) {
     t.test(`${store.name}: events accepted by a process killed with SIGKILL are handled after restart`, async (t) => {
       const place = await store.place(t)
