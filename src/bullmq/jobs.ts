@@ -1,0 +1,89 @@
+// The BullMQ inbox's pieces that are not the inbox: the job's shape, its id, the dedupe key
+// command, how a job reads as an outcome, and loading the optional peer.
+import { createHash } from 'node:crypto'
+import type * as BullMQModule from 'bullmq'
+import type { ConnectionOptions, Job, RedisClient } from 'bullmq'
+import type { AnyEvent } from '../core/events.js'
+import type { EventOutcome, OutcomeState } from '../core/outcome.js'
+
+export type BullMQ = typeof BullMQModule
+
+/** What a job carries: the event, when it was accepted, and which handlers already succeeded. */
+export interface JobData {
+  event: AnyEvent
+  receivedAt: number
+  /** Keys of the handlers that already succeeded, so a retry runs only the others. */
+  succeeded?: string[]
+}
+
+/** What the processor throws when an attempt fails, so BullMQ's backoff uses the delay already logged. */
+export class AttemptFailed extends Error {
+  readonly retryInMs: number
+  constructor (message: string, retryInMs: number) {
+    super(message)
+    this.name = 'AttemptFailed'
+    this.retryInMs = retryInMs
+  }
+}
+
+/**
+ * How long a new job is held (delayed) before it may run unless promoted. An
+ * accept promotes it once the dedupe key is set; a held job whose hold runs out
+ * runs only if the key is set by then (a crash between the two), and is held
+ * again otherwise (the delivery was refused, or got no answer and was not retried).
+ */
+export const HOLD_MS = 60_000
+
+/**
+ * bullmq is an optional peer dependency, imported only when a BullMQ inbox is
+ * made, so that users of the other inboxes never need it installed.
+ */
+export async function loadBullmq (): Promise<BullMQ> {
+  try {
+    return await import('bullmq')
+  } catch (error) {
+    throw new Error('sir-webhooks: bullmqInbox() needs bullmq 5.66 or later; install it with `npm install bullmq@5`', { cause: error })
+  }
+}
+
+/**
+ * BullMQ job ids may not contain ":" nor be integers; event ids are whatever the
+ * sender chose. Short ids stay readable in Redis; long ones are hashed.
+ */
+export function jobIdFor (eventId: string): string {
+  const encoded = Buffer.from(eventId, 'utf8').toString('base64url')
+  return encoded.length <= 200 ? `e${encoded}` : `h${createHash('sha256').update(eventId).digest('hex')}`
+}
+
+export function isClientInstance (connection: ConnectionOptions): boolean {
+  return typeof (connection as { duplicate?: unknown }).duplicate === 'function'
+}
+
+const stateOf: Partial<Record<string, OutcomeState>> = { completed: 'done', failed: 'dead' }
+
+const MARK_SEEN = 'sirWebhooksMarkSeen'
+const defined = new WeakSet<RedisClient>()
+
+/** SET NX with an expiry, through BullMQ's client interface, whichever Redis client backs it. */
+export async function markSeen (client: RedisClient, key: string, receivedAt: number, seconds: number): Promise<unknown> {
+  if (!defined.has(client)) {
+    client.defineCommand(MARK_SEEN, { numberOfKeys: 1, lua: "return redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2], 'NX')" })
+    defined.add(client)
+  }
+  return await client.runCommand(MARK_SEEN, [key, String(receivedAt), String(seconds)])
+}
+
+export function toOutcome (job: Job<JobData>, state: string): EventOutcome {
+  const outcome: EventOutcome = {
+    id: job.data.event.id,
+    type: job.data.event.type,
+    state: stateOf[state] ?? 'pending',
+    receivedAt: new Date(job.data.receivedAt),
+    attempts: job.attemptsStarted,
+    event: job.data.event
+  }
+  if (typeof job.failedReason === 'string' && job.failedReason.length > 0) outcome.lastError = job.failedReason
+  if (typeof job.finishedOn === 'number' && outcome.state !== 'pending') outcome.finishedAt = new Date(job.finishedOn)
+  return outcome
+}
+
