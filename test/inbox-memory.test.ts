@@ -1,5 +1,5 @@
 import t from 'tap'
-import { MemoryInbox } from '../src/index.js'
+import { MemoryInbox } from '../src/core/memory-inbox.js'
 import { runInboxContract } from './inbox-contract/scenarios.js'
 
 runInboxContract(t, {

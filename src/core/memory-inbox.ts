@@ -1,5 +1,5 @@
 import type { AnyEvent } from './events.js'
-import type { AcceptOutcome, Inbox, InboxRuntime } from './inbox.js'
+import { assertNotStarted, type AcceptOutcome, type Inbox, type InboxRuntime } from './inbox.js'
 import { SeenIds } from './dedupe.js'
 import { MemoryQueue } from './queue.js'
 
@@ -14,7 +14,7 @@ export class MemoryInbox implements Inbox {
   #queue: MemoryQueue | undefined
 
   start (runtime: InboxRuntime): void {
-    if (this.#runtime !== undefined) throw new Error('sir-webhooks: an inbox belongs to one receiver; create one per Webhooks instance')
+    assertNotStarted(this.#runtime !== undefined)
     this.#runtime = runtime
     this.#seen = new SeenIds(runtime.options.dedupe, runtime.options.clock)
     this.#queue = new MemoryQueue(runtime)

@@ -185,7 +185,7 @@ export class MemoryQueue {
     if (!task.queued.listed) return undefined
     let returned: unknown
     try {
-      returned = this.#runtime.callHandler(task)
+      returned = this.#runtime.runHandler(task)
     } catch (error) {
       return this.#failed(task, error)
     }

@@ -1,5 +1,5 @@
 import { timingSafeEqual } from 'node:crypto'
-import { computeDigest, DEFAULT_TOLERANCE_SECONDS, SIGNATURE_PREFIX } from '../core/verify.js'
+import { computeDigest, DEFAULT_TOLERANCE_SECONDS, SIGNATURE_PREFIX } from '../core/verify-node.js'
 
 export type DiagnosisCode =
   | 'MISSING_SIGNATURE'
