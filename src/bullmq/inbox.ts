@@ -2,7 +2,7 @@ import type { Job, Queue, Worker } from 'bullmq'
 import { reportFailures, runAttempt } from '../core/attempt.js'
 import { backoffDelay } from '../core/backoff.js'
 import type { AnyEvent } from '../core/events.js'
-import type { AcceptOutcome, Inbox, InboxRuntime } from '../core/inbox.js'
+import { assertNotStarted, type AcceptOutcome, type Inbox, type InboxRuntime } from '../core/inbox.js'
 import { defaults } from '../core/options.js'
 import { errorSummary, type DeadLetterQuery, type EventOutcome } from '../core/outcome.js'
 import { AttemptFailed, HOLD_MS, isClientInstance, jobIdFor, loadBullmq, markSeen, toOutcome, type BullMQ, type JobData } from './jobs.js'
@@ -25,6 +25,8 @@ export type { DeadLetterQuery, EventOutcome, OutcomeState } from '../core/outcom
  * worker's jobs are taken back by BullMQ's stalled-job check once their lock expires.
  */
 export class BullmqInbox implements Inbox {
+  /** Events survive restarts; handlers are told apart by name. */
+  readonly durable = true
   readonly #options: ResolvedBullmqOptions
   readonly #ready: Promise<{ bullmq: BullMQ, queue: Queue<JobData> }>
   #bullmq: BullMQ | undefined
@@ -51,7 +53,7 @@ export class BullmqInbox implements Inbox {
   }
 
   async start (runtime: InboxRuntime): Promise<void> {
-    if (this.#runtime !== undefined) throw new Error('sir-webhooks: an inbox belongs to one receiver; create one per Webhooks instance')
+    assertNotStarted(this.#runtime !== undefined)
     this.#runtime = runtime
     const { bullmq, queue } = await this.#ready
     this.#bullmq = bullmq

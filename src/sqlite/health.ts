@@ -1,10 +1,5 @@
+import type { InboxHealth } from '../core/inbox.js'
 import { isBusy } from './group-commit.js'
-
-/** What `inbox.health()` answers: `degraded` while the inbox refuses deliveries it could not run. */
-export interface InboxHealth {
-  status: 'ok' | 'degraded'
-  reasons: string[]
-}
 
 /** The steps whose lasting failure means accepted events would never run. */
 export type HealthCheckedStep = 'claim' | 'outcome write'

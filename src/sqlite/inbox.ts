@@ -1,10 +1,10 @@
 import type BetterSqlite3 from 'better-sqlite3'
 import type { AnyEvent } from '../core/events.js'
-import type { AcceptOutcome, Inbox, InboxRuntime } from '../core/inbox.js'
+import { assertNotStarted, type AcceptOutcome, type Inbox, type InboxHealth, type InboxRuntime } from '../core/inbox.js'
 import { defaults } from '../core/options.js'
 import type { DeadLetterQuery, EventOutcome } from '../core/outcome.js'
 import { GroupCommit, type Batch } from './group-commit.js'
-import { HealthTracker, type InboxHealth } from './health.js'
+import { HealthTracker } from './health.js'
 import { openInboxFile } from './open.js'
 import { resolveSqliteOptions, type ResolvedSqliteOptions, type SqliteInboxOptions } from './options.js'
 import { isDeadOwnerOnThisHost, newOwner } from './owner.js'
@@ -12,7 +12,7 @@ import { EventRunner } from './runner.js'
 import type { EventRow, Statements } from './schema.js'
 
 export type { SqliteInboxOptions, StartupCheck } from './options.js'
-export type { InboxHealth } from './health.js'
+export type { InboxHealth } from '../core/inbox.js'
 export type { DeadLetterQuery, EventOutcome, OutcomeState } from '../core/outcome.js'
 
 export interface PurgeResult {
@@ -33,6 +33,8 @@ const ADMIN_WAIT_MS = 5_000
  * the same host.
  */
 export class SqliteInbox implements Inbox {
+  /** Events survive restarts; handlers are told apart by name. */
+  readonly durable = true
   readonly #options: ResolvedSqliteOptions
   readonly #owner = newOwner()
   readonly #health = new HealthTracker()
@@ -56,7 +58,7 @@ export class SqliteInbox implements Inbox {
   }
 
   start (runtime: InboxRuntime): void {
-    if (this.#runtime !== undefined) throw new Error('sir-webhooks: an inbox belongs to one receiver; create one per Webhooks instance')
+    assertNotStarted(this.#runtime !== undefined)
     const sql = this.#sql
     const writer = this.#writer
     if (sql === undefined || writer === undefined) throw new Error('sir-webhooks: this SQLite inbox was closed; create a new one')

@@ -1,7 +1,7 @@
 import { reportFailures, runAttempt } from '../core/attempt.js'
 import { backoffDelay } from '../core/backoff.js'
 import type { AnyEvent } from '../core/events.js'
-import { wakeOrTimeout } from '../core/grace.js'
+import { wakeOrTimeout } from '../core/timeouts.js'
 import type { InboxRuntime } from '../core/inbox.js'
 import { errorSummary } from '../core/outcome.js'
 import type { Batch, GroupCommit } from './group-commit.js'
