@@ -14,6 +14,8 @@ t.test('options are checked, and the message names the option', async (t) => {
   t.throws(() => bullmqInbox({ connection, queueName: 'a:b' }), { message: /"queueName" must be a non-empty string without ":"/ })
   t.throws(() => bullmqInbox({ connection, dedupeSeconds: 3600 }), { message: 'sir-webhooks: "dedupeSeconds" must be an integer of at least 604800, got 3600' })
   t.throws(() => bullmqInbox({ connection, acceptTimeoutMs: 0 }), { message: /"acceptTimeoutMs" must be a positive integer/ })
+  t.throws(() => bullmqInbox({ connection, lockDuration: 10_000 } as never), { name: 'WebhookOptionsError', message: 'sir-webhooks: bullmqInbox(options): unknown option "lockDuration"; did you mean "lockDurationMs"?' })
+  t.throws(() => bullmqInbox({ connection, stalledInterval: 5_000 } as never), { message: /unknown option "stalledInterval"; did you mean "stalledIntervalMs"\?/ })
 })
 
 t.test('event ids become valid BullMQ job ids', async (t) => {

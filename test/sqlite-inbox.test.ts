@@ -13,6 +13,13 @@ t.test('options are checked, and the message names the option', async (t) => {
   t.throws(() => sqliteInbox({ path: 'x.db', retentionSeconds: 0 }), { message: /"retentionSeconds" must be a positive integer/ })
 })
 
+t.test('issue 12: a misspelt option is refused, naming it and the nearest valid one', async (t) => {
+  const misspelt = { path: 'never-created.db', leaseMS: 5_000 } as never
+  t.throws(() => sqliteInbox(misspelt), { name: 'WebhookOptionsError', message: 'sir-webhooks: sqliteInbox(options): unknown option "leaseMS"; did you mean "leaseMs"?' })
+  t.throws(() => sqliteInbox({ path: 'never-created.db', acceptTimeout: 100 } as never), { message: /unknown option "acceptTimeout"; did you mean "acceptTimeoutMs"\?/ })
+  t.throws(() => sqliteInbox({ path: 'never-created.db', zzz: 1 } as never), { message: /unknown option "zzz"; valid options are "path", "leaseMs"/ })
+})
+
 t.test('the database is in WAL mode, so a committed accept is in the log before the 2xx', async (t) => {
   const path = join(tempDir(t), 'inbox.db')
   const inbox = sqliteInbox({ path })

@@ -1,5 +1,6 @@
 import type { ConnectionOptions } from 'bullmq'
 import { WebhookOptionsError } from '../core/errors.js'
+import { assertKnownOptions } from '../core/known-options.js'
 import { integer } from '../core/options.js'
 
 export interface BullmqInboxOptions {
@@ -40,10 +41,25 @@ export interface ResolvedBullmqOptions {
 
 export const MIN_DEDUPE_SECONDS = 7 * 24 * 60 * 60
 
+/** Every option name, as a record so that an option added to the interface must be listed here. */
+const OPTION_NAMES: Record<keyof BullmqInboxOptions, true> = {
+  connection: true,
+  queueName: true,
+  prefix: true,
+  acceptTimeoutMs: true,
+  lockDurationMs: true,
+  stalledIntervalMs: true,
+  maxStalledCount: true,
+  retentionSeconds: true,
+  dedupeSeconds: true,
+  deadLetterRetentionSeconds: true
+}
+
 export function resolveBullmqOptions (options: BullmqInboxOptions): ResolvedBullmqOptions {
   if (options === null || typeof options !== 'object') {
     throw new WebhookOptionsError('bullmqInbox(options): options must be an object with at least "connection"')
   }
+  assertKnownOptions(options, Object.keys(OPTION_NAMES), 'bullmqInbox(options)')
   if (options.connection === null || typeof options.connection !== 'object') {
     throw new WebhookOptionsError('"connection" must be ioredis options such as { host, port } or an ioredis instance')
   }

@@ -1,4 +1,5 @@
 import { WebhookOptionsError } from '../core/errors.js'
+import { assertKnownOptions } from '../core/known-options.js'
 import { integer } from '../core/options.js'
 
 export interface SqliteInboxOptions {
@@ -40,10 +41,23 @@ export interface ResolvedSqliteOptions {
   startupCheck: StartupCheck
 }
 
+/** Every option name, as a record so that an option added to the interface must be listed here. */
+const OPTION_NAMES: Record<keyof SqliteInboxOptions, true> = {
+  path: true,
+  leaseMs: true,
+  pollIntervalMs: true,
+  acceptTimeoutMs: true,
+  retentionSeconds: true,
+  deadLetterRetentionSeconds: true,
+  purgeIntervalMs: true,
+  startupCheck: true
+}
+
 export function resolveSqliteOptions (options: SqliteInboxOptions): ResolvedSqliteOptions {
   if (options === null || typeof options !== 'object') {
     throw new WebhookOptionsError('sqliteInbox(options): options must be an object with at least "path"')
   }
+  assertKnownOptions(options, Object.keys(OPTION_NAMES), 'sqliteInbox(options)')
   if (typeof options.path !== 'string' || options.path.length === 0) {
     throw new WebhookOptionsError('"path" must be the path of the inbox database file, such as "./sir-inbox.db"')
   }
