@@ -102,7 +102,7 @@ export class EventRunner {
   }
 
   renewLeases (): void {
-    if (this.#active.size === 0 || this.#stopped) return
+    if (this.#active.size === 0) return
     const { sql, options, owner } = this.#parts
     this.#parts.writer.write(() => sql.renewLeases.run({ owner, leaseUntil: this.#now() + options.leaseMs, running: this.runningIds() }), { durable: false, deadline: this.#deadline() })
       .catch((error: unknown) => { this.#parts.runtime.logger.error({ err: error }, 'the SQLite inbox could not renew its leases; another process may take its events over') })
@@ -122,14 +122,23 @@ export class EventRunner {
 
   #startAll (rows: EventRow[]): void {
     for (const row of rows) {
+      // Claimed as close() began: not started, so close() releases its lease.
+      if (this.#stopped) {
+        this.#settled(row)
+        continue
+      }
       this.#process(row)
         .catch((error: unknown) => this.#outcomeNotRecorded(row, error))
         .finally(() => {
-          this.#active.delete(row.id)
-          if (this.#active.size === 0) this.#whenIdle?.()
+          this.#settled(row)
           this.pump()
         })
     }
+  }
+
+  #settled (row: EventRow): void {
+    this.#active.delete(row.id)
+    if (this.#active.size === 0) this.#whenIdle?.()
   }
 
   /** A write for a handler step, with its failure logged and its health recorded. */
