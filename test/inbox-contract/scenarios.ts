@@ -166,7 +166,7 @@ export function runInboxContract (t: Test, store: InboxStore): void {
 
   t.test(`${store.name}: close answers 503 afterwards and accounts for unfinished events`, async (t) => {
     const place = await store.place(t)
-    const webhooks = receiver(place.inbox(), { closeGraceMs: 100 })
+    const webhooks = receiver(place.inbox(), { closeGraceMs: 100, retryAfterSeconds: 2 })
     const dead: DeadLetter[] = []
     let started = 0
     webhooks.on('action.completed', async (_evt, { signal }) => {
@@ -183,7 +183,7 @@ export function runInboxContract (t: Test, store: InboxStore): void {
     const after = await webhooks.receive(delivery(event('evt_after_close')))
     t.equal(after.status, 503)
     t.equal(after.code, 'CLOSING')
-    t.ok(after.headers['retry-after'], 'a 503 says when to retry')
+    t.equal(after.headers['retry-after'], '2', 'a 503 says when to retry')
     if (!store.durable) {
       t.match(dead, [{ reason: 'shutdown', event: { id: 'evt_close' } }], 'the memory inbox dead-letters what it cannot finish')
       return
