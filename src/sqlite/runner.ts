@@ -32,7 +32,14 @@ export interface RunnerParts {
  */
 export class EventRunner {
   readonly #parts: RunnerParts
+  /** Events this process holds: claimed, and their outcome not yet written. */
   readonly #active = new Set<string>()
+  /**
+   * Of those, the ones whose attempt has not ended: what `concurrency` counts. An
+   * event whose handlers are done frees its slot before its outcome is written,
+   * so the next claim shares that write's transaction.
+   */
+  #inAttempt = 0
   readonly #timers = new Set<NodeJS.Timeout>()
   #stopped = false
   /** stop() ran out of time: what still runs records nothing, since the file is about to close. */
@@ -75,19 +82,20 @@ export class EventRunner {
       return
     }
     const { sql, options, runtime, owner } = this.#parts
-    if (runtime.options.concurrency - this.#active.size <= 0) return
+    if (runtime.options.concurrency - this.#inAttempt <= 0) return
     this.#claiming = true
     this.#claimRan = false
     this.#write('claim', (batch) => {
       this.#claimRan = true
       // Counted when the transaction runs: handlers may have finished since it was asked for.
-      const free = runtime.options.concurrency - this.#active.size
+      const free = runtime.options.concurrency - this.#inAttempt
       if (free <= 0) return { rows: [], durable: batch.durable }
       const now = this.#now()
       const rows = sql.claim.all({ owner, now, leaseUntil: now + options.leaseMs, limit: free, running: this.runningIds() })
       return { rows, durable: batch.durable }
     }).then(({ rows, durable }) => {
       for (const row of rows) this.#active.add(row.id)
+      this.#inAttempt += rows.length
       // Rows claimed in the batch that accepted them start on the next turn, once
       // their 2xx is written; rows of an earlier batch start now.
       if (durable) setImmediate(() => { this.#startAll(rows) })
@@ -122,14 +130,23 @@ export class EventRunner {
 
   #startAll (rows: EventRow[]): void {
     for (const row of rows) {
+      let ended = false
+      const attemptEnded = (): void => {
+        if (ended) return
+        ended = true
+        this.#inAttempt--
+        this.pump()
+      }
       // Claimed as close() began: not started, so close() releases its lease.
       if (this.#stopped) {
+        attemptEnded()
         this.#settled(row)
         continue
       }
-      this.#process(row)
+      this.#process(row, attemptEnded)
         .catch((error: unknown) => this.#outcomeNotRecorded(row, error))
         .finally(() => {
+          attemptEnded()
           this.#settled(row)
           this.pump()
         })
@@ -162,11 +179,13 @@ export class EventRunner {
     return await this.#write('outcome write', () => sql.finish.run({ id: row.id, owner, now: this.#now(), ...fields }).changes)
   }
 
-  async #process (row: EventRow): Promise<void> {
+  /** `attemptEnded` frees the event's slot once no handler of it runs any more. */
+  async #process (row: EventRow, attemptEnded: () => void): Promise<void> {
     const { runtime, sql, owner } = this.#parts
     const event = JSON.parse(row.event) as AnyEvent
     const { retry } = runtime.options
     if (row.attempts > retry.attempts) {
+      attemptEnded()
       // Started as often as retries allow and never finished: the process died
       // each time. Running it again could crash the receiver forever.
       const error = new Error(`the receiver stopped during each of ${row.attempts - 1} attempts`)
@@ -175,6 +194,7 @@ export class EventRunner {
       return
     }
     const result = await runAttempt(runtime, event, row.received_at, row.attempts, JSON.parse(row.succeeded) as string[])
+    attemptEnded()
     // Shutdown cut this attempt short: its handlers were told to stop, and one that
     // returned since may have stopped half-way, so nothing of it is recorded. The
     // event stays pending: close() releases it if it settled in time (the file may
