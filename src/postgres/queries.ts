@@ -1,0 +1,109 @@
+import type { AnyEvent } from '../core/events.js'
+import type { EventOutcome, OutcomeState } from '../core/outcome.js'
+import { quoted } from './schema.js'
+
+/** An `events` row as the claim and the outcome queries return it (bigints come back as strings). */
+export interface EventRow {
+  id: string
+  type: string
+  event: AnyEvent
+  state: OutcomeState
+  received_at: string
+  last_error: string | null
+  finished_at: string | null
+  started: number
+}
+
+export interface ClaimedRow extends EventRow {
+  succeeded: string[]
+}
+
+/** The SQL of one inbox, for its schema. Parameters are numbered; every value is a parameter. */
+export interface Queries {
+  /** $1 ids, $2 types, $3 events (JSON text), $4 received_at: the ids actually inserted (the others were there already). */
+  acceptBatch: string
+  wakeChannel: string
+  countPending: string
+  /** $1 now: the oldest due event nobody holds, locked by this transaction. */
+  claim: string
+  /** Attempts started, counted on another connection in a simple (unparameterised) query: the id comes as an escaped literal. */
+  countAttempt (idLiteral: string): string
+  /** $1 id, $2 handler key, $3 now */
+  recordHandled: string
+  /** $1 id, $2 state, $3 now, $4 last error or null */
+  finish: string
+  /** $1 id, $2 next attempt at, $3 last error */
+  retryLater: string
+  /** $1 id */
+  outcome: string
+  /** $1 limit */
+  deadLetters: string
+  /** $1 id, $2 now, $3 channel */
+  redrive: string
+  /** $1 state, $2 before */
+  purge: string
+}
+
+const EVENT_COLUMNS = 'e.id, e.type, e.event, e.state, e.received_at, e.last_error, e.finished_at, coalesce(a.started, 0) AS started'
+
+export function queriesFor (schema: string): Queries {
+  const s = quoted(schema)
+  return {
+    acceptBatch: `
+      INSERT INTO ${s}.events (id, type, event, received_at, next_attempt_at)
+      SELECT id, type, event::jsonb, received_at, received_at
+      FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[]) AS batch (id, type, event, received_at)
+      ON CONFLICT (id) DO NOTHING
+      RETURNING id`,
+    wakeChannel: `${schema}_events`,
+    countPending: `SELECT count(*)::integer AS pending FROM ${s}.events WHERE state = 'pending'`,
+    // FOR NO KEY UPDATE, not FOR UPDATE: it excludes every other claim (and any
+    // UPDATE) just the same, but lets the attempt counter's foreign key check on
+    // another connection take its KEY SHARE lock on the row instead of waiting for
+    // this very transaction.
+    claim: `
+      SELECT ${EVENT_COLUMNS},
+        coalesce((SELECT array_agg(h.handler) FROM ${s}.handled h WHERE h.event_id = e.id), '{}') AS succeeded
+      FROM ${s}.events e LEFT JOIN ${s}.attempts a ON a.event_id = e.id
+      WHERE e.state = 'pending' AND e.next_attempt_at <= $1
+      ORDER BY e.next_attempt_at
+      LIMIT 1
+      FOR NO KEY UPDATE OF e SKIP LOCKED`,
+    countAttempt: (idLiteral) => `
+      INSERT INTO ${s}.attempts (event_id, started) VALUES (${idLiteral}, 1)
+      ON CONFLICT (event_id) DO UPDATE SET started = ${s}.attempts.started + 1`,
+    recordHandled: `INSERT INTO ${s}.handled (event_id, handler, handled_at) VALUES ($1, $2, $3)`,
+    finish: `UPDATE ${s}.events SET state = $2, finished_at = $3, last_error = coalesce($4, last_error) WHERE id = $1`,
+    retryLater: `UPDATE ${s}.events SET next_attempt_at = $2, last_error = $3 WHERE id = $1`,
+    outcome: `SELECT ${EVENT_COLUMNS} FROM ${s}.events e LEFT JOIN ${s}.attempts a ON a.event_id = e.id WHERE e.id = $1`,
+    deadLetters: `
+      SELECT ${EVENT_COLUMNS} FROM ${s}.events e LEFT JOIN ${s}.attempts a ON a.event_id = e.id
+      WHERE e.state = 'dead' ORDER BY e.finished_at, e.id LIMIT $1`,
+    // One statement: the event is pending again, its attempts start from 0, and
+    // every instance is woken, or none of it happened. Handlers that succeeded
+    // keep their record and are not run again.
+    redrive: `
+      WITH revived AS (
+        UPDATE ${s}.events SET state = 'pending', next_attempt_at = $2, finished_at = NULL
+        WHERE id = $1 AND state = 'dead' RETURNING id
+      ), reset AS (
+        UPDATE ${s}.attempts SET started = 0 WHERE event_id IN (SELECT id FROM revived)
+      )
+      SELECT id, pg_notify($3, '') FROM revived`,
+    purge: `DELETE FROM ${s}.events WHERE state = $1 AND finished_at < $2`
+  }
+}
+
+export function toOutcome (row: EventRow): EventOutcome {
+  const outcome: EventOutcome = {
+    id: row.id,
+    type: row.type,
+    state: row.state,
+    receivedAt: new Date(Number(row.received_at)),
+    attempts: row.started,
+    event: row.event
+  }
+  if (row.last_error !== null) outcome.lastError = row.last_error
+  if (row.finished_at !== null) outcome.finishedAt = new Date(Number(row.finished_at))
+  return outcome
+}
