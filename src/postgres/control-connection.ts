@@ -2,6 +2,7 @@ import type { Client } from 'pg'
 import type { WebhookLogger } from '../core/logger.js'
 
 const RECONNECT_MS = 1_000
+const COUNT_LOCK_TIMEOUT_MS = 1_000
 
 /**
  * The inbox's one connection outside the pool. It LISTENs for the wake-ups that
@@ -16,14 +17,18 @@ export class ControlConnection {
   readonly #channel: string
   readonly #onWake: () => void
   readonly #logger: WebhookLogger
+  readonly #countStatement: (idLiterals: string[]) => string
+  readonly #counts: Array<{ id: string, resolve: () => void, reject: (error: unknown) => void }> = []
+  #counting = false
   #client: Client | undefined
   #connecting: Promise<void> | undefined
   #reconnectTimer: NodeJS.Timeout | undefined
   #closed = false
   #lastError: unknown
 
-  constructor (makeClient: () => Client, channel: string, onWake: () => void, logger: WebhookLogger) {
+  constructor (makeClient: () => Client, channel: string, countStatement: (idLiterals: string[]) => string, onWake: () => void, logger: WebhookLogger) {
     this.#makeClient = makeClient
+    this.#countStatement = countStatement
     this.#channel = channel
     this.#onWake = onWake
     this.#logger = logger
@@ -45,16 +50,39 @@ export class ControlConnection {
   }
 
   /**
-   * Adds one to the event's attempts. Committed without waiting for the WAL flush:
-   * a server crash may forget an attempt, which only costs one more try; a
-   * process crash loses nothing, and the fsync would cost every event.
+   * Adds one to the event's attempts. Counts asked for while one is being written
+   * go together in the next statement: one client runs one query at a time.
+   * Committed without waiting for the WAL flush: a server crash may forget an
+   * attempt, which costs one more try; a process crash loses nothing, and the
+   * fsync would cost every event.
    */
-  async countAttempt (statement: (idLiteral: string) => string, id: string): Promise<void> {
-    const client = this.#client
-    if (client === undefined) throw new Error('the inbox lost its control connection; the attempt cannot be counted yet')
-    // Two statements in one simple query run as one implicit transaction, which
-    // SET LOCAL applies to; an error rolls it back and leaves the session clean.
-    await client.query(`SET LOCAL synchronous_commit TO off; ${statement(client.escapeLiteral(id))}`)
+  async countAttempt (id: string): Promise<void> {
+    return await new Promise((resolve, reject) => {
+      this.#counts.push({ id, resolve, reject })
+      if (!this.#counting) void this.#writeCounts()
+    })
+  }
+
+  async #writeCounts (): Promise<void> {
+    this.#counting = true
+    while (this.#counts.length > 0) {
+      const batch = this.#counts.splice(0)
+      const client = this.#client
+      try {
+        if (client === undefined) throw new Error('the inbox lost its control connection; the attempt cannot be counted yet')
+        const ids = batch.map(({ id }) => client.escapeLiteral(id))
+        // Statements in one simple query run as one implicit transaction, which SET
+        // LOCAL applies to; an error rolls it back and leaves the session clean. The
+        // lock timeout breaks a wait the server cannot see as a deadlock: the workers
+        // wait for this count while holding their claims, and a LOCK TABLE queued
+        // behind those claims (a migration, VACUUM FULL) would block the count forever.
+        await client.query(`SET LOCAL synchronous_commit TO off; SET LOCAL lock_timeout TO ${COUNT_LOCK_TIMEOUT_MS}; ${this.#countStatement(ids)}`)
+        for (const waiting of batch) waiting.resolve()
+      } catch (error) {
+        for (const waiting of batch) waiting.reject(error)
+      }
+    }
+    this.#counting = false
   }
 
   async close (): Promise<void> {

@@ -97,6 +97,7 @@ export class GroupCommit {
       if (!committing) {
         late = true
         answerAll(() => 'unavailable')
+        this.#events.failed(new Error(`the batch was not committed within acceptTimeoutMs (${this.#options.acceptTimeoutMs} ms)`), batch.length, false)
         return
       }
       // The COMMIT is on its way: its answer decides. Only a store that does not

@@ -95,8 +95,9 @@ export class PostgresInbox implements Inbox<PostgresHandlerExtra> {
       runtime.logger.warn({ poolMax, concurrency, handlersAtOnce: slots }, `the pg pool is too small for "concurrency": the Postgres inbox runs ${slots} events at once, leaving ${MAX_IN_FLIGHT} clients for accepts; give the pool max: concurrency + ${MAX_IN_FLIGHT + 1}`)
     }
     const control = new ControlConnection(
-      () => new pg.Client(options.connectionString !== undefined ? { connectionString: options.connectionString } : pool.options),
-      this.#sql.wakeChannel, () => { this.#wake() }, runtime.logger)
+      // Named, so that an operator can tell it in pg_stat_activity.
+      () => new pg.Client({ ...(options.connectionString !== undefined ? { connectionString: options.connectionString } : pool.options), application_name: `sir-webhooks control ${options.schema}` }),
+      this.#sql.wakeChannel, this.#sql.countAttempts, () => { this.#wake() }, runtime.logger)
     const accepts = new GroupCommit(pool, this.#sql, options, {
       committed: (inserted) => {
         this.#pending += inserted
@@ -116,7 +117,7 @@ export class PostgresInbox implements Inbox<PostgresHandlerExtra> {
       pool,
       slots,
       now: () => this.#now(),
-      countAttempt: async (id) => { await control.countAttempt(this.#sql.countAttempt, id) },
+      countAttempt: async (id) => { await control.countAttempt(id) },
       failed: (error) => {
         this.#failed(error)
         runtime.logger.error({ err: error }, 'the Postgres inbox could not claim an event or record its outcome; nothing of that attempt is kept and the event runs again')

@@ -26,8 +26,8 @@ export interface Queries {
   countPending: string
   /** $1 now: the oldest due event nobody holds, locked by this transaction. */
   claim: string
-  /** Attempts started, counted on another connection in a simple (unparameterised) query: the id comes as an escaped literal. */
-  countAttempt (idLiteral: string): string
+  /** Attempts started, counted on another connection in a simple (unparameterised) query: the ids come as escaped literals. */
+  countAttempts (idLiterals: string[]): string
   /** $1 id, $2 handler key, $3 now */
   recordHandled: string
   /** $1 id, $2 state, $3 now, $4 last error or null */
@@ -69,8 +69,8 @@ export function queriesFor (schema: string): Queries {
       ORDER BY e.next_attempt_at
       LIMIT 1
       FOR NO KEY UPDATE OF e SKIP LOCKED`,
-    countAttempt: (idLiteral) => `
-      INSERT INTO ${s}.attempts (event_id, started) VALUES (${idLiteral}, 1)
+    countAttempts: (idLiterals) => `
+      INSERT INTO ${s}.attempts (event_id, started) VALUES ${idLiterals.map((id) => `(${id}, 1)`).join(', ')}
       ON CONFLICT (event_id) DO UPDATE SET started = ${s}.attempts.started + 1`,
     recordHandled: `INSERT INTO ${s}.handled (event_id, handler, handled_at) VALUES ($1, $2, $3)`,
     finish: `UPDATE ${s}.events SET state = $2, finished_at = $3, last_error = coalesce($4, last_error) WHERE id = $1`,
