@@ -22,7 +22,7 @@ t.test('postgresInbox options are checked at construction, each message naming i
   refused({ connectionString, groupCommitMs: 200 }, /"groupCommitMs" must be at most 50/)
   refused({ connectionString, pollIntervalMs: 1 }, /"pollIntervalMs" must be an integer of at least 10/)
   refused({ connectionString, retentionSeconds: -1 }, /"retentionSeconds" must be a positive integer/)
-  refused({ connectionString, acceptTimeout: 100 }, /unknown option "acceptTimeout"/)
+  refused({ connectionString, acceptTimeout: 100 }, /unknown option "acceptTimeout"; did you mean "acceptTimeoutMs"\?/)
   t.ok(postgresInbox({ connectionString }), 'a connection string alone is enough')
 })
 
@@ -44,7 +44,7 @@ if (postgres.url === undefined) {
   t.teardown(() => admin.end())
 
   /** A receiver on a Postgres inbox, closed when the test ends. */
-  const receiverOn = (t: Test, inbox: PostgresInbox, options: Partial<WebhooksOptions> = {}): Webhooks<PostgresInbox> & { log: ReturnType<typeof captureLogger>['entries'] } => {
+  const receiverOn = (t: Test, inbox: PostgresInbox, options: Partial<WebhooksOptions<PostgresInbox>> = {}): Webhooks<PostgresInbox> & { log: ReturnType<typeof captureLogger>['entries'] } => {
     const logger = captureLogger()
     const webhooks = new Webhooks({ secret: SECRET, retry: { attempts: 5, minDelayMs: 5, maxDelayMs: 20 }, closeGraceMs: 2_000, logger, inbox, ...options })
     t.teardown(() => webhooks.close())

@@ -1,7 +1,7 @@
 import type PgModule from 'pg'
 import type { Pool } from 'pg'
 import type { AnyEvent } from '../core/events.js'
-import { wakeOrTimeout } from '../core/grace.js'
+import { wakeOrTimeout } from '../core/timeouts.js'
 import { assertNotStarted, type AcceptOutcome, type Inbox, type InboxHealth, type InboxRuntime } from '../core/inbox.js'
 import { defaults } from '../core/options.js'
 import type { DeadLetterQuery, EventOutcome } from '../core/outcome.js'

@@ -1,5 +1,6 @@
 import type { Pool } from 'pg'
 import { WebhookOptionsError } from '../core/errors.js'
+import { assertKnownOptions } from '../core/known-options.js'
 import { integer } from '../core/options.js'
 
 export interface PostgresInboxOptions {
@@ -53,17 +54,11 @@ function isPool (value: unknown): value is Pool {
   return value !== null && typeof value === 'object' && typeof (value as Pool).connect === 'function' && typeof (value as Pool).query === 'function'
 }
 
-function refuseUnknown (options: object): void {
-  const known: readonly string[] = knownPostgresOptions
-  const unknown = Object.keys(options).find((name) => !known.includes(name))
-  if (unknown !== undefined) throw new WebhookOptionsError(`postgresInbox(options): unknown option "${unknown}"; the options are ${known.join(', ')}`)
-}
-
 export function resolvePostgresOptions (options: PostgresInboxOptions): ResolvedPostgresOptions {
   if (options === null || typeof options !== 'object') {
     throw new WebhookOptionsError('postgresInbox(options): options must be an object with "pool" or "connectionString"')
   }
-  refuseUnknown(options)
+  assertKnownOptions(options, knownPostgresOptions, 'postgresInbox(options)')
   const { pool, connectionString } = options
   if ((pool === undefined) === (connectionString === undefined)) {
     throw new WebhookOptionsError('postgresInbox(options): give exactly one of "pool" (a pg Pool) and "connectionString"')

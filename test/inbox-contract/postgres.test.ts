@@ -1,7 +1,7 @@
 import t from 'tap'
-import { postgresInbox } from '../src/postgres/inbox.js'
-import { freshSchema, postgresForTests } from './helpers/postgres.js'
-import { runInboxContract } from './inbox-contract/scenarios.js'
+import { postgresInbox } from '../../src/postgres/inbox.js'
+import { freshSchema, postgresForTests } from '../helpers/postgres.js'
+import { runInboxContract } from './scenarios.js'
 
 const postgres = await postgresForTests(t)
 if (postgres.url === undefined) {
