@@ -1,3 +1,4 @@
+import { Kysely, PostgresDialect } from 'kysely'
 import pg from 'pg'
 import t, { type Test } from 'tap'
 import { Webhooks, type WebhooksOptions } from '../src/index.js'
@@ -85,6 +86,24 @@ if (postgres.url === undefined) {
     const outcome = await webhooks.inbox.outcome('evt_flaky')
     t.equal(outcome?.attempts, 4)
     t.match(outcome?.lastError, /flaky: Error: flaky failure 3/)
+  })
+
+  t.test('Kysely on `transaction` (as docs/deployment.md shows it) writes in the inbox\'s transaction', async (t) => {
+    const schema = freshSchema()
+    const table = await userTable(t, schema)
+    const webhooks = receiverOn(t, postgresInbox({ connectionString: url, schema }))
+    let attempts = 0
+    webhooks.on('action.completed', async function viaKysely (evt, { transaction }) {
+      attempts++
+      const client = { query: transaction.query.bind(transaction), release () {} }
+      const db = new Kysely<Record<string, { event_id: string, handler: string }>>({ dialect: new PostgresDialect({ pool: { connect: async () => client, end: async () => {}, options: {} } }) })
+      await db.insertInto(table).values({ event_id: evt.id, handler: 'kysely' }).execute()
+      if (attempts === 1) throw new Error('after the insert')
+    })
+    await webhooks.receive(delivery(event('evt_kysely')))
+    await until(async () => (await webhooks.inbox.outcome('evt_kysely'))?.state === 'done', 'the event to be done')
+    t.equal(attempts, 2)
+    t.same(await rowsFor(table, 'evt_kysely'), ['kysely'], 'the first attempt\'s row was rolled back with it')
   })
 
   t.test('a handler that swallows a failed query has failed: its transaction cannot commit, so it is retried', async (t) => {
