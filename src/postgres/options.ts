@@ -50,6 +50,17 @@ export const knownPostgresOptions = [
  */
 const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,49}$/
 
+export const DEFAULT_SCHEMA = 'sir_webhooks'
+
+/** The schema option checked, or the default. */
+export function schemaName (value: unknown): string {
+  const schema = value ?? DEFAULT_SCHEMA
+  if (typeof schema !== 'string' || !SCHEMA_NAME.test(schema)) {
+    throw new WebhookOptionsError(`"schema" must be a lower-case SQL name of at most 50 characters (letters, digits, _), such as "${DEFAULT_SCHEMA}"`)
+  }
+  return schema
+}
+
 function isPool (value: unknown): value is Pool {
   return value !== null && typeof value === 'object' && typeof (value as Pool).connect === 'function' && typeof (value as Pool).query === 'function'
 }
@@ -67,10 +78,7 @@ export function resolvePostgresOptions (options: PostgresInboxOptions): Resolved
   if (connectionString !== undefined && (typeof connectionString !== 'string' || connectionString.length === 0)) {
     throw new WebhookOptionsError('"connectionString" must be a non-empty string such as "postgres://user@host/db"')
   }
-  const schema = options.schema ?? 'sir_webhooks'
-  if (typeof schema !== 'string' || !SCHEMA_NAME.test(schema)) {
-    throw new WebhookOptionsError('"schema" must be a lower-case SQL name of at most 50 characters (letters, digits, _), such as "sir_webhooks"')
-  }
+  const schema = schemaName(options.schema)
   if (options.migrate !== undefined && typeof options.migrate !== 'boolean') throw new WebhookOptionsError('"migrate" must be true or false')
   const optional = (name: string, value: unknown): number | undefined => value === undefined ? undefined : integer(name, value, 0, 1)
   const groupCommitMs = integer('groupCommitMs', options.groupCommitMs, 1, 0)
