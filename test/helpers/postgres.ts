@@ -58,8 +58,15 @@ export async function postgresForTests (t: Teardown): Promise<PostgresForTests> 
   }
   const { stop } = cluster
   t.teardown(stop)
-  // Also when the test process dies early: no server or folder is left behind.
+  // Also when the test process ends early (tap's timeout sends SIGTERM): no server
+  // or folder is left behind. pg_ctl detaches the server, so nothing else stops it.
   process.once('exit', stop)
+  for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+    process.once(signal, () => {
+      stop()
+      process.exit(128 + (signal === 'SIGTERM' ? 15 : 2))
+    })
+  }
   return { url: cluster.url }
 }
 
