@@ -19,6 +19,7 @@ t.test('postgresInbox options are checked at construction, each message naming i
   refused({ connectionString: '' }, /"connectionString" must be a non-empty string/)
   refused({ connectionString, schema: 'Bad-Name' }, /"schema" must be a lower-case SQL name/)
   refused({ connectionString, migrate: 'yes' }, /"migrate" must be true or false/)
+  refused({ connectionString, handlerSynchronousCommit: 1 }, /"handlerSynchronousCommit" must be true or false/)
   refused({ connectionString, acceptTimeoutMs: 0 }, /"acceptTimeoutMs" must be a positive integer, got 0/)
   refused({ connectionString, groupCommitMs: 200 }, /"groupCommitMs" must be at most 50/)
   refused({ connectionString, pollIntervalMs: 1 }, /"pollIntervalMs" must be an integer of at least 10/)
@@ -104,6 +105,21 @@ if (postgres.url === undefined) {
     await until(async () => (await webhooks.inbox.outcome('evt_kysely'))?.state === 'done', 'the event to be done')
     t.equal(attempts, 2)
     t.same(await rowsFor(table, 'evt_kysely'), ['kysely'], 'the first attempt\'s row was rolled back with it')
+  })
+
+  t.test('handler transactions skip the WAL flush unless handlerSynchronousCommit is set', async (t) => {
+    const settings: string[] = []
+    for (const handlerSynchronousCommit of [false, true]) {
+      const schema = freshSchema()
+      t.teardown(() => admin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`))
+      const webhooks = receiverOn(t, postgresInbox({ connectionString: url, schema, handlerSynchronousCommit }))
+      webhooks.on('action.completed', async function readSetting (_evt, { transaction }) {
+        settings.push((await transaction.query<{ synchronous_commit: string }>('SHOW synchronous_commit')).rows[0]!.synchronous_commit)
+      })
+      await webhooks.receive(delivery(event('evt_setting')))
+      await until(() => settings.length === (handlerSynchronousCommit ? 2 : 1), 'the handler')
+    }
+    t.same(settings, ['off', 'on'])
   })
 
   t.test('a handler that swallows a failed query has failed: its transaction cannot commit, so it is retried', async (t) => {

@@ -73,7 +73,7 @@ export class PostgresInbox implements Inbox<PostgresHandlerExtra> {
 
   constructor (options: PostgresInboxOptions) {
     this.#options = resolvePostgresOptions(options)
-    this.#sql = queriesFor(this.#options.schema)
+    this.#sql = queriesFor(this.#options.schema, this.#options.handlerSynchronousCommit)
   }
 
   async start (runtime: InboxRuntime<PostgresHandlerExtra>): Promise<void> {

@@ -24,6 +24,13 @@ export interface PostgresInboxOptions {
   deadLetterRetentionSeconds?: number
   /** How often old events are purged. Default 3 600 000 (an hour). */
   purgeIntervalMs?: number
+  /**
+   * Wait for the WAL flush when an event's transaction commits. Off by default: a
+   * server crash right after such a commit loses the handlers' writes and the
+   * event's "done" together, so the event runs again and its effects are still
+   * there once. On: every event costs an fsync. Accepts always wait for it.
+   */
+  handlerSynchronousCommit?: boolean
 }
 
 export interface ResolvedPostgresOptions {
@@ -37,11 +44,12 @@ export interface ResolvedPostgresOptions {
   retentionSeconds: number | undefined
   deadLetterRetentionSeconds: number | undefined
   purgeIntervalMs: number
+  handlerSynchronousCommit: boolean
 }
 
 export const knownPostgresOptions = [
   'pool', 'connectionString', 'schema', 'migrate', 'acceptTimeoutMs', 'groupCommitMs',
-  'pollIntervalMs', 'retentionSeconds', 'deadLetterRetentionSeconds', 'purgeIntervalMs'
+  'pollIntervalMs', 'retentionSeconds', 'deadLetterRetentionSeconds', 'purgeIntervalMs', 'handlerSynchronousCommit'
 ] as const
 
 /**
@@ -79,7 +87,9 @@ export function resolvePostgresOptions (options: PostgresInboxOptions): Resolved
     throw new WebhookOptionsError('"connectionString" must be a non-empty string such as "postgres://user@host/db"')
   }
   const schema = schemaName(options.schema)
-  if (options.migrate !== undefined && typeof options.migrate !== 'boolean') throw new WebhookOptionsError('"migrate" must be true or false')
+  for (const name of ['migrate', 'handlerSynchronousCommit'] as const) {
+    if (options[name] !== undefined && typeof options[name] !== 'boolean') throw new WebhookOptionsError(`"${name}" must be true or false`)
+  }
   const optional = (name: string, value: unknown): number | undefined => value === undefined ? undefined : integer(name, value, 0, 1)
   const groupCommitMs = integer('groupCommitMs', options.groupCommitMs, 1, 0)
   // A longer wait only adds latency: a batch also fills while the previous one commits.
@@ -94,6 +104,7 @@ export function resolvePostgresOptions (options: PostgresInboxOptions): Resolved
     pollIntervalMs: integer('pollIntervalMs', options.pollIntervalMs, 1_000, 10),
     retentionSeconds: optional('retentionSeconds', options.retentionSeconds),
     deadLetterRetentionSeconds: optional('deadLetterRetentionSeconds', options.deadLetterRetentionSeconds),
-    purgeIntervalMs: integer('purgeIntervalMs', options.purgeIntervalMs, 3_600_000, 1_000)
+    purgeIntervalMs: integer('purgeIntervalMs', options.purgeIntervalMs, 3_600_000, 1_000),
+    handlerSynchronousCommit: options.handlerSynchronousCommit ?? false
   }
 }

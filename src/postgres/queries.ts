@@ -18,22 +18,33 @@ export interface ClaimedRow extends EventRow {
   succeeded: string[]
 }
 
-/** The SQL of one inbox, for its schema. Parameters are numbered; every value is a parameter. */
+/** A value as an SQL literal: `client.escapeLiteral` for text, an integer for numbers, NULL for null. */
+export type Literal = (value: string | number | null) => string
+
+/**
+ * The SQL of one inbox, for its schema. Most take numbered parameters. The
+ * worker's statements are simple queries of several statements each, one round
+ * trip where parameters would need one per statement: their values come in as
+ * literals, escaped by the client (`Literal`).
+ */
 export interface Queries {
   /** $1 ids, $2 types, $3 events (JSON text), $4 received_at: the ids actually inserted (the others were there already). */
   acceptBatch: string
   wakeChannel: string
   countPending: string
-  /** $1 now: the oldest due event nobody holds, locked by this transaction. */
-  claim: string
+  /**
+   * Opens the worker's transaction, claims in it the oldest due event nobody
+   * holds, and opens the savepoint for its first handler.
+   */
+  beginAndClaim (now: number): string
   /** Attempts started, counted on another connection in a simple (unparameterised) query: the ids come as escaped literals. */
   countAttempts (idLiterals: string[]): string
-  /** $1 id, $2 handler key, $3 now */
-  recordHandled: string
-  /** $1 id, $2 state, $3 now, $4 last error or null */
-  finish: string
-  /** $1 id, $2 next attempt at, $3 last error */
-  retryLater: string
+  /** A handler succeeded: its record, in its savepoint, which is then released. */
+  recordHandled (literal: Literal, id: string, handler: string, now: number): string
+  /** The event is done or dead, and the transaction commits. */
+  finishAndCommit (literal: Literal, id: string, state: 'done' | 'dead', now: number, lastError: string | null): string
+  /** The event runs again at `nextAttemptAt`, and the transaction commits. */
+  retryLaterAndCommit (literal: Literal, id: string, nextAttemptAt: number, lastError: string): string
   /** $1 id */
   outcome: string
   /** $1 limit */
@@ -46,8 +57,14 @@ export interface Queries {
 
 const EVENT_COLUMNS = 'e.id, e.type, e.event, e.state, e.received_at, e.last_error, e.finished_at, coalesce(a.started, 0) AS started'
 
-export function queriesFor (schema: string): Queries {
+export function queriesFor (schema: string, handlerSynchronousCommit: boolean): Queries {
   const s = quoted(schema)
+  // An event's transaction commits without waiting for the WAL flush unless asked
+  // to: should the server crash before the flush, the handlers' writes, their
+  // success records and the event's state are lost together, so the event is
+  // pending again and runs again, still once in effect. The accept, which no
+  // retry could bring back, always waits for the flush.
+  const begin = handlerSynchronousCommit ? 'BEGIN' : 'BEGIN; SET LOCAL synchronous_commit TO off'
   return {
     acceptBatch: `
       INSERT INTO ${s}.events (id, type, event, received_at, next_attempt_at)
@@ -61,20 +78,29 @@ export function queriesFor (schema: string): Queries {
     // UPDATE) just the same, but lets the attempt counter's foreign key check on
     // another connection take its KEY SHARE lock on the row instead of waiting for
     // this very transaction.
-    claim: `
+    beginAndClaim: (now) => `
+      ${begin};
       SELECT ${EVENT_COLUMNS},
         coalesce((SELECT array_agg(h.handler) FROM ${s}.handled h WHERE h.event_id = e.id), '{}') AS succeeded
       FROM ${s}.events e LEFT JOIN ${s}.attempts a ON a.event_id = e.id
-      WHERE e.state = 'pending' AND e.next_attempt_at <= $1
+      WHERE e.state = 'pending' AND e.next_attempt_at <= ${integer(now)}
       ORDER BY e.next_attempt_at
       LIMIT 1
-      FOR NO KEY UPDATE OF e SKIP LOCKED`,
+      FOR NO KEY UPDATE OF e SKIP LOCKED;
+      SAVEPOINT sir_handler`,
     countAttempts: (idLiterals) => `
       INSERT INTO ${s}.attempts (event_id, started) VALUES ${idLiterals.map((id) => `(${id}, 1)`).join(', ')}
       ON CONFLICT (event_id) DO UPDATE SET started = ${s}.attempts.started + 1`,
-    recordHandled: `INSERT INTO ${s}.handled (event_id, handler, handled_at) VALUES ($1, $2, $3)`,
-    finish: `UPDATE ${s}.events SET state = $2, finished_at = $3, last_error = coalesce($4, last_error) WHERE id = $1`,
-    retryLater: `UPDATE ${s}.events SET next_attempt_at = $2, last_error = $3 WHERE id = $1`,
+    recordHandled: (literal, id, handler, now) => `
+      INSERT INTO ${s}.handled (event_id, handler, handled_at) VALUES (${literal(id)}, ${literal(handler)}, ${literal(now)});
+      RELEASE SAVEPOINT sir_handler`,
+    finishAndCommit: (literal, id, state, now, lastError) => `
+      UPDATE ${s}.events SET state = ${literal(state)}, finished_at = ${literal(now)}, last_error = coalesce(${literal(lastError)}, last_error)
+      WHERE id = ${literal(id)};
+      COMMIT`,
+    retryLaterAndCommit: (literal, id, nextAttemptAt, lastError) => `
+      UPDATE ${s}.events SET next_attempt_at = ${literal(nextAttemptAt)}, last_error = ${literal(lastError)} WHERE id = ${literal(id)};
+      COMMIT`,
     outcome: `SELECT ${EVENT_COLUMNS} FROM ${s}.events e LEFT JOIN ${s}.attempts a ON a.event_id = e.id WHERE e.id = $1`,
     deadLetters: `
       SELECT ${EVENT_COLUMNS} FROM ${s}.events e LEFT JOIN ${s}.attempts a ON a.event_id = e.id
@@ -92,6 +118,17 @@ export function queriesFor (schema: string): Queries {
       SELECT id, pg_notify($3, '') FROM revived`,
     purge: `DELETE FROM ${s}.events WHERE state = $1 AND finished_at < $2`
   }
+}
+
+/** Times are whole milliseconds; a fractional clock reading is cut, anything else is refused. */
+function integer (value: number): string {
+  if (!Number.isFinite(value)) throw new TypeError(`sir-webhooks: expected a number for SQL, got ${value}`)
+  return String(Math.floor(value))
+}
+
+/** Literals for the worker's simple queries: text escaped by the client, integers checked. */
+export function literalsOf (escapeText: (text: string) => string): Literal {
+  return (value) => value === null ? 'NULL' : typeof value === 'number' ? integer(value) : escapeText(value)
 }
 
 export function toOutcome (row: EventRow): EventOutcome {

@@ -3,7 +3,7 @@ import { keyedHandlers, reportFailures, type AttemptFailure } from '../core/atte
 import { backoffDelay } from '../core/backoff.js'
 import type { InboxRuntime } from '../core/inbox.js'
 import { errorSummary } from '../core/outcome.js'
-import type { ClaimedRow, Queries } from './queries.js'
+import { literalsOf, type ClaimedRow, type Queries } from './queries.js'
 
 /** What a handler's context gains from the Postgres inbox. */
 export interface PostgresHandlerExtra {
@@ -38,6 +38,7 @@ export type RunEnd = { retryInMs?: number }
 export async function runClaimedEvent (env: RunEnvironment, client: PoolClient, row: ClaimedRow): Promise<RunEnd> {
   const { runtime, sql } = env
   const { event } = row
+  const literal = literalsOf((text) => client.escapeLiteral(text))
   const receivedAt = Number(row.received_at)
   const attempt = row.started + 1
   const { retry } = runtime.options
@@ -45,25 +46,27 @@ export async function runClaimedEvent (env: RunEnvironment, client: PoolClient, 
     // Started as often as retries allow and never finished: the process died (or
     // its connection did) each time. Running it again could crash the receiver forever.
     const error = new Error(`the receiver stopped during each of ${row.started} attempts`)
-    await client.query(sql.finish, [row.id, 'dead', env.now(), errorSummary(error)])
-    await client.query('COMMIT')
+    await client.query(sql.finishAndCommit(literal, row.id, 'dead', env.now(), errorSummary(error)))
     await runtime.deadLetter({ event, reason: 'handler_failed', error, attempts: row.started, receivedAt: new Date(receivedAt) })
     return {}
   }
   await env.countAttempt(row.id)
   const done = new Set(row.succeeded)
   const failures: AttemptFailure[] = []
+  // The claim opened the first savepoint; a success releases it, a failure rolls back to it and keeps it.
+  let savepoint = true
   for (const keyed of keyedHandlers(runtime.handlersFor(event.type))) {
     if (done.has(keyed.key) || runtime.signal.aborted) continue
-    await client.query('SAVEPOINT sir_handler')
+    if (!savepoint) await client.query('SAVEPOINT sir_handler')
     try {
       await runtime.runHandler({ event, handler: keyed.handler, attempt, receivedAt }, { transaction: client } satisfies PostgresHandlerExtra)
-      await client.query(sql.recordHandled, [row.id, keyed.key, env.now()])
-      await client.query('RELEASE SAVEPOINT sir_handler')
+      await client.query(sql.recordHandled(literal, row.id, keyed.key, env.now()))
+      savepoint = false
       done.add(keyed.key)
     } catch (error) {
       // Throws in turn when the handler ended the transaction itself: the attempt is lost.
       await client.query('ROLLBACK TO SAVEPOINT sir_handler')
+      savepoint = true
       failures.push({ ...keyed, error })
     }
   }
@@ -75,20 +78,17 @@ export async function runClaimedEvent (env: RunEnvironment, client: PoolClient, 
   }
   const last = failures.at(-1)
   if (last === undefined) {
-    await client.query(sql.finish, [row.id, 'done', env.now(), null])
-    await client.query('COMMIT')
+    await client.query(sql.finishAndCommit(literal, row.id, 'done', env.now(), null))
     return {}
   }
   const lastError = `${last.key}: ${errorSummary(last.error)}`
   if (attempt < retry.attempts) {
     const retryInMs = backoffDelay(attempt, retry)
-    await client.query(sql.retryLater, [row.id, env.now() + retryInMs, lastError])
-    await client.query('COMMIT')
+    await client.query(sql.retryLaterAndCommit(literal, row.id, env.now() + retryInMs, lastError))
     await reportFailures(runtime, event, receivedAt, attempt, failures, retryInMs)
     return { retryInMs }
   }
-  await client.query(sql.finish, [row.id, 'dead', env.now(), lastError])
-  await client.query('COMMIT')
+  await client.query(sql.finishAndCommit(literal, row.id, 'dead', env.now(), lastError))
   await reportFailures(runtime, event, receivedAt, attempt, failures, undefined)
   return {}
 }

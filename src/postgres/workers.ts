@@ -1,4 +1,4 @@
-import type { Pool, PoolClient } from 'pg'
+import type { Pool, PoolClient, QueryResult } from 'pg'
 import type { ClaimedRow } from './queries.js'
 import { runClaimedEvent, type RunEnvironment } from './run-event.js'
 
@@ -125,9 +125,9 @@ export class Workers {
   }
 
   async #claim (client: PoolClient): Promise<ClaimedRow | undefined> {
-    await client.query('BEGIN')
-    const { rows } = await client.query<ClaimedRow>(this.#env.sql.claim, [this.#env.now()])
-    const row = rows[0]
+    // Several statements in one query: pg answers with one result per statement.
+    const results = await client.query(this.#env.sql.beginAndClaim(this.#env.now())) as unknown as Array<QueryResult<ClaimedRow>>
+    const row = results.find((result) => result.command === 'SELECT')?.rows[0]
     if (row === undefined) await client.query('ROLLBACK')
     return row
   }

@@ -33,12 +33,8 @@ t.test('migrate refuses what it cannot do, naming the flag', async (t) => {
   t.match(tooNew.stderr, /--from must be at most 1/)
 })
 
-t.test('the printed SQL applies to a real database', async (t) => {
-  const postgres = await postgresForTests(t)
-  if (postgres.url === undefined) {
-    t.skip(`no PostgreSQL (${postgres.reason})`)
-    return
-  }
+const postgres = await postgresForTests(t)
+t.test('the printed SQL applies to a real database', { skip: postgres.url === undefined ? `no PostgreSQL (${postgres.reason})` : false }, async (t) => {
   const schema = freshSchema()
   const result = await runCli(['migrate', '--print', '--schema', schema])
   const client = new pg.Client({ connectionString: postgres.url })
