@@ -259,6 +259,20 @@ if (postgres.url === undefined) {
     t.equal((await webhooks.inbox.outcome('evt_doomed'))?.state, 'dead')
   })
 
+  t.test('an inbox given to no receiver answers queries (an admin script), and not after close', async (t) => {
+    const schema = freshSchema()
+    t.teardown(() => admin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`))
+    const webhooks = receiverOn(t, postgresInbox({ connectionString: url, schema }))
+    webhooks.on('action.completed', function noop () {})
+    await webhooks.receive(delivery(event('evt_admin')))
+    await until(async () => (await webhooks.inbox.outcome('evt_admin'))?.state === 'done', 'the event to be done')
+    const script = postgresInbox({ connectionString: url, schema })
+    t.match(await script.outcome('evt_admin'), { id: 'evt_admin', state: 'done', attempts: 1 })
+    t.same(await script.deadLetters(), [])
+    await script.close(0)
+    await t.rejects(script.outcome('evt_admin'), /closed/)
+  })
+
   t.test('purge deletes done events past retention and dead ones past dead-letter retention', async (t) => {
     const schema = freshSchema()
     t.teardown(() => admin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`))

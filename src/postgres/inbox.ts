@@ -1,4 +1,3 @@
-import type PgModule from 'pg'
 import type { Pool } from 'pg'
 import type { AnyEvent } from '../core/events.js'
 import { wakeOrTimeout } from '../core/timeouts.js'
@@ -6,32 +5,19 @@ import { assertNotStarted, type AcceptOutcome, type Inbox, type InboxHealth, typ
 import { defaults } from '../core/options.js'
 import type { DeadLetterQuery, EventOutcome } from '../core/outcome.js'
 import { ControlConnection } from './control-connection.js'
+import { loadPg } from './driver.js'
 import { GroupCommit, MAX_IN_FLIGHT } from './group-commit.js'
 import { resolvePostgresOptions, type PostgresInboxOptions, type ResolvedPostgresOptions } from './options.js'
 import { queriesFor, toOutcome, type EventRow, type Queries } from './queries.js'
 import type { PostgresHandlerExtra } from './run-event.js'
 import { checkSchema, migrate, SchemaError } from './schema.js'
+import { StoreHealth } from './store-health.js'
 import { Workers } from './workers.js'
 
 export type { PostgresInboxOptions } from './options.js'
 export type { PostgresHandlerExtra } from './run-event.js'
 export type { DeadLetterQuery, EventOutcome, OutcomeState } from '../core/outcome.js'
 export { migrationSql, SCHEMA_VERSION } from './schema.js'
-
-type Pg = typeof PgModule
-
-/**
- * pg is an optional peer dependency, imported only when a Postgres inbox starts,
- * so that users of the other inboxes never need it installed.
- */
-async function loadPg (): Promise<Pg> {
-  try {
-    const imported = await import('pg') as Pg & { default?: Pg }
-    return imported.default ?? imported
-  } catch (error) {
-    throw new Error('sir-webhooks: postgresInbox() needs pg (node-postgres) 8.11 or later; install it with `npm install pg`', { cause: error })
-  }
-}
 
 export interface PurgeResult {
   done: number
@@ -64,11 +50,13 @@ export class PostgresInbox implements Inbox<PostgresHandlerExtra> {
   readonly #timers = new Set<NodeJS.Timeout>()
   #runtime: InboxRuntime<PostgresHandlerExtra> | undefined
   #running: Running | undefined
+  /** A pool of the inbox's own for queries before start (an admin script), ended on close. */
+  #queryPool: Pool | undefined
   #ready = false
   #closing = false
   #closed: Promise<void> | undefined
   #pending = 0
-  #failure: { since: number, error: unknown } | undefined
+  readonly #health = new StoreHealth()
   #wakeScheduled = false
 
   constructor (options: PostgresInboxOptions) {
@@ -88,7 +76,7 @@ export class PostgresInbox implements Inbox<PostgresHandlerExtra> {
       connectionTimeoutMillis: options.acceptTimeoutMs
     })
     // An idle client's error (the server restarted) is emitted on the pool; unheard, it would crash the process.
-    pool.on('error', (error) => { this.#failed(error) })
+    pool.on('error', (error) => { this.#health.failed(error) })
     const poolMax = pool.options.max ?? 10
     const slots = Math.max(1, Math.min(concurrency, poolMax - MAX_IN_FLIGHT))
     if (slots < concurrency) {
@@ -101,11 +89,11 @@ export class PostgresInbox implements Inbox<PostgresHandlerExtra> {
     const accepts = new GroupCommit(pool, this.#sql, options, {
       committed: (inserted) => {
         this.#pending += inserted
-        this.#succeeded()
+        this.#health.succeeded()
         if (inserted > 0) this.#wake()
       },
       failed: (error, deliveries, inDoubt) => {
-        this.#failed(error)
+        this.#health.failed(error)
         runtime.logger.warn({ err: error, deliveries }, inDoubt
           ? 'the Postgres inbox got no answer to a COMMIT: the deliveries got 503 and may be recorded (a retry is then a duplicate)'
           : 'the Postgres inbox could not record the events; the deliveries got 503')
@@ -119,10 +107,10 @@ export class PostgresInbox implements Inbox<PostgresHandlerExtra> {
       now: () => this.#now(),
       countAttempt: async (id) => { await control.countAttempt(id) },
       failed: (error) => {
-        this.#failed(error)
+        this.#health.failed(error)
         runtime.logger.error({ err: error }, 'the Postgres inbox could not claim an event or record its outcome; nothing of that attempt is kept and the event runs again')
       },
-      succeeded: () => { this.#succeeded() },
+      succeeded: () => { this.#health.succeeded() },
       wakeIn: (ms) => { this.#after(ms, () => { this.#wake() }) }
     })
     this.#running = { pool, ownsPool: options.pool === undefined, control, accepts, workers }
@@ -148,14 +136,14 @@ export class PostgresInbox implements Inbox<PostgresHandlerExtra> {
       }
     } catch (error) {
       if (error instanceof SchemaError) throw error
-      this.#failed(error)
+      this.#health.failed(error)
       this.#runtime?.logger.error({ err: error }, 'the Postgres inbox cannot reach its database; deliveries get 503 until it can')
-      this.#after(this.#options.pollIntervalMs, () => { void this.#prepare().catch((schemaError: unknown) => { this.#failed(schemaError) }) })
+      this.#after(this.#options.pollIntervalMs, () => { void this.#prepare().catch((schemaError: unknown) => { this.#health.failed(schemaError) }) })
       return
     }
     await running.control.open()
     this.#ready = true
-    this.#succeeded()
+    this.#health.succeeded()
     this.#every(this.#options.pollIntervalMs, () => { this.#poll() })
     this.#every(this.#options.purgeIntervalMs, () => { this.#purgeQuietly() })
     this.#wake()
@@ -175,32 +163,27 @@ export class PostgresInbox implements Inbox<PostgresHandlerExtra> {
   }
 
   health (): InboxHealth {
-    const reasons: string[] = []
-    if (this.#failure !== undefined) reasons.push(`the database has failed since ${new Date(this.#failure.since).toISOString()}: ${errorText(this.#failure.error)}`)
-    const controlError = this.#running?.control.lastError
-    if (controlError !== undefined) reasons.push(`the control connection (LISTEN, attempt counts) is down: ${errorText(controlError)}`)
-    if (this.#running !== undefined && !this.#ready && !this.#closing) reasons.push('the inbox has not reached its tables yet')
-    return { status: reasons.length === 0 ? 'ok' : 'degraded', reasons }
+    return this.#health.report({ controlError: this.#running?.control.lastError, starting: this.#running !== undefined && !this.#ready && !this.#closing })
   }
 
   async outcome (id: string): Promise<EventOutcome | undefined> {
-    const { rows } = await this.#pool().query<EventRow>(this.#sql.outcome, [id])
+    const { rows } = await (await this.#pool()).query<EventRow>(this.#sql.outcome, [id])
     return rows[0] === undefined ? undefined : toOutcome(rows[0])
   }
 
   async deadLetters (query: DeadLetterQuery = {}): Promise<EventOutcome[]> {
-    const { rows } = await this.#pool().query<EventRow>(this.#sql.deadLetters, [query.limit ?? 100])
+    const { rows } = await (await this.#pool()).query<EventRow>(this.#sql.deadLetters, [query.limit ?? 100])
     return rows.map(toOutcome)
   }
 
   async redrive (id: string): Promise<boolean> {
-    const { rowCount } = await this.#pool().query(this.#sql.redrive, [id, this.#now(), this.#sql.wakeChannel])
+    const { rowCount } = await (await this.#pool()).query(this.#sql.redrive, [id, this.#now(), this.#sql.wakeChannel])
     return rowCount === 1
   }
 
   /** Deletes done events past `retentionSeconds` and dead ones past `deadLetterRetentionSeconds`. */
   async purge (): Promise<PurgeResult> {
-    const pool = this.#pool()
+    const pool = await this.#pool()
     const now = this.#now()
     const retentionSeconds = this.#options.retentionSeconds ?? this.#runtime?.options.dedupe.ttlSeconds ?? defaults.dedupe.ttlSeconds
     const done = (await pool.query(this.#sql.purge, ['done', now - retentionSeconds * 1000])).rowCount ?? 0
@@ -223,6 +206,7 @@ export class PostgresInbox implements Inbox<PostgresHandlerExtra> {
 
   async #close (graceMs: number): Promise<void> {
     this.#closing = true
+    await this.#queryPool?.end()
     const running = this.#running
     if (running === undefined) return
     running.workers.stop()
@@ -236,23 +220,22 @@ export class PostgresInbox implements Inbox<PostgresHandlerExtra> {
     if (running.ownsPool) await running.pool.end()
   }
 
-  /** Queries before start or after close throw: an empty answer would read as "no such event". */
-  #pool (): Pool {
-    if (this.#running === undefined || this.#closed !== undefined) throw new Error('sir-webhooks: this Postgres inbox is not running; query a started one, or a new one on the same database')
-    return this.#running.pool
+  /**
+   * The pool queries use: the running one, or before start (an admin script that
+   * only reads outcomes) the app's pool or one made for queries. After close they
+   * throw: an empty answer would read as "no such event".
+   */
+  async #pool (): Promise<Pool> {
+    if (this.#closed !== undefined) throw new Error('sir-webhooks: this Postgres inbox is closed; query a new one on the same database')
+    if (this.#running !== undefined) return this.#running.pool
+    if (this.#options.pool !== undefined) return this.#options.pool
+    const pg = await loadPg()
+    this.#queryPool ??= new pg.Pool({ connectionString: this.#options.connectionString, max: 2 })
+    return this.#queryPool
   }
 
   #now (): number {
     return (this.#runtime?.options.clock ?? Date.now)()
-  }
-
-  #failed (error: unknown): void {
-    this.#failure ??= { since: Date.now(), error }
-    this.#failure.error = error
-  }
-
-  #succeeded (): void {
-    this.#failure = undefined
   }
 
   /** setImmediate: an accept's 2xx is written before any handler starts. */
@@ -269,7 +252,7 @@ export class PostgresInbox implements Inbox<PostgresHandlerExtra> {
     this.#wake()
     this.#running?.pool.query<{ pending: number }>(this.#sql.countPending).then(({ rows }) => {
       this.#pending = rows[0]?.pending ?? this.#pending
-    }, (error: unknown) => { this.#failed(error) })
+    }, (error: unknown) => { this.#health.failed(error) })
   }
 
   #every (intervalMs: number, task: () => void): void {
@@ -294,10 +277,6 @@ export class PostgresInbox implements Inbox<PostgresHandlerExtra> {
       this.#runtime?.logger.error({ err: error }, 'the Postgres inbox could not purge old events')
     })
   }
-}
-
-function errorText (error: unknown): string {
-  return error instanceof Error ? error.message : String(error)
 }
 
 /** A durable inbox in PostgreSQL, shared by every receiver on the database, with exactly-once database effects. */
