@@ -1,6 +1,7 @@
 import type { Pool } from 'pg'
 import type { AnyEvent } from '../core/events.js'
 import { wakeOrTimeout } from '../core/timeouts.js'
+import { UnrefTimers } from '../core/unref-timers.js'
 import { assertNotStarted, type AcceptOutcome, type Inbox, type InboxHealth, type InboxRuntime } from '../core/inbox.js'
 import { defaults } from '../core/options.js'
 import type { DeadLetterQuery, EventOutcome } from '../core/outcome.js'
@@ -47,7 +48,7 @@ export class PostgresInbox implements Inbox<PostgresHandlerExtra> {
   declare readonly handlerContext?: PostgresHandlerExtra
   readonly #options: ResolvedPostgresOptions
   readonly #sql: Queries
-  readonly #timers = new Set<NodeJS.Timeout>()
+  readonly #timers = new UnrefTimers()
   #runtime: InboxRuntime<PostgresHandlerExtra> | undefined
   #running: Running | undefined
   /** A pool of the inbox's own for queries before start (an admin script), ended on close. */
@@ -111,7 +112,7 @@ export class PostgresInbox implements Inbox<PostgresHandlerExtra> {
         runtime.logger.error({ err: error }, 'the Postgres inbox could not claim an event or record its outcome; nothing of that attempt is kept and the event runs again')
       },
       succeeded: () => { this.#health.succeeded() },
-      wakeIn: (ms) => { this.#after(ms, () => { this.#wake() }) }
+      wakeIn: (ms) => { this.#timers.after(ms, () => { this.#wake() }) }
     })
     this.#running = { pool, ownsPool: options.pool === undefined, control, accepts, workers }
     await this.#prepare()
@@ -138,14 +139,14 @@ export class PostgresInbox implements Inbox<PostgresHandlerExtra> {
       if (error instanceof SchemaError) throw error
       this.#health.failed(error)
       this.#runtime?.logger.error({ err: error }, 'the Postgres inbox cannot reach its database; deliveries get 503 until it can')
-      this.#after(this.#options.pollIntervalMs, () => { void this.#prepare().catch((schemaError: unknown) => { this.#health.failed(schemaError) }) })
+      this.#timers.after(this.#options.pollIntervalMs, () => { void this.#prepare().catch((schemaError: unknown) => { this.#health.failed(schemaError) }) })
       return
     }
     await running.control.open()
     this.#ready = true
     this.#health.succeeded()
-    this.#every(this.#options.pollIntervalMs, () => { this.#poll() })
-    this.#every(this.#options.purgeIntervalMs, () => { this.#purgeQuietly() })
+    this.#timers.every(this.#options.pollIntervalMs, () => { this.#poll() })
+    this.#timers.every(this.#options.purgeIntervalMs, () => { this.#purgeQuietly() })
     this.#wake()
   }
 
@@ -214,7 +215,6 @@ export class PostgresInbox implements Inbox<PostgresHandlerExtra> {
     await wakeOrTimeout(graceMs, (wake) => { running.workers.onIdle(wake) })
     const cut = running.workers.releaseByForce()
     if (cut > 0) this.#runtime?.logger.warn({ events: cut }, 'close() ran out of time; the unfinished events were rolled back and stay pending for another instance or the next start')
-    for (const timer of this.#timers) clearTimeout(timer)
     this.#timers.clear()
     await running.control.close()
     if (running.ownsPool) await running.pool.end()
@@ -253,21 +253,6 @@ export class PostgresInbox implements Inbox<PostgresHandlerExtra> {
     this.#running?.pool.query<{ pending: number }>(this.#sql.countPending).then(({ rows }) => {
       this.#pending = rows[0]?.pending ?? this.#pending
     }, (error: unknown) => { this.#health.failed(error) })
-  }
-
-  #every (intervalMs: number, task: () => void): void {
-    const timer = setInterval(task, intervalMs)
-    timer.unref()
-    this.#timers.add(timer)
-  }
-
-  #after (delayMs: number, task: () => void): void {
-    const timer = setTimeout(() => {
-      this.#timers.delete(timer)
-      task()
-    }, delayMs)
-    timer.unref()
-    this.#timers.add(timer)
   }
 
   #purgeQuietly (): void {

@@ -3,9 +3,11 @@
 // Plain JavaScript so that bench/ (run by plain node) and the tests share it.
 import { spawnSync } from 'node:child_process'
 import { chownSync, existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs'
-import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { freePort } from './free-port.js'
+
+export { freePort }
 
 /** The newest Debian-installed server's binaries, or those on PATH, or undefined. */
 export function findPostgresBin () {
@@ -17,17 +19,6 @@ export function findPostgresBin () {
   const onPath = spawnSync('sh', ['-c', 'command -v initdb'], { encoding: 'utf8' })
   const initdb = onPath.status === 0 ? onPath.stdout.trim() : ''
   return initdb === '' ? undefined : initdb.slice(0, -'/initdb'.length)
-}
-
-export async function freePort () {
-  return await new Promise((resolve, reject) => {
-    const server = createServer()
-    server.once('error', reject)
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address()
-      server.close(() => { resolve(typeof address === 'object' && address !== null ? address.port : 0) })
-    })
-  })
 }
 
 /** Postgres refuses to run as root: as root, the cluster belongs to the `postgres` user (Debian's) or `nobody`. */
