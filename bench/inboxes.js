@@ -33,7 +33,8 @@ function tasksetAvailable () {
 }
 // Load generator on CPU 0, receiver on CPU 1. The stores (Postgres, Redis) are not
 // pinned: they are other processes, as they would be on other machines.
-const pinned = os.availableParallelism() >= 2 && tasksetAvailable()
+const cpuCount = os.availableParallelism()
+const pinned = cpuCount >= 2 && tasksetAvailable()
 if (pinned) execFileSync('taskset', ['-a', '-p', '-c', '0', String(process.pid)], { stdio: 'ignore' })
 
 /** Where each inbox stores, started here unless given (SIR_POSTGRES_URL, SIR_REDIS_URL). */
@@ -151,7 +152,7 @@ const fmt = (value, digits = 0) => Number.isFinite(value) ? value.toFixed(digits
 const results = []
 try {
   console.log(`# Inboxes: ${connections} connections, ${durationSeconds} s of load, ~300 B bodies, a fresh id per request; ${pinned ? 'receiver on CPU 1, load on CPU 0 (taskset)' : 'not pinned'}`)
-  console.log(`# node ${process.version}, ${os.cpus()[0]?.model ?? 'unknown CPU'} x ${os.availableParallelism()}\n`)
+  console.log(`# node ${process.version}, ${os.cpus()[0]?.model ?? 'unknown CPU'} x ${cpuCount}, load average ${os.loadavg().map((load) => load.toFixed(1)).join(' ')} before the run\n`)
   for (const kind of flags.inboxes.split(',')) {
     const row = await run(kind)
     results.push(row)

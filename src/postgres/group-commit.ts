@@ -119,7 +119,6 @@ export class GroupCommit {
         batch.map(({ event }) => JSON.stringify(event)),
         batch.map(({ receivedAt }) => receivedAt)
       ])
-      if (rows.length > 0) await client.query("SELECT pg_notify($1, '')", [this.#sql.wakeChannel])
       // Answered 503 while the INSERT ran: roll back, so that a 503 records nothing.
       if (late) {
         await client.query('ROLLBACK')

@@ -28,7 +28,7 @@ export type Literal = (value: string | number | null) => string
  * literals, escaped by the client (`Literal`).
  */
 export interface Queries {
-  /** $1 ids, $2 types, $3 events (JSON text), $4 received_at: the ids actually inserted (the others were there already). */
+  /** $1 ids, $2 types, $3 events (JSON text), $4 received_at: the ids actually inserted (the others were there already); wakes every instance. */
   acceptBatch: string
   wakeChannel: string
   countPending: string
@@ -64,15 +64,22 @@ export function queriesFor (schema: string, handlerSynchronousCommit: boolean): 
   // success records and the event's state are lost together, so the event is
   // pending again and runs again, still once in effect. The accept, which no
   // retry could bring back, always waits for the flush.
+  // A plain name (the schema is [a-z0-9_]), so it can stand in the SQL as written.
+  const wakeChannel = `${schema}_events`
   const begin = handlerSynchronousCommit ? 'BEGIN' : 'BEGIN; SET LOCAL synchronous_commit TO off'
   return {
+    // The NOTIFY rides in the same statement (one round trip less per batch) and,
+    // like the rows, is delivered only if the transaction commits.
     acceptBatch: `
-      INSERT INTO ${s}.events (id, type, event, received_at, next_attempt_at)
-      SELECT id, type, event::jsonb, received_at, received_at
-      FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[]) AS batch (id, type, event, received_at)
-      ON CONFLICT (id) DO NOTHING
-      RETURNING id`,
-    wakeChannel: `${schema}_events`,
+      WITH inserted AS (
+        INSERT INTO ${s}.events (id, type, event, received_at, next_attempt_at)
+        SELECT id, type, event::jsonb, received_at, received_at
+        FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[]) AS batch (id, type, event, received_at)
+        ON CONFLICT (id) DO NOTHING
+        RETURNING id
+      )
+      SELECT inserted.id FROM inserted CROSS JOIN (SELECT pg_notify('${wakeChannel}', '')) AS wake`,
+    wakeChannel,
     countPending: `SELECT count(*)::integer AS pending FROM ${s}.events WHERE state = 'pending'`,
     // FOR NO KEY UPDATE, not FOR UPDATE: it excludes every other claim (and any
     // UPDATE) just the same, but lets the attempt counter's foreign key check on
