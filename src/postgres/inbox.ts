@@ -244,7 +244,10 @@ export class PostgresInbox implements Inbox<PostgresHandlerExtra> {
     this.#wakeScheduled = true
     setImmediate(() => {
       this.#wakeScheduled = false
-      this.#running?.workers.wake()
+      const running = this.#running
+      // Without the control connection no attempt can be counted, so no event can
+      // start: claiming would only fail and log. Its reconnection wakes the workers.
+      if (running?.control.connected === true) running.workers.wake()
     })
   }
 
