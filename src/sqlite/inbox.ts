@@ -2,6 +2,7 @@ import type BetterSqlite3 from 'better-sqlite3'
 import type { AnyEvent } from '../core/events.js'
 import { assertNotStarted, type AcceptOutcome, type Inbox, type InboxHealth, type InboxRuntime } from '../core/inbox.js'
 import { defaults } from '../core/options.js'
+import { UnrefTimers } from '../core/unref-timers.js'
 import type { DeadLetterQuery, EventOutcome } from '../core/outcome.js'
 import { GroupCommit, type Batch } from './group-commit.js'
 import { HealthTracker } from './health.js'
@@ -38,7 +39,7 @@ export class SqliteInbox implements Inbox {
   readonly #options: ResolvedSqliteOptions
   readonly #owner = newOwner()
   readonly #health = new HealthTracker()
-  readonly #timers = new Set<NodeJS.Timeout>()
+  readonly #timers = new UnrefTimers()
   /** Pending events counted once per batch of accepts, then kept up to date by them. */
   readonly #pendingInBatch = new WeakMap<Batch, number>()
   #db: BetterSqlite3.Database | undefined
@@ -65,9 +66,9 @@ export class SqliteInbox implements Inbox {
     this.#runtime = runtime
     const runner = new EventRunner({ sql, writer, health: this.#health, owner: this.#owner, options: this.#options, runtime })
     this.#runner = runner
-    this.#every(this.#options.pollIntervalMs, () => { runner.pump() })
-    this.#every(Math.max(50, Math.floor(this.#options.leaseMs / 3)), () => { runner.renewLeases() })
-    this.#every(this.#options.purgeIntervalMs, () => { this.#purgeQuietly() })
+    this.#timers.every(this.#options.pollIntervalMs, () => { runner.pump() })
+    this.#timers.every(Math.max(50, Math.floor(this.#options.leaseMs / 3)), () => { runner.renewLeases() })
+    this.#timers.every(this.#options.purgeIntervalMs, () => { this.#purgeQuietly() })
     // Events held by a dead predecessor on this host start now, the others once
     // their lease has expired.
     this.#reclaimFromDeadOwners().finally(() => { runner.wake() })
@@ -181,7 +182,6 @@ export class SqliteInbox implements Inbox {
     this.#closing = true
     const runner = this.#runner
     await runner?.stop(graceMs)
-    for (const timer of this.#timers) clearTimeout(timer)
     this.#timers.clear()
     const running = runner?.runningIds() ?? '[]'
     try {
@@ -236,12 +236,6 @@ export class SqliteInbox implements Inbox {
 
   #now (): number {
     return (this.#runtime?.options.clock ?? Date.now)()
-  }
-
-  #every (intervalMs: number, task: () => void): void {
-    const timer = setInterval(task, intervalMs)
-    timer.unref()
-    this.#timers.add(timer)
   }
 
   #purgeQuietly (): void {

@@ -2,6 +2,7 @@ import { reportFailures, runAttempt } from '../core/attempt.js'
 import { backoffDelay } from '../core/backoff.js'
 import type { AnyEvent } from '../core/events.js'
 import { wakeOrTimeout } from '../core/timeouts.js'
+import { UnrefTimers } from '../core/unref-timers.js'
 import type { InboxRuntime } from '../core/inbox.js'
 import { errorSummary } from '../core/outcome.js'
 import type { Batch, GroupCommit } from './group-commit.js'
@@ -40,7 +41,7 @@ export class EventRunner {
    * so the next claim shares that write's transaction.
    */
   #inAttempt = 0
-  readonly #timers = new Set<NodeJS.Timeout>()
+  readonly #timers = new UnrefTimers()
   #stopped = false
   /** stop() ran out of time: what still runs records nothing, since the file is about to close. */
   #abandoned = false
@@ -124,7 +125,6 @@ export class EventRunner {
       this.#whenIdle = undefined
       this.#abandoned = this.#active.size > 0
     }
-    for (const timer of this.#timers) clearTimeout(timer)
     this.#timers.clear()
   }
 
@@ -210,7 +210,7 @@ export class EventRunner {
     if (row.attempts < retry.attempts) {
       const delay = backoffDelay(row.attempts, retry)
       await this.#write('outcome write', () => sql.retryLater.run({ id: row.id, owner, nextAttemptAt: this.#now() + delay, succeeded, lastError }))
-      this.#after(delay, () => { this.pump() })
+      this.#timers.after(delay, () => { this.pump() })
       await reportFailures(runtime, event, row.received_at, row.attempts, result.failures, delay)
       return
     }
@@ -247,12 +247,4 @@ export class EventRunner {
     return this.#parts.runtime.options.clock()
   }
 
-  #after (delayMs: number, task: () => void): void {
-    const timer = setTimeout(() => {
-      this.#timers.delete(timer)
-      task()
-    }, delayMs)
-    timer.unref()
-    this.#timers.add(timer)
-  }
 }
