@@ -52,7 +52,7 @@ export class SqliteInbox implements Inbox {
 
   constructor (options: SqliteInboxOptions) {
     this.#options = resolveSqliteOptions(options)
-    const { db, sql } = openInboxFile(this.#options.path, this.#options.startupCheck)
+    const { db, sql } = openInboxFile(this.#options.path, this.#options.startupCheck, this.#options.acceptTimeoutMs)
     this.#db = db
     this.#sql = sql
     this.#writer = new GroupCommit(db)

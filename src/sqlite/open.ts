@@ -73,7 +73,8 @@ function damaged (path: string, detail: string): WebhookError {
 }
 
 /** Opens the inbox file, or throws an error that names it and says what is wrong. */
-export function openInboxFile (path: string, check: StartupCheck): { db: BetterSqlite3.Database, sql: Statements } {
+/** `acceptTimeoutMs` caps the synchronous part of a lock wait too, when it is below `BUSY_WAIT_MS`. */
+export function openInboxFile (path: string, check: StartupCheck, acceptTimeoutMs: number): { db: BetterSqlite3.Database, sql: Statements } {
   const Database = loadDriver()
   let db: BetterSqlite3.Database
   try {
@@ -82,7 +83,7 @@ export function openInboxFile (path: string, check: StartupCheck): { db: BetterS
     throw unusable(path, error)
   }
   try {
-    const sql = openSchema(db, BUSY_WAIT_MS)
+    const sql = openSchema(db, Math.min(BUSY_WAIT_MS, acceptTimeoutMs))
     probeWrite(db)
     checkPages(db, path, check)
     return { db, sql }
