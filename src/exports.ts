@@ -28,7 +28,10 @@ export type {
   HandlerContext,
   RegisteredHandler
 } from './core/handlers.js'
-export type { AcceptOutcome, HandlerRun, Inbox, InboxRuntime } from './core/inbox.js'
+export type { AcceptOutcome, HandlerRun, Inbox, InboxHealth, InboxRuntime, PurgeOptions, PurgeResult } from './core/inbox.js'
+export type { WebhookStats } from './core/stats.js'
+export type { WebhookHealth } from './core/health.js'
+export type { TelemetryOptions, MeterProviderLike, TracerProviderLike } from './core/telemetry-types.js'
 export type { DeadLetterQuery, EventOutcome, OutcomeState } from './core/outcome.js'
 export { MemoryInbox } from './core/memory-inbox.js'
 export { backoffDelay } from './core/backoff.js'

@@ -12,6 +12,8 @@ function runtimeWith (handlers: RegisteredHandler[], logger = captureLogs().logg
     handlersFor: () => handlers,
     runHandler: async (run) => { await run.handler.fn(run.event, {} as never) },
     callHandler: (run) => run.handler.fn(run.event, {} as never),
+    handlerSucceeded: () => {},
+    handlerRetrying: () => {},
     handlerFailed: async () => {},
     deadLetter: async () => {}
   }

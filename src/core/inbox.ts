@@ -2,7 +2,7 @@ import type { WebhookLogger } from './logger.js'
 import type { AnyEvent } from './events.js'
 import type { DeadLetter, RegisteredHandler } from './handlers.js'
 import type { ResolvedOptions } from './options.js'
-import type { DeadLetterQuery, EventOutcome } from './outcome.js'
+import type { DeadLetterQuery, EventOutcome, OutcomeState } from './outcome.js'
 
 /**
  * What an inbox answers when asked to take an event. `accepted` and `duplicate`
@@ -33,6 +33,10 @@ export interface InboxRuntime {
    * inboxes that dispatch in process and count every microtask.
    */
   callHandler (run: HandlerRun): unknown
+  /** A run started with `callHandler` or `runHandler` finished without throwing. */
+  handlerSucceeded (run: HandlerRun): void
+  /** A run failed and the handler will be tried again in `retryInMs`: logged and counted. */
+  handlerRetrying (run: HandlerRun, error: unknown, retryInMs: number): void
   /** A handler used up its attempts: tells `onError`, then the dead-letter handlers. */
   handlerFailed (run: HandlerRun, error: unknown): Promise<void>
   /** Reports a dead letter that is not a handler failure, such as events cut off by shutdown. */
@@ -56,10 +60,37 @@ export interface Inbox {
   close (graceMs: number): Promise<void>
   /** Events accepted and not yet finished, where the inbox can tell. */
   readonly size?: number
+  /** Events whose handlers are running in this process now, where the inbox can tell. */
+  readonly running?: number
+  /** Whether the store behind the inbox works, for `webhooks.health()`. */
+  health? (): InboxHealth
+  /** How many events the inbox holds in each state. */
+  counts? (): Promise<Record<OutcomeState, number>>
   /** The durable record of one event, where the inbox keeps one. */
   outcome? (id: string): Promise<EventOutcome | undefined>
   /** Events whose handlers used up their attempts, kept until re-driven or purged. */
   deadLetters? (query?: DeadLetterQuery): Promise<EventOutcome[]>
   /** Queues a dead event again, its attempts reset; false when no dead event has this id. */
   redrive? (id: string): Promise<boolean>
+  /**
+   * Deletes finished events: with `before`, every done or dead one that finished
+   * before it; without, those past the inbox's retention.
+   */
+  purge? (options?: PurgeOptions): Promise<PurgeResult>
+}
+
+export interface InboxHealth {
+  status: 'ok' | 'degraded'
+  /** Why it is degraded, in words an operator can act on; empty when ok. */
+  reasons: string[]
+}
+
+export interface PurgeOptions {
+  /** Delete done and dead events that finished before this moment. */
+  before?: Date
+}
+
+export interface PurgeResult {
+  done: number
+  dead: number
 }

@@ -1,6 +1,7 @@
 import type { WebhookLogger } from './logger.js'
 import { WebhookOptionsError } from './errors.js'
 import type { Inbox } from './inbox.js'
+import type { TelemetryOptions } from './telemetry-types.js'
 import { DEFAULT_TOLERANCE_SECONDS, type Secret } from './signature-checks.js'
 
 export interface RetryOptions {
@@ -42,6 +43,14 @@ export interface WebhooksOptions<I extends Inbox = Inbox> {
   clock?: () => number
   /** Where accepted events wait. Default: in memory, with the dedupe and queue options above. */
   inbox?: I
+  /** `health()` reports `degraded` from this many events accepted and not finished. Default: 80% of `maxQueueSize`. */
+  degradedQueueSize?: number
+  /**
+   * Where OpenTelemetry metrics and spans go. Default: the global providers, when
+   * `@opentelemetry/api` is installed and an SDK registered them before the
+   * receiver was made. `false`: none, whatever is registered.
+   */
+  telemetry?: TelemetryOptions | false
 }
 
 export interface ResolvedOptions {
@@ -54,6 +63,7 @@ export interface ResolvedOptions {
   bodyLimit: number
   retryAfterSeconds: number
   closeGraceMs: number
+  degradedQueueSize: number
   clock: () => number
 }
 
@@ -123,11 +133,12 @@ export function resolveOptions (options: WebhooksOptions): ResolvedOptions {
   if (options.clock !== undefined && typeof options.clock !== 'function') {
     throw new WebhookOptionsError(`"clock" must be a function returning milliseconds since the epoch, got ${describe(options.clock)}`)
   }
+  const maxQueueSize = integer('maxQueueSize', options.maxQueueSize, defaults.maxQueueSize, 1)
   return {
     secrets: resolveSecrets(options.secret),
     toleranceSeconds: integer('toleranceSeconds', options.toleranceSeconds, defaults.toleranceSeconds, 1),
     concurrency: integer('concurrency', options.concurrency, defaults.concurrency, 1),
-    maxQueueSize: integer('maxQueueSize', options.maxQueueSize, defaults.maxQueueSize, 1),
+    maxQueueSize,
     retry: {
       attempts: integer('retry.attempts', retry.attempts, defaults.retry.attempts, 1),
       minDelayMs,
@@ -140,6 +151,7 @@ export function resolveOptions (options: WebhooksOptions): ResolvedOptions {
     bodyLimit: integer('bodyLimit', options.bodyLimit, defaults.bodyLimit, 1),
     retryAfterSeconds: integer('retryAfterSeconds', options.retryAfterSeconds, defaults.retryAfterSeconds, 0),
     closeGraceMs: integer('closeGraceMs', options.closeGraceMs, defaults.closeGraceMs, 0),
+    degradedQueueSize: integer('degradedQueueSize', options.degradedQueueSize, Math.max(1, Math.floor(maxQueueSize * 0.8)), 1),
     clock: options.clock ?? Date.now
   }
 }

@@ -14,8 +14,12 @@ import type { AcceptOutcome, HandlerRun, Inbox, InboxRuntime } from './inbox.js'
 import { MemoryInbox } from './memory-inbox.js'
 import { resolveOptions, type ResolvedOptions, type WebhooksOptions } from './options.js'
 import { parseEnvelope } from './envelope.js'
-import { ACCEPTED, DUPLICATE, isEncoded, isJsonContentType, refusalResults, type Delivery, type ReceiveResult } from './receive.js'
+import { ACCEPTED, DUPLICATE, isEncoded, isJsonContentType, refusalResults, type Delivery, type ReceiveCode, type ReceiveResult } from './receive.js'
 import type { VerifyRequest, VerifyResult } from './signature-checks.js'
+import { judgeHealth, type WebhookHealth } from './health.js'
+import { ReceiverStats, type QueueCounts, type WebhookStats } from './stats.js'
+import { Telemetry } from './telemetry.js'
+import type { OpenTelemetryApi } from './telemetry-types.js'
 
 type Registration = AnyEventHandler | ErrorHandler | DeadLetterHandler
 
@@ -32,6 +36,8 @@ const outcomeRefusal: Record<Exclude<AcceptOutcome, 'accepted' | 'duplicate'>, R
 export interface ReceiverPlatform {
   createVerifier (secrets: readonly string[]): (input: VerifyRequest) => VerifyResult | Promise<VerifyResult>
   defaultLogger (): WebhookLogger
+  /** `@opentelemetry/api`, where the runtime can load it synchronously and it is installed. */
+  openTelemetryApi? (): OpenTelemetryApi | undefined
 }
 
 /**
@@ -58,6 +64,10 @@ export class WebhookReceiver<I extends Inbox = Inbox> {
   /** The asynchronous start has ended, one way or the other. */
   #startSettled = false
   #closing: Promise<void> | undefined
+  readonly #stats = new ReceiverStats()
+  // Undefined unless a provider was given or an SDK registered one: then each
+  // call site below costs a field check.
+  readonly #telemetry: Telemetry | undefined
 
   constructor (options: WebhooksOptions<I>, platform: ReceiverPlatform) {
     this.options = resolveOptions(options)
@@ -69,6 +79,7 @@ export class WebhookReceiver<I extends Inbox = Inbox> {
     this.inbox = options.inbox ?? new MemoryInbox() as Inbox as I
     this.#refusals = refusalResults(this.options.retryAfterSeconds)
     this.#verify = platform.createVerifier(this.options.secrets)
+    this.#telemetry = Telemetry.create(options.telemetry, platform.openTelemetryApi?.(), this.options.clock, () => this.#queueCounts(), this.options.maxQueueSize)
     const started = this.inbox.start(this.#runtime())
     if (started !== undefined) {
       this.#started = started.then(() => { this.#startSettled = true }, (error: unknown) => {
@@ -136,6 +147,25 @@ export class WebhookReceiver<I extends Inbox = Inbox> {
     return this
   }
 
+  /** Counts since this receiver was made, in this process. Synchronous and cheap. */
+  stats (): WebhookStats {
+    return this.#stats.snapshot(this.#queueCounts())
+  }
+
+  /** `ok`, `degraded` or `closing`, with the reasons: for readiness probes and load shedding. */
+  health (): WebhookHealth {
+    return judgeHealth({
+      closing: this.#closing !== undefined,
+      start: this.#started === undefined || (this.#startSettled && this.#startError === undefined) ? 'done' : this.#startSettled ? 'failed' : 'starting',
+      inbox: this.inbox,
+      degradedQueueSize: this.options.degradedQueueSize
+    })
+  }
+
+  #queueCounts (): QueueCounts {
+    return { size: this.inbox.size ?? 0, running: this.inbox.running ?? 0 }
+  }
+
   /** True once `close()` has been called: new deliveries get 503. */
   get closing (): boolean {
     return this.#closing !== undefined
@@ -179,12 +209,12 @@ export class WebhookReceiver<I extends Inbox = Inbox> {
 
   #verified (delivery: Delivery, verified: VerifyResult, now: number, log: WebhookLogger): ReceiveResult | Promise<ReceiveResult> {
     if (!verified.ok) {
-      return this.#refuse(log, verified.code, { skewSeconds: roundSkew(verified.skewSeconds), bodyLength: delivery.rawBody.byteLength })
+      return this.#refuse(log, verified.code, { skewSeconds: roundSkew(verified.skewSeconds), bodyLength: delivery.rawBody.byteLength }, undefined, now)
     }
     const parsed = parseEnvelope(delivery.rawBody)
-    if (!parsed.ok) return this.#refuse(log, parsed.code, { bodyLength: delivery.rawBody.byteLength })
+    if (!parsed.ok) return this.#refuse(log, parsed.code, { bodyLength: delivery.rawBody.byteLength }, undefined, now)
     const { event } = parsed
-    if (this.#closing !== undefined) return this.#refuse(log, 'CLOSING', { event: eventTag(event) })
+    if (this.#closing !== undefined) return this.#refuse(log, 'CLOSING', { event: eventTag(event) }, event, now)
     // An inbox that starts asynchronously is waited for until it has started; after
     // that, the check costs nothing.
     if (this.#started !== undefined && !this.#startSettled) {
@@ -194,42 +224,48 @@ export class WebhookReceiver<I extends Inbox = Inbox> {
   }
 
   #acceptStarted (event: AnyEvent, now: number, delivery: Delivery, secretIndex: number, log: WebhookLogger): ReceiveResult | Promise<ReceiveResult> {
-    if (this.#startError !== undefined) return this.#refuse(log, 'INBOX_UNAVAILABLE', { event: eventTag(event) })
+    if (this.#startError !== undefined) return this.#refuse(log, 'INBOX_UNAVAILABLE', { event: eventTag(event) }, event, now)
     // close() may have begun while the inbox was starting.
-    if (this.#closing !== undefined) return this.#refuse(log, 'CLOSING', { event: eventTag(event) })
+    if (this.#closing !== undefined) return this.#refuse(log, 'CLOSING', { event: eventTag(event) }, event, now)
     let accepted: AcceptOutcome | Promise<AcceptOutcome>
     try {
       accepted = this.inbox.accept(event, now, delivery.whenAnswered)
     } catch (error) {
-      return this.#inboxFailed(event, error, log)
+      return this.#inboxFailed(event, error, log, now)
     }
     // A synchronous inbox (the in-memory one) answers without a promise hop.
-    if (typeof accepted === 'string') return this.#answer(accepted, event, secretIndex, log)
+    if (typeof accepted === 'string') return this.#answer(accepted, event, secretIndex, log, now)
     return accepted.then(
-      (outcome) => this.#answer(outcome, event, secretIndex, log),
-      (error: unknown) => this.#inboxFailed(event, error, log)
+      (outcome) => this.#answer(outcome, event, secretIndex, log, now),
+      (error: unknown) => this.#inboxFailed(event, error, log, now)
     )
   }
 
-  #inboxFailed (event: AnyEvent, error: unknown, log: WebhookLogger): ReceiveResult {
+  #inboxFailed (event: AnyEvent, error: unknown, log: WebhookLogger, now: number): ReceiveResult {
     log.error({ err: error, event: eventTag(event) }, 'the inbox failed to record the event')
-    return this.#refuse(log, 'INBOX_UNAVAILABLE', { event: eventTag(event) })
+    return this.#refuse(log, 'INBOX_UNAVAILABLE', { event: eventTag(event) }, event, now)
   }
 
-  #answer (outcome: AcceptOutcome, event: AnyEvent, secretIndex: number, log: WebhookLogger): ReceiveResult {
+  #answer (outcome: AcceptOutcome, event: AnyEvent, secretIndex: number, log: WebhookLogger, now: number): ReceiveResult {
     if (outcome === 'accepted') {
       log.debug({ event: eventTag(event), secretIndex }, 'webhook accepted')
+      this.#delivered('ACCEPTED', event, now)
       return ACCEPTED
     }
     if (outcome === 'duplicate') {
       log.info({ event: eventTag(event) }, 'duplicate webhook acknowledged, not dispatched again')
+      this.#delivered('DUPLICATE', event, now)
       return DUPLICATE
     }
-    return this.#refuse(log, outcomeRefusal[outcome], { event: eventTag(event) })
+    return this.#refuse(log, outcomeRefusal[outcome], { event: eventTag(event) }, event, now)
   }
 
-  /** The answer for a refusal an adapter detects itself (body too large while streaming, say). */
+  /**
+   * The answer for a refusal an adapter detects itself (body too large while
+   * streaming, say). Counted in `stats()` and the metrics as a refusal.
+   */
   refusal (code: RefusalCode): ReceiveResult {
+    this.#delivered(code, undefined, undefined)
     return this.#refusals[code]
   }
 
@@ -256,11 +292,18 @@ export class WebhookReceiver<I extends Inbox = Inbox> {
     return this.#closing
   }
 
-  #refuse (log: WebhookLogger, code: RefusalCode, details: Record<string, unknown>): ReceiveResult {
+  #refuse (log: WebhookLogger, code: RefusalCode, details: Record<string, unknown>, event?: AnyEvent, startedAt?: number): ReceiveResult {
     const answer = this.#refusals[code]
     if (answer.status >= 500) log.warn({ reason: code, ...details }, 'webhook refused for now')
     else log.info({ reason: code, ...details }, 'webhook rejected')
+    this.#delivered(code, event, startedAt)
     return answer
+  }
+
+  /** Every answer the receiver gives passes here once: the one place deliveries are counted. */
+  #delivered (code: ReceiveCode, event: AnyEvent | undefined, startedAt: number | undefined): void {
+    this.#stats.delivered(code)
+    this.#telemetry?.delivered(code, event, startedAt)
   }
 
   #assertFunction (handler: unknown, method: string): void {
@@ -273,8 +316,14 @@ export class WebhookReceiver<I extends Inbox = Inbox> {
   }
 
   #runtime (): InboxRuntime {
-    const callHandler = (run: HandlerRun): unknown => run.handler.fn(run.event, new RunContext(run, this.#shutdown.signal, this.logger))
+    const telemetry = this.#telemetry
+    const stats = this.#stats
+    const call = (run: HandlerRun): unknown => run.handler.fn(run.event, new RunContext(run, this.#shutdown.signal, this.logger))
+    // With telemetry off the handler is called directly: nothing is added to a run.
+    const callHandler = telemetry === undefined ? call : (run: HandlerRun): unknown => telemetry.runHandler(run, () => call(run))
     const deadLetter = async (entry: DeadLetter): Promise<void> => {
+      stats.deadLetters += 1
+      telemetry?.deadLettered(entry.reason)
       this.logger.error({
         event: eventTag(entry.event),
         reason: entry.reason,
@@ -297,7 +346,13 @@ export class WebhookReceiver<I extends Inbox = Inbox> {
       },
       runHandler: async (run: HandlerRun): Promise<void> => { await callHandler(run) },
       callHandler,
+      handlerSucceeded: (): void => { stats.succeeded += 1 },
+      handlerRetrying: (run: HandlerRun, error: unknown, retryInMs: number): void => {
+        stats.retried += 1
+        this.logger.warn({ event: eventTag(run.event), handler: run.handler.name, attempt: run.attempt, retryInMs, err: error }, 'handler failed; will retry')
+      },
       handlerFailed: async (run: HandlerRun, error: unknown): Promise<void> => {
+        stats.failed += 1
         const info = { handler: run.handler.name, attempts: run.attempt }
         for (const onError of this.#errorHandlers) {
           await this.#callSafely('onError', run.event, () => onError(error, run.event, info))
