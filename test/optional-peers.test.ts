@@ -1,7 +1,7 @@
 import { execFile } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import { dirname, resolve } from 'node:path'
-import { fileURLToPath } from 'node:url'
+import { fileURLToPath, pathToFileURL } from 'node:url'
 import t from 'tap'
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '../src')
@@ -44,7 +44,7 @@ t.test('@opentelemetry/api is never imported statically: the Node root requires 
 t.test('without @opentelemetry/api installed the package loads and a receiver answers and counts', async (t) => {
   const fixtures = resolve(dirname(fileURLToPath(import.meta.url)), 'fixtures/no-otel')
   const stdout = await new Promise<string>((resolvePromise, reject) => {
-    execFile(process.execPath, ['--require', resolve(fixtures, 'hide-otel.cjs'), resolve(fixtures, 'receiver.mjs')], { timeout: 30_000 }, (error, out, err) => {
+    execFile(process.execPath, ['--import', pathToFileURL(resolve(fixtures, 'hide-otel.mjs')).href, resolve(fixtures, 'receiver.mjs')], { timeout: 30_000 }, (error, out, err) => {
       if (error !== null) reject(new Error(`${error.message}\n${err}`))
       else resolvePromise(out)
     })
