@@ -1,5 +1,6 @@
 import { test } from 'tap'
-import { MemoryInbox, Webhooks, refusalStatus, type AcceptOutcome, type Delivery, type RefusalCode } from '../src/index.js'
+import { Webhooks, refusalStatus, type AcceptOutcome, type Delivery, type RefusalCode } from '../src/index.js'
+import { MemoryInbox } from '../src/core/memory-inbox.js'
 import { captureLogs } from './helpers/logs.js'
 import { SECRET, actionCompleted, eventually, gate, signedRequest, type Envelope } from './helpers/deliveries.js'
 import { otelForTests, sumWhere } from './helpers/otel.js'
@@ -73,7 +74,7 @@ test('known traffic: stats() and the OpenTelemetry exporters count the same deli
     ['BODY_TOO_LARGE', () => webhooks.receive(delivery(actionCompleted({ data: { padding: 'x'.repeat(5000) } })))],
     ['QUEUE_FULL', () => { inbox.next = 'full'; return webhooks.receive(delivery(actionCompleted())) }],
     ['INBOX_UNAVAILABLE', () => { inbox.next = 'unavailable'; return webhooks.receive(delivery(actionCompleted())) }],
-    ['RAW_BODY_UNAVAILABLE', async () => webhooks.refusal('RAW_BODY_UNAVAILABLE')]
+    ['RAW_BODY_UNAVAILABLE', async () => webhooks.refuse('RAW_BODY_UNAVAILABLE')]
   ]
   for (const [code, send] of refusals) t.equal((await send() as { code: string }).code, code)
 

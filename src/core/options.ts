@@ -1,5 +1,6 @@
 import type { WebhookLogger } from './logger.js'
 import { WebhookOptionsError } from './errors.js'
+import { assertKnownOptions } from './known-options.js'
 import type { Inbox } from './inbox.js'
 import type { TelemetryOptions } from './telemetry-types.js'
 import { DEFAULT_TOLERANCE_SECONDS, type Secret } from './signature-checks.js'
@@ -78,6 +79,12 @@ export const defaults = {
   closeGraceMs: 10_000
 } as const
 
+/** Every name `WebhooksOptions` has: anything else is a typo, refused rather than ignored. */
+const RECEIVER_OPTIONS: ReadonlyArray<keyof WebhooksOptions> = [
+  'secret', 'toleranceSeconds', 'concurrency', 'maxQueueSize', 'retry', 'dedupe', 'bodyLimit',
+  'retryAfterSeconds', 'closeGraceMs', 'logger', 'clock', 'inbox', 'degradedQueueSize', 'telemetry'
+]
+
 function describe (value: unknown): string {
   if (typeof value === 'string') return JSON.stringify(value)
   if (Array.isArray(value)) return 'an array'
@@ -123,8 +130,11 @@ export function resolveOptions (options: WebhooksOptions): ResolvedOptions {
   if (options === null || typeof options !== 'object') {
     throw new WebhookOptionsError(`options must be an object with at least "secret", got ${describe(options)}`)
   }
+  assertKnownOptions(options, RECEIVER_OPTIONS, 'new Webhooks(options)')
   const retry = object('retry', options.retry)
   const dedupe = object('dedupe', options.dedupe)
+  assertKnownOptions(retry, ['attempts', 'minDelayMs', 'maxDelayMs'], 'new Webhooks(options.retry)')
+  assertKnownOptions(dedupe, ['ttlSeconds', 'maxEntries'], 'new Webhooks(options.dedupe)')
   const minDelayMs = integer('retry.minDelayMs', retry.minDelayMs, defaults.retry.minDelayMs, 0)
   const maxDelayMs = integer('retry.maxDelayMs', retry.maxDelayMs, Math.max(defaults.retry.maxDelayMs, minDelayMs), 0)
   if (maxDelayMs < minDelayMs) {

@@ -1,5 +1,5 @@
 import { refusalStatus, type RefusalCode } from './errors.js'
-import type { ReceiveCode } from './receive.js'
+import type { ReceiveCode } from './delivery.js'
 
 /** What `webhooks.stats()` returns: counts since this receiver was made, in this process. */
 export interface WebhookStats {

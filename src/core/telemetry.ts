@@ -1,7 +1,7 @@
 import { refusalStatus, WebhookOptionsError } from './errors.js'
 import { eventNames, type AnyEvent } from './events.js'
 import type { HandlerRun } from './inbox.js'
-import type { ReceiveCode } from './receive.js'
+import type { ReceiveCode } from './delivery.js'
 import type { QueueCounts } from './stats.js'
 import { isThenable } from './thenable.js'
 import type {

@@ -3,7 +3,7 @@ import type { WebhooksOptions } from './options.js'
 import { defaultLogger } from './pino-logger.js'
 import { WebhookReceiver, type ReceiverPlatform } from './receiver.js'
 import { loadOpenTelemetryApi } from './telemetry-node.js'
-import { createNodeVerifier } from './verify.js'
+import { createNodeVerifier } from './verify-node.js'
 
 const nodePlatform: ReceiverPlatform = {
   createVerifier: createNodeVerifier,
