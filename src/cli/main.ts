@@ -20,7 +20,7 @@ function overview (): string {
   return [
     'Usage: sir-webhooks <command> [flags]',
     '',
-    'A local sender and receiver for SIR Giving webhooks.',
+    'A local sender and receiver for SIR Giving webhooks, and a look into a durable inbox.',
     '',
     ...commands.map((command) => `  ${command.name.padEnd(width)}  ${command.summary}`),
     '',
