@@ -1,7 +1,7 @@
 import type { WebhookLogger } from './logger.js'
 import type { AnyEvent } from './events.js'
 import type { DeadLetter, RegisteredHandler } from './handlers.js'
-import type { ResolvedOptions } from './options.js'
+import type { ResolvedOptions } from './resolved-options.js'
 import { WebhookOptionsError } from './errors.js'
 import type { DeadLetterQuery, EventOutcome, OutcomeState } from './outcome.js'
 

@@ -3,23 +3,10 @@ import { WebhookOptionsError } from './errors.js'
 import { assertKnownOptions } from './known-options.js'
 import type { Inbox } from './inbox.js'
 import type { TelemetryOptions } from './telemetry-types.js'
+import type { DedupeOptions, ResolvedOptions, RetryOptions } from './resolved-options.js'
+
+export type { DedupeOptions, ResolvedOptions, RetryOptions } from './resolved-options.js'
 import { DEFAULT_TOLERANCE_SECONDS, type Secret } from './signature-checks.js'
-
-export interface RetryOptions {
-  /** Tries per handler, the first included. Default 5. */
-  attempts?: number
-  /** Upper bound of the first backoff; each later one doubles, with full jitter. Default 500. */
-  minDelayMs?: number
-  /** Cap on any backoff. Default 30 000. */
-  maxDelayMs?: number
-}
-
-export interface DedupeOptions {
-  /** How long an event id is remembered. Default 7 days. */
-  ttlSeconds?: number
-  /** How many ids are remembered at most; the least recently seen go first. Default 100 000. */
-  maxEntries?: number
-}
 
 export interface WebhooksOptions<I extends Inbox = Inbox> {
   /** The signing secret, or several (newest first) while rotating. */
@@ -52,20 +39,6 @@ export interface WebhooksOptions<I extends Inbox = Inbox> {
    * receiver was made. `false`: none, whatever is registered.
    */
   telemetry?: TelemetryOptions | false
-}
-
-export interface ResolvedOptions {
-  secrets: readonly string[]
-  toleranceSeconds: number
-  concurrency: number
-  maxQueueSize: number
-  retry: Required<RetryOptions>
-  dedupe: Required<DedupeOptions>
-  bodyLimit: number
-  retryAfterSeconds: number
-  closeGraceMs: number
-  degradedQueueSize: number
-  clock: () => number
 }
 
 export const defaults = {
