@@ -1,6 +1,10 @@
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { test } from 'tap'
 import { Webhooks, refusalStatus, type AcceptOutcome, type Delivery, type RefusalCode } from '../src/index.js'
 import { MemoryInbox } from '../src/core/memory-inbox.js'
+import { sqliteInbox } from '../src/sqlite/inbox.js'
 import { captureLogs } from './helpers/logs.js'
 import { SECRET, actionCompleted, eventually, gate, signedRequest, type Envelope } from './helpers/deliveries.js'
 import { otelForTests, sumWhere } from './helpers/otel.js'
@@ -163,4 +167,33 @@ test('telemetry option: a wrong value is refused at construction, naming the opt
   t.throws(() => new Webhooks({ secret: SECRET, telemetry: 'on' as never }), /"telemetry" must be an object/)
   t.throws(() => new Webhooks({ secret: SECRET, telemetry: { meterProvider: {} as never } }), /"telemetry.meterProvider" must be an OpenTelemetry MeterProvider/)
   t.throws(() => new Webhooks({ secret: SECRET, telemetry: { tracerProvider: 42 as never } }), /"telemetry.tracerProvider" must be an OpenTelemetry TracerProvider/)
+})
+
+test('a durable inbox (SQLite): the handler spans of each attempt link to the delivery, stats count the runs', async (t) => {
+  const otel = otelForTests()
+  t.teardown(() => otel.shutdown())
+  const dir = mkdtempSync(join(tmpdir(), 'sir-telemetry-'))
+  t.teardown(() => { rmSync(dir, { recursive: true, force: true }) })
+  const webhooks = new Webhooks({
+    secret: SECRET,
+    logger: captureLogs().logger,
+    inbox: sqliteInbox({ path: join(dir, 'inbox.db'), pollIntervalMs: 20 }),
+    retry: { attempts: 2, minDelayMs: 1, maxDelayMs: 1 },
+    telemetry: { meterProvider: otel.meterProvider, tracerProvider: otel.tracerProvider }
+  })
+  t.teardown(() => webhooks.close())
+  let calls = 0
+  webhooks.on('action.completed', function flaky () {
+    calls += 1
+    if (calls === 1) throw new Error('first try fails')
+  })
+  const event = actionCompleted()
+  t.equal((await webhooks.receive(delivery(event))).code, 'ACCEPTED')
+  await eventually(() => webhooks.stats().handlers.succeeded === 1, 10_000, 'the retry to succeed')
+  t.match(webhooks.stats(), { deliveries: { accepted: 1 }, handlers: { succeeded: 1, retried: 1, failed: 0 }, deadLetters: 0 })
+  const spans = otel.spans()
+  const received = spans.find((span) => span.name === 'sir_webhooks receive')
+  const runs = spans.filter((span) => span.name === 'sir_webhooks handle')
+  t.same(runs.map((span) => span.attributes['sir_webhooks.attempt']), [1, 2])
+  t.same(runs.map((span) => span.links[0]?.context.spanId), [received?.spanContext().spanId, received?.spanContext().spanId], 'both attempts, each run from the event read back from the file, link to the delivery')
 })
