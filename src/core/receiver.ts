@@ -52,7 +52,9 @@ export class WebhookReceiver<I extends Inbox = Inbox> {
   #deadLetterHandlers: DeadLetterHandler[] = []
   readonly #refusals: Readonly<Record<RefusalCode, ReceiveResult>>
   readonly #verify: (input: VerifyRequest) => VerifyResult | Promise<VerifyResult>
-  readonly #shutdown = new AbortController()
+  // Made on first use: Cloudflare Workers refuse new AbortController() in global
+  // scope, where a receiver is built (one per isolate, so dedupe spans requests).
+  #shutdownController: AbortController | undefined
   readonly #started: Promise<void> | undefined
   #startError: unknown
   /** The asynchronous start has ended, one way or the other. */
@@ -256,6 +258,11 @@ export class WebhookReceiver<I extends Inbox = Inbox> {
     return this.#closing
   }
 
+  get #shutdown (): AbortController {
+    this.#shutdownController ??= new AbortController()
+    return this.#shutdownController
+  }
+
   #refuse (log: WebhookLogger, code: RefusalCode, details: Record<string, unknown>): ReceiveResult {
     const answer = this.#refusals[code]
     if (answer.status >= 500) log.warn({ reason: code, ...details }, 'webhook refused for now')
@@ -286,10 +293,11 @@ export class WebhookReceiver<I extends Inbox = Inbox> {
         await this.#callSafely('onDeadLetter', entry.event, () => onDeadLetter(entry))
       }
     }
+    const shutdown = (): AbortController => this.#shutdown
     return {
       options: this.options,
       logger: this.logger,
-      signal: this.#shutdown.signal,
+      get signal (): AbortSignal { return shutdown().signal },
       handlersFor: (type: string): readonly RegisteredHandler[] => {
         const specific = this.#handlers.get(type)
         if (specific === undefined || specific.length === 0) return this.#anyHandlers
