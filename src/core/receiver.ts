@@ -138,6 +138,19 @@ export class WebhookReceiver<I extends Inbox = Inbox> {
     return this
   }
 
+  /**
+   * Resolves when nothing accepted is waiting or running: every handler done,
+   * dead-lettered or cut off by close(). For serverless platforms and tests.
+   * Needs an inbox that can tell (the in-memory one can).
+   */
+  async idle (): Promise<void> {
+    if (this.#started !== undefined) await this.#started
+    if (this.inbox.idle === undefined) {
+      throw new WebhookOptionsError('idle(): this inbox cannot tell when its work is done (it has no idle() method)')
+    }
+    await this.inbox.idle()
+  }
+
   /** True once `close()` has been called: new deliveries get 503. */
   get closing (): boolean {
     return this.#closing !== undefined
@@ -201,7 +214,7 @@ export class WebhookReceiver<I extends Inbox = Inbox> {
     if (this.#closing !== undefined) return this.#refuse(log, 'CLOSING', { event: eventTag(event) })
     let accepted: AcceptOutcome | Promise<AcceptOutcome>
     try {
-      accepted = this.inbox.accept(event, now, delivery.whenAnswered)
+      accepted = this.inbox.accept(event, now, delivery.whenAnswered, delivery.waitUntil)
     } catch (error) {
       return this.#inboxFailed(event, error, log)
     }
