@@ -6,6 +6,7 @@ import { deliveryFromWebHeaders, type ReceiveResult } from '../core/receive.js'
 import { resolvePath } from '../core/route.js'
 import type { Webhooks } from '../core/webhooks.js'
 import { readWebBody } from './read-body.js'
+import { waitUntilPicker, type WaitUntil } from './wait-until.js'
 
 export interface FetchHandlerOptions {
   /**
@@ -13,6 +14,13 @@ export interface FetchHandlerOptions {
    * for a route handler that its framework already mounted (Next.js, Hono).
    */
   path?: string
+  /**
+   * Keeps the platform alive until each accepted delivery's handlers have
+   * finished, where it would otherwise stop with the response: `waitUntil` from
+   * @vercel/functions, `after` from next/server. Not needed on Workers: their
+   * `ctx` (third argument) is used by itself.
+   */
+  waitUntil?: WaitUntil
 }
 
 export const BODY_USED_MESSAGE =
@@ -20,12 +28,18 @@ export const BODY_USED_MESSAGE =
   'so the exact bytes the signature covers are gone. Pass the handler the untouched Request (in Hono, c.req.raw before any body reader), ' +
   'or give it request.clone() taken before your code reads the body'
 
-export type FetchHandler = (request: Request) => Promise<Response>
+/**
+ * `ctx`, when it has a `waitUntil` (a Worker's ExecutionContext, Hono's
+ * `c.executionCtx`), is handed each accepted delivery's handlers. `env` is
+ * whatever the platform passes second (Workers' bindings, Next's `{ params }`).
+ */
+export type FetchHandler = (request: Request, env?: unknown, ctx?: unknown) => Promise<Response>
 
 /**
- * A `(request) => Promise<Response>` handler for one receiver: a Next.js route
- * handler, `Bun.serve({ fetch })`, `Deno.serve`, a Worker's `fetch`, or a Hono
- * route via `c.req.raw`. Only POST is a delivery; anything else gets 404.
+ * A `(request, env?, ctx?) => Promise<Response>` handler for one receiver: a
+ * Next.js route handler, `Bun.serve({ fetch })`, `Deno.serve`, a Worker's
+ * `fetch`, or a Hono route via `c.req.raw`. Only POST is a delivery; anything
+ * else gets 404.
  */
 export function fetchHandler (webhooks: Webhooks, options: FetchHandlerOptions = {}): FetchHandler {
   if (!isWebhooks(webhooks)) throw new WebhookOptionsError('fetchHandler(webhooks): "webhooks" must be a Webhooks instance from sir-webhooks')
@@ -34,8 +48,9 @@ export function fetchHandler (webhooks: Webhooks, options: FetchHandlerOptions =
   // The receiver's logger: checking another one here would import pino into
   // this module, which edge runtimes may not load.
   const log = webhooks.logger
+  const pickWaitUntil = waitUntilPicker(options.waitUntil, log)
 
-  return async function sirWebhooksFetch (request: Request): Promise<Response> {
+  return async function sirWebhooksFetch (request: Request, env?: unknown, ctx?: unknown): Promise<Response> {
     if (request.method !== 'POST' || (path !== undefined && new URL(request.url).pathname !== path)) {
       request.body?.cancel().catch(ignore)
       return new Response(null, { status: 404 })
@@ -49,7 +64,9 @@ export function fetchHandler (webhooks: Webhooks, options: FetchHandlerOptions =
       log.info({ reason: 'BODY_TOO_LARGE', bodyLimit: webhooks.options.bodyLimit, declaredLength: read.declaredBytes, receivedBytes: read.receivedBytes }, 'webhook rejected')
       return toResponse(webhooks.refusal('BODY_TOO_LARGE'))
     }
-    const answer = webhooks.decide(deliveryFromWebHeaders(request.headers, read.body), log)
+    const delivery = deliveryFromWebHeaders(request.headers, read.body)
+    delivery.waitUntil = pickWaitUntil(env, ctx)
+    const answer = webhooks.decide(delivery, log)
     return toResponse(answer instanceof Promise ? await answer : answer)
   }
 }
