@@ -1,4 +1,12 @@
 import type { ServerResponse } from 'node:http'
+import type { ReceiveResult } from '../core/delivery.js'
+
+/** Writes the receiver's answer as it is. A response already sent or torn down is left alone. */
+export function writeResult (response: ServerResponse, answer: ReceiveResult, extraHeaders?: Readonly<Record<string, string>>): void {
+  if (response.headersSent || response.destroyed) return
+  response.writeHead(answer.status, extraHeaders === undefined ? answer.headers : { ...answer.headers, ...extraHeaders })
+  response.end(answer.body)
+}
 
 /**
  * Calls back once a Node response has been handed to the socket ('finish'), or
