@@ -86,6 +86,17 @@ test('the waitUntil option is used where the platform has a global one', async (
   t.same(held.finished, [event.id])
 })
 
+test('the waitUntil option takes precedence over a ctx.waitUntil', async (t) => {
+  const fromOption: Array<Promise<unknown>> = []
+  const fromContext: Array<Promise<unknown>> = []
+  const { webhooks, handle } = setUp(t, {}, { waitUntil: (promise) => { fromOption.push(promise) } })
+  webhooks.on('action.completed', () => {})
+  t.equal((await handle(delivery(), {}, { waitUntil: (promise: Promise<unknown>) => { fromContext.push(promise) } })).status, 200)
+  t.equal(fromOption.length, 1)
+  t.equal(fromContext.length, 0)
+  await fromOption[0]
+})
+
 test('duplicates, refusals and events without handlers hand nothing to waitUntil', async (t) => {
   const kept: Array<Promise<unknown>> = []
   const { webhooks, handle } = setUp(t, {}, { waitUntil: (promise) => { kept.push(promise) } })
