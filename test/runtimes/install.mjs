@@ -5,7 +5,7 @@
 // reused only while it is the one asked for.
 import { spawn } from 'node:child_process'
 import { existsSync } from 'node:fs'
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises'
+import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises'
 import { homedir } from 'node:os'
 import { join } from 'node:path'
 
@@ -41,11 +41,20 @@ async function installGroup (group, dependencies, log) {
     return
   }
   const started = Date.now()
-  await rm(folder, { recursive: true, force: true })
-  await mkdir(folder, { recursive: true })
-  await writeFile(join(folder, 'package.json'), JSON.stringify({ private: true, dependencies }, null, 2))
-  await npm(['install', '--no-audit', '--no-fund', '--prefix', folder], group)
-  await writeFile(marker, wanted)
+  // Installed beside the cache entry and moved in whole, so a run that is killed
+  // or runs at the same time never leaves or sees a half-installed folder.
+  const staging = `${folder}.installing-${process.pid}`
+  await rm(staging, { recursive: true, force: true })
+  await mkdir(staging, { recursive: true })
+  try {
+    await writeFile(join(staging, 'package.json'), JSON.stringify({ private: true, dependencies }, null, 2))
+    await npm(['install', '--no-audit', '--no-fund', '--prefix', staging], group)
+    await writeFile(join(staging, '.installed.json'), wanted)
+    await rm(folder, { recursive: true, force: true })
+    await rename(staging, folder)
+  } finally {
+    await rm(staging, { recursive: true, force: true })
+  }
   log(`# ${group}: installed ${Object.entries(dependencies).map(([name, version]) => `${name}@${version}`).join(', ')} in ${Math.round((Date.now() - started) / 1000)} s`)
 }
 
