@@ -20,12 +20,15 @@ export function afterResponse (response: ServerResponse): (callback: () => void)
       callback()
       return
     }
-    const once = (): void => {
-      response.off('finish', once)
-      response.off('close', once)
-      callback()
-    }
-    response.once('finish', once)
-    response.once('close', once)
+    onceAny(response, ['finish', 'close'], callback)
   }
+}
+
+/** Calls back once, on whichever of the events comes first, and stops listening to the others. */
+export function onceAny (emitter: NodeJS.EventEmitter, events: readonly string[], callback: () => void): void {
+  const once = (): void => {
+    for (const event of events) emitter.off(event, once)
+    callback()
+  }
+  for (const event of events) emitter.once(event, once)
 }

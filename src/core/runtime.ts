@@ -42,7 +42,7 @@ export class HandlerRuntime<Extra extends object = object> implements InboxRunti
   }
 
   runHandler (run: HandlerRun, extra?: Extra): unknown {
-    const context = new RunContext(run, this.signal, this.logger)
+    const context = new RunContext(run, this.#shutdown?.signal ?? this.signal, this.logger)
     return run.handler.fn(run.event, extra === undefined ? context : Object.assign(context, extra))
   }
 

@@ -60,7 +60,6 @@ export function fetchHandler (webhooks: DeliveryReceiver, options?: FetchHandler
     if (request.bodyUsed) return toResponse(webhooks.refuse('RAW_BODY_UNAVAILABLE', log, {}, BODY_USED_MESSAGE))
     const read = await readWebBody(request, bodyLimit)
     if (read.kind === 'too_large') return toResponse(webhooks.refuse('BODY_TOO_LARGE', log, tooLargeDetails(read, bodyLimit)))
-    if (read.kind === 'aborted') throw read.error
     const delivery = deliveryFromWebHeaders(request.headers, read.body)
     delivery.waitUntil = pickWaitUntil(env, ctx)
     const answer = webhooks.decide(delivery, log)
