@@ -8,6 +8,8 @@ import { deliveryFromWebHeaders, type ReceiveResult } from '../core/delivery.js'
 import { readWebBody } from './read-body.js'
 import { waitUntilPicker, type WaitUntil } from './wait-until.js'
 
+export type { WaitUntil, WaitUntilContext } from './wait-until.js'
+
 export interface FetchHandlerOptions {
   /**
    * Answer only requests to this path, 404 for others. Default: every path,
