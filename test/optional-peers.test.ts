@@ -23,14 +23,16 @@ function reachablePackages (entry: string): Set<string> {
   return packages
 }
 
-t.test('the package root and the other adapters never load better-sqlite3 or bullmq', async (t) => {
+t.test('the package root and the other adapters never load better-sqlite3, bullmq or pg', async (t) => {
   const packages = reachablePackages(resolve(root, 'index.ts'))
   t.notOk(packages.has('better-sqlite3'), 'better-sqlite3 is not reached from sir-webhooks')
   t.notOk(packages.has('bullmq'), 'bullmq is not reached from sir-webhooks')
+  t.notOk(packages.has('pg'), 'pg is not reached from sir-webhooks')
   t.ok(packages.has('pino'), 'the walk does follow imports')
 })
 
 t.test('the store entry points load their driver only when an inbox is made', async (t) => {
   t.notOk(reachablePackages(resolve(root, 'sqlite/inbox.ts')).has('better-sqlite3'), 'sqlite/inbox.ts requires better-sqlite3 lazily')
   t.notOk(reachablePackages(resolve(root, 'bullmq/inbox.ts')).has('bullmq'), 'bullmq/inbox.ts imports bullmq lazily')
+  t.notOk(reachablePackages(resolve(root, 'postgres/inbox.ts')).has('pg'), 'postgres/inbox.ts imports pg lazily')
 })

@@ -2,12 +2,13 @@
 import { readFileSync } from 'node:fs'
 import { EXIT_FAILED, EXIT_OK, EXIT_USAGE, UsageError, parseFlags, type Command, type Io } from './args.js'
 import { listenCommand } from './listen.js'
+import { migrateCommand } from './migrate.js'
 import { sendCommand } from './send.js'
 import { signCommand } from './sign.js'
 import { simulateCommand } from './simulate.js'
 import { verifyCommand } from './verify.js'
 
-const commands: readonly Command[] = [sendCommand, simulateCommand, listenCommand, verifyCommand, signCommand]
+const commands: readonly Command[] = [sendCommand, simulateCommand, listenCommand, verifyCommand, signCommand, migrateCommand]
 
 function version (): string {
   const manifest = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }
