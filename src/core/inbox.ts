@@ -72,14 +72,25 @@ export interface Inbox<Extra extends object = object> {
    * Records the event as seen and queues it, or says why not. Must not throw for a
    * full queue. `whenAnswered`, when given, says when the adapter has written the
    * answer: an inbox that runs handlers in this process starts them after it.
+   * `waitUntil`, when given, is the platform's way to keep this request's work
+   * alive after the response (a Worker's `ctx.waitUntil`): an inbox that runs
+   * the handlers in this process hands it a promise that settles once they have
+   * finished. It never throws.
    */
-  accept (event: AnyEvent, receivedAt: number, whenAnswered?: (callback: () => void) => void): AcceptOutcome | Promise<AcceptOutcome>
+  accept (
+    event: AnyEvent,
+    receivedAt: number,
+    whenAnswered?: (callback: () => void) => void,
+    waitUntil?: (handlersFinished: Promise<void>) => void
+  ): AcceptOutcome | Promise<AcceptOutcome>
   /** Stops taking work, waits up to `graceMs` for accepted events, dead-letters what is left. */
   close (graceMs: number): Promise<void>
   /** Events accepted and not yet finished, where the inbox can tell. */
   readonly size?: number
   /** Events whose handlers are running in this process now, where the inbox can tell. */
   readonly running?: number
+  /** Resolves when no accepted event is waiting or running in this process, where the inbox can tell. */
+  idle? (): Promise<void>
   /** Whether the store is taking and running events, where the inbox can tell. */
   health? (): InboxHealth
   /** How many events the inbox holds in each state. */

@@ -118,7 +118,7 @@ export class DeliveryPipeline {
     if (this.#lifecycle.closing) return this.refuse('CLOSING', log, { event: eventTag(event) }, undefined, event, now)
     let accepted: AcceptOutcome | Promise<AcceptOutcome>
     try {
-      accepted = this.#inbox.accept(event, now, delivery.whenAnswered)
+      accepted = this.#inbox.accept(event, now, delivery.whenAnswered, delivery.waitUntil)
     } catch (error) {
       return this.#inboxFailed(event, error, log, now)
     }

@@ -16,6 +16,8 @@ interface QueuedEvent {
   /** How many of its handlers are running now. */
   running: number
   whenAnswered: ((callback: () => void) => void) | undefined
+  /** Settles the promise handed to the platform's waitUntil, where one was given. */
+  finished: (() => void) | undefined
   /** In the list of unfinished events; false once it finished or was drained. */
   listed: boolean
   previous: QueuedEvent | undefined
@@ -67,7 +69,7 @@ export class MemoryQueue {
   // Events accepted since the last macrotask: one setImmediate starts them all.
   #starting: QueuedEvent[] = []
   readonly #backoffTimers = new Set<NodeJS.Timeout>()
-  #whenEmpty: (() => void) | undefined
+  #idleWaiters: Array<() => void> = []
 
   constructor (runtime: InboxRuntime) {
     this.#runtime = runtime
@@ -84,12 +86,23 @@ export class MemoryQueue {
     return this.#running
   }
 
-  push (event: AnyEvent, receivedAt: number, handlers: readonly RegisteredHandler[], whenAnswered?: (callback: () => void) => void): void {
+  /** Resolves when no accepted event is waiting, running or backing off. */
+  idle (): Promise<void> {
+    if (this.#size === 0) return Promise.resolve()
+    return new Promise((resolve) => { this.#idleWaiters.push(resolve) })
+  }
+
+  /**
+   * Queues an event's handlers. `waitUntil`, when given, is handed a promise that
+   * settles once they have all finished (done, dead-lettered, or cut off by
+   * close()); it must not throw.
+   */
+  push (event: AnyEvent, receivedAt: number, handlers: readonly RegisteredHandler[], whenAnswered?: (callback: () => void) => void, waitUntil?: (handlersFinished: Promise<void>) => void): void {
     if (handlers.length === 0) {
       this.#runtime.logger.info({ event: { id: event.id, type: event.type } }, 'no handler for event type')
       return
     }
-    const queued: QueuedEvent = { event, receivedAt, tasks: [], unsettled: 0, running: 0, whenAnswered, listed: true, previous: this.#last, next: undefined }
+    const queued: QueuedEvent = { event, receivedAt, tasks: [], unsettled: 0, running: 0, whenAnswered, finished: undefined, listed: true, previous: this.#last, next: undefined }
     // A snapshot: the set of handlers to run is fixed at accept time, so a handler
     // registered meanwhile cannot run untracked (unseen by close()).
     for (const handler of handlers.length === 1 ? handlers : new Set(handlers)) {
@@ -100,6 +113,8 @@ export class MemoryQueue {
     else this.#last.next = queued
     this.#last = queued
     this.#size += 1
+    // Called in the request that accepted the event: on Workers, waitUntil belongs to it.
+    if (waitUntil !== undefined) waitUntil(new Promise<void>((resolve) => { queued.finished = resolve }))
     // A macrotask: the adapter writes the 2xx in a microtask after accept
     // returns, so the answer is on its way before any handler code runs. Where the
     // framework may delay that write, the adapter says when it happened.
@@ -184,7 +199,6 @@ export class MemoryQueue {
     queued.unsettled -= 1
     if (queued.unsettled > 0 || !queued.listed) return
     this.#unlink(queued)
-    if (this.#size === 0 && this.#whenEmpty !== undefined) this.#whenEmpty()
   }
 
   #unlink (queued: QueuedEvent): void {
@@ -197,6 +211,12 @@ export class MemoryQueue {
     queued.previous = undefined
     queued.next = undefined
     this.#size -= 1
+    queued.finished?.()
+    if (this.#size === 0 && this.#idleWaiters.length > 0) {
+      const waiters = this.#idleWaiters
+      this.#idleWaiters = []
+      for (const wake of waiters) wake()
+    }
   }
 
   /**
@@ -206,8 +226,7 @@ export class MemoryQueue {
    */
   async drain (graceMs: number): Promise<UnfinishedRun[]> {
     if (this.#size > 0) {
-      await wakeOrTimeout(graceMs, (wake) => { this.#whenEmpty = wake })
-      this.#whenEmpty = undefined
+      await wakeOrTimeout(graceMs, (wake) => { this.#idleWaiters.push(wake) })
     }
     for (const timer of this.#backoffTimers) clearTimeout(timer)
     this.#backoffTimers.clear()

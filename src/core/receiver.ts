@@ -122,6 +122,15 @@ export class WebhookReceiver<I extends Inbox = Inbox> {
     return { size: this.inbox.size ?? 0, running: this.inbox.running ?? 0 }
   }
 
+  /**
+   * Resolves when nothing accepted is waiting or running: every handler done,
+   * dead-lettered or cut off by close(). For serverless platforms and tests.
+   * Needs an inbox that can tell (the in-memory one can).
+   */
+  idle (): Promise<void> {
+    return this.#lifecycle.idle()
+  }
+
   /** True once `close()` has been called: new deliveries get 503. */
   get closing (): boolean {
     return this.#lifecycle.closing
