@@ -2,7 +2,7 @@ import js from '@eslint/js'
 import tseslint from 'typescript-eslint'
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'dist-check/**', 'coverage/**', '.tap/**', 'node_modules/**'] },
+  { ignores: ['dist/**', 'dist-check/**', 'coverage/**', '.tap/**', 'node_modules/**', 'test/runtimes/.build/**'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

@@ -159,6 +159,8 @@ if (redis.url === undefined) {
     t.teardown(() => queue.close())
     const job = await queue.add('action.completed', { event: event('evt_held'), receivedAt: Date.now() }, { jobId: jobIdFor('evt_held'), delay: 50 })
     await until(async () => (await queue.getJob(jobIdFor('evt_held')))?.attemptsStarted === 1, 'the worker to pick the job up')
+    // Two Redis round trips after the pick-up: read the state once it has settled.
+    await until(async () => (await job.getState()) !== 'active', 'the worker to let go of the job')
     t.equal(await job.getState(), 'delayed', 'it went back to being held')
     t.equal(calls, 0, 'no handler ran')
     // The sender's retry sets the key and promotes it: now it runs.

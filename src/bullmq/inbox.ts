@@ -2,15 +2,16 @@ import type { Job, Queue, Worker } from 'bullmq'
 import { reportFailures, runAttempt } from '../core/attempt.js'
 import { backoffDelay } from '../core/backoff.js'
 import type { AnyEvent } from '../core/events.js'
-import { assertNotStarted, type AcceptOutcome, type Inbox, type InboxRuntime } from '../core/inbox.js'
+import { assertNotStarted, type AcceptOutcome, type Inbox, type InboxRuntime, type PurgeOptions, type PurgeResult } from '../core/inbox.js'
 import { defaults } from '../core/options.js'
-import { errorSummary, type DeadLetterQuery, type EventOutcome } from '../core/outcome.js'
-import { AttemptFailed, HOLD_MS, isClientInstance, jobIdFor, loadBullmq, markSeen, toOutcome, type BullMQ, type JobData } from './jobs.js'
+import { errorSummary, type DeadLetterQuery, type EventOutcome, type OutcomeState } from '../core/outcome.js'
+import { AttemptFailed, HOLD_MS, cleanJobs, countJobs, isClientInstance, jobIdFor, loadBullmq, markSeen, toOutcome, type BullMQ, type JobData } from './jobs.js'
 import { MIN_DEDUPE_SECONDS, resolveBullmqOptions, type BullmqInboxOptions, type ResolvedBullmqOptions } from './options.js'
 
 export { jobIdFor } from './jobs.js'
 
 export type { BullmqInboxOptions } from './options.js'
+export type { PurgeOptions, PurgeResult } from '../core/inbox.js'
 export type { DeadLetterQuery, EventOutcome, OutcomeState } from '../core/outcome.js'
 
 /**
@@ -34,6 +35,7 @@ export class BullmqInbox implements Inbox {
   #runtime: InboxRuntime | undefined
   #closing = false
   #lastRedisErrorAt = 0
+  #running = 0
   /** Jobs whose final failure this process reported, so the `failed` listener does not report them twice. */
   readonly #reported = new Set<string>()
 
@@ -59,7 +61,14 @@ export class BullmqInbox implements Inbox {
     this.#bullmq = bullmq
     const { retry } = runtime.options
     const options = this.#options
-    const worker = new bullmq.Worker<JobData>(options.queueName, async (job, token) => { await this.#process(job, runtime, queue, token) }, {
+    const worker = new bullmq.Worker<JobData>(options.queueName, async (job, token) => {
+      this.#running += 1
+      try {
+        await this.#process(job, runtime, queue, token)
+      } finally {
+        this.#running -= 1
+      }
+    }, {
       connection: options.connection,
       prefix: options.prefix,
       concurrency: runtime.options.concurrency,
@@ -140,6 +149,19 @@ export class BullmqInbox implements Inbox {
     return this.#options.dedupeSeconds ?? Math.max(MIN_DEDUPE_SECONDS, runtime?.options.dedupe.ttlSeconds ?? defaults.dedupe.ttlSeconds)
   }
 
+  /** Jobs this process's worker is running now. */
+  get running (): number {
+    return this.#running
+  }
+
+  /**
+   * Jobs by state. `pending` includes held jobs, a refused delivery's included,
+   * until the sender's retry or their hold runs out.
+   */
+  async counts (): Promise<Record<OutcomeState, number>> {
+    return await countJobs((await this.#ready).queue)
+  }
+
   async outcome (id: string): Promise<EventOutcome | undefined> {
     const { queue } = await this.#ready
     const job = await queue.getJob(jobIdFor(id))
@@ -173,16 +195,14 @@ export class BullmqInbox implements Inbox {
 
   /**
    * Removes done jobs older than `retentionSeconds` and dead ones older than
-   * `deadLetterRetentionSeconds` now, rather than when BullMQ next gets to it.
-   * Their ids stay remembered against duplicates for `dedupeSeconds`.
+   * `deadLetterRetentionSeconds` now, rather than when BullMQ next gets to it;
+   * with `before`, every done and dead job that finished before it. Their ids
+   * stay remembered against duplicates for `dedupeSeconds`.
    */
-  async purge (): Promise<{ done: number, dead: number }> {
+  async purge (options: PurgeOptions = {}): Promise<PurgeResult> {
     const { queue } = await this.#ready
     const retentionSeconds = this.#options.retentionSeconds ?? this.#runtime?.options.dedupe.ttlSeconds ?? defaults.dedupe.ttlSeconds
-    const done = await queue.clean(retentionSeconds * 1000, 0, 'completed')
-    const deadSeconds = this.#options.deadLetterRetentionSeconds
-    const dead = deadSeconds === undefined ? [] : await queue.clean(deadSeconds * 1000, 0, 'failed')
-    return { done: done.length, dead: dead.length }
+    return await cleanJobs(queue, options.before, retentionSeconds, this.#options.deadLetterRetentionSeconds)
   }
 
   /**

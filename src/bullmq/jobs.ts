@@ -2,7 +2,7 @@
 // command, how a job reads as an outcome, and loading the optional peer.
 import { createHash } from 'node:crypto'
 import type * as BullMQModule from 'bullmq'
-import type { ConnectionOptions, Job, RedisClient } from 'bullmq'
+import type { ConnectionOptions, Job, Queue, RedisClient } from 'bullmq'
 import type { AnyEvent } from '../core/events.js'
 import type { EventOutcome, OutcomeState } from '../core/outcome.js'
 
@@ -87,3 +87,24 @@ export function toOutcome (job: Job<JobData>, state: string): EventOutcome {
   return outcome
 }
 
+
+/** Jobs by outcome state; `pending` counts every job not yet completed or failed. */
+export async function countJobs (queue: Queue<JobData>): Promise<Record<OutcomeState, number>> {
+  const counts = await queue.getJobCounts('wait', 'delayed', 'active', 'prioritized', 'paused', 'waiting-children', 'completed', 'failed')
+  const { completed = 0, failed = 0, ...pending } = counts
+  return { pending: Object.values(pending).reduce((sum, count) => sum + count, 0), done: completed, dead: failed }
+}
+
+/**
+ * Removes done and dead jobs that finished before `before`, or, without it, done
+ * jobs past `retentionSeconds` and dead ones past `deadSeconds` (kept when undefined).
+ */
+export async function cleanJobs (queue: Queue<JobData>, before: Date | undefined, retentionSeconds: number, deadSeconds: number | undefined): Promise<{ done: number, dead: number }> {
+  if (before !== undefined) {
+    const graceMs = Math.max(0, Date.now() - before.getTime())
+    return { done: (await queue.clean(graceMs, 0, 'completed')).length, dead: (await queue.clean(graceMs, 0, 'failed')).length }
+  }
+  const done = await queue.clean(retentionSeconds * 1000, 0, 'completed')
+  const dead = deadSeconds === undefined ? [] : await queue.clean(deadSeconds * 1000, 0, 'failed')
+  return { done: done.length, dead: dead.length }
+}

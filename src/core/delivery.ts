@@ -14,6 +14,13 @@ export interface Delivery {
    * hooks) give it, so handlers start only after the 2xx is on its way.
    */
   whenAnswered?: ((callback: () => void) => void) | undefined
+  /**
+   * Keeps the request's work alive after the response, on platforms that
+   * otherwise stop it then (a Worker's `ctx.waitUntil`, Vercel's `waitUntil`).
+   * Given a promise that settles once this delivery's handlers have finished.
+   * Must not throw.
+   */
+  waitUntil?: ((handlersFinished: Promise<void>) => void) | undefined
 }
 
 export type ReceiveCode = 'ACCEPTED' | 'DUPLICATE' | RefusalCode

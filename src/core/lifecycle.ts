@@ -1,3 +1,4 @@
+import { WebhookOptionsError } from './errors.js'
 import type { Inbox } from './inbox.js'
 import type { WebhookLogger } from './logger.js'
 import type { HandlerRuntime } from './runtime.js'
@@ -42,6 +43,15 @@ export class InboxLifecycle {
 
   get closing (): boolean {
     return this.#closing !== undefined
+  }
+
+  /** Resolves, once the inbox has started, when nothing it accepted is waiting or running. */
+  async idle (): Promise<void> {
+    if (this.#starting !== undefined) await this.#starting
+    if (this.#inbox.idle === undefined) {
+      throw new WebhookOptionsError('idle(): this inbox cannot tell when its work is done (it has no idle() method)')
+    }
+    await this.#inbox.idle()
   }
 
   /**

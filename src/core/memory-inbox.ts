@@ -25,7 +25,16 @@ export class MemoryInbox implements Inbox {
     return this.#queue?.size ?? 0
   }
 
-  accept (event: AnyEvent, receivedAt: number, whenAnswered?: (callback: () => void) => void): AcceptOutcome {
+  get running (): number {
+    return this.#queue?.running ?? 0
+  }
+
+  /** Resolves when no accepted event is waiting, running or backing off. */
+  idle (): Promise<void> {
+    return this.#queue?.idle() ?? Promise.resolve()
+  }
+
+  accept (event: AnyEvent, receivedAt: number, whenAnswered?: (callback: () => void) => void, waitUntil?: (handlersFinished: Promise<void>) => void): AcceptOutcome {
     const runtime = this.#runtime
     const seen = this.#seen
     const queue = this.#queue
@@ -36,7 +45,7 @@ export class MemoryInbox implements Inbox {
     if (queue.size >= runtime.options.maxQueueSize) return 'full'
     // Queued first, then marked seen: if queueing throws, the id stays unseen
     // and the sender's retry (after the 503) is processed.
-    queue.push(event, receivedAt, runtime.handlersFor(event.type), whenAnswered)
+    queue.push(event, receivedAt, runtime.handlersFor(event.type), whenAnswered, waitUntil)
     seen.add(event.id)
     return 'accepted'
   }

@@ -4,6 +4,7 @@ import type { HandlerRun, InboxRuntime } from './inbox.js'
 import { backoffDelay } from './backoff.js'
 import { wakeOrTimeout } from './timeouts.js'
 import { Slots } from './slots.js'
+import { isThenable } from './thenable.js'
 
 interface QueuedEvent {
   event: AnyEvent
@@ -12,7 +13,11 @@ interface QueuedEvent {
   tasks: HandlerTask[]
   /** How many tasks are not yet settled (succeeded or failed for good). */
   unsettled: number
+  /** How many of its handlers are running now. */
+  running: number
   whenAnswered: ((callback: () => void) => void) | undefined
+  /** Settles the promise handed to the platform's waitUntil, where one was given. */
+  finished: (() => void) | undefined
   /** In the list of unfinished events; false once it finished or was drained. */
   listed: boolean
   previous: QueuedEvent | undefined
@@ -59,10 +64,12 @@ export class MemoryQueue {
   #first: QueuedEvent | undefined
   #last: QueuedEvent | undefined
   #size = 0
+  // Events with a handler running now, for stats() and the queue gauge.
+  #running = 0
   // Events accepted since the last macrotask: one setImmediate starts them all.
   #starting: QueuedEvent[] = []
   readonly #backoffTimers = new Set<NodeJS.Timeout>()
-  #whenEmpty: (() => void) | undefined
+  #idleWaiters: Array<() => void> = []
 
   constructor (runtime: InboxRuntime) {
     this.#runtime = runtime
@@ -74,12 +81,28 @@ export class MemoryQueue {
     return this.#size
   }
 
-  push (event: AnyEvent, receivedAt: number, handlers: readonly RegisteredHandler[], whenAnswered?: (callback: () => void) => void): void {
+  /** Events with at least one handler running now. */
+  get running (): number {
+    return this.#running
+  }
+
+  /** Resolves when no accepted event is waiting, running or backing off. */
+  idle (): Promise<void> {
+    if (this.#size === 0) return Promise.resolve()
+    return new Promise((resolve) => { this.#idleWaiters.push(resolve) })
+  }
+
+  /**
+   * Queues an event's handlers. `waitUntil`, when given, is handed a promise that
+   * settles once they have all finished (done, dead-lettered, or cut off by
+   * close()); it must not throw.
+   */
+  push (event: AnyEvent, receivedAt: number, handlers: readonly RegisteredHandler[], whenAnswered?: (callback: () => void) => void, waitUntil?: (handlersFinished: Promise<void>) => void): void {
     if (handlers.length === 0) {
       this.#runtime.logger.info({ event: { id: event.id, type: event.type } }, 'no handler for event type')
       return
     }
-    const queued: QueuedEvent = { event, receivedAt, tasks: [], unsettled: 0, whenAnswered, listed: true, previous: this.#last, next: undefined }
+    const queued: QueuedEvent = { event, receivedAt, tasks: [], unsettled: 0, running: 0, whenAnswered, finished: undefined, listed: true, previous: this.#last, next: undefined }
     // A snapshot: the set of handlers to run is fixed at accept time, so a handler
     // registered meanwhile cannot run untracked (unseen by close()).
     for (const handler of handlers.length === 1 ? handlers : new Set(handlers)) {
@@ -90,6 +113,8 @@ export class MemoryQueue {
     else this.#last.next = queued
     this.#last = queued
     this.#size += 1
+    // Called in the request that accepted the event: on Workers, waitUntil belongs to it.
+    if (waitUntil !== undefined) waitUntil(new Promise<void>((resolve) => { queued.finished = resolve }))
     // A macrotask: the adapter writes the 2xx in a microtask after accept
     // returns, so the answer is on its way before any handler code runs. Where the
     // framework may delay that write, the adapter says when it happened.
@@ -119,7 +144,9 @@ export class MemoryQueue {
 
   /** Runs a task once; a promise only when the handler returned one (or failed for good). */
   #run (task: HandlerTask): Promise<unknown> | undefined {
-    if (!task.queued.listed) return undefined
+    const { queued } = task
+    if (!queued.listed) return undefined
+    if (queued.running++ === 0) this.#running += 1
     let returned: unknown
     try {
       returned = this.#runtime.runHandler(task)
@@ -133,21 +160,28 @@ export class MemoryQueue {
     return Promise.resolve(returned).then(() => { this.#succeeded(task) }, (error: unknown) => this.#failed(task, error))
   }
 
+  #ended (queued: QueuedEvent): void {
+    if (--queued.running === 0) this.#running -= 1
+  }
+
   #succeeded (task: HandlerTask): void {
+    this.#ended(task.queued)
     // A run that ended after shutdown aborted it was cut short, whether it threw
     // or returned: it stays unsettled, and close() dead-letters it as `shutdown`,
     // as the durable inboxes leave such an attempt unrecorded.
     if (this.#runtime.signal.aborted) return
+    this.#runtime.handlerSucceeded(task)
     this.#settle(task)
   }
 
   #failed (task: HandlerTask, error: unknown): Promise<void> | undefined {
+    this.#ended(task.queued)
     if (!task.queued.listed || this.#runtime.signal.aborted) return undefined
     const { attempt } = task
     const { retry } = this.#runtime.options
     if (attempt < retry.attempts) {
       const delay = backoffDelay(attempt, retry)
-      this.#runtime.logger.warn({ event: { id: task.event.id, type: task.event.type }, handler: task.handler.name, attempt, retryInMs: delay, err: error }, 'handler failed; will retry')
+      this.#runtime.handlerRetrying(task, error, delay)
       const timer = setTimeout(() => {
         this.#backoffTimers.delete(timer)
         this.#schedule(task, attempt + 1)
@@ -165,7 +199,6 @@ export class MemoryQueue {
     queued.unsettled -= 1
     if (queued.unsettled > 0 || !queued.listed) return
     this.#unlink(queued)
-    if (this.#size === 0 && this.#whenEmpty !== undefined) this.#whenEmpty()
   }
 
   #unlink (queued: QueuedEvent): void {
@@ -178,6 +211,12 @@ export class MemoryQueue {
     queued.previous = undefined
     queued.next = undefined
     this.#size -= 1
+    queued.finished?.()
+    if (this.#size === 0 && this.#idleWaiters.length > 0) {
+      const waiters = this.#idleWaiters
+      this.#idleWaiters = []
+      for (const wake of waiters) wake()
+    }
   }
 
   /**
@@ -187,8 +226,7 @@ export class MemoryQueue {
    */
   async drain (graceMs: number): Promise<UnfinishedRun[]> {
     if (this.#size > 0) {
-      await wakeOrTimeout(graceMs, (wake) => { this.#whenEmpty = wake })
-      this.#whenEmpty = undefined
+      await wakeOrTimeout(graceMs, (wake) => { this.#idleWaiters.push(wake) })
     }
     for (const timer of this.#backoffTimers) clearTimeout(timer)
     this.#backoffTimers.clear()
@@ -203,8 +241,4 @@ export class MemoryQueue {
     }
     return left
   }
-}
-
-function isThenable (value: unknown): value is PromiseLike<unknown> {
-  return value !== null && (typeof value === 'object' || typeof value === 'function') && typeof (value as { then?: unknown }).then === 'function'
 }

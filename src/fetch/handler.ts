@@ -6,6 +6,9 @@ import { assertReceiver, checkAdapterOptions, type DeliveryReceiver } from '../a
 import { resolvePath } from '../adapter/route.js'
 import { deliveryFromWebHeaders, type ReceiveResult } from '../core/delivery.js'
 import { readWebBody } from './read-body.js'
+import { waitUntilPicker, type WaitUntil } from './wait-until.js'
+
+export type { WaitUntil, WaitUntilContext } from './wait-until.js'
 
 export interface FetchHandlerOptions {
   /**
@@ -13,6 +16,13 @@ export interface FetchHandlerOptions {
    * for a route handler that its framework already mounted (Next.js, Hono).
    */
   path?: string
+  /**
+   * Keeps the platform alive until each accepted delivery's handlers have
+   * finished, where it would otherwise stop with the response: `waitUntil` from
+   * @vercel/functions, `after` from next/server. Not needed on Workers: their
+   * `ctx` (third argument) is used by itself.
+   */
+  waitUntil?: WaitUntil
 }
 
 export const BODY_USED_MESSAGE =
@@ -20,23 +30,30 @@ export const BODY_USED_MESSAGE =
   'so the exact bytes the signature covers are gone. Pass the handler the untouched Request (in Hono, c.req.raw before any body reader), ' +
   'or give it request.clone() taken before your code reads the body'
 
-export type FetchHandler = (request: Request) => Promise<Response>
+/**
+ * `ctx`, when it has a `waitUntil` (a Worker's ExecutionContext, Hono's
+ * `c.executionCtx`), is handed each accepted delivery's handlers. `env` is
+ * whatever the platform passes second (Workers' bindings, Next's `{ params }`).
+ */
+export type FetchHandler = (request: Request, env?: unknown, ctx?: unknown) => Promise<Response>
 
 /**
- * A `(request) => Promise<Response>` handler for one receiver: a Next.js route
- * handler, `Bun.serve({ fetch })`, `Deno.serve`, a Worker's `fetch`, or a Hono
- * route via `c.req.raw`. Only POST is a delivery; anything else gets 404.
+ * A `(request, env?, ctx?) => Promise<Response>` handler for one receiver: a
+ * Next.js route handler, `Bun.serve({ fetch })`, `Deno.serve`, a Worker's
+ * `fetch`, or a Hono route via `c.req.raw`. Only POST is a delivery; anything
+ * else gets 404.
  */
 export function fetchHandler (webhooks: DeliveryReceiver, options?: FetchHandlerOptions): FetchHandler {
   assertReceiver(webhooks, 'fetchHandler(webhooks)')
-  const checked = checkAdapterOptions(options, ['path'], 'fetchHandler(webhooks, options)')
+  const checked = checkAdapterOptions(options, ['path', 'waitUntil'], 'fetchHandler(webhooks, options)')
   const path = checked.path === undefined ? undefined : resolvePath(checked.path)
   // The receiver's logger: checking another one here would import pino into
   // this module, which edge runtimes may not load.
   const log = webhooks.logger
   const { bodyLimit } = webhooks.options
+  const pickWaitUntil = waitUntilPicker(checked.waitUntil, log)
 
-  return async function sirWebhooksFetch (request: Request): Promise<Response> {
+  return async function sirWebhooksFetch (request: Request, env?: unknown, ctx?: unknown): Promise<Response> {
     // A full URL here, never the absolute request-target form: only the path counts.
     if (request.method !== 'POST' || (path !== undefined && new URL(request.url).pathname !== path)) {
       request.body?.cancel().catch(ignore)
@@ -45,7 +62,9 @@ export function fetchHandler (webhooks: DeliveryReceiver, options?: FetchHandler
     if (request.bodyUsed) return toResponse(webhooks.refuse('RAW_BODY_UNAVAILABLE', log, {}, BODY_USED_MESSAGE))
     const read = await readWebBody(request, bodyLimit)
     if (read.kind === 'too_large') return toResponse(webhooks.refuse('BODY_TOO_LARGE', log, tooLargeDetails(read, bodyLimit)))
-    const answer = webhooks.decide(deliveryFromWebHeaders(request.headers, read.body), log)
+    const delivery = deliveryFromWebHeaders(request.headers, read.body)
+    delivery.waitUntil = pickWaitUntil(env, ctx)
+    const answer = webhooks.decide(delivery, log)
     return toResponse(answer instanceof Promise ? await answer : answer)
   }
 }

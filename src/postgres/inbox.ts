@@ -2,9 +2,10 @@ import type { Pool } from 'pg'
 import type { AnyEvent } from '../core/events.js'
 import { wakeOrTimeout } from '../core/timeouts.js'
 import { UnrefTimers } from '../core/unref-timers.js'
-import { assertNotStarted, type AcceptOutcome, type Inbox, type InboxHealth, type InboxRuntime } from '../core/inbox.js'
+import { assertNotStarted, type AcceptOutcome, type Inbox, type InboxHealth, type InboxRuntime, type PurgeOptions, type PurgeResult } from '../core/inbox.js'
 import { defaults } from '../core/options.js'
-import type { DeadLetterQuery, EventOutcome } from '../core/outcome.js'
+import type { DeadLetterQuery, EventOutcome, OutcomeState } from '../core/outcome.js'
+import { purgeCutoffs } from '../core/retention.js'
 import { ControlConnection } from './control-connection.js'
 import { loadPg } from './driver.js'
 import { GroupCommit, MAX_IN_FLIGHT } from './group-commit.js'
@@ -20,10 +21,7 @@ export type { PostgresHandlerExtra } from './run-event.js'
 export type { DeadLetterQuery, EventOutcome, OutcomeState } from '../core/outcome.js'
 export { migrationSql, SCHEMA_VERSION } from './schema.js'
 
-export interface PurgeResult {
-  done: number
-  dead: number
-}
+export type { PurgeOptions, PurgeResult } from '../core/inbox.js'
 
 interface Running {
   pool: Pool
@@ -182,14 +180,24 @@ export class PostgresInbox implements Inbox<PostgresHandlerExtra> {
     return rowCount === 1
   }
 
-  /** Deletes done events past `retentionSeconds` and dead ones past `deadLetterRetentionSeconds`. */
-  async purge (): Promise<PurgeResult> {
+  /** Events by state, for operators (`sir-webhooks inbox stats`). */
+  async counts (): Promise<Record<OutcomeState, number>> {
+    const counts: Record<OutcomeState, number> = { pending: 0, done: 0, dead: 0 }
+    const { rows } = await (await this.#pool()).query<{ state: OutcomeState, count: string }>(this.#sql.countByState)
+    for (const { state, count } of rows) counts[state] = Number(count)
+    return counts
+  }
+
+  /**
+   * Deletes done events past `retentionSeconds` and dead ones past
+   * `deadLetterRetentionSeconds`, or, with `before`, both that finished before it.
+   * Pending events are never purged.
+   */
+  async purge (options: PurgeOptions = {}): Promise<PurgeResult> {
     const pool = await this.#pool()
-    const now = this.#now()
-    const retentionSeconds = this.#options.retentionSeconds ?? this.#runtime?.options.dedupe.ttlSeconds ?? defaults.dedupe.ttlSeconds
-    const done = (await pool.query(this.#sql.purge, ['done', now - retentionSeconds * 1000])).rowCount ?? 0
-    const deadSeconds = this.#options.deadLetterRetentionSeconds
-    const dead = deadSeconds === undefined ? 0 : (await pool.query(this.#sql.purge, ['dead', now - deadSeconds * 1000])).rowCount ?? 0
+    const cutoffs = purgeCutoffs(this.#now(), options, this.#options, this.#runtime?.options)
+    const done = (await pool.query(this.#sql.purge, ['done', cutoffs.done])).rowCount ?? 0
+    const dead = cutoffs.dead === undefined ? 0 : (await pool.query(this.#sql.purge, ['dead', cutoffs.dead])).rowCount ?? 0
     return { done, dead }
   }
 

@@ -53,6 +53,7 @@ export interface Queries {
   redrive: string
   /** $1 state, $2 before */
   purge: string
+  countByState: string
 }
 
 const EVENT_COLUMNS = 'e.id, e.type, e.event, e.state, e.received_at, e.last_error, e.finished_at, coalesce(a.started, 0) AS started'
@@ -123,7 +124,8 @@ export function queriesFor (schema: string, handlerSynchronousCommit: boolean): 
         UPDATE ${s}.attempts SET started = 0 WHERE event_id IN (SELECT id FROM revived)
       )
       SELECT id, pg_notify($3, '') FROM revived`,
-    purge: `DELETE FROM ${s}.events WHERE state = $1 AND finished_at < $2`
+    purge: `DELETE FROM ${s}.events WHERE state = $1 AND finished_at < $2`,
+    countByState: `SELECT state, count(*) AS count FROM ${s}.events GROUP BY state`
   }
 }
 

@@ -1,7 +1,7 @@
 import type { PoolClient } from 'pg'
 import { keyedHandlers, reportFailures, type AttemptFailure } from '../core/attempt.js'
 import { backoffDelay } from '../core/backoff.js'
-import type { InboxRuntime } from '../core/inbox.js'
+import type { HandlerRun, InboxRuntime } from '../core/inbox.js'
 import { errorSummary } from '../core/outcome.js'
 import { literalsOf, type ClaimedRow, type Queries } from './queries.js'
 
@@ -53,14 +53,18 @@ export async function runClaimedEvent (env: RunEnvironment, client: PoolClient, 
   await env.countAttempt(row.id)
   const done = new Set(row.succeeded)
   const failures: AttemptFailure[] = []
+  // Counted as succeeded only once their writes have committed.
+  const succeeded: HandlerRun[] = []
   // The claim opened the first savepoint; a success releases it, a failure rolls back to it and keeps it.
   let savepoint = true
   for (const keyed of keyedHandlers(runtime.handlersFor(event.type))) {
     if (done.has(keyed.key) || runtime.signal.aborted) continue
     if (!savepoint) await client.query('SAVEPOINT sir_handler')
     try {
-      await runtime.runHandler({ event, handler: keyed.handler, attempt, receivedAt }, { transaction: client } satisfies PostgresHandlerExtra)
+      const run = { event, handler: keyed.handler, attempt, receivedAt }
+      await runtime.runHandler(run, { transaction: client } satisfies PostgresHandlerExtra)
       await client.query(sql.recordHandled(literal, row.id, keyed.key, env.now()))
+      succeeded.push(run)
       savepoint = false
       done.add(keyed.key)
     } catch (error) {
@@ -79,16 +83,19 @@ export async function runClaimedEvent (env: RunEnvironment, client: PoolClient, 
   const last = failures.at(-1)
   if (last === undefined) {
     await client.query(sql.finishAndCommit(literal, row.id, 'done', env.now(), null))
+    for (const run of succeeded) runtime.handlerSucceeded(run)
     return {}
   }
   const lastError = `${last.key}: ${errorSummary(last.error)}`
   if (attempt < retry.attempts) {
     const retryInMs = backoffDelay(attempt, retry)
     await client.query(sql.retryLaterAndCommit(literal, row.id, env.now() + retryInMs, lastError))
+    for (const run of succeeded) runtime.handlerSucceeded(run)
     await reportFailures(runtime, event, receivedAt, attempt, failures, retryInMs)
     return { retryInMs }
   }
   await client.query(sql.finishAndCommit(literal, row.id, 'dead', env.now(), lastError))
+  for (const run of succeeded) runtime.handlerSucceeded(run)
   await reportFailures(runtime, event, receivedAt, attempt, failures, undefined)
   return {}
 }

@@ -1,9 +1,9 @@
 import type BetterSqlite3 from 'better-sqlite3'
 import type { AnyEvent } from '../core/events.js'
-import { assertNotStarted, type AcceptOutcome, type Inbox, type InboxHealth, type InboxRuntime } from '../core/inbox.js'
+import { assertNotStarted, type AcceptOutcome, type Inbox, type InboxHealth, type InboxRuntime, type PurgeOptions, type PurgeResult } from '../core/inbox.js'
 import { defaults } from '../core/options.js'
 import { UnrefTimers } from '../core/unref-timers.js'
-import type { DeadLetterQuery, EventOutcome } from '../core/outcome.js'
+import type { DeadLetterQuery, EventOutcome, OutcomeState } from '../core/outcome.js'
 import { GroupCommit, type Batch } from './group-commit.js'
 import { HealthTracker } from './health.js'
 import { openInboxFile } from './open.js'
@@ -15,11 +15,7 @@ import type { EventRow, Statements } from './schema.js'
 export type { SqliteInboxOptions, StartupCheck } from './options.js'
 export type { InboxHealth } from '../core/inbox.js'
 export type { DeadLetterQuery, EventOutcome, OutcomeState } from '../core/outcome.js'
-
-export interface PurgeResult {
-  done: number
-  dead: number
-}
+export type { PurgeOptions, PurgeResult } from '../core/inbox.js'
 
 /** Admin writes (redrive, purge, the start's lease recovery) wait at least this long for a lock. */
 const ADMIN_WAIT_MS = 5_000
@@ -83,6 +79,18 @@ export class SqliteInbox implements Inbox {
     }
   }
 
+  /** Events whose handlers this process is running now. */
+  get running (): number {
+    return this.#runner?.running ?? 0
+  }
+
+  /** Events in the file by state, across every process sharing it. */
+  async counts (): Promise<Record<OutcomeState, number>> {
+    const counts: Record<OutcomeState, number> = { pending: 0, done: 0, dead: 0 }
+    for (const { state, count } of this.#open().countByState.all()) counts[state] = count
+    return counts
+  }
+
   /**
    * `degraded` while claims or outcome writes fail for a reason other than a lock
    * held elsewhere (a damaged file, a full disk): deliveries then get 503, since
@@ -135,15 +143,21 @@ export class SqliteInbox implements Inbox {
     return changed
   }
 
-  /** Deletes done events past `retentionSeconds` and dead ones past `deadLetterRetentionSeconds`. */
-  async purge (): Promise<PurgeResult> {
+  /**
+   * Deletes done events past `retentionSeconds` and dead ones past
+   * `deadLetterRetentionSeconds`; with `before`, every done and dead event that
+   * finished before it. Pending events are never purged.
+   */
+  async purge (options: PurgeOptions = {}): Promise<PurgeResult> {
     const sql = this.#open()
     const now = this.#now()
     const retentionSeconds = this.#options.retentionSeconds ?? this.#runtime?.options.dedupe.ttlSeconds ?? defaults.dedupe.ttlSeconds
     const deadSeconds = this.#options.deadLetterRetentionSeconds
+    const doneBefore = options.before?.getTime() ?? now - retentionSeconds * 1000
+    const deadBefore = options.before?.getTime() ?? (deadSeconds === undefined ? undefined : now - deadSeconds * 1000)
     return await this.#adminWrite(() => ({
-      done: sql.purge.run({ state: 'done', before: now - retentionSeconds * 1000 }).changes,
-      dead: deadSeconds === undefined ? 0 : sql.purge.run({ state: 'dead', before: now - deadSeconds * 1000 }).changes
+      done: sql.purge.run({ state: 'done', before: doneBefore }).changes,
+      dead: deadBefore === undefined ? 0 : sql.purge.run({ state: 'dead', before: deadBefore }).changes
     }))
   }
 
