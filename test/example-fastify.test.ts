@@ -23,7 +23,7 @@ test('examples/fastify starts on the embedded default and accepts a signed event
   t.match(output, /curl -i -X POST/, 'prints a ready curl line')
   t.match(output, /whsec_local_development_only/, 'says it uses the embedded development secret')
 
-  const body = JSON.stringify({ id: 'evt_example_1', type: 'action.completed', data: { actionId: 'act_9', tokensDistributed: 3 } })
+  const body = JSON.stringify({ id: 'evt_example_1', type: 'action.completed', createdAt: new Date().toISOString(), data: { actionId: 'act_9', tokensDistributed: 3 } })
   const signed = sign({ secret: 'whsec_local_development_only', rawBody: body })
   const response = await fetch(url, { method: 'POST', body, headers: { 'content-type': 'application/json', 'x-sir-signature': signed.signature, 'x-sir-timestamp': signed.timestamp } })
   t.equal(response.status, 200)

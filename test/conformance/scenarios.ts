@@ -292,7 +292,7 @@ export const scenarios: Record<string, Scenario> = {
     webhooks.on('campaign.paused', removed)
     webhooks.off('campaign.paused', removed)
     for (const type of ['campaign.paused', 'campaign.completed', 'reward.invented_later']) {
-      t.equal((await send({ id: freshId(), type, data: { campaignId: 'c1' } })).status, 200, type)
+      t.equal((await send({ id: freshId(), type, createdAt: new Date().toISOString(), data: { campaignId: 'c1' } })).status, 200, type)
     }
     await eventually(() => seen.length === 5, 5000, 'five handler calls')
     t.same(seen.sort(), ['any:campaign.completed', 'any:campaign.paused', 'any:reward.invented_later', 'campaign:campaign.completed', 'campaign:campaign.paused'])
@@ -354,10 +354,10 @@ export const scenarios: Record<string, Scenario> = {
     const { webhooks, send } = await setUp(t, adapter)
     const ids: string[] = []
     webhooks.onAny((event) => { ids.push(event.id) })
-    const spaced = `{ "id" : "${freshId()}",\n\t"type":"action.completed", "data": {"actionId":"a","tokensDistributed":1} }\n`
+    const spaced = `{ "id" : "${freshId()}",\n\t"type":"action.completed", "createdAt" :"2026-05-10T09:12:00Z", "data": {"actionId":"a","tokensDistributed":1} }\n`
     t.equal((await send(spaced)).status, 200, 'whitespace and a trailing newline')
     const bomId = freshId()
-    const withBom = Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from(JSON.stringify({ id: bomId, type: 'action.completed', data: {} }))])
+    const withBom = Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from(JSON.stringify({ id: bomId, type: 'action.completed', createdAt: new Date().toISOString(), data: {} }))])
     t.equal((await send(withBom)).status, 200, 'a UTF-8 byte order mark')
     await eventually(() => ids.length === 2, 5000, 'both events')
     t.ok(ids.includes(bomId))
