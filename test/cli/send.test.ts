@@ -1,5 +1,5 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
-import { createServer } from 'node:net'
+import { createServer, type Socket } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
@@ -63,7 +63,7 @@ t.test('send exits 1 when nothing answers', async (t) => {
 })
 
 t.test('send says when a receiver accepts the connection but never answers', async (t) => {
-  const sockets = new Set<import('node:net').Socket>()
+  const sockets = new Set<Socket>()
   const silent = createServer((socket) => { sockets.add(socket) })
   await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve))
   t.teardown(() => { for (const socket of sockets) socket.destroy(); silent.close() })
