@@ -154,10 +154,10 @@ test('dedupe forgets an id after its retention, measured on the receiver\'s cloc
   const webhooks = new Webhooks({ secret: SECRET, logger: captureLogs().logger, clock: () => now, dedupe: { ttlSeconds: 60 } })
   const event = actionCompleted()
   t.equal((await webhooks.receive(delivery(event, { timestamp: Math.floor(now / 1000) }))).code, 'ACCEPTED')
-  now += 59_000
-  t.equal((await webhooks.receive(delivery(event, { timestamp: Math.floor(now / 1000) }))).code, 'DUPLICATE')
-  now += 2_000
-  t.equal((await webhooks.receive(delivery(event, { timestamp: Math.floor(now / 1000) }))).code, 'ACCEPTED', 'after 61 s the id is new again')
+  now += 60_000
+  t.equal((await webhooks.receive(delivery(event, { timestamp: Math.floor(now / 1000) }))).code, 'DUPLICATE', 'remembered for the whole 60 s')
+  now += 60_001
+  t.equal((await webhooks.receive(delivery(event, { timestamp: Math.floor(now / 1000) }))).code, 'ACCEPTED', 'over 60 s after it was last seen, the id is new again')
   await webhooks.close()
 })
 
@@ -167,6 +167,30 @@ test('dedupe is bounded by maxEntries: the least recently seen id goes first', a
   for (const event of [a!, b!, c!]) t.equal((await webhooks.receive(delivery(event))).code, 'ACCEPTED')
   t.equal((await webhooks.receive(delivery(c!))).code, 'DUPLICATE')
   t.equal((await webhooks.receive(delivery(a!))).code, 'ACCEPTED', 'the oldest id was evicted')
+  await webhooks.close()
+})
+
+test('dedupe forgets the least recently seen id, not the first added: a duplicate counts as seen (issue 12)', async (t) => {
+  const webhooks = new Webhooks({ secret: SECRET, logger: captureLogs().logger, dedupe: { maxEntries: 2 } })
+  const [a, b, c] = [actionCompleted(), actionCompleted(), actionCompleted()]
+  t.equal((await webhooks.receive(delivery(a!))).code, 'ACCEPTED')
+  t.equal((await webhooks.receive(delivery(b!))).code, 'ACCEPTED')
+  t.equal((await webhooks.receive(delivery(a!))).code, 'DUPLICATE', 'A seen again')
+  t.equal((await webhooks.receive(delivery(c!))).code, 'ACCEPTED', 'C pushes out B, the least recently seen')
+  t.equal((await webhooks.receive(delivery(a!))).code, 'DUPLICATE', 'A is still remembered')
+  t.equal((await webhooks.receive(delivery(b!))).code, 'ACCEPTED', 'B was forgotten')
+  await webhooks.close()
+})
+
+test('dedupe: a duplicate restarts the id\'s retention window', async (t) => {
+  let now = 1_000_000
+  const webhooks = new Webhooks({ secret: SECRET, logger: captureLogs().logger, dedupe: { ttlSeconds: 10 }, clock: () => now })
+  const event = actionCompleted()
+  const at = (ms: number): ReturnType<typeof delivery> => { now = ms; return delivery(event, { timestamp: Math.floor(ms / 1000) }) }
+  t.equal((await webhooks.receive(at(1_000_000))).code, 'ACCEPTED')
+  t.equal((await webhooks.receive(at(1_009_000))).code, 'DUPLICATE', 'seen again after 9 s')
+  t.equal((await webhooks.receive(at(1_018_000))).code, 'DUPLICATE', '18 s after the first, 9 s after the last')
+  t.equal((await webhooks.receive(at(1_028_001))).code, 'ACCEPTED', 'over 10 s after it was last seen')
   await webhooks.close()
 })
 
