@@ -242,7 +242,11 @@ test('a handler registered while an event is in flight is not run for it untrack
 
 test('close() is bounded even when an onDeadLetter callback never settles', async (t) => {
   const logs = captureLogs()
-  const webhooks = new Webhooks({ secret: SECRET, logger: logs.logger, closeGraceMs: 50 })
+  // 20 events and a 200 ms grace: one grace for the handlers and one for all the
+  // callbacks is 400 ms; a wait per event would be 4 s or more. The upper bound is
+  // 5 times the right answer, for a loaded machine, and half the wrong one.
+  const graceMs = 200
+  const webhooks = new Webhooks({ secret: SECRET, logger: logs.logger, closeGraceMs: graceMs })
   webhooks.on('action.completed', () => new Promise(() => {}))
   webhooks.onDeadLetter(() => new Promise(() => {}))
   const ids: string[] = []
@@ -253,7 +257,9 @@ test('close() is bounded even when an onDeadLetter callback never settles', asyn
   }
   const started = Date.now()
   await webhooks.close()
-  t.ok(Date.now() - started < 2000, 'close() resolved within two grace periods and change')
+  const elapsed = Date.now() - started
+  t.ok(elapsed >= 2 * graceMs - 5, `close() waited out both grace periods (${elapsed} ms)`)
+  t.ok(elapsed < 2000, `close() resolved within two grace periods and change, not one per event (${elapsed} ms)`)
   const logged = logs.entries().filter((entry) => entry.msg === 'event dead-lettered: shutdown came before it finished').map((entry) => (entry.event as { id: string }).id)
   t.same(logged.sort(), ids.sort(), 'every left-over event is logged with its id')
   t.ok(logs.entries().some((entry) => entry.msg === 'onDeadLetter callbacks did not finish within the grace period; close() goes on'))

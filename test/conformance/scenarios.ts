@@ -174,6 +174,29 @@ export const scenarios: Record<string, Scenario> = {
     t.equal((await send(actionCompleted())).status, 200, 'a body under the limit is still fine')
   },
 
+  async 'both sides of the body limit: exactly bodyLimit bytes accepted, one more refused with 413' (t, adapter) {
+    const bodyLimit = 2048
+    const { webhooks, send } = await setUp(t, adapter, { bodyLimit })
+    const ids: string[] = []
+    webhooks.onAny((event) => { ids.push(event.id) })
+    /** A signed envelope of exactly `bytes` bytes, padded inside data. */
+    const ofSize = (bytes: number): { id: string, body: string } => {
+      const event = actionCompleted({ data: { actionId: 'act_1', tokensDistributed: 1, note: '' } })
+      const body = JSON.stringify({ ...event, data: { actionId: 'act_1', tokensDistributed: 1, note: 'x'.repeat(bytes - JSON.stringify(event).length) } })
+      return { id: event.id, body }
+    }
+    const atLimit = ofSize(bodyLimit)
+    t.equal(Buffer.byteLength(atLimit.body), bodyLimit)
+    t.equal((await send(atLimit.body)).status, 200, 'exactly bodyLimit bytes is accepted')
+    const overLimit = ofSize(bodyLimit + 1)
+    t.equal(Buffer.byteLength(overLimit.body), bodyLimit + 1)
+    const refused = await send(overLimit.body)
+    t.equal(refused.status, 413, 'bodyLimit + 1 bytes is refused')
+    t.equal((refused.json.error as { code: string }).code, 'BODY_TOO_LARGE')
+    await eventually(() => ids.length === 1, 5000, 'the accepted event')
+    t.same(ids, [atLimit.id], 'only the event at the limit ran')
+  },
+
   async '503 with Retry-After when the queue is full; the refused event is processed on retry' (t, adapter) {
     const { webhooks, send } = await setUp(t, adapter, { maxQueueSize: 2, retryAfterSeconds: 7 })
     const held = gate()
@@ -312,7 +335,7 @@ export const scenarios: Record<string, Scenario> = {
     const closing = webhooks.close().then(() => { closed = true })
     const refused = await send(actionCompleted())
     t.equal(refused.status, 503)
-    t.ok(refused.headers.get('retry-after'), 'with Retry-After')
+    t.equal(refused.headers.get('retry-after'), '5', 'with Retry-After: the default retryAfterSeconds')
     t.equal((refused.json.error as { code: string }).code, 'CLOSING')
     await new Promise((resolve) => setTimeout(resolve, 30))
     t.equal(closed, false, 'close waits for the running handler')
