@@ -1,10 +1,10 @@
-// Everything the package root offers on every runtime. The Node root (index.ts)
-// and the Web root (web/index.ts) add their own Webhooks class and verifiers.
+// Everything the package root offers on every runtime: the documented API only,
+// since whatever is exported here has to stay stable. The Node root (index.ts)
+// and the Web root (index-web.ts) add their own Webhooks class and verifiers.
 export { SIGNATURE_PREFIX, DEFAULT_TOLERANCE_SECONDS } from './core/signature-checks.js'
 export type { VerifyInput, VerifyResult, SignInput, Signature, Secret, HeaderInput } from './core/signature-checks.js'
 export { verifyAsync, signAsync } from './core/verify-web.js'
 export { WebhookReceiver } from './core/receiver.js'
-export type { ReceiverPlatform } from './core/receiver.js'
 export { WebhookError, WebhookOptionsError, refusalStatus } from './core/errors.js'
 export type { RefusalCode, VerificationErrorCode } from './core/errors.js'
 export { eventNames } from './core/events.js'
@@ -28,12 +28,10 @@ export type {
   HandlerContext,
   RegisteredHandler
 } from './core/handlers.js'
-export type { AcceptOutcome, HandlerRun, Inbox, InboxRuntime } from './core/inbox.js'
+export type { HandlerOptions } from './core/registry.js'
+// For writing an inbox of your own (docs/architecture.md).
+export type { AcceptOutcome, HandlerRun, Inbox, InboxContext, InboxHealth, InboxRuntime } from './core/inbox.js'
 export type { DeadLetterQuery, EventOutcome, OutcomeState } from './core/outcome.js'
-export { MemoryInbox } from './core/memory-inbox.js'
-export { backoffDelay } from './core/backoff.js'
-export { defaults } from './core/options.js'
 export type { WebhooksOptions, RetryOptions, DedupeOptions, ResolvedOptions } from './core/options.js'
-export { deliveryFromNodeHeaders, isJsonContentType, isEncoded } from './core/receive.js'
-export type { Delivery, ReceiveResult, ReceiveCode } from './core/receive.js'
+export type { Delivery, ReceiveResult, ReceiveCode } from './core/delivery.js'
 export type { WebhookLogger } from './core/logger.js'

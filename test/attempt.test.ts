@@ -10,8 +10,7 @@ function runtimeWith (handlers: RegisteredHandler[], logger = captureLogs().logg
     logger,
     signal: new AbortController().signal,
     handlersFor: () => handlers,
-    runHandler: async (run) => { await run.handler.fn(run.event, {} as never) },
-    callHandler: (run) => run.handler.fn(run.event, {} as never),
+    runHandler: (run) => run.handler.fn(run.event, {} as never),
     handlerFailed: async () => {},
     deadLetter: async () => {}
   }
@@ -34,16 +33,4 @@ test('handlers that already succeeded are skipped on a later attempt', async (t)
   t.same(calls, ['notify'])
   t.same(result.succeeded, ['credit'])
   t.match(result.failures, [{ key: 'notify', error: { message: 'mail down' } }])
-})
-
-test('unnamed handlers draw one warning per receiver', async (t) => {
-  const logs = captureLogs()
-  const runtime = runtimeWith([{ name: 'anonymous', fn: () => {} }], logs.logger)
-  await runAttempt(runtime, event, Date.now(), 1, [])
-  await runAttempt(runtime, event, Date.now(), 1, [])
-  const warnings = logs.entries().filter((entry) => String(entry.msg).startsWith('a durable inbox keys handlers by function name'))
-  t.equal(warnings.length, 1)
-  const quiet = captureLogs()
-  await runAttempt(runtimeWith([{ name: 'credit', fn: () => {} }], quiet.logger), event, Date.now(), 1, [])
-  t.same(quiet.entries(), [], 'named handlers draw none')
 })

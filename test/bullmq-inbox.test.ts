@@ -48,7 +48,7 @@ if (redis.url === undefined) {
     const webhooks = receiver(inbox)
     t.teardown(() => webhooks.close())
     let calls = 0
-    webhooks.on('action.completed', () => { calls++ })
+    webhooks.on('action.completed', () => { calls++ }, { name: 'record' })
     t.equal((await webhooks.receive(delivery(event('evt_long_ago')))).code, 'ACCEPTED')
     await until(async () => (await inbox.outcome('evt_long_ago'))?.state === 'done', 'the job to complete')
     const seenKey = `bull:${queueName}:sir-seen:${jobIdFor('evt_long_ago')}`
@@ -68,7 +68,7 @@ if (redis.url === undefined) {
     const webhooks = receiver(bullmqInbox({ connection, queueName: `slow-${randomUUID()}`, acceptTimeoutMs: 200 }))
     t.teardown(() => webhooks.close())
     let calls = 0
-    webhooks.on('action.completed', () => { calls++ })
+    webhooks.on('action.completed', () => { calls++ }, { name: 'record' })
     // Warm up, so the pause below is what the accept waits for.
     await webhooks.receive(delivery(event('evt_warm')))
     await until(() => calls === 1, 'the warm-up event')
@@ -125,7 +125,7 @@ if (redis.url === undefined) {
     const webhooks = receiver(bullmqInbox({ connection: { host: '127.0.0.1', port }, queueName: `add-race-${randomUUID()}`, acceptTimeoutMs: 200 }))
     t.teardown(() => webhooks.close())
     let calls = 0
-    webhooks.on('action.completed', () => { calls++ })
+    webhooks.on('action.completed', () => { calls++ }, { name: 'record' })
     await webhooks.receive(delivery(event('evt_warm')))
     await until(() => calls === 1, 'the warm-up event')
     armed = true
@@ -147,7 +147,7 @@ if (redis.url === undefined) {
     const webhooks = receiver(bullmqInbox({ connection, queueName }))
     t.teardown(() => webhooks.close())
     let calls = 0
-    webhooks.on('action.completed', () => { calls++ })
+    webhooks.on('action.completed', () => { calls++ }, { name: 'record' })
     // What a delivery refused mid-add leaves, with a short hold: a job and no key.
     const queue = new Queue(queueName, { connection })
     t.teardown(() => queue.close())
@@ -171,7 +171,7 @@ if (redis.url === undefined) {
     t.teardown(() => webhooks.close())
     let calls = 0
     const dead: unknown[] = []
-    webhooks.on('action.completed', () => { calls++ })
+    webhooks.on('action.completed', () => { calls++ }, { name: 'record' })
     webhooks.onDeadLetter((entry) => { dead.push(entry) })
     await until(() => dead.length === 1, 'the dead letter')
     t.equal(calls, 0, 'the job is not run again')

@@ -3,7 +3,8 @@ import http from 'node:http'
 import type { AddressInfo } from 'node:net'
 import Fastify, { type FastifyBaseLogger } from 'fastify'
 import fastifyRawBody from 'fastify-raw-body'
-import { MemoryInbox, Webhooks, type AcceptOutcome, type Inbox, type InboxRuntime } from '../src/index.js'
+import { MemoryInbox } from '../src/core/memory-inbox.js'
+import { Webhooks, type AcceptOutcome, type Inbox, type InboxRuntime } from '../src/index.js'
 import sirWebhooks from '../src/fastify/plugin.js'
 import { captureLogs } from './helpers/logs.js'
 import { SECRET, actionCompleted, eventually, gate, signedRequest, type Envelope } from './helpers/deliveries.js'
@@ -50,13 +51,69 @@ test('registration refuses wrong options with a message naming the option', asyn
     ['both', { secret: SECRET, webhooks: new Webhooks({ secret: SECRET }) }, /either "webhooks" or "secret"/],
     ['not a receiver', { webhooks: {} }, /"webhooks" must be a Webhooks instance/],
     ['bad path', { secret: SECRET, path: 'sir' }, /"path" must be a string starting with "\/"/],
-    ['bad receiver option', { secret: SECRET, receiver: { concurrency: 0 } }, /sir-webhooks: "concurrency" must be a positive integer, got 0/]
+    ['bad receiver option', { secret: SECRET, receiver: { concurrency: 0 } }, /sir-webhooks: "concurrency" must be a positive integer, got 0/],
+    ['misspelt option', { secret: SECRET, pth: '/sir' }, /the Fastify plugin: unknown option "pth"; did you mean "path"\?/],
+    ['misspelt receiver option', { secret: SECRET, receiver: { toleranceSecs: 5 } }, /unknown option "toleranceSecs"; did you mean "toleranceSeconds"\?/],
+    ['bad decorator', { secret: SECRET, decorator: 'sir webhooks' }, /"decorator" must be a JavaScript identifier/]
   ]
   for (const [name, options, message] of cases) {
     const app = Fastify()
     await t.rejects(async () => { await app.register(sirWebhooks, options); await app.ready() }, message, name)
     await app.close()
   }
+})
+
+test('registered twice (sandbox and live, two secrets): each registration has its own route and decorator', async (t) => {
+  const app = Fastify()
+  t.teardown(() => app.close())
+  const live = new Webhooks({ secret: SECRET, logger: captureLogs().logger })
+  await app.register(sirWebhooks, { webhooks: live, path: '/sir/live' })
+  await app.register(sirWebhooks, { secret: 'whsec_sandbox', path: '/sir/sandbox', decorator: 'sirWebhooksSandbox' })
+  const sandbox = (app as unknown as { sirWebhooksSandbox: Webhooks }).sirWebhooksSandbox
+  t.equal(app.sirWebhooks, live)
+  t.ok(sandbox instanceof Webhooks)
+  t.not(sandbox, live)
+  const seen: string[] = []
+  live.on('action.completed', () => { seen.push('live') })
+  sandbox.on('action.completed', () => { seen.push('sandbox') })
+  t.equal((await injectDelivery(app, '/sir/live', actionCompleted())).statusCode, 200)
+  t.equal((await injectDelivery(app, '/sir/sandbox', actionCompleted(), { secret: 'whsec_sandbox' })).statusCode, 200)
+  t.equal((await injectDelivery(app, '/sir/sandbox', actionCompleted())).statusCode, 401, 'the live secret does not open the sandbox')
+  await eventually(() => seen.length === 2)
+  t.same(seen.sort(), ['live', 'sandbox'])
+  await app.close()
+  t.equal(sandbox.closing, true, 'app.close() closes both receivers')
+  t.equal(live.closing, true)
+})
+
+test('a second registration without its own decorator name is refused with the fix', async (t) => {
+  const app = Fastify()
+  t.teardown(() => app.close())
+  await app.register(sirWebhooks, { secret: SECRET })
+  await t.rejects(async () => { await app.register(sirWebhooks, { secret: SECRET, path: '/other' }); await app.ready() },
+    /the app already has "sirWebhooks".*\{ decorator: 'sirWebhooksSandbox' \}/)
+})
+
+test('the plugin, the node listener, the Express middleware and the fetch handler take the Web build\'s receiver too', async (t) => {
+  const { Webhooks: WebWebhooks } = await import('../src/core/webhooks-web.js')
+  const web = new WebWebhooks({ secret: SECRET, logger: captureLogs().logger })
+  t.teardown(() => web.close())
+  const app = Fastify()
+  t.teardown(() => app.close())
+  await app.register(sirWebhooks, { webhooks: web as unknown as Webhooks })
+  t.equal((await injectDelivery(app, '/webhooks/sir', actionCompleted())).statusCode, 200)
+  const { nodeListener } = await import('../src/node/listener.js')
+  const { expressMiddleware } = await import('../src/express/middleware.js')
+  const { fetchHandler } = await import('../src/fetch/handler.js')
+  t.doesNotThrow(() => nodeListener(web))
+  t.doesNotThrow(() => expressMiddleware(web))
+  t.doesNotThrow(() => fetchHandler(web))
+  for (const make of [() => nodeListener({} as never), () => expressMiddleware({} as never), () => fetchHandler({} as never)]) {
+    t.throws(make, /"webhooks" must be a Webhooks instance from sir-webhooks/)
+  }
+  t.throws(() => nodeListener(web, { pth: '/x' } as never), /nodeListener\(webhooks, options\): unknown option "pth"; did you mean "path"\?/)
+  t.throws(() => expressMiddleware(web, { loger: undefined } as never), /unknown option "loger"; did you mean "logger"\?/)
+  t.throws(() => fetchHandler(web, { paths: '/x' } as never), /unknown option "paths"; did you mean "path"\?/)
 })
 
 test('the app\'s own JSON routes, before and after the plugin, keep parsed bodies', async (t) => {

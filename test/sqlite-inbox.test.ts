@@ -33,7 +33,7 @@ t.test('a database locked past acceptTimeoutMs gets 503 with Retry-After, and no
   const webhooks = receiver(sqliteInbox({ path, acceptTimeoutMs: 100 }), { retryAfterSeconds: 7 })
   t.teardown(() => webhooks.close())
   let calls = 0
-  webhooks.on('action.completed', () => { calls++ })
+  webhooks.on('action.completed', () => { calls++ }, { name: 'record' })
   const locker = new Database(path)
   t.teardown(() => { if (locker.open) locker.close() })
   locker.exec('BEGIN IMMEDIATE')
@@ -57,7 +57,7 @@ t.test('a full inbox answers 503 and records nothing; a duplicate of a queued ev
   t.teardown(() => webhooks.close())
   webhooks.on('action.completed', async (_evt, { signal }) => {
     await new Promise<void>((resolve) => { signal.addEventListener('abort', () => { resolve() }) })
-  })
+  }, { name: 'record' })
   t.equal((await webhooks.receive(delivery(event('evt_first')))).code, 'ACCEPTED')
   const full = await webhooks.receive(delivery(event('evt_second')))
   t.equal(full.status, 503)
@@ -103,7 +103,7 @@ t.test('an event its receivers died on every attempt is dead-lettered instead of
   t.teardown(() => webhooks.close())
   let calls = 0
   const dead: unknown[] = []
-  webhooks.on('action.completed', () => { calls++ })
+  webhooks.on('action.completed', () => { calls++ }, { name: 'record' })
   webhooks.onDeadLetter((entry) => { dead.push(entry) })
   await until(() => dead.length === 1, 'the dead letter')
   await sleep(100)
@@ -138,8 +138,8 @@ t.test('a handler that outlives leaseMs keeps its event: the lease is renewed, a
   const first = receiver(sqliteInbox({ path, leaseMs: 200, pollIntervalMs: 50 }))
   const second = receiver(sqliteInbox({ path, leaseMs: 200, pollIntervalMs: 50 }))
   t.teardown(() => Promise.all([first.close(), second.close()]))
-  first.on('action.completed', slowHandler('first'))
-  second.on('action.completed', slowHandler('second'))
+  first.on('action.completed', slowHandler('first'), { name: 'record' })
+  second.on('action.completed', slowHandler('second'), { name: 'record' })
   t.equal((await first.receive(delivery(event('evt_slow_handler')))).code, 'ACCEPTED')
   await until(async () => (await first.inbox.outcome?.('evt_slow_handler'))?.state === 'done', 'the event to finish')
   t.same(calls, ['first'], 'one process ran it, once')
@@ -184,7 +184,7 @@ for (const failing of ['the outcome write', 'the outcome write and the lease exp
       } else {
         orphanRuns.push(attempt)
       }
-    })
+    }, { name: 'record' })
     t.equal((await webhooks.receive(delivery(event('evt_long')))).code, 'ACCEPTED')
     await until(async () => (await webhooks.inbox.outcome?.('evt_long'))?.attempts === 1, 'the long event to start')
     t.equal((await webhooks.receive(delivery(event('evt_orphan')))).code, 'ACCEPTED')
@@ -212,7 +212,7 @@ t.test('a running event whose own lease lapsed is not claimed again: no attempt 
   webhooks.on('action.completed', async () => {
     runs++
     await sleep(600)
-  })
+  }, { name: 'record' })
   t.equal((await webhooks.receive(delivery(event('evt_lapsed')))).code, 'ACCEPTED')
   await until(async () => (await webhooks.inbox.outcome?.('evt_lapsed'))?.state === 'done', 'the event to finish')
   t.equal(runs, 1)
@@ -229,12 +229,12 @@ t.test('close() leaves the lease of a still-running event to expire: another pro
   first.on('action.completed', async () => {
     await sleep(500)
     firstEndedAt = Date.now()
-  })
+  }, { name: 'record' })
   const secondRuns: Array<{ at: number, attempt: number }> = []
   t.equal((await first.receive(delivery(event('evt_closing')))).code, 'ACCEPTED')
   await until(async () => (await first.inbox.outcome?.('evt_closing'))?.attempts === 1, 'the handler to start')
   await first.close()
-  second.on('action.completed', (_evt, { attempt }) => { secondRuns.push({ at: Date.now(), attempt }) })
+  second.on('action.completed', (_evt, { attempt }) => { secondRuns.push({ at: Date.now(), attempt }) }, { name: 'record' })
   await until(() => secondRuns.length === 1, 'the other process to take the event over once the lease expired')
   t.ok(firstEndedAt !== undefined && secondRuns[0]!.at >= firstEndedAt, 'it started after the first run ended, not beside it')
   t.equal(secondRuns[0]!.attempt, 2, 'the interrupted attempt counts')
@@ -249,7 +249,7 @@ t.test('two close() calls at once both resolve', async (t) => {
   webhooks.on('action.completed', async () => {
     started = true
     await sleep(100)
-  })
+  }, { name: 'record' })
   await webhooks.receive(delivery(event('evt_two_closes')))
   await until(() => started, 'the handler to start')
   await Promise.all([inbox.close(1_000), inbox.close(1_000)])

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs'
 import t from 'tap'
-import { verify } from '../src/core/verify.js'
+import { verify } from '../src/core/verify-node.js'
 import { verifyAsync } from '../src/core/verify-web.js'
 import { parseEnvelope } from '../src/core/envelope.js'
 import { refusalStatus } from '../src/core/errors.js'

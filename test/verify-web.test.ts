@@ -1,6 +1,6 @@
 import { test } from 'tap'
 import fc from 'fast-check'
-import { sign, verify } from '../src/core/verify.js'
+import { sign, verify } from '../src/core/verify-node.js'
 import { signAsync, verifyAsync } from '../src/core/verify-web.js'
 import { consoleLogger } from '../src/core/console-logger.js'
 

@@ -1,7 +1,7 @@
 import { createHmac } from 'node:crypto'
 import fc from 'fast-check'
 import t from 'tap'
-import { sign, verify, type VerifyResult } from '../src/core/verify.js'
+import { sign, verify, type VerifyResult } from '../src/core/verify-node.js'
 
 const NUM_RUNS = 500
 const VERIFICATION_CODES = new Set(['MISSING_SIGNATURE', 'MALFORMED_SIGNATURE', 'SIGNATURE_MISMATCH', 'MISSING_TIMESTAMP', 'INVALID_TIMESTAMP', 'TIMESTAMP_OUT_OF_RANGE'])

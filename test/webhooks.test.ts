@@ -1,5 +1,8 @@
 import { test } from 'tap'
-import { MemoryInbox, Webhooks, WebhookOptionsError, backoffDelay, defaults, type Delivery, type Inbox } from '../src/index.js'
+import { Webhooks, WebhookOptionsError, type Delivery, type Inbox } from '../src/index.js'
+import { backoffDelay } from '../src/core/backoff.js'
+import { MemoryInbox } from '../src/core/memory-inbox.js'
+import { defaults } from '../src/core/options.js'
 import { captureLogs } from './helpers/logs.js'
 import { SECRET, actionCompleted, eventually, signedRequest } from './helpers/deliveries.js'
 

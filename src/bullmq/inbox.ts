@@ -4,7 +4,7 @@ import type { ConnectionOptions, Job, Queue, RedisClient, Worker } from 'bullmq'
 import { reportFailures, runAttempt } from '../core/attempt.js'
 import { backoffDelay } from '../core/backoff.js'
 import type { AnyEvent } from '../core/events.js'
-import type { AcceptOutcome, Inbox, InboxRuntime } from '../core/inbox.js'
+import { assertNotStarted, type AcceptOutcome, type Inbox, type InboxRuntime } from '../core/inbox.js'
 import { defaults } from '../core/options.js'
 import { errorSummary, type DeadLetterQuery, type EventOutcome, type OutcomeState } from '../core/outcome.js'
 import { MIN_DEDUPE_SECONDS, resolveBullmqOptions, type BullmqInboxOptions, type ResolvedBullmqOptions } from './options.js'
@@ -78,6 +78,8 @@ const stateOf: Partial<Record<string, OutcomeState>> = { completed: 'done', fail
  * worker's jobs are taken back by BullMQ's stalled-job check once their lock expires.
  */
 export class BullmqInbox implements Inbox {
+  /** Events survive restarts; handlers are told apart by name. */
+  readonly durable = true
   readonly #options: ResolvedBullmqOptions
   readonly #ready: Promise<{ bullmq: BullMQ, queue: Queue<JobData> }>
   #bullmq: BullMQ | undefined
@@ -104,7 +106,7 @@ export class BullmqInbox implements Inbox {
   }
 
   async start (runtime: InboxRuntime): Promise<void> {
-    if (this.#runtime !== undefined) throw new Error('sir-webhooks: an inbox belongs to one receiver; create one per Webhooks instance')
+    assertNotStarted(this.#runtime !== undefined)
     this.#runtime = runtime
     const { bullmq, queue } = await this.#ready
     this.#bullmq = bullmq

@@ -2,9 +2,10 @@ import { randomBytes } from 'node:crypto'
 import type Fastify from 'fastify'
 import { pino } from 'pino'
 import { sirWebhooks, DEFAULT_PATH } from '../fastify/plugin.js'
-import { Webhooks } from '../core/webhooks.js'
+import { Webhooks } from '../core/webhooks-node.js'
 import type { AnyEvent } from '../core/events.js'
 import { diagnose } from '../testing/diagnose.js'
+import { onceAny } from '../adapter/node-response.js'
 import { EXIT_FAILED, EXIT_OK, UsageError, numberFlag, stringFlag, type Command, type Io } from './args.js'
 
 // Refusals where the signature or its timestamp was at fault: worth a diagnosis.
@@ -131,15 +132,7 @@ Exit codes: 0 stopped by a signal; 1 could not listen (port in use); 2 bad comma
     io.stdout.write(`listening on ${address}${path}\n`)
     if (given === undefined) io.stdout.write(`secret: ${secret}  (generated; pass --secret to choose one)\n`)
 
-    await new Promise<void>((resolve) => {
-      const stop = (): void => {
-        process.off('SIGINT', stop)
-        process.off('SIGTERM', stop)
-        resolve()
-      }
-      process.on('SIGINT', stop)
-      process.on('SIGTERM', stop)
-    })
+    await new Promise<void>((resolve) => { onceAny(process, ['SIGINT', 'SIGTERM'], resolve) })
     io.stdout.write('stopping: finishing accepted events\n')
     await app.close()
     return EXIT_OK

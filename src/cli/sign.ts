@@ -1,5 +1,5 @@
 import { SIR_USER_AGENT } from '../testing/delivery.js'
-import { DEFAULT_TOLERANCE_SECONDS, sign } from '../core/verify.js'
+import { DEFAULT_TOLERANCE_SECONDS, sign } from '../core/verify-node.js'
 import { EXIT_OK, UsageError, numberFlag, readBody, secretFlag, stringFlag, urlFlag, type Command } from './args.js'
 import { eventFromFlags, eventOptions, eventTypesUsage, eventUsage } from './event-flags.js'
 

@@ -22,19 +22,6 @@ export interface AttemptResult {
   failures: AttemptFailure[]
 }
 
-const warned = new WeakSet<InboxRuntime>()
-
-/**
- * Unnamed handlers (inline arrows) are told apart only by their order, so a
- * redeploy that adds, removes or reorders them can make a retried event skip
- * the wrong one. Said once per receiver, where it matters: durable inboxes.
- */
-function warnAboutUnnamed (runtime: InboxRuntime, keyed: readonly KeyedHandler[]): void {
-  if (warned.has(runtime) || !keyed.some(({ handler }) => handler.name === 'anonymous')) return
-  warned.add(runtime)
-  runtime.logger.warn({}, 'a durable inbox keys handlers by function name: give every handler a name (async function creditPartner (event) {…}) so a redeploy that changes the handler list cannot skip the wrong one on retry')
-}
-
 export function keyedHandlers (handlers: readonly RegisteredHandler[]): KeyedHandler[] {
   const seen = new Map<string, number>()
   return handlers.map((handler) => {
@@ -52,9 +39,9 @@ export function keyedHandlers (handlers: readonly RegisteredHandler[]): KeyedHan
 export async function runAttempt (runtime: InboxRuntime, event: AnyEvent, receivedAt: number, attempt: number, succeededBefore: Iterable<string>): Promise<AttemptResult> {
   const done = new Set(succeededBefore)
   const keyed = keyedHandlers(runtime.handlersFor(event.type))
-  warnAboutUnnamed(runtime, keyed)
   const pending = keyed.filter(({ key }) => !done.has(key))
-  const settled = await Promise.allSettled(pending.map(({ handler }) => runtime.runHandler({ event, handler, attempt, receivedAt })))
+  // async: a synchronous handler's throw becomes this handler's rejection, not the attempt's.
+  const settled = await Promise.allSettled(pending.map(async ({ handler }) => { await runtime.runHandler({ event, handler, attempt, receivedAt }) }))
   const failures: AttemptFailure[] = []
   settled.forEach((result, index) => {
     const keyed = pending[index]

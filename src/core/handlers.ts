@@ -12,12 +12,13 @@ export interface HandlerContext {
   log: WebhookLogger
 }
 
-export type EventHandler<K extends EventName> = (event: EventMap[K], context: HandlerContext) => unknown
-export type AnyEventHandler = (event: AnyEvent, context: HandlerContext) => unknown
+/** `Extra` is what the receiver's inbox adds to the context (the Postgres inbox: `transaction`). */
+export type EventHandler<K extends EventName, Extra extends object = object> = (event: EventMap[K], context: HandlerContext & Extra) => unknown
+export type AnyEventHandler<Extra extends object = object> = (event: AnyEvent, context: HandlerContext & Extra) => unknown
 export type ErrorHandler = (error: unknown, event: AnyEvent, info: FailureInfo) => unknown
 
 export interface FailureInfo {
-  /** The name of the handler function, or `anonymous`. */
+  /** The handler's name (`{ name }` or the function's), or `anonymous`. */
   handler: string
   attempts: number
 }

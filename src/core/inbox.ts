@@ -1,7 +1,8 @@
 import type { WebhookLogger } from './logger.js'
 import type { AnyEvent } from './events.js'
 import type { DeadLetter, RegisteredHandler } from './handlers.js'
-import type { ResolvedOptions } from './options.js'
+import type { ResolvedOptions } from './resolved-options.js'
+import { WebhookOptionsError } from './errors.js'
 import type { DeadLetterQuery, EventOutcome } from './outcome.js'
 
 /**
@@ -17,35 +18,52 @@ export interface HandlerRun {
   receivedAt: number
 }
 
-/** What the receiver lends its inbox: the handlers and how failures are reported. */
-export interface InboxRuntime {
+/**
+ * What the receiver gives its inbox to run handlers with (core/runtime.ts).
+ * `Extra` is what the inbox adds to each handler's context, such as the
+ * Postgres inbox's `transaction`.
+ */
+export interface InboxRuntime<Extra extends object = object> {
   readonly options: ResolvedOptions
   readonly logger: WebhookLogger
   /** Aborted when `close()` runs out of its grace period. */
   readonly signal: AbortSignal
   /** Every handler that should see an event of this type, the `onAny` ones last. */
   handlersFor (type: string): readonly RegisteredHandler[]
-  /** Runs one handler once; rejects with what the handler threw. */
-  runHandler (run: HandlerRun): Promise<void>
   /**
-   * `runHandler` without the promise: returns what the handler returned (a
-   * promise, for an async one) and throws what a synchronous handler threw. For
-   * inboxes that dispatch in process and count every microtask.
+   * Runs one handler once, `extra` merged into its context. Returns what the
+   * handler returned (a promise, for an async one) and throws what a synchronous
+   * handler threw: in-process dispatch counts every microtask; `await` it otherwise.
    */
-  callHandler (run: HandlerRun): unknown
+  runHandler (run: HandlerRun, extra?: Extra): unknown
   /** A handler used up its attempts: tells `onError`, then the dead-letter handlers. */
   handlerFailed (run: HandlerRun, error: unknown): Promise<void>
   /** Reports a dead letter that is not a handler failure, such as events cut off by shutdown. */
   deadLetter (deadLetter: DeadLetter): Promise<void>
 }
 
+/** An inbox's own view of whether it can take and run events (`webhooks.health()` reads it). */
+export interface InboxHealth {
+  status: 'ok' | 'degraded'
+  /** Why not ok, in words an operator can act on; empty when ok. */
+  reasons: string[]
+}
+
 /**
  * Where accepted events wait and are deduplicated. Dedupe and enqueue sit behind
  * one call so that a durable or shared store can make them one atomic step.
+ * `Extra` is what the inbox adds to every handler's context (type only).
  */
-export interface Inbox {
+export interface Inbox<Extra extends object = object> {
+  /**
+   * True when the inbox keeps events across restarts and records which handlers
+   * of an event succeeded, by handler name: every handler then needs a unique name.
+   */
+  readonly durable?: boolean
+  /** Never set: carries `Extra` for the handler context's type. */
+  readonly handlerContext?: Extra
   /** Called once by the receiver that owns the inbox, before the first `accept`. */
-  start (runtime: InboxRuntime): void | Promise<void>
+  start (runtime: InboxRuntime<Extra>): void | Promise<void>
   /**
    * Records the event as seen and queues it, or says why not. Must not throw for a
    * full queue. `whenAnswered`, when given, says when the adapter has written the
@@ -56,10 +74,20 @@ export interface Inbox {
   close (graceMs: number): Promise<void>
   /** Events accepted and not yet finished, where the inbox can tell. */
   readonly size?: number
+  /** Whether the store is taking and running events, where the inbox can tell. */
+  health? (): InboxHealth
   /** The durable record of one event, where the inbox keeps one. */
   outcome? (id: string): Promise<EventOutcome | undefined>
   /** Events whose handlers used up their attempts, kept until re-driven or purged. */
   deadLetters? (query?: DeadLetterQuery): Promise<EventOutcome[]>
   /** Queues a dead event again, its attempts reset; false when no dead event has this id. */
   redrive? (id: string): Promise<boolean>
+}
+
+/** What an inbox adds to its handlers' context: `{}` for most, `{ transaction }` for Postgres. */
+export type InboxContext<I> = I extends { readonly handlerContext?: infer Extra } ? (Extra extends object ? Extra : object) : object
+
+/** The one-receiver-per-inbox rule, said the same way by every inbox. */
+export function assertNotStarted (started: boolean): void {
+  if (started) throw new WebhookOptionsError('an inbox belongs to one receiver; create one per Webhooks instance')
 }

@@ -1,3 +1,5 @@
+import { WebhookOptionsError } from './errors.js'
+
 interface LogFn {
   (object: object, message?: string): void
   (message: string): void
@@ -19,4 +21,11 @@ export function isLogger (value: unknown): value is WebhookLogger {
   if (value === null || typeof value !== 'object') return false
   const logger = value as Record<string, unknown>
   return ['child', 'debug', 'info', 'warn', 'error'].every((method) => typeof logger[method] === 'function')
+}
+
+/** For a `logger` option, wherever one is taken. */
+export function assertLogger (value: unknown): void {
+  if (value !== undefined && !isLogger(value)) {
+    throw new WebhookOptionsError('"logger" must be a pino logger (an object with child(), debug(), info(), warn() and error())')
+  }
 }

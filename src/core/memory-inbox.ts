@@ -1,7 +1,8 @@
 import type { AnyEvent } from './events.js'
-import type { AcceptOutcome, Inbox, InboxRuntime } from './inbox.js'
+import { assertNotStarted, type AcceptOutcome, type Inbox, type InboxRuntime } from './inbox.js'
 import { SeenIds } from './dedupe.js'
 import { MemoryQueue } from './queue.js'
+import { settlesWithin } from './timeouts.js'
 
 /**
  * The default inbox: ids remembered in an LRU with TTL, events queued in this
@@ -14,7 +15,7 @@ export class MemoryInbox implements Inbox {
   #queue: MemoryQueue | undefined
 
   start (runtime: InboxRuntime): void {
-    if (this.#runtime !== undefined) throw new Error('sir-webhooks: an inbox belongs to one receiver; create one per Webhooks instance')
+    assertNotStarted(this.#runtime !== undefined)
     this.#runtime = runtime
     this.#seen = new SeenIds(runtime.options.dedupe, runtime.options.clock)
     this.#queue = new MemoryQueue(runtime)
@@ -59,15 +60,5 @@ export class MemoryInbox implements Inbox {
     if (!await settlesWithin(reported, graceMs)) {
       runtime.logger.warn({ graceMs }, 'onDeadLetter callbacks did not finish within the grace period; close() goes on')
     }
-  }
-}
-
-async function settlesWithin (work: Promise<unknown>, ms: number): Promise<boolean> {
-  let timer: ReturnType<typeof setTimeout> | undefined
-  const late = new Promise<false>((resolve) => { timer = setTimeout(() => { resolve(false) }, ms) })
-  try {
-    return await Promise.race([work.then(() => true as const), late])
-  } finally {
-    clearTimeout(timer)
   }
 }

@@ -1,27 +1,11 @@
 import type { WebhookLogger } from './logger.js'
 import { WebhookOptionsError } from './errors.js'
+import { assertKnownOptions } from './known-options.js'
 import type { Inbox } from './inbox.js'
+import type { DedupeOptions, ResolvedOptions, RetryOptions } from './resolved-options.js'
+
+export type { DedupeOptions, ResolvedOptions, RetryOptions } from './resolved-options.js'
 import { DEFAULT_TOLERANCE_SECONDS, type Secret } from './signature-checks.js'
-
-export interface RetryOptions {
-  /** Tries per handler, the first included. Default 5. */
-  attempts?: number
-  /** Upper bound of the first backoff; each later one doubles, with full jitter. Default 500. */
-  minDelayMs?: number
-  /** Cap on any backoff. Default 30 000. */
-  maxDelayMs?: number
-}
-
-export interface DedupeOptions {
-  /**
-   * How long an event id is remembered after it was last seen. In memory a duplicate
-   * counts as seen and restarts the window; durable inboxes count from acceptance
-   * (their `retentionSeconds`). Default 7 days.
-   */
-  ttlSeconds?: number
-  /** How many ids the in-memory inbox remembers at most; the least recently seen (a duplicate counts as seen) go first. Default 100 000. */
-  maxEntries?: number
-}
 
 export interface WebhooksOptions<I extends Inbox = Inbox> {
   /** The signing secret, or several (newest first) while rotating. */
@@ -48,19 +32,6 @@ export interface WebhooksOptions<I extends Inbox = Inbox> {
   inbox?: I
 }
 
-export interface ResolvedOptions {
-  secrets: readonly string[]
-  toleranceSeconds: number
-  concurrency: number
-  maxQueueSize: number
-  retry: Required<RetryOptions>
-  dedupe: Required<DedupeOptions>
-  bodyLimit: number
-  retryAfterSeconds: number
-  closeGraceMs: number
-  clock: () => number
-}
-
 export const defaults = {
   toleranceSeconds: DEFAULT_TOLERANCE_SECONDS,
   concurrency: 10,
@@ -71,6 +42,12 @@ export const defaults = {
   retryAfterSeconds: 5,
   closeGraceMs: 10_000
 } as const
+
+/** Every name `WebhooksOptions` has: anything else is a typo, refused rather than ignored. */
+const RECEIVER_OPTIONS: ReadonlyArray<keyof WebhooksOptions> = [
+  'secret', 'toleranceSeconds', 'concurrency', 'maxQueueSize', 'retry', 'dedupe', 'bodyLimit',
+  'retryAfterSeconds', 'closeGraceMs', 'logger', 'clock', 'inbox'
+]
 
 function describe (value: unknown): string {
   if (typeof value === 'string') return JSON.stringify(value)
@@ -117,8 +94,11 @@ export function resolveOptions (options: WebhooksOptions): ResolvedOptions {
   if (options === null || typeof options !== 'object') {
     throw new WebhookOptionsError(`options must be an object with at least "secret", got ${describe(options)}`)
   }
+  assertKnownOptions(options, RECEIVER_OPTIONS, 'new Webhooks(options)')
   const retry = object('retry', options.retry)
   const dedupe = object('dedupe', options.dedupe)
+  assertKnownOptions(retry, ['attempts', 'minDelayMs', 'maxDelayMs'], 'new Webhooks(options.retry)')
+  assertKnownOptions(dedupe, ['ttlSeconds', 'maxEntries'], 'new Webhooks(options.dedupe)')
   const minDelayMs = integer('retry.minDelayMs', retry.minDelayMs, defaults.retry.minDelayMs, 0)
   const maxDelayMs = integer('retry.maxDelayMs', retry.maxDelayMs, Math.max(defaults.retry.maxDelayMs, minDelayMs), 0)
   if (maxDelayMs < minDelayMs) {

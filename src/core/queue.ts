@@ -2,7 +2,8 @@ import type { AnyEvent } from './events.js'
 import type { RegisteredHandler } from './handlers.js'
 import type { HandlerRun, InboxRuntime } from './inbox.js'
 import { backoffDelay } from './backoff.js'
-import { wakeOrTimeout } from './grace.js'
+import { wakeOrTimeout } from './timeouts.js'
+import { Slots } from './slots.js'
 
 interface QueuedEvent {
   event: AnyEvent
@@ -41,70 +42,6 @@ export interface UnfinishedRun {
 const nextMacrotask: (task: () => void) => void = typeof setImmediate === 'function'
   ? (task) => { setImmediate(task) }
   : (task) => { setTimeout(task, 0) }
-
-/**
- * At most `concurrency` tasks at once, the rest waiting first in, first out. It
- * replaces p-queue here: the queue only ever adds and clears, and p-queue's
- * per-task bookkeeping (ids, events, timeouts, abort signals) was a measurable
- * share of a no-op delivery's cost (docs/performance.md). A task that finishes
- * synchronously (returns undefined) frees its slot at once, without a promise.
- */
-class Slots<T> {
-  readonly #concurrency: number
-  readonly #run: (task: T) => Promise<unknown> | undefined
-  #running = 0
-  #waiting: T[] = []
-  // Read position in #waiting: shifting a long array moves every element.
-  #head = 0
-  #pumping = false
-
-  constructor (concurrency: number, run: (task: T) => Promise<unknown> | undefined) {
-    this.#concurrency = concurrency
-    this.#run = run
-  }
-
-  /** Starts the task now if a slot is free, else when one frees up. `run` must not throw or reject. */
-  add (task: T): void {
-    this.#waiting.push(task)
-    this.#pump()
-  }
-
-  /** Drops the tasks not yet started; running ones finish on their own. */
-  clear (): void {
-    this.#waiting = []
-    this.#head = 0
-  }
-
-  // A loop, not recursion: a long line of synchronous tasks must not grow the stack.
-  #pump (): void {
-    if (this.#pumping) return
-    this.#pumping = true
-    try {
-      while (this.#running < this.#concurrency && this.#head < this.#waiting.length) {
-        const task = this.#waiting[this.#head] as T
-        this.#head += 1
-        this.#running += 1
-        const running = this.#run(task)
-        if (running === undefined) this.#running -= 1
-        else running.then(this.#finished, this.#finished)
-      }
-    } finally {
-      this.#pumping = false
-    }
-    if (this.#head === this.#waiting.length) {
-      this.#waiting.length = 0
-      this.#head = 0
-    } else if (this.#head > 1024 && this.#head * 2 > this.#waiting.length) {
-      this.#waiting = this.#waiting.slice(this.#head)
-      this.#head = 0
-    }
-  }
-
-  readonly #finished = (): void => {
-    this.#running -= 1
-    this.#pump()
-  }
-}
 
 /**
  * The in-process dispatcher: every handler of an event is its own task, run with
@@ -185,7 +122,7 @@ export class MemoryQueue {
     if (!task.queued.listed) return undefined
     let returned: unknown
     try {
-      returned = this.#runtime.callHandler(task)
+      returned = this.#runtime.runHandler(task)
     } catch (error) {
       return this.#failed(task, error)
     }

@@ -106,13 +106,17 @@ export function checkHeaders (input: VerifyRequest): CheckedHeaders | VerifyFail
   if (!SIGNATURE_PATTERN.test(signature)) return refused('MALFORMED_SIGNATURE')
 
   const seconds = Number(timestamp)
-  const nowSeconds = (input.now ?? Date.now()) / 1000
-  const skewSeconds = nowSeconds - seconds
+  const skewSeconds = skewOf(seconds, input.now)
   const tolerance = input.toleranceSeconds ?? DEFAULT_TOLERANCE_SECONDS
   // Written so that NaN fails closed: a NaN clock or tolerance (say, from
   // Number(process.env.X) left unset) must not switch the window off.
   if (!(Math.abs(skewSeconds) <= tolerance)) return refused('TIMESTAMP_OUT_OF_RANGE', skewSeconds)
   return { ok: true, timestampHeader: timestamp, seconds, skewSeconds, signatureHex: signature.slice(SIGNATURE_PREFIX.length) }
+}
+
+/** How far the receiver's clock is ahead of the timestamp, in seconds (negative: behind). */
+export function skewOf (timestampSeconds: number, nowMs: number | undefined): number {
+  return (nowMs ?? Date.now()) / 1000 - timestampSeconds
 }
 
 export function secretList (secret: Secret): readonly string[] {

@@ -1,15 +1,20 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
-import { WebhookOptionsError } from '../core/errors.js'
+import { writeResult } from '../adapter/node-response.js'
+import { assertReceiver, checkAdapterOptions, type DeliveryReceiver } from '../adapter/receiver.js'
+import { pathnameOf, resolvePath } from '../adapter/route.js'
+import { deliveryFromNodeHeaders } from '../core/delivery.js'
 import { isLogger, type WebhookLogger } from '../core/logger.js'
-import { deliveryFromNodeHeaders } from '../core/receive.js'
-import { pathnameOf } from '../core/route.js'
-import { Webhooks } from '../core/webhooks.js'
-import { receiveRequest, writeResult } from '../node/receive-request.js'
+import { receiveRequest } from '../adapter/node-request.js'
 
 /** Where `captureRawBody` keeps the bytes: a registered symbol, so two copies of the package agree. */
 const RAW_BODY = Symbol.for('sir-webhooks.rawBody')
 
 export interface ExpressMiddlewareOptions {
+  /**
+   * The webhook path, checked exactly against the request's full path. Default:
+   * the path of the route the middleware is mounted on (`app.post(path, …)`).
+   */
+  path?: string
   /** Logs each delivery's outcome. Default: `req.log` when pino-http set one, else the receiver's logger. */
   logger?: WebhookLogger
 }
@@ -47,17 +52,16 @@ export const RAW_BODY_UNAVAILABLE_MESSAGE =
  * it is still unread, or takes the exact bytes a parser kept (`captureRawBody`,
  * `express.raw()`); it never re-serializes a parsed body, which would not verify.
  */
-export function expressMiddleware (webhooks: Webhooks, options: ExpressMiddlewareOptions = {}): ExpressMiddleware {
-  if (!(webhooks instanceof Webhooks)) throw new WebhookOptionsError('expressMiddleware(webhooks): "webhooks" must be a Webhooks instance from sir-webhooks')
-  if (options === null || typeof options !== 'object') throw new WebhookOptionsError('expressMiddleware(webhooks, options): "options" must be an object')
-  if (options.logger !== undefined && !isLogger(options.logger)) {
-    throw new WebhookOptionsError('"logger" must be a pino logger (an object with child(), debug(), info(), warn() and error())')
-  }
-  const fixedLogger = options.logger
+export function expressMiddleware (webhooks: DeliveryReceiver, options?: ExpressMiddlewareOptions): ExpressMiddleware {
+  assertReceiver(webhooks, 'expressMiddleware(webhooks)')
+  const checked = checkAdapterOptions(options, ['path', 'logger'], 'expressMiddleware(webhooks, options)')
+  const fixedPath = checked.path === undefined ? undefined : resolvePath(checked.path)
+  const fixedLogger = checked.logger
 
   return function sirWebhooksMiddleware (request, response, next) {
-    // Mounted with app.use(path, …), other methods belong to whatever comes next.
-    if (request.method !== 'POST') {
+    // Other methods, and paths Express matched loosely (letter case, a trailing
+    // slash), belong to whatever comes next: every adapter routes by one rule.
+    if (request.method !== 'POST' || !exactRoute(request, fixedPath)) {
       next()
       return
     }
@@ -72,13 +76,33 @@ export function expressMiddleware (webhooks: Webhooks, options: ExpressMiddlewar
     if (bodyConsumed(request)) {
       // Answered at once: waiting for a body that will never come would hang the
       // sender, and JSON.stringify(req.body) is not the bytes that were signed.
-      log.error({ reason: 'RAW_BODY_UNAVAILABLE', path: pathnameOf(request.url) }, RAW_BODY_UNAVAILABLE_MESSAGE)
-      writeResult(response, webhooks.refusal('RAW_BODY_UNAVAILABLE'))
+      writeResult(response, webhooks.refuse('RAW_BODY_UNAVAILABLE', log, { path: pathnameOf(request.url) }, RAW_BODY_UNAVAILABLE_MESSAGE))
       return
     }
     receiveRequest(webhooks, request, response, log).catch(next)
   }
 }
+
+/**
+ * Express matches routes without regard to letter case or a trailing slash
+ * unless the app opts in; the other adapters match exactly. With `path` given,
+ * the full path must equal it. Without, a route declared with a literal path
+ * (`app.post('/webhooks/sir', …)`, the documented mount) must match it exactly;
+ * patterns, arrays, regular expressions and `app.use` mounts are Express's to
+ * route, as before.
+ */
+function exactRoute (request: IncomingMessage, fixedPath: string | undefined): boolean {
+  const fields = request as unknown as { originalUrl?: string, baseUrl?: string, route?: { path?: unknown } }
+  const actual = pathnameOf(fields.originalUrl ?? request.url)
+  if (fixedPath !== undefined) return actual === fixedPath
+  const routePath = fields.route?.path
+  if (typeof routePath !== 'string' || !LITERAL_PATH.test(routePath)) return true
+  const declared = (fields.baseUrl ?? '') + (routePath === '/' ? '' : routePath)
+  return actual === (declared === '' ? '/' : declared)
+}
+
+// No parameters (`:tenant`), wildcards or groups: a path Express compares as text.
+const LITERAL_PATH = /^\/[A-Za-z0-9._~\-/%]*$/
 
 /** The exact body bytes a parser kept, if one did. A decoded string is not accepted: it may differ from the wire. */
 function keptBytes (request: IncomingMessage): Uint8Array | undefined {

@@ -1,5 +1,5 @@
 import type { ServerResponse } from 'node:http'
-import { afterResponse } from '../node/after-response.js'
+import { afterResponse } from '../adapter/node-response.js'
 
 /**
  * Tells the queue when Fastify has written a delivery's answer, so handlers start

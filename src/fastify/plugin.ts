@@ -1,13 +1,14 @@
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
+import { assertReceiver, checkAdapterOptions } from '../adapter/receiver.js'
+import { resolvePath } from '../adapter/route.js'
+import { deliveryFromNodeHeaders, type ReceiveResult } from '../core/delivery.js'
 import { WebhookOptionsError } from '../core/errors.js'
-import { deliveryFromNodeHeaders } from '../core/receive.js'
-import { resolvePath } from '../core/route.js'
+import type { WebhooksOptions } from '../core/options.js'
+import { Webhooks } from '../core/webhooks-node.js'
 import { AnswerGate } from './answer-gate.js'
 
-export { DEFAULT_WEBHOOK_PATH as DEFAULT_PATH } from '../core/route.js'
-import { Webhooks } from '../core/webhooks.js'
-import type { WebhooksOptions } from '../core/options.js'
+export { DEFAULT_WEBHOOK_PATH as DEFAULT_PATH } from '../adapter/route.js'
 
 export interface SirWebhooksPluginOptions {
   /** A receiver you built (and registered handlers on). Give this or `secret`. */
@@ -20,7 +21,17 @@ export interface SirWebhooksPluginOptions {
   path?: string
   /** Mounts the route below this prefix, as Fastify's own `register` option does. */
   prefix?: string
+  /**
+   * The name under which the app gets the receiver. Default `sirWebhooks`; give
+   * each registration its own (`sirWebhooksSandbox`) to mount several receivers,
+   * a sandbox and a live endpoint with their own secrets, say.
+   */
+  decorator?: string
 }
+
+const DEFAULT_DECORATOR = 'sirWebhooks'
+// Fastify's own register options arrive in the same object as the plugin's.
+const KNOWN_OPTIONS = ['webhooks', 'secret', 'receiver', 'path', 'prefix', 'decorator', 'logLevel', 'logSerializers'] as const
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -33,7 +44,7 @@ function receiverFrom (fastify: FastifyInstance, options: SirWebhooksPluginOptio
     throw new WebhookOptionsError('give either "webhooks" or "secret" to the Fastify plugin, not both')
   }
   if (options.webhooks !== undefined) {
-    if (!(options.webhooks instanceof Webhooks)) throw new WebhookOptionsError('"webhooks" must be a Webhooks instance from sir-webhooks')
+    assertReceiver(options.webhooks, 'the Fastify plugin')
     return options.webhooks
   }
   if (options.secret === undefined) {
@@ -74,8 +85,7 @@ function routePlugin (webhooks: Webhooks, path: string): FastifyPluginAsync {
         // receiver's format; anything else is a bug and goes to the app's handler.
         const refusal = fastifyRefusals[(error as { code?: string }).code ?? '']
         if (refusal === undefined) throw error
-        request.log.info({ reason: refusal, bodyLimit: webhooks.options.bodyLimit }, 'webhook rejected')
-        return send(reply, webhooks.refusal(refusal))
+        return send(reply, webhooks.refuse(refusal, request.log, { bodyLimit: webhooks.options.bodyLimit }))
       }
     }, function sirWebhooksHandler (request: FastifyRequest, reply: FastifyReply) {
       const rawBody = Buffer.isBuffer(request.body) ? request.body : EMPTY
@@ -95,6 +105,18 @@ function routePlugin (webhooks: Webhooks, path: string): FastifyPluginAsync {
   }
 }
 
+function decoratorName (fastify: FastifyInstance, given: unknown): string {
+  if (given !== undefined && (typeof given !== 'string' || !/^[A-Za-z_$][\w$]*$/.test(given))) {
+    throw new WebhookOptionsError(`"decorator" must be a JavaScript identifier such as "sirWebhooksSandbox", got ${JSON.stringify(given)}`)
+  }
+  const name = given ?? DEFAULT_DECORATOR
+  if (fastify.hasDecorator(name)) {
+    throw new WebhookOptionsError(`the app already has "${name}": to register the plugin again (a second endpoint, another secret), ` +
+      'give this registration its own name, e.g. { decorator: \'sirWebhooksSandbox\' }, and reach its receiver as app.sirWebhooksSandbox')
+  }
+  return name
+}
+
 const EMPTY = Buffer.alloc(0)
 const ANSWER_GATE = Symbol('sir-webhooks.answerGate')
 type GatedRequest = FastifyRequest & { [ANSWER_GATE]?: AnswerGate }
@@ -107,18 +129,26 @@ const fastifyRefusals: Partial<Record<string, 'BODY_TOO_LARGE' | 'UNSUPPORTED_ME
   FST_ERR_CTP_INVALID_MEDIA_TYPE: 'UNSUPPORTED_MEDIA_TYPE'
 }
 
-function send (reply: FastifyReply, answer: { status: number, headers: Readonly<Record<string, string>>, body: string }): FastifyReply {
+function send (reply: FastifyReply, answer: ReceiveResult): FastifyReply {
   return reply.code(answer.status).headers(answer.headers).send(answer.body)
 }
 
 const plugin: FastifyPluginAsync<SirWebhooksPluginOptions> = async function sirWebhooks (fastify, options) {
+  checkAdapterOptions(options, KNOWN_OPTIONS, 'the Fastify plugin')
   const path = resolvePath(options.path)
+  const decorator = decoratorName(fastify, options.decorator)
   const webhooks = receiverFrom(fastify, options)
-  fastify.decorate('sirWebhooks', webhooks)
+  fastify.decorate(decorator, webhooks)
   fastify.addHook('onClose', async () => { await webhooks.close() })
   // fastify-plugin drops Fastify's own `prefix` handling for this outer plugin,
   // so it is passed on to the inner, encapsulated one.
-  await fastify.register(routePlugin(webhooks, path), options.prefix === undefined ? {} : { prefix: options.prefix })
+  // So are the route's log options: Fastify applies them per registration.
+  const { prefix, logLevel, logSerializers } = options as SirWebhooksPluginOptions & { logLevel?: string, logSerializers?: Record<string, unknown> }
+  await fastify.register(routePlugin(webhooks, path), {
+    ...(prefix === undefined ? {} : { prefix }),
+    ...(logLevel === undefined ? {} : { logLevel }),
+    ...(logSerializers === undefined ? {} : { logSerializers })
+  } as { prefix?: string })
 }
 
 export const sirWebhooks = fp(plugin, { fastify: '5.x', name: 'sir-webhooks' })

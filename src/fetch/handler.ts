@@ -1,10 +1,10 @@
 // Web APIs only (Request, Response, ReadableStream): no `node:` import here, so
 // the adapter itself loads on edge runtimes. The receiver it is given brings its
 // own needs; see docs/fetch.md.
-import { WebhookOptionsError } from '../core/errors.js'
-import { deliveryFromWebHeaders, type ReceiveResult } from '../core/receive.js'
-import { resolvePath } from '../core/route.js'
-import type { Webhooks } from '../core/webhooks.js'
+import { tooLargeDetails } from '../adapter/body-limit.js'
+import { assertReceiver, checkAdapterOptions, type DeliveryReceiver } from '../adapter/receiver.js'
+import { resolvePath } from '../adapter/route.js'
+import { deliveryFromWebHeaders, type ReceiveResult } from '../core/delivery.js'
 import { readWebBody } from './read-body.js'
 
 export interface FetchHandlerOptions {
@@ -27,28 +27,24 @@ export type FetchHandler = (request: Request) => Promise<Response>
  * handler, `Bun.serve({ fetch })`, `Deno.serve`, a Worker's `fetch`, or a Hono
  * route via `c.req.raw`. Only POST is a delivery; anything else gets 404.
  */
-export function fetchHandler (webhooks: Webhooks, options: FetchHandlerOptions = {}): FetchHandler {
-  if (!isWebhooks(webhooks)) throw new WebhookOptionsError('fetchHandler(webhooks): "webhooks" must be a Webhooks instance from sir-webhooks')
-  if (options === null || typeof options !== 'object') throw new WebhookOptionsError('fetchHandler(webhooks, options): "options" must be an object')
-  const path = options.path === undefined ? undefined : resolvePath(options.path)
+export function fetchHandler (webhooks: DeliveryReceiver, options?: FetchHandlerOptions): FetchHandler {
+  assertReceiver(webhooks, 'fetchHandler(webhooks)')
+  const checked = checkAdapterOptions(options, ['path'], 'fetchHandler(webhooks, options)')
+  const path = checked.path === undefined ? undefined : resolvePath(checked.path)
   // The receiver's logger: checking another one here would import pino into
   // this module, which edge runtimes may not load.
   const log = webhooks.logger
+  const { bodyLimit } = webhooks.options
 
   return async function sirWebhooksFetch (request: Request): Promise<Response> {
+    // A full URL here, never the absolute request-target form: only the path counts.
     if (request.method !== 'POST' || (path !== undefined && new URL(request.url).pathname !== path)) {
       request.body?.cancel().catch(ignore)
       return new Response(null, { status: 404 })
     }
-    if (request.bodyUsed) {
-      log.error({ reason: 'RAW_BODY_UNAVAILABLE' }, BODY_USED_MESSAGE)
-      return toResponse(webhooks.refusal('RAW_BODY_UNAVAILABLE'))
-    }
-    const read = await readWebBody(request, webhooks.options.bodyLimit)
-    if (read.kind === 'too_large') {
-      log.info({ reason: 'BODY_TOO_LARGE', bodyLimit: webhooks.options.bodyLimit, declaredLength: read.declaredBytes, receivedBytes: read.receivedBytes }, 'webhook rejected')
-      return toResponse(webhooks.refusal('BODY_TOO_LARGE'))
-    }
+    if (request.bodyUsed) return toResponse(webhooks.refuse('RAW_BODY_UNAVAILABLE', log, {}, BODY_USED_MESSAGE))
+    const read = await readWebBody(request, bodyLimit)
+    if (read.kind === 'too_large') return toResponse(webhooks.refuse('BODY_TOO_LARGE', log, tooLargeDetails(read, bodyLimit)))
     const answer = webhooks.decide(deliveryFromWebHeaders(request.headers, read.body), log)
     return toResponse(answer instanceof Promise ? await answer : answer)
   }
@@ -56,16 +52,6 @@ export function fetchHandler (webhooks: Webhooks, options: FetchHandlerOptions =
 
 function toResponse (answer: ReceiveResult): Response {
   return new Response(answer.body, { status: answer.status, headers: answer.headers })
-}
-
-/**
- * Structural, not `instanceof`: importing the Webhooks class here would pull the
- * Node verify path into this module's imports for a check alone.
- */
-function isWebhooks (value: unknown): value is Webhooks {
-  if (value === null || typeof value !== 'object') return false
-  const candidate = value as Partial<Webhooks>
-  return typeof candidate.decide === 'function' && typeof candidate.refusal === 'function' && typeof candidate.options?.bodyLimit === 'number'
 }
 
 function ignore (): void {}

@@ -1,16 +1,7 @@
 // Web APIs only (ReadableStream, Uint8Array): this file must load on edge runtimes.
-
-export type WebBodyRead =
-  | { readonly kind: 'complete', readonly body: Uint8Array }
-  /** Over the limit: by its Content-Length before a byte was read, or while streaming. */
-  | { readonly kind: 'too_large', readonly declaredBytes: number | undefined, readonly receivedBytes: number }
+import { declaredLength, overLimit, type BodyRead } from '../adapter/body-limit.js'
 
 const EMPTY = new Uint8Array(0)
-
-function declaredLength (value: string | null): number | undefined {
-  if (value === null || !/^[0-9]{1,15}$/.test(value)) return undefined
-  return Number(value)
-}
 
 /**
  * Reads a `Request` body, stopping at `limit` bytes. It does not trust
@@ -18,10 +9,10 @@ function declaredLength (value: string | null): number | undefined {
  * body through) and, unlike `request.arrayBuffer()`, never holds more than
  * `limit` bytes of an oversize or endless body. A stream error rejects.
  */
-export async function readWebBody (request: Request, limit: number): Promise<WebBodyRead> {
+export async function readWebBody (request: Request, limit: number): Promise<Exclude<BodyRead<Uint8Array>, { kind: 'aborted' }>> {
   const declaredBytes = declaredLength(request.headers.get('content-length'))
   const stream = request.body
-  if (declaredBytes !== undefined && declaredBytes > limit) {
+  if (declaredBytes !== undefined && overLimit(declaredBytes, limit)) {
     // Not awaited: a sender that stalls must not hold the answer back.
     if (stream !== null) stream.cancel().catch(ignore)
     return { kind: 'too_large', declaredBytes, receivedBytes: 0 }
@@ -35,7 +26,7 @@ export async function readWebBody (request: Request, limit: number): Promise<Web
     const { done, value } = await reader.read()
     if (done) break
     receivedBytes += value.byteLength
-    if (receivedBytes > limit) {
+    if (overLimit(receivedBytes, limit)) {
       reader.cancel().catch(ignore)
       return { kind: 'too_large', declaredBytes, receivedBytes }
     }

@@ -1,9 +1,8 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
-import { WebhookOptionsError } from '../core/errors.js'
-import { isLogger, type WebhookLogger } from '../core/logger.js'
-import { pathnameOf, resolvePath } from '../core/route.js'
-import { Webhooks } from '../core/webhooks.js'
-import { receiveRequest } from './receive-request.js'
+import { assertReceiver, checkAdapterOptions, type DeliveryReceiver } from '../adapter/receiver.js'
+import { isDeliveryRoute, resolvePath } from '../adapter/route.js'
+import type { WebhookLogger } from '../core/logger.js'
+import { receiveRequest } from '../adapter/node-request.js'
 
 export interface NodeListenerOptions {
   /** The webhook route; other paths go to `next`. Default `/webhooks/sir`. */
@@ -22,19 +21,16 @@ export type NodeListener = (request: IncomingMessage, response: ServerResponse, 
  * any other path or method goes to `next`, or gets a bare 404 when there is none,
  * so the listener can sit in front of an app or serve alone.
  */
-export function nodeListener (webhooks: Webhooks, options: NodeListenerOptions = {}): NodeListener {
-  if (!(webhooks instanceof Webhooks)) throw new WebhookOptionsError('nodeListener(webhooks): "webhooks" must be a Webhooks instance from sir-webhooks')
-  if (options === null || typeof options !== 'object') throw new WebhookOptionsError('nodeListener(webhooks, options): "options" must be an object')
-  const path = resolvePath(options.path)
-  if (options.logger !== undefined && !isLogger(options.logger)) {
-    throw new WebhookOptionsError('"logger" must be a pino logger (an object with child(), debug(), info(), warn() and error())')
-  }
-  const log = options.logger ?? webhooks.logger
+export function nodeListener (webhooks: DeliveryReceiver, options?: NodeListenerOptions): NodeListener {
+  assertReceiver(webhooks, 'nodeListener(webhooks)')
+  const checked = checkAdapterOptions(options, ['path', 'logger'], 'nodeListener(webhooks, options)')
+  const path = resolvePath(checked.path)
+  const log = checked.logger ?? webhooks.logger
 
   return function sirWebhooksListener (request, response, next) {
-    if (request.method !== 'POST' || pathnameOf(request.url) !== path) {
+    if (!isDeliveryRoute(request.method, request.url, path)) {
       if (next !== undefined) next()
-      else notFound(response)
+      else answerBare(response, 404)
       return
     }
     receiveRequest(webhooks, request, response, log).catch((error: unknown) => {
@@ -43,17 +39,13 @@ export function nodeListener (webhooks: Webhooks, options: NodeListenerOptions =
         return
       }
       log.error({ err: error }, 'the webhook listener failed to answer')
-      if (!response.headersSent) {
-        response.statusCode = 500
-        response.end()
-      } else {
-        response.destroy()
-      }
+      if (!response.headersSent) answerBare(response, 500)
+      else response.destroy()
     })
   }
 }
 
-function notFound (response: ServerResponse): void {
-  response.statusCode = 404
+function answerBare (response: ServerResponse, status: number): void {
+  response.statusCode = status
   response.end()
 }

@@ -4,8 +4,8 @@ import type BetterSqlite3 from 'better-sqlite3'
 import { reportFailures, runAttempt } from '../core/attempt.js'
 import { backoffDelay } from '../core/backoff.js'
 import type { AnyEvent } from '../core/events.js'
-import { wakeOrTimeout } from '../core/grace.js'
-import type { AcceptOutcome, Inbox, InboxRuntime } from '../core/inbox.js'
+import { wakeOrTimeout } from '../core/timeouts.js'
+import { assertNotStarted, type AcceptOutcome, type Inbox, type InboxRuntime } from '../core/inbox.js'
 import { defaults } from '../core/options.js'
 import { errorSummary, type DeadLetterQuery, type EventOutcome } from '../core/outcome.js'
 import { openSchema, type EventRow, type Statements } from './schema.js'
@@ -40,6 +40,8 @@ export interface PurgeResult {
  * receiver restarted.
  */
 export class SqliteInbox implements Inbox {
+  /** Events survive restarts; handlers are told apart by name. */
+  readonly durable = true
   readonly #options: ResolvedSqliteOptions
   readonly #owner = randomUUID()
   readonly #active = new Set<string>()
@@ -79,7 +81,7 @@ export class SqliteInbox implements Inbox {
   }
 
   start (runtime: InboxRuntime): void {
-    if (this.#runtime !== undefined) throw new Error('sir-webhooks: an inbox belongs to one receiver; create one per Webhooks instance')
+    assertNotStarted(this.#runtime !== undefined)
     if (this.#db === undefined) throw new Error('sir-webhooks: this SQLite inbox was closed; create a new one')
     this.#runtime = runtime
     this.#every(this.#options.pollIntervalMs, () => { this.#pump() })

@@ -1,4 +1,4 @@
-import { sign } from '../core/verify.js'
+import { sign } from '../core/verify-node.js'
 
 export const SIR_USER_AGENT = 'SIRGiving-Webhooks/1.0'
 

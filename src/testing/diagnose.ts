@@ -1,5 +1,6 @@
 import { timingSafeEqual } from 'node:crypto'
-import { computeDigest, DEFAULT_TOLERANCE_SECONDS, SIGNATURE_PREFIX } from '../core/verify.js'
+import { checkHeaders, skewOf } from '../core/signature-checks.js'
+import { computeDigest, DEFAULT_TOLERANCE_SECONDS, SIGNATURE_PREFIX } from '../core/verify-node.js'
 
 export type DiagnosisCode =
   | 'MISSING_SIGNATURE'
@@ -49,6 +50,16 @@ const MILLISECONDS_DIGITS = 13
 interface Variant<T> {
   value: T
   reasons: DiagnosisReason[]
+}
+
+const HEADER_HINTS = {
+  MISSING_SIGNATURE: 'There is no signature: pass the X-SIR-Signature header value.',
+  MISSING_TIMESTAMP: 'There is no timestamp: pass the X-SIR-Timestamp header value.',
+  INVALID_TIMESTAMP: 'The timestamp is not a whole number of Unix seconds (digits only).'
+} as const
+
+function firstValue (value: unknown): string {
+  return String(Array.isArray(value) ? value.join(', ') : value)
 }
 
 function reason (code: DiagnosisCode, message: string): DiagnosisReason {
@@ -146,17 +157,17 @@ function skewReason (skewSeconds: number, tolerance: number): DiagnosisReason {
  * hold. Pure: the same input always gives the same answer.
  */
 export function diagnose (input: DiagnoseInput): Diagnosis {
-  const { timestamp } = input
-  let signature = input.signature
-  if (typeof signature !== 'string' || signature.length === 0) {
-    return { ok: false, reasons: [reason('MISSING_SIGNATURE', 'There is no signature: pass the X-SIR-Signature header value.')] }
+  // The receiver's own header checks, but for the signature's form and the window,
+  // which are diagnosed below more leniently, to name the mistake.
+  const checked = checkHeaders({ rawBody: input.rawBody, signature: input.signature, timestamp: input.timestamp, now: input.now, toleranceSeconds: Infinity })
+  if (!checked.ok && checked.code in HEADER_HINTS) {
+    const code = checked.code as keyof typeof HEADER_HINTS
+    return { ok: false, reasons: [reason(code, HEADER_HINTS[code])] }
   }
-  if (typeof timestamp !== 'string' || timestamp.length === 0) {
-    return { ok: false, reasons: [reason('MISSING_TIMESTAMP', 'There is no timestamp: pass the X-SIR-Timestamp header value.')] }
-  }
-  if (!/^[0-9]{1,15}$/.test(timestamp)) {
-    return { ok: false, reasons: [reason('INVALID_TIMESTAMP', 'The timestamp is not a whole number of Unix seconds (digits only).')] }
-  }
+  // Strings now (checkHeaders has refused what is missing); an array from
+  // JavaScript is read as the receiver reads a repeated header, joined.
+  const timestamp = firstValue(input.timestamp)
+  let signature = firstValue(input.signature)
 
   const reasons: DiagnosisReason[] = []
   signature = signature.trim()
@@ -173,7 +184,7 @@ export function diagnose (input: DiagnoseInput): Diagnosis {
   const expected = Buffer.from(signature.slice(SIGNATURE_PREFIX.length), 'hex')
 
   const tolerance = input.toleranceSeconds ?? DEFAULT_TOLERANCE_SECONDS
-  const skewSeconds = (input.now ?? Date.now()) / 1000 - Number(timestamp)
+  const skewSeconds = skewOf(Number(timestamp), input.now)
   const skewed = Math.abs(skewSeconds) > tolerance
   const timeReasons = !skewed
     ? []

@@ -1,3 +1,5 @@
+import { once } from 'node:events'
+import { connect } from 'node:net'
 import type { Test } from 'tap'
 import { Webhooks, type DeadLetter, type HandlerContext, type WebhooksOptions } from '../../src/index.js'
 import { captureLogs, type CapturedLogs } from '../helpers/logs.js'
@@ -384,5 +386,43 @@ export const scenarios: Record<string, Scenario> = {
     t.equal((await send(withBom)).status, 200, 'a UTF-8 byte order mark')
     await eventually(() => ids.length === 2, 5000, 'both events')
     t.ok(ids.includes(bomId))
+  },
+
+  async 'routing: only a POST to exactly the webhook path is a delivery (letter case and a trailing slash count, the query does not)' (t, adapter) {
+    const { webhooks, url } = await setUp(t, adapter)
+    let calls = 0
+    webhooks.onAny(() => { calls += 1 })
+    const base = url.slice(0, -PATH.length)
+    for (const near of [`${PATH}/`, PATH.toUpperCase(), `${PATH}x`, `${PATH}/more`]) {
+      t.equal((await post(base + near, signedRequest(actionCompleted()))).status, 404, `POST ${near}`)
+    }
+    const wrongMethod = await fetch(url, { method: 'PUT', body: '{}', headers: { 'content-type': 'application/json' } })
+    t.equal(wrongMethod.status, 404, 'PUT on the path')
+    await wrongMethod.body?.cancel()
+    t.equal((await post(`${url}?source=sir`, signedRequest(actionCompleted()))).status, 200, 'a query string is not part of the route')
+    await eventually(() => calls === 1, 5000, 'the one delivery')
+    t.equal(calls, 1, 'no near miss was dispatched')
+  },
+
+  async 'routing: an absolute-form request target (POST http://host/path) is a delivery' (t, adapter) {
+    const { webhooks, url } = await setUp(t, adapter)
+    let calls = 0
+    webhooks.onAny(() => { calls += 1 })
+    const { body, headers } = signedRequest(actionCompleted())
+    const status = await rawPost(new URL(url), url, body, headers)
+    t.equal(status, 200, 'HTTP/1.1 servers must accept the absolute form (RFC 9112, 3.2.2)')
+    await eventually(() => calls === 1, 5000, 'the handler')
   }
+}
+
+/** One request over a bare socket, with the request target written exactly as given. */
+async function rawPost (url: URL, target: string, body: Uint8Array, headers: Record<string, string>): Promise<number> {
+  const socket = connect(Number(url.port), url.hostname)
+  const head = [`POST ${target} HTTP/1.1`, `host: ${url.host}`, 'connection: close', `content-length: ${body.byteLength}`, ...Object.entries(headers).map(([name, value]) => `${name}: ${value}`)]
+  socket.write(head.join('\r\n') + '\r\n\r\n')
+  socket.write(body)
+  let text = ''
+  socket.setEncoding('latin1').on('data', (chunk: string) => { text += chunk })
+  await once(socket, 'close')
+  return Number(/^HTTP\/1\.1 (\d{3})/.exec(text)?.[1] ?? 0)
 }

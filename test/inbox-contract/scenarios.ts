@@ -34,7 +34,7 @@ export function runInboxContract (t: Test, store: InboxStore): void {
     const webhooks = receiver(place.inbox())
     t.teardown(() => webhooks.close())
     const calls: Array<{ id: string, attempt: number }> = []
-    webhooks.on('action.completed', async (evt, { attempt }) => { calls.push({ id: evt.id, attempt }) })
+    webhooks.on('action.completed', async (evt, { attempt }) => { calls.push({ id: evt.id, attempt }) }, { name: 'record' })
     const result = await webhooks.receive(delivery(event('evt_accept')))
     t.equal(result.status, 200)
     t.equal(result.code, 'ACCEPTED')
@@ -57,7 +57,7 @@ export function runInboxContract (t: Test, store: InboxStore): void {
     const webhooks = receiver(place.inbox())
     t.teardown(() => webhooks.close())
     let calls = 0
-    webhooks.on('action.completed', () => { calls++ })
+    webhooks.on('action.completed', () => { calls++ }, { name: 'record' })
     t.equal((await webhooks.receive(delivery(event('evt_dup')))).code, 'ACCEPTED')
     await until(() => calls === 1, 'the handler')
     const again = await webhooks.receive(delivery(event('evt_dup')))
@@ -72,7 +72,7 @@ export function runInboxContract (t: Test, store: InboxStore): void {
     const webhooks = receiver(place.inbox())
     t.teardown(() => webhooks.close())
     let calls = 0
-    webhooks.on('action.completed', () => { calls++ })
+    webhooks.on('action.completed', () => { calls++ }, { name: 'record' })
     const results = await Promise.all(Array.from({ length: 8 }, async () => await webhooks.receive(delivery(event('evt_race')))))
     t.ok(results.every((result) => result.status === 200), 'every copy gets 200')
     t.equal(results.filter((result) => result.code === 'ACCEPTED').length, 1, 'one copy is accepted')
@@ -175,7 +175,7 @@ export function runInboxContract (t: Test, store: InboxStore): void {
         const timer = setTimeout(resolve, 30_000)
         signal.addEventListener('abort', () => { clearTimeout(timer); resolve() })
       })
-    })
+    }, { name: 'record' })
     webhooks.onDeadLetter((entry) => { dead.push(entry) })
     t.equal((await webhooks.receive(delivery(event('evt_close')))).status, 200)
     await until(() => started === 1, 'the handler to start')
@@ -192,7 +192,7 @@ export function runInboxContract (t: Test, store: InboxStore): void {
     const next = receiver(place.inbox())
     t.teardown(() => next.close())
     const resumed: number[] = []
-    next.on('action.completed', (_evt, { attempt }) => { resumed.push(attempt) })
+    next.on('action.completed', (_evt, { attempt }) => { resumed.push(attempt) }, { name: 'record' })
     await until(() => resumed.length === 1, 'the next receiver to handle the event')
     // The attempt cut short by close() counts, in every durable store: SQLite's
     // claim counted it, BullMQ's attemptsStarted did (docs/deployment.md says so).
@@ -212,7 +212,7 @@ export function runInboxContract (t: Test, store: InboxStore): void {
       const webhooks = receiver(place.inbox())
       t.teardown(() => webhooks.close())
       const attempts: number[] = []
-      webhooks.on('action.completed', (_evt, { attempt }) => { attempts.push(attempt) })
+      webhooks.on('action.completed', (_evt, { attempt }) => { attempts.push(attempt) }, { name: 'record' })
       await until(() => attempts.length === 1, 'the restarted receiver to resume the event')
       t.same(attempts, [2], 'the context says it is the second attempt')
       t.throws(() => readFileSync(handledFile), 'the killed process never finished it')

@@ -30,7 +30,7 @@ describe('on(type, handler)', () => {
       expect(event.type).type.toBe<'action.completed'>()
       expect(event.data.actionId).type.toBe<string>()
       expect(event.data.tokensDistributed).type.toBe<number>()
-      expect(context).type.toBe<HandlerContext>()
+      expect(context).type.toBeAssignableTo<HandlerContext>()
       expect(context.attempt).type.toBe<number>()
       expect(context.signal).type.toBe<AbortSignal>()
     })
@@ -54,6 +54,12 @@ describe('on(type, handler)', () => {
       expect<string>().type.not.toBeAssignableFrom(event.data.tokensDistributed)
     })
     expect(webhooks.on('action.completed', (event: WebhookEvent<'action.completed', { actionId: number }>) => event)).type.toRaiseError()
+  })
+
+  test('a { name } option names the handler; other options do not compile', () => {
+    expect(webhooks.on('action.completed', () => {}, { name: 'creditPartner' })).type.toBe<Webhooks>()
+    expect(webhooks.onAny(() => {}, { name: 'audit' })).type.toBe<Webhooks>()
+    expect(webhooks.on('action.completed', () => {}, { label: 'creditPartner' })).type.toRaiseError()
   })
 
   test('returns the receiver, so registrations chain', () => {
@@ -144,7 +150,7 @@ describe('adapter options', () => {
   test('the Fastify plugin takes a receiver or a secret, a path and a prefix, and decorates the app', async () => {
     const app = Fastify()
     await app.register(sirWebhooks, { webhooks, prefix: '/partners', path: '/sir' })
-    await app.register(sirWebhooks, { secret: 'whsec_dev', receiver: { concurrency: 2 } })
+    await app.register(sirWebhooks, { secret: 'whsec_dev', receiver: { concurrency: 2 }, decorator: 'sirWebhooksSandbox' })
     expect(app.sirWebhooks).type.toBe<Webhooks>()
     expect(app.register(sirWebhooks, { webhooks, path: 7 })).type.toRaiseError()
     expect(app.register(sirWebhooks, { secret: 'whsec_dev', receiver: { secret: 'whsec_other' } })).type.toRaiseError()
@@ -157,9 +163,9 @@ describe('adapter options', () => {
     expect(nodeListener(webhooks, { prefix: '/x' })).type.toRaiseError()
   })
 
-  test('expressMiddleware: a logger only; captureRawBody fits express.json({ verify })', () => {
-    expect(expressMiddleware(webhooks, { logger: webhooks.logger })).type.toBeAssignableTo<(request: IncomingMessage, response: ServerResponse, next: (error?: unknown) => void) => void>()
-    expect(expressMiddleware(webhooks, { path: '/webhooks/sir' })).type.toRaiseError()
+  test('expressMiddleware: a path and a logger; captureRawBody fits express.json({ verify })', () => {
+    expect(expressMiddleware(webhooks, { path: '/webhooks/sir', logger: webhooks.logger })).type.toBeAssignableTo<(request: IncomingMessage, response: ServerResponse, next: (error?: unknown) => void) => void>()
+    expect(expressMiddleware(webhooks, { prefix: '/webhooks' })).type.toRaiseError()
     expect(captureRawBody).type.toBeAssignableTo<(request: IncomingMessage, response: ServerResponse, body: Buffer, encoding: string) => void>()
   })
 

@@ -1,19 +1,7 @@
 import type { IncomingMessage } from 'node:http'
-
-export type BodyRead =
-  | { readonly kind: 'complete', readonly body: Buffer }
-  /** Over the limit: by its Content-Length before a byte was read, or while streaming. */
-  | { readonly kind: 'too_large', readonly declaredBytes: number | undefined, readonly receivedBytes: number }
-  /** The client went away (or the socket failed) before the body ended; nobody is left to answer. */
-  | { readonly kind: 'aborted', readonly error: unknown }
+import { declaredLength, overLimit, type BodyRead } from './body-limit.js'
 
 const EMPTY = Buffer.alloc(0)
-
-/** The Content-Length a request declares, when it declares a usable one. */
-export function declaredLength (value: string | undefined): number | undefined {
-  if (value === undefined || !/^[0-9]{1,15}$/.test(value)) return undefined
-  return Number(value)
-}
 
 /**
  * Reads a Node request body, stopping at `limit` bytes. Over the limit it stops
@@ -21,15 +9,15 @@ export function declaredLength (value: string | undefined): number | undefined {
  * bytes of memory; the caller answers 413 and lets the rest drain unread.
  * Shared by the Express and node:http adapters.
  */
-export function readBody (request: IncomingMessage, limit: number): Promise<BodyRead> {
+export function readBody (request: IncomingMessage, limit: number): Promise<BodyRead<Buffer>> {
   const declaredBytes = declaredLength(request.headers['content-length'])
-  if (declaredBytes !== undefined && declaredBytes > limit) {
+  if (declaredBytes !== undefined && overLimit(declaredBytes, limit)) {
     return Promise.resolve({ kind: 'too_large', declaredBytes, receivedBytes: 0 })
   }
   return new Promise((resolve) => {
     const chunks: Buffer[] = []
     let receivedBytes = 0
-    const settle = (result: BodyRead): void => {
+    const settle = (result: BodyRead<Buffer>): void => {
       request.off('data', onData)
       request.off('end', onEnd)
       request.off('error', onError)
@@ -38,7 +26,7 @@ export function readBody (request: IncomingMessage, limit: number): Promise<Body
     }
     function onData (chunk: Buffer): void {
       receivedBytes += chunk.byteLength
-      if (receivedBytes > limit) {
+      if (overLimit(receivedBytes, limit)) {
         chunks.length = 0
         settle({ kind: 'too_large', declaredBytes, receivedBytes })
         return

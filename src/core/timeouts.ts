@@ -11,3 +11,16 @@ export async function wakeOrTimeout (ms: number, arm: (wake: () => void) => void
   })
   clearTimeout(timer)
 }
+
+/** True when `work` settles (either way) within `ms`; false when the time ran out first. */
+export async function settlesWithin (work: Promise<unknown>, ms: number): Promise<boolean> {
+  let settled = false
+  await wakeOrTimeout(ms, (wake) => {
+    const done = (): void => {
+      settled = true
+      wake()
+    }
+    work.then(done, done)
+  })
+  return settled
+}

@@ -1,8 +1,8 @@
-import type { Inbox } from '../core/inbox.js'
-import { consoleLogger } from '../core/console-logger.js'
-import type { WebhooksOptions } from '../core/options.js'
-import { WebhookReceiver, type ReceiverPlatform } from '../core/receiver.js'
-import { createWebVerifier } from '../core/verify-web.js'
+import type { Inbox } from './inbox.js'
+import { consoleLogger } from './console-logger.js'
+import type { WebhooksOptions } from './options.js'
+import { WebhookReceiver, type ReceiverPlatform } from './receiver.js'
+import { createWebVerifier } from './verify-web.js'
 
 const webPlatform: ReceiverPlatform = {
   createVerifier: createWebVerifier,

@@ -1,7 +1,7 @@
 import { join } from 'node:path'
 import t from 'tap'
-import { sqliteInbox } from '../src/sqlite/inbox.js'
-import { runInboxContract, tempDir } from './inbox-contract/scenarios.js'
+import { sqliteInbox } from '../../src/sqlite/inbox.js'
+import { runInboxContract, tempDir } from './scenarios.js'
 
 runInboxContract(t, {
   name: 'sqlite',

@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto'
 import t from 'tap'
-import { bullmqInbox } from '../src/bullmq/inbox.js'
-import { redisForTests } from './helpers/redis.js'
-import { runInboxContract } from './inbox-contract/scenarios.js'
+import { bullmqInbox } from '../../src/bullmq/inbox.js'
+import { redisForTests } from '../helpers/redis.js'
+import { runInboxContract } from './scenarios.js'
 
 const redis = await redisForTests(t)
 if (redis.url === undefined) {

@@ -2,7 +2,7 @@ import type { Inbox } from './inbox.js'
 import type { WebhooksOptions } from './options.js'
 import { defaultLogger } from './pino-logger.js'
 import { WebhookReceiver, type ReceiverPlatform } from './receiver.js'
-import { createNodeVerifier } from './verify.js'
+import { createNodeVerifier } from './verify-node.js'
 
 const nodePlatform: ReceiverPlatform = {
   createVerifier: createNodeVerifier,

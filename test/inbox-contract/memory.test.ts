@@ -1,6 +1,6 @@
 import t from 'tap'
-import { MemoryInbox } from '../src/index.js'
-import { runInboxContract } from './inbox-contract/scenarios.js'
+import { MemoryInbox } from '../../src/core/memory-inbox.js'
+import { runInboxContract } from './scenarios.js'
 
 runInboxContract(t, {
   name: 'memory',

@@ -1,0 +1,138 @@
+import type { RefusalCode } from './errors.js'
+import { ACCEPTED, DUPLICATE, isEncoded, isJsonContentType, overLimit, refusalResults, type Delivery, type ReceiveResult } from './delivery.js'
+import { parseEnvelope } from './envelope.js'
+import type { AnyEvent } from './events.js'
+import type { AcceptOutcome, Inbox } from './inbox.js'
+import type { InboxLifecycle } from './lifecycle.js'
+import type { WebhookLogger } from './logger.js'
+import type { ResolvedOptions } from './options.js'
+import { eventTag } from './run-context.js'
+import type { VerifyRequest, VerifyResult } from './signature-checks.js'
+
+export type Verifier = (input: VerifyRequest) => VerifyResult | Promise<VerifyResult>
+
+const outcomeRefusal: Record<Exclude<AcceptOutcome, 'accepted' | 'duplicate'>, RefusalCode> = {
+  full: 'QUEUE_FULL',
+  unavailable: 'INBOX_UNAVAILABLE'
+}
+
+/**
+ * One delivery's way through the receiver: media type, size, signature, envelope,
+ * then the inbox; every refusal, the adapters' own included, is answered and
+ * logged by `refuse`. Never throws or rejects.
+ */
+export class DeliveryPipeline {
+  readonly #options: ResolvedOptions
+  readonly #verify: Verifier
+  readonly #inbox: Inbox
+  readonly #lifecycle: InboxLifecycle
+  readonly #refusals: Readonly<Record<RefusalCode, ReceiveResult>>
+
+  constructor (options: ResolvedOptions, verify: Verifier, inbox: Inbox, lifecycle: InboxLifecycle) {
+    this.#options = options
+    this.#verify = verify
+    this.#inbox = inbox
+    this.#lifecycle = lifecycle
+    this.#refusals = refusalResults(options.retryAfterSeconds)
+  }
+
+  /**
+   * The answer itself when every step is synchronous (the Node verifier and the
+   * in-memory inbox), a promise only when a step is not (Web Crypto, a durable
+   * inbox). On the hot path that spares a promise and the microtask hops before
+   * the 2xx can be written.
+   */
+  decide (delivery: Delivery, log: WebhookLogger): ReceiveResult | Promise<ReceiveResult> {
+    const { rawBody } = delivery
+    if (!isJsonContentType(delivery.contentType) || isEncoded(delivery.contentEncoding)) {
+      return this.refuse('UNSUPPORTED_MEDIA_TYPE', log, { bodyLength: rawBody.byteLength })
+    }
+    if (overLimit(rawBody.byteLength, this.#options.bodyLimit)) {
+      return this.refuse('BODY_TOO_LARGE', log, { bodyLength: rawBody.byteLength, bodyLimit: this.#options.bodyLimit })
+    }
+    const now = this.#options.clock()
+    const verified = this.#verify({
+      rawBody,
+      signature: delivery.signature,
+      timestamp: delivery.timestamp,
+      toleranceSeconds: this.#options.toleranceSeconds,
+      now
+    })
+    return verified instanceof Promise
+      ? verified.then((result) => this.#verified(delivery, result, now, log))
+      : this.#verified(delivery, verified, now, log)
+  }
+
+  /**
+   * Answers a refusal and logs it: at `info` when the sender is wrong, at `warn`
+   * for a 503 (it will retry), at `error` for a receiver set up wrong, whose
+   * `message` says how to fix it.
+   */
+  refuse (code: RefusalCode, log: WebhookLogger, details: Record<string, unknown>, message?: string): ReceiveResult {
+    const answer = this.#refusals[code]
+    const fields = { reason: code, ...details }
+    if (answer.status === 503) log.warn(fields, message ?? 'webhook refused for now')
+    else if (answer.status >= 500) log.error(fields, message ?? 'webhook refused: the receiver cannot verify it')
+    else log.info(fields, message ?? 'webhook rejected')
+    return answer
+  }
+
+  /** The answer for a refusal, without a log line. */
+  refusal (code: RefusalCode): ReceiveResult {
+    return this.#refusals[code]
+  }
+
+  #verified (delivery: Delivery, verified: VerifyResult, now: number, log: WebhookLogger): ReceiveResult | Promise<ReceiveResult> {
+    if (!verified.ok) {
+      return this.refuse(verified.code, log, { skewSeconds: roundSkew(verified.skewSeconds), bodyLength: delivery.rawBody.byteLength })
+    }
+    const parsed = parseEnvelope(delivery.rawBody)
+    if (!parsed.ok) return this.refuse(parsed.code, log, { bodyLength: delivery.rawBody.byteLength })
+    const { event } = parsed
+    if (this.#lifecycle.closing) return this.refuse('CLOSING', log, { event: eventTag(event) })
+    // An inbox that starts asynchronously is waited for until it has started; after
+    // that, the check costs nothing.
+    const starting = this.#lifecycle.starting
+    if (starting !== undefined) return starting.then(() => this.#accept(event, now, delivery, verified.secretIndex, log))
+    return this.#accept(event, now, delivery, verified.secretIndex, log)
+  }
+
+  #accept (event: AnyEvent, now: number, delivery: Delivery, secretIndex: number, log: WebhookLogger): ReceiveResult | Promise<ReceiveResult> {
+    if (this.#lifecycle.startFailed) return this.refuse('INBOX_UNAVAILABLE', log, { event: eventTag(event) })
+    // close() may have begun while the inbox was starting.
+    if (this.#lifecycle.closing) return this.refuse('CLOSING', log, { event: eventTag(event) })
+    let accepted: AcceptOutcome | Promise<AcceptOutcome>
+    try {
+      accepted = this.#inbox.accept(event, now, delivery.whenAnswered)
+    } catch (error) {
+      return this.#inboxFailed(event, error, log)
+    }
+    // A synchronous inbox (the in-memory one) answers without a promise hop.
+    if (typeof accepted === 'string') return this.#answer(accepted, event, secretIndex, log)
+    return accepted.then(
+      (outcome) => this.#answer(outcome, event, secretIndex, log),
+      (error: unknown) => this.#inboxFailed(event, error, log)
+    )
+  }
+
+  #inboxFailed (event: AnyEvent, error: unknown, log: WebhookLogger): ReceiveResult {
+    log.error({ err: error, event: eventTag(event) }, 'the inbox failed to record the event')
+    return this.refuse('INBOX_UNAVAILABLE', log, { event: eventTag(event) })
+  }
+
+  #answer (outcome: AcceptOutcome, event: AnyEvent, secretIndex: number, log: WebhookLogger): ReceiveResult {
+    if (outcome === 'accepted') {
+      log.debug({ event: eventTag(event), secretIndex }, 'webhook accepted')
+      return ACCEPTED
+    }
+    if (outcome === 'duplicate') {
+      log.info({ event: eventTag(event) }, 'duplicate webhook acknowledged, not dispatched again')
+      return DUPLICATE
+    }
+    return this.refuse(outcomeRefusal[outcome], log, { event: eventTag(event) })
+  }
+}
+
+function roundSkew (skewSeconds: number | undefined): number | undefined {
+  return skewSeconds === undefined ? undefined : Math.round(skewSeconds)
+}

@@ -1,0 +1,114 @@
+import { WebhookOptionsError } from './errors.js'
+import type { AnyEventHandler, DeadLetterHandler, ErrorHandler, RegisteredHandler } from './handlers.js'
+
+export interface HandlerOptions {
+  /**
+   * A stable name for logs, dead letters and, with a durable inbox, the record of
+   * which handlers of an event already succeeded. Default: the function's name.
+   */
+  name?: string
+}
+
+export type Registration = AnyEventHandler | ErrorHandler | DeadLetterHandler
+
+const UNNAMED = 'anonymous'
+
+/**
+ * Who handles what: handlers by event type, the `onAny` ones, and the failure
+ * callbacks. Lists are replaced, never changed in place, so an inbox holding the
+ * list it was given for an event in flight is not surprised by a later `on()`.
+ */
+export class HandlerRegistry {
+  readonly #byType = new Map<string, readonly RegisteredHandler[]>()
+  #any: readonly RegisteredHandler[] = []
+  #onError: readonly ErrorHandler[] = []
+  #onDeadLetter: readonly DeadLetterHandler[] = []
+  /**
+   * With a durable inbox a handler's name is the key of its success record, kept
+   * across restarts and redeploys: it must exist and be unique among the handlers
+   * an event can reach, or a retry could skip the wrong handler.
+   */
+  readonly #namesAreKeys: boolean
+
+  constructor (namesAreKeys: boolean) {
+    this.#namesAreKeys = namesAreKeys
+  }
+
+  add (types: readonly string[], fn: AnyEventHandler, options: HandlerOptions | undefined, method: 'on' | 'onAny'): void {
+    const registered = this.#registered(fn, options, method)
+    if (method === 'onAny') {
+      this.#assertUnique(registered, [...this.#byType.values()].flat(), method)
+      this.#any = [...this.#any, registered]
+      return
+    }
+    for (const type of types) this.#assertUnique(registered, this.#byType.get(type) ?? [], method)
+    for (const type of types) this.#byType.set(type, [...(this.#byType.get(type) ?? []), registered])
+  }
+
+  addErrorHandler (fn: ErrorHandler): void {
+    assertFunction(fn, 'onError')
+    this.#onError = [...this.#onError, fn]
+  }
+
+  addDeadLetterHandler (fn: DeadLetterHandler): void {
+    assertFunction(fn, 'onDeadLetter')
+    this.#onDeadLetter = [...this.#onDeadLetter, fn]
+  }
+
+  /** Removes `fn` from the given types, or, without types, from everything it was registered with. */
+  remove (fn: unknown, types?: readonly string[]): void {
+    for (const type of types ?? [...this.#byType.keys()]) {
+      const list = this.#byType.get(type)
+      if (list !== undefined) this.#byType.set(type, list.filter((entry) => entry.fn !== fn))
+    }
+    if (types !== undefined) return
+    this.#any = this.#any.filter((entry) => entry.fn !== fn)
+    this.#onError = this.#onError.filter((entry) => entry !== fn)
+    this.#onDeadLetter = this.#onDeadLetter.filter((entry) => entry !== fn)
+  }
+
+  /** Every handler that should see an event of this type, the `onAny` ones last. */
+  handlersFor (type: string): readonly RegisteredHandler[] {
+    const specific = this.#byType.get(type)
+    if (specific === undefined || specific.length === 0) return this.#any
+    return this.#any.length === 0 ? specific : [...specific, ...this.#any]
+  }
+
+  get errorHandlers (): readonly ErrorHandler[] {
+    return this.#onError
+  }
+
+  get deadLetterHandlers (): readonly DeadLetterHandler[] {
+    return this.#onDeadLetter
+  }
+
+  #registered (fn: AnyEventHandler, options: HandlerOptions | undefined, method: string): RegisteredHandler {
+    assertFunction(fn, method)
+    if (options !== undefined && (options === null || typeof options !== 'object')) {
+      throw new WebhookOptionsError(`${method}(): "options" must be an object such as { name: 'credit-tokens' }`)
+    }
+    const given = options?.name
+    if (given !== undefined && (typeof given !== 'string' || given.trim() === '' || given.trim() !== given)) {
+      throw new WebhookOptionsError(`${method}(): "name" must be a non-empty string without surrounding whitespace, got ${JSON.stringify(given)}`)
+    }
+    const name = given ?? fn.name
+    if (name === '' && this.#namesAreKeys) {
+      throw new WebhookOptionsError(`${method}(): a durable inbox records which handlers of an event succeeded by name, and this handler has none. ` +
+        'Give it one: webhooks.on(type, handler, { name: \'credit-tokens\' }), or a named function (async function creditTokens (event) {…})')
+    }
+    return Object.freeze({ name: name === '' ? UNNAMED : name, fn })
+  }
+
+  #assertUnique (registered: RegisteredHandler, others: readonly RegisteredHandler[], method: string): void {
+    if (!this.#namesAreKeys) return
+    const clash = [...others, ...this.#any].find((entry) => entry.name === registered.name && entry.fn !== registered.fn)
+    if (clash !== undefined) {
+      throw new WebhookOptionsError(`${method}(): another handler of the same events is already named "${registered.name}"; ` +
+        'a durable inbox tells handlers apart by name, so give each a different one with { name }')
+    }
+  }
+}
+
+function assertFunction (handler: unknown, method: string): void {
+  if (typeof handler !== 'function') throw new WebhookOptionsError(`${method}(): the handler must be a function, got ${typeof handler}`)
+}

@@ -1,0 +1,35 @@
+// The options' shapes without the inbox, so that inbox.ts and options.ts do not
+// import each other.
+
+export interface RetryOptions {
+  /** Tries per handler, the first included. Default 5. */
+  attempts?: number
+  /** Upper bound of the first backoff; each later one doubles, with full jitter. Default 500. */
+  minDelayMs?: number
+  /** Cap on any backoff. Default 30 000. */
+  maxDelayMs?: number
+}
+
+export interface DedupeOptions {
+  /**
+   * How long an event id is remembered after it was last seen. In memory a duplicate
+   * counts as seen and restarts the window; durable inboxes count from acceptance
+   * (their `retentionSeconds`). Default 7 days.
+   */
+  ttlSeconds?: number
+  /** How many ids the in-memory inbox remembers at most; the least recently seen (a duplicate counts as seen) go first. Default 100 000. */
+  maxEntries?: number
+}
+
+export interface ResolvedOptions {
+  secrets: readonly string[]
+  toleranceSeconds: number
+  concurrency: number
+  maxQueueSize: number
+  retry: Required<RetryOptions>
+  dedupe: Required<DedupeOptions>
+  bodyLimit: number
+  retryAfterSeconds: number
+  closeGraceMs: number
+  clock: () => number
+}

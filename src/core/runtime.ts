@@ -1,0 +1,84 @@
+import type { DeadLetter } from './handlers.js'
+import type { HandlerRun, InboxRuntime } from './inbox.js'
+import type { WebhookLogger } from './logger.js'
+import type { ResolvedOptions } from './options.js'
+import type { HandlerRegistry } from './registry.js'
+import { eventTag, RunContext } from './run-context.js'
+
+/**
+ * What an inbox is given to run handlers with: the handlers for a type, one call
+ * of one handler with its context, and where failures go (`onError`, then
+ * `onDeadLetter`). Calls run one way, inbox to runtime to handler: the inbox
+ * never reaches back into the receiver.
+ */
+export class HandlerRuntime<Extra extends object = object> implements InboxRuntime<Extra> {
+  readonly options: ResolvedOptions
+  readonly logger: WebhookLogger
+  readonly #registry: HandlerRegistry
+  // Made on first use: Workers forbid an AbortController at module scope, where a
+  // receiver is usually built.
+  #shutdown: AbortController | undefined
+
+  constructor (options: ResolvedOptions, logger: WebhookLogger, registry: HandlerRegistry) {
+    this.options = options
+    this.logger = logger
+    this.#registry = registry
+  }
+
+  /** Aborted when `close()` runs out of its grace period. */
+  get signal (): AbortSignal {
+    this.#shutdown ??= new AbortController()
+    return this.#shutdown.signal
+  }
+
+  /** Tells running handlers to stop; their events are then dead-lettered or left for another process. */
+  abort (reason: Error): void {
+    this.#shutdown ??= new AbortController()
+    this.#shutdown.abort(reason)
+  }
+
+  handlersFor (type: string): ReturnType<HandlerRegistry['handlersFor']> {
+    return this.#registry.handlersFor(type)
+  }
+
+  runHandler (run: HandlerRun, extra?: Extra): unknown {
+    const context = new RunContext(run, this.#shutdown?.signal ?? this.signal, this.logger)
+    return run.handler.fn(run.event, extra === undefined ? context : Object.assign(context, extra))
+  }
+
+  async handlerFailed (run: HandlerRun, error: unknown): Promise<void> {
+    const info = { handler: run.handler.name, attempts: run.attempt }
+    for (const onError of this.#registry.errorHandlers) {
+      await this.#callSafely('onError', run, () => onError(error, run.event, info))
+    }
+    await this.deadLetter({
+      event: run.event,
+      reason: 'handler_failed',
+      handler: run.handler.name,
+      error,
+      attempts: run.attempt,
+      receivedAt: new Date(run.receivedAt)
+    })
+  }
+
+  async deadLetter (entry: DeadLetter): Promise<void> {
+    this.logger.error({
+      event: eventTag(entry.event),
+      reason: entry.reason,
+      handler: entry.handler,
+      attempts: entry.attempts,
+      err: entry.error
+    }, entry.reason === 'shutdown' ? 'event dead-lettered: shutdown came before it finished' : 'event dead-lettered: a handler failed for good')
+    for (const onDeadLetter of this.#registry.deadLetterHandlers) {
+      await this.#callSafely('onDeadLetter', entry, () => onDeadLetter(entry))
+    }
+  }
+
+  async #callSafely (what: string, subject: { event: DeadLetter['event'] }, call: () => unknown): Promise<void> {
+    try {
+      await call()
+    } catch (error) {
+      this.logger.error({ err: error, event: eventTag(subject.event) }, `an ${what} callback threw`)
+    }
+  }
+}
