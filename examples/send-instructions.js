@@ -1,4 +1,4 @@
-// Shared by the Express, node:http and fetch examples: prints how to send the
+// Shared by the examples: prints how to send the
 // running receiver one signed event, with curl or the package's command line.
 import { sign } from 'sir-webhooks'
 
@@ -29,19 +29,4 @@ or sign a fresh one each time with the command line:
 
 Stop with Ctrl+C: accepted events finish before the process exits.
 `)
-}
-
-/** Closes the server, then the receiver (which lets accepted events finish), on Ctrl+C or SIGTERM. */
-export function closeOnSignal (server, webhooks) {
-  for (const signal of ['SIGINT', 'SIGTERM']) {
-    process.once(signal, () => {
-      webhooks.logger.info({ signal }, 'closing: refusing new deliveries, finishing accepted ones')
-      server.close()
-      server.closeIdleConnections?.()
-      webhooks.close().then(() => process.exit(0), (error) => {
-        webhooks.logger.error({ err: error }, 'close failed')
-        process.exit(1)
-      })
-    })
-  }
 }

@@ -18,7 +18,7 @@ function runtimeWith (handlers: RegisteredHandler[], logger = captureLogs().logg
   }
 }
 
-const event = { id: 'evt_1', type: 'action.completed', data: {} }
+const event = { id: 'evt_1', type: 'action.completed', createdAt: '2026-05-10T09:12:00Z', data: {} }
 
 test('durable inboxes key handlers by name, numbering repeats', async (t) => {
   const named = (name: string): RegisteredHandler => ({ name, fn: () => {} })

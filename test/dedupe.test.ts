@@ -3,9 +3,10 @@ import t from 'tap'
 import { SeenIds } from '../src/core/dedupe.js'
 
 /**
- * What the store must behave like, written the obvious way: ids in arrival order,
- * the expired ones and then the oldest dropped first. An id is remembered for
- * `ttlMs` inclusive, as lru-cache (the store this one replaced) did.
+ * What the store must behave like, written the obvious way: ids in the order they
+ * were last seen (added, or touched while remembered), the expired ones and then
+ * the least recently seen dropped first. An id is remembered for `ttlMs` inclusive
+ * after it was last seen.
  */
 class ReferenceIds {
   readonly #entries: Array<{ id: string, at: number }> = []
@@ -14,6 +15,14 @@ class ReferenceIds {
   has (id: string, now: number): boolean {
     const entry = this.#entries.find((candidate) => candidate.id === id)
     return entry !== undefined && now - entry.at <= this.ttlMs
+  }
+
+  touch (id: string, now: number): boolean {
+    if (!this.has(id, now)) return false
+    const index = this.#entries.findIndex((candidate) => candidate.id === id)
+    this.#entries.splice(index, 1)
+    this.#entries.push({ id, at: now })
+    return true
   }
 
   add (id: string, now: number): void {
@@ -35,10 +44,11 @@ const anyId = fc.oneof(
 )
 const anyStep = fc.oneof(
   fc.record({ op: fc.constant('add' as const), id: anyId, advanceMs: fc.integer({ min: 0, max: 40 }) }),
-  fc.record({ op: fc.constant('has' as const), id: anyId, advanceMs: fc.integer({ min: 0, max: 40 }) })
+  fc.record({ op: fc.constant('has' as const), id: anyId, advanceMs: fc.integer({ min: 0, max: 40 }) }),
+  fc.record({ op: fc.constant('touch' as const), id: anyId, advanceMs: fc.integer({ min: 0, max: 40 }) })
 )
 
-t.test('answers as the reference store does, over any sequence of adds, lookups and clock steps', async () => {
+t.test('answers as the reference store does, over any sequence of adds, lookups, touches and clock steps', async () => {
   fc.assert(fc.property(
     fc.integer({ min: 1, max: 6 }), fc.integer({ min: 1, max: 100 }), fc.array(anyStep, { maxLength: 120 }),
     (maxEntries, ttlMs, steps) => {
@@ -50,6 +60,8 @@ t.test('answers as the reference store does, over any sequence of adds, lookups 
         if (step.op === 'add') {
           store.add(step.id)
           reference.add(step.id, now)
+        } else if (step.op === 'touch') {
+          if (store.touch(step.id) !== reference.touch(step.id, now)) return false
         } else if (store.has(step.id) !== reference.has(step.id, now)) {
           return false
         }
@@ -94,4 +106,38 @@ t.test('an expired id added again is remembered from the new time', async (t) =>
   store.add('evt_a')
   now = 5500
   t.ok(store.has('evt_a'))
+})
+
+t.test('touches, adds and evictions across the growth of the entry arrays agree with the reference', async (t) => {
+  // Past the first allocation (1024 entries) twice, with repeats, so entries are
+  // moved, freed and reused while the arrays grow and the index is rebuilt.
+  fc.assert(fc.property(fc.array(fc.tuple(fc.nat({ max: 3999 }), fc.boolean()), { minLength: 6000, maxLength: 6000 }), (steps) => {
+    let now = 0
+    const store = new SeenIds({ maxEntries: 3000, ttlSeconds: 3600 }, () => now)
+    const reference = new ReferenceIds(3000, 3_600_000)
+    for (const [number, touchFirst] of steps) {
+      now += 1
+      const id = `evt_${number}`
+      const seen = touchFirst ? store.touch(id) : store.has(id)
+      if (seen !== (touchFirst ? reference.touch(id, now) : reference.has(id, now))) return false
+      if (!seen) {
+        store.add(id)
+        reference.add(id, now)
+      }
+    }
+    return store.size === Math.min(3000, new Set(steps.map(([number]) => number)).size)
+  }), { numRuns: 5 })
+  t.pass('agreed')
+})
+
+t.test('a touched id outlives ids added after it, up to maxEntries', async (t) => {
+  const store = new SeenIds({ maxEntries: 2, ttlSeconds: 3600 }, () => 0)
+  store.add('evt_a')
+  store.add('evt_b')
+  t.ok(store.touch('evt_a'), 'a hit')
+  t.notOk(store.touch('evt_c'), 'a miss changes nothing')
+  store.add('evt_c')
+  t.ok(store.has('evt_a'), 'A, seen most recently before C, is kept')
+  t.notOk(store.has('evt_b'), 'B, the least recently seen, went first')
+  t.equal(store.size, 2)
 })

@@ -39,7 +39,7 @@ async function deliverExactBytes (t: Test, base: string, webhooks: Webhooks): Pr
 /** Whitespace a re-serialized body would lose: only the exact bytes verify. */
 function oddlySpaced (): { id: string, body: string } {
   const id = freshId()
-  return { id, body: `{ "id" : "${id}",\n  "type":"action.completed",  "data": {"actionId":"a","tokensDistributed":1} }\n` }
+  return { id, body: `{ "id" : "${id}",\n  "type":"action.completed", "createdAt" : "2026-05-10T09:12:00Z",  "data": {"actionId":"a","tokensDistributed":1} }\n` }
 }
 
 for (const [version, express] of [['Express 5', express5], ['Express 4', express4 as typeof express5]] as const) {

@@ -104,3 +104,69 @@ test('options are checked when the listener is built', async (t) => {
   t.throws(() => nodeListener({} as Webhooks, { path: PATH }), { message: /"webhooks" must be a Webhooks instance/ })
   t.throws(() => nodeListener(webhooks, { path: PATH, logger: {} as never }), { message: /"logger" must be a pino logger/ })
 })
+
+/** A receiver whose decision step fails: stands for any bug or failure inside the request path. */
+function failingInside (webhooks: Webhooks): Error {
+  const failure = new Error('the decision step failed')
+  webhooks.decide = () => { throw failure }
+  return failure
+}
+
+test('an internal failure with no next answers 500, never 200, and logs the error', async (t) => {
+  const { webhooks, base, logs } = await start(t, {}, { path: PATH })
+  let calls = 0
+  webhooks.onAny(() => { calls += 1 })
+  const failure = failingInside(webhooks)
+  const answer = await post(`${base}${PATH}`, signedRequest(actionCompleted()))
+  t.equal(answer.status, 500, 'the sender sees a failure and will retry')
+  t.equal(calls, 0)
+  const logged = logs.entries().find((entry) => entry.msg === 'the webhook listener failed to answer')
+  t.match(logged, { level: 50, err: { message: failure.message } }, 'the error is logged')
+})
+
+test('an internal failure with a next hands the error to next and writes nothing itself', async (t) => {
+  const logs = captureLogs()
+  const webhooks = new Webhooks({ secret: SECRET, logger: logs.logger })
+  const listener = nodeListener(webhooks, { path: PATH })
+  const failure = failingInside(webhooks)
+  const passed: unknown[] = []
+  const server = createServer((req, res) => {
+    listener(req, res, (error) => {
+      passed.push(error)
+      res.statusCode = 502
+      res.end('the app answered')
+    })
+  })
+  const base = await serveForTest(t, server, webhooks)
+  const answer = await post(`${base}${PATH}`, signedRequest(actionCompleted()))
+  t.equal(answer.status, 502, 'the app decides the answer')
+  t.same(passed, [failure], 'next got the error')
+  t.notOk(logs.entries().some((entry) => entry.msg === 'the webhook listener failed to answer'), 'the listener leaves the logging to the app')
+})
+
+test('an internal failure after the headers went out cuts the connection instead of completing a 200', async (t) => {
+  const logs = captureLogs()
+  const webhooks = new Webhooks({ secret: SECRET, logger: logs.logger })
+  const listener = nodeListener(webhooks, { path: PATH })
+  failingInside(webhooks)
+  // An app hook that flushed a 200's headers before the listener ran.
+  const server = createServer((req, res) => {
+    res.writeHead(200, { 'content-type': 'application/json' })
+    res.flushHeaders()
+    listener(req, res)
+  })
+  const base = await serveForTest(t, server, webhooks)
+  const { body, headers } = signedRequest(actionCompleted())
+  const outcome = await new Promise<string>((resolve) => {
+    const request = httpRequest(`${base}${PATH}`, { method: 'POST', headers }, (response) => {
+      response.on('data', () => {})
+      response.on('end', () => { resolve('complete') })
+      response.on('error', () => { resolve('cut') })
+      response.on('aborted', () => { resolve('cut') })
+    })
+    request.on('error', () => { resolve('cut') })
+    request.end(body)
+  })
+  t.equal(outcome, 'cut', 'the sender never sees a complete 200')
+  t.ok(logs.entries().some((entry) => entry.msg === 'the webhook listener failed to answer'))
+})

@@ -1,38 +1,20 @@
-import { test } from 'tap'
 import { execFile } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
+import { test } from 'tap'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
-const tsc = fileURLToPath(new URL('../node_modules/typescript/bin/tsc', import.meta.url))
-const fixture = (name: string): string => fileURLToPath(new URL(`./types/fixtures/${name}`, import.meta.url))
+const tstyche = fileURLToPath(new URL('../node_modules/tstyche/build/bin.js', import.meta.url))
 
-// Compiles fixture files the way a user's project would: strict, NodeNext, and
-// against the built declarations reached through the package's own exports.
-function compile (file: string): Promise<{ code: number, output: string }> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [tsc, '--ignoreConfig', '--noEmit', '--strict', '--target', 'ES2023', '--module', 'NodeNext', '--moduleResolution', 'NodeNext', '--skipLibCheck', '--types', 'node', file], { cwd: root }, (error, stdout, stderr) => {
-      resolve({ code: error === null ? 0 : (error.code as number | undefined) ?? 1, output: stdout + stderr })
+// The type tests are test/types/*.tst.ts, checked by tstyche against the built
+// declarations (npm test builds first, through pretest). Run them alone with
+// `npx tstyche`. This runs them as part of the suite and fails with their report.
+test('the type tests pass (tstyche, test/types/*.tst.ts)', async (t) => {
+  const { code, output } = await new Promise<{ code: number, output: string }>((resolve) => {
+    execFile(process.execPath, [tstyche], { cwd: root, env: { ...process.env, NO_COLOR: '1' }, timeout: 240_000 }, (error, stdout, stderr) => {
+      resolve({ code: error === null ? 0 : typeof error.code === 'number' ? error.code : 1, output: stdout + stderr })
     })
   })
-}
-
-// Needs dist/ (npm test builds it first through `pretest`).
-test('types as a user sees them', async (t) => {
-  const good = await compile(fixture('user-app.ts'))
-  t.equal(good.code, 0, `the README's code compiles under strict:\n${good.output}`)
-
-  const misspelt = await compile(fixture('misspelt.ts'))
-  t.not(misspelt.code, 0, 'a misspelt event type does not compile')
-  t.match(misspelt.output, /'"action\.complete"' is not assignable/)
-
-  const wrongData = await compile(fixture('wrong-data.ts'))
-  t.not(wrongData.code, 0, 'the documented data shape is enforced')
-  t.match(wrongData.output, /Type 'number' is not assignable to type 'string'/)
-
-  const postgres = await compile(fixture('postgres-app.ts'))
-  t.equal(postgres.code, 0, `a Postgres inbox's handlers get \`transaction\`, also through Kysely:\n${postgres.output}`)
-
-  const misuse = await compile(fixture('transaction-misuse.ts'))
-  t.not(misuse.code, 0, '`transaction` with another inbox does not compile')
-  t.match(misuse.output, /Property 'transaction' does not exist on type 'HandlerContext'/)
+  t.equal(code, 0, `tstyche exits 0:\n${output}`)
+  const assertions = /Assertions:\s+(\d+) passed, (\d+) total/.exec(output)
+  t.ok(assertions !== null && Number(assertions[1]) === Number(assertions[2]) && Number(assertions[2]) >= 60, `every assertion ran and passed: ${assertions?.[0] ?? output}`)
 })

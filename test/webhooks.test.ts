@@ -157,10 +157,10 @@ test('dedupe forgets an id after its retention, measured on the receiver\'s cloc
   const webhooks = new Webhooks({ secret: SECRET, logger: captureLogs().logger, clock: () => now, dedupe: { ttlSeconds: 60 } })
   const event = actionCompleted()
   t.equal((await webhooks.receive(delivery(event, { timestamp: Math.floor(now / 1000) }))).code, 'ACCEPTED')
-  now += 59_000
-  t.equal((await webhooks.receive(delivery(event, { timestamp: Math.floor(now / 1000) }))).code, 'DUPLICATE')
-  now += 2_000
-  t.equal((await webhooks.receive(delivery(event, { timestamp: Math.floor(now / 1000) }))).code, 'ACCEPTED', 'after 61 s the id is new again')
+  now += 60_000
+  t.equal((await webhooks.receive(delivery(event, { timestamp: Math.floor(now / 1000) }))).code, 'DUPLICATE', 'remembered for the whole 60 s')
+  now += 60_001
+  t.equal((await webhooks.receive(delivery(event, { timestamp: Math.floor(now / 1000) }))).code, 'ACCEPTED', 'over 60 s after it was last seen, the id is new again')
   await webhooks.close()
 })
 
@@ -170,6 +170,30 @@ test('dedupe is bounded by maxEntries: the least recently seen id goes first', a
   for (const event of [a!, b!, c!]) t.equal((await webhooks.receive(delivery(event))).code, 'ACCEPTED')
   t.equal((await webhooks.receive(delivery(c!))).code, 'DUPLICATE')
   t.equal((await webhooks.receive(delivery(a!))).code, 'ACCEPTED', 'the oldest id was evicted')
+  await webhooks.close()
+})
+
+test('dedupe forgets the least recently seen id, not the first added: a duplicate counts as seen (issue 12)', async (t) => {
+  const webhooks = new Webhooks({ secret: SECRET, logger: captureLogs().logger, dedupe: { maxEntries: 2 } })
+  const [a, b, c] = [actionCompleted(), actionCompleted(), actionCompleted()]
+  t.equal((await webhooks.receive(delivery(a!))).code, 'ACCEPTED')
+  t.equal((await webhooks.receive(delivery(b!))).code, 'ACCEPTED')
+  t.equal((await webhooks.receive(delivery(a!))).code, 'DUPLICATE', 'A seen again')
+  t.equal((await webhooks.receive(delivery(c!))).code, 'ACCEPTED', 'C pushes out B, the least recently seen')
+  t.equal((await webhooks.receive(delivery(a!))).code, 'DUPLICATE', 'A is still remembered')
+  t.equal((await webhooks.receive(delivery(b!))).code, 'ACCEPTED', 'B was forgotten')
+  await webhooks.close()
+})
+
+test('dedupe: a duplicate restarts the id\'s retention window', async (t) => {
+  let now = 1_000_000
+  const webhooks = new Webhooks({ secret: SECRET, logger: captureLogs().logger, dedupe: { ttlSeconds: 10 }, clock: () => now })
+  const event = actionCompleted()
+  const at = (ms: number): ReturnType<typeof delivery> => { now = ms; return delivery(event, { timestamp: Math.floor(ms / 1000) }) }
+  t.equal((await webhooks.receive(at(1_000_000))).code, 'ACCEPTED')
+  t.equal((await webhooks.receive(at(1_009_000))).code, 'DUPLICATE', 'seen again after 9 s')
+  t.equal((await webhooks.receive(at(1_018_000))).code, 'DUPLICATE', '18 s after the first, 9 s after the last')
+  t.equal((await webhooks.receive(at(1_028_001))).code, 'ACCEPTED', 'over 10 s after it was last seen')
   await webhooks.close()
 })
 
@@ -221,7 +245,11 @@ test('a handler registered while an event is in flight is not run for it untrack
 
 test('close() is bounded even when an onDeadLetter callback never settles', async (t) => {
   const logs = captureLogs()
-  const webhooks = new Webhooks({ secret: SECRET, logger: logs.logger, closeGraceMs: 50 })
+  // 20 events and a 200 ms grace: one grace for the handlers and one for all the
+  // callbacks is 400 ms; a wait per event would be 4 s or more. The upper bound is
+  // 5 times the right answer, for a loaded machine, and half the wrong one.
+  const graceMs = 200
+  const webhooks = new Webhooks({ secret: SECRET, logger: logs.logger, closeGraceMs: graceMs })
   webhooks.on('action.completed', () => new Promise(() => {}))
   webhooks.onDeadLetter(() => new Promise(() => {}))
   const ids: string[] = []
@@ -232,7 +260,9 @@ test('close() is bounded even when an onDeadLetter callback never settles', asyn
   }
   const started = Date.now()
   await webhooks.close()
-  t.ok(Date.now() - started < 2000, 'close() resolved within two grace periods and change')
+  const elapsed = Date.now() - started
+  t.ok(elapsed >= 2 * graceMs - 5, `close() waited out both grace periods (${elapsed} ms)`)
+  t.ok(elapsed < 2000, `close() resolved within two grace periods and change, not one per event (${elapsed} ms)`)
   const logged = logs.entries().filter((entry) => entry.msg === 'event dead-lettered: shutdown came before it finished').map((entry) => (entry.event as { id: string }).id)
   t.same(logged.sort(), ids.sort(), 'every left-over event is logged with its id')
   t.ok(logs.entries().some((entry) => entry.msg === 'onDeadLetter callbacks did not finish within the grace period; close() goes on'))

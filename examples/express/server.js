@@ -1,9 +1,11 @@
 // The Express receiver, runnable as is: `node examples/express/server.js` after
 // `npm run build`. Configure with SIR_WEBHOOK_SECRET, PORT and HOST.
+import { setTimeout as sleep } from 'node:timers/promises'
 import express from 'express'
 import { Webhooks } from 'sir-webhooks'
 import { expressMiddleware } from 'sir-webhooks/express'
-import { closeOnSignal, printSendInstructions } from '../send-instructions.js'
+import { closeOnSignal, exitIfPortBusy } from '../lifecycle.js'
+import { printSendInstructions } from '../send-instructions.js'
 
 // An embedded default so the example runs on a fresh machine. Never use it in
 // production: set SIR_WEBHOOK_SECRET to the secret SIR Giving showed you.
@@ -11,11 +13,15 @@ const DEVELOPMENT_SECRET = 'whsec_local_development_only'
 const secret = process.env.SIR_WEBHOOK_SECRET || DEVELOPMENT_SECRET
 const port = Number(process.env.PORT ?? 3000)
 const host = process.env.HOST ?? '127.0.0.1'
+// SLOW_HANDLER_MS (default 0) makes each action.completed take that long: send one,
+// press Ctrl+C, and watch the shutdown wait for it.
+const slowHandlerMs = Number(process.env.SLOW_HANDLER_MS ?? 0)
 
 const webhooks = new Webhooks({ secret })
 
 webhooks.on('action.completed', async (event, { log, attempt }) => {
   // Handlers must be idempotent: delivery is at-least-once and may be out of order.
+  if (slowHandlerMs > 0) await sleep(slowHandlerMs)
   log.info({ actionId: event.data.actionId, tokensDistributed: event.data.tokensDistributed, attempt }, 'action completed: tokens distributed')
 })
 webhooks.on(['token_pool.low_balance', 'token_pool.depleted'], async (event, { log }) => {
@@ -34,7 +40,12 @@ app.post('/webhooks/sir', expressMiddleware(webhooks))
 app.use(express.json())
 app.get('/health', (_request, response) => { response.json({ ok: true }) })
 
-const server = app.listen(port, host, () => {
+// Express 5 hands a listen error (a busy port) to this callback.
+const server = app.listen(port, host, (error) => {
+  if (error !== undefined) {
+    exitIfPortBusy(error, { port, host })
+    throw error
+  }
   const { port: actualPort } = server.address()
   printSendInstructions({ url: `http://${host}:${actualPort}/webhooks/sir`, secret, developmentSecret: DEVELOPMENT_SECRET })
 })

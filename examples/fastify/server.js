@@ -1,8 +1,11 @@
 // The Fastify receiver, runnable as is: `npm start` (or `node examples/fastify/server.js`
 // after `npm run build`). Configure with SIR_WEBHOOK_SECRET, PORT and HOST.
+import { setTimeout as sleep } from 'node:timers/promises'
+import closeWithGrace from 'close-with-grace'
 import Fastify from 'fastify'
 import { Webhooks } from 'sir-webhooks'
 import sirWebhooks from 'sir-webhooks/fastify'
+import { exitIfPortBusy } from '../lifecycle.js'
 import { printSendInstructions } from '../send-instructions.js'
 
 // An embedded default so the example runs on a fresh machine. Never use it in
@@ -11,6 +14,9 @@ const DEVELOPMENT_SECRET = 'whsec_local_development_only'
 const secret = process.env.SIR_WEBHOOK_SECRET || DEVELOPMENT_SECRET
 const port = Number(process.env.PORT ?? 3000)
 const host = process.env.HOST ?? '127.0.0.1'
+// SLOW_HANDLER_MS (default 0) makes each action.completed take that long: send one,
+// press Ctrl+C, and watch the shutdown wait for it.
+const slowHandlerMs = Number(process.env.SLOW_HANDLER_MS ?? 0)
 
 const app = Fastify({ logger: { level: process.env.LOG_LEVEL ?? 'info' } })
 const metrics = await prometheusMetrics()
@@ -18,6 +24,7 @@ const webhooks = new Webhooks({ secret, logger: app.log, ...(metrics === undefin
 
 webhooks.on('action.completed', async (event, { log, attempt }) => {
   // Handlers must be idempotent: delivery is at-least-once and may be out of order.
+  if (slowHandlerMs > 0) await sleep(slowHandlerMs)
   log.info({ actionId: event.data.actionId, tokensDistributed: event.data.tokensDistributed, attempt }, 'action completed: tokens distributed')
 })
 webhooks.on(['token_pool.low_balance', 'token_pool.depleted'], async (event, { log }) => {
@@ -46,21 +53,28 @@ if (metrics !== undefined) {
     metrics.exporter.getMetricsRequestHandler(request.raw, reply.raw)
   })
 }
-const address = await app.listen({ port, host })
+// On SIGINT or SIGTERM (a deploy, Ctrl+C), app.close() runs the plugin's onClose
+// hook: new deliveries get 503, accepted events finish (up to closeGraceMs), then
+// the process exits 0. A second signal, an uncaught error, or a close outlasting
+// `delay` exits 1. `delay` sits above the receiver's two grace periods (draining,
+// then onDeadLetter callbacks), so the receiver's own bound ends a slow close first.
+closeWithGrace({ delay: 25_000, logger: app.log }, async ({ signal, err }) => {
+  if (err !== undefined) app.log.error({ err }, 'closing after an uncaught error')
+  else app.log.info({ signal }, 'closing: refusing new deliveries, finishing accepted ones')
+  await app.close()
+  app.log.info('closed: every accepted event finished')
+})
+
+let address
+try {
+  address = await app.listen({ port, host })
+} catch (error) {
+  exitIfPortBusy(error, { port, host })
+  throw error
+}
 
 printSendInstructions({ url: `${address}/webhooks/sir`, secret, developmentSecret: DEVELOPMENT_SECRET })
 console.log(`health:  ${address}/health${metrics === undefined ? '' : `\nmetrics: ${address}/metrics (Prometheus)`}`)
-
-for (const signal of ['SIGINT', 'SIGTERM']) {
-  process.once(signal, () => {
-    // app.close() runs the plugin's onClose hook, which drains the receiver.
-    app.log.info({ signal }, 'closing: refusing new deliveries, finishing accepted ones')
-    app.close().then(() => process.exit(0), (error) => {
-      app.log.error({ err: error }, 'close failed')
-      process.exit(1)
-    })
-  })
-}
 
 /**
  * A MeterProvider whose reader is the Prometheus exporter, when the OpenTelemetry

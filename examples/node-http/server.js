@@ -1,9 +1,11 @@
 // The node:http receiver, no framework: `node examples/node-http/server.js` after
 // `npm run build`. Configure with SIR_WEBHOOK_SECRET, PORT and HOST.
+import { setTimeout as sleep } from 'node:timers/promises'
 import http from 'node:http'
 import { Webhooks } from 'sir-webhooks'
 import { nodeListener } from 'sir-webhooks/node'
-import { closeOnSignal, printSendInstructions } from '../send-instructions.js'
+import { closeOnSignal, exitIfPortBusy } from '../lifecycle.js'
+import { printSendInstructions } from '../send-instructions.js'
 
 // An embedded default so the example runs on a fresh machine. Never use it in
 // production: set SIR_WEBHOOK_SECRET to the secret SIR Giving showed you.
@@ -11,11 +13,15 @@ const DEVELOPMENT_SECRET = 'whsec_local_development_only'
 const secret = process.env.SIR_WEBHOOK_SECRET || DEVELOPMENT_SECRET
 const port = Number(process.env.PORT ?? 3000)
 const host = process.env.HOST ?? '127.0.0.1'
+// SLOW_HANDLER_MS (default 0) makes each action.completed take that long: send one,
+// press Ctrl+C, and watch the shutdown wait for it.
+const slowHandlerMs = Number(process.env.SLOW_HANDLER_MS ?? 0)
 
 const webhooks = new Webhooks({ secret })
 
 webhooks.on('action.completed', async (event, { log, attempt }) => {
   // Handlers must be idempotent: delivery is at-least-once and may be out of order.
+  if (slowHandlerMs > 0) await sleep(slowHandlerMs)
   log.info({ actionId: event.data.actionId, tokensDistributed: event.data.tokensDistributed, attempt }, 'action completed: tokens distributed')
 })
 webhooks.onAny(async (event, { log }) => {
@@ -36,5 +42,9 @@ const server = http.createServer((request, response) => listener(request, respon
 server.listen(port, host, () => {
   const { port: actualPort } = server.address()
   printSendInstructions({ url: `http://${host}:${actualPort}/webhooks/sir`, secret, developmentSecret: DEVELOPMENT_SECRET })
+})
+server.on('error', (error) => {
+  exitIfPortBusy(error, { port, host })
+  throw error
 })
 closeOnSignal(server, webhooks)

@@ -11,10 +11,13 @@ export const eventOptions: Command['options'] = {
   id: { type: 'string' }
 }
 
-export const eventUsage = `  --type TYPE         event type, one of the 14 documented ones (sir-webhooks send --help lists them)
+export const eventUsage = `  --type TYPE         event type, one of the 14 documented ones listed below
   --data JSON         the event's data as a JSON object, merged over realistic defaults
   --data-file FILE    the same, read from a file
   --id ID             the event id (default: a fresh evt_ id); reuse one to test deduplication`
+
+/** The documented types, for the usage text of the commands that take --type. */
+export const eventTypesUsage = `Event types (--type):\n${eventNames.map((name) => `  ${name}`).join('\n')}`
 
 function parseData (text: string, flag: string): Record<string, unknown> {
   let value: unknown

@@ -42,7 +42,7 @@ export async function main (argv: readonly string[], io: Io): Promise<number> {
     io.stdout.write(overview())
     return EXIT_OK
   }
-  if (name === '--version' || name === '-v') {
+  if (name === '--version' || name === '-v' || name === '-V') {
     io.stdout.write(version() + '\n')
     return EXIT_OK
   }

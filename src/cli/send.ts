@@ -1,6 +1,7 @@
 import { sendDelivery } from '../testing/send.js'
 import { EXIT_FAILED, EXIT_OK, numberFlag, secretFlag, urlFlag, type Command } from './args.js'
-import { eventFromFlags, eventOptions, eventUsage } from './event-flags.js'
+import { eventFromFlags, eventOptions, eventTypesUsage, eventUsage } from './event-flags.js'
+import { explainFetchFailure } from './fetch-failure.js'
 
 export const sendCommand: Command = {
   name: 'send',
@@ -14,6 +15,8 @@ Signs one event as SIR Giving does and POSTs it to URL.
 ${eventUsage}
   --skew SECONDS      sign with a clock this many seconds ahead (negative: behind)
   --timeout MS        give up waiting for an answer after MS milliseconds (default 10000)
+
+${eventTypesUsage}
 
 Exit codes: 0 the receiver answered 2xx; 1 it answered otherwise or not at all; 2 bad command line.`,
   options: {
@@ -35,9 +38,7 @@ Exit codes: 0 the receiver answered 2xx; 1 it answered otherwise or not at all; 
       io.stdout.write(`${answer.status} in ${answer.latencyMs.toFixed(1)} ms\n${answer.body}\n`)
       return answer.status >= 200 && answer.status < 300 ? EXIT_OK : EXIT_FAILED
     } catch (error) {
-      const cause = (error as { cause?: { code?: string } }).cause?.code
-      const reason = (error as Error).name === 'TimeoutError' ? `no answer within ${timeoutMs} ms` : cause ?? (error as Error).message
-      io.stderr.write(`sir-webhooks send: delivery failed: ${reason}\n`)
+      io.stderr.write(`sir-webhooks send: delivery failed: ${explainFetchFailure(error, url, timeoutMs)}\n`)
       return EXIT_FAILED
     }
   }

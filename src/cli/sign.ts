@@ -1,7 +1,7 @@
 import { SIR_USER_AGENT } from '../testing/delivery.js'
 import { DEFAULT_TOLERANCE_SECONDS, sign } from '../core/verify-node.js'
 import { EXIT_OK, UsageError, numberFlag, readBody, secretFlag, stringFlag, urlFlag, type Command } from './args.js'
-import { eventFromFlags, eventOptions, eventUsage } from './event-flags.js'
+import { eventFromFlags, eventOptions, eventTypesUsage, eventUsage } from './event-flags.js'
 
 const DEFAULT_URL = 'http://127.0.0.1:3000/webhooks/sir'
 
@@ -23,6 +23,8 @@ that sends it. The body is a file, an event built from --type, or stdin.
 ${eventUsage}
   --timestamp T       Unix seconds to sign with (default: now)
   --url URL           the URL in the curl line (default ${DEFAULT_URL})
+
+${eventTypesUsage}
 
 Exit codes: 0 signed; 2 bad command line.`,
   options: {

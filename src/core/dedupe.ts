@@ -5,17 +5,21 @@ import type { DedupeOptions } from './options.js'
 const SLOT_BYTES = 64
 const FIRST_CAPACITY = 1024
 const EMPTY = 0
+const NONE = -1
 
 /**
- * Remembers event ids for a retention window. Bounded twice: by time (TTL) and
- * by count (the oldest id is forgotten first), so a flood of distinct ids cannot
- * grow memory without end.
+ * Remembers event ids for a retention window. Bounded twice: by time (an id is
+ * forgotten `ttlSeconds` after it was last seen) and by count (the least recently
+ * seen id is forgotten first), so a flood of distinct ids cannot grow memory
+ * without end, and an id the sender keeps retrying is the last to be forgotten.
  *
  * Why not a `Map` or lru-cache: each remembered id was a string kept alive on the
  * JS heap, and with 100 000 of them the garbage collector's work made dedupe the
  * largest cost of an accepted delivery in the benchmark (see docs/performance.md).
- * Here the ids live in typed arrays: a ring of entries in arrival order and an
- * open-addressing index over it, which the collector never has to trace.
+ * Here the ids live in typed arrays: entries linked in the order they were last
+ * seen (a doubly linked list through two Int32Arrays, so a repeat moves to the
+ * newest end in constant time) and an open-addressing index over them, none of
+ * which the collector has to trace.
  *
  * The hash is not keyed: an id reaches this store only after its delivery's
  * signature verified, so only the platform chooses ids.
@@ -25,14 +29,18 @@ export class SeenIds {
   readonly #ttlMs: number
   readonly #clock: () => number
 
-  // The ring: entries in arrival order, the oldest at #head, #count in use, #live
-  // of them remembered. The others were replaced by a later add of the same id and
-  // are skipped when they come up for eviction.
+  // Entries 0..#used-1 have been handed out; freed ones wait on #free, a stack
+  // linked through #newer. The live ones form a list from #oldest to #newest in
+  // the order they were last seen, which is also the order of #seenAt.
   #capacity = 0
-  #head = 0
-  #count = 0
+  #used = 0
+  #free = NONE
+  #oldest = NONE
+  #newest = NONE
   #live = 0
-  #addedAt = new Float64Array(0)
+  #seenAt = new Float64Array(0)
+  #older = new Int32Array(0)
+  #newer = new Int32Array(0)
   #hashes = new Int32Array(0)
   #lengths = new Int32Array(0)
   #bytes = new Uint8Array(0)
@@ -48,7 +56,7 @@ export class SeenIds {
     this.#ttlMs = options.ttlSeconds * 1000
     // The receiver's clock, so tests can age entries without waiting a week.
     this.#clock = clock
-    this.#resize(Math.min(FIRST_CAPACITY, this.#maxEntries))
+    this.#grow(Math.min(FIRST_CAPACITY, this.#maxEntries))
   }
 
   /** Ids remembered, expired ones not yet dropped included. */
@@ -56,50 +64,61 @@ export class SeenIds {
     return this.#live
   }
 
-  /** True when the id was added less than (or exactly) the retention window ago. */
+  /** True when the id was seen less than (or exactly) the retention window ago. Changes nothing. */
   has (id: string): boolean {
-    const slot = this.#find(id, hashOf(id))
-    if (slot === -1) return false
-    const entry = (this.#index[slot] as number) - 1
-    return this.#clock() - (this.#addedAt[entry] as number) <= this.#ttlMs
+    return this.#liveEntry(id) !== NONE
   }
 
-  /** Remembers the id from now on; an expired entry for it is replaced. */
-  add (id: string): void {
-    const hash = hashOf(id)
-    const now = this.#clock()
-    const existing = this.#find(id, hash)
-    if (existing !== -1) this.#forget(existing)
-    // Entries arrive in clock order, so the expired ones are at the head.
-    while (this.#count > 0 && now - (this.#addedAt[this.#head] as number) > this.#ttlMs) this.#dropOldest()
-    if (this.#live === this.#maxEntries) {
-      while (this.#lengths[this.#head] === -1) this.#dropOldest()
-      this.#dropOldest()
-    }
-    // Full ring: grow it up to maxEntries, or at maxEntries close the gaps that
-    // replaced entries left (only an id added again while still remembered leaves
-    // one; the receiver adds an id only when it is new or expired).
-    if (this.#count === this.#capacity) this.#resize(Math.min(this.#capacity * 2, this.#maxEntries))
+  /**
+   * True when the id is remembered, as `has`; it then counts as seen now: its
+   * window restarts and it becomes the last to be forgotten.
+   */
+  touch (id: string): boolean {
+    const entry = this.#liveEntry(id)
+    if (entry === NONE) return false
+    this.#seenAt[entry] = this.#clock()
+    this.#moveToNewest(entry)
+    return true
+  }
 
-    const entry = (this.#head + this.#count) % this.#capacity
-    this.#count += 1
-    this.#live += 1
-    this.#addedAt[entry] = now
+  /** Remembers the id from now on, as the most recently seen. */
+  add (id: string): void {
+    const now = this.#clock()
+    // Entries are in the order of #seenAt, so the expired ones are the oldest.
+    while (this.#oldest !== NONE && now - (this.#seenAt[this.#oldest] as number) > this.#ttlMs) this.#drop(this.#oldest)
+    const hash = hashOf(id)
+    const slot = this.#find(id, hash)
+    if (slot !== NONE) {
+      const entry = (this.#index[slot] as number) - 1
+      this.#seenAt[entry] = now
+      this.#moveToNewest(entry)
+      return
+    }
+    if (this.#live === this.#maxEntries) this.#drop(this.#oldest)
+    const entry = this.#allocate()
+    this.#seenAt[entry] = now
     this.#hashes[entry] = hash
     this.#lengths[entry] = id.length
     if (!this.#storeBytes(entry, id)) this.#spilled.set(entry, id)
-    let slot = hash & this.#mask
-    while (this.#index[slot] !== EMPTY) slot = (slot + 1) & this.#mask
-    this.#index[slot] = entry + 1
+    this.#linkAsNewest(entry)
+    this.#live += 1
+    this.#insert(entry, hash)
   }
 
-  /** The index slot holding this id, or -1. */
+  #liveEntry (id: string): number {
+    const slot = this.#find(id, hashOf(id))
+    if (slot === NONE) return NONE
+    const entry = (this.#index[slot] as number) - 1
+    return this.#clock() - (this.#seenAt[entry] as number) <= this.#ttlMs ? entry : NONE
+  }
+
+  /** The index slot holding this id, or NONE. */
   #find (id: string, hash: number): number {
     const index = this.#index
     const mask = this.#mask
     for (let slot = hash & mask; ; slot = (slot + 1) & mask) {
       const value = index[slot] as number
-      if (value === EMPTY) return -1
+      if (value === EMPTY) return NONE
       const entry = value - 1
       if (this.#hashes[entry] === hash && this.#matches(entry, id)) return slot
     }
@@ -128,36 +147,65 @@ export class SeenIds {
     return true
   }
 
-  #dropOldest (): void {
-    const entry = this.#head
-    // A replaced entry (#forget) is no longer in the index.
-    if (this.#lengths[entry] !== -1) {
-      const slot = this.#slotOf(entry)
-      if (slot !== -1) this.#removeSlot(slot)
-      this.#live -= 1
+  #allocate (): number {
+    if (this.#free !== NONE) {
+      const entry = this.#free
+      this.#free = this.#newer[entry] as number
+      return entry
     }
-    this.#spilled.delete(entry)
-    this.#head = (this.#head + 1) % this.#capacity
-    this.#count -= 1
+    // Every handed-out entry is live here, and fewer than maxEntries are, so growing is allowed.
+    if (this.#used === this.#capacity) this.#grow(Math.min(this.#capacity * 2, this.#maxEntries))
+    return this.#used++
   }
 
-  /** Takes an entry out of the index; its place in the ring is dropped in turn. */
-  #forget (slot: number): void {
-    const entry = (this.#index[slot] as number) - 1
-    this.#removeSlot(slot)
-    this.#lengths[entry] = -1
+  /** Forgets an entry: out of the index and the list, onto the free stack. */
+  #drop (entry: number): void {
+    const slot = this.#slotOf(entry)
+    if (slot !== NONE) this.#removeSlot(slot)
+    this.#unlink(entry)
     this.#spilled.delete(entry)
     this.#live -= 1
+    this.#newer[entry] = this.#free
+    this.#free = entry
   }
 
-  /** The index slot of a live entry; -1 cannot happen, but a bound beats a hang. */
+  #moveToNewest (entry: number): void {
+    if (entry === this.#newest) return
+    this.#unlink(entry)
+    this.#linkAsNewest(entry)
+  }
+
+  #unlink (entry: number): void {
+    const older = this.#older[entry] as number
+    const newer = this.#newer[entry] as number
+    if (older === NONE) this.#oldest = newer
+    else this.#newer[older] = newer
+    if (newer === NONE) this.#newest = older
+    else this.#older[newer] = older
+  }
+
+  #linkAsNewest (entry: number): void {
+    this.#older[entry] = this.#newest
+    this.#newer[entry] = NONE
+    if (this.#newest === NONE) this.#oldest = entry
+    else this.#newer[this.#newest] = entry
+    this.#newest = entry
+  }
+
+  #insert (entry: number, hash: number): void {
+    let slot = hash & this.#mask
+    while (this.#index[slot] !== EMPTY) slot = (slot + 1) & this.#mask
+    this.#index[slot] = entry + 1
+  }
+
+  /** The index slot of a live entry; NONE cannot happen, but a bound beats a hang. */
   #slotOf (entry: number): number {
     let slot = (this.#hashes[entry] as number) & this.#mask
     for (let probes = 0; probes < this.#index.length; probes++, slot = (slot + 1) & this.#mask) {
       if (this.#index[slot] === entry + 1) return slot
-      if (this.#index[slot] === EMPTY) return -1
+      if (this.#index[slot] === EMPTY) return NONE
     }
-    return -1
+    return NONE
   }
 
   /**
@@ -180,44 +228,28 @@ export class SeenIds {
     }
   }
 
-  /** Grows the ring (oldest entry first at 0) and rebuilds the index for it. */
-  #resize (capacity: number): void {
-    const addedAt = new Float64Array(capacity)
-    const hashes = new Int32Array(capacity)
-    const lengths = new Int32Array(capacity)
-    const bytes = new Uint8Array(capacity * SLOT_BYTES)
-    const spilled = new Map<number, string>()
+  /** Grows the entry arrays (entries keep their numbers) and rebuilds the index for the new size. */
+  #grow (capacity: number): void {
+    this.#seenAt = copied(new Float64Array(capacity), this.#seenAt)
+    this.#older = copied(new Int32Array(capacity), this.#older)
+    this.#newer = copied(new Int32Array(capacity), this.#newer)
+    this.#hashes = copied(new Int32Array(capacity), this.#hashes)
+    this.#lengths = copied(new Int32Array(capacity), this.#lengths)
+    this.#bytes = copied(new Uint8Array(capacity * SLOT_BYTES), this.#bytes)
+    this.#capacity = capacity
     let indexSize = 2
     while (indexSize < capacity * 2) indexSize *= 2
-    const index = new Int32Array(indexSize)
-    const mask = indexSize - 1
-    let count = 0
-    for (let i = 0; i < this.#count; i++) {
-      const from = (this.#head + i) % this.#capacity
-      if (this.#lengths[from] === -1) continue
-      addedAt[count] = this.#addedAt[from] as number
-      hashes[count] = this.#hashes[from] as number
-      lengths[count] = this.#lengths[from] as number
-      bytes.set(this.#bytes.subarray(from * SLOT_BYTES, (from + 1) * SLOT_BYTES), count * SLOT_BYTES)
-      const spill = this.#spilled.get(from)
-      if (spill !== undefined) spilled.set(count, spill)
-      let slot = (hashes[count] as number) & mask
-      while (index[slot] !== EMPTY) slot = (slot + 1) & mask
-      index[slot] = count + 1
-      count += 1
+    this.#index = new Int32Array(indexSize)
+    this.#mask = indexSize - 1
+    for (let entry = this.#oldest; entry !== NONE; entry = this.#newer[entry] as number) {
+      this.#insert(entry, this.#hashes[entry] as number)
     }
-    this.#capacity = capacity
-    this.#head = 0
-    this.#count = count
-    this.#live = count
-    this.#addedAt = addedAt
-    this.#hashes = hashes
-    this.#lengths = lengths
-    this.#bytes = bytes
-    this.#spilled = spilled
-    this.#index = index
-    this.#mask = mask
   }
+}
+
+function copied<T extends { set: (values: ArrayLike<number>) => void }> (into: T, from: ArrayLike<number>): T {
+  into.set(from)
+  return into
 }
 
 /** 32-bit FNV-1a over the UTF-16 code units. */

@@ -37,12 +37,22 @@ export function parseEnvelope (rawBody: Uint8Array): ParseResult {
   } catch {
     return { ok: false, code: 'INVALID_JSON' }
   }
-  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
-    return { ok: false, code: 'INVALID_ENVELOPE' }
-  }
+  return isEnvelope(value) ? { ok: true, event: value } : { ok: false, code: 'INVALID_ENVELOPE' }
+}
+
+/**
+ * The envelope as the platform documents it: `id`, `type`, `createdAt` and `data`,
+ * always. What `WebhookEvent` promises is what is checked here, no more: `createdAt`'s
+ * format is not (a date the sender wrote differently must not cost the event), and
+ * `data` is an object whose members are not, since only `action.completed`'s are documented.
+ */
+function isEnvelope (value: unknown): value is AnyEvent {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) return false
   const envelope = value as Record<string, unknown>
-  if (typeof envelope.id !== 'string' || envelope.id.length === 0 || typeof envelope.type !== 'string' || envelope.type.length === 0) {
-    return { ok: false, code: 'INVALID_ENVELOPE' }
-  }
-  return { ok: true, event: envelope as AnyEvent }
+  return isNonEmptyString(envelope.id) && isNonEmptyString(envelope.type) && isNonEmptyString(envelope.createdAt) &&
+    envelope.data !== null && typeof envelope.data === 'object' && !Array.isArray(envelope.data)
+}
+
+function isNonEmptyString (value: unknown): value is string {
+  return typeof value === 'string' && value.length > 0
 }

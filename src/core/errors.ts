@@ -36,7 +36,7 @@ const refusalMessages: Record<RefusalCode, string> = {
   INVALID_TIMESTAMP: 'The X-SIR-Timestamp header is not a whole number of seconds',
   TIMESTAMP_OUT_OF_RANGE: 'The X-SIR-Timestamp header is outside the accepted window',
   INVALID_JSON: 'The body is not valid JSON',
-  INVALID_ENVELOPE: 'The body is not an event envelope with a string "id" and "type"',
+  INVALID_ENVELOPE: 'The body is not an event envelope: "id", "type" and "createdAt" must be non-empty strings and "data" an object',
   UNSUPPORTED_MEDIA_TYPE: 'The body must be application/json and not content-encoded',
   BODY_TOO_LARGE: 'The body is larger than the receiver accepts',
   QUEUE_FULL: 'The receiver is at capacity; retry later',

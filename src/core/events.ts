@@ -49,12 +49,13 @@ export const eventNames: readonly EventName[] = [
   'api_key.expiring'
 ]
 
-/** The envelope every delivery carries. Fields beyond these pass through untouched. */
-export interface WebhookEvent<TType extends string = string, TData = unknown> {
+/** The envelope every delivery carries, as checked on receipt. Fields beyond these pass through untouched. */
+export interface WebhookEvent<TType extends string = string, TData extends UndocumentedData = UndocumentedData> {
   id: string
   type: TType
-  /** ISO 8601, as sent; not validated, because the contract does not promise it. */
-  createdAt?: string
+  /** ISO 8601 as the platform sends it; checked to be a non-empty string, its format is not. */
+  createdAt: string
+  /** Always an object (an envelope whose `data` is missing, null or not an object is refused). */
   data: TData
   [field: string]: unknown
 }
@@ -65,4 +66,4 @@ export type EventMap = { [K in EventName]: WebhookEvent<K, EventDataMap[K]> }
 export type KnownEvent = EventMap[EventName]
 
 /** What `onAny` receives: a documented event, or one of a type this version does not know. */
-export type AnyEvent = KnownEvent | WebhookEvent<string, unknown>
+export type AnyEvent = KnownEvent | WebhookEvent<string, UndocumentedData>

@@ -41,7 +41,8 @@ export class MemoryInbox implements Inbox {
     if (runtime === undefined || seen === undefined || queue === undefined) return 'unavailable'
     // Checked and recorded in one synchronous step: two concurrent deliveries
     // of one id cannot both pass, and a refused event is never marked seen.
-    if (seen.has(event.id)) return 'duplicate'
+    // A duplicate counts as seen: the id the sender keeps retrying is the last forgotten.
+    if (seen.touch(event.id)) return 'duplicate'
     if (queue.size >= runtime.options.maxQueueSize) return 'full'
     // Queued first, then marked seen: if queueing throws, the id stays unseen
     // and the sender's retry (after the 503) is processed.

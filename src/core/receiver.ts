@@ -95,7 +95,8 @@ export class WebhookReceiver<I extends Inbox = Inbox> {
    * `off(handler)` removes it from everything it was registered with.
    */
   off<K extends EventName>(type: K | readonly K[], handler: EventHandler<K, InboxContext<I>>): this
-  off (handler: Registration | AnyEventHandler<InboxContext<I>>): this
+  // Any handler, whatever event type it was written for: removal is by identity.
+  off (handler: Registration | ((event: never, context: never) => unknown)): this
   off (typeOrHandler: unknown, maybeHandler?: unknown): this {
     if (typeof typeOrHandler === 'function') this.#registry.remove(typeOrHandler)
     else this.#registry.remove(maybeHandler, typeof typeOrHandler === 'string' ? [typeOrHandler] : typeOrHandler as readonly string[])

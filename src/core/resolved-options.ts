@@ -11,9 +11,13 @@ export interface RetryOptions {
 }
 
 export interface DedupeOptions {
-  /** How long an event id is remembered. Default 7 days. */
+  /**
+   * How long an event id is remembered after it was last seen. In memory a duplicate
+   * counts as seen and restarts the window; durable inboxes count from acceptance
+   * (their `retentionSeconds`). Default 7 days.
+   */
   ttlSeconds?: number
-  /** How many ids are remembered at most; the least recently seen go first. Default 100 000. */
+  /** How many ids the in-memory inbox remembers at most; the least recently seen (a duplicate counts as seen) go first. Default 100 000. */
   maxEntries?: number
 }
 

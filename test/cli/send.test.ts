@@ -1,5 +1,5 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
-import { createServer } from 'node:net'
+import { createServer, type Socket } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
@@ -57,6 +57,27 @@ t.test('send exits 1 when nothing answers', async (t) => {
   })
   const result = await runCli(['send', '--url', `http://127.0.0.1:${port}/webhooks/sir`, '--secret', secret, '--type', 'action.failed'])
   t.equal(result.code, 1)
-  t.match(result.stderr, 'delivery failed: ECONNREFUSED')
+  t.match(result.stderr, `delivery failed: cannot connect to http://127.0.0.1:${port}/webhooks/sir: connection refused (ECONNREFUSED)`, 'names the URL and why')
+  t.notMatch(result.stderr, 'fetch failed')
   t.notMatch(result.stderr, secret)
+})
+
+t.test('send says when a receiver accepts the connection but never answers', async (t) => {
+  const sockets = new Set<Socket>()
+  const silent = createServer((socket) => { sockets.add(socket) })
+  await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => { for (const socket of sockets) socket.destroy(); silent.close() })
+  const address = silent.address() as { port: number }
+  const url = `http://127.0.0.1:${address.port}/webhooks/sir`
+  const result = await runCli(['send', '--url', url, '--secret', secret, '--type', 'action.failed', '--timeout', '300'])
+  t.equal(result.code, 1)
+  t.match(result.stderr, `delivery failed: no answer from ${url} within 300 ms (timed out`)
+})
+
+t.test('send says when the host name does not resolve', async (t) => {
+  // .invalid never resolves (RFC 6761): ENOTFOUND, or EAI_AGAIN on a machine without DNS.
+  const url = 'http://sir-webhooks-test.invalid/webhooks/sir'
+  const result = await runCli(['send', '--url', url, '--secret', secret, '--type', 'action.failed', '--timeout', '20000'])
+  t.equal(result.code, 1)
+  t.match(result.stderr, new RegExp(`delivery failed: cannot connect to ${url.replaceAll('.', '\\.')}: DNS lookup of sir-webhooks-test\\.invalid failed \\((ENOTFOUND|EAI_AGAIN)\\)`))
 })

@@ -22,7 +22,7 @@ function headersOf (stdout: string): { timestamp: string, signature: string, cur
 t.test('sign prints the two headers for a body file, and they verify', async (t) => {
   const directory = mkdtempSync(join(tmpdir(), 'sir-cli-sign-'))
   t.teardown(() => rmSync(directory, { recursive: true, force: true }))
-  const body = '{"id":"evt_sign_1","type":"campaign.activated","data":{"name":"it\'s on"}}'
+  const body = '{"id":"evt_sign_1","type":"campaign.activated","createdAt":"2026-05-10T09:12:00Z","data":{"name":"it\'s on"}}'
   const file = join(directory, "body with 'quotes'.json")
   writeFileSync(file, body)
   const result = await runCli(['sign', '--secret', secret, '--body-file', file, '--timestamp', '1778404320'])
@@ -45,13 +45,13 @@ t.test('the curl line sign prints is accepted by a real receiver', async (t) => 
   await listener.waitFor((line) => line.includes('"name": "it\'s live"'))
 
   const file = join(directory, "it's.json")
-  writeFileSync(file, '{"id":"evt_sign_file","type":"campaign.paused","data":{}}\n')
+  writeFileSync(file, '{"id":"evt_sign_file","type":"campaign.paused","createdAt":"2026-05-10T09:12:00Z","data":{}}\n')
   const fromFile = await runCli(['sign', '--secret', secret, '--body-file', file, '--url', listener.url])
   const sent = await run('sh', ['-c', headersOf(fromFile.stdout).curl])
   t.same(JSON.parse(sent.stdout), { received: true }, 'a file body is sent byte for byte, trailing newline included')
   await listener.waitFor((line) => line.startsWith('✓ campaign.paused  evt_sign_file'))
 
-  const piped = await runCli(['sign', '--secret', secret, '--url', listener.url], { stdin: '{"id":"evt_sign_stdin","type":"campaign.completed","data":{}}' })
+  const piped = await runCli(['sign', '--secret', secret, '--url', listener.url], { stdin: '{"id":"evt_sign_stdin","type":"campaign.completed","createdAt":"2026-05-10T09:12:00Z","data":{}}' })
   const fromStdin = await run('sh', ['-c', headersOf(piped.stdout).curl])
   t.same(JSON.parse(fromStdin.stdout), { received: true })
   await listener.waitFor((line) => line.startsWith('✓ campaign.completed  evt_sign_stdin'))

@@ -1,4 +1,6 @@
+import { readFileSync } from 'node:fs'
 import t from 'tap'
+import { eventNames } from '../../src/core/events.js'
 import { ensureBuilt, runCli } from './helpers.js'
 
 ensureBuilt()
@@ -62,8 +64,19 @@ t.test('a missing or bad value names the flag and exits 2', async (t) => {
   }
 })
 
-t.test('--version prints the package version', async (t) => {
-  const result = await runCli(['--version'])
-  t.equal(result.code, 0)
-  t.match(result.stdout, /^\d+\.\d+\.\d+/)
+t.test('--version, -v and -V print the package version', async (t) => {
+  const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }
+  for (const flag of ['--version', '-v', '-V']) {
+    const result = await runCli([flag])
+    t.equal(result.code, 0, `${flag} exits 0`)
+    t.equal(result.stdout, `${version}\n`, `${flag} prints the version`)
+  }
+})
+
+t.test('send --help and sign --help list every documented event type they promise', async (t) => {
+  for (const command of ['send', 'sign']) {
+    const result = await runCli([command, '--help'])
+    t.match(result.stdout, 'listed below', `${command} --help promises the list`)
+    for (const type of eventNames) t.match(result.stdout, new RegExp(`^  ${type.replaceAll('.', '\\.')}$`, 'm'), `${command} --help lists ${type}`)
+  }
 })

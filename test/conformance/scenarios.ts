@@ -180,6 +180,29 @@ export const scenarios: Record<string, Scenario> = {
     t.equal((await send(actionCompleted())).status, 200, 'a body under the limit is still fine')
   },
 
+  async 'both sides of the body limit: exactly bodyLimit bytes accepted, one more refused with 413' (t, adapter) {
+    const bodyLimit = 2048
+    const { webhooks, send } = await setUp(t, adapter, { bodyLimit })
+    const ids: string[] = []
+    webhooks.onAny((event) => { ids.push(event.id) })
+    /** A signed envelope of exactly `bytes` bytes, padded inside data. */
+    const ofSize = (bytes: number): { id: string, body: string } => {
+      const event = actionCompleted({ data: { actionId: 'act_1', tokensDistributed: 1, note: '' } })
+      const body = JSON.stringify({ ...event, data: { actionId: 'act_1', tokensDistributed: 1, note: 'x'.repeat(bytes - JSON.stringify(event).length) } })
+      return { id: event.id, body }
+    }
+    const atLimit = ofSize(bodyLimit)
+    t.equal(Buffer.byteLength(atLimit.body), bodyLimit)
+    t.equal((await send(atLimit.body)).status, 200, 'exactly bodyLimit bytes is accepted')
+    const overLimit = ofSize(bodyLimit + 1)
+    t.equal(Buffer.byteLength(overLimit.body), bodyLimit + 1)
+    const refused = await send(overLimit.body)
+    t.equal(refused.status, 413, 'bodyLimit + 1 bytes is refused')
+    t.equal((refused.json.error as { code: string }).code, 'BODY_TOO_LARGE')
+    await eventually(() => ids.length === 1, 5000, 'the accepted event')
+    t.same(ids, [atLimit.id], 'only the event at the limit ran')
+  },
+
   async '503 with Retry-After when the queue is full; the refused event is processed on retry' (t, adapter) {
     const { webhooks, send } = await setUp(t, adapter, { maxQueueSize: 2, retryAfterSeconds: 7 })
     const held = gate()
@@ -298,7 +321,7 @@ export const scenarios: Record<string, Scenario> = {
     webhooks.on('campaign.paused', removed)
     webhooks.off('campaign.paused', removed)
     for (const type of ['campaign.paused', 'campaign.completed', 'reward.invented_later']) {
-      t.equal((await send({ id: freshId(), type, data: { campaignId: 'c1' } })).status, 200, type)
+      t.equal((await send({ id: freshId(), type, createdAt: new Date().toISOString(), data: { campaignId: 'c1' } })).status, 200, type)
     }
     await eventually(() => seen.length === 5, 5000, 'five handler calls')
     t.same(seen.sort(), ['any:campaign.completed', 'any:campaign.paused', 'any:reward.invented_later', 'campaign:campaign.completed', 'campaign:campaign.paused'])
@@ -318,7 +341,7 @@ export const scenarios: Record<string, Scenario> = {
     const closing = webhooks.close().then(() => { closed = true })
     const refused = await send(actionCompleted())
     t.equal(refused.status, 503)
-    t.ok(refused.headers.get('retry-after'), 'with Retry-After')
+    t.equal(refused.headers.get('retry-after'), '5', 'with Retry-After: the default retryAfterSeconds')
     t.equal((refused.json.error as { code: string }).code, 'CLOSING')
     await new Promise((resolve) => setTimeout(resolve, 30))
     t.equal(closed, false, 'close waits for the running handler')
@@ -360,10 +383,10 @@ export const scenarios: Record<string, Scenario> = {
     const { webhooks, send } = await setUp(t, adapter)
     const ids: string[] = []
     webhooks.onAny((event) => { ids.push(event.id) })
-    const spaced = `{ "id" : "${freshId()}",\n\t"type":"action.completed", "data": {"actionId":"a","tokensDistributed":1} }\n`
+    const spaced = `{ "id" : "${freshId()}",\n\t"type":"action.completed", "createdAt" :"2026-05-10T09:12:00Z", "data": {"actionId":"a","tokensDistributed":1} }\n`
     t.equal((await send(spaced)).status, 200, 'whitespace and a trailing newline')
     const bomId = freshId()
-    const withBom = Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from(JSON.stringify({ id: bomId, type: 'action.completed', data: {} }))])
+    const withBom = Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from(JSON.stringify({ id: bomId, type: 'action.completed', createdAt: new Date().toISOString(), data: {} }))])
     t.equal((await send(withBom)).status, 200, 'a UTF-8 byte order mark')
     await eventually(() => ids.length === 2, 5000, 'both events')
     t.ok(ids.includes(bomId))

@@ -12,7 +12,7 @@ export function freshId (): string {
 export interface Envelope {
   id: string
   type: string
-  createdAt?: string
+  createdAt: string
   data: unknown
   [field: string]: unknown
 }

@@ -347,18 +347,26 @@ const notJson: EnvelopeExpectation = { valid: false, reason: 'INVALID_JSON', sta
 const notEnvelope: EnvelopeExpectation = { valid: false, reason: 'INVALID_ENVELOPE', status: 400 }
 
 export function buildEnvelopeVectors (): EnvelopeVector[] {
-  const minimal = '{"id":"evt_1","type":"action.completed"}'
+  const minimal = '{"id":"evt_1","type":"action.completed","createdAt":"2026-05-10T09:12:00Z","data":{}}'
+  // The documented members, with one of them replaced (or removed, for undefined).
+  const withMember = (name: string, json: string | undefined): string => {
+    const members: Record<string, string> = { id: '"evt_1"', type: '"action.completed"', createdAt: '"2026-05-10T09:12:00Z"', data: '{}' }
+    if (json === undefined) delete members[name]
+    else members[name] = json
+    return '{' + Object.entries(members).map(([key, value]) => `"${key}":${value}`).join(',') + '}'
+  }
   const cases: EnvelopeCase[] = [
-    { name: 'ok/minimal', comment: 'Only id and type.', body: minimal, expected: accepted('evt_1', 'action.completed') },
+    { name: 'ok/minimal', comment: 'The four documented members: id, type, createdAt and an empty data object.', body: minimal, expected: accepted('evt_1', 'action.completed') },
     { name: 'ok/contract-example', comment: 'The contract\'s example envelope.', body: SMALL_BODY, expected: accepted('evt_abc123', 'action.completed') },
-    { name: 'ok/unknown-type-and-fields', comment: 'Undocumented event types and fields are passed through, never refused.', body: '{"id":"evt_2","type":"reward.future_event","version":3,"data":{"anything":[1,{"x":null}]}}', expected: accepted('evt_2', 'reward.future_event') },
+    { name: 'ok/unknown-type-and-fields', comment: 'Undocumented event types and fields are passed through, never refused.', body: '{"id":"evt_2","type":"reward.future_event","createdAt":"2026-05-10T09:12:00Z","version":3,"data":{"anything":[1,{"x":null}]}}', expected: accepted('evt_2', 'reward.future_event') },
     { name: 'ok/surrounding-whitespace', comment: 'JSON whitespace (space, tab, CR, LF) around the object.', body: ' \t\r\n' + minimal + '\r\n', expected: accepted('evt_1', 'action.completed') },
     { name: 'ok/bom', comment: 'A leading UTF-8 BOM is ignored when parsing (RFC 8259 section 8.1).', body: Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), bytes(minimal)]), expected: accepted('evt_1', 'action.completed') },
-    { name: 'ok/escaped-strings', comment: 'Escapes in id and type are decoded before they are checked.', body: '{"id":"evt_\\u00e9\\ud83c\\udf81","type":"action\\u002ecompleted"}', expected: accepted('evt_é🎁', 'action.completed') },
-    { name: 'ok/unicode-raw', comment: 'Raw UTF-8 in id and type.', body: '{"id":"evt_募捐","type":"campaign.activated"}', expected: accepted('evt_募捐', 'campaign.activated') },
-    { name: 'ok/constructor-string', comment: 'A "constructor" member that is not an object with "prototype" is ordinary data.', body: '{"id":"evt_3","type":"action.completed","data":{"constructor":"x"}}', expected: accepted('evt_3', 'action.completed') },
-    { name: 'ok/proto-as-value', comment: '"__proto__" as a string value, not a member name, is ordinary data.', body: '{"id":"__proto__","type":"action.completed","data":{"note":"__proto__"}}', expected: accepted('__proto__', 'action.completed') },
-    { name: 'ok/data-null', comment: 'data is not checked by the envelope step.', body: '{"id":"evt_4","type":"action.failed","data":null}', expected: accepted('evt_4', 'action.failed') },
+    { name: 'ok/escaped-strings', comment: 'Escapes in id and type are decoded before they are checked.', body: '{"id":"evt_\\u00e9\\ud83c\\udf81","type":"action\\u002ecompleted","createdAt":"2026-05-10T09:12:00Z","data":{}}', expected: accepted('evt_é🎁', 'action.completed') },
+    { name: 'ok/unicode-raw', comment: 'Raw UTF-8 in id and type.', body: '{"id":"evt_募捐","type":"campaign.activated","createdAt":"2026-05-10T09:12:00Z","data":{}}', expected: accepted('evt_募捐', 'campaign.activated') },
+    { name: 'ok/constructor-string', comment: 'A "constructor" member that is not an object with "prototype" is ordinary data.', body: '{"id":"evt_3","type":"action.completed","createdAt":"2026-05-10T09:12:00Z","data":{"constructor":"x"}}', expected: accepted('evt_3', 'action.completed') },
+    { name: 'ok/proto-as-value', comment: '"__proto__" as a string value, not a member name, is ordinary data.', body: '{"id":"__proto__","type":"action.completed","createdAt":"2026-05-10T09:12:00Z","data":{"note":"__proto__"}}', expected: accepted('__proto__', 'action.completed') },
+    { name: 'ok/created-at-not-iso', comment: 'createdAt must be a non-empty string; its format is not checked, so a date written differently does not cost the event.', body: withMember('createdAt', '"Sun, 10 May 2026 09:12:00 GMT"'), expected: accepted('evt_1', 'action.completed') },
+    { name: 'ok/data-members-unchecked', comment: 'The members of data are not checked, even for a documented type.', body: withMember('data', '{"tokensDistributed":"fifty"}'), expected: accepted('evt_1', 'action.completed') },
 
     { name: 'json/empty', comment: 'A zero-length body.', body: '', expected: notJson },
     { name: 'json/whitespace-only', comment: 'Whitespace and nothing else.', body: ' \n\t', expected: notJson },
@@ -373,6 +381,8 @@ export function buildEnvelopeVectors (): EnvelopeVector[] {
     { name: 'json/proto-top-level', comment: 'A "__proto__" member at the top level, which could poison prototypes downstream.', body: '{"id":"evt_1","type":"action.completed","__proto__":{"isAdmin":true}}', expected: notJson },
     { name: 'json/proto-nested', comment: 'A "__proto__" member inside data.', body: '{"id":"evt_1","type":"action.completed","data":{"a":[{"__proto__":{"isAdmin":true}}]}}', expected: notJson },
     { name: 'json/proto-escaped', comment: '"__proto__" spelled with a JSON escape, which decodes to the same key.', body: '{"id":"evt_1","type":"action.completed","\\u005f_proto__":{"isAdmin":true}}', expected: notJson },
+    { name: 'json/proto-escaped-inside', comment: '"__proto__" with an escape in the middle: the text never holds "proto" spelled out.', body: '{"id":"evt_1","type":"action.completed","data":{"__pr\\u006fto__":{"isAdmin":true}}}', expected: notJson },
+    { name: 'json/constructor-prototype-escaped', comment: 'A "constructor" object whose "prototype" member is spelled with an escape.', body: '{"id":"evt_1","type":"action.completed","constructor":{"pr\\u006ftotype":{"isAdmin":true}}}', expected: notJson },
     { name: 'json/constructor-prototype', comment: 'A "constructor" object with a "prototype" member.', body: '{"id":"evt_1","type":"action.completed","constructor":{"prototype":{"isAdmin":true}}}', expected: notJson },
 
     { name: 'envelope/null', comment: 'JSON null.', body: 'null', expected: notEnvelope },
@@ -391,7 +401,14 @@ export function buildEnvelopeVectors (): EnvelopeVector[] {
     { name: 'envelope/id-empty', comment: 'An empty id cannot identify an event for deduplication.', body: '{"id":"","type":"action.completed"}', expected: notEnvelope },
     { name: 'envelope/type-number', comment: 'A numeric type.', body: '{"id":"evt_1","type":7}', expected: notEnvelope },
     { name: 'envelope/type-array', comment: 'A type given as a list.', body: '{"id":"evt_1","type":["action.completed"]}', expected: notEnvelope },
-    { name: 'envelope/type-empty', comment: 'An empty type.', body: '{"id":"evt_1","type":""}', expected: notEnvelope }
+    { name: 'envelope/type-empty', comment: 'An empty type.', body: '{"id":"evt_1","type":""}', expected: notEnvelope },
+    { name: 'envelope/created-at-missing', comment: 'The documented envelope always has createdAt.', body: withMember('createdAt', undefined), expected: notEnvelope },
+    { name: 'envelope/created-at-number', comment: 'createdAt as epoch seconds rather than a string.', body: withMember('createdAt', '1778404320'), expected: notEnvelope },
+    { name: 'envelope/created-at-empty', comment: 'An empty createdAt.', body: withMember('createdAt', '""'), expected: notEnvelope },
+    { name: 'envelope/data-missing', comment: 'The documented envelope always has data.', body: withMember('data', undefined), expected: notEnvelope },
+    { name: 'envelope/data-null', comment: 'data must be an object.', body: withMember('data', 'null'), expected: notEnvelope },
+    { name: 'envelope/data-array', comment: 'data given as a list.', body: withMember('data', '[{"actionId":"act_1"}]'), expected: notEnvelope },
+    { name: 'envelope/data-string', comment: 'data given as a string of JSON.', body: withMember('data', '"{}"'), expected: notEnvelope }
   ]
   return cases.map((c) => ({
     name: c.name,
@@ -407,7 +424,7 @@ export function buildEnvelopeDocument (): object {
     description: {
       summary: 'Known-answer vectors for parsing a verified SIR Giving webhook body into an event envelope. Generated by test/vectors/generate.ts in the sir-webhooks repository.',
       parsing: 'The body must be UTF-8 (a leading BOM is ignored; any invalid or overlong sequence is INVALID_JSON, never replaced) holding exactly one JSON value. A member named "__proto__" anywhere, or a "constructor" object with a "prototype" member, is INVALID_JSON.',
-      envelope: 'The value must be an object whose "id" and "type" are non-empty strings; anything else is INVALID_ENVELOPE. Other members, including unknown event types, are passed through.',
+      envelope: 'The value must be an object whose "id", "type" and "createdAt" are non-empty strings and whose "data" is an object (not null, not an array), as the platform documents the envelope; anything else is INVALID_ENVELOPE. The format of "createdAt" and the members of "data" are not checked. Other members, and unknown event types, are passed through.',
       status: 'Both refusals are answered with HTTP 400.',
       fields: {
         name: 'Unique, stable identifier, grouped by prefix.',
