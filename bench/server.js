@@ -9,11 +9,15 @@ if (process.send === undefined || secret === undefined) {
   process.exit(2)
 }
 
-const started = await startServer(name, {
+// Several names (a,b,c): all in this one process, each on its own port; only the
+// smoke run's check that every server answers does this, to start one process, not fifteen.
+const names = name.split(',')
+const servers = await Promise.all(names.map((one) => startServer(one, {
   secret,
   handler,
   maxQueueSize: maxQueueSize === undefined ? undefined : Number(maxQueueSize)
-})
+})))
+const started = servers[0]
 
 function usage () {
   const memory = process.memoryUsage()
@@ -24,6 +28,7 @@ function usage () {
     rss: memory.rss,
     heapUsed: memory.heapUsed,
     received: started.received(),
+    receivedBy: Object.fromEntries(names.map((one, index) => [one, servers[index].received()])),
     queued: started.webhooks?.inbox?.size
   }
 }
@@ -41,4 +46,9 @@ process.on('message', (message) => {
 })
 process.on('disconnect', () => process.exit(0))
 
-process.send({ type: 'ready', port: started.server.address().port, pid: process.pid })
+process.send({
+  type: 'ready',
+  port: started.server.address().port,
+  ports: Object.fromEntries(names.map((one, index) => [one, servers[index].server.address().port])),
+  pid: process.pid
+})

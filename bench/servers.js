@@ -11,16 +11,20 @@ import { PATH } from './deliveries.js'
  */
 export const SERVERS = [
   { name: 'fastify-bare', scheme: 'sir', group: 'baseline', label: '(1) bare Fastify route, reads nothing' },
-  { name: 'fastify-minimal', scheme: 'sir', group: 'baseline', label: '(2) hand-written Fastify receiver' },
+  { name: 'fastify-minimal', scheme: 'sir', group: 'baseline', label: '(2) hand-written Fastify receiver, JSON answer' },
+  { name: 'fastify-minimal-empty', scheme: 'sir', group: 'baseline', label: '(2) hand-written Fastify receiver, empty 200 like the reference receiver' },
   { name: 'sir-fastify', scheme: 'sir', group: 'ours', label: '(3) sir-webhooks Fastify plugin' },
+  { name: 'fastify-raw-body', scheme: 'sir', group: 'peer', label: '(6) fastify-raw-body (README options)' },
+  { name: 'fastify-raw-body-buffer', scheme: 'sir', group: 'peer', label: '(6) fastify-raw-body, encoding: false' },
+  { name: 'standardwebhooks', scheme: 'standard', group: 'peer', label: '(5) standardwebhooks verify in Fastify' },
   { name: 'express-raw', scheme: 'sir', group: 'baseline', label: '(4b) hand-written express.raw receiver' },
   { name: 'sir-express', scheme: 'sir', group: 'ours', label: '(4) sir-webhooks Express middleware' },
+  { name: 'express-octokit', scheme: 'github', group: 'peer', label: '(5) @octokit/webhooks createNodeMiddleware in Express' },
+  { name: 'express-standardwebhooks', scheme: 'standard', group: 'peer', label: '(5) standardwebhooks as Express middleware' },
+  { name: 'node-minimal', scheme: 'sir', group: 'baseline', label: '(4c) hand-written node:http receiver, empty 200' },
   { name: 'sir-node', scheme: 'sir', group: 'ours', label: '(4) sir-webhooks node:http listener' },
-  { name: 'sir-fetch', scheme: 'sir', group: 'ours', label: '(4) sir-webhooks fetch handler (node:http bridge)' },
-  { name: 'octokit', scheme: 'github', group: 'peer', label: '(5) @octokit/webhooks node middleware' },
-  { name: 'standardwebhooks', scheme: 'standard', group: 'peer', label: '(5) standardwebhooks verify in Fastify' },
-  { name: 'fastify-raw-body', scheme: 'sir', group: 'peer', label: '(6) fastify-raw-body (README options)' },
-  { name: 'fastify-raw-body-buffer', scheme: 'sir', group: 'peer', label: '(6) fastify-raw-body, encoding: false' }
+  { name: 'octokit', scheme: 'github', group: 'peer', label: '(5) @octokit/webhooks node middleware on node:http' },
+  { name: 'sir-fetch', scheme: 'sir', group: 'ours', label: '(4) sir-webhooks fetch handler (node:http bridge)' }
 ]
 
 const ACCEPTED = '{"received":true}'
@@ -124,10 +128,12 @@ export async function startServer (name, { secret, handler = 'noop', maxQueueSiz
       })
       return { server: await listenFastify(app), received: () => received }
     }
-    case 'fastify-minimal': {
+    case 'fastify-minimal':
+    case 'fastify-minimal-empty': {
       const { default: Fastify } = await import('fastify')
       const app = Fastify({ logger: false })
       const queue = arrayQueue()
+      const empty = name === 'fastify-minimal-empty'
       await app.register(async (scope) => {
         scope.addContentTypeParser('application/json', { parseAs: 'buffer' }, (_request, body, done) => { done(null, body) })
         scope.post(PATH, async (request, reply) => {
@@ -135,10 +141,34 @@ export async function startServer (name, { secret, handler = 'noop', maxQueueSiz
             return reply.code(401).send({ error: 'invalid signature' })
           }
           queue.push(JSON.parse(request.body))
+          // The reference receiver answers a bare 200; the other variant answers as ours does.
+          if (empty) return reply.code(200).send()
           return reply.header('content-type', 'application/json; charset=utf-8').send(ACCEPTED)
         })
       })
       return { server: await listenFastify(app), received: () => queue.received }
+    }
+    case 'node-minimal': {
+      const queue = arrayQueue()
+      const server = http.createServer((request, response) => {
+        if (request.method !== 'POST' || request.url !== PATH) {
+          response.writeHead(404).end()
+          request.resume()
+          return
+        }
+        const chunks = []
+        request.on('data', (chunk) => { chunks.push(chunk) })
+        request.on('end', () => {
+          const body = chunks.length === 1 ? chunks[0] : Buffer.concat(chunks)
+          if (!handVerify(secret, request.headers['x-sir-timestamp'], request.headers['x-sir-signature'], body)) {
+            response.writeHead(401).end()
+            return
+          }
+          queue.push(JSON.parse(body))
+          response.writeHead(200).end()
+        })
+      })
+      return { server: await listenNode(server), received: () => queue.received }
     }
     case 'sir-fastify': {
       const { default: Fastify } = await import('fastify')
@@ -197,6 +227,37 @@ export async function startServer (name, { secret, handler = 'noop', maxQueueSiz
       const quiet = { debug: noop, info: noop, warn: noop, error: noop }
       const middleware = createNodeMiddleware(webhooks, { path: PATH, log: quiet })
       return { server: await listenNode(http.createServer(middleware)), received: () => received }
+    }
+    case 'express-octokit': {
+      const { default: express } = await import('express')
+      const { Webhooks, createNodeMiddleware } = await import('@octokit/webhooks')
+      const webhooks = new Webhooks({ secret })
+      let received = 0
+      // octokit answers after its handlers have run: a no-op one, as for `octokit`.
+      webhooks.onAny(() => { received += 1 })
+      const quiet = { debug: noop, info: noop, warn: noop, error: noop }
+      const app = express()
+      app.use(createNodeMiddleware(webhooks, { path: PATH, log: quiet }))
+      return { server: await listenNode(http.createServer(app)), received: () => received }
+    }
+    case 'express-standardwebhooks': {
+      const { default: express } = await import('express')
+      const { Webhook } = await import('standardwebhooks')
+      const verifier = new Webhook(secret)
+      const queue = arrayQueue()
+      const app = express()
+      app.post(PATH, express.raw({ type: 'application/json' }), (request, response) => {
+        let event
+        try {
+          event = verifier.verify(request.body, request.headers)
+        } catch {
+          response.status(401).json({ error: 'invalid signature' })
+          return
+        }
+        queue.push(event)
+        response.status(200).json({ received: true })
+      })
+      return { server: await listenNode(http.createServer(app)), received: () => queue.received }
     }
     case 'standardwebhooks': {
       const { default: Fastify } = await import('fastify')
