@@ -56,19 +56,33 @@ export class SeenIds {
     return this.#live
   }
 
+  // What the last has() found out, for the add() that usually follows it: the
+  // receiver checks an id and then records it, and the second hash and probe cost
+  // about as much as the first. Cleared by every add().
+  #checkedId: string | undefined
+  #checkedHash = 0
+
   /** True when the id was added less than (or exactly) the retention window ago. */
   has (id: string): boolean {
-    const slot = this.#find(id, hashOf(id))
-    if (slot === -1) return false
+    const hash = hashOf(id)
+    const slot = this.#find(id, hash)
+    if (slot === -1) {
+      this.#checkedId = id
+      this.#checkedHash = hash
+      return false
+    }
     const entry = (this.#index[slot] as number) - 1
     return this.#clock() - (this.#addedAt[entry] as number) <= this.#ttlMs
   }
 
   /** Remembers the id from now on; an expired entry for it is replaced. */
   add (id: string): void {
-    const hash = hashOf(id)
+    // has() just found no entry at all for this id: no hash or probe again.
+    const checked = id === this.#checkedId
+    this.#checkedId = undefined
+    const hash = checked ? this.#checkedHash : hashOf(id)
     const now = this.#clock()
-    const existing = this.#find(id, hash)
+    const existing = checked ? -1 : this.#find(id, hash)
     if (existing !== -1) this.#forget(existing)
     // Entries arrive in clock order, so the expired ones are at the head.
     while (this.#count > 0 && now - (this.#addedAt[this.#head] as number) > this.#ttlMs) this.#dropOldest()
