@@ -122,7 +122,7 @@ export class DeliveryPipeline {
 
   #answer (outcome: AcceptOutcome, event: AnyEvent, secretIndex: number, log: WebhookLogger): ReceiveResult {
     if (outcome === 'accepted') {
-      log.debug({ event: eventTag(event), secretIndex }, 'webhook accepted')
+      if (log.isLevelEnabled?.('debug') !== false) log.debug({ event: eventTag(event), secretIndex }, 'webhook accepted')
       return ACCEPTED
     }
     if (outcome === 'duplicate') {
