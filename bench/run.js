@@ -6,6 +6,7 @@ import { execFileSync, spawn } from 'node:child_process'
 import { writeFileSync } from 'node:fs'
 import http from 'node:http'
 import os from 'node:os'
+import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import autocannon from 'autocannon'
@@ -28,7 +29,9 @@ const { values: flags } = parseArgs({
     'server-flags': { type: 'string' },
     configs: { type: 'string' },
     warmup: { type: 'string' },
-    json: { type: 'string' }
+    json: { type: 'string' },
+    alloc: { type: 'boolean', default: false },
+    dist: { type: 'string' }
   }
 })
 
@@ -75,7 +78,7 @@ function startChild (script, args, { nodeFlags = [] } = {}) {
   const commandArgs = [...(pinned ? ['-c', '1', process.execPath] : []), ...nodeFlags, here(script), ...args]
   return spawn(command, commandArgs, {
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-    env: { ...process.env, SIR_BENCH_SECRET: SECRET, NODE_ENV: 'production' }
+    env: { ...process.env, SIR_BENCH_SECRET: SECRET, NODE_ENV: 'production', ...(flags.dist === undefined ? {} : { SIR_BENCH_DIST: path.resolve(flags.dist) }) }
   })
 }
 
@@ -296,6 +299,36 @@ async function throughput () {
   return summary
 }
 
+// ---------------------------------------------------------------- allocations per request
+
+/**
+ * `--alloc`: heap objects allocated per request in each server, by package and
+ * function, over 2 000 requests of the first configuration (after a warm-up).
+ * Deterministic where timings are not: the tool for "fewer objects per event".
+ */
+async function allocations () {
+  const config = configs[0]
+  const requests = 2000
+  console.log(`\n## Heap objects allocated per request: ${configName(config)}, ${requests} requests`)
+  for (const name of serverNames) {
+    const server = SERVERS.find((candidate) => candidate.name === name)
+    const child = await ServerProcess.start(name)
+    try {
+      await load(child.port, server.scheme, { ...config, duration: Math.max(warmupSeconds, 1) })
+      await child.usage('alloc-start')
+      await load(child.port, server.scheme, { ...config, amount: requests, connections: Math.min(connections, 10) })
+      const result = await child.usage('alloc-stop')
+      const perRequest = (count) => (count / requests).toFixed(2).padStart(7)
+      console.log(`\n${name}: ${(result.objects / requests).toFixed(1)} objects per request`)
+      for (const [where, count] of Object.entries(result.byPackage).sort((a, b) => b[1] - a[1]).slice(0, 8)) console.log(`  ${perRequest(count)}  ${where}`)
+      console.log('  by function:')
+      for (const [where, count] of Object.entries(result.byFunction).sort((a, b) => b[1] - a[1]).slice(0, 60)) console.log(`  ${perRequest(count)}  ${where}`)
+    } finally {
+      await child.stop()
+    }
+  }
+}
+
 // ---------------------------------------------------------------- smoke: every server answers
 
 /**
@@ -459,6 +492,10 @@ try {
   // The smoke run checks that each part works, not what it measures: the memory
   // runs and the check of the other servers go alongside the load runs there, and
   // the latency run is left out.
+  if (flags.alloc) {
+    await allocations()
+    process.exit(problems.length > 0 ? 1 : 0)
+  }
   const memoryRuns = smoke && !flags['no-memory'] ? memory() : undefined
   const checks = smoke && flags.servers === undefined
     ? checkServers(SERVERS.map((server) => server.name).filter((name) => !serverNames.includes(name)))

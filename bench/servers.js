@@ -3,6 +3,7 @@
 import { createHmac, timingSafeEqual } from 'node:crypto'
 import http from 'node:http'
 import { Readable } from 'node:stream'
+import { pathToFileURL } from 'node:url'
 import { PATH } from './deliveries.js'
 
 /**
@@ -28,6 +29,10 @@ export const SERVERS = [
 ]
 
 const ACCEPTED = '{"received":true}'
+
+// Which build of sir-webhooks the servers load: run.js --dist <dir> sets it, for an
+// A/B of two builds (a copy of dist/ from before a change, say).
+const DIST = process.env.SIR_BENCH_DIST === undefined ? '../dist' : pathToFileURL(process.env.SIR_BENCH_DIST).href
 
 /** How the receivers' handlers behave: the throughput runs use `noop`. */
 function handlerFor (mode) {
@@ -172,7 +177,7 @@ export async function startServer (name, { secret, handler = 'noop', maxQueueSiz
     }
     case 'sir-fastify': {
       const { default: Fastify } = await import('fastify')
-      const { sirWebhooks } = await import('../dist/fastify/plugin.js')
+      const { sirWebhooks } = await import(DIST + '/fastify/plugin.js')
       const app = Fastify({ logger: false })
       await app.register(sirWebhooks, { secret, path: PATH, receiver: receiverOptions })
       let received = 0
@@ -198,7 +203,7 @@ export async function startServer (name, { secret, handler = 'noop', maxQueueSiz
     case 'sir-express':
     case 'sir-node':
     case 'sir-fetch': {
-      const { Webhooks } = await import('../dist/index.js')
+      const { Webhooks } = await import(DIST + '/index.js')
       const webhooks = new Webhooks({ secret, ...receiverOptions })
       let received = 0
       const run = handlerFor(handler)
@@ -206,14 +211,14 @@ export async function startServer (name, { secret, handler = 'noop', maxQueueSiz
       let listener
       if (name === 'sir-express') {
         const { default: express } = await import('express')
-        const { expressMiddleware } = await import('../dist/express/middleware.js')
+        const { expressMiddleware } = await import(DIST + '/express/middleware.js')
         listener = express()
         listener.post(PATH, expressMiddleware(webhooks))
       } else if (name === 'sir-node') {
-        const { nodeListener } = await import('../dist/node/listener.js')
+        const { nodeListener } = await import(DIST + '/node/listener.js')
         listener = nodeListener(webhooks, { path: PATH })
       } else {
-        const { fetchHandler } = await import('../dist/fetch/handler.js')
+        const { fetchHandler } = await import(DIST + '/fetch/handler.js')
         listener = fetchBridge(fetchHandler(webhooks, { path: PATH }))
       }
       return { server: await listenNode(http.createServer(listener)), received: () => received, webhooks }
