@@ -148,3 +148,43 @@ test('options are checked when the middleware is built', async (t) => {
   t.throws(() => expressMiddleware(webhooks, { logger: console as never }), { message: /"logger" must be a pino logger/ })
   t.match(RAW_BODY_UNAVAILABLE_MESSAGE, /^sir-webhooks: /)
 })
+
+// Every way an Express app mounts middleware: the exact-path rule applies where the
+// app declared a literal path or gave `path`; elsewhere Express routes, as before.
+for (const [name, express] of [['express 5', express5], ['express 4', express4]] as const) {
+  test(`${name}: mounts without a literal route path still receive deliveries`, async (t) => {
+    const mounts: Array<[string, (app: App, webhooks: Webhooks) => void, string]> = [
+      ['app.use(middleware), no path', (app, webhooks) => { app.use(expressMiddleware(webhooks)) }, PATH],
+      ['a route parameter', (app, webhooks) => { app.post('/hooks/:tenant', expressMiddleware(webhooks)) }, '/hooks/acme'],
+      ['an array of paths', (app, webhooks) => { app.post(['/a', PATH], expressMiddleware(webhooks)) }, PATH],
+      ['a regular expression', (app, webhooks) => { app.post(/^\/webhooks\/.+$/, expressMiddleware(webhooks)) }, PATH],
+      ['a Router under a prefix', (app, webhooks) => {
+        const router = express.Router()
+        router.post('/sir', expressMiddleware(webhooks))
+        app.use('/partners', router)
+      }, '/partners/sir']
+    ]
+    for (const [mount, build, path] of mounts) {
+      const { webhooks, base } = await start(t, build, express)
+      let calls = 0
+      webhooks.onAny(() => { calls += 1 })
+      t.equal((await post(`${base}${path}`, signedRequest(actionCompleted()))).status, 200, mount)
+      await eventually(() => calls === 1, 5000, `the handler (${mount})`)
+    }
+  })
+
+  test(`${name}: a literal route path and the path option are matched exactly`, async (t) => {
+    const viaRouter = await start(t, (app, webhooks) => {
+      const router = express.Router()
+      router.post('/sir', expressMiddleware(webhooks))
+      app.use('/partners', router)
+    }, express)
+    t.equal((await post(`${viaRouter.base}/partners/sir/`, signedRequest(actionCompleted()))).status, 404, 'trailing slash under a Router')
+    t.equal((await post(`${viaRouter.base}/partners/SIR`, signedRequest(actionCompleted()))).status, 404, 'letter case of the route path')
+    const withPath = await start(t, (app, webhooks) => { app.use(PATH, expressMiddleware(webhooks, { path: PATH })) }, express)
+    t.equal((await post(`${withPath.base}${PATH}`, signedRequest(actionCompleted()))).status, 200)
+    for (const near of [`${PATH}/`, PATH.toUpperCase(), `${PATH}/more`]) {
+      t.equal((await post(`${withPath.base}${near}`, signedRequest(actionCompleted()))).status, 404, `path option: ${near}`)
+    }
+  })
+}

@@ -1,11 +1,4 @@
-/**
- * The body limit as every adapter applies it: a declared Content-Length over the
- * limit is refused before a byte is read, and a streamed body the moment it passes
- * the limit. One comparison, so "exactly the limit" means the same everywhere.
- */
-export function overLimit (bytes: number, limit: number): boolean {
-  return bytes > limit
-}
+export { overLimit } from '../core/delivery.js'
 
 /** The Content-Length a request declares, when it declares a usable one. */
 export function declaredLength (value: string | null | undefined): number | undefined {

@@ -32,6 +32,16 @@ function result (status: number, code: ReceiveCode, body: unknown, headers: Reco
   return Object.freeze({ status, code, headers: Object.freeze(headers), body: JSON.stringify(body) })
 }
 
+/**
+ * The body limit as every layer applies it: a declared Content-Length over the
+ * limit is refused before a byte is read, a streamed body the moment it passes the
+ * limit, a whole body by its length. One comparison, so "exactly the limit" means
+ * the same everywhere.
+ */
+export function overLimit (bytes: number, limit: number): boolean {
+  return bytes > limit
+}
+
 export const ACCEPTED = result(200, 'ACCEPTED', { received: true })
 export const DUPLICATE = result(200, 'DUPLICATE', { received: true, duplicate: true })
 

@@ -1,5 +1,5 @@
 import type { RefusalCode } from './errors.js'
-import { ACCEPTED, DUPLICATE, isEncoded, isJsonContentType, refusalResults, type Delivery, type ReceiveResult } from './delivery.js'
+import { ACCEPTED, DUPLICATE, isEncoded, isJsonContentType, overLimit, refusalResults, type Delivery, type ReceiveResult } from './delivery.js'
 import { parseEnvelope } from './envelope.js'
 import type { AnyEvent } from './events.js'
 import type { AcceptOutcome, Inbox } from './inbox.js'
@@ -47,7 +47,7 @@ export class DeliveryPipeline {
     if (!isJsonContentType(delivery.contentType) || isEncoded(delivery.contentEncoding)) {
       return this.refuse('UNSUPPORTED_MEDIA_TYPE', log, { bodyLength: rawBody.byteLength })
     }
-    if (rawBody.byteLength > this.#options.bodyLimit) {
+    if (overLimit(rawBody.byteLength, this.#options.bodyLimit)) {
       return this.refuse('BODY_TOO_LARGE', log, { bodyLength: rawBody.byteLength, bodyLimit: this.#options.bodyLimit })
     }
     const now = this.#options.clock()

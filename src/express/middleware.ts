@@ -4,7 +4,7 @@ import { assertReceiver, checkAdapterOptions, type DeliveryReceiver } from '../a
 import { pathnameOf, resolvePath } from '../adapter/route.js'
 import { deliveryFromNodeHeaders } from '../core/delivery.js'
 import { isLogger, type WebhookLogger } from '../core/logger.js'
-import { receiveRequest } from '../node/receive-request.js'
+import { receiveRequest } from '../adapter/node-request.js'
 
 /** Where `captureRawBody` keeps the bytes: a registered symbol, so two copies of the package agree. */
 const RAW_BODY = Symbol.for('sir-webhooks.rawBody')
@@ -85,19 +85,24 @@ export function expressMiddleware (webhooks: DeliveryReceiver, options?: Express
 
 /**
  * Express matches routes without regard to letter case or a trailing slash
- * unless the app opts in; the other adapters match exactly. Here the full path
- * must equal the given `path`, or the mount point plus the declared route path.
+ * unless the app opts in; the other adapters match exactly. With `path` given,
+ * the full path must equal it. Without, a route declared with a literal path
+ * (`app.post('/webhooks/sir', …)`, the documented mount) must match it exactly;
+ * patterns, arrays, regular expressions and `app.use` mounts are Express's to
+ * route, as before.
  */
 function exactRoute (request: IncomingMessage, fixedPath: string | undefined): boolean {
   const fields = request as unknown as { originalUrl?: string, baseUrl?: string, route?: { path?: unknown } }
   const actual = pathnameOf(fields.originalUrl ?? request.url)
   if (fixedPath !== undefined) return actual === fixedPath
   const routePath = fields.route?.path
-  const base = fields.baseUrl ?? ''
-  if (typeof routePath === 'string') return actual === base + routePath || (routePath === '/' && actual === base)
-  // app.use(path, middleware): the mount point is all of the path.
-  return fields.baseUrl === undefined || actual === base
+  if (typeof routePath !== 'string' || !LITERAL_PATH.test(routePath)) return true
+  const declared = (fields.baseUrl ?? '') + (routePath === '/' ? '' : routePath)
+  return actual === (declared === '' ? '/' : declared)
 }
+
+// No parameters (`:tenant`), wildcards or groups: a path Express compares as text.
+const LITERAL_PATH = /^\/[A-Za-z0-9._~\-/%]*$/
 
 /** The exact body bytes a parser kept, if one did. A decoded string is not accepted: it may differ from the wire. */
 function keptBytes (request: IncomingMessage): Uint8Array | undefined {

@@ -141,7 +141,13 @@ const plugin: FastifyPluginAsync<SirWebhooksPluginOptions> = async function sirW
   fastify.addHook('onClose', async () => { await webhooks.close() })
   // fastify-plugin drops Fastify's own `prefix` handling for this outer plugin,
   // so it is passed on to the inner, encapsulated one.
-  await fastify.register(routePlugin(webhooks, path), options.prefix === undefined ? {} : { prefix: options.prefix })
+  // So are the route's log options: Fastify applies them per registration.
+  const { prefix, logLevel, logSerializers } = options as SirWebhooksPluginOptions & { logLevel?: string, logSerializers?: Record<string, unknown> }
+  await fastify.register(routePlugin(webhooks, path), {
+    ...(prefix === undefined ? {} : { prefix }),
+    ...(logLevel === undefined ? {} : { logLevel }),
+    ...(logSerializers === undefined ? {} : { logSerializers })
+  } as { prefix?: string })
 }
 
 export const sirWebhooks = fp(plugin, { fastify: '5.x', name: 'sir-webhooks' })

@@ -45,7 +45,6 @@ export function fetchHandler (webhooks: DeliveryReceiver, options?: FetchHandler
     if (request.bodyUsed) return toResponse(webhooks.refuse('RAW_BODY_UNAVAILABLE', log, {}, BODY_USED_MESSAGE))
     const read = await readWebBody(request, bodyLimit)
     if (read.kind === 'too_large') return toResponse(webhooks.refuse('BODY_TOO_LARGE', log, tooLargeDetails(read, bodyLimit)))
-    if (read.kind === 'aborted') throw read.error
     const answer = webhooks.decide(deliveryFromWebHeaders(request.headers, read.body), log)
     return toResponse(answer instanceof Promise ? await answer : answer)
   }

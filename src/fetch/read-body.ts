@@ -9,7 +9,7 @@ const EMPTY = new Uint8Array(0)
  * body through) and, unlike `request.arrayBuffer()`, never holds more than
  * `limit` bytes of an oversize or endless body. A stream error rejects.
  */
-export async function readWebBody (request: Request, limit: number): Promise<BodyRead<Uint8Array>> {
+export async function readWebBody (request: Request, limit: number): Promise<Exclude<BodyRead<Uint8Array>, { kind: 'aborted' }>> {
   const declaredBytes = declaredLength(request.headers.get('content-length'))
   const stream = request.body
   if (declaredBytes !== undefined && overLimit(declaredBytes, limit)) {

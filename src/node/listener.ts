@@ -2,7 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import { assertReceiver, checkAdapterOptions, type DeliveryReceiver } from '../adapter/receiver.js'
 import { isDeliveryRoute, resolvePath } from '../adapter/route.js'
 import type { WebhookLogger } from '../core/logger.js'
-import { receiveRequest } from './receive-request.js'
+import { receiveRequest } from '../adapter/node-request.js'
 
 export interface NodeListenerOptions {
   /** The webhook route; other paths go to `next`. Default `/webhooks/sir`. */

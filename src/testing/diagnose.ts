@@ -58,6 +58,10 @@ const HEADER_HINTS = {
   INVALID_TIMESTAMP: 'The timestamp is not a whole number of Unix seconds (digits only).'
 } as const
 
+function firstValue (value: unknown): string {
+  return String(Array.isArray(value) ? value.join(', ') : value)
+}
+
 function reason (code: DiagnosisCode, message: string): DiagnosisReason {
   return { code, message }
 }
@@ -160,8 +164,10 @@ export function diagnose (input: DiagnoseInput): Diagnosis {
     const code = checked.code as keyof typeof HEADER_HINTS
     return { ok: false, reasons: [reason(code, HEADER_HINTS[code])] }
   }
-  const timestamp = input.timestamp as string
-  let signature = input.signature as string
+  // Strings now (checkHeaders has refused what is missing); an array from
+  // JavaScript is read as the receiver reads a repeated header, joined.
+  const timestamp = firstValue(input.timestamp)
+  let signature = firstValue(input.signature)
 
   const reasons: DiagnosisReason[] = []
   signature = signature.trim()

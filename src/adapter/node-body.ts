@@ -1,5 +1,5 @@
 import type { IncomingMessage } from 'node:http'
-import { declaredLength, overLimit, type BodyRead } from '../adapter/body-limit.js'
+import { declaredLength, overLimit, type BodyRead } from './body-limit.js'
 
 const EMPTY = Buffer.alloc(0)
 

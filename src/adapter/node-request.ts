@@ -1,10 +1,10 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
-import { tooLargeDetails } from '../adapter/body-limit.js'
-import { writeResult } from '../adapter/node-response.js'
-import type { DeliveryReceiver } from '../adapter/receiver.js'
+import { tooLargeDetails } from './body-limit.js'
+import { writeResult } from './node-response.js'
+import type { DeliveryReceiver } from './receiver.js'
 import { deliveryFromNodeHeaders } from '../core/delivery.js'
 import type { WebhookLogger } from '../core/logger.js'
-import { readBody } from './read-body.js'
+import { readBody } from './node-body.js'
 
 // After a 413 the rest of the body is never read: closing the connection is the
 // only way to stop the sender without reading (or buffering) what it still sends.
