@@ -11,6 +11,8 @@ function runtimeWith (handlers: RegisteredHandler[], logger = captureLogs().logg
     signal: new AbortController().signal,
     handlersFor: () => handlers,
     runHandler: (run) => run.handler.fn(run.event, {} as never),
+    handlerSucceeded: () => {},
+    handlerRetrying: () => {},
     handlerFailed: async () => {},
     deadLetter: async () => {}
   }

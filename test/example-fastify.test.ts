@@ -30,6 +30,14 @@ test('examples/fastify starts on the embedded default and accepts a signed event
   await new Promise((resolve) => setTimeout(resolve, 300))
   t.match(output, /"actionId":"act_9".*action completed: tokens distributed/, 'the handler ran and logged')
 
+  const base = new URL(url).origin
+  const metrics = await (await fetch(`${base}/metrics`)).text()
+  t.match(metrics, /^sir_webhooks_deliveries_total\{sir_webhooks_outcome="accepted",otel_scope_name="sir-webhooks"\} 1$/m, '/metrics serves the receiver\'s counters for Prometheus')
+  t.match(metrics, /^sir_webhooks_handler_duration_count\{[^}]*sir_webhooks_result="success"[^}]*\} [1-9]/m)
+  const health = await fetch(`${base}/health`)
+  t.equal(health.status, 200)
+  t.match(await health.json(), { status: 'ok', reasons: [], stats: { deliveries: { accepted: 1 } } })
+
   child.kill('SIGTERM')
   const code = await new Promise<number | null>((resolve) => child.once('exit', resolve))
   t.equal(code, 0, 'exits cleanly on SIGTERM')

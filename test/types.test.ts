@@ -28,4 +28,11 @@ test('types as a user sees them', async (t) => {
   const wrongData = await compile(fixture('wrong-data.ts'))
   t.not(wrongData.code, 0, 'the documented data shape is enforced')
   t.match(wrongData.output, /Type 'number' is not assignable to type 'string'/)
+
+  const postgres = await compile(fixture('postgres-app.ts'))
+  t.equal(postgres.code, 0, `a Postgres inbox's handlers get \`transaction\`, also through Kysely:\n${postgres.output}`)
+
+  const misuse = await compile(fixture('transaction-misuse.ts'))
+  t.not(misuse.code, 0, '`transaction` with another inbox does not compile')
+  t.match(misuse.output, /Property 'transaction' does not exist on type 'HandlerContext'/)
 })

@@ -4,12 +4,13 @@ import type { ConnectionOptions, Job, Queue, RedisClient, Worker } from 'bullmq'
 import { reportFailures, runAttempt } from '../core/attempt.js'
 import { backoffDelay } from '../core/backoff.js'
 import type { AnyEvent } from '../core/events.js'
-import { assertNotStarted, type AcceptOutcome, type Inbox, type InboxRuntime } from '../core/inbox.js'
+import { assertNotStarted, type AcceptOutcome, type Inbox, type InboxRuntime, type PurgeOptions, type PurgeResult } from '../core/inbox.js'
 import { defaults } from '../core/options.js'
 import { errorSummary, type DeadLetterQuery, type EventOutcome, type OutcomeState } from '../core/outcome.js'
 import { MIN_DEDUPE_SECONDS, resolveBullmqOptions, type BullmqInboxOptions, type ResolvedBullmqOptions } from './options.js'
 
 export type { BullmqInboxOptions } from './options.js'
+export type { PurgeOptions, PurgeResult } from '../core/inbox.js'
 export type { DeadLetterQuery, EventOutcome, OutcomeState } from '../core/outcome.js'
 
 interface JobData {
@@ -87,6 +88,7 @@ export class BullmqInbox implements Inbox {
   #runtime: InboxRuntime | undefined
   #closing = false
   #lastRedisErrorAt = 0
+  #running = 0
   /** Jobs whose final failure this process reported, so the `failed` listener does not report them twice. */
   readonly #reported = new Set<string>()
 
@@ -112,7 +114,14 @@ export class BullmqInbox implements Inbox {
     this.#bullmq = bullmq
     const { retry } = runtime.options
     const options = this.#options
-    const worker = new bullmq.Worker<JobData>(options.queueName, async (job, token) => { await this.#process(job, runtime, queue, token) }, {
+    const worker = new bullmq.Worker<JobData>(options.queueName, async (job, token) => {
+      this.#running += 1
+      try {
+        await this.#process(job, runtime, queue, token)
+      } finally {
+        this.#running -= 1
+      }
+    }, {
       connection: options.connection,
       prefix: options.prefix,
       concurrency: runtime.options.concurrency,
@@ -193,6 +202,22 @@ export class BullmqInbox implements Inbox {
     return this.#options.dedupeSeconds ?? Math.max(MIN_DEDUPE_SECONDS, runtime?.options.dedupe.ttlSeconds ?? defaults.dedupe.ttlSeconds)
   }
 
+  /** Jobs this process's worker is running now. */
+  get running (): number {
+    return this.#running
+  }
+
+  /**
+   * Jobs by state. `pending` includes held jobs, a refused delivery's included,
+   * until the sender's retry or their hold runs out.
+   */
+  async counts (): Promise<Record<OutcomeState, number>> {
+    const { queue } = await this.#ready
+    const counts = await queue.getJobCounts('wait', 'delayed', 'active', 'prioritized', 'paused', 'waiting-children', 'completed', 'failed')
+    const { completed = 0, failed = 0, ...pending } = counts
+    return { pending: Object.values(pending).reduce((sum, count) => sum + count, 0), done: completed, dead: failed }
+  }
+
   async outcome (id: string): Promise<EventOutcome | undefined> {
     const { queue } = await this.#ready
     const job = await queue.getJob(jobIdFor(id))
@@ -226,11 +251,16 @@ export class BullmqInbox implements Inbox {
 
   /**
    * Removes done jobs older than `retentionSeconds` and dead ones older than
-   * `deadLetterRetentionSeconds` now, rather than when BullMQ next gets to it.
-   * Their ids stay remembered against duplicates for `dedupeSeconds`.
+   * `deadLetterRetentionSeconds` now, rather than when BullMQ next gets to it;
+   * with `before`, every done and dead job that finished before it. Their ids
+   * stay remembered against duplicates for `dedupeSeconds`.
    */
-  async purge (): Promise<{ done: number, dead: number }> {
+  async purge (options: PurgeOptions = {}): Promise<PurgeResult> {
     const { queue } = await this.#ready
+    if (options.before !== undefined) {
+      const graceMs = Math.max(0, Date.now() - options.before.getTime())
+      return { done: (await queue.clean(graceMs, 0, 'completed')).length, dead: (await queue.clean(graceMs, 0, 'failed')).length }
+    }
     const retentionSeconds = this.#options.retentionSeconds ?? this.#runtime?.options.dedupe.ttlSeconds ?? defaults.dedupe.ttlSeconds
     const done = await queue.clean(retentionSeconds * 1000, 0, 'completed')
     const deadSeconds = this.#options.deadLetterRetentionSeconds

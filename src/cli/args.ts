@@ -28,21 +28,23 @@ export interface Command {
   summary: string
   usage: string
   options: NonNullable<ParseArgsConfig['options']>
-  run (values: Flags, io: Io): Promise<number>
+  /** Takes words besides flags (`inbox show ID`); the others refuse them. */
+  positionals?: boolean
+  run (values: Flags, io: Io, positionals: readonly string[]): Promise<number>
 }
 
 export type Flags = Record<string, string | boolean | undefined>
 
 /** `node:util` parseArgs in strict mode, its errors turned into usage errors. */
-export function parseFlags (command: Command, argv: readonly string[]): Flags {
+export function parseFlags (command: Command, argv: readonly string[]): { flags: Flags, positionals: readonly string[] } {
   try {
-    const { values } = parseArgs({
+    const { values, positionals } = parseArgs({
       args: [...argv],
       options: { ...command.options, help: { type: 'boolean', short: 'h' } },
       strict: true,
-      allowPositionals: false
+      allowPositionals: command.positionals === true
     })
-    return values as Flags
+    return { flags: values as Flags, positionals }
   } catch (error) {
     const message = error instanceof Error ? error.message : String(error)
     throw new UsageError(message)

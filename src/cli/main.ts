@@ -1,13 +1,15 @@
 #!/usr/bin/env node
 import { readFileSync } from 'node:fs'
 import { EXIT_FAILED, EXIT_OK, EXIT_USAGE, UsageError, parseFlags, type Command, type Io } from './args.js'
+import { inboxCommand } from './inbox.js'
 import { listenCommand } from './listen.js'
+import { migrateCommand } from './migrate.js'
 import { sendCommand } from './send.js'
 import { signCommand } from './sign.js'
 import { simulateCommand } from './simulate.js'
 import { verifyCommand } from './verify.js'
 
-const commands: readonly Command[] = [sendCommand, simulateCommand, listenCommand, verifyCommand, signCommand]
+const commands: readonly Command[] = [sendCommand, simulateCommand, listenCommand, verifyCommand, signCommand, inboxCommand, migrateCommand]
 
 function version (): string {
   const manifest = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }
@@ -19,7 +21,7 @@ function overview (): string {
   return [
     'Usage: sir-webhooks <command> [flags]',
     '',
-    'A local sender and receiver for SIR Giving webhooks.',
+    'A local sender and receiver for SIR Giving webhooks, and a look into a durable inbox.',
     '',
     ...commands.map((command) => `  ${command.name.padEnd(width)}  ${command.summary}`),
     '',
@@ -50,12 +52,12 @@ export async function main (argv: readonly string[], io: Io): Promise<number> {
     return EXIT_USAGE
   }
   try {
-    const flags = parseFlags(command, rest)
+    const { flags, positionals } = parseFlags(command, rest)
     if (flags.help === true) {
       io.stdout.write(command.usage + '\n')
       return EXIT_OK
     }
-    return await command.run(flags, io)
+    return await command.run(flags, io, positionals)
   } catch (error) {
     if (error instanceof UsageError) {
       io.stderr.write(`sir-webhooks ${command.name}: ${error.message}\nRun "sir-webhooks ${command.name} --help" for usage.\n`)

@@ -40,14 +40,20 @@ export async function runAttempt (runtime: InboxRuntime, event: AnyEvent, receiv
   const done = new Set(succeededBefore)
   const keyed = keyedHandlers(runtime.handlersFor(event.type))
   const pending = keyed.filter(({ key }) => !done.has(key))
+  const runs: HandlerRun[] = pending.map(({ handler }) => ({ event, handler, attempt, receivedAt }))
   // async: a synchronous handler's throw becomes this handler's rejection, not the attempt's.
-  const settled = await Promise.allSettled(pending.map(async ({ handler }) => { await runtime.runHandler({ event, handler, attempt, receivedAt }) }))
+  const settled = await Promise.allSettled(runs.map(async (run) => { await runtime.runHandler(run) }))
   const failures: AttemptFailure[] = []
   settled.forEach((result, index) => {
     const keyed = pending[index]
-    if (keyed === undefined) return
-    if (result.status === 'fulfilled') done.add(keyed.key)
-    else failures.push({ ...keyed, error: result.reason })
+    const run = runs[index]
+    if (keyed === undefined || run === undefined) return
+    if (result.status === 'fulfilled') {
+      done.add(keyed.key)
+      runtime.handlerSucceeded(run)
+    } else {
+      failures.push({ ...keyed, error: result.reason })
+    }
   })
   return { succeeded: [...done], failures }
 }
@@ -60,10 +66,7 @@ export async function runAttempt (runtime: InboxRuntime, event: AnyEvent, receiv
 export async function reportFailures (runtime: InboxRuntime, event: AnyEvent, receivedAt: number, attempt: number, failures: readonly AttemptFailure[], retryInMs: number | undefined): Promise<void> {
   for (const { handler, error } of failures) {
     const run: HandlerRun = { event, handler, attempt, receivedAt }
-    if (retryInMs === undefined) {
-      await runtime.handlerFailed(run, error)
-    } else {
-      runtime.logger.warn({ event: { id: event.id, type: event.type }, handler: handler.name, attempt, retryInMs, err: error }, 'handler failed; will retry')
-    }
+    if (retryInMs === undefined) await runtime.handlerFailed(run, error)
+    else runtime.handlerRetrying(run, error, retryInMs)
   }
 }

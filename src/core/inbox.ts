@@ -3,7 +3,7 @@ import type { AnyEvent } from './events.js'
 import type { DeadLetter, RegisteredHandler } from './handlers.js'
 import type { ResolvedOptions } from './resolved-options.js'
 import { WebhookOptionsError } from './errors.js'
-import type { DeadLetterQuery, EventOutcome } from './outcome.js'
+import type { DeadLetterQuery, EventOutcome, OutcomeState } from './outcome.js'
 
 /**
  * What an inbox answers when asked to take an event. `accepted` and `duplicate`
@@ -36,6 +36,10 @@ export interface InboxRuntime<Extra extends object = object> {
    * handler threw: in-process dispatch counts every microtask; `await` it otherwise.
    */
   runHandler (run: HandlerRun, extra?: Extra): unknown
+  /** A run started with `runHandler` finished without throwing. */
+  handlerSucceeded (run: HandlerRun): void
+  /** A run failed and the handler will be tried again in `retryInMs`: logged and counted. */
+  handlerRetrying (run: HandlerRun, error: unknown, retryInMs: number): void
   /** A handler used up its attempts: tells `onError`, then the dead-letter handlers. */
   handlerFailed (run: HandlerRun, error: unknown): Promise<void>
   /** Reports a dead letter that is not a handler failure, such as events cut off by shutdown. */
@@ -74,14 +78,33 @@ export interface Inbox<Extra extends object = object> {
   close (graceMs: number): Promise<void>
   /** Events accepted and not yet finished, where the inbox can tell. */
   readonly size?: number
+  /** Events whose handlers are running in this process now, where the inbox can tell. */
+  readonly running?: number
   /** Whether the store is taking and running events, where the inbox can tell. */
   health? (): InboxHealth
+  /** How many events the inbox holds in each state. */
+  counts? (): Promise<Record<OutcomeState, number>>
   /** The durable record of one event, where the inbox keeps one. */
   outcome? (id: string): Promise<EventOutcome | undefined>
   /** Events whose handlers used up their attempts, kept until re-driven or purged. */
   deadLetters? (query?: DeadLetterQuery): Promise<EventOutcome[]>
   /** Queues a dead event again, its attempts reset; false when no dead event has this id. */
   redrive? (id: string): Promise<boolean>
+  /**
+   * Deletes finished events: with `before`, every done or dead one that finished
+   * before it; without, those past the inbox's retention.
+   */
+  purge? (options?: PurgeOptions): Promise<PurgeResult>
+}
+
+export interface PurgeOptions {
+  /** Delete done and dead events that finished before this moment. */
+  before?: Date
+}
+
+export interface PurgeResult {
+  done: number
+  dead: number
 }
 
 /** What an inbox adds to its handlers' context: `{}` for most, `{ transaction }` for Postgres. */

@@ -25,6 +25,10 @@ export class MemoryInbox implements Inbox {
     return this.#queue?.size ?? 0
   }
 
+  get running (): number {
+    return this.#queue?.running ?? 0
+  }
+
   accept (event: AnyEvent, receivedAt: number, whenAnswered?: (callback: () => void) => void): AcceptOutcome {
     const runtime = this.#runtime
     const seen = this.#seen

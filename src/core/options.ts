@@ -2,6 +2,7 @@ import type { WebhookLogger } from './logger.js'
 import { WebhookOptionsError } from './errors.js'
 import { assertKnownOptions } from './known-options.js'
 import type { Inbox } from './inbox.js'
+import type { TelemetryOptions } from './telemetry-types.js'
 import type { DedupeOptions, ResolvedOptions, RetryOptions } from './resolved-options.js'
 
 export type { DedupeOptions, ResolvedOptions, RetryOptions } from './resolved-options.js'
@@ -30,6 +31,14 @@ export interface WebhooksOptions<I extends Inbox = Inbox> {
   clock?: () => number
   /** Where accepted events wait. Default: in memory, with the dedupe and queue options above. */
   inbox?: I
+  /** `health()` reports `degraded` from this many events accepted and not finished. Default: 80% of `maxQueueSize`. */
+  degradedQueueSize?: number
+  /**
+   * Where OpenTelemetry metrics and spans go. Default: the global providers, when
+   * `@opentelemetry/api` is installed and an SDK registered them before the
+   * receiver was made. `false`: none, whatever is registered.
+   */
+  telemetry?: TelemetryOptions | false
 }
 
 export const defaults = {
@@ -46,7 +55,7 @@ export const defaults = {
 /** Every name `WebhooksOptions` has: anything else is a typo, refused rather than ignored. */
 const RECEIVER_OPTIONS: ReadonlyArray<keyof WebhooksOptions> = [
   'secret', 'toleranceSeconds', 'concurrency', 'maxQueueSize', 'retry', 'dedupe', 'bodyLimit',
-  'retryAfterSeconds', 'closeGraceMs', 'logger', 'clock', 'inbox'
+  'retryAfterSeconds', 'closeGraceMs', 'logger', 'clock', 'inbox', 'degradedQueueSize', 'telemetry'
 ]
 
 function describe (value: unknown): string {
@@ -107,11 +116,12 @@ export function resolveOptions (options: WebhooksOptions): ResolvedOptions {
   if (options.clock !== undefined && typeof options.clock !== 'function') {
     throw new WebhookOptionsError(`"clock" must be a function returning milliseconds since the epoch, got ${describe(options.clock)}`)
   }
+  const maxQueueSize = integer('maxQueueSize', options.maxQueueSize, defaults.maxQueueSize, 1)
   return {
     secrets: resolveSecrets(options.secret),
     toleranceSeconds: integer('toleranceSeconds', options.toleranceSeconds, defaults.toleranceSeconds, 1),
     concurrency: integer('concurrency', options.concurrency, defaults.concurrency, 1),
-    maxQueueSize: integer('maxQueueSize', options.maxQueueSize, defaults.maxQueueSize, 1),
+    maxQueueSize,
     retry: {
       attempts: integer('retry.attempts', retry.attempts, defaults.retry.attempts, 1),
       minDelayMs,
@@ -124,6 +134,7 @@ export function resolveOptions (options: WebhooksOptions): ResolvedOptions {
     bodyLimit: integer('bodyLimit', options.bodyLimit, defaults.bodyLimit, 1),
     retryAfterSeconds: integer('retryAfterSeconds', options.retryAfterSeconds, defaults.retryAfterSeconds, 0),
     closeGraceMs: integer('closeGraceMs', options.closeGraceMs, defaults.closeGraceMs, 0),
+    degradedQueueSize: integer('degradedQueueSize', options.degradedQueueSize, Math.max(1, Math.floor(maxQueueSize * 0.8)), 1),
     clock: options.clock ?? Date.now
   }
 }

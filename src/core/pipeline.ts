@@ -1,5 +1,5 @@
 import type { RefusalCode } from './errors.js'
-import { ACCEPTED, DUPLICATE, isEncoded, isJsonContentType, overLimit, refusalResults, type Delivery, type ReceiveResult } from './delivery.js'
+import { ACCEPTED, DUPLICATE, isEncoded, isJsonContentType, overLimit, refusalResults, type Delivery, type ReceiveCode, type ReceiveResult } from './delivery.js'
 import { parseEnvelope } from './envelope.js'
 import type { AnyEvent } from './events.js'
 import type { AcceptOutcome, Inbox } from './inbox.js'
@@ -7,6 +7,8 @@ import type { InboxLifecycle } from './lifecycle.js'
 import type { WebhookLogger } from './logger.js'
 import type { ResolvedOptions } from './options.js'
 import { eventTag } from './run-context.js'
+import type { ReceiverStats } from './stats.js'
+import type { Telemetry } from './telemetry.js'
 import type { VerifyRequest, VerifyResult } from './signature-checks.js'
 
 export type Verifier = (input: VerifyRequest) => VerifyResult | Promise<VerifyResult>
@@ -27,13 +29,18 @@ export class DeliveryPipeline {
   readonly #inbox: Inbox
   readonly #lifecycle: InboxLifecycle
   readonly #refusals: Readonly<Record<RefusalCode, ReceiveResult>>
+  readonly #stats: ReceiverStats
+  // Undefined unless telemetry is on: an answer then costs one field check.
+  readonly #telemetry: Telemetry | undefined
 
-  constructor (options: ResolvedOptions, verify: Verifier, inbox: Inbox, lifecycle: InboxLifecycle) {
+  constructor (options: ResolvedOptions, verify: Verifier, inbox: Inbox, lifecycle: InboxLifecycle, stats: ReceiverStats, telemetry: Telemetry | undefined) {
     this.#options = options
     this.#verify = verify
     this.#inbox = inbox
     this.#lifecycle = lifecycle
     this.#refusals = refusalResults(options.retryAfterSeconds)
+    this.#stats = stats
+    this.#telemetry = telemetry
   }
 
   /**
@@ -66,15 +73,23 @@ export class DeliveryPipeline {
   /**
    * Answers a refusal and logs it: at `info` when the sender is wrong, at `warn`
    * for a 503 (it will retry), at `error` for a receiver set up wrong, whose
-   * `message` says how to fix it.
+   * `message` says how to fix it. `event` and `startedAt`, where known, go to
+   * the delivery's span.
    */
-  refuse (code: RefusalCode, log: WebhookLogger, details: Record<string, unknown>, message?: string): ReceiveResult {
+  refuse (code: RefusalCode, log: WebhookLogger, details: Record<string, unknown>, message?: string, event?: AnyEvent, startedAt?: number): ReceiveResult {
     const answer = this.#refusals[code]
     const fields = { reason: code, ...details }
     if (answer.status === 503) log.warn(fields, message ?? 'webhook refused for now')
     else if (answer.status >= 500) log.error(fields, message ?? 'webhook refused: the receiver cannot verify it')
     else log.info(fields, message ?? 'webhook rejected')
+    this.#delivered(code, event, startedAt)
     return answer
+  }
+
+  /** Every answer passes here once, refusals through `refuse`: the one place deliveries are counted. */
+  #delivered (code: ReceiveCode, event: AnyEvent | undefined, startedAt: number | undefined): void {
+    this.#stats.delivered(code)
+    this.#telemetry?.delivered(code, event, startedAt)
   }
 
   /** The answer for a refusal, without a log line. */
@@ -84,12 +99,12 @@ export class DeliveryPipeline {
 
   #verified (delivery: Delivery, verified: VerifyResult, now: number, log: WebhookLogger): ReceiveResult | Promise<ReceiveResult> {
     if (!verified.ok) {
-      return this.refuse(verified.code, log, { skewSeconds: roundSkew(verified.skewSeconds), bodyLength: delivery.rawBody.byteLength })
+      return this.refuse(verified.code, log, { skewSeconds: roundSkew(verified.skewSeconds), bodyLength: delivery.rawBody.byteLength }, undefined, undefined, now)
     }
     const parsed = parseEnvelope(delivery.rawBody)
-    if (!parsed.ok) return this.refuse(parsed.code, log, { bodyLength: delivery.rawBody.byteLength })
+    if (!parsed.ok) return this.refuse(parsed.code, log, { bodyLength: delivery.rawBody.byteLength }, undefined, undefined, now)
     const { event } = parsed
-    if (this.#lifecycle.closing) return this.refuse('CLOSING', log, { event: eventTag(event) })
+    if (this.#lifecycle.closing) return this.refuse('CLOSING', log, { event: eventTag(event) }, undefined, event, now)
     // An inbox that starts asynchronously is waited for until it has started; after
     // that, the check costs nothing.
     const starting = this.#lifecycle.starting
@@ -98,38 +113,40 @@ export class DeliveryPipeline {
   }
 
   #accept (event: AnyEvent, now: number, delivery: Delivery, secretIndex: number, log: WebhookLogger): ReceiveResult | Promise<ReceiveResult> {
-    if (this.#lifecycle.startFailed) return this.refuse('INBOX_UNAVAILABLE', log, { event: eventTag(event) })
+    if (this.#lifecycle.startFailed) return this.refuse('INBOX_UNAVAILABLE', log, { event: eventTag(event) }, undefined, event, now)
     // close() may have begun while the inbox was starting.
-    if (this.#lifecycle.closing) return this.refuse('CLOSING', log, { event: eventTag(event) })
+    if (this.#lifecycle.closing) return this.refuse('CLOSING', log, { event: eventTag(event) }, undefined, event, now)
     let accepted: AcceptOutcome | Promise<AcceptOutcome>
     try {
       accepted = this.#inbox.accept(event, now, delivery.whenAnswered)
     } catch (error) {
-      return this.#inboxFailed(event, error, log)
+      return this.#inboxFailed(event, error, log, now)
     }
     // A synchronous inbox (the in-memory one) answers without a promise hop.
-    if (typeof accepted === 'string') return this.#answer(accepted, event, secretIndex, log)
+    if (typeof accepted === 'string') return this.#answer(accepted, event, secretIndex, log, now)
     return accepted.then(
-      (outcome) => this.#answer(outcome, event, secretIndex, log),
-      (error: unknown) => this.#inboxFailed(event, error, log)
+      (outcome) => this.#answer(outcome, event, secretIndex, log, now),
+      (error: unknown) => this.#inboxFailed(event, error, log, now)
     )
   }
 
-  #inboxFailed (event: AnyEvent, error: unknown, log: WebhookLogger): ReceiveResult {
+  #inboxFailed (event: AnyEvent, error: unknown, log: WebhookLogger, now: number): ReceiveResult {
     log.error({ err: error, event: eventTag(event) }, 'the inbox failed to record the event')
-    return this.refuse('INBOX_UNAVAILABLE', log, { event: eventTag(event) })
+    return this.refuse('INBOX_UNAVAILABLE', log, { event: eventTag(event) }, undefined, event, now)
   }
 
-  #answer (outcome: AcceptOutcome, event: AnyEvent, secretIndex: number, log: WebhookLogger): ReceiveResult {
+  #answer (outcome: AcceptOutcome, event: AnyEvent, secretIndex: number, log: WebhookLogger, now: number): ReceiveResult {
     if (outcome === 'accepted') {
       if (log.isLevelEnabled?.('debug') !== false) log.debug({ event: eventTag(event), secretIndex }, 'webhook accepted')
+      this.#delivered('ACCEPTED', event, now)
       return ACCEPTED
     }
     if (outcome === 'duplicate') {
       log.info({ event: eventTag(event) }, 'duplicate webhook acknowledged, not dispatched again')
+      this.#delivered('DUPLICATE', event, now)
       return DUPLICATE
     }
-    return this.refuse(outcomeRefusal[outcome], log, { event: eventTag(event) })
+    return this.refuse(outcomeRefusal[outcome], log, { event: eventTag(event) }, undefined, event, now)
   }
 }
 

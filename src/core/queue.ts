@@ -4,6 +4,7 @@ import type { HandlerRun, InboxRuntime } from './inbox.js'
 import { backoffDelay } from './backoff.js'
 import { wakeOrTimeout } from './timeouts.js'
 import { Slots } from './slots.js'
+import { isThenable } from './thenable.js'
 
 interface QueuedEvent {
   event: AnyEvent
@@ -12,6 +13,8 @@ interface QueuedEvent {
   tasks: HandlerTask[]
   /** How many tasks are not yet settled (succeeded or failed for good). */
   unsettled: number
+  /** How many of its handlers are running now. */
+  running: number
   whenAnswered: ((callback: () => void) => void) | undefined
   /** In the list of unfinished events; false once it finished or was drained. */
   listed: boolean
@@ -59,6 +62,8 @@ export class MemoryQueue {
   #first: QueuedEvent | undefined
   #last: QueuedEvent | undefined
   #size = 0
+  // Events with a handler running now, for stats() and the queue gauge.
+  #running = 0
   // Events accepted since the last macrotask: one setImmediate starts them all.
   #starting: QueuedEvent[] = []
   readonly #backoffTimers = new Set<NodeJS.Timeout>()
@@ -74,12 +79,17 @@ export class MemoryQueue {
     return this.#size
   }
 
+  /** Events with at least one handler running now. */
+  get running (): number {
+    return this.#running
+  }
+
   push (event: AnyEvent, receivedAt: number, handlers: readonly RegisteredHandler[], whenAnswered?: (callback: () => void) => void): void {
     if (handlers.length === 0) {
       this.#runtime.logger.info({ event: { id: event.id, type: event.type } }, 'no handler for event type')
       return
     }
-    const queued: QueuedEvent = { event, receivedAt, tasks: [], unsettled: 0, whenAnswered, listed: true, previous: this.#last, next: undefined }
+    const queued: QueuedEvent = { event, receivedAt, tasks: [], unsettled: 0, running: 0, whenAnswered, listed: true, previous: this.#last, next: undefined }
     // A snapshot: the set of handlers to run is fixed at accept time, so a handler
     // registered meanwhile cannot run untracked (unseen by close()).
     for (const handler of handlers.length === 1 ? handlers : new Set(handlers)) {
@@ -123,7 +133,9 @@ export class MemoryQueue {
    * once it is dead-lettered).
    */
   #run (task: HandlerTask): boolean {
-    if (!task.queued.listed) return true
+    const { queued } = task
+    if (!queued.listed) return true
+    if (queued.running++ === 0) this.#running += 1
     let returned: unknown
     try {
       returned = this.#runtime.runHandler(task)
@@ -150,21 +162,28 @@ export class MemoryQueue {
     return false
   }
 
+  #ended (queued: QueuedEvent): void {
+    if (--queued.running === 0) this.#running -= 1
+  }
+
   #succeeded (task: HandlerTask): void {
+    this.#ended(task.queued)
     // A run that ended after shutdown aborted it was cut short, whether it threw
     // or returned: it stays unsettled, and close() dead-letters it as `shutdown`,
     // as the durable inboxes leave such an attempt unrecorded.
     if (this.#runtime.signal.aborted) return
+    this.#runtime.handlerSucceeded(task)
     this.#settle(task)
   }
 
   #failed (task: HandlerTask, error: unknown): Promise<void> | undefined {
+    this.#ended(task.queued)
     if (!task.queued.listed || this.#runtime.signal.aborted) return undefined
     const { attempt } = task
     const { retry } = this.#runtime.options
     if (attempt < retry.attempts) {
       const delay = backoffDelay(attempt, retry)
-      this.#runtime.logger.warn({ event: { id: task.event.id, type: task.event.type }, handler: task.handler.name, attempt, retryInMs: delay, err: error }, 'handler failed; will retry')
+      this.#runtime.handlerRetrying(task, error, delay)
       const timer = setTimeout(() => {
         this.#backoffTimers.delete(timer)
         this.#schedule(task, attempt + 1)
@@ -220,8 +239,4 @@ export class MemoryQueue {
     }
     return left
   }
-}
-
-function isThenable (value: unknown): value is PromiseLike<unknown> {
-  return value !== null && (typeof value === 'object' || typeof value === 'function') && typeof (value as { then?: unknown }).then === 'function'
 }

@@ -10,6 +10,10 @@ import { resolveOptions, type ResolvedOptions, type WebhooksOptions } from './op
 import { DeliveryPipeline, type Verifier } from './pipeline.js'
 import { HandlerRegistry, type HandlerOptions, type Registration } from './registry.js'
 import { HandlerRuntime } from './runtime.js'
+import { judgeHealth, type WebhookHealth } from './health.js'
+import { ReceiverStats, type QueueCounts, type WebhookStats } from './stats.js'
+import { Telemetry } from './telemetry.js'
+import type { OpenTelemetryApi } from './telemetry-types.js'
 
 /**
  * What differs between runtimes: how signatures are checked (node:crypto,
@@ -19,6 +23,8 @@ import { HandlerRuntime } from './runtime.js'
 export interface ReceiverPlatform {
   createVerifier (secrets: readonly string[]): Verifier
   defaultLogger (): WebhookLogger
+  /** `@opentelemetry/api`, where the runtime can load it synchronously and it is installed. */
+  openTelemetryApi? (): OpenTelemetryApi | undefined
 }
 
 /**
@@ -38,6 +44,7 @@ export class WebhookReceiver<I extends Inbox = Inbox> {
   readonly #registry: HandlerRegistry
   readonly #lifecycle: InboxLifecycle
   readonly #pipeline: DeliveryPipeline
+  readonly #stats = new ReceiverStats()
 
   constructor (options: WebhooksOptions<I>, platform: ReceiverPlatform) {
     this.options = resolveOptions(options)
@@ -46,9 +53,10 @@ export class WebhookReceiver<I extends Inbox = Inbox> {
     // Without an inbox option, I is the Inbox interface itself, which MemoryInbox is.
     this.inbox = options.inbox ?? new MemoryInbox() as Inbox as I
     this.#registry = new HandlerRegistry(this.inbox.durable === true)
-    const runtime = new HandlerRuntime(this.options, this.logger, this.#registry)
+    const telemetry = Telemetry.create(options.telemetry, platform.openTelemetryApi?.(), this.options.clock, () => this.#queueCounts(), this.options.maxQueueSize)
+    const runtime = new HandlerRuntime(this.options, this.logger, this.#registry, this.#stats, telemetry)
     this.#lifecycle = new InboxLifecycle(this.inbox, runtime, this.logger, this.options.closeGraceMs)
-    this.#pipeline = new DeliveryPipeline(this.options, platform.createVerifier(this.options.secrets), this.inbox, this.#lifecycle)
+    this.#pipeline = new DeliveryPipeline(this.options, platform.createVerifier(this.options.secrets), this.inbox, this.#lifecycle, this.#stats, telemetry)
   }
 
   /**
@@ -92,6 +100,26 @@ export class WebhookReceiver<I extends Inbox = Inbox> {
     if (typeof typeOrHandler === 'function') this.#registry.remove(typeOrHandler)
     else this.#registry.remove(maybeHandler, typeof typeOrHandler === 'string' ? [typeOrHandler] : typeOrHandler as readonly string[])
     return this
+  }
+
+  /** Counts since this receiver was made, in this process. Synchronous and cheap. */
+  stats (): WebhookStats {
+    return this.#stats.snapshot(this.#queueCounts())
+  }
+
+  /** `ok`, `degraded` or `closing`, with the reasons: for readiness probes and load shedding. */
+  health (): WebhookHealth {
+    const lifecycle = this.#lifecycle
+    return judgeHealth({
+      closing: lifecycle.closing,
+      start: lifecycle.starting !== undefined ? 'starting' : lifecycle.startFailed ? 'failed' : 'done',
+      inbox: this.inbox,
+      degradedQueueSize: this.options.degradedQueueSize
+    })
+  }
+
+  #queueCounts (): QueueCounts {
+    return { size: this.inbox.size ?? 0, running: this.inbox.running ?? 0 }
   }
 
   /** True once `close()` has been called: new deliveries get 503. */

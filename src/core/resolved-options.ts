@@ -27,5 +27,7 @@ export interface ResolvedOptions {
   bodyLimit: number
   retryAfterSeconds: number
   closeGraceMs: number
+  /** `health()` reports `degraded` from this many events accepted and not finished. */
+  degradedQueueSize: number
   clock: () => number
 }

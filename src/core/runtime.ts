@@ -4,6 +4,8 @@ import type { WebhookLogger } from './logger.js'
 import type { ResolvedOptions } from './options.js'
 import type { HandlerRegistry } from './registry.js'
 import { eventTag, RunContext } from './run-context.js'
+import type { ReceiverStats } from './stats.js'
+import type { Telemetry } from './telemetry.js'
 
 /**
  * What an inbox is given to run handlers with: the handlers for a type, one call
@@ -15,14 +17,19 @@ export class HandlerRuntime<Extra extends object = object> implements InboxRunti
   readonly options: ResolvedOptions
   readonly logger: WebhookLogger
   readonly #registry: HandlerRegistry
+  readonly #stats: ReceiverStats
+  // Undefined unless telemetry is on: a run then costs one field check.
+  readonly #telemetry: Telemetry | undefined
   // Made on first use: Workers forbid an AbortController at module scope, where a
   // receiver is usually built.
   #shutdown: AbortController | undefined
 
-  constructor (options: ResolvedOptions, logger: WebhookLogger, registry: HandlerRegistry) {
+  constructor (options: ResolvedOptions, logger: WebhookLogger, registry: HandlerRegistry, stats: ReceiverStats, telemetry: Telemetry | undefined) {
     this.options = options
     this.logger = logger
     this.#registry = registry
+    this.#stats = stats
+    this.#telemetry = telemetry
   }
 
   /** Aborted when `close()` runs out of its grace period. */
@@ -42,11 +49,26 @@ export class HandlerRuntime<Extra extends object = object> implements InboxRunti
   }
 
   runHandler (run: HandlerRun, extra?: Extra): unknown {
+    if (this.#telemetry !== undefined) return this.#telemetry.runHandler(run, () => this.#call(run, extra))
+    return this.#call(run, extra)
+  }
+
+  #call (run: HandlerRun, extra: Extra | undefined): unknown {
     const context = new RunContext(run, this.#shutdown?.signal ?? this.signal, this.logger)
     return run.handler.fn(run.event, extra === undefined ? context : Object.assign(context, extra))
   }
 
+  handlerSucceeded (): void {
+    this.#stats.succeeded += 1
+  }
+
+  handlerRetrying (run: HandlerRun, error: unknown, retryInMs: number): void {
+    this.#stats.retried += 1
+    this.logger.warn({ event: eventTag(run.event), handler: run.handler.name, attempt: run.attempt, retryInMs, err: error }, 'handler failed; will retry')
+  }
+
   async handlerFailed (run: HandlerRun, error: unknown): Promise<void> {
+    this.#stats.failed += 1
     const info = { handler: run.handler.name, attempts: run.attempt }
     for (const onError of this.#registry.errorHandlers) {
       await this.#callSafely('onError', run, () => onError(error, run.event, info))
@@ -62,6 +84,8 @@ export class HandlerRuntime<Extra extends object = object> implements InboxRunti
   }
 
   async deadLetter (entry: DeadLetter): Promise<void> {
+    this.#stats.deadLetters += 1
+    this.#telemetry?.deadLettered(entry.reason)
     this.logger.error({
       event: eventTag(entry.event),
       reason: entry.reason,

@@ -2,11 +2,13 @@ import type { Inbox } from './inbox.js'
 import type { WebhooksOptions } from './options.js'
 import { defaultLogger } from './pino-logger.js'
 import { WebhookReceiver, type ReceiverPlatform } from './receiver.js'
+import { loadOpenTelemetryApi } from './telemetry-node.js'
 import { createNodeVerifier } from './verify-node.js'
 
 const nodePlatform: ReceiverPlatform = {
   createVerifier: createNodeVerifier,
-  defaultLogger: () => defaultLogger()
+  defaultLogger: () => defaultLogger(),
+  openTelemetryApi: loadOpenTelemetryApi
 }
 
 /** The receiver for Node.js: signatures checked synchronously with node:crypto, logs through pino. */

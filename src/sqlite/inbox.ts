@@ -5,14 +5,15 @@ import { reportFailures, runAttempt } from '../core/attempt.js'
 import { backoffDelay } from '../core/backoff.js'
 import type { AnyEvent } from '../core/events.js'
 import { wakeOrTimeout } from '../core/timeouts.js'
-import { assertNotStarted, type AcceptOutcome, type Inbox, type InboxRuntime } from '../core/inbox.js'
+import { assertNotStarted, type AcceptOutcome, type Inbox, type InboxRuntime, type PurgeOptions, type PurgeResult } from '../core/inbox.js'
 import { defaults } from '../core/options.js'
-import { errorSummary, type DeadLetterQuery, type EventOutcome } from '../core/outcome.js'
+import { errorSummary, type DeadLetterQuery, type EventOutcome, type OutcomeState } from '../core/outcome.js'
 import { openSchema, type EventRow, type Statements } from './schema.js'
 import { resolveSqliteOptions, type ResolvedSqliteOptions, type SqliteInboxOptions } from './options.js'
 
 export type { SqliteInboxOptions } from './options.js'
 export type { DeadLetterQuery, EventOutcome, OutcomeState } from '../core/outcome.js'
+export type { PurgeOptions, PurgeResult } from '../core/inbox.js'
 
 /**
  * better-sqlite3 is an optional peer dependency, loaded only when a SQLite inbox
@@ -24,11 +25,6 @@ function loadDriver (): typeof BetterSqlite3 {
   } catch (error) {
     throw new Error('sir-webhooks: sqliteInbox() needs better-sqlite3 12.x; install it with `npm install better-sqlite3@12`', { cause: error })
   }
-}
-
-export interface PurgeResult {
-  done: number
-  dead: number
 }
 
 /**
@@ -100,6 +96,18 @@ export class SqliteInbox implements Inbox {
     }
   }
 
+  /** Events whose handlers this process is running now. */
+  get running (): number {
+    return this.#active.size
+  }
+
+  /** Events in the file by state, across every process sharing it. */
+  async counts (): Promise<Record<OutcomeState, number>> {
+    const counts: Record<OutcomeState, number> = { pending: 0, done: 0, dead: 0 }
+    for (const { state, count } of this.#open().countByState.all()) counts[state] = count
+    return counts
+  }
+
   accept (event: AnyEvent, receivedAt: number): AcceptOutcome {
     const transaction = this.#acceptTransaction
     if (transaction === undefined || this.#closing) return 'unavailable'
@@ -132,9 +140,17 @@ export class SqliteInbox implements Inbox {
     return changed
   }
 
-  /** Deletes done events past `retentionSeconds` and dead ones past `deadLetterRetentionSeconds`. */
-  async purge (): Promise<PurgeResult> {
+  /**
+   * Deletes done events past `retentionSeconds` and dead ones past
+   * `deadLetterRetentionSeconds`; with `before`, every done and dead event that
+   * finished before it. Pending events are never purged.
+   */
+  async purge (options: PurgeOptions = {}): Promise<PurgeResult> {
     const sql = this.#open()
+    if (options.before !== undefined) {
+      const before = options.before.getTime()
+      return { done: sql.purge.run({ state: 'done', before }).changes, dead: sql.purge.run({ state: 'dead', before }).changes }
+    }
     const now = this.#now()
     const retentionSeconds = this.#options.retentionSeconds ?? this.#runtime?.options.dedupe.ttlSeconds ?? defaults.dedupe.ttlSeconds
     const done = sql.purge.run({ state: 'done', before: now - retentionSeconds * 1000 }).changes

@@ -48,6 +48,7 @@ type Owned = { id: string, owner: string }
 export interface Statements {
   exists: Statement<[string], 1>
   countPending: Statement<[], number>
+  countByState: Statement<[], { state: 'pending' | 'done' | 'dead', count: number }>
   insert: Statement<[AcceptRow]>
   claim: Statement<[{ owner: string, now: number, leaseUntil: number, limit: number, running: string }], EventRow>
   renewLeases: Statement<[{ owner: string, leaseUntil: number, running: string }]>
@@ -83,6 +84,7 @@ function prepare (db: BetterSqlite3.Database): Statements {
   return {
     exists: db.prepare<[string], 1>('SELECT 1 FROM sir_webhook_events WHERE id = ?').pluck(),
     countPending: db.prepare<[], number>("SELECT count(*) FROM sir_webhook_events WHERE state = 'pending'").pluck(),
+    countByState: db.prepare<[], { state: 'pending' | 'done' | 'dead', count: number }>('SELECT state, count(*) AS count FROM sir_webhook_events GROUP BY state'),
     insert: db.prepare<[{ id: string, type: string, event: string, receivedAt: number }]>(
       "INSERT INTO sir_webhook_events (id, type, event, state, received_at, next_attempt_at) VALUES (@id, @type, @event, 'pending', @receivedAt, @receivedAt)"
     ),

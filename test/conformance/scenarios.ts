@@ -17,8 +17,12 @@ interface Setup {
   sendRequest: (request: { body: Uint8Array, headers: Record<string, string> }) => ReturnType<typeof post>
 }
 
+/** Every log a scenario's receiver wrote, for the test that scans them all for secrets. */
+export const scenarioLogs: CapturedLogs[] = []
+
 async function setUp (t: Test, adapter: AdapterHarness, options: Partial<WebhooksOptions> = {}): Promise<Setup> {
   const logs = captureLogs()
+  scenarioLogs.push(logs)
   const webhooks = new Webhooks({ secret: SECRET, logger: logs.logger, ...options })
   const running = await adapter.start(webhooks, { path: PATH })
   t.teardown(() => running.close())

@@ -35,12 +35,18 @@ export interface SignedRequestOptions {
   headers?: Record<string, string>
 }
 
+/** Every secret a request was signed with and every signature made: what must never be emitted. */
+export const signingSecrets = new Set<string>([SECRET])
+export const signaturesMade = new Set<string>()
+
 /** A request exactly as SIR Giving sends it: the body signed over its bytes. */
 export function signedRequest (body: string | Uint8Array | Envelope, options: SignedRequestOptions = {}): { body: Uint8Array, headers: Record<string, string> } {
   const bytes = typeof body === 'string'
     ? Buffer.from(body)
     : body instanceof Uint8Array ? body : Buffer.from(JSON.stringify(body))
   const signed = sign({ secret: options.secret ?? SECRET, rawBody: bytes, ...(options.timestamp === undefined ? {} : { timestamp: options.timestamp }) })
+  signingSecrets.add(options.secret ?? SECRET)
+  signaturesMade.add(signed.signature)
   const headers: Record<string, string> = {
     'user-agent': 'SIRGiving-Webhooks/1.0',
     'x-sir-signature': signed.signature,

@@ -1,6 +1,6 @@
 import { spawn, spawnSync } from 'node:child_process'
-import { createServer } from 'node:net'
 import { Redis } from 'ioredis'
+import { freePort } from './free-port.js'
 
 /**
  * A Redis for the BullMQ tests. `SIR_REDIS_URL` names one (`.ci/run` starts it);
@@ -27,17 +27,6 @@ async function ping (url: string, timeoutMs = 2000): Promise<boolean> {
   } finally {
     client.disconnect()
   }
-}
-
-async function freePort (): Promise<number> {
-  return await new Promise((resolve, reject) => {
-    const server = createServer()
-    server.once('error', reject)
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address()
-      server.close(() => { resolve(typeof address === 'object' && address !== null ? address.port : 0) })
-    })
-  })
 }
 
 function fail (reason: string): never {

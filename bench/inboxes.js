@@ -1,0 +1,168 @@
+#!/usr/bin/env node
+// Durable acknowledgement: `npm run bench:inboxes`. The same node:http receiver on
+// each inbox (memory, SQLite, Postgres, BullMQ), server on one core, autocannon on
+// the other, 50 connections, a fresh event id per request. Reports acknowledged/s,
+// p99, non-2xx, and how long the handlers take to finish the backlog once the load
+// stops. Method and the committed run: docs/performance.md ("Inboxes").
+import { execFileSync, spawn, spawnSync } from 'node:child_process'
+import { mkdtempSync, rmSync } from 'node:fs'
+import os from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { parseArgs } from 'node:util'
+import autocannon from 'autocannon'
+import { DeliverySource, PATH, SECRET } from './deliveries.js'
+import { freePort, startPostgresCluster } from '../test/helpers/postgres-cluster.js'
+
+const { values: flags } = parseArgs({
+  options: {
+    duration: { type: 'string', default: '10' },
+    connections: { type: 'string', default: '50' },
+    inboxes: { type: 'string', default: 'memory,sqlite,postgres,bullmq' },
+    'drain-limit': { type: 'string', default: '60' }
+  }
+})
+const durationSeconds = Number(flags.duration)
+const connections = Number(flags.connections)
+const drainLimitSeconds = Number(flags['drain-limit'])
+const here = (file) => fileURLToPath(new URL(file, import.meta.url))
+const cleanups = []
+
+function tasksetAvailable () {
+  return spawnSync('taskset', ['--version'], { stdio: 'ignore' }).status === 0
+}
+// Load generator on CPU 0, receiver on CPU 1. The stores (Postgres, Redis) are not
+// pinned: they are other processes, as they would be on other machines.
+const cpuCount = os.availableParallelism()
+const pinned = cpuCount >= 2 && tasksetAvailable()
+if (pinned) execFileSync('taskset', ['-a', '-p', '-c', '0', String(process.pid)], { stdio: 'ignore' })
+
+/** Where each inbox stores, started here unless given (SIR_POSTGRES_URL, SIR_REDIS_URL). */
+async function storeFor (kind) {
+  if (kind === 'memory') return ''
+  if (kind === 'sqlite') {
+    const dir = mkdtempSync(join(os.tmpdir(), 'sir-bench-'))
+    cleanups.push(() => rmSync(dir, { recursive: true, force: true }))
+    return join(dir, 'inbox.db')
+  }
+  if (kind === 'postgres') {
+    if (process.env.SIR_POSTGRES_URL) return process.env.SIR_POSTGRES_URL
+    // fsync on: the number is for commits that survive a power cut.
+    const cluster = await startPostgresCluster({ fsync: true })
+    cleanups.push(() => cluster.stop())
+    return cluster.url
+  }
+  if (kind === 'bullmq') {
+    if (process.env.SIR_REDIS_URL) return process.env.SIR_REDIS_URL
+    const port = await freePort()
+    const redis = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' })
+    cleanups.push(() => redis.kill('SIGTERM'))
+    await new Promise((resolve) => setTimeout(resolve, 500))
+    return `redis://127.0.0.1:${port}`
+  }
+  throw new Error(`unknown inbox ${kind}`)
+}
+
+function startServer (kind, target) {
+  const args = [here('./inbox-server.js'), kind, target]
+  const child = spawn(pinned ? 'taskset' : process.execPath, pinned ? ['-c', '1', process.execPath, ...args] : args, {
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    env: { ...process.env, SIR_BENCH_SECRET: SECRET, NODE_ENV: 'production' }
+  })
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${kind}: no "ready" within 30 s`)), 30_000)
+    child.once('message', (message) => { clearTimeout(timer); resolve({ child, port: message.port }) })
+    child.once('exit', (code) => { clearTimeout(timer); reject(new Error(`${kind}: exited with ${code} before it was ready`)) })
+  })
+}
+
+function ask (child, question) {
+  return new Promise((resolve) => {
+    child.once('message', (message) => resolve(message))
+    child.send(question)
+  })
+}
+
+async function stopServer (child) {
+  const exited = new Promise((resolve) => child.once('exit', resolve))
+  child.send('stop')
+  const timer = setTimeout(() => child.kill('SIGKILL'), 15_000)
+  await exited
+  clearTimeout(timer)
+}
+
+function load (port, duration) {
+  const source = new DeliverySource('sir', 'small')
+  source.selfCheck()
+  source.refresh()
+  return autocannon({
+    url: `http://127.0.0.1:${port}${PATH}`,
+    method: 'POST',
+    connections,
+    pipelining: 1,
+    duration,
+    requests: [{
+      setupRequest (request) {
+        const delivery = source.next()
+        request.headers = delivery.headers
+        request.body = delivery.body
+        return request
+      }
+    }]
+  })
+}
+
+async function run (kind) {
+  const target = await storeFor(kind)
+  const { child, port } = await startServer(kind, target)
+  try {
+    // A short warm-up: connections, JIT, prepared plans; its events drain before the run.
+    await load(port, 1)
+    const warm = await ask(child, 'handled')
+    const result = await load(port, durationSeconds)
+    const stoppedAt = Date.now()
+    const acknowledged = result['2xx']
+    let handled = 0
+    let drainSeconds = NaN
+    while (Date.now() - stoppedAt < drainLimitSeconds * 1000) {
+      handled = (await ask(child, 'handled')).handled - warm.handled
+      if (handled >= acknowledged) {
+        drainSeconds = (Date.now() - stoppedAt) / 1000
+        break
+      }
+      await new Promise((resolve) => setTimeout(resolve, 100))
+    }
+    return {
+      inbox: kind,
+      acknowledgedPerSecond: acknowledged / result.duration,
+      p50: result.latency.p50,
+      p99: result.latency.p99,
+      acknowledged,
+      non2xx: result.non2xx,
+      errors: result.errors + result.timeouts,
+      handled,
+      drainSeconds
+    }
+  } finally {
+    await stopServer(child)
+  }
+}
+
+const fmt = (value, digits = 0) => Number.isFinite(value) ? value.toFixed(digits) : 'n/a'
+const results = []
+try {
+  console.log(`# Inboxes: ${connections} connections, ${durationSeconds} s of load, ~300 B bodies, a fresh id per request; ${pinned ? 'receiver on CPU 1, load on CPU 0 (taskset)' : 'not pinned'}`)
+  console.log(`# node ${process.version}, ${os.cpus()[0]?.model ?? 'unknown CPU'} x ${cpuCount}, load average ${os.loadavg().map((load) => load.toFixed(1)).join(' ')} before the run\n`)
+  for (const kind of flags.inboxes.split(',')) {
+    const row = await run(kind)
+    results.push(row)
+    console.log(`${kind.padEnd(9)} ${fmt(row.acknowledgedPerSecond).padStart(6)} ack/s  p50 ${fmt(row.p50, 1)} ms  p99 ${fmt(row.p99, 1)} ms  non-2xx ${row.non2xx}  errors ${row.errors}  drained in ${row.drainSeconds >= 0 ? fmt(row.drainSeconds, 1) + ' s' : `more than ${drainLimitSeconds} s (${row.handled} of ${row.acknowledged})`}`)
+  }
+  console.log('\n| inbox | acknowledged/s | p50 ms | p99 ms | non-2xx | errors | backlog drained after the load |')
+  console.log('|---|---|---|---|---|---|---|')
+  for (const row of results) {
+    console.log(`| ${row.inbox} | ${fmt(row.acknowledgedPerSecond)} | ${fmt(row.p50, 1)} | ${fmt(row.p99, 1)} | ${row.non2xx} | ${row.errors} | ${row.drainSeconds >= 0 ? fmt(row.drainSeconds, 1) + ' s' : `> ${drainLimitSeconds} s`} |`)
+  }
+} finally {
+  for (const cleanup of cleanups.reverse()) cleanup()
+}

@@ -1,0 +1,24 @@
+import type { PurgeOptions } from './inbox.js'
+import { defaults } from './options.js'
+import type { ResolvedOptions } from './resolved-options.js'
+
+export interface RetentionOptions {
+  /** How long done events are kept; default the receiver's dedupe window. */
+  retentionSeconds?: number | undefined
+  /** How long dead events are kept; default until re-driven or purged by hand. */
+  deadLetterRetentionSeconds?: number | undefined
+}
+
+/**
+ * What a durable inbox's purge deletes: done and dead events finished before
+ * these moments (ms since the epoch; `dead` undefined keeps every dead letter).
+ * With `before`, both are that moment; without, each retention counts back from now.
+ * Done events are kept as long as duplicates are caught, so a purge never lets a
+ * late duplicate through.
+ */
+export function purgeCutoffs (now: number, options: PurgeOptions, retention: RetentionOptions, receiver: ResolvedOptions | undefined): { done: number, dead: number | undefined } {
+  if (options.before !== undefined) return { done: options.before.getTime(), dead: options.before.getTime() }
+  const retentionSeconds = retention.retentionSeconds ?? receiver?.dedupe.ttlSeconds ?? defaults.dedupe.ttlSeconds
+  const deadSeconds = retention.deadLetterRetentionSeconds
+  return { done: now - retentionSeconds * 1000, dead: deadSeconds === undefined ? undefined : now - deadSeconds * 1000 }
+}

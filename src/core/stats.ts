@@ -1,0 +1,73 @@
+import { refusalStatus, type RefusalCode } from './errors.js'
+import type { ReceiveCode } from './delivery.js'
+
+/** What `webhooks.stats()` returns: counts since this receiver was made, in this process. */
+export interface WebhookStats {
+  deliveries: {
+    /** Deliveries answered 2xx that queued their event. */
+    accepted: number
+    /** Deliveries answered 2xx for an event already recorded. */
+    duplicate: number
+    /** Deliveries answered with an error status, whatever the reason. */
+    refused: number
+    /** `refused`, by the code the receiver answered with; every code is present. */
+    refusedBy: Record<RefusalCode, number>
+  }
+  queue: {
+    /** Events accepted and not finished that no handler of this process is running now. */
+    waiting: number
+    /** Events a handler of this process is running now. */
+    running: number
+  }
+  handlers: {
+    /** Handler runs that finished. */
+    succeeded: number
+    /** Failed handler runs that will be tried again. */
+    retried: number
+    /** Handler runs that failed for good: their last attempt. */
+    failed: number
+  }
+  /** Events dead-lettered: a handler failed for good, or shutdown came first. */
+  deadLetters: number
+}
+
+/** Events accepted and not finished (what `maxQueueSize` counts), and those running here now. */
+export interface QueueCounts {
+  size: number
+  running: number
+}
+
+const refusalCodes = Object.keys(refusalStatus) as RefusalCode[]
+
+/**
+ * The receiver's counters. Plain fields bumped in place: on the hot path a
+ * delivery costs one increment here, whether or not OpenTelemetry is on.
+ */
+export class ReceiverStats {
+  accepted = 0
+  duplicate = 0
+  refused = 0
+  readonly refusedBy = Object.fromEntries(refusalCodes.map((code) => [code, 0])) as Record<RefusalCode, number>
+  succeeded = 0
+  retried = 0
+  failed = 0
+  deadLetters = 0
+
+  delivered (code: ReceiveCode): void {
+    if (code === 'ACCEPTED') this.accepted += 1
+    else if (code === 'DUPLICATE') this.duplicate += 1
+    else {
+      this.refused += 1
+      this.refusedBy[code] += 1
+    }
+  }
+
+  snapshot (queue: QueueCounts): WebhookStats {
+    return {
+      deliveries: { accepted: this.accepted, duplicate: this.duplicate, refused: this.refused, refusedBy: { ...this.refusedBy } },
+      queue: { waiting: Math.max(0, queue.size - queue.running), running: queue.running },
+      handlers: { succeeded: this.succeeded, retried: this.retried, failed: this.failed },
+      deadLetters: this.deadLetters
+    }
+  }
+}

@@ -1,0 +1,131 @@
+import type { Client } from 'pg'
+import type { WebhookLogger } from '../core/logger.js'
+
+const RECONNECT_MS = 1_000
+const COUNT_LOCK_TIMEOUT_MS = 1_000
+
+/**
+ * The inbox's one connection outside the pool. It LISTENs for the wake-ups that
+ * accepts (in any instance) send on commit, and it counts attempts: that count
+ * must commit while the claiming transaction is still open, and taking a second
+ * pool client for it could wait forever on a pool whose every client is running
+ * a handler. Lost, it reconnects every second; meanwhile polling finds the work,
+ * and claims wait, since an attempt that cannot be counted is not started.
+ */
+export class ControlConnection {
+  readonly #makeClient: () => Client
+  readonly #channel: string
+  readonly #onWake: () => void
+  readonly #logger: WebhookLogger
+  readonly #countStatement: (idLiterals: string[]) => string
+  readonly #counts: Array<{ id: string, resolve: () => void, reject: (error: unknown) => void }> = []
+  #counting = false
+  #client: Client | undefined
+  #connecting: Promise<void> | undefined
+  #reconnectTimer: NodeJS.Timeout | undefined
+  #closed = false
+  #lastError: unknown
+
+  constructor (makeClient: () => Client, channel: string, countStatement: (idLiterals: string[]) => string, onWake: () => void, logger: WebhookLogger) {
+    this.#makeClient = makeClient
+    this.#countStatement = countStatement
+    this.#channel = channel
+    this.#onWake = onWake
+    this.#logger = logger
+  }
+
+  get connected (): boolean {
+    return this.#client !== undefined
+  }
+
+  /** The last reason the connection failed, while it is down. */
+  get lastError (): unknown {
+    return this.#client === undefined ? this.#lastError : undefined
+  }
+
+  /** Connects and listens; on failure, keeps trying in the background and resolves anyway. */
+  async open (): Promise<void> {
+    this.#connecting ??= this.#connect().finally(() => { this.#connecting = undefined })
+    await this.#connecting
+  }
+
+  /**
+   * Adds one to the event's attempts. Counts asked for while one is being written
+   * go together in the next statement: one client runs one query at a time.
+   * Committed without waiting for the WAL flush: a server crash may forget an
+   * attempt, which costs one more try; a process crash loses nothing, and the
+   * fsync would cost every event.
+   */
+  async countAttempt (id: string): Promise<void> {
+    return await new Promise((resolve, reject) => {
+      this.#counts.push({ id, resolve, reject })
+      if (!this.#counting) void this.#writeCounts()
+    })
+  }
+
+  async #writeCounts (): Promise<void> {
+    this.#counting = true
+    while (this.#counts.length > 0) {
+      const batch = this.#counts.splice(0)
+      const client = this.#client
+      try {
+        if (client === undefined) throw new Error('the inbox lost its control connection; the attempt cannot be counted yet')
+        const ids = batch.map(({ id }) => client.escapeLiteral(id))
+        // Statements in one simple query run as one implicit transaction, which SET
+        // LOCAL applies to; an error rolls it back and leaves the session clean. The
+        // lock timeout breaks a wait the server cannot see as a deadlock: the workers
+        // wait for this count while holding their claims, and a LOCK TABLE queued
+        // behind those claims (a migration, VACUUM FULL) would block the count forever.
+        await client.query(`SET LOCAL synchronous_commit TO off; SET LOCAL lock_timeout TO ${COUNT_LOCK_TIMEOUT_MS}; ${this.#countStatement(ids)}`)
+        for (const waiting of batch) waiting.resolve()
+      } catch (error) {
+        for (const waiting of batch) waiting.reject(error)
+      }
+    }
+    this.#counting = false
+  }
+
+  async close (): Promise<void> {
+    this.#closed = true
+    clearTimeout(this.#reconnectTimer)
+    await this.#connecting?.catch(() => {})
+    const client = this.#client
+    this.#client = undefined
+    await client?.end().catch(() => {})
+  }
+
+  async #connect (): Promise<void> {
+    const client = this.#makeClient()
+    client.on('error', (error) => { this.#lost(client, error) })
+    client.on('end', () => { this.#lost(client, new Error('the control connection ended')) })
+    client.on('notification', () => { this.#onWake() })
+    try {
+      await client.connect()
+      await client.query(`LISTEN "${this.#channel}"`)
+    } catch (error) {
+      this.#lost(client, error)
+      return
+    }
+    if (this.#closed) {
+      await client.end().catch(() => {})
+      return
+    }
+    this.#client = client
+    this.#lastError = undefined
+    // Notifications sent while it was down are lost: look for work now.
+    this.#onWake()
+  }
+
+  #lost (client: Client, error: unknown): void {
+    if (this.#client === client) this.#client = undefined
+    client.end().catch(() => {})
+    if (this.#closed || this.#reconnectTimer !== undefined) return
+    this.#lastError = error
+    this.#logger.error({ err: error }, 'the Postgres inbox lost its control connection (LISTEN, attempt counts); reconnecting')
+    this.#reconnectTimer = setTimeout(() => {
+      this.#reconnectTimer = undefined
+      void this.open()
+    }, RECONNECT_MS)
+    this.#reconnectTimer.unref()
+  }
+}

@@ -1,0 +1,155 @@
+import type { AnyEvent } from '../core/events.js'
+import type { EventOutcome, OutcomeState } from '../core/outcome.js'
+import { quoted } from './schema.js'
+
+/** An `events` row as the claim and the outcome queries return it (bigints come back as strings). */
+export interface EventRow {
+  id: string
+  type: string
+  event: AnyEvent
+  state: OutcomeState
+  received_at: string
+  last_error: string | null
+  finished_at: string | null
+  started: number
+}
+
+export interface ClaimedRow extends EventRow {
+  succeeded: string[]
+}
+
+/** A value as an SQL literal: `client.escapeLiteral` for text, an integer for numbers, NULL for null. */
+export type Literal = (value: string | number | null) => string
+
+/**
+ * The SQL of one inbox, for its schema. Most take numbered parameters. The
+ * worker's statements are simple queries of several statements each, one round
+ * trip where parameters would need one per statement: their values come in as
+ * literals, escaped by the client (`Literal`).
+ */
+export interface Queries {
+  /** $1 ids, $2 types, $3 events (JSON text), $4 received_at: the ids actually inserted (the others were there already); wakes every instance. */
+  acceptBatch: string
+  wakeChannel: string
+  countPending: string
+  /**
+   * Opens the worker's transaction, claims in it the oldest due event nobody
+   * holds, and opens the savepoint for its first handler.
+   */
+  beginAndClaim (now: number): string
+  /** Attempts started, counted on another connection in a simple (unparameterised) query: the ids come as escaped literals. */
+  countAttempts (idLiterals: string[]): string
+  /** A handler succeeded: its record, in its savepoint, which is then released. */
+  recordHandled (literal: Literal, id: string, handler: string, now: number): string
+  /** The event is done or dead, and the transaction commits. */
+  finishAndCommit (literal: Literal, id: string, state: 'done' | 'dead', now: number, lastError: string | null): string
+  /** The event runs again at `nextAttemptAt`, and the transaction commits. */
+  retryLaterAndCommit (literal: Literal, id: string, nextAttemptAt: number, lastError: string): string
+  /** $1 id */
+  outcome: string
+  /** $1 limit */
+  deadLetters: string
+  /** $1 id, $2 now, $3 channel */
+  redrive: string
+  /** $1 state, $2 before */
+  purge: string
+  countByState: string
+}
+
+const EVENT_COLUMNS = 'e.id, e.type, e.event, e.state, e.received_at, e.last_error, e.finished_at, coalesce(a.started, 0) AS started'
+
+export function queriesFor (schema: string, handlerSynchronousCommit: boolean): Queries {
+  const s = quoted(schema)
+  // An event's transaction commits without waiting for the WAL flush unless asked
+  // to: should the server crash before the flush, the handlers' writes, their
+  // success records and the event's state are lost together, so the event is
+  // pending again and runs again, still once in effect. The accept, which no
+  // retry could bring back, always waits for the flush.
+  // A plain name (the schema is [a-z0-9_]), so it can stand in the SQL as written.
+  const wakeChannel = `${schema}_events`
+  const begin = handlerSynchronousCommit ? 'BEGIN' : 'BEGIN; SET LOCAL synchronous_commit TO off'
+  return {
+    // The NOTIFY rides in the same statement (one round trip less per batch) and,
+    // like the rows, is delivered only if the transaction commits.
+    acceptBatch: `
+      WITH inserted AS (
+        INSERT INTO ${s}.events (id, type, event, received_at, next_attempt_at)
+        SELECT id, type, event::jsonb, received_at, received_at
+        FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[]) AS batch (id, type, event, received_at)
+        ON CONFLICT (id) DO NOTHING
+        RETURNING id
+      )
+      SELECT inserted.id FROM inserted CROSS JOIN (SELECT pg_notify('${wakeChannel}', '')) AS wake`,
+    wakeChannel,
+    countPending: `SELECT count(*)::integer AS pending FROM ${s}.events WHERE state = 'pending'`,
+    // FOR NO KEY UPDATE, not FOR UPDATE: it excludes every other claim (and any
+    // UPDATE) just the same, but lets the attempt counter's foreign key check on
+    // another connection take its KEY SHARE lock on the row instead of waiting for
+    // this very transaction.
+    beginAndClaim: (now) => `
+      ${begin};
+      SELECT ${EVENT_COLUMNS},
+        coalesce((SELECT array_agg(h.handler) FROM ${s}.handled h WHERE h.event_id = e.id), '{}') AS succeeded
+      FROM ${s}.events e LEFT JOIN ${s}.attempts a ON a.event_id = e.id
+      WHERE e.state = 'pending' AND e.next_attempt_at <= ${integer(now)}
+      ORDER BY e.next_attempt_at
+      LIMIT 1
+      FOR NO KEY UPDATE OF e SKIP LOCKED;
+      SAVEPOINT sir_handler`,
+    countAttempts: (idLiterals) => `
+      INSERT INTO ${s}.attempts (event_id, started) VALUES ${idLiterals.map((id) => `(${id}, 1)`).join(', ')}
+      ON CONFLICT (event_id) DO UPDATE SET started = ${s}.attempts.started + 1`,
+    recordHandled: (literal, id, handler, now) => `
+      INSERT INTO ${s}.handled (event_id, handler, handled_at) VALUES (${literal(id)}, ${literal(handler)}, ${literal(now)});
+      RELEASE SAVEPOINT sir_handler`,
+    finishAndCommit: (literal, id, state, now, lastError) => `
+      UPDATE ${s}.events SET state = ${literal(state)}, finished_at = ${literal(now)}, last_error = coalesce(${literal(lastError)}, last_error)
+      WHERE id = ${literal(id)};
+      COMMIT`,
+    retryLaterAndCommit: (literal, id, nextAttemptAt, lastError) => `
+      UPDATE ${s}.events SET next_attempt_at = ${literal(nextAttemptAt)}, last_error = ${literal(lastError)} WHERE id = ${literal(id)};
+      COMMIT`,
+    outcome: `SELECT ${EVENT_COLUMNS} FROM ${s}.events e LEFT JOIN ${s}.attempts a ON a.event_id = e.id WHERE e.id = $1`,
+    deadLetters: `
+      SELECT ${EVENT_COLUMNS} FROM ${s}.events e LEFT JOIN ${s}.attempts a ON a.event_id = e.id
+      WHERE e.state = 'dead' ORDER BY e.finished_at, e.id LIMIT $1`,
+    // One statement: the event is pending again, its attempts start from 0, and
+    // every instance is woken, or none of it happened. Handlers that succeeded
+    // keep their record and are not run again.
+    redrive: `
+      WITH revived AS (
+        UPDATE ${s}.events SET state = 'pending', next_attempt_at = $2, finished_at = NULL
+        WHERE id = $1 AND state = 'dead' RETURNING id
+      ), reset AS (
+        UPDATE ${s}.attempts SET started = 0 WHERE event_id IN (SELECT id FROM revived)
+      )
+      SELECT id, pg_notify($3, '') FROM revived`,
+    purge: `DELETE FROM ${s}.events WHERE state = $1 AND finished_at < $2`,
+    countByState: `SELECT state, count(*) AS count FROM ${s}.events GROUP BY state`
+  }
+}
+
+/** Times are whole milliseconds; a fractional clock reading is cut, anything else is refused. */
+function integer (value: number): string {
+  if (!Number.isFinite(value)) throw new TypeError(`sir-webhooks: expected a number for SQL, got ${value}`)
+  return String(Math.floor(value))
+}
+
+/** Literals for the worker's simple queries: text escaped by the client, integers checked. */
+export function literalsOf (escapeText: (text: string) => string): Literal {
+  return (value) => value === null ? 'NULL' : typeof value === 'number' ? integer(value) : escapeText(value)
+}
+
+export function toOutcome (row: EventRow): EventOutcome {
+  const outcome: EventOutcome = {
+    id: row.id,
+    type: row.type,
+    state: row.state,
+    receivedAt: new Date(Number(row.received_at)),
+    attempts: row.started,
+    event: row.event
+  }
+  if (row.last_error !== null) outcome.lastError = row.last_error
+  if (row.finished_at !== null) outcome.finishedAt = new Date(Number(row.finished_at))
+  return outcome
+}

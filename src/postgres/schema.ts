@@ -1,0 +1,117 @@
+import type { ClientBase } from 'pg'
+
+/**
+ * The inbox's tables, one migration per version. A migration never changes once
+ * released: a new version appends one. Times are milliseconds since the epoch on
+ * the receivers' clocks (as in the SQLite inbox), so `clock` moves them in tests.
+ *
+ * - `events`: one row per event id. The id is the primary key, so the INSERT
+ *   that queues an event is also the one that deduplicates it. A worker's claim
+ *   is its transaction's row lock on the event's row.
+ * - `handled`: one row per handler that succeeded, written in the transaction
+ *   that holds that handler's own writes: both commit, or neither does.
+ * - `attempts`: attempts started, kept apart from `events` because it is written
+ *   outside the claiming transaction, on another connection, so that an attempt
+ *   cut short by a crash (whose transaction rolls back) still counts.
+ */
+const migrations: ReadonlyArray<(schema: string) => string> = [
+  (s) => `
+CREATE TABLE ${s}.events (
+  id text PRIMARY KEY,
+  type text NOT NULL,
+  event jsonb NOT NULL,
+  state text NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'done', 'dead')),
+  received_at bigint NOT NULL,
+  next_attempt_at bigint NOT NULL,
+  last_error text,
+  finished_at bigint
+);
+CREATE INDEX events_due ON ${s}.events (next_attempt_at) WHERE state = 'pending';
+CREATE INDEX events_finished ON ${s}.events (state, finished_at) WHERE state <> 'pending';
+CREATE TABLE ${s}.handled (
+  event_id text NOT NULL REFERENCES ${s}.events (id) ON DELETE CASCADE,
+  handler text NOT NULL,
+  handled_at bigint NOT NULL,
+  PRIMARY KEY (event_id, handler)
+);
+CREATE TABLE ${s}.attempts (
+  event_id text PRIMARY KEY REFERENCES ${s}.events (id) ON DELETE CASCADE,
+  started integer NOT NULL
+);`
+]
+
+export const SCHEMA_VERSION = migrations.length
+
+export class SchemaError extends Error {
+  constructor (message: string) {
+    super(`sir-webhooks: ${message}`)
+    this.name = 'SchemaError'
+  }
+}
+
+/** The schema name as SQL: validated by the options to plain lower-case letters, digits and `_`, quoted anyway. */
+export function quoted (schema: string): string {
+  return `"${schema.replaceAll('"', '""')}"`
+}
+
+function preamble (s: string): string {
+  return `CREATE SCHEMA IF NOT EXISTS ${s};
+CREATE TABLE IF NOT EXISTS ${s}.migrations (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now());`
+}
+
+/**
+ * The SQL that brings a schema from `fromVersion` (0: nothing there yet) to this
+ * version, for teams that run migrations themselves.
+ */
+export function migrationSql (schema: string, fromVersion = 0): string {
+  const s = quoted(schema)
+  const steps = migrations.slice(fromVersion).map((migration, index) => {
+    const version = fromVersion + index + 1
+    return `-- version ${version}${migration(s)}\nINSERT INTO ${s}.migrations (version) VALUES (${version});`
+  })
+  return `-- sir-webhooks Postgres inbox, schema version ${fromVersion} to ${SCHEMA_VERSION}\nBEGIN;\n${preamble(s)}\n${steps.join('\n')}\nCOMMIT;\n`
+}
+
+async function currentVersion (client: ClientBase, schema: string): Promise<number | undefined> {
+  const { rows } = await client.query<{ exists: boolean }>(
+    "SELECT to_regclass($1) IS NOT NULL AS exists", [`${quoted(schema)}.migrations`])
+  if (rows[0]?.exists !== true) return undefined
+  const version = await client.query<{ version: number | null }>(`SELECT max(version) AS version FROM ${quoted(schema)}.migrations`)
+  return version.rows[0]?.version ?? 0
+}
+
+function tooNew (schema: string, version: number): SchemaError {
+  return new SchemaError(`the tables in schema "${schema}" are at version ${version}, written by a newer sir-webhooks; this one knows version ${SCHEMA_VERSION}`)
+}
+
+/**
+ * Brings the schema to this version in one transaction under an advisory lock,
+ * so that many instances starting at once apply each migration once: the
+ * others wait for the lock, then find nothing left to do.
+ */
+export async function migrate (client: ClientBase, schema: string): Promise<void> {
+  const s = quoted(schema)
+  await client.query('BEGIN')
+  try {
+    await client.query("SELECT pg_advisory_xact_lock(hashtextextended('sir-webhooks:' || $1, 0))", [schema])
+    await client.query(preamble(s))
+    const version = await currentVersion(client, schema) ?? 0
+    if (version > SCHEMA_VERSION) throw tooNew(schema, version)
+    for (let next = version + 1; next <= SCHEMA_VERSION; next++) {
+      await client.query(migrations[next - 1]!(s))
+      await client.query(`INSERT INTO ${s}.migrations (version) VALUES ($1)`, [next])
+    }
+    await client.query('COMMIT')
+  } catch (error) {
+    await client.query('ROLLBACK').catch(() => {})
+    throw error
+  }
+}
+
+/** With `migrate: false`: the tables must already be at this version. */
+export async function checkSchema (client: ClientBase, schema: string): Promise<void> {
+  const version = await currentVersion(client, schema)
+  if (version === SCHEMA_VERSION) return
+  if (version !== undefined && version > SCHEMA_VERSION) throw tooNew(schema, version)
+  throw new SchemaError(`the tables in schema "${schema}" are ${version === undefined ? 'missing' : `at version ${version}`}, this sir-webhooks needs version ${SCHEMA_VERSION}: apply the SQL printed by \`sir-webhooks migrate --print --schema ${schema}\`, or leave "migrate" on`)
+}

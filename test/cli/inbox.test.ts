@@ -1,0 +1,148 @@
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { randomUUID } from 'node:crypto'
+import t, { type Test } from 'tap'
+import { Webhooks, type Delivery, type Inbox } from '../../src/index.js'
+import { sqliteInbox } from '../../src/sqlite/inbox.js'
+import { bullmqInbox } from '../../src/bullmq/inbox.js'
+import { postgresInbox } from '../../src/postgres/inbox.js'
+import { postgresForTests } from '../helpers/postgres.js'
+import { captureLogs } from '../helpers/logs.js'
+import { SECRET, actionCompleted, eventually, signedRequest } from '../helpers/deliveries.js'
+import { redisForTests } from '../helpers/redis.js'
+import { ensureBuilt, runCli } from './helpers.js'
+
+ensureBuilt()
+
+function delivery (body: ReturnType<typeof actionCompleted>): Delivery {
+  const request = signedRequest(body)
+  return { contentType: 'application/json', signature: request.headers['x-sir-signature'], timestamp: request.headers['x-sir-timestamp'], rawBody: request.body }
+}
+
+/**
+ * A receiver whose one handler fails (one attempt: the event dies at once) until
+ * `fix()`; then a re-driven event succeeds. The test drives the CLI against the
+ * inbox's store while the receiver runs, as an operator would.
+ */
+async function deadLetterIn (t: Test, inbox: Inbox): Promise<{ webhooks: Webhooks, id: string, fix: () => void }> {
+  let broken = true
+  const webhooks = new Webhooks({ secret: SECRET, logger: captureLogs().logger, inbox, retry: { attempts: 1 } })
+  t.teardown(() => webhooks.close())
+  webhooks.on('action.completed', async function creditPartner () {
+    if (broken) throw new Error('partner API answered 502\nwith a second line')
+  })
+  const event = actionCompleted()
+  t.equal((await webhooks.receive(delivery(event))).code, 'ACCEPTED')
+  await eventually(() => webhooks.stats().deadLetters === 1, 15_000, 'the event to die')
+  return { webhooks, id: event.id, fix: () => { broken = false } }
+}
+
+async function operatorFlow (t: Test, store: string[], inbox: Inbox & { outcome: NonNullable<Inbox['outcome']> }): Promise<void> {
+  const { id, fix } = await deadLetterIn(t, inbox)
+
+  const dead = await runCli(['inbox', 'dead', ...store])
+  t.equal(dead.code, 0, dead.stderr)
+  t.match(dead.stdout, /^ID\s+TYPE\s+ATTEMPTS\s+LAST ERROR\s+DEAD SINCE\n/, 'a table with a header')
+  t.match(dead.stdout, new RegExp(`${id}\\s+action\\.completed\\s+1\\s+creditPartner: Error: partner API answered 502 with a[^\\n]*…\\s+\\d{4}-\\d\\d-\\d\\dT`), 'one row per dead letter, the error on one line')
+
+  const deadJson = await runCli(['inbox', 'dead', '--json', ...store])
+  t.equal(deadJson.code, 0, deadJson.stderr)
+  t.match(JSON.parse(deadJson.stdout), [{ id, type: 'action.completed', state: 'dead', attempts: 1, lastError: /partner API answered 502/ }])
+
+  const shown = await runCli(['inbox', 'show', id, ...store])
+  t.equal(shown.code, 0, shown.stderr)
+  t.match(shown.stdout, new RegExp(`id\\s+${id}\\n`))
+  t.match(shown.stdout, /state\s+dead\n/)
+  t.match(shown.stdout, /"tokensDistributed": 50/, 'with the event itself')
+  const shownJson = JSON.parse((await runCli(['inbox', 'show', id, '--json', ...store])).stdout) as Record<string, unknown>
+  t.match(shownJson, { id, state: 'dead', event: { id, type: 'action.completed' } })
+
+  const stats = JSON.parse((await runCli(['inbox', 'stats', '--json', ...store])).stdout) as Record<string, number>
+  t.match(stats, { pending: 0, done: 0, dead: 1 })
+
+  fix()
+  const redrive = await runCli(['inbox', 'redrive', id, ...store])
+  t.equal(redrive.code, 0, redrive.stderr)
+  t.match(redrive.stdout, `re-drove ${id}`)
+  await waitForState(inbox, id, 'done')
+  t.pass('the running receiver ran the re-driven event, and it succeeded')
+
+  const again = await runCli(['inbox', 'redrive', id, ...store])
+  t.equal(again.code, 1, 'no dead event by that id any more: exit 1')
+  t.match(again.stderr, `no dead event with id "${id}"`)
+  const missing = await runCli(['inbox', 'show', 'evt_never_seen', ...store])
+  t.equal(missing.code, 1)
+
+  const table = await runCli(['inbox', 'stats', ...store])
+  t.match(table.stdout, /^STATE\s+EVENTS\npending\s+0\ndone\s+1\ndead\s+0\n$/)
+
+  const kept = JSON.parse((await runCli(['inbox', 'purge', '--before', '2000-01-01', '--json', ...store])).stdout) as Record<string, unknown>
+  t.match(kept, { done: 0, dead: 0 }, 'nothing finished before 2000')
+  const purged = await runCli(['inbox', 'purge', '--before', new Date(Date.now() + 60_000).toISOString(), ...store])
+  t.equal(purged.code, 0, purged.stderr)
+  t.match(purged.stdout, /purged 1 done and 0 dead event/)
+  t.equal(await inbox.outcome(id), undefined, 'gone from the store')
+}
+
+async function waitForState (inbox: { outcome: NonNullable<Inbox['outcome']> }, id: string, state: string): Promise<void> {
+  const deadline = Date.now() + 15_000
+  while ((await inbox.outcome(id))?.state !== state) {
+    if (Date.now() > deadline) throw new Error(`event ${id} did not reach ${state}`)
+    await new Promise((resolve) => setTimeout(resolve, 50))
+  }
+}
+
+t.test('SQLite: lists, shows, re-drives and purges a dead letter', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'sir-cli-inbox-'))
+  t.teardown(() => { rmSync(dir, { recursive: true, force: true }) })
+  const path = join(dir, 'inbox.db')
+  await operatorFlow(t, ['--store', `sqlite:${path}`], sqliteInbox({ path, pollIntervalMs: 50 }))
+})
+
+t.test('Redis (BullMQ): lists, shows, re-drives and purges a dead letter', async (t) => {
+  const redis = await redisForTests(t)
+  if (redis.url === undefined) {
+    t.comment(`skipped, needs Redis: ${redis.reason}`)
+    return
+  }
+  const queueName = `cli-${randomUUID()}`
+  await operatorFlow(t, ['--store', redis.url, '--queue', queueName], bullmqInbox({ connection: redis.connection, queueName }))
+})
+
+t.test('Postgres: lists, shows, re-drives and purges a dead letter', async (t) => {
+  const postgres = await postgresForTests(t)
+  if (postgres.url === undefined) {
+    t.comment(`skipped, needs PostgreSQL: ${postgres.reason}`)
+    return
+  }
+  const schema = `cli_${randomUUID().replaceAll('-', '')}`
+  await operatorFlow(t, ['--store', postgres.url, '--schema', schema], postgresInbox({ connectionString: postgres.url, schema, pollIntervalMs: 50 }))
+})
+
+t.test('usage errors exit 2 and name the problem, without echoing a password', async (t) => {
+  const cases: Array<[string[], RegExp]> = [
+    [['inbox', 'stats'], /--store is required \(or set SIR_WEBHOOKS_STORE\)/],
+    [['inbox', 'stats', '--store', 'mongodb://admin:hunter2@db/x'], /--store must be sqlite:PATH, redis:/],
+    [['inbox', 'stats', '--store', 'sqlite:/nonexistent/inbox.db'], /no SQLite file at "\/nonexistent\/inbox.db"/],
+    [['inbox', 'explode', '--store', 'sqlite:x'], /unknown subcommand "explode"/],
+    [['inbox'], /which subcommand\?/],
+    [['inbox', 'show', '--store', 'sqlite:x'], /inbox show needs an event id/],
+    [['inbox', 'redrive', 'evt_1', '--all', '--store', 'sqlite:x'], /an event id or --all, not both/],
+    [['inbox', 'purge', '--store', 'sqlite:x'], /inbox purge needs --before DATE/],
+    [['inbox', 'purge', '--before', 'last tuesday', '--store', 'sqlite:x'], /--before must be an ISO 8601 date/],
+    [['inbox', 'dead', '--limit', '0', '--store', 'sqlite:x'], /--limit must be at least 1/]
+  ]
+  for (const [args, message] of cases) {
+    const result = await runCli(args)
+    t.equal(result.code, 2, args.join(' '))
+    t.match(result.stderr, message, args.join(' '))
+    t.notMatch(result.stderr, /hunter2/, 'the password is never printed')
+  }
+})
+
+t.test('a store that cannot be reached exits 1 with the reason', async (t) => {
+  const result = await runCli(['inbox', 'stats', '--store', 'redis://127.0.0.1:1'], { timeoutMs: 60_000 })
+  t.equal(result.code, 1, result.stderr)
+  t.match(result.stderr, /sir-webhooks inbox: .*(ECONNREFUSED|connect)/i)
+})

@@ -1,0 +1,49 @@
+import pg from 'pg'
+import t from 'tap'
+import { freshSchema, postgresForTests } from '../helpers/postgres.js'
+import { ensureBuilt, runCli } from './helpers.js'
+
+ensureBuilt()
+
+t.test('migrate --print prints the SQL for a schema, in one transaction', async (t) => {
+  const result = await runCli(['migrate', '--print', '--schema', 'billing_inbox'])
+  t.equal(result.code, 0)
+  t.match(result.stdout, /^BEGIN;$/m)
+  t.match(result.stdout, /CREATE TABLE "billing_inbox"\.events/)
+  t.match(result.stdout, /INSERT INTO "billing_inbox"\.migrations \(version\) VALUES \(1\);/)
+  t.match(result.stdout, /^COMMIT;$/m)
+  t.equal(result.stderr, '')
+})
+
+t.test('migrate --print --from the current version prints no table to create', async (t) => {
+  const result = await runCli(['migrate', '--print', '--from', '1'])
+  t.equal(result.code, 0)
+  t.notMatch(result.stdout, /CREATE TABLE "sir_webhooks"\.events/)
+})
+
+t.test('migrate refuses what it cannot do, naming the flag', async (t) => {
+  const bare = await runCli(['migrate'])
+  t.equal(bare.code, 2)
+  t.match(bare.stderr, /--print is required/)
+  const badSchema = await runCli(['migrate', '--print', '--schema', 'Robert"); DROP TABLE students;--'])
+  t.equal(badSchema.code, 2)
+  t.match(badSchema.stderr, /--schema must be a lower-case SQL name/)
+  const tooNew = await runCli(['migrate', '--print', '--from', '99'])
+  t.equal(tooNew.code, 2)
+  t.match(tooNew.stderr, /--from must be at most 1/)
+})
+
+const postgres = await postgresForTests(t)
+t.test('the printed SQL applies to a real database', { skip: postgres.url === undefined ? `no PostgreSQL (${postgres.reason})` : false }, async (t) => {
+  const schema = freshSchema()
+  const result = await runCli(['migrate', '--print', '--schema', schema])
+  const client = new pg.Client({ connectionString: postgres.url })
+  await client.connect()
+  t.teardown(async () => {
+    await client.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`)
+    await client.end()
+  })
+  await client.query(result.stdout)
+  const { rows } = await client.query(`SELECT version FROM ${schema}.migrations`)
+  t.same(rows, [{ version: 1 }])
+})
