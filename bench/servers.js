@@ -3,6 +3,7 @@
 import { createHmac, timingSafeEqual } from 'node:crypto'
 import http from 'node:http'
 import { Readable } from 'node:stream'
+import { pathToFileURL } from 'node:url'
 import { PATH } from './deliveries.js'
 
 /**
@@ -11,19 +12,27 @@ import { PATH } from './deliveries.js'
  */
 export const SERVERS = [
   { name: 'fastify-bare', scheme: 'sir', group: 'baseline', label: '(1) bare Fastify route, reads nothing' },
-  { name: 'fastify-minimal', scheme: 'sir', group: 'baseline', label: '(2) hand-written Fastify receiver' },
+  { name: 'fastify-minimal', scheme: 'sir', group: 'baseline', label: '(2) hand-written Fastify receiver, JSON answer' },
+  { name: 'fastify-minimal-empty', scheme: 'sir', group: 'baseline', label: '(2) hand-written Fastify receiver, empty 200 like the reference receiver' },
   { name: 'sir-fastify', scheme: 'sir', group: 'ours', label: '(3) sir-webhooks Fastify plugin' },
+  { name: 'fastify-raw-body', scheme: 'sir', group: 'peer', label: '(6) fastify-raw-body (README options)' },
+  { name: 'fastify-raw-body-buffer', scheme: 'sir', group: 'peer', label: '(6) fastify-raw-body, encoding: false' },
+  { name: 'standardwebhooks', scheme: 'standard', group: 'peer', label: '(5) standardwebhooks verify in Fastify' },
   { name: 'express-raw', scheme: 'sir', group: 'baseline', label: '(4b) hand-written express.raw receiver' },
   { name: 'sir-express', scheme: 'sir', group: 'ours', label: '(4) sir-webhooks Express middleware' },
+  { name: 'express-octokit', scheme: 'github', group: 'peer', label: '(5) @octokit/webhooks createNodeMiddleware in Express' },
+  { name: 'express-standardwebhooks', scheme: 'standard', group: 'peer', label: '(5) standardwebhooks as Express middleware' },
+  { name: 'node-minimal', scheme: 'sir', group: 'baseline', label: '(4c) hand-written node:http receiver, empty 200' },
   { name: 'sir-node', scheme: 'sir', group: 'ours', label: '(4) sir-webhooks node:http listener' },
-  { name: 'sir-fetch', scheme: 'sir', group: 'ours', label: '(4) sir-webhooks fetch handler (node:http bridge)' },
-  { name: 'octokit', scheme: 'github', group: 'peer', label: '(5) @octokit/webhooks node middleware' },
-  { name: 'standardwebhooks', scheme: 'standard', group: 'peer', label: '(5) standardwebhooks verify in Fastify' },
-  { name: 'fastify-raw-body', scheme: 'sir', group: 'peer', label: '(6) fastify-raw-body (README options)' },
-  { name: 'fastify-raw-body-buffer', scheme: 'sir', group: 'peer', label: '(6) fastify-raw-body, encoding: false' }
+  { name: 'octokit', scheme: 'github', group: 'peer', label: '(5) @octokit/webhooks node middleware on node:http' },
+  { name: 'sir-fetch', scheme: 'sir', group: 'ours', label: '(4) sir-webhooks fetch handler (node:http bridge)' }
 ]
 
 const ACCEPTED = '{"received":true}'
+
+// Which build of sir-webhooks the servers load: run.js --dist <dir> sets it, for an
+// A/B of two builds (a copy of dist/ from before a change, say).
+const DIST = process.env.SIR_BENCH_DIST === undefined ? '../dist' : pathToFileURL(process.env.SIR_BENCH_DIST).href
 
 /** How the receivers' handlers behave: the throughput runs use `noop`. */
 function handlerFor (mode) {
@@ -124,10 +133,12 @@ export async function startServer (name, { secret, handler = 'noop', maxQueueSiz
       })
       return { server: await listenFastify(app), received: () => received }
     }
-    case 'fastify-minimal': {
+    case 'fastify-minimal':
+    case 'fastify-minimal-empty': {
       const { default: Fastify } = await import('fastify')
       const app = Fastify({ logger: false })
       const queue = arrayQueue()
+      const empty = name === 'fastify-minimal-empty'
       await app.register(async (scope) => {
         scope.addContentTypeParser('application/json', { parseAs: 'buffer' }, (_request, body, done) => { done(null, body) })
         scope.post(PATH, async (request, reply) => {
@@ -135,14 +146,38 @@ export async function startServer (name, { secret, handler = 'noop', maxQueueSiz
             return reply.code(401).send({ error: 'invalid signature' })
           }
           queue.push(JSON.parse(request.body))
+          // The reference receiver answers a bare 200; the other variant answers as ours does.
+          if (empty) return reply.code(200).send()
           return reply.header('content-type', 'application/json; charset=utf-8').send(ACCEPTED)
         })
       })
       return { server: await listenFastify(app), received: () => queue.received }
     }
+    case 'node-minimal': {
+      const queue = arrayQueue()
+      const server = http.createServer((request, response) => {
+        if (request.method !== 'POST' || request.url !== PATH) {
+          response.writeHead(404).end()
+          request.resume()
+          return
+        }
+        const chunks = []
+        request.on('data', (chunk) => { chunks.push(chunk) })
+        request.on('end', () => {
+          const body = chunks.length === 1 ? chunks[0] : Buffer.concat(chunks)
+          if (!handVerify(secret, request.headers['x-sir-timestamp'], request.headers['x-sir-signature'], body)) {
+            response.writeHead(401).end()
+            return
+          }
+          queue.push(JSON.parse(body))
+          response.writeHead(200).end()
+        })
+      })
+      return { server: await listenNode(server), received: () => queue.received }
+    }
     case 'sir-fastify': {
       const { default: Fastify } = await import('fastify')
-      const { sirWebhooks } = await import('../dist/fastify/plugin.js')
+      const { sirWebhooks } = await import(DIST + '/fastify/plugin.js')
       const app = Fastify({ logger: false })
       await app.register(sirWebhooks, { secret, path: PATH, receiver: receiverOptions })
       let received = 0
@@ -168,7 +203,7 @@ export async function startServer (name, { secret, handler = 'noop', maxQueueSiz
     case 'sir-express':
     case 'sir-node':
     case 'sir-fetch': {
-      const { Webhooks } = await import('../dist/index.js')
+      const { Webhooks } = await import(DIST + '/index.js')
       const webhooks = new Webhooks({ secret, ...receiverOptions })
       let received = 0
       const run = handlerFor(handler)
@@ -176,14 +211,14 @@ export async function startServer (name, { secret, handler = 'noop', maxQueueSiz
       let listener
       if (name === 'sir-express') {
         const { default: express } = await import('express')
-        const { expressMiddleware } = await import('../dist/express/middleware.js')
+        const { expressMiddleware } = await import(DIST + '/express/middleware.js')
         listener = express()
         listener.post(PATH, expressMiddleware(webhooks))
       } else if (name === 'sir-node') {
-        const { nodeListener } = await import('../dist/node/listener.js')
+        const { nodeListener } = await import(DIST + '/node/listener.js')
         listener = nodeListener(webhooks, { path: PATH })
       } else {
-        const { fetchHandler } = await import('../dist/fetch/handler.js')
+        const { fetchHandler } = await import(DIST + '/fetch/handler.js')
         listener = fetchBridge(fetchHandler(webhooks, { path: PATH }))
       }
       return { server: await listenNode(http.createServer(listener)), received: () => received, webhooks }
@@ -197,6 +232,37 @@ export async function startServer (name, { secret, handler = 'noop', maxQueueSiz
       const quiet = { debug: noop, info: noop, warn: noop, error: noop }
       const middleware = createNodeMiddleware(webhooks, { path: PATH, log: quiet })
       return { server: await listenNode(http.createServer(middleware)), received: () => received }
+    }
+    case 'express-octokit': {
+      const { default: express } = await import('express')
+      const { Webhooks, createNodeMiddleware } = await import('@octokit/webhooks')
+      const webhooks = new Webhooks({ secret })
+      let received = 0
+      // octokit answers after its handlers have run: a no-op one, as for `octokit`.
+      webhooks.onAny(() => { received += 1 })
+      const quiet = { debug: noop, info: noop, warn: noop, error: noop }
+      const app = express()
+      app.use(createNodeMiddleware(webhooks, { path: PATH, log: quiet }))
+      return { server: await listenNode(http.createServer(app)), received: () => received }
+    }
+    case 'express-standardwebhooks': {
+      const { default: express } = await import('express')
+      const { Webhook } = await import('standardwebhooks')
+      const verifier = new Webhook(secret)
+      const queue = arrayQueue()
+      const app = express()
+      app.post(PATH, express.raw({ type: 'application/json' }), (request, response) => {
+        let event
+        try {
+          event = verifier.verify(request.body, request.headers)
+        } catch {
+          response.status(401).json({ error: 'invalid signature' })
+          return
+        }
+        queue.push(event)
+        response.status(200).json({ received: true })
+      })
+      return { server: await listenNode(http.createServer(app)), received: () => queue.received }
     }
     case 'standardwebhooks': {
       const { default: Fastify } = await import('fastify')

@@ -3,6 +3,7 @@ import { Webhooks, WebhookOptionsError, type Delivery, type Inbox } from '../src
 import { backoffDelay } from '../src/core/backoff.js'
 import { MemoryInbox } from '../src/core/memory-inbox.js'
 import { defaults } from '../src/core/options.js'
+import type { WebhookLogger } from '../src/core/logger.js'
 import { captureLogs } from './helpers/logs.js'
 import { SECRET, actionCompleted, eventually, signedRequest } from './helpers/deliveries.js'
 
@@ -288,4 +289,28 @@ test('a long line of waiting handlers runs to the end, first in first out, one a
   t.same(started, events.map((event) => event.id), 'in the order accepted')
   t.equal(mostAtOnce, 1)
   await webhooks.close()
+})
+
+test('an accepted delivery is logged at debug with its event id and type, and not built at all when debug is off', async (t) => {
+  const logs = captureLogs('debug')
+  const webhooks = new Webhooks({ secret: SECRET, logger: logs.logger })
+  t.teardown(() => webhooks.close())
+  const event = actionCompleted()
+  t.equal((await webhooks.receive(delivery(event))).code, 'ACCEPTED')
+  t.match(logs.entries().find((entry) => entry.msg === 'webhook accepted'), { level: 20, event: { id: event.id, type: event.type }, secretIndex: 0 })
+
+  // A logger that says debug is off is never handed the line's fields.
+  const debugCalls: unknown[] = []
+  const quiet: WebhookLogger = {
+    child: () => quiet,
+    debug: (...args: unknown[]) => { debugCalls.push(args) },
+    info () {},
+    warn () {},
+    error () {},
+    isLevelEnabled: (level) => level !== 'debug'
+  }
+  const quietWebhooks = new Webhooks({ secret: SECRET, logger: quiet })
+  t.teardown(() => quietWebhooks.close())
+  t.equal((await quietWebhooks.receive(delivery(actionCompleted()))).code, 'ACCEPTED')
+  t.same(debugCalls, [])
 })

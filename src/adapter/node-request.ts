@@ -13,22 +13,29 @@ const CLOSE_CONNECTION = Object.freeze({ connection: 'close' })
 /**
  * Streams a Node request's body under the receiver's limit, lets the receiver
  * decide, and writes its answer. The one request path of the node:http adapter,
- * and of the Express middleware when the body is still unread.
+ * and of the Express middleware when the body is still unread. `failed` gets
+ * anything thrown on the way (the adapters' `next(error)`); nothing else does.
  */
-export async function receiveRequest (webhooks: DeliveryReceiver, request: IncomingMessage, response: ServerResponse, log: WebhookLogger): Promise<void> {
+export function receiveRequest (webhooks: DeliveryReceiver, request: IncomingMessage, response: ServerResponse, log: WebhookLogger, failed: (error: unknown) => void): void {
   const { bodyLimit } = webhooks.options
-  const read = await readBody(request, bodyLimit)
-  if (read.kind === 'too_large') {
-    const answer = webhooks.refuse('BODY_TOO_LARGE', log, tooLargeDetails(read, bodyLimit))
-    // Whatever is already in flight is discarded, not kept, until the socket closes.
-    request.resume()
-    writeResult(response, answer, CLOSE_CONNECTION)
-    return
-  }
-  if (read.kind === 'aborted') {
-    log.debug({ err: read.error }, 'webhook request aborted before its body ended; nothing to answer')
-    return
-  }
-  const answer = webhooks.decide(deliveryFromNodeHeaders(request.headers, read.body), log)
-  writeResult(response, answer instanceof Promise ? await answer : answer)
+  readBody(request, bodyLimit, (read) => {
+    try {
+      if (read.kind === 'too_large') {
+        const answer = webhooks.refuse('BODY_TOO_LARGE', log, tooLargeDetails(read, bodyLimit))
+        // Whatever is already in flight is discarded, not kept, until the socket closes.
+        request.resume()
+        writeResult(response, answer, CLOSE_CONNECTION)
+        return
+      }
+      if (read.kind === 'aborted') {
+        log.debug({ err: read.error }, 'webhook request aborted before its body ended; nothing to answer')
+        return
+      }
+      const answer = webhooks.decide(deliveryFromNodeHeaders(request.headers, read.body), log)
+      if (answer instanceof Promise) answer.then((decided) => { writeResult(response, decided) }).catch(failed)
+      else writeResult(response, answer)
+    } catch (error) {
+      failed(error)
+    }
+  })
 }

@@ -30,6 +30,7 @@ export function consoleLogger (bindings: Record<string, unknown> = { name: 'sir-
     debug: ignore,
     info: entry('info'),
     warn: entry('warn'),
-    error: entry('error')
+    error: entry('error'),
+    isLevelEnabled: (level) => level !== 'debug' && level !== 'trace'
   }
 }

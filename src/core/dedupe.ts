@@ -64,6 +64,12 @@ export class SeenIds {
     return this.#live
   }
 
+  // What the last lookup found out when the id was not there at all, for the add()
+  // that usually follows it: the receiver checks an id and then records it, and a
+  // second hash and probe cost about as much as the first. Cleared by every add().
+  #missedId: string | undefined
+  #missedHash = 0
+
   /** True when the id was seen less than (or exactly) the retention window ago. Changes nothing. */
   has (id: string): boolean {
     return this.#liveEntry(id) !== NONE
@@ -83,11 +89,15 @@ export class SeenIds {
 
   /** Remembers the id from now on, as the most recently seen. */
   add (id: string): void {
+    // The lookup just before found no entry at all for this id: no hash or probe
+    // again (dropping expired entries below cannot add one).
+    const missed = id === this.#missedId
+    this.#missedId = undefined
     const now = this.#clock()
     // Entries are in the order of #seenAt, so the expired ones are the oldest.
     while (this.#oldest !== NONE && now - (this.#seenAt[this.#oldest] as number) > this.#ttlMs) this.#drop(this.#oldest)
-    const hash = hashOf(id)
-    const slot = this.#find(id, hash)
+    const hash = missed ? this.#missedHash : hashOf(id)
+    const slot = missed ? NONE : this.#find(id, hash)
     if (slot !== NONE) {
       const entry = (this.#index[slot] as number) - 1
       this.#seenAt[entry] = now
@@ -106,8 +116,13 @@ export class SeenIds {
   }
 
   #liveEntry (id: string): number {
-    const slot = this.#find(id, hashOf(id))
-    if (slot === NONE) return NONE
+    const hash = hashOf(id)
+    const slot = this.#find(id, hash)
+    if (slot === NONE) {
+      this.#missedId = id
+      this.#missedHash = hash
+      return NONE
+    }
     const entry = (this.#index[slot] as number) - 1
     return this.#clock() - (this.#seenAt[entry] as number) <= this.#ttlMs ? entry : NONE
   }

@@ -15,6 +15,12 @@ export interface WebhookLogger {
   info: LogFn
   warn: LogFn
   error: LogFn
+  /**
+   * pino's: whether a level would be written. Where a logger has it, the receiver
+   * skips building the fields of a line that would be dropped (the per-delivery
+   * `debug` line, two objects per accepted event).
+   */
+  isLevelEnabled?: (level: string) => boolean
 }
 
 export function isLogger (value: unknown): value is WebhookLogger {

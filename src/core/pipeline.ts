@@ -137,7 +137,7 @@ export class DeliveryPipeline {
 
   #answer (outcome: AcceptOutcome, event: AnyEvent, secretIndex: number, log: WebhookLogger, now: number): ReceiveResult {
     if (outcome === 'accepted') {
-      log.debug({ event: eventTag(event), secretIndex }, 'webhook accepted')
+      if (log.isLevelEnabled?.('debug') !== false) log.debug({ event: eventTag(event), secretIndex }, 'webhook accepted')
       this.#delivered('ACCEPTED', event, now)
       return ACCEPTED
     }

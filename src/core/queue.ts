@@ -142,22 +142,39 @@ export class MemoryQueue {
     this.#workers.add(task)
   }
 
-  /** Runs a task once; a promise only when the handler returned one (or failed for good). */
-  #run (task: HandlerTask): Promise<unknown> | undefined {
+  /**
+   * Runs a task once. True when it ended synchronously; otherwise its slot is
+   * released when the handler's promise settles (or, when it failed for good,
+   * once it is dead-lettered).
+   */
+  #run (task: HandlerTask): boolean {
     const { queued } = task
-    if (!queued.listed) return undefined
+    if (!queued.listed) return true
     if (queued.running++ === 0) this.#running += 1
     let returned: unknown
     try {
       returned = this.#runtime.runHandler(task)
     } catch (error) {
-      return this.#failed(task, error)
+      return this.#releaseAfter(this.#failed(task, error))
     }
     if (!isThenable(returned)) {
       this.#succeeded(task)
-      return undefined
+      return true
     }
-    return Promise.resolve(returned).then(() => { this.#succeeded(task) }, (error: unknown) => this.#failed(task, error))
+    Promise.resolve(returned).then(() => {
+      this.#succeeded(task)
+      this.#workers.release()
+    }, (error: unknown) => {
+      if (this.#releaseAfter(this.#failed(task, error))) this.#workers.release()
+    })
+    return false
+  }
+
+  /** True when there is nothing to wait for; else the slot is released once `pending` settles. */
+  #releaseAfter (pending: Promise<void> | undefined): boolean {
+    if (pending === undefined) return true
+    pending.then(this.#workers.release, this.#workers.release)
+    return false
   }
 
   #ended (queued: QueuedEvent): void {

@@ -2,24 +2,26 @@
  * At most `concurrency` tasks at once, the rest waiting first in, first out. It
  * replaces p-queue here: the queue only ever adds and clears, and p-queue's
  * per-task bookkeeping (ids, events, timeouts, abort signals) was a measurable
- * share of a no-op delivery's cost (docs/performance.md). A task that finishes
- * synchronously (returns undefined) frees its slot at once, without a promise.
+ * share of a no-op delivery's cost (docs/performance.md). `run` returns true when
+ * the task finished synchronously, which frees its slot at once; otherwise it
+ * calls `release` when the task ends. A callback rather than a returned promise:
+ * chaining on the task's promise cost one more promise per handler run.
  */
 export class Slots<T> {
   readonly #concurrency: number
-  readonly #run: (task: T) => Promise<unknown> | undefined
+  readonly #run: (task: T) => boolean
   #running = 0
   #waiting: T[] = []
   // Read position in #waiting: shifting a long array moves every element.
   #head = 0
   #pumping = false
 
-  constructor (concurrency: number, run: (task: T) => Promise<unknown> | undefined) {
+  constructor (concurrency: number, run: (task: T) => boolean) {
     this.#concurrency = concurrency
     this.#run = run
   }
 
-  /** Starts the task now if a slot is free, else when one frees up. `run` must not throw or reject. */
+  /** Starts the task now if a slot is free, else when one frees up. `run` must not throw. */
   add (task: T): void {
     this.#waiting.push(task)
     this.#pump()
@@ -40,9 +42,7 @@ export class Slots<T> {
         const task = this.#waiting[this.#head] as T
         this.#head += 1
         this.#running += 1
-        const running = this.#run(task)
-        if (running === undefined) this.#running -= 1
-        else running.then(this.#finished, this.#finished)
+        if (this.#run(task)) this.#running -= 1
       }
     } finally {
       this.#pumping = false
@@ -56,7 +56,8 @@ export class Slots<T> {
     }
   }
 
-  readonly #finished = (): void => {
+  /** Frees the slot of a task that did not finish synchronously. `run` must not throw. */
+  readonly release = (): void => {
     this.#running -= 1
     this.#pump()
   }

@@ -79,7 +79,7 @@ export function expressMiddleware (webhooks: DeliveryReceiver, options?: Express
       writeResult(response, webhooks.refuse('RAW_BODY_UNAVAILABLE', log, { path: pathnameOf(request.url) }, RAW_BODY_UNAVAILABLE_MESSAGE))
       return
     }
-    receiveRequest(webhooks, request, response, log).catch(next)
+    receiveRequest(webhooks, request, response, log, next)
   }
 }
 

@@ -76,10 +76,6 @@ function routePlugin (webhooks: Webhooks, path: string): FastifyPluginAsync {
       // body a second time for nothing.
       config: { rawBody: false },
       bodyLimit: webhooks.options.bodyLimit,
-      onResponse (request, _reply, done) {
-        (request as GatedRequest)[ANSWER_GATE]?.written()
-        done()
-      },
       errorHandler (error, request, reply) {
         // Fastify's own refusals (body too large, aborted body) answer in the
         // receiver's format; anything else is a bug and goes to the app's handler.
@@ -93,13 +89,12 @@ function routePlugin (webhooks: Webhooks, path: string): FastifyPluginAsync {
       // An app's async onSend hook (compression, say) can hold the write past the
       // next macrotask: handlers wait until Fastify has written the answer.
       const gate = new AnswerGate(reply.raw)
-      ;(request as GatedRequest)[ANSWER_GATE] = gate
       delivery.whenAnswered = gate.whenAnswered
       // Not an async handler: with the in-memory inbox the answer is known at once
       // and sent in this tick, without a promise for Fastify to wait on.
       const answer = webhooks.decide(delivery, request.log)
-      if (answer instanceof Promise) return answer.then((decided) => send(reply, decided))
-      send(reply, answer)
+      if (answer instanceof Promise) return answer.then((decided) => sendThrough(gate, reply, decided))
+      sendThrough(gate, reply, answer)
       return undefined
     })
   }
@@ -118,8 +113,6 @@ function decoratorName (fastify: FastifyInstance, given: unknown): string {
 }
 
 const EMPTY = Buffer.alloc(0)
-const ANSWER_GATE = Symbol('sir-webhooks.answerGate')
-type GatedRequest = FastifyRequest & { [ANSWER_GATE]?: AnswerGate }
 
 // Refusals Fastify makes before the route runs, answered as the receiver would.
 // A media type Fastify cannot even parse (`application/ json`, a list) never
@@ -131,6 +124,12 @@ const fastifyRefusals: Partial<Record<string, 'BODY_TOO_LARGE' | 'UNSUPPORTED_ME
 
 function send (reply: FastifyReply, answer: ReceiveResult): FastifyReply {
   return reply.code(answer.status).headers(answer.headers).send(answer.body)
+}
+
+function sendThrough (gate: AnswerGate, reply: FastifyReply, answer: ReceiveResult): FastifyReply {
+  send(reply, answer)
+  gate.sent()
+  return reply
 }
 
 const plugin: FastifyPluginAsync<SirWebhooksPluginOptions> = async function sirWebhooks (fastify, options) {

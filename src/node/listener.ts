@@ -33,15 +33,11 @@ export function nodeListener (webhooks: DeliveryReceiver, options?: NodeListener
       else answerBare(response, 404)
       return
     }
-    receiveRequest(webhooks, request, response, log).catch((error: unknown) => {
-      if (next !== undefined) {
-        next(error)
-        return
-      }
+    receiveRequest(webhooks, request, response, log, next ?? ((error: unknown) => {
       log.error({ err: error }, 'the webhook listener failed to answer')
       if (!response.headersSent) answerBare(response, 500)
       else response.destroy()
-    })
+    }))
   }
 }
 

@@ -15,7 +15,7 @@ const HANDLERS_DEADLINE_MS = 15_000
 export async function conformance (baseUrl, secret, runId) {
   const results = []
   const check = (name, ok, detail) => { results.push({ name, ok: Boolean(ok), detail }) }
-  const event = (n) => ({ id: `evt_${runId}_${n}`, type: 'action.completed', data: { actionId: `act_${n}`, tokensDistributed: n } })
+  const event = (n) => ({ id: `evt_${runId}_${n}`, type: 'action.completed', createdAt: new Date().toISOString(), data: { actionId: `act_${n}`, tokensDistributed: n } })
 
   const good = createDelivery(event('good'), { secret })
   const first = await post(baseUrl, good)
