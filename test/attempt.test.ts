@@ -9,6 +9,7 @@ function runtimeWith (handlers: RegisteredHandler[], logger = captureLogs().logg
     options: {} as InboxRuntime['options'],
     logger,
     signal: new AbortController().signal,
+    hasHandlers: handlers.length > 0,
     handlersFor: () => handlers,
     runHandler: (run) => run.handler.fn(run.event, {} as never),
     handlerSucceeded: () => {},

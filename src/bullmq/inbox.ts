@@ -75,6 +75,9 @@ export class BullmqInbox implements Inbox {
       lockDuration: options.lockDurationMs,
       stalledInterval: options.stalledIntervalMs,
       maxStalledCount: options.maxStalledCount,
+      // Started below once the receiver has a handler: an accept-only process
+      // (a web tier whose handlers run in workers) must not take jobs it cannot run.
+      autorun: false,
       settings: {
         backoffStrategy: (attemptsMade: number, _type?: string, error?: Error) =>
           error instanceof AttemptFailed ? error.retryInMs : backoffDelay(attemptsMade, retry)
@@ -85,6 +88,7 @@ export class BullmqInbox implements Inbox {
     // Not awaited: with Redis down at boot, the receiver still answers, 503 each
     // delivery within acceptTimeoutMs, and recovers when Redis is back.
     this.#worker = worker
+    this.#runWhenHandled(worker, runtime)
   }
 
   accept (event: AnyEvent, receivedAt: number): Promise<AcceptOutcome> | AcceptOutcome {
@@ -226,6 +230,19 @@ export class BullmqInbox implements Inbox {
     }
     const ready = await this.#ready.catch(() => undefined)
     await ready?.queue.close()
+  }
+
+  /** Runs the worker now if the receiver has handlers, else as soon as it has (checked each second). */
+  #runWhenHandled (worker: Worker<JobData>, runtime: InboxRuntime): void {
+    const run = (): boolean => {
+      if (!runtime.hasHandlers || this.#closing) return false
+      worker.run().catch((error: unknown) => { this.#redisError(error as Error) })
+      return true
+    }
+    if (run()) return
+    runtime.logger.info({}, 'no handlers registered: this process accepts deliveries and leaves running them to processes that have handlers')
+    const check = setInterval(() => { if (run() || this.#closing) clearInterval(check) }, 1000)
+    check.unref()
   }
 
   #seenKey (jobId: string): string {

@@ -28,6 +28,13 @@ export interface InboxRuntime<Extra extends object = object> {
   readonly logger: WebhookLogger
   /** Aborted when `close()` runs out of its grace period. */
   readonly signal: AbortSignal
+  /**
+   * False while the receiver has no event handler at all. A durable inbox then
+   * claims nothing: a process that only accepts (a web tier whose handlers run in
+   * workers) must leave events to the processes that can run them, not finish
+   * them with no handler run.
+   */
+  readonly hasHandlers: boolean
   /** Every handler that should see an event of this type, the `onAny` ones last. */
   handlersFor (type: string): readonly RegisteredHandler[]
   /**

@@ -67,6 +67,11 @@ export class HandlerRegistry {
     this.#onDeadLetter = this.#onDeadLetter.filter((entry) => entry !== fn)
   }
 
+  /** True once any event handler (`on` or `onAny`) is registered. */
+  get hasHandlers (): boolean {
+    return this.#any.length > 0 || [...this.#byType.values()].some((list) => list.length > 0)
+  }
+
   /** Every handler that should see an event of this type, the `onAny` ones last. */
   handlersFor (type: string): readonly RegisteredHandler[] {
     const specific = this.#byType.get(type)

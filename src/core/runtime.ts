@@ -44,6 +44,10 @@ export class HandlerRuntime<Extra extends object = object> implements InboxRunti
     this.#shutdown.abort(reason)
   }
 
+  get hasHandlers (): boolean {
+    return this.#registry.hasHandlers
+  }
+
   handlersFor (type: string): ReturnType<HandlerRegistry['handlersFor']> {
     return this.#registry.handlersFor(type)
   }

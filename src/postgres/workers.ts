@@ -55,7 +55,8 @@ export class Workers {
       this.#wakeRequested = true
       return
     }
-    if (this.#active.size >= this.#env.slots) return
+    // An accept-only process claims nothing; the poll wakes it again once handlers exist.
+    if (this.#active.size >= this.#env.slots || !this.#env.runtime.hasHandlers) return
     const slot: Slot = { client: undefined, forced: false }
     this.#active.add(slot)
     void this.#work(slot)

@@ -83,7 +83,7 @@ export class EventRunner {
       return
     }
     const { sql, options, runtime, owner } = this.#parts
-    if (runtime.options.concurrency - this.#inAttempt <= 0) return
+    if (runtime.options.concurrency - this.#inAttempt <= 0 || !runtime.hasHandlers) return
     this.#claiming = true
     this.#claimRan = false
     this.#write('claim', (batch) => {

@@ -200,6 +200,25 @@ export function runInboxContract (t: Test, store: InboxStore): void {
     t.equal(await next.inbox.outcome?.('evt_after_close'), undefined, 'what was refused is not recorded')
   })
 
+  if (store.durable) {
+    t.test(`${store.name}: a receiver with no handlers only accepts: its events wait for one that has handlers`, async (t) => {
+      const place = await store.place(t)
+      const web = receiver(place.inbox())
+      t.teardown(() => web.close())
+      t.equal((await web.receive(delivery(event('evt_web_only')))).status, 200)
+      // Long enough for several claim rounds of every store (poll, NOTIFY, the BullMQ worker check).
+      await sleep(1500)
+      t.match(await web.inbox.outcome?.('evt_web_only'), { state: 'pending', attempts: 0 }, 'not claimed, not finished with no handler run')
+      const worker = receiver(place.inbox())
+      t.teardown(() => worker.close())
+      const handled: string[] = []
+      worker.on('action.completed', (evt) => { handled.push(evt.id) }, { name: 'record' })
+      await until(() => handled.length === 1, 'the worker to run the event')
+      t.same(handled, ['evt_web_only'])
+      await until(async () => (await web.inbox.outcome?.('evt_web_only'))?.state === 'done', 'the event to be done')
+    })
+  }
+
   t.test(`${store.name}: maxQueueSize holds on both sides: the last event that fits is accepted, the next gets 503`, async (t) => {
     const place = await store.place(t)
     const webhooks = receiver(place.inbox(), { maxQueueSize: 2, concurrency: 1, closeGraceMs: 100, retryAfterSeconds: 6 })
