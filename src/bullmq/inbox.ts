@@ -7,6 +7,8 @@ import { defaults } from '../core/options.js'
 import { errorSummary, type DeadLetterQuery, type EventOutcome, type OutcomeState } from '../core/outcome.js'
 import { AttemptFailed, HOLD_MS, cleanJobs, countJobs, isClientInstance, jobIdFor, loadBullmq, markSeen, toOutcome, type BullMQ, type JobData } from './jobs.js'
 import { MIN_DEDUPE_SECONDS, resolveBullmqOptions, type BullmqInboxOptions, type ResolvedBullmqOptions } from './options.js'
+import { purgeCutoffs } from '../core/retention.js'
+import { settlesWithin, withDeadline } from '../core/timeouts.js'
 
 export { jobIdFor } from './jobs.js'
 
@@ -95,18 +97,14 @@ export class BullmqInbox implements Inbox {
     const runtime = this.#runtime
     if (runtime === undefined || this.#worker === undefined || this.#closing) return 'unavailable'
     const abandoned = new AbortController()
-    let timer: NodeJS.Timeout | undefined
-    const timeout = new Promise<AcceptOutcome>((resolve) => {
-      timer = setTimeout(() => {
-        abandoned.abort()
-        resolve('unavailable')
-      }, this.#options.acceptTimeoutMs)
-    })
     const work = this.#accept(event, receivedAt, runtime, abandoned.signal).catch((error: unknown) => {
       runtime.logger.warn({ err: error, event: { id: event.id, type: event.type } }, 'the BullMQ inbox could not record the event')
       return 'unavailable' as const
     })
-    return Promise.race([work, timeout]).finally(() => { clearTimeout(timer) })
+    return withDeadline<AcceptOutcome>(work, this.#options.acceptTimeoutMs, () => {
+      abandoned.abort()
+      return 'unavailable'
+    })
   }
 
   async #accept (event: AnyEvent, receivedAt: number, runtime: InboxRuntime, abandoned: AbortSignal): Promise<AcceptOutcome> {
@@ -205,8 +203,9 @@ export class BullmqInbox implements Inbox {
    */
   async purge (options: PurgeOptions = {}): Promise<PurgeResult> {
     const { queue } = await this.#ready
-    const retentionSeconds = this.#options.retentionSeconds ?? this.#runtime?.options.dedupe.ttlSeconds ?? defaults.dedupe.ttlSeconds
-    return await cleanJobs(queue, options.before, retentionSeconds, this.#options.deadLetterRetentionSeconds)
+    // BullMQ's clean() counts back from its own Date.now(): so do the cut-offs.
+    const now = Date.now()
+    return await cleanJobs(queue, now, purgeCutoffs(now, options, this.#options, this.#runtime?.options))
   }
 
   /**
@@ -219,12 +218,7 @@ export class BullmqInbox implements Inbox {
     this.#closing = true
     const worker = this.#worker
     if (worker !== undefined) {
-      let timer: NodeJS.Timeout | undefined
-      const finished = await Promise.race([
-        worker.pause(false).then(() => true, () => true),
-        new Promise<boolean>((resolve) => { timer = setTimeout(() => { resolve(false) }, graceMs) })
-      ])
-      clearTimeout(timer)
+      const finished = await settlesWithin(worker.pause(false), graceMs)
       if (!finished) this.#runtime?.logger.warn({}, 'close() ran out of time; unfinished events stay in Redis for another receiver or the next start')
       await worker.close(!finished)
     }

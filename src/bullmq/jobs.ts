@@ -99,12 +99,8 @@ export async function countJobs (queue: Queue<JobData>): Promise<Record<OutcomeS
  * Removes done and dead jobs that finished before `before`, or, without it, done
  * jobs past `retentionSeconds` and dead ones past `deadSeconds` (kept when undefined).
  */
-export async function cleanJobs (queue: Queue<JobData>, before: Date | undefined, retentionSeconds: number, deadSeconds: number | undefined): Promise<{ done: number, dead: number }> {
-  if (before !== undefined) {
-    const graceMs = Math.max(0, Date.now() - before.getTime())
-    return { done: (await queue.clean(graceMs, 0, 'completed')).length, dead: (await queue.clean(graceMs, 0, 'failed')).length }
-  }
-  const done = await queue.clean(retentionSeconds * 1000, 0, 'completed')
-  const dead = deadSeconds === undefined ? [] : await queue.clean(deadSeconds * 1000, 0, 'failed')
+export async function cleanJobs (queue: Queue<JobData>, now: number, cutoffs: { done: number, dead: number | undefined }): Promise<{ done: number, dead: number }> {
+  const done = await queue.clean(Math.max(0, now - cutoffs.done), 0, 'completed')
+  const dead = cutoffs.dead === undefined ? [] : await queue.clean(Math.max(0, now - cutoffs.dead), 0, 'failed')
   return { done: done.length, dead: dead.length }
 }

@@ -12,6 +12,20 @@ export async function wakeOrTimeout (ms: number, arm: (wake: () => void) => void
   clearTimeout(timer)
 }
 
+/**
+ * `work`'s result, or `late()`'s when `ms` pass first. `late` runs once, at the
+ * deadline, so it can also tell the still-running work to give up.
+ */
+export async function withDeadline<T> (work: Promise<T>, ms: number, late: () => T): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined
+  const deadline = new Promise<T>((resolve) => { timer = setTimeout(() => { resolve(late()) }, ms) })
+  try {
+    return await Promise.race([work, deadline])
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
 /** True when `work` settles (either way) within `ms`; false when the time ran out first. */
 export async function settlesWithin (work: Promise<unknown>, ms: number): Promise<boolean> {
   let settled = false

@@ -11,6 +11,7 @@ import { resolveSqliteOptions, type ResolvedSqliteOptions, type SqliteInboxOptio
 import { isDeadOwnerOnThisHost, newOwner } from './owner.js'
 import { EventRunner } from './runner.js'
 import type { EventRow, Statements } from './schema.js'
+import { purgeCutoffs } from '../core/retention.js'
 
 export type { SqliteInboxOptions, StartupCheck } from './options.js'
 export type { InboxHealth } from '../core/inbox.js'
@@ -151,13 +152,10 @@ export class SqliteInbox implements Inbox {
   async purge (options: PurgeOptions = {}): Promise<PurgeResult> {
     const sql = this.#open()
     const now = this.#now()
-    const retentionSeconds = this.#options.retentionSeconds ?? this.#runtime?.options.dedupe.ttlSeconds ?? defaults.dedupe.ttlSeconds
-    const deadSeconds = this.#options.deadLetterRetentionSeconds
-    const doneBefore = options.before?.getTime() ?? now - retentionSeconds * 1000
-    const deadBefore = options.before?.getTime() ?? (deadSeconds === undefined ? undefined : now - deadSeconds * 1000)
+    const cutoffs = purgeCutoffs(now, options, this.#options, this.#runtime?.options)
     return await this.#adminWrite(() => ({
-      done: sql.purge.run({ state: 'done', before: doneBefore }).changes,
-      dead: deadBefore === undefined ? 0 : sql.purge.run({ state: 'dead', before: deadBefore }).changes
+      done: sql.purge.run({ state: 'done', before: cutoffs.done }).changes,
+      dead: cutoffs.dead === undefined ? 0 : sql.purge.run({ state: 'dead', before: cutoffs.dead }).changes
     }))
   }
 
