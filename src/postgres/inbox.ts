@@ -14,6 +14,7 @@ import { queriesFor, toOutcome, type EventRow, type Queries } from './queries.js
 import type { PostgresHandlerExtra } from './run-event.js'
 import { checkSchema, migrate, SchemaError } from './schema.js'
 import { StoreHealth } from './store-health.js'
+import { WakeNotifier } from './notifier.js'
 import { Workers } from './workers.js'
 
 export type { PostgresInboxOptions } from './options.js'
@@ -29,6 +30,7 @@ interface Running {
   control: ControlConnection
   accepts: GroupCommit
   workers: Workers
+  notifier: WakeNotifier
 }
 
 /**
@@ -85,11 +87,14 @@ export class PostgresInbox implements Inbox<PostgresHandlerExtra> {
       // Named, so that an operator can tell it in pg_stat_activity.
       () => new pg.Client({ ...(options.connectionString !== undefined ? { connectionString: options.connectionString } : pool.options), application_name: `sir-webhooks control ${options.schema}` }),
       this.#sql.wakeChannel, this.#sql.countAttempts, () => { this.#wake() }, runtime.logger)
+    const notifier = new WakeNotifier(pool, this.#sql.notifyOthers, runtime.logger)
     const accepts = new GroupCommit(pool, this.#sql, options, {
       committed: (inserted) => {
         this.#pending += inserted
         this.#health.succeeded()
-        if (inserted > 0) this.#wake()
+        if (inserted === 0) return
+        this.#wake()
+        notifier.notify()
       },
       failed: (error, deliveries, inDoubt) => {
         this.#health.failed(error)
@@ -112,7 +117,7 @@ export class PostgresInbox implements Inbox<PostgresHandlerExtra> {
       succeeded: () => { this.#health.succeeded() },
       wakeIn: (ms) => { this.#timers.after(ms, () => { this.#wake() }) }
     })
-    this.#running = { pool, ownsPool: options.pool === undefined, control, accepts, workers }
+    this.#running = { pool, ownsPool: options.pool === undefined, control, accepts, workers, notifier }
     await this.#prepare()
   }
 
@@ -219,6 +224,7 @@ export class PostgresInbox implements Inbox<PostgresHandlerExtra> {
     const running = this.#running
     if (running === undefined) return
     running.workers.stop()
+    running.notifier.stop()
     await running.accepts.settled()
     await wakeOrTimeout(graceMs, (wake) => { running.workers.onIdle(wake) })
     const cut = running.workers.releaseByForce()
