@@ -150,3 +150,20 @@ export class DeliverySource {
     JSON.parse(body.toString())
   }
 }
+
+/**
+ * autocannon's `requests` for a load run: each request a fresh delivery from
+ * `source` (a new event id, signed now), after checking the source signs right.
+ */
+export function freshDeliveries (source) {
+  source.selfCheck()
+  source.refresh()
+  return [{
+    setupRequest (request) {
+      const delivery = source.next()
+      request.headers = delivery.headers
+      request.body = delivery.body
+      return request
+    }
+  }]
+}

@@ -12,7 +12,8 @@
 //       bytes allocated per delivery (no GC during the count), and the objects
 //       allocated per delivery by function (V8's sampling heap profiler at a
 //       1-byte interval, so every allocation is a sample).
-import { execFileSync, spawnSync } from 'node:child_process'
+import { spawnSync } from 'node:child_process'
+import { nodeOnServerCpu, tasksetAvailable } from './pinning.js'
 import { createHmac, randomUUID, timingSafeEqual } from 'node:crypto'
 import { resolve } from 'node:path'
 import { parseArgs } from 'node:util'
@@ -32,15 +33,6 @@ const { values: flags, positionals } = parseArgs({
 const batch = Number(flags.batch)
 const count = Number(flags.count)
 
-function tasksetAvailable () {
-  try {
-    execFileSync('taskset', ['--version'], { stdio: 'ignore' })
-    return true
-  } catch {
-    return false
-  }
-}
-
 // ---------------------------------------------------------------- parent: A/B runs
 
 if (!flags.child) {
@@ -49,9 +41,7 @@ if (!flags.child) {
   const runChild = (dist, extraNodeFlags = [], extraArgs = []) => {
     const script = new URL(import.meta.url).pathname
     const nodeArgs = [...extraNodeFlags, '--expose-gc', script, '--child', resolve(dist), '--size', flags.size, '--batch', flags.batch, '--count', flags.count, ...extraArgs]
-    const result = pinned
-      ? spawnSync('taskset', ['-c', '1', process.execPath, ...nodeArgs], { encoding: 'utf8' })
-      : spawnSync(process.execPath, nodeArgs, { encoding: 'utf8' })
+    const result = spawnSync(...nodeOnServerCpu(pinned, nodeArgs), { encoding: 'utf8' })
     if (result.status !== 0) throw new Error(`${dist}: exit ${result.status}\n${result.stderr}`)
     return result.stdout
   }

@@ -4,14 +4,15 @@
 // the other, 50 connections, a fresh event id per request. Reports acknowledged/s,
 // p99, non-2xx, and how long the handlers take to finish the backlog once the load
 // stops. Method and the committed run: docs/performance.md ("Inboxes").
-import { execFileSync, spawn, spawnSync } from 'node:child_process'
+import { spawn } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
 import os from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import autocannon from 'autocannon'
-import { DeliverySource, PATH, SECRET } from './deliveries.js'
+import { DeliverySource, PATH, SECRET, freshDeliveries } from './deliveries.js'
+import { canPin, nodeOnServerCpu, pinSelfToLoadCpu } from './pinning.js'
 import { freePort, startPostgresCluster } from '../test/helpers/postgres-cluster.js'
 
 const { values: flags } = parseArgs({
@@ -28,14 +29,10 @@ const drainLimitSeconds = Number(flags['drain-limit'])
 const here = (file) => fileURLToPath(new URL(file, import.meta.url))
 const cleanups = []
 
-function tasksetAvailable () {
-  return spawnSync('taskset', ['--version'], { stdio: 'ignore' }).status === 0
-}
 // Load generator on CPU 0, receiver on CPU 1. The stores (Postgres, Redis) are not
 // pinned: they are other processes, as they would be on other machines.
-const cpuCount = os.availableParallelism()
-const pinned = cpuCount >= 2 && tasksetAvailable()
-if (pinned) execFileSync('taskset', ['-a', '-p', '-c', '0', String(process.pid)], { stdio: 'ignore' })
+const pinned = canPin()
+if (pinned) pinSelfToLoadCpu()
 
 /** Where each inbox stores, started here unless given (SIR_POSTGRES_URL, SIR_REDIS_URL). */
 async function storeFor (kind) {
@@ -65,7 +62,7 @@ async function storeFor (kind) {
 
 function startServer (kind, target) {
   const args = [here('./inbox-server.js'), kind, target]
-  const child = spawn(pinned ? 'taskset' : process.execPath, pinned ? ['-c', '1', process.execPath, ...args] : args, {
+  const child = spawn(...nodeOnServerCpu(pinned, args), {
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     env: { ...process.env, SIR_BENCH_SECRET: SECRET, NODE_ENV: 'production' }
   })
@@ -92,23 +89,13 @@ async function stopServer (child) {
 }
 
 function load (port, duration) {
-  const source = new DeliverySource('sir', 'small')
-  source.selfCheck()
-  source.refresh()
   return autocannon({
     url: `http://127.0.0.1:${port}${PATH}`,
     method: 'POST',
     connections,
     pipelining: 1,
     duration,
-    requests: [{
-      setupRequest (request) {
-        const delivery = source.next()
-        request.headers = delivery.headers
-        request.body = delivery.body
-        return request
-      }
-    }]
+    requests: freshDeliveries(new DeliverySource('sir', 'small'))
   })
 }
 
@@ -152,7 +139,7 @@ const fmt = (value, digits = 0) => Number.isFinite(value) ? value.toFixed(digits
 const results = []
 try {
   console.log(`# Inboxes: ${connections} connections, ${durationSeconds} s of load, ~300 B bodies, a fresh id per request; ${pinned ? 'receiver on CPU 1, load on CPU 0 (taskset)' : 'not pinned'}`)
-  console.log(`# node ${process.version}, ${os.cpus()[0]?.model ?? 'unknown CPU'} x ${cpuCount}, load average ${os.loadavg().map((load) => load.toFixed(1)).join(' ')} before the run\n`)
+  console.log(`# node ${process.version}, ${os.cpus()[0]?.model ?? 'unknown CPU'} x ${os.availableParallelism()}, load average ${os.loadavg().map((load) => load.toFixed(1)).join(' ')} before the run\n`)
   for (const kind of flags.inboxes.split(',')) {
     const row = await run(kind)
     results.push(row)

@@ -15,6 +15,7 @@ import { createHmac, randomUUID } from 'node:crypto'
 import { resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import { eventTemplate } from './deliveries.js'
+import { nodeOnServerCpu, tasksetAvailable } from './pinning.js'
 
 const { values: flags, positionals } = parseArgs({
   allowPositionals: true,
@@ -28,10 +29,8 @@ const { values: flags, positionals } = parseArgs({
 
 if (!flags.child) {
   // Pinned to CPU 1, away from the shell and whatever else runs on CPU 0.
-  let pinned = true
-  try { execFileSync('taskset', ['--version'], { stdio: 'ignore' }) } catch { pinned = false }
   const args = ['--expose-gc', new URL(import.meta.url).pathname, '--child', ...process.argv.slice(2)]
-  execFileSync(pinned ? 'taskset' : process.execPath, pinned ? ['-c', '1', process.execPath, ...args] : args, { stdio: 'inherit' })
+  execFileSync(...nodeOnServerCpu(tasksetAvailable(), args), { stdio: 'inherit' })
   process.exit(0)
 }
 

@@ -2,7 +2,7 @@
 // The benchmark: `npm run bench` (full, about 15 minutes), `npm run bench -- --smoke`
 // (about 5 seconds; checks the benchmark still works and exits non-zero if not).
 // Method and results: docs/performance.md.
-import { execFileSync, spawn } from 'node:child_process'
+import { spawn } from 'node:child_process'
 import { writeFileSync } from 'node:fs'
 import http from 'node:http'
 import os from 'node:os'
@@ -10,7 +10,8 @@ import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import autocannon from 'autocannon'
-import { DeliverySource, PATH, SECRET } from './deliveries.js'
+import { DeliverySource, PATH, SECRET, freshDeliveries } from './deliveries.js'
+import { canPin, nodeOnServerCpu, pinSelfToLoadCpu } from './pinning.js'
 import { SERVERS } from './servers.js'
 
 const { values: flags } = parseArgs({
@@ -56,26 +57,13 @@ const problems = []
 
 // ---------------------------------------------------------------- CPU pinning
 
-function tasksetAvailable () {
-  try {
-    execFileSync('taskset', ['--version'], { stdio: 'ignore' })
-    return true
-  } catch {
-    return false
-  }
-}
-
-// Load generator on CPU 0, server on CPU 1: on a 2-core machine, otherwise the two
-// compete for the same core and the numbers measure the scheduler.
-const cpuCount = os.availableParallelism()
-const pinned = !flags['no-pin'] && cpuCount >= 2 && tasksetAvailable()
-if (pinned) execFileSync('taskset', ['-a', '-p', '-c', '0', String(process.pid)], { stdio: 'ignore' })
+const pinned = !flags['no-pin'] && canPin()
+if (pinned) pinSelfToLoadCpu()
 
 // ---------------------------------------------------------------- child servers
 
 function startChild (script, args, { nodeFlags = [] } = {}) {
-  const command = pinned ? 'taskset' : process.execPath
-  const commandArgs = [...(pinned ? ['-c', '1', process.execPath] : []), ...nodeFlags, here(script), ...args]
+  const [command, commandArgs] = nodeOnServerCpu(pinned, [...nodeFlags, here(script), ...args])
   return spawn(command, commandArgs, {
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     env: { ...process.env, SIR_BENCH_SECRET: SECRET, NODE_ENV: 'production', ...(flags.dist === undefined ? {} : { SIR_BENCH_DIST: path.resolve(flags.dist) }) }
@@ -124,22 +112,12 @@ class ServerProcess {
 // ---------------------------------------------------------------- one load run
 
 function load (port, scheme, { size, pipelining, duration, amount, overallRate, connections: connectionCount = connections }) {
-  const source = new DeliverySource(scheme, size)
-  source.selfCheck()
-  source.refresh()
   const options = {
     url: `http://127.0.0.1:${port}${PATH}`,
     method: 'POST',
     connections: connectionCount,
     pipelining,
-    requests: [{
-      setupRequest (request) {
-        const delivery = source.next()
-        request.headers = delivery.headers
-        request.body = delivery.body
-        return request
-      }
-    }]
+    requests: freshDeliveries(new DeliverySource(scheme, size))
   }
   if (amount !== undefined) options.amount = amount
   else options.duration = duration
@@ -442,8 +420,7 @@ async function ackLatency () {
 
 function memoryRun (mode) {
   return new Promise((resolve, reject) => {
-    const child = spawn(pinned ? 'taskset' : process.execPath,
-      [...(pinned ? ['-c', '1', process.execPath] : []), '--expose-gc', here('./memory.js'), mode, ...(smoke ? ['--smoke'] : [])],
+    const child = spawn(...nodeOnServerCpu(pinned, ['--expose-gc', here('./memory.js'), mode, ...(smoke ? ['--smoke'] : [])]),
       { stdio: ['ignore', 'pipe', 'inherit'] })
     let output = ''
     child.stdout.on('data', (chunk) => { output += chunk })
@@ -476,7 +453,7 @@ function machine () {
   const cpuModel = os.cpus()[0]?.model ?? 'unknown'
   return {
     node: process.version,
-    nproc: cpuCount,
+    nproc: os.availableParallelism(),
     cpuModel,
     pinned: pinned ? 'load generator on CPU 0, server on CPU 1 (taskset)' : 'not pinned',
     loadavg: os.loadavg().map((value) => value.toFixed(2)).join(' ')
