@@ -96,8 +96,8 @@ export async function countJobs (queue: Queue<JobData>): Promise<Record<OutcomeS
 }
 
 /**
- * Removes done and dead jobs that finished before `before`, or, without it, done
- * jobs past `retentionSeconds` and dead ones past `deadSeconds` (kept when undefined).
+ * Removes done jobs that finished before `cutoffs.done` and dead ones before
+ * `cutoffs.dead` (all kept when undefined), counted back from `now` as BullMQ's clean() counts.
  */
 export async function cleanJobs (queue: Queue<JobData>, now: number, cutoffs: { done: number, dead: number | undefined }): Promise<{ done: number, dead: number }> {
   const done = await queue.clean(Math.max(0, now - cutoffs.done), 0, 'completed')

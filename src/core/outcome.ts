@@ -24,6 +24,13 @@ export interface EventOutcome {
   event?: AnyEvent
 }
 
+/** Events by state from a store's GROUP BY rows; a state with no row counts 0. */
+export function countsByState (rows: Iterable<{ state: OutcomeState, count: number | string }>): Record<OutcomeState, number> {
+  const counts: Record<OutcomeState, number> = { pending: 0, done: 0, dead: 0 }
+  for (const { state, count } of rows) counts[state] = Number(count)
+  return counts
+}
+
 export interface DeadLetterQuery {
   /** At most this many, oldest first. Default 100. */
   limit?: number

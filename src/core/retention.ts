@@ -1,4 +1,5 @@
-import type { PurgeOptions } from './inbox.js'
+import type { PurgeOptions, PurgeResult } from './inbox.js'
+import type { WebhookLogger } from './logger.js'
 import { defaults } from './options.js'
 import type { ResolvedOptions } from './resolved-options.js'
 
@@ -21,4 +22,13 @@ export function purgeCutoffs (now: number, options: PurgeOptions, retention: Ret
   const retentionSeconds = retention.retentionSeconds ?? receiver?.dedupe.ttlSeconds ?? defaults.dedupe.ttlSeconds
   const deadSeconds = retention.deadLetterRetentionSeconds
   return { done: now - retentionSeconds * 1000, dead: deadSeconds === undefined ? undefined : now - deadSeconds * 1000 }
+}
+
+/** A scheduled purge: logged, never thrown, since nobody awaits it. */
+export function purgeQuietly (purge: () => Promise<PurgeResult>, logger: WebhookLogger | undefined, store: string): void {
+  purge().then((purged) => {
+    if (purged.done + purged.dead > 0) logger?.debug({ purged }, `purged old events from the ${store} inbox`)
+  }).catch((error: unknown) => {
+    logger?.error({ err: error }, `the ${store} inbox could not purge old events`)
+  })
 }

@@ -4,8 +4,8 @@ import { wakeOrTimeout } from '../core/timeouts.js'
 import { UnrefTimers } from '../core/unref-timers.js'
 import { assertNotStarted, type AcceptOutcome, type Inbox, type InboxHealth, type InboxRuntime, type PurgeOptions, type PurgeResult } from '../core/inbox.js'
 import { defaults } from '../core/options.js'
-import type { DeadLetterQuery, EventOutcome, OutcomeState } from '../core/outcome.js'
-import { purgeCutoffs } from '../core/retention.js'
+import { countsByState, type DeadLetterQuery, type EventOutcome, type OutcomeState } from '../core/outcome.js'
+import { purgeCutoffs, purgeQuietly } from '../core/retention.js'
 import { ControlConnection } from './control-connection.js'
 import { loadPg } from './driver.js'
 import { GroupCommit, MAX_IN_FLIGHT } from './group-commit.js'
@@ -187,10 +187,8 @@ export class PostgresInbox implements Inbox<PostgresHandlerExtra> {
 
   /** Events by state, for operators (`sir-webhooks inbox stats`). */
   async counts (): Promise<Record<OutcomeState, number>> {
-    const counts: Record<OutcomeState, number> = { pending: 0, done: 0, dead: 0 }
     const { rows } = await (await this.#pool()).query<{ state: OutcomeState, count: string }>(this.#sql.countByState)
-    for (const { state, count } of rows) counts[state] = Number(count)
-    return counts
+    return countsByState(rows)
   }
 
   /**
@@ -273,11 +271,7 @@ export class PostgresInbox implements Inbox<PostgresHandlerExtra> {
   }
 
   #purgeQuietly (): void {
-    this.purge().then((purged) => {
-      if (purged.done + purged.dead > 0) this.#runtime?.logger.debug({ purged }, 'purged old events from the Postgres inbox')
-    }).catch((error: unknown) => {
-      this.#runtime?.logger.error({ err: error }, 'the Postgres inbox could not purge old events')
-    })
+    purgeQuietly(async () => await this.purge(), this.#runtime?.logger, 'Postgres')
   }
 }
 

@@ -47,10 +47,20 @@ export interface ResolvedPostgresOptions {
   handlerSynchronousCommit: boolean
 }
 
-export const knownPostgresOptions = [
-  'pool', 'connectionString', 'schema', 'migrate', 'acceptTimeoutMs', 'groupCommitMs',
-  'pollIntervalMs', 'retentionSeconds', 'deadLetterRetentionSeconds', 'purgeIntervalMs', 'handlerSynchronousCommit'
-] as const
+// Keyed by the options interface: a new option left out of this list does not compile.
+const OPTION_NAMES: Record<keyof PostgresInboxOptions, true> = {
+  pool: true,
+  connectionString: true,
+  schema: true,
+  migrate: true,
+  acceptTimeoutMs: true,
+  groupCommitMs: true,
+  pollIntervalMs: true,
+  retentionSeconds: true,
+  deadLetterRetentionSeconds: true,
+  purgeIntervalMs: true,
+  handlerSynchronousCommit: true
+}
 
 /**
  * Quoted wherever it is used, but kept to plain lower-case names so that the
@@ -58,7 +68,7 @@ export const knownPostgresOptions = [
  */
 const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,49}$/
 
-export const DEFAULT_SCHEMA = 'sir_webhooks'
+const DEFAULT_SCHEMA = 'sir_webhooks'
 
 /** The schema option checked, or the default. */
 export function schemaName (value: unknown): string {
@@ -77,7 +87,7 @@ export function resolvePostgresOptions (options: PostgresInboxOptions): Resolved
   if (options === null || typeof options !== 'object') {
     throw new WebhookOptionsError('postgresInbox(options): options must be an object with "pool" or "connectionString"')
   }
-  assertKnownOptions(options, knownPostgresOptions, 'postgresInbox(options)')
+  assertKnownOptions(options, Object.keys(OPTION_NAMES), 'postgresInbox(options)')
   const { pool, connectionString } = options
   if ((pool === undefined) === (connectionString === undefined)) {
     throw new WebhookOptionsError('postgresInbox(options): give exactly one of "pool" (a pg Pool) and "connectionString"')

@@ -28,7 +28,8 @@ export type Literal = (value: string | number | null) => string
  * literals, escaped by the client (`Literal`).
  */
 export interface Queries {
-  /** $1 ids, $2 types, $3 events (JSON text), $4 received_at: the ids actually inserted (the others were there already); wakes every instance. */
+  /** $1 ids, $2 types, $3 events (JSON text), $4 received_at: the ids actually inserted (the others were there already). */
+  /** Wakes every instance after accepts committed, in its own unflushed transaction. */
   acceptBatch: string
   notifyOthers: string
   wakeChannel: string

@@ -40,10 +40,6 @@ export class Workers {
     this.#env = env
   }
 
-  get active (): number {
-    return this.#active.size
-  }
-
   /**
    * Looks for work: starts a worker unless one is already looking (it will look
    * again when it finds nothing) or every worker is busy (each looks again when

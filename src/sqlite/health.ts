@@ -1,5 +1,6 @@
 import type { InboxHealth } from '../core/inbox.js'
 import { isBusy } from './group-commit.js'
+import { describe } from './open.js'
 
 /** The steps whose lasting failure means accepted events would never run. */
 export type HealthCheckedStep = 'claim' | 'outcome write'
@@ -22,9 +23,7 @@ export class HealthTracker {
   failed (step: HealthCheckedStep, error: unknown): boolean {
     if (isBusy(error)) return false
     const wasDegraded = this.degraded
-    const { code, message } = error as { code?: unknown, message?: unknown }
-    const detail = typeof code === 'string' ? `${code}: ${String(message)}` : String(message)
-    this.#failing.set(step, `${step}s are failing (${detail})`)
+    this.#failing.set(step, `${step}s are failing (${describe(error)})`)
     return !wasDegraded
   }
 

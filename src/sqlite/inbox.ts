@@ -3,7 +3,7 @@ import type { AnyEvent } from '../core/events.js'
 import { assertNotStarted, type AcceptOutcome, type Inbox, type InboxHealth, type InboxRuntime, type PurgeOptions, type PurgeResult } from '../core/inbox.js'
 import { defaults } from '../core/options.js'
 import { UnrefTimers } from '../core/unref-timers.js'
-import type { DeadLetterQuery, EventOutcome, OutcomeState } from '../core/outcome.js'
+import { countsByState, type DeadLetterQuery, type EventOutcome, type OutcomeState } from '../core/outcome.js'
 import { GroupCommit, type Batch } from './group-commit.js'
 import { HealthTracker } from './health.js'
 import { openInboxFile } from './open.js'
@@ -11,7 +11,7 @@ import { resolveSqliteOptions, type ResolvedSqliteOptions, type SqliteInboxOptio
 import { isDeadOwnerOnThisHost, newOwner } from './owner.js'
 import { EventRunner } from './runner.js'
 import type { EventRow, Statements } from './schema.js'
-import { purgeCutoffs } from '../core/retention.js'
+import { purgeCutoffs, purgeQuietly } from '../core/retention.js'
 
 export type { SqliteInboxOptions, StartupCheck } from './options.js'
 export type { InboxHealth } from '../core/inbox.js'
@@ -87,9 +87,7 @@ export class SqliteInbox implements Inbox {
 
   /** Events in the file by state, across every process sharing it. */
   async counts (): Promise<Record<OutcomeState, number>> {
-    const counts: Record<OutcomeState, number> = { pending: 0, done: 0, dead: 0 }
-    for (const { state, count } of this.#open().countByState.all()) counts[state] = count
-    return counts
+    return countsByState(this.#open().countByState.all())
   }
 
   /**
@@ -251,11 +249,7 @@ export class SqliteInbox implements Inbox {
   }
 
   #purgeQuietly (): void {
-    this.purge().then((purged) => {
-      if (purged.done + purged.dead > 0) this.#runtime?.logger.debug({ purged }, 'purged old events from the SQLite inbox')
-    }).catch((error: unknown) => {
-      this.#runtime?.logger.error({ err: error }, 'the SQLite inbox could not purge old events')
-    })
+    purgeQuietly(async () => await this.purge(), this.#runtime?.logger, 'SQLite')
   }
 }
 

@@ -18,7 +18,8 @@ function loadDriver (): typeof BetterSqlite3 {
   }
 }
 
-function describe (error: unknown): string {
+/** An SQLite error as "CODE: message", for messages and health reasons. */
+export function describe (error: unknown): string {
   const { code, message } = error as { code?: unknown, message?: unknown }
   return `${typeof code === 'string' ? `${code}: ` : ''}${String(message)}`
 }
@@ -72,8 +73,10 @@ function damaged (path: string, detail: string): WebhookError {
     'Move it aside and restore the last backup; `sqlite3 <file> ".recover"` may save the events it still holds.', 500)
 }
 
-/** Opens the inbox file, or throws an error that names it and says what is wrong. */
-/** `acceptTimeoutMs` caps the synchronous part of a lock wait too, when it is below `BUSY_WAIT_MS`. */
+/**
+ * Opens the inbox file, or throws an error that names it and says what is wrong.
+ * `acceptTimeoutMs` caps the synchronous part of a lock wait too, when it is below `BUSY_WAIT_MS`.
+ */
 export function openInboxFile (path: string, check: StartupCheck, acceptTimeoutMs: number): { db: BetterSqlite3.Database, sql: Statements } {
   const Database = loadDriver()
   let db: BetterSqlite3.Database
