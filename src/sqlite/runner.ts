@@ -143,12 +143,19 @@ export class EventRunner {
         this.#settled(row)
         continue
       }
+      // attemptEnded() claims again as the slot frees. Only an outcome that could
+      // not be recorded needs one more claim after the row leaves #active: its
+      // lease was let go, and claims skip rows this process still runs.
+      let unrecorded = false
       this.#process(row, attemptEnded)
-        .catch((error: unknown) => this.#outcomeNotRecorded(row, error))
+        .catch((error: unknown) => {
+          unrecorded = true
+          return this.#outcomeNotRecorded(row, error)
+        })
         .finally(() => {
           attemptEnded()
           this.#settled(row)
-          this.pump()
+          if (unrecorded) this.pump()
         })
     }
   }
