@@ -2,7 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import { tooLargeDetails } from './body-limit.js'
 import { writeResult } from './node-response.js'
 import type { DeliveryReceiver } from './receiver.js'
-import { deliveryFromNodeHeaders } from '../core/delivery.js'
+import { deliveryFromNodeHeaders, type Delivery } from '../core/delivery.js'
 import type { WebhookLogger } from '../core/logger.js'
 import { readBody } from './node-body.js'
 
@@ -31,11 +31,16 @@ export function receiveRequest (webhooks: DeliveryReceiver, request: IncomingMes
         log.debug({ err: read.error }, 'webhook request aborted before its body ended; nothing to answer')
         return
       }
-      const answer = webhooks.decide(deliveryFromNodeHeaders(request.headers, read.body), log)
-      if (answer instanceof Promise) answer.then((decided) => { writeResult(response, decided) }).catch(failed)
-      else writeResult(response, answer)
+      decideAndWrite(webhooks, deliveryFromNodeHeaders(request.headers, read.body), log, response, failed)
     } catch (error) {
       failed(error)
     }
   })
+}
+
+/** Lets the receiver decide and writes its answer, at once when it is synchronous; a failure goes to `failed`. */
+export function decideAndWrite (webhooks: DeliveryReceiver, delivery: Delivery, log: WebhookLogger, response: ServerResponse, failed: (error: unknown) => void): void {
+  const answer = webhooks.decide(delivery, log)
+  if (answer instanceof Promise) answer.then((decided) => { writeResult(response, decided) }).catch(failed)
+  else writeResult(response, answer)
 }

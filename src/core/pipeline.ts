@@ -104,7 +104,7 @@ export class DeliveryPipeline {
     const parsed = parseEnvelope(delivery.rawBody)
     if (!parsed.ok) return this.refuse(parsed.code, log, { bodyLength: delivery.rawBody.byteLength }, undefined, undefined, now)
     const { event } = parsed
-    if (this.#lifecycle.closing) return this.refuse('CLOSING', log, { event: eventTag(event) }, undefined, event, now)
+    if (this.#lifecycle.closing) return this.#refuseEvent('CLOSING', log, event, now)
     // An inbox that starts asynchronously is waited for until it has started; after
     // that, the check costs nothing.
     const starting = this.#lifecycle.starting
@@ -113,9 +113,9 @@ export class DeliveryPipeline {
   }
 
   #accept (event: AnyEvent, now: number, delivery: Delivery, secretIndex: number, log: WebhookLogger): ReceiveResult | Promise<ReceiveResult> {
-    if (this.#lifecycle.startFailed) return this.refuse('INBOX_UNAVAILABLE', log, { event: eventTag(event) }, undefined, event, now)
+    if (this.#lifecycle.startFailed) return this.#refuseEvent('INBOX_UNAVAILABLE', log, event, now)
     // close() may have begun while the inbox was starting.
-    if (this.#lifecycle.closing) return this.refuse('CLOSING', log, { event: eventTag(event) }, undefined, event, now)
+    if (this.#lifecycle.closing) return this.#refuseEvent('CLOSING', log, event, now)
     let accepted: AcceptOutcome | Promise<AcceptOutcome>
     try {
       accepted = this.#inbox.accept(event, now, delivery.whenAnswered, delivery.waitUntil)
@@ -130,9 +130,14 @@ export class DeliveryPipeline {
     )
   }
 
+  /** A refusal once the event is known: its id and type in the log line and the counts. */
+  #refuseEvent (code: RefusalCode, log: WebhookLogger, event: AnyEvent, now: number): ReceiveResult {
+    return this.refuse(code, log, { event: eventTag(event) }, undefined, event, now)
+  }
+
   #inboxFailed (event: AnyEvent, error: unknown, log: WebhookLogger, now: number): ReceiveResult {
     log.error({ err: error, event: eventTag(event) }, 'the inbox failed to record the event')
-    return this.refuse('INBOX_UNAVAILABLE', log, { event: eventTag(event) }, undefined, event, now)
+    return this.#refuseEvent('INBOX_UNAVAILABLE', log, event, now)
   }
 
   #answer (outcome: AcceptOutcome, event: AnyEvent, secretIndex: number, log: WebhookLogger, now: number): ReceiveResult {
@@ -146,7 +151,7 @@ export class DeliveryPipeline {
       this.#delivered('DUPLICATE', event, now)
       return DUPLICATE
     }
-    return this.refuse(outcomeRefusal[outcome], log, { event: eventTag(event) }, undefined, event, now)
+    return this.#refuseEvent(outcomeRefusal[outcome], log, event, now)
   }
 }
 

@@ -69,7 +69,10 @@ export class HandlerRegistry {
 
   /** True once any event handler (`on` or `onAny`) is registered. */
   get hasHandlers (): boolean {
-    return this.#any.length > 0 || [...this.#byType.values()].some((list) => list.length > 0)
+    if (this.#any.length > 0) return true
+    // Durable inboxes ask before every claim: no array built for it.
+    for (const list of this.#byType.values()) if (list.length > 0) return true
+    return false
   }
 
   /** Every handler that should see an event of this type, the `onAny` ones last. */

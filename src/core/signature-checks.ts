@@ -19,7 +19,8 @@ export type Secret = string | readonly string[]
 export type HeaderInput = string | readonly string[] | undefined | null
 
 /** A repeated header is joined as Node joins unknown ones, so it fails the syntax checks. */
-function single (value: HeaderInput): string | undefined {
+/** One header value as the receiver reads it: a repeated header is joined with ", ". */
+export function single (value: HeaderInput): string | undefined {
   if (typeof value === 'string') return value
   if (value === undefined || value === null || !Array.isArray(value) || value.length === 0) return undefined
   return value.join(', ')

@@ -179,7 +179,7 @@ export class Telemetry {
    */
   runHandler (run: HandlerRun, call: () => unknown): unknown {
     const type = typeAttribute(run.event.type)
-    if (run.attempt === 1) this.#recordLag(run.event)
+    if (run.attempt === 1) this.#recordLag(run.event, type)
     const span = this.#startHandlerSpan(run, type)
     const started = performance.now()
     const end = (error: unknown, failed: boolean): void => {
@@ -234,10 +234,10 @@ export class Telemetry {
     })
   }
 
-  #recordLag (event: AnyEvent): void {
+  #recordLag (event: AnyEvent, type: string): void {
     if (this.#eventLag === undefined || typeof event.createdAt !== 'string') return
     const createdAt = Date.parse(event.createdAt)
     // A sender clock ahead of ours would give a negative lag; histograms take none.
-    if (!Number.isNaN(createdAt)) this.#eventLag.record(Math.max(0, this.#clock() - createdAt) / 1000, { 'sir_webhooks.event_type': typeAttribute(event.type) })
+    if (!Number.isNaN(createdAt)) this.#eventLag.record(Math.max(0, this.#clock() - createdAt) / 1000, { 'sir_webhooks.event_type': type })
   }
 }

@@ -4,7 +4,7 @@ import { assertReceiver, checkAdapterOptions, type DeliveryReceiver } from '../a
 import { pathnameOf, resolvePath } from '../adapter/route.js'
 import { deliveryFromNodeHeaders } from '../core/delivery.js'
 import { isLogger, type WebhookLogger } from '../core/logger.js'
-import { receiveRequest } from '../adapter/node-request.js'
+import { decideAndWrite, receiveRequest } from '../adapter/node-request.js'
 
 /** Where `captureRawBody` keeps the bytes: a registered symbol, so two copies of the package agree. */
 const RAW_BODY = Symbol.for('sir-webhooks.rawBody')
@@ -68,9 +68,7 @@ export function expressMiddleware (webhooks: DeliveryReceiver, options?: Express
     const log = fixedLogger ?? requestLogger(request) ?? webhooks.logger
     const kept = keptBytes(request)
     if (kept !== undefined) {
-      const answer = webhooks.decide(deliveryFromNodeHeaders(request.headers, kept), log)
-      if (answer instanceof Promise) answer.then((decided) => { writeResult(response, decided) }).catch(next)
-      else writeResult(response, answer)
+      decideAndWrite(webhooks, deliveryFromNodeHeaders(request.headers, kept), log, response, next)
       return
     }
     if (bodyConsumed(request)) {

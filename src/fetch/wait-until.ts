@@ -39,12 +39,15 @@ export function waitUntilPicker (configured: unknown, log: WebhookLogger): (env:
   }
   const fromOptions = configured === undefined ? undefined : guarded(configured as WaitUntil)
   let warned = false
+  // The runtime does not change between requests: asked once, at the first that needs it.
+  let endsWork: boolean | undefined
   return (env, ctx) => {
     if (fromOptions !== undefined) return fromOptions
     const holder = hasWaitUntil(ctx) ? ctx : hasWaitUntil(env) ? env : undefined
     // A method call: workerd's ExecutionContext checks `this`.
     if (holder !== undefined) return guarded((promise) => { holder.waitUntil(promise) })
-    if (!warned && endsWorkWithResponse()) {
+    endsWork ??= endsWorkWithResponse()
+    if (!warned && endsWork) {
       warned = true
       log.warn({ reason: 'NO_WAIT_UNTIL' }, NO_WAIT_UNTIL_MESSAGE)
     }

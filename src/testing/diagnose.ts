@@ -1,5 +1,5 @@
 import { timingSafeEqual } from 'node:crypto'
-import { checkHeaders, skewOf } from '../core/signature-checks.js'
+import { checkHeaders, single, skewOf } from '../core/signature-checks.js'
 import { computeDigest, DEFAULT_TOLERANCE_SECONDS, SIGNATURE_PREFIX } from '../core/verify-node.js'
 
 export type DiagnosisCode =
@@ -57,10 +57,6 @@ const HEADER_HINTS = {
   MISSING_TIMESTAMP: 'There is no timestamp: pass the X-SIR-Timestamp header value.',
   INVALID_TIMESTAMP: 'The timestamp is not a whole number of Unix seconds (digits only).'
 } as const
-
-function firstValue (value: unknown): string {
-  return String(Array.isArray(value) ? value.join(', ') : value)
-}
 
 function reason (code: DiagnosisCode, message: string): DiagnosisReason {
   return { code, message }
@@ -164,10 +160,9 @@ export function diagnose (input: DiagnoseInput): Diagnosis {
     const code = checked.code as keyof typeof HEADER_HINTS
     return { ok: false, reasons: [reason(code, HEADER_HINTS[code])] }
   }
-  // Strings now (checkHeaders has refused what is missing); an array from
-  // JavaScript is read as the receiver reads a repeated header, joined.
-  const timestamp = firstValue(input.timestamp)
-  let signature = firstValue(input.signature)
+  // Present now (checkHeaders has refused what is missing), read as the receiver reads them.
+  const timestamp = single(input.timestamp) as string
+  let signature = single(input.signature) as string
 
   const reasons: DiagnosisReason[] = []
   signature = signature.trim()
