@@ -39,7 +39,7 @@ const inbox = await makeInbox()
 const { pino } = await import('pino')
 const webhooks = new Webhooks({ secret, maxQueueSize: 1_000_000, logger: pino({ level: 'warn' }), ...(inbox === undefined ? {} : { inbox }) })
 let handled = 0
-webhooks.onAny(async function count () { handled += 1 })
+if (process.env.SIR_BENCH_NO_HANDLER !== "1") webhooks.onAny(async function count () { handled += 1 })
 const server = http.createServer(nodeListener(webhooks, { path: PATH }))
 await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve))
 

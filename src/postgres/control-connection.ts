@@ -15,7 +15,7 @@ const COUNT_LOCK_TIMEOUT_MS = 1_000
 export class ControlConnection {
   readonly #makeClient: () => Client
   readonly #channel: string
-  readonly #onWake: () => void
+  readonly #onWake: (sender: string | undefined) => void
   readonly #logger: WebhookLogger
   readonly #countStatement: (idLiterals: string[]) => string
   readonly #counts: Array<{ id: string, resolve: () => void, reject: (error: unknown) => void }> = []
@@ -26,7 +26,7 @@ export class ControlConnection {
   #closed = false
   #lastError: unknown
 
-  constructor (makeClient: () => Client, channel: string, countStatement: (idLiterals: string[]) => string, onWake: () => void, logger: WebhookLogger) {
+  constructor (makeClient: () => Client, channel: string, countStatement: (idLiterals: string[]) => string, onWake: (sender: string | undefined) => void, logger: WebhookLogger) {
     this.#makeClient = makeClient
     this.#countStatement = countStatement
     this.#channel = channel
@@ -98,7 +98,7 @@ export class ControlConnection {
     const client = this.#makeClient()
     client.on('error', (error) => { this.#lost(client, error) })
     client.on('end', () => { this.#lost(client, new Error('the control connection ended')) })
-    client.on('notification', () => { this.#onWake() })
+    client.on('notification', (message) => { this.#onWake(message.payload) })
     try {
       await client.connect()
       await client.query(`LISTEN "${this.#channel}"`)
@@ -113,7 +113,7 @@ export class ControlConnection {
     this.#client = client
     this.#lastError = undefined
     // Notifications sent while it was down are lost: look for work now.
-    this.#onWake()
+    this.#onWake(undefined)
   }
 
   #lost (client: Client, error: unknown): void {

@@ -16,8 +16,8 @@ export interface GroupCommitOptions {
 }
 
 export interface GroupCommitEvents {
-  /** A batch committed: `inserted` new events are in the table. */
-  committed (inserted: number): void
+  /** A batch committed: the ids `inserted` are new in the table. */
+  committed (inserted: ReadonlySet<string>): void
   /** A batch was not recorded; its deliveries got 'unavailable'. `inDoubt`: the commit was sent and its answer never came. */
   failed (error: unknown, deliveries: number, inDoubt: boolean): void
 }
@@ -131,7 +131,7 @@ export class GroupCommit {
       batch.forEach(({ event }, index) => { if (!first.has(event.id)) first.set(event.id, index) })
       // Two deliveries of one id in one batch: the first is the one accepted.
       answerAll(({ event }, index) => inserted.has(event.id) && first.get(event.id) === index ? 'accepted' : 'duplicate')
-      this.#events.committed(inserted.size)
+      this.#events.committed(inserted)
     } catch (error) {
       broken = error instanceof Error ? error : new Error(String(error))
       if (!committing) await client?.query('ROLLBACK').catch(() => {})

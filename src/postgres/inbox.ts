@@ -6,6 +6,7 @@ import { assertNotStarted, type AcceptOutcome, type Inbox, type InboxHealth, typ
 import { defaults } from '../core/options.js'
 import { countsByState, type DeadLetterQuery, type EventOutcome, type OutcomeState } from '../core/outcome.js'
 import { purgeCutoffs, purgeQuietly } from '../core/retention.js'
+import { Candidates } from './candidates.js'
 import { ControlConnection } from './control-connection.js'
 import { loadPg } from './driver.js'
 import { GroupCommit, MAX_IN_FLIGHT } from './group-commit.js'
@@ -59,6 +60,7 @@ export class PostgresInbox implements Inbox<PostgresHandlerExtra> {
   #pending = 0
   readonly #health = new StoreHealth()
   #wakeScheduled = false
+  readonly #candidates = new Candidates()
 
   constructor (options: PostgresInboxOptions) {
     this.#options = resolvePostgresOptions(options)
@@ -83,16 +85,20 @@ export class PostgresInbox implements Inbox<PostgresHandlerExtra> {
     if (slots < concurrency) {
       runtime.logger.warn({ poolMax, concurrency, handlersAtOnce: slots }, `the pg pool is too small for "concurrency": the Postgres inbox runs ${slots} events at once, leaving ${MAX_IN_FLIGHT} clients for accepts; give the pool max: concurrency + ${MAX_IN_FLIGHT + 1}`)
     }
+    const notifier = new WakeNotifier(pool, this.#sql.notifyOthers, runtime.logger)
     const control = new ControlConnection(
       // Named, so that an operator can tell it in pg_stat_activity.
       () => new pg.Client({ ...(options.connectionString !== undefined ? { connectionString: options.connectionString } : pool.options), application_name: `sir-webhooks control ${options.schema}` }),
-      this.#sql.wakeChannel, this.#sql.countAttempts, () => { this.#wake() }, runtime.logger)
-    const notifier = new WakeNotifier(pool, this.#sql.notifyOthers, runtime.logger)
+      this.#sql.wakeChannel, this.#sql.countAttempts, (sender) => {
+        // Another instance accepted, a redrive, or a reconnection: what is due is in the table.
+        if (sender !== notifier.sender) this.#wakeToScan()
+      }, runtime.logger)
     const accepts = new GroupCommit(pool, this.#sql, options, {
       committed: (inserted) => {
-        this.#pending += inserted
+        this.#pending += inserted.size
         this.#health.succeeded()
-        if (inserted === 0) return
+        if (inserted.size === 0) return
+        this.#candidates.addAccepted(inserted)
         this.#wake()
         notifier.notify()
       },
@@ -107,6 +113,7 @@ export class PostgresInbox implements Inbox<PostgresHandlerExtra> {
       runtime,
       sql: this.#sql,
       pool,
+      candidates: this.#candidates,
       slots,
       now: () => this.#now(),
       countAttempt: async (id) => { await control.countAttempt(id) },
@@ -115,7 +122,7 @@ export class PostgresInbox implements Inbox<PostgresHandlerExtra> {
         runtime.logger.error({ err: error }, 'the Postgres inbox could not claim an event or record its outcome; nothing of that attempt is kept and the event runs again')
       },
       succeeded: () => { this.#health.succeeded() },
-      wakeIn: (ms) => { this.#timers.after(ms, () => { this.#wake() }) }
+      wakeIn: (ms) => { this.#timers.after(ms, () => { this.#wakeToScan() }) }
     })
     this.#running = { pool, ownsPool: options.pool === undefined, control, accepts, workers, notifier }
     await this.#prepare()
@@ -263,8 +270,14 @@ export class PostgresInbox implements Inbox<PostgresHandlerExtra> {
     })
   }
 
-  #poll (): void {
+  /** Wakes the workers to look in the table, not only at this process's accepts. */
+  #wakeToScan (): void {
+    this.#candidates.wantScan()
     this.#wake()
+  }
+
+  #poll (): void {
+    this.#wakeToScan()
     this.#running?.pool.query<{ pending: number }>(this.#sql.countPending).then(({ rows }) => {
       this.#pending = rows[0]?.pending ?? this.#pending
     }, (error: unknown) => { this.#health.failed(error) })

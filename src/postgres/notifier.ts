@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto'
 import type { Pool } from 'pg'
 import type { WebhookLogger } from '../core/logger.js'
 
@@ -11,14 +12,16 @@ import type { WebhookLogger } from '../core/logger.js'
 export class WakeNotifier {
   readonly #pool: Pool
   readonly #sql: string
+  /** In the payload, so that this instance ignores its own wake-ups: it knows what it accepted. */
+  readonly sender = randomBytes(8).toString('hex')
   readonly #logger: WebhookLogger
   #sending = false
   #again = false
   #stopped = false
 
-  constructor (pool: Pool, sql: string, logger: WebhookLogger) {
+  constructor (pool: Pool, sql: (sender: string) => string, logger: WebhookLogger) {
     this.#pool = pool
-    this.#sql = sql
+    this.#sql = sql(this.sender)
     this.#logger = logger
   }
 

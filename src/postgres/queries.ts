@@ -29,24 +29,28 @@ export type Literal = (value: string | number | null) => string
  */
 export interface Queries {
   /** $1 ids, $2 types, $3 events (JSON text), $4 received_at: the ids actually inserted (the others were there already). */
-  /** Wakes every instance after accepts committed, in its own unflushed transaction. */
   acceptBatch: string
-  notifyOthers: string
+  /** Wakes every instance after accepts committed, in its own unflushed transaction; `sender` (hex) lets the sender ignore its own. */
+  notifyOthers (sender: string): string
   wakeChannel: string
   countPending: string
+  /** $1 now, $2 limit: ids of pending events due by now, oldest first, without locking them. */
+  dueIds: string
   /**
-   * Opens the worker's transaction, claims in it the oldest due event nobody
-   * holds, and opens the savepoint for its first handler.
+   * Opens the worker's transaction, claims in it those of `ids` that are
+   * pending, due and held by nobody, and opens the savepoint for the first handler.
    */
-  beginAndClaim (now: number): string
+  beginAndClaim (literal: Literal, ids: readonly string[], now: number): string
   /** Attempts started, counted on another connection in a simple (unparameterised) query: the ids come as escaped literals. */
   countAttempts (idLiterals: string[]): string
-  /** A handler succeeded: its record, in its savepoint, which is then released. */
-  recordHandled (literal: Literal, id: string, handler: string, now: number): string
-  /** The event is done or dead, and the transaction commits. */
-  finishAndCommit (literal: Literal, id: string, state: 'done' | 'dead', now: number, lastError: string | null): string
-  /** The event runs again at `nextAttemptAt`, and the transaction commits. */
-  retryLaterAndCommit (literal: Literal, id: string, nextAttemptAt: number, lastError: string): string
+  /** The handlers that succeeded, as [event id, handler] pairs. */
+  recordHandled (literal: Literal, handled: ReadonlyArray<readonly [string, string]>, now: number): string
+  /** These events are done. */
+  finishDone (literal: Literal, ids: readonly string[], now: number): string
+  /** The event is done or dead. */
+  finish (literal: Literal, id: string, state: 'done' | 'dead', now: number, lastError: string | null): string
+  /** The event runs again at `nextAttemptAt`. */
+  retryLater (literal: Literal, id: string, nextAttemptAt: number, lastError: string): string
   /** $1 id */
   outcome: string
   /** $1 limit */
@@ -82,36 +86,44 @@ export function queriesFor (schema: string, handlerSynchronousCommit: boolean): 
       ON CONFLICT (id) DO NOTHING
       RETURNING id`,
     // Its own short transaction, not flushed: a lost wake-up costs one poll interval.
-    notifyOthers: `BEGIN; SET LOCAL synchronous_commit TO off; SELECT pg_notify('${wakeChannel}', ''); COMMIT`,
+    notifyOthers: (sender) => `BEGIN; SET LOCAL synchronous_commit TO off; SELECT pg_notify('${wakeChannel}', '${hex(sender)}'); COMMIT`,
     wakeChannel,
     countPending: `SELECT count(*)::integer AS pending FROM ${s}.events WHERE state = 'pending'`,
     // FOR NO KEY UPDATE, not FOR UPDATE: it excludes every other claim (and any
     // UPDATE) just the same, but lets the attempt counter's foreign key check on
     // another connection take its KEY SHARE lock on the row instead of waiting for
     // this very transaction.
-    beginAndClaim: (now) => `
+    // Without locks: the claim that follows checks each id again under its row lock.
+    dueIds: `
+      SELECT id FROM ${s}.events
+      WHERE state = 'pending' AND next_attempt_at <= $1
+      ORDER BY next_attempt_at
+      LIMIT $2`,
+    // The state and time are written so that no index can serve them: given the
+    // plain conditions, the planner ANDed the primary key with the due-events
+    // index, and read that index's dead entries all over again (see candidates.ts).
+    beginAndClaim: (literal, ids, now) => `
       ${begin};
       SELECT ${EVENT_COLUMNS},
         coalesce((SELECT array_agg(h.handler) FROM ${s}.handled h WHERE h.event_id = e.id), '{}') AS succeeded
       FROM ${s}.events e LEFT JOIN ${s}.attempts a ON a.event_id = e.id
-      WHERE e.state = 'pending' AND e.next_attempt_at <= ${integer(now)}
-      ORDER BY e.next_attempt_at
-      LIMIT 1
+      WHERE e.id IN (${ids.map(literal).join(', ')})
+        AND coalesce(e.state, '') = 'pending' AND e.next_attempt_at + 0 <= ${integer(now)}
       FOR NO KEY UPDATE OF e SKIP LOCKED;
       SAVEPOINT sir_handler`,
     countAttempts: (idLiterals) => `
       INSERT INTO ${s}.attempts (event_id, started) VALUES ${idLiterals.map((id) => `(${id}, 1)`).join(', ')}
       ON CONFLICT (event_id) DO UPDATE SET started = ${s}.attempts.started + 1`,
-    recordHandled: (literal, id, handler, now) => `
-      INSERT INTO ${s}.handled (event_id, handler, handled_at) VALUES (${literal(id)}, ${literal(handler)}, ${literal(now)});
-      RELEASE SAVEPOINT sir_handler`,
-    finishAndCommit: (literal, id, state, now, lastError) => `
+    recordHandled: (literal, handled, now) => `
+      INSERT INTO ${s}.handled (event_id, handler, handled_at)
+      VALUES ${handled.map(([id, handler]) => `(${literal(id)}, ${literal(handler)}, ${literal(now)})`).join(', ')}`,
+    finishDone: (literal, ids, now) => `
+      UPDATE ${s}.events SET state = 'done', finished_at = ${literal(now)} WHERE id IN (${ids.map(literal).join(', ')})`,
+    finish: (literal, id, state, now, lastError) => `
       UPDATE ${s}.events SET state = ${literal(state)}, finished_at = ${literal(now)}, last_error = coalesce(${literal(lastError)}, last_error)
-      WHERE id = ${literal(id)};
-      COMMIT`,
-    retryLaterAndCommit: (literal, id, nextAttemptAt, lastError) => `
-      UPDATE ${s}.events SET next_attempt_at = ${literal(nextAttemptAt)}, last_error = ${literal(lastError)} WHERE id = ${literal(id)};
-      COMMIT`,
+      WHERE id = ${literal(id)}`,
+    retryLater: (literal, id, nextAttemptAt, lastError) => `
+      UPDATE ${s}.events SET next_attempt_at = ${literal(nextAttemptAt)}, last_error = ${literal(lastError)} WHERE id = ${literal(id)}`,
     outcome: `SELECT ${EVENT_COLUMNS} FROM ${s}.events e LEFT JOIN ${s}.attempts a ON a.event_id = e.id WHERE e.id = $1`,
     deadLetters: `
       SELECT ${EVENT_COLUMNS} FROM ${s}.events e LEFT JOIN ${s}.attempts a ON a.event_id = e.id
@@ -136,6 +148,11 @@ export function queriesFor (schema: string, handlerSynchronousCommit: boolean): 
 function integer (value: number): string {
   if (!Number.isFinite(value)) throw new TypeError(`sir-webhooks: expected a number for SQL, got ${value}`)
   return String(Math.floor(value))
+}
+
+function hex (value: string): string {
+  if (!/^[0-9a-f]*$/.test(value)) throw new TypeError(`sir-webhooks: expected hex digits for SQL, got ${JSON.stringify(value)}`)
+  return value
 }
 
 /** Literals for the worker's simple queries: text escaped by the client, integers checked. */

@@ -23,19 +23,101 @@ export interface RunEnvironment {
   countAttempt (id: string): Promise<void>
 }
 
-/** Why an event went back to the table without an outcome: said in the logs. */
-export type RunEnd = { retryInMs?: number }
+/** How one event's attempt ended, before the batch's transaction commits. */
+interface EventEnd {
+  id: string
+  /** Handlers that succeeded in this attempt: their records go in with the COMMIT. */
+  handled: string[]
+  /** How the event's row changes: done, or a statement for a retry or a dead letter. */
+  record: 'done' | string
+  /** What the runtime is told once that commit succeeded. */
+  afterCommit (): Promise<void>
+  retryInMs?: number
+}
+
+export interface BatchEnd {
+  /** Claimed, not started (the batch ran out of time, or shutdown began): pending as they were. */
+  unrun: ClaimedRow[]
+  /** Retries due later, in ms from now. */
+  retriesInMs: number[]
+}
 
 /**
- * Runs one claimed event inside the claiming transaction on `client`, and ends
- * that transaction. Handlers run one after another, each in a savepoint: a
- * handler that throws has its writes rolled back and the others keep theirs.
- * The handlers that succeeded, their success records and the event's new state
- * commit together at the end; a crash before that commit leaves the event as it
- * was, pending, for the next claim. Throws when the transaction itself broke
- * (the connection, the COMMIT): then nothing of this attempt is recorded.
+ * Runs claimed events one after another inside the claiming transaction on
+ * `client`, and ends that transaction with one COMMIT. Each handler runs in a
+ * savepoint: a handler that throws has its writes rolled back and the others
+ * keep theirs. The handlers that succeeded, their success records and each
+ * event's new state commit together; a crash before that commit leaves every
+ * event of the batch as it was, pending, for the next claim. No event starts
+ * once `budgetMs` has passed, so that slow handlers do not hold finished work
+ * uncommitted. Throws when the transaction itself broke (the connection, the
+ * COMMIT): then nothing of this batch is recorded.
  */
-export async function runClaimedEvent (env: RunEnvironment, client: PoolClient, row: ClaimedRow): Promise<RunEnd> {
+export async function runClaimedBatch (env: RunEnvironment, client: PoolClient, rows: readonly ClaimedRow[], budgetMs: number): Promise<BatchEnd> {
+  const started = performance.now()
+  const ends: EventEnd[] = []
+  // The claim opened the first savepoint.
+  const savepoint = { fresh: true }
+  let count = 0
+  for (const row of rows) {
+    if (count > 0 && (performance.now() - started > budgetMs || env.runtime.signal.aborted)) break
+    const end = await runClaimedEvent(env, client, row, savepoint)
+    // Shutdown cut this attempt short: a handler that returned since may have
+    // stopped half-way, so none of the batch is kept. Its events stay pending,
+    // their attempts counted.
+    if (end === undefined) {
+      await client.query('ROLLBACK')
+      return { unrun: [], retriesInMs: [] }
+    }
+    ends.push(end)
+    count++
+  }
+  await client.query(commitStatements(env, client, ends))
+  const retriesInMs: number[] = []
+  for (const end of ends) {
+    await end.afterCommit()
+    if (end.retryInMs !== undefined) retriesInMs.push(end.retryInMs)
+  }
+  return { unrun: rows.slice(count), retriesInMs }
+}
+
+/** The batch's last round trip: every success record, every event's new state, COMMIT. */
+function commitStatements (env: RunEnvironment, client: PoolClient, ends: readonly EventEnd[]): string {
+  const { sql } = env
+  const literal = literalsOf((text) => client.escapeLiteral(text))
+  const now = env.now()
+  const handled = ends.flatMap(({ id, handled }) => handled.map((key) => [id, key] as const))
+  const done = ends.filter(({ record }) => record === 'done').map(({ id }) => id)
+  const statements = ends.flatMap(({ record }) => record === 'done' ? [] : [record])
+  if (handled.length > 0) statements.unshift(sql.recordHandled(literal, handled, now))
+  if (done.length > 0) statements.push(sql.finishDone(literal, done, now))
+  statements.push('COMMIT')
+  return statements.join(';\n')
+}
+
+/** A savepoint that no handler has written in yet is open on the batch's client when `fresh`. */
+interface Savepoint { fresh: boolean }
+
+/**
+ * A handler that caught a failed query of its own and returned has not
+ * succeeded: its transaction can no longer commit. pg 8.21 and later keep the
+ * status Postgres sent with its last answer ('E': failed, 'I': the handler ended
+ * the transaction itself), so no round trip is needed; with an older pg the
+ * savepoint is released and opened again now, which fails in the same cases.
+ */
+async function checkTransaction (client: PoolClient, savepoint: Savepoint): Promise<void> {
+  const status = (client as { getTransactionStatus?: () => string | null }).getTransactionStatus?.()
+  if (status === undefined) {
+    await client.query('RELEASE SAVEPOINT sir_handler; SAVEPOINT sir_handler')
+    savepoint.fresh = true
+    return
+  }
+  if (status === 'E') throw new Error('current transaction is aborted: a query of the handler failed and the handler returned anyway')
+  if (status !== 'T') throw new Error('the handler ended its transaction (COMMIT or ROLLBACK on `transaction`)')
+}
+
+/** One event's attempt, in the open transaction. Undefined: shutdown cut it short. */
+async function runClaimedEvent (env: RunEnvironment, client: PoolClient, row: ClaimedRow, savepoint: Savepoint): Promise<EventEnd | undefined> {
   const { runtime, sql } = env
   const { event } = row
   const literal = literalsOf((text) => client.escapeLiteral(text))
@@ -46,56 +128,65 @@ export async function runClaimedEvent (env: RunEnvironment, client: PoolClient, 
     // Started as often as retries allow and never finished: the process died (or
     // its connection did) each time. Running it again could crash the receiver forever.
     const error = new Error(`the receiver stopped during each of ${row.started} attempts`)
-    await client.query(sql.finishAndCommit(literal, row.id, 'dead', env.now(), errorSummary(error)))
-    await runtime.deadLetter({ event, reason: 'handler_failed', error, attempts: row.started, receivedAt: new Date(receivedAt) })
-    return {}
+    return {
+      id: row.id,
+      handled: [],
+      record: sql.finish(literal, row.id, 'dead', env.now(), errorSummary(error)),
+      afterCommit: async () => { await runtime.deadLetter({ event, reason: 'handler_failed', error, attempts: row.started, receivedAt: new Date(receivedAt) }) }
+    }
   }
   await env.countAttempt(row.id)
   const done = new Set(row.succeeded)
   const failures: AttemptFailure[] = []
   // Counted as succeeded only once their writes have committed.
   const succeeded: HandlerRun[] = []
-  // The claim opened the first savepoint; a success releases it, a failure rolls back to it and keeps it.
-  let savepoint = true
+  const handled: string[] = []
   for (const keyed of keyedHandlers(runtime.handlersFor(event.type))) {
     if (done.has(keyed.key) || runtime.signal.aborted) continue
-    if (!savepoint) await client.query('SAVEPOINT sir_handler')
+    // The last handler's writes stay; this one's start from here.
+    if (!savepoint.fresh) await client.query('RELEASE SAVEPOINT sir_handler; SAVEPOINT sir_handler')
+    savepoint.fresh = false
     try {
       const run = { event, handler: keyed.handler, attempt, receivedAt }
       await runtime.runHandler(run, { transaction: client } satisfies PostgresHandlerExtra)
-      await client.query(sql.recordHandled(literal, row.id, keyed.key, env.now()))
+      await checkTransaction(client, savepoint)
       succeeded.push(run)
-      savepoint = false
+      handled.push(keyed.key)
       done.add(keyed.key)
     } catch (error) {
-      // Throws in turn when the handler ended the transaction itself: the attempt is lost.
+      // Throws in turn when the handler ended the transaction itself: the batch is lost.
       await client.query('ROLLBACK TO SAVEPOINT sir_handler')
-      savepoint = true
+      savepoint.fresh = true
       failures.push({ ...keyed, error })
     }
   }
-  // Shutdown cut this attempt short: a handler that returned since may have
-  // stopped half-way, so none of it is kept. The event stays pending, the attempt counted.
-  if (runtime.signal.aborted) {
-    await client.query('ROLLBACK')
-    return {}
-  }
+  if (runtime.signal.aborted) return undefined
+  const told = (): void => { for (const run of succeeded) runtime.handlerSucceeded(run) }
   const last = failures.at(-1)
   if (last === undefined) {
-    await client.query(sql.finishAndCommit(literal, row.id, 'done', env.now(), null))
-    for (const run of succeeded) runtime.handlerSucceeded(run)
-    return {}
+    return { id: row.id, handled, record: 'done', afterCommit: async () => { told() } }
   }
   const lastError = `${last.key}: ${errorSummary(last.error)}`
   if (attempt < retry.attempts) {
     const retryInMs = backoffDelay(attempt, retry)
-    await client.query(sql.retryLaterAndCommit(literal, row.id, env.now() + retryInMs, lastError))
-    for (const run of succeeded) runtime.handlerSucceeded(run)
-    await reportFailures(runtime, event, receivedAt, attempt, failures, retryInMs)
-    return { retryInMs }
+    return {
+      id: row.id,
+      handled,
+      record: sql.retryLater(literal, row.id, env.now() + retryInMs, lastError),
+      afterCommit: async () => {
+        told()
+        await reportFailures(runtime, event, receivedAt, attempt, failures, retryInMs)
+      },
+      retryInMs
+    }
   }
-  await client.query(sql.finishAndCommit(literal, row.id, 'dead', env.now(), lastError))
-  for (const run of succeeded) runtime.handlerSucceeded(run)
-  await reportFailures(runtime, event, receivedAt, attempt, failures, undefined)
-  return {}
+  return {
+    id: row.id,
+    handled,
+    record: sql.finish(literal, row.id, 'dead', env.now(), lastError),
+    afterCommit: async () => {
+      told()
+      await reportFailures(runtime, event, receivedAt, attempt, failures, undefined)
+    }
+  }
 }

@@ -1,9 +1,24 @@
 import type { Pool, PoolClient, QueryResult } from 'pg'
-import type { ClaimedRow } from './queries.js'
-import { runClaimedEvent, type RunEnvironment } from './run-event.js'
+import type { Candidates } from './candidates.js'
+import { literalsOf, type ClaimedRow } from './queries.js'
+import { runClaimedBatch, type RunEnvironment } from './run-event.js'
+
+/** Due ids one scan of the table asks for. */
+const SCAN_LIMIT = 200
+/**
+ * Events claimed and committed together at most. A backlog is shared out among
+ * the workers in batches up to this size: one claim, one COMMIT and far fewer
+ * round trips per event. Each handler's success opens a subtransaction, and
+ * Postgres tracks up to 64 per transaction cheaply.
+ */
+const MAX_BATCH = 8
+/** A batch starts no event after this long, so that slow handlers' finished work is not held uncommitted. */
+const BATCH_BUDGET_MS = 50
 
 export interface WorkerEnvironment extends RunEnvironment {
   pool: Pool
+  /** What to try to claim next; the inbox adds its accepts' ids and asks for scans. */
+  candidates: Candidates
   /** Workers at most, each with one pool client. */
   slots: number
   /** A claim or an outcome could not be written; the event runs again. */
@@ -21,17 +36,22 @@ interface Slot {
 }
 
 /**
- * The workers that run events. Each holds one pool client and loops: BEGIN,
- * claim the oldest due event with `FOR NO KEY UPDATE SKIP LOCKED`, run it,
- * commit, and again until nothing is due. The claim is the transaction's row
- * lock, so two workers (in this process or another) never hold one event, and a
- * worker that dies, with its process or its connection, holds nothing: Postgres
- * rolls its transaction back and the event is due again at once.
+ * The workers that run events. Each holds one pool client and loops: take a
+ * candidate id (scanning the table for due ones when the list is dry or a scan
+ * was asked for), BEGIN, claim that event with `FOR NO KEY UPDATE SKIP LOCKED`
+ * if it is still pending and due, run it, commit, and again until nothing is
+ * due. The claim is the transaction's row lock, so two workers (in this process
+ * or another) never hold one event, and a worker that dies, with its process or
+ * its connection, holds nothing: Postgres rolls its transaction back and the
+ * event is due again at once.
  */
 export class Workers {
   readonly #env: WorkerEnvironment
   readonly #active = new Set<Slot>()
   #searching = 0
+  /** Ids being run here: a scan lists them (their rows are locked, not finished) and they are not tried again. */
+  readonly #running = new Set<string>()
+  #scan: Promise<void> | undefined
   #wakeRequested = false
   #stopped = false
   #whenIdle: (() => void) | undefined
@@ -95,18 +115,22 @@ export class Workers {
         searching = true
         this.#searching++
         this.#wakeRequested = false
-        const row = await this.#claim(slot.client)
+        const rows = await this.#search(slot.client)
         this.#searching--
         searching = false
-        if (row === undefined) {
+        if (rows.length === 0) {
           if (this.#wakeRequested && !this.#stopped) continue
           break
         }
-        // There may be more: another worker looks while this one runs the event.
+        // There may be more: another worker looks while this one runs the batch.
         this.wake()
-        const end = await runClaimedEvent(env, slot.client, row)
+        for (const row of rows) this.#running.add(row.id)
+        const end = await runClaimedBatch(env, slot.client, rows, BATCH_BUDGET_MS).finally(() => {
+          for (const row of rows) this.#running.delete(row.id)
+        })
         env.succeeded()
-        if (end.retryInMs !== undefined) env.wakeIn(end.retryInMs)
+        if (end.unrun.length > 0) env.candidates.putBack(end.unrun.map(({ id }) => id))
+        for (const ms of end.retriesInMs) env.wakeIn(ms)
       }
     } catch (error) {
       broken = error instanceof Error ? error : new Error(String(error))
@@ -121,11 +145,43 @@ export class Workers {
     }
   }
 
-  async #claim (client: PoolClient): Promise<ClaimedRow | undefined> {
+  /** The next events claimed on `client`, or none when nothing is due. */
+  async #search (client: PoolClient): Promise<ClaimedRow[]> {
+    const { candidates } = this.#env
+    let scanned = false
+    for (;;) {
+      if (!scanned && candidates.scanDue) {
+        scanned = true
+        // One scan at a time; workers searching meanwhile take from its result.
+        this.#scan ??= this.#scanFor(client).finally(() => { this.#scan = undefined })
+        await this.#scan
+      }
+      // A fair share of what is waiting: one event each when little is, a batch when a backlog built.
+      const size = Math.min(MAX_BATCH, Math.max(1, Math.ceil(candidates.size / this.#env.slots)))
+      const ids: string[] = []
+      while (ids.length < size) {
+        const id = candidates.take()
+        if (id === undefined) break
+        if (!this.#running.has(id)) ids.push(id)
+      }
+      if (ids.length === 0) return []
+      const rows = await this.#claim(client, ids)
+      if (rows.length > 0) return rows
+    }
+  }
+
+  async #scanFor (client: PoolClient): Promise<void> {
+    const { candidates, sql } = this.#env
+    candidates.scanStarted()
+    const { rows } = await client.query<{ id: string }>(sql.dueIds, [Math.floor(this.#env.now()), SCAN_LIMIT])
+    candidates.addScanned(rows.map(({ id }) => id), this.#running)
+  }
+
+  async #claim (client: PoolClient, ids: readonly string[]): Promise<ClaimedRow[]> {
     // Several statements in one query: pg answers with one result per statement.
-    const results = await client.query(this.#env.sql.beginAndClaim(this.#env.now())) as unknown as Array<QueryResult<ClaimedRow>>
-    const row = results.find((result) => result.command === 'SELECT')?.rows[0]
-    if (row === undefined) await client.query('ROLLBACK')
-    return row
+    const results = await client.query(this.#env.sql.beginAndClaim(literalsOf((text) => client.escapeLiteral(text)), ids, this.#env.now())) as unknown as Array<QueryResult<ClaimedRow>>
+    const rows = results.find((result) => result.command === 'SELECT')?.rows ?? []
+    if (rows.length === 0) await client.query('ROLLBACK')
+    return rows
   }
 }

@@ -46,6 +46,7 @@ function run (owner, bin, command, args) {
  * deletes the folder. `fsync: false` for tests (they kill receivers, never the
  * server); the benchmark keeps fsync on, since a durable 2xx is what it measures.
  */
+// SIR_PG_EXTRA adds server settings, e.g. "-c shared_preload_libraries=pg_stat_statements" to profile.
 export async function startPostgresCluster ({ bin = findPostgresBin(), fsync = false } = {}) {
   if (bin === undefined) throw new Error('no PostgreSQL binaries (apt-get install postgresql)')
   const owner = runAs()
@@ -63,7 +64,7 @@ export async function startPostgresCluster ({ bin = findPostgresBin(), fsync = f
   }
   try {
     run(owner, bin, 'initdb', ['-D', data, '-U', 'sir', '--auth=trust', '-E', 'UTF8', '--no-sync', '--no-instructions'])
-    const settings = [`-p ${port}`, `-k ${dir}`, '-c listen_addresses=127.0.0.1', '-c max_connections=300', `-c fsync=${fsync ? 'on' : 'off'}`]
+    const settings = [`-p ${port}`, `-k ${dir}`, '-c listen_addresses=127.0.0.1', '-c max_connections=300', `-c fsync=${fsync ? 'on' : 'off'}`, ...(process.env.SIR_PG_EXTRA ? [process.env.SIR_PG_EXTRA] : [])]
     run(owner, bin, 'pg_ctl', ['start', '-D', data, '-l', join(dir, 'server.log'), '-w', '-t', '60', '-o', settings.join(' ')])
     started = true
   } catch (error) {
