@@ -1,6 +1,7 @@
 // Child process of bench/inboxes.js: one sir-webhooks node:http receiver on the
 // inbox named in argv, a no-op handler that counts the events it sees. Answers
-// the parent over IPC with how many events were handled.
+// the parent over IPC with how many events were handled. SIR_BENCH_NO_HANDLER=1
+// registers no handler: an accept-only instance, for what accepts cost alone.
 import http from 'node:http'
 import { PATH } from './deliveries.js'
 
