@@ -392,4 +392,28 @@ if (postgres.url === undefined) {
     t.equal(rows.size, accepted + 1, 'every accepted event has its row')
     t.same([...rows.values()].filter((count) => count !== 1), [], 'one each')
   })
+
+  t.test('events waiting behind a full scan run before newer accepts: due order holds past the scan\'s limit', async (t) => {
+    const schema = freshSchema()
+    // One worker, polling once a minute: only scans the worker asks for find the other instance's events.
+    const worker = receiverOn(t, schema, { pollIntervalMs: 60_000 }, { concurrency: 1 })
+    const acceptOnly = receiverOn(t, schema, { pollIntervalMs: 60_000 })
+    const order: string[] = []
+    let release: () => void = () => {}
+    const gate = new Promise<void>((resolve) => { release = resolve })
+    worker.on('action.completed', async function record (evt) {
+      order.push(evt.id)
+      await gate
+    })
+    // More than one scan holds (200), accepted by the other instance: in the table only.
+    const older = Array.from({ length: 260 }, (_, index) => `evt_older_${String(index).padStart(3, '0')}`)
+    for (const id of older) t.equal((await acceptOnly.receive(delivery(event(id)))).code, 'ACCEPTED')
+    await until(() => order.length === 1, 'the worker to scan and start the oldest')
+    // Newest of all, and on the worker's own list of accepts.
+    t.equal((await worker.receive(delivery(event('evt_newest')))).code, 'ACCEPTED')
+    release()
+    await until(() => order.length === older.length + 1, 'every event to run', 30_000)
+    t.equal(order.indexOf('evt_newest'), older.length, 'the newest event ran last, after every older one')
+    t.equal(new Set(order).size, order.length, 'each ran once')
+  })
 }

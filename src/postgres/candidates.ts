@@ -13,6 +13,12 @@
  * and checks that the event is still pending and due, so an id another worker
  * or instance took meanwhile is skipped.
  */
+/**
+ * Accepted ids kept at most. Past it (a process whose handlers cannot keep up,
+ * or that has none yet) new ids are not kept: the scan finds them in the table.
+ */
+const MAX_ACCEPTED = 10_000
+
 export class Candidates {
   /** From the last scan, oldest due first: taken before the accepts', which have waited less. */
   #scanned: string[] = []
@@ -20,16 +26,25 @@ export class Candidates {
   /** From this process's accepts, in commit order. A Set: a scan may list one too. */
   readonly #accepted = new Set<string>()
   #scanWanted = true
+  /** The last scan filled its limit: more may be due behind it, older than the accepts. */
+  #scanFull = false
 
   /** Ids committed by this process's accepts: due at once. */
   addAccepted (ids: Iterable<string>): void {
-    for (const id of ids) this.#accepted.add(id)
+    for (const id of ids) {
+      if (this.#accepted.size >= MAX_ACCEPTED) {
+        this.#scanWanted = true
+        return
+      }
+      this.#accepted.add(id)
+    }
   }
 
-  /** A scan's ids, oldest due first; those running here are left out. */
-  addScanned (ids: readonly string[], running: ReadonlySet<string>): void {
+  /** A scan's ids, oldest due first, of at most `limit`; those running here are left out. */
+  addScanned (ids: readonly string[], limit: number, running: ReadonlySet<string>): void {
     this.#scanned = ids.filter((id) => !running.has(id))
     this.#next = 0
+    this.#scanFull = ids.length >= limit
   }
 
   /** Claimed but not run (a batch ran out of time): first in line again. */
@@ -62,9 +77,13 @@ export class Candidates {
     this.#scanWanted = true
   }
 
-  /** Whether a search should scan before taking: asked for, or nothing left to take. */
+  /**
+   * Whether a search should scan before taking: asked for, nothing left to take,
+   * or a full scan used up (what was due behind it goes before newer accepts).
+   */
   get scanDue (): boolean {
-    return this.#scanWanted || (this.#next >= this.#scanned.length && this.#accepted.size === 0)
+    const scannedUsed = this.#next >= this.#scanned.length
+    return this.#scanWanted || (scannedUsed && (this.#scanFull || this.#accepted.size === 0))
   }
 
   /** A scan is starting: a request made from now on wants another. */

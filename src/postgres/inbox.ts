@@ -98,7 +98,8 @@ export class PostgresInbox implements Inbox<PostgresHandlerExtra> {
         this.#pending += inserted.size
         this.#health.succeeded()
         if (inserted.size === 0) return
-        this.#candidates.addAccepted(inserted)
+        // A process without handlers would only pile the ids up; its poll scans once it has some.
+        if (runtime.hasHandlers) this.#candidates.addAccepted(inserted)
         this.#wake()
         notifier.notify()
       },

@@ -174,7 +174,7 @@ export class Workers {
     const { candidates, sql } = this.#env
     candidates.scanStarted()
     const { rows } = await client.query<{ id: string }>(sql.dueIds, [Math.floor(this.#env.now()), SCAN_LIMIT])
-    candidates.addScanned(rows.map(({ id }) => id), this.#running)
+    candidates.addScanned(rows.map(({ id }) => id), SCAN_LIMIT, this.#running)
   }
 
   async #claim (client: PoolClient, ids: readonly string[]): Promise<ClaimedRow[]> {
