@@ -23,6 +23,16 @@ export function pinSelfToLoadCpu () {
   execFileSync('taskset', ['-a', '-p', '-c', '0', String(process.pid)], { stdio: 'ignore' })
 }
 
+/**
+ * Lets this process and its threads run on every CPU again: what it starts next
+ * (a database server for the inbox benchmark) inherits that, not CPU 0.
+ */
+export function unpinSelf () {
+  // os.cpus(), not availableParallelism(): the latter counts only the CPUs this process may use.
+  const last = os.cpus().length - 1
+  execFileSync('taskset', ['-a', '-p', '-c', `0-${last}`, String(process.pid)], { stdio: 'ignore' })
+}
+
 /** The command and arguments that run `node ...args` on CPU 1 when pinned, or as is. */
 export function nodeOnServerCpu (pinned, args) {
   return pinned ? ['taskset', ['-c', '1', process.execPath, ...args]] : [process.execPath, args]
