@@ -65,6 +65,8 @@ export class Candidates {
       this.#accepted.delete(id)
       return id
     }
+    // A full scan used up: what was due behind it goes before newer accepts, so scan first.
+    if (this.#scanFull) return undefined
     for (const id of this.#accepted) {
       this.#accepted.delete(id)
       return id

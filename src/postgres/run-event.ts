@@ -57,10 +57,10 @@ export async function runClaimedBatch (env: RunEnvironment, client: PoolClient, 
   const started = performance.now()
   const ends: EventEnd[] = []
   // The claim opened the first savepoint.
-  const savepoint = { fresh: true }
+  const savepoint: Savepoint = { fresh: true, opened: 1 }
   let count = 0
   for (const row of rows) {
-    if (count > 0 && (performance.now() - started > budgetMs || env.runtime.signal.aborted)) break
+    if (count > 0 && (performance.now() - started > budgetMs || savepoint.opened >= MAX_SAVEPOINTS || env.runtime.signal.aborted)) break
     const end = await runClaimedEvent(env, client, row, savepoint)
     // Shutdown cut this attempt short: a handler that returned since may have
     // stopped half-way, so none of the batch is kept. Its events stay pending,
@@ -95,21 +95,34 @@ function commitStatements (env: RunEnvironment, client: PoolClient, ends: readon
   return statements.join(';\n')
 }
 
-/** A savepoint that no handler has written in yet is open on the batch's client when `fresh`. */
-interface Savepoint { fresh: boolean }
+/**
+ * Savepoints one batch opens before it starts no new event. Postgres keeps the
+ * subtransactions of a transaction in shared memory up to 64; past that, every
+ * other session's snapshot has to look them up on disk while it runs. The
+ * margin is for handlers' own savepoints.
+ */
+const MAX_SAVEPOINTS = 40
+
+/** A savepoint that no handler has written in yet is open on the batch's client when `fresh`; `opened` counts them. */
+interface Savepoint { fresh: boolean, opened: number }
 
 /**
  * A handler that caught a failed query of its own and returned has not
  * succeeded: its transaction can no longer commit. pg 8.21 and later keep the
  * status Postgres sent with its last answer ('E': failed, 'I': the handler ended
  * the transaction itself), so no round trip is needed; with an older pg the
- * savepoint is released and opened again now, which fails in the same cases.
+ * savepoint is released and opened again now, which fails in the same cases
+ * (and so it is while an answer of the handler's last query is still on its way).
  */
 async function checkTransaction (client: PoolClient, savepoint: Savepoint): Promise<void> {
-  const status = (client as { getTransactionStatus?: () => string | null }).getTransactionStatus?.()
+  const pgClient = client as { getTransactionStatus?: () => string | null, readyForQuery?: boolean }
+  // pg rejects a failed query on its error, before the server's ready-for-query
+  // that carries the new status: until that has come, the status is stale.
+  const status = pgClient.readyForQuery === true ? pgClient.getTransactionStatus?.() : undefined
   if (status === undefined) {
     await client.query('RELEASE SAVEPOINT sir_handler; SAVEPOINT sir_handler')
     savepoint.fresh = true
+    savepoint.opened++
     return
   }
   if (status === 'E') throw new Error('current transaction is aborted: a query of the handler failed and the handler returned anyway')
@@ -144,7 +157,10 @@ async function runClaimedEvent (env: RunEnvironment, client: PoolClient, row: Cl
   for (const keyed of keyedHandlers(runtime.handlersFor(event.type))) {
     if (done.has(keyed.key) || runtime.signal.aborted) continue
     // The last handler's writes stay; this one's start from here.
-    if (!savepoint.fresh) await client.query('RELEASE SAVEPOINT sir_handler; SAVEPOINT sir_handler')
+    if (!savepoint.fresh) {
+      await client.query('RELEASE SAVEPOINT sir_handler; SAVEPOINT sir_handler')
+      savepoint.opened++
+    }
     savepoint.fresh = false
     try {
       const run = { event, handler: keyed.handler, attempt, receivedAt }

@@ -7,11 +7,11 @@ import { runClaimedBatch, type RunEnvironment } from './run-event.js'
 const SCAN_LIMIT = 200
 /**
  * Events claimed and committed together at most. A backlog is shared out among
- * the workers in batches up to this size: one claim, one COMMIT and far fewer
- * round trips per event. Each handler's success opens a subtransaction, and
- * Postgres tracks up to 64 per transaction cheaply.
+ * the workers in batches up to this size: one claim and one COMMIT for them
+ * all. In the inbox benchmark 24 acknowledged 4 600-5 000/s where 8 gave
+ * 4 100-4 800 (the savepoints, one per handler, are capped in run-event.ts).
  */
-const MAX_BATCH = 8
+const MAX_BATCH = 24
 /** A batch starts no event after this long, so that slow handlers' finished work is not held uncommitted. */
 const BATCH_BUDGET_MS = 50
 
@@ -164,7 +164,10 @@ export class Workers {
         if (id === undefined) break
         if (!this.#running.has(id)) ids.push(id)
       }
-      if (ids.length === 0) return []
+      if (ids.length === 0) {
+        if (!scanned && candidates.scanDue) continue
+        return []
+      }
       const rows = await this.#claim(client, ids)
       if (rows.length > 0) return rows
     }
