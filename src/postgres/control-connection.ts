@@ -71,12 +71,8 @@ export class ControlConnection {
       try {
         if (client === undefined) throw new Error('the inbox lost its control connection; the attempt cannot be counted yet')
         const ids = batch.map(({ id }) => client.escapeLiteral(id))
-        // Statements in one simple query run as one implicit transaction, which SET
-        // LOCAL applies to; an error rolls it back and leaves the session clean. The
-        // lock timeout breaks a wait the server cannot see as a deadlock: the workers
-        // wait for this count while holding their claims, and a LOCK TABLE queued
-        // behind those claims (a migration, VACUUM FULL) would block the count forever.
-        await client.query(`SET LOCAL synchronous_commit TO off; SET LOCAL lock_timeout TO ${COUNT_LOCK_TIMEOUT_MS}; ${this.#countStatement(ids)}`)
+        // The session's settings (set on connect) apply: no WAL flush, and a lock timeout.
+        await client.query(this.#countStatement(ids))
         for (const waiting of batch) waiting.resolve()
       } catch (error) {
         for (const waiting of batch) waiting.reject(error)
@@ -101,7 +97,12 @@ export class ControlConnection {
     client.on('notification', (message) => { this.#onWake(message.payload) })
     try {
       await client.connect()
-      await client.query(`LISTEN "${this.#channel}"`)
+      // This connection only counts attempts and listens, so the settings the counts
+      // need hold for the whole session, not repeated with every count. The lock
+      // timeout breaks a wait the server cannot see as a deadlock: the workers wait
+      // for a count while holding their claims, and a LOCK TABLE queued behind those
+      // claims (a migration, VACUUM FULL) would block the count forever.
+      await client.query(`SET synchronous_commit TO off; SET lock_timeout TO ${COUNT_LOCK_TIMEOUT_MS}; LISTEN "${this.#channel}"`)
     } catch (error) {
       this.#lost(client, error)
       return
