@@ -7,10 +7,11 @@
 import type { PoolClient } from 'pg'
 import pg from 'pg'
 import t, { type Test } from 'tap'
-import { Webhooks, type DeadLetter, type WebhooksOptions } from '../src/index.js'
+import type { DeadLetter, WebhooksOptions } from '../src/index.js'
 import { postgresInbox, type PostgresInbox, type PostgresInboxOptions } from '../src/postgres/inbox.js'
 import { freshSchema, postgresForTests } from './helpers/postgres.js'
-import { SECRET, captureLogger, delivery, event, sleep, until } from './inbox-contract/support.js'
+import { postgresTestTables, type PostgresReceiver } from './helpers/postgres-tables.js'
+import { delivery, event, sleep, until } from './inbox-contract/support.js'
 
 const postgres = await postgresForTests(t)
 if (postgres.url === undefined) {
@@ -20,27 +21,12 @@ if (postgres.url === undefined) {
   const admin = new pg.Pool({ connectionString: url, max: 4 })
   t.teardown(() => admin.end())
 
-  type Receiver = Webhooks<PostgresInbox> & { log: ReturnType<typeof captureLogger>['entries'] }
+  type Receiver = PostgresReceiver
+  const { receiverWith, userTable, rowsFor } = postgresTestTables(admin)
 
   /** A receiver on a Postgres inbox in `schema`, closed when the test ends. */
-  const receiverOn = (t: Test, schema: string, inboxOptions: Partial<PostgresInboxOptions> = {}, options: Partial<WebhooksOptions<PostgresInbox>> = {}): Receiver => {
-    const logger = captureLogger()
-    const inbox = postgresInbox({ connectionString: url, schema, ...inboxOptions })
-    const webhooks = new Webhooks({ secret: SECRET, retry: { attempts: 5, minDelayMs: 5, maxDelayMs: 20 }, closeGraceMs: 2_000, logger, inbox, ...options })
-    t.teardown(() => webhooks.close())
-    return Object.assign(webhooks, { log: logger.entries })
-  }
-
-  /** A user table with no unique constraint: a handler that ran twice, or whose rolled-back writes were kept, leaves two rows. */
-  const userTable = async (t: Test, schema: string): Promise<string> => {
-    const table = `${schema}_credits`
-    await admin.query(`CREATE TABLE ${table} (event_id text NOT NULL, handler text NOT NULL)`)
-    t.teardown(() => admin.query(`DROP TABLE IF EXISTS ${table}; DROP SCHEMA IF EXISTS ${schema} CASCADE`))
-    return table
-  }
-
-  const rowsFor = async (table: string, id: string): Promise<string[]> =>
-    (await admin.query<{ handler: string }>(`SELECT handler FROM ${table} WHERE event_id = $1 ORDER BY handler`, [id])).rows.map((row) => row.handler)
+  const receiverOn = (t: Test, schema: string, inboxOptions: Partial<PostgresInboxOptions> = {}, options: Partial<WebhooksOptions<PostgresInbox>> = {}): Receiver =>
+    receiverWith(t, postgresInbox({ connectionString: url, schema, ...inboxOptions }), options)
 
   /** Rows per event id in the user table. */
   const rowsPerId = async (table: string): Promise<Map<string, number>> => {

@@ -1,11 +1,11 @@
 import { Kysely, PostgresDialect } from 'kysely'
 import pg from 'pg'
-import t, { type Test } from 'tap'
-import { Webhooks, type WebhooksOptions } from '../src/index.js'
-import { migrationSql, postgresInbox, type PostgresInbox, type PostgresInboxOptions } from '../src/postgres/inbox.js'
+import t from 'tap'
+import { migrationSql, postgresInbox, type PostgresInboxOptions } from '../src/postgres/inbox.js'
 import { freePort } from './helpers/postgres-cluster.js'
 import { freshSchema, postgresForTests } from './helpers/postgres.js'
-import { SECRET, captureLogger, delivery, event, sleep, until } from './inbox-contract/support.js'
+import { postgresTestTables } from './helpers/postgres-tables.js'
+import { delivery, event, sleep, until } from './inbox-contract/support.js'
 
 t.test('postgresInbox options are checked at construction, each message naming its option', async (t) => {
   const connectionString = 'postgres://localhost/db'
@@ -45,24 +45,7 @@ if (postgres.url === undefined) {
   const admin = new pg.Pool({ connectionString: url, max: 4 })
   t.teardown(() => admin.end())
 
-  /** A receiver on a Postgres inbox, closed when the test ends. */
-  const receiverOn = (t: Test, inbox: PostgresInbox, options: Partial<WebhooksOptions<PostgresInbox>> = {}): Webhooks<PostgresInbox> & { log: ReturnType<typeof captureLogger>['entries'] } => {
-    const logger = captureLogger()
-    const webhooks = new Webhooks({ secret: SECRET, retry: { attempts: 5, minDelayMs: 5, maxDelayMs: 20 }, closeGraceMs: 2_000, logger, inbox, ...options })
-    t.teardown(() => webhooks.close())
-    return Object.assign(webhooks, { log: logger.entries })
-  }
-
-  /** A user table with no unique constraint: a handler that ran twice leaves two rows. */
-  const userTable = async (t: Test, schema: string): Promise<string> => {
-    const table = `${schema}_credits`
-    await admin.query(`CREATE TABLE ${table} (event_id text NOT NULL, handler text NOT NULL)`)
-    t.teardown(() => admin.query(`DROP TABLE IF EXISTS ${table}; DROP SCHEMA IF EXISTS ${schema} CASCADE`))
-    return table
-  }
-
-  const rowsFor = async (table: string, id: string): Promise<string[]> =>
-    (await admin.query<{ handler: string }>(`SELECT handler FROM ${table} WHERE event_id = $1 ORDER BY handler`, [id])).rows.map((row) => row.handler)
+  const { receiverWith: receiverOn, userTable, rowsFor } = postgresTestTables(admin)
 
   t.test('a handler that throws three times, then succeeds, leaves exactly one row; a handler that succeeded is not run again', async (t) => {
     const schema = freshSchema()
