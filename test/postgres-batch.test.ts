@@ -402,4 +402,49 @@ if (postgres.url === undefined) {
     t.equal(order.indexOf('evt_newest'), older.length, 'the newest event ran last, after every older one')
     t.equal(new Set(order).size, order.length, 'each ran once')
   })
+
+  t.test('a batch that breaks (an event that takes its connection down each time) costs the events run before it one attempt, not their place', async (t) => {
+    const schema = freshSchema()
+    const table = await userTable(t, schema)
+    const webhooks = receiverOn(t, schema, { pollIntervalMs: 100 }, { concurrency: 1, retry: { attempts: 3, minDelayMs: 5, maxDelayMs: 20 } })
+    const ids = ['evt_a', 'evt_b', 'evt_poison', 'evt_c']
+    await acceptAll(t, webhooks, ids)
+    const runs: string[] = []
+    const dead: string[] = []
+    webhooks.onDeadLetter((entry) => { dead.push(entry.event.id) })
+    webhooks.on('action.completed', async function credit (evt, { attempt, transaction }) {
+      runs.push(`${evt.id}@${attempt}`)
+      await transaction.query(`INSERT INTO ${table} VALUES ($1, 'credit')`, [evt.id])
+      // The batch's transaction dies with its connection: a crash, a failover.
+      if (evt.id === 'evt_poison') await transaction.query('SELECT pg_terminate_backend(pg_backend_pid())')
+    })
+    await until(async () => (await stateCounts(schema)).pending === undefined, 'nothing pending', 30_000)
+    t.ok(runs.slice(0, 3).join(' ') === 'evt_a@1 evt_b@1 evt_poison@1', `the first batch ran a, b and the poison together (${runs.join(' ')})`)
+    for (const id of ['evt_a', 'evt_b', 'evt_c']) {
+      t.match(await webhooks.inbox.outcome(id), { state: 'done' }, `${id}, whose handler never failed, is done`)
+      t.same(await rowsFor(table, id), ['credit'], `${id} has its one row`)
+    }
+    t.match(await webhooks.inbox.outcome('evt_poison'), { state: 'dead', attempts: 3 })
+    t.same(dead, ['evt_poison'], 'only the poison is a dead letter')
+    t.same(await rowsFor(table, 'evt_poison'), [], 'none of its attempts kept a row')
+  })
+
+  t.test('a worker whose connection the server ends while a handler runs: the process lives on and the event runs again', async (t) => {
+    const schema = freshSchema()
+    const webhooks = receiverOn(t, schema, { pollIntervalMs: 60_000 }, { concurrency: 1 })
+    let runs = 0
+    webhooks.on('action.completed', async function slow (_evt, { transaction }) {
+      runs++
+      await transaction.query('SELECT 1')
+      // The connection is ended while no query of it is running: pg emits 'error' on the client.
+      if (runs === 1) await sleep(500)
+    })
+    t.equal((await webhooks.receive(delivery(event('evt_cut')))).code, 'ACCEPTED')
+    await until(() => runs === 1, 'the handler to start')
+    const { rowCount } = await admin.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE state = 'idle in transaction' AND query LIKE '%SELECT 1%'")
+    t.equal(rowCount, 1, 'the worker\'s backend was ended')
+    // Found again without the minute-long poll: a failed batch looks in the table a second later.
+    await until(async () => (await webhooks.inbox.outcome('evt_cut'))?.state === 'done', 'the event to run again and finish', 10_000)
+    t.equal(runs, 2)
+  })
 }

@@ -1,6 +1,7 @@
 import type { Pool, PoolClient } from 'pg'
 import type { AnyEvent } from '../core/events.js'
 import type { AcceptOutcome } from '../core/inbox.js'
+import { hearErrors } from './client-errors.js'
 import type { Queries } from './queries.js'
 
 interface Waiting {
@@ -109,8 +110,10 @@ export class GroupCommit {
     }, Math.max(0, deadline - Date.now()))
     let client: PoolClient | undefined
     let broken: Error | undefined
+    let stopHearing = (): void => {}
     try {
       client = await this.#pool.connect()
+      stopHearing = hearErrors(client, (error) => { broken ??= error })
       if (late) return
       await client.query('BEGIN')
       const { rows } = await client.query<{ id: string }>(this.#sql.acceptBatch, [
@@ -133,7 +136,7 @@ export class GroupCommit {
       answerAll(({ event }, index) => inserted.has(event.id) && first.get(event.id) === index ? 'accepted' : 'duplicate')
       this.#events.committed(inserted)
     } catch (error) {
-      broken = error instanceof Error ? error : new Error(String(error))
+      broken ??= error instanceof Error ? error : new Error(String(error))
       if (!committing) await client?.query('ROLLBACK').catch(() => {})
       if (!answered) {
         answerAll(() => 'unavailable')
@@ -142,6 +145,7 @@ export class GroupCommit {
     } finally {
       clearTimeout(deadlineTimer)
       clearTimeout(inDoubtTimer)
+      stopHearing()
       // A client whose query failed may be mid-protocol: it is discarded, not reused.
       client?.release(broken)
     }

@@ -60,7 +60,12 @@ export async function runClaimedBatch (env: RunEnvironment, client: PoolClient, 
   const savepoint: Savepoint = { fresh: true, opened: 1 }
   let count = 0
   for (const row of rows) {
-    if (count > 0 && (performance.now() - started > budgetMs || savepoint.opened >= MAX_SAVEPOINTS || env.runtime.signal.aborted)) break
+    // An event started before (a retry, or in a batch that broke: a crash, a lost
+    // connection) runs in a batch of its own. The batch's attempts are counted
+    // as each event starts and its work commits at the end, so a neighbour that
+    // takes the process down costs every event already run an attempt: alone,
+    // such an event cannot be charged a second one, nor charge another.
+    if (count > 0 && (row.started > 0 || performance.now() - started > budgetMs || savepoint.opened >= MAX_SAVEPOINTS || env.runtime.signal.aborted)) break
     const end = await runClaimedEvent(env, client, row, savepoint)
     // Shutdown cut this attempt short: a handler that returned since may have
     // stopped half-way, so none of the batch is kept. Its events stay pending,
@@ -71,6 +76,7 @@ export async function runClaimedBatch (env: RunEnvironment, client: PoolClient, 
     }
     ends.push(end)
     count++
+    if (row.started > 0) break
   }
   await client.query(commitStatements(env, client, ends))
   const retriesInMs: number[] = []

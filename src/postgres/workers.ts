@@ -1,5 +1,6 @@
 import type { Pool, PoolClient, QueryResult } from 'pg'
 import type { Candidates } from './candidates.js'
+import { hearErrors } from './client-errors.js'
 import { literalsOf, type ClaimedRow } from './queries.js'
 import { runClaimedBatch, type RunEnvironment } from './run-event.js'
 
@@ -12,6 +13,8 @@ const SCAN_LIMIT = 200
  * 4 100-4 800 (the savepoints, one per handler, are capped in run-event.ts).
  */
 const MAX_BATCH = 24
+/** After a batch failed (the connection, the store), how long until workers look in the table again. */
+const RETRY_AFTER_FAILURE_MS = 1_000
 /** A batch starts no event after this long, so that slow handlers' finished work is not held uncommitted. */
 const BATCH_BUDGET_MS = 50
 
@@ -109,8 +112,10 @@ export class Workers {
     const env = this.#env
     let broken: Error | undefined
     let searching = false
+    let stopHearing = (): void => {}
     try {
       slot.client = await env.pool.connect()
+      stopHearing = hearErrors(slot.client, (error) => { broken ??= error })
       while (!this.#stopped) {
         searching = true
         this.#searching++
@@ -134,9 +139,15 @@ export class Workers {
       }
     } catch (error) {
       broken = error instanceof Error ? error : new Error(String(error))
-      if (!slot.forced) env.failed(error)
+      if (!slot.forced) {
+        env.failed(error)
+        // The batch's events are pending again and no longer on the list of ids
+        // to try: look for them in the table once the store may be back.
+        env.wakeIn(RETRY_AFTER_FAILURE_MS)
+      }
     } finally {
       if (searching) this.#searching--
+      stopHearing()
       // A client whose transaction broke is discarded, not reused: Postgres rolls
       // back whatever it left open when the connection ends.
       if (!slot.forced) slot.client?.release(broken)
