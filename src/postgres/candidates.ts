@@ -1,4 +1,10 @@
 /**
+ * Accepted ids kept at most. Past it (a process whose handlers cannot keep up,
+ * or that has none yet) new ids are not kept: the scan finds them in the table.
+ */
+const MAX_ACCEPTED = 10_000
+
+/**
  * The ids a worker tries to claim next, so that a claim is a primary-key lookup
  * and not a walk of the due-events index. A queue table's index fills with the
  * entries of finished events until VACUUM removes them, and a walk from its
@@ -13,12 +19,6 @@
  * and checks that the event is still pending and due, so an id another worker
  * or instance took meanwhile is skipped.
  */
-/**
- * Accepted ids kept at most. Past it (a process whose handlers cannot keep up,
- * or that has none yet) new ids are not kept: the scan finds them in the table.
- */
-const MAX_ACCEPTED = 10_000
-
 export class Candidates {
   /** From the last scan, oldest due first: taken before the accepts', which have waited less. */
   #scanned: string[] = []

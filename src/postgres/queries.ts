@@ -89,10 +89,6 @@ export function queriesFor (schema: string, handlerSynchronousCommit: boolean): 
     notifyOthers: (sender) => `BEGIN; SET LOCAL synchronous_commit TO off; SELECT pg_notify('${wakeChannel}', '${hex(sender)}'); COMMIT`,
     wakeChannel,
     countPending: `SELECT count(*)::integer AS pending FROM ${s}.events WHERE state = 'pending'`,
-    // FOR NO KEY UPDATE, not FOR UPDATE: it excludes every other claim (and any
-    // UPDATE) just the same, but lets the attempt counter's foreign key check on
-    // another connection take its KEY SHARE lock on the row instead of waiting for
-    // this very transaction.
     // Without locks: the claim that follows checks each id again under its row lock.
     dueIds: `
       SELECT id FROM ${s}.events
@@ -102,6 +98,10 @@ export function queriesFor (schema: string, handlerSynchronousCommit: boolean): 
     // The state and time are written so that no index can serve them: given the
     // plain conditions, the planner ANDed the primary key with the due-events
     // index, and read that index's dead entries all over again (see candidates.ts).
+    // FOR NO KEY UPDATE, not FOR UPDATE: it excludes every other claim (and any
+    // UPDATE) just the same, but lets the attempt counter's foreign key check on
+    // another connection take its KEY SHARE lock on the row instead of waiting for
+    // this very transaction.
     beginAndClaim: (literal, ids, now) => `
       ${begin};
       SELECT ${EVENT_COLUMNS},
@@ -155,9 +155,9 @@ function hex (value: string): string {
   return value
 }
 
-/** Literals for the worker's simple queries: text escaped by the client, integers checked. */
-export function literalsOf (escapeText: (text: string) => string): Literal {
-  return (value) => value === null ? 'NULL' : typeof value === 'number' ? integer(value) : escapeText(value)
+/** Literals for the worker's simple queries on `client`: text escaped by it, integers checked. */
+export function literalsOf (client: { escapeLiteral: (text: string) => string }): Literal {
+  return (value) => value === null ? 'NULL' : typeof value === 'number' ? integer(value) : client.escapeLiteral(value)
 }
 
 export function toOutcome (row: EventRow): EventOutcome {

@@ -3,7 +3,7 @@ import { keyedHandlers, reportFailures, type AttemptFailure } from '../core/atte
 import { backoffDelay } from '../core/backoff.js'
 import type { HandlerRun, InboxRuntime } from '../core/inbox.js'
 import { errorSummary } from '../core/outcome.js'
-import { literalsOf, type ClaimedRow, type Queries } from './queries.js'
+import { literalsOf, type ClaimedRow, type Literal, type Queries } from './queries.js'
 
 /** What a handler's context gains from the Postgres inbox. */
 export interface PostgresHandlerExtra {
@@ -56,6 +56,7 @@ export interface BatchEnd {
 export async function runClaimedBatch (env: RunEnvironment, client: PoolClient, rows: readonly ClaimedRow[], budgetMs: number): Promise<BatchEnd> {
   const started = performance.now()
   const ends: EventEnd[] = []
+  const literal = literalsOf(client)
   // The claim opened the first savepoint.
   const savepoint: Savepoint = { fresh: true, opened: 1 }
   let count = 0
@@ -66,7 +67,7 @@ export async function runClaimedBatch (env: RunEnvironment, client: PoolClient, 
     // takes the process down costs every event already run an attempt: alone,
     // such an event cannot be charged a second one, nor charge another.
     if (count > 0 && (row.started > 0 || performance.now() - started > budgetMs || savepoint.opened >= MAX_SAVEPOINTS || env.runtime.signal.aborted)) break
-    const end = await runClaimedEvent(env, client, row, savepoint)
+    const end = await runClaimedEvent(env, client, literal, row, savepoint)
     // Shutdown cut this attempt short: a handler that returned since may have
     // stopped half-way, so none of the batch is kept. Its events stay pending,
     // their attempts counted.
@@ -78,7 +79,7 @@ export async function runClaimedBatch (env: RunEnvironment, client: PoolClient, 
     count++
     if (row.started > 0) break
   }
-  await client.query(commitStatements(env, client, ends))
+  await client.query(commitStatements(env.sql, literal, env.now(), ends))
   const retriesInMs: number[] = []
   for (const end of ends) {
     await end.afterCommit()
@@ -88,10 +89,7 @@ export async function runClaimedBatch (env: RunEnvironment, client: PoolClient, 
 }
 
 /** The batch's last round trip: every success record, every event's new state, COMMIT. */
-function commitStatements (env: RunEnvironment, client: PoolClient, ends: readonly EventEnd[]): string {
-  const { sql } = env
-  const literal = literalsOf((text) => client.escapeLiteral(text))
-  const now = env.now()
+function commitStatements (sql: Queries, literal: Literal, now: number, ends: readonly EventEnd[]): string {
   const handled = ends.flatMap(({ id, handled }) => handled.map((key) => [id, key] as const))
   const done = ends.filter(({ record }) => record === 'done').map(({ id }) => id)
   const statements = ends.flatMap(({ record }) => record === 'done' ? [] : [record])
@@ -126,20 +124,24 @@ async function checkTransaction (client: PoolClient, savepoint: Savepoint): Prom
   // that carries the new status: until that has come, the status is stale.
   const status = pgClient.readyForQuery === true ? pgClient.getTransactionStatus?.() : undefined
   if (status === undefined) {
-    await client.query('RELEASE SAVEPOINT sir_handler; SAVEPOINT sir_handler')
-    savepoint.fresh = true
-    savepoint.opened++
+    await renewSavepoint(client, savepoint)
     return
   }
   if (status === 'E') throw new Error('current transaction is aborted: a query of the handler failed and the handler returned anyway')
   if (status !== 'T') throw new Error('the handler ended its transaction (COMMIT or ROLLBACK on `transaction`)')
 }
 
+/** Keeps the writes made since the savepoint and opens a new one for what comes next. */
+async function renewSavepoint (client: PoolClient, savepoint: Savepoint): Promise<void> {
+  await client.query('RELEASE SAVEPOINT sir_handler; SAVEPOINT sir_handler')
+  savepoint.fresh = true
+  savepoint.opened++
+}
+
 /** One event's attempt, in the open transaction. Undefined: shutdown cut it short. */
-async function runClaimedEvent (env: RunEnvironment, client: PoolClient, row: ClaimedRow, savepoint: Savepoint): Promise<EventEnd | undefined> {
+async function runClaimedEvent (env: RunEnvironment, client: PoolClient, literal: Literal, row: ClaimedRow, savepoint: Savepoint): Promise<EventEnd | undefined> {
   const { runtime, sql } = env
   const { event } = row
-  const literal = literalsOf((text) => client.escapeLiteral(text))
   const receivedAt = Number(row.received_at)
   const attempt = row.started + 1
   const { retry } = runtime.options
@@ -163,10 +165,7 @@ async function runClaimedEvent (env: RunEnvironment, client: PoolClient, row: Cl
   for (const keyed of keyedHandlers(runtime.handlersFor(event.type))) {
     if (done.has(keyed.key) || runtime.signal.aborted) continue
     // The last handler's writes stay; this one's start from here.
-    if (!savepoint.fresh) {
-      await client.query('RELEASE SAVEPOINT sir_handler; SAVEPOINT sir_handler')
-      savepoint.opened++
-    }
+    if (!savepoint.fresh) await renewSavepoint(client, savepoint)
     savepoint.fresh = false
     try {
       const run = { event, handler: keyed.handler, attempt, receivedAt }

@@ -9,8 +9,9 @@ const SCAN_LIMIT = 200
 /**
  * Events claimed and committed together at most. A backlog is shared out among
  * the workers in batches up to this size: one claim and one COMMIT for them
- * all. In the inbox benchmark 24 acknowledged 4 600-5 000/s where 8 gave
- * 4 100-4 800 (the savepoints, one per handler, are capped in run-event.ts).
+ * all. In the inbox benchmark, alternating runs, 24 acknowledged a median of
+ * 3 983/s where 8 gave 3 738 (the savepoints, one per handler, are capped in
+ * run-event.ts).
  */
 const MAX_BATCH = 24
 /** After a batch failed (the connection, the store), how long until workers look in the table again. */
@@ -39,11 +40,10 @@ interface Slot {
 }
 
 /**
- * The workers that run events. Each holds one pool client and loops: take a
- * candidate id (scanning the table for due ones when the list is dry or a scan
- * was asked for), BEGIN, claim that event with `FOR NO KEY UPDATE SKIP LOCKED`
- * if it is still pending and due, run it, commit, and again until nothing is
- * due. The claim is the transaction's row lock, so two workers (in this process
+ * The workers that run events. Each holds one pool client and loops: take
+ * candidate ids (scanning the table for due ones when the list is dry or a scan
+ * was asked for), BEGIN, claim those still pending and due with `FOR NO KEY
+ * UPDATE SKIP LOCKED`, run them, commit, and again until nothing is due. The claim is the transaction's row lock, so two workers (in this process
  * or another) never hold one event, and a worker that dies, with its process or
  * its connection, holds nothing: Postgres rolls its transaction back and the
  * event is due again at once.
@@ -193,7 +193,7 @@ export class Workers {
 
   async #claim (client: PoolClient, ids: readonly string[]): Promise<ClaimedRow[]> {
     // Several statements in one query: pg answers with one result per statement.
-    const results = await client.query(this.#env.sql.beginAndClaim(literalsOf((text) => client.escapeLiteral(text)), ids, this.#env.now())) as unknown as Array<QueryResult<ClaimedRow>>
+    const results = await client.query(this.#env.sql.beginAndClaim(literalsOf(client), ids, this.#env.now())) as unknown as Array<QueryResult<ClaimedRow>>
     const rows = results.find((result) => result.command === 'SELECT')?.rows ?? []
     if (rows.length === 0) await client.query('ROLLBACK')
     return rows
