@@ -1,7 +1,7 @@
 import { join } from 'node:path'
 import Database from 'better-sqlite3'
-import t from 'tap'
-import { sqliteInbox } from '../src/sqlite/inbox.js'
+import t, { type Test } from 'tap'
+import { sqliteInbox, type SqliteInbox } from '../src/sqlite/inbox.js'
 import { tempDir } from './inbox-contract/scenarios.js'
 import { delivery, event, receiver, until } from './inbox-contract/support.js'
 
@@ -23,17 +23,26 @@ t.test('deliveries that arrive together are committed together: all accepted, ea
   t.same([...handled].sort(), [...ids].sort(), 'each once')
 })
 
-t.test('a failure that rolls back the batch answers 503 to every delivery in it: no 2xx without a commit', async (t) => {
+/**
+ * A receiver with a handler on a fresh SQLite inbox, and the file opened beside it
+ * with `trigger` created: a store failure on cue, for the accepts' INSERT.
+ */
+function failingInsert (t: Test, trigger: string, options: Parameters<typeof receiver>[1] = {}): { inbox: SqliteInbox, webhooks: ReturnType<typeof receiver>, db: Database.Database } {
   const path = join(tempDir(t), 'inbox.db')
   const inbox = sqliteInbox({ path })
-  const webhooks = receiver(inbox, { retryAfterSeconds: 5 })
+  const webhooks = receiver(inbox, options)
   t.teardown(() => webhooks.close())
   webhooks.on('action.completed', function record () {})
   const db = new Database(path)
   t.teardown(() => { db.close() })
+  db.exec(trigger)
+  return { inbox, webhooks, db }
+}
+
+t.test('a failure that rolls back the batch answers 503 to every delivery in it: no 2xx without a commit', async (t) => {
   // RAISE(ROLLBACK) ends the whole transaction, as SQLITE_FULL or an I/O error does.
-  db.exec(`CREATE TRIGGER full_disk BEFORE INSERT ON sir_webhook_events WHEN NEW.id = 'evt_last_straw'
-    BEGIN SELECT RAISE(ROLLBACK, 'simulated: database or disk is full'); END`)
+  const { inbox, webhooks, db } = failingInsert(t, `CREATE TRIGGER full_disk BEFORE INSERT ON sir_webhook_events WHEN NEW.id = 'evt_last_straw'
+    BEGIN SELECT RAISE(ROLLBACK, 'simulated: database or disk is full'); END`, { retryAfterSeconds: 5 })
   const ids = ['evt_first_in_batch', 'evt_last_straw', 'evt_after_in_batch']
   const answers = await Promise.all(ids.map(async (id) => await webhooks.receive(delivery(event(id)))))
   t.same(answers.map((answer) => answer.code), ['INBOX_UNAVAILABLE', 'INBOX_UNAVAILABLE', 'INBOX_UNAVAILABLE'])
@@ -46,14 +55,7 @@ t.test('a failure that rolls back the batch answers 503 to every delivery in it:
 })
 
 t.test('an accept that fails on its own statement fails alone; its batch-mates are committed', async (t) => {
-  const path = join(tempDir(t), 'inbox.db')
-  const inbox = sqliteInbox({ path })
-  const webhooks = receiver(inbox)
-  t.teardown(() => webhooks.close())
-  webhooks.on('action.completed', function record () {})
-  const db = new Database(path)
-  t.teardown(() => { db.close() })
-  db.exec(`CREATE TRIGGER refuse_one BEFORE INSERT ON sir_webhook_events WHEN NEW.id = 'evt_refused_alone'
+  const { inbox, webhooks } = failingInsert(t, `CREATE TRIGGER refuse_one BEFORE INSERT ON sir_webhook_events WHEN NEW.id = 'evt_refused_alone'
     BEGIN SELECT RAISE(ABORT, 'simulated: constraint'); END`)
   const ids = ['evt_mate_1', 'evt_refused_alone', 'evt_mate_2']
   const answers = await Promise.all(ids.map(async (id) => (await webhooks.receive(delivery(event(id)))).code))
