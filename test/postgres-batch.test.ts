@@ -327,6 +327,38 @@ if (postgres.url === undefined) {
     t.equal(await front.inbox.redrive('evt_redrive'), false, 'a done event is not redriven')
   })
 
+  t.test('a stream the workers keep up with is claimed from the accepts: the table is scanned at start, not each time the workers catch up', async (t) => {
+    const schema = freshSchema()
+    // The scans are counted on the inbox's own pool: each walks the due-events
+    // index, dead entries included, and under load they were most of Postgres's work.
+    const pool = new pg.Pool({ connectionString: url, max: 14 })
+    t.teardown(() => pool.end())
+    let scans = 0
+    pool.on('connect', (client) => {
+      const query = client.query.bind(client) as (...args: unknown[]) => unknown
+      Object.assign(client, {
+        query: (...args: unknown[]) => {
+          if (typeof args[0] === 'string' && /SELECT id FROM \S+\.events\s+WHERE state = 'pending'/.test(args[0])) scans++
+          return query(...args)
+        }
+      })
+    })
+    const webhooks = receiverWith(t, postgresInbox({ pool, schema, pollIntervalMs: 60_000 }))
+    const handled: string[] = []
+    webhooks.on('action.completed', async function count (evt) { handled.push(evt.id) })
+    const ids = Array.from({ length: 60 }, (_, index) => `evt_stream_${index}`)
+    for (let index = 0; index < ids.length; index += 3) {
+      const results = await Promise.all(ids.slice(index, index + 3).map(async (id) => await webhooks.receive(delivery(event(id)))))
+      t.ok(results.every((result) => result.code === 'ACCEPTED'), 'accepted')
+      // The workers catch up between deliveries: the list of ids runs dry each time.
+      await until(async () => handled.length === index + 3, 'the workers to catch up')
+    }
+    t.same([...handled].sort(), [...ids].sort(), 'each event ran once')
+    t.ok(scans <= 2, `the table was scanned ${scans} times for 20 catch-ups`)
+    await webhooks.close()
+    await admin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`)
+  })
+
   t.test('a retry that falls due runs while new accepts keep the worker busy', async (t) => {
     const schema = freshSchema()
     const table = await userTable(t, schema)

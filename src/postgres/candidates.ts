@@ -28,12 +28,17 @@ export class Candidates {
   #scanWanted = true
   /** The last scan filled its limit: more may be due behind it, older than the accepts. */
   #scanFull = false
+  /**
+   * Accepts were not kept, the list being full: they are newer than every id on
+   * it, so the table is scanned for them once the list has run dry, not before.
+   */
+  #overflowed = false
 
   /** Ids committed by this process's accepts: due at once. */
   addAccepted (ids: Iterable<string>): void {
     for (const id of ids) {
       if (this.#accepted.size >= MAX_ACCEPTED) {
-        this.#scanWanted = true
+        this.#overflowed = true
         return
       }
       this.#accepted.add(id)
@@ -44,7 +49,11 @@ export class Candidates {
   addScanned (ids: readonly string[], limit: number, running: ReadonlySet<string>): void {
     this.#scanned = ids.filter((id) => !running.has(id))
     this.#next = 0
-    this.#scanFull = ids.length >= limit
+    // A full scan whose last id is one of this process's accepts listed every id
+    // due before it: what lies behind is no older than the accepts still to take.
+    // Under a steady load the backlog is larger than a scan, and every scan full.
+    const last = ids.at(-1)
+    this.#scanFull = ids.length >= limit && last !== undefined && !this.#accepted.has(last)
   }
 
   /** Claimed but not run (a batch ran out of time): first in line again. */
@@ -80,16 +89,21 @@ export class Candidates {
   }
 
   /**
-   * Whether a search should scan before taking: asked for, nothing left to take,
-   * or a full scan used up (what was due behind it goes before newer accepts).
+   * Whether a search should scan before taking: asked for, or a full scan used up
+   * (what was due behind it goes before newer accepts). A list run dry is not a
+   * reason: whatever this process has not been told of (another instance's
+   * accepts, a retry falling due, an event a crashed process held) comes with a
+   * request for a scan, or with the next poll. Scanning each time the workers
+   * caught up cost Postgres a walk of the due-events index many times a second.
    */
   get scanDue (): boolean {
     const scannedUsed = this.#next >= this.#scanned.length
-    return this.#scanWanted || (scannedUsed && (this.#scanFull || this.#accepted.size === 0))
+    return this.#scanWanted || (scannedUsed && (this.#scanFull || (this.#overflowed && this.#accepted.size === 0)))
   }
 
   /** A scan is starting: a request made from now on wants another. */
   scanStarted (): void {
     this.#scanWanted = false
+    this.#overflowed = false
   }
 }

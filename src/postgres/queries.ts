@@ -34,7 +34,7 @@ export interface Queries {
   notifyOthers (sender: string): string
   wakeChannel: string
   countPending: string
-  /** $1 now, $2 limit: ids of pending events due by now, oldest first, without locking them. */
+  /** $1 now, $2 limit, $3 ids to leave out (running here): ids of pending events due by now, oldest first, without locking them. */
   dueIds: string
   /**
    * Opens the worker's transaction, claims in it those of `ids` that are
@@ -90,9 +90,11 @@ export function queriesFor (schema: string, handlerSynchronousCommit: boolean): 
     wakeChannel,
     countPending: `SELECT count(*)::integer AS pending FROM ${s}.events WHERE state = 'pending'`,
     // Without locks: the claim that follows checks each id again under its row lock.
+    // The events running here are pending too (their rows are locked, not finished):
+    // left out, so that the limit counts only ids worth trying.
     dueIds: `
       SELECT id FROM ${s}.events
-      WHERE state = 'pending' AND next_attempt_at <= $1
+      WHERE state = 'pending' AND next_attempt_at <= $1 AND NOT (id = ANY ($3::text[]))
       ORDER BY next_attempt_at
       LIMIT $2`,
     // The state and time are written so that no index can serve them: given the

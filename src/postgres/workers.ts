@@ -187,7 +187,7 @@ export class Workers {
   async #scanFor (client: PoolClient): Promise<void> {
     const { candidates, sql } = this.#env
     candidates.scanStarted()
-    const { rows } = await client.query<{ id: string }>(sql.dueIds, [Math.floor(this.#env.now()), SCAN_LIMIT])
+    const { rows } = await client.query<{ id: string }>(sql.dueIds, [Math.floor(this.#env.now()), SCAN_LIMIT, [...this.#running]])
     candidates.addScanned(rows.map(({ id }) => id), SCAN_LIMIT, this.#running)
   }
 
