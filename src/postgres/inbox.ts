@@ -207,8 +207,10 @@ export class PostgresInbox implements Inbox<PostgresHandlerExtra> {
   async purge (options: PurgeOptions = {}): Promise<PurgeResult> {
     const pool = await this.#pool()
     const cutoffs = purgeCutoffs(this.#now(), options, this.#options, this.#runtime?.options)
-    const done = (await pool.query(this.#sql.purge, ['done', cutoffs.done])).rowCount ?? 0
-    const dead = cutoffs.dead === undefined ? 0 : (await pool.query(this.#sql.purge, ['dead', cutoffs.dead])).rowCount ?? 0
+    const purge = async (state: 'done' | 'dead', before: number): Promise<number> =>
+      (await pool.query<{ purged: number }>(this.#sql.purge, [state, before])).rows[0]?.purged ?? 0
+    const done = await purge('done', cutoffs.done)
+    const dead = cutoffs.dead === undefined ? 0 : await purge('dead', cutoffs.dead)
     return { done, dead }
   }
 

@@ -100,10 +100,8 @@ export function queriesFor (schema: string, handlerSynchronousCommit: boolean): 
     // The state and time are written so that no index can serve them: given the
     // plain conditions, the planner ANDed the primary key with the due-events
     // index, and read that index's dead entries all over again (see candidates.ts).
-    // FOR NO KEY UPDATE, not FOR UPDATE: it excludes every other claim (and any
-    // UPDATE) just the same, but lets the attempt counter's foreign key check on
-    // another connection take its KEY SHARE lock on the row instead of waiting for
-    // this very transaction.
+    // FOR NO KEY UPDATE, the lock an UPDATE that keeps the key takes: it excludes
+    // every other claim and any UPDATE, and is the weakest lock that does.
     beginAndClaim: (literal, ids, now) => `
       ${begin};
       SELECT ${EVENT_COLUMNS},
@@ -141,7 +139,16 @@ export function queriesFor (schema: string, handlerSynchronousCommit: boolean): 
         UPDATE ${s}.attempts SET started = 0 WHERE event_id IN (SELECT id FROM revived)
       )
       SELECT id, pg_notify($3, '') FROM revived`,
-    purge: `DELETE FROM ${s}.events WHERE state = $1 AND finished_at < $2`,
+    // The event's handler and attempt records go with it, in the same statement.
+    purge: `
+      WITH purged AS (
+        DELETE FROM ${s}.events WHERE state = $1 AND finished_at < $2 RETURNING id
+      ), handled AS (
+        DELETE FROM ${s}.handled WHERE event_id IN (SELECT id FROM purged)
+      ), attempts AS (
+        DELETE FROM ${s}.attempts WHERE event_id IN (SELECT id FROM purged)
+      )
+      SELECT count(*)::integer AS purged FROM purged`,
     countByState: `SELECT state, count(*) AS count FROM ${s}.events GROUP BY state`
   }
 }
