@@ -21,7 +21,7 @@ async function makeInbox () {
     }
     case 'postgres': {
       const { postgresInbox } = await import('../dist/postgres/inbox.js')
-      return postgresInbox({ connectionString: target, schema: `bench_${process.pid}` })
+      return postgresInbox({ connectionString: target, schema: process.env.SIR_BENCH_SCHEMA ?? `bench_${process.pid}` })
     }
     case 'bullmq': {
       const { bullmqInbox } = await import('../dist/bullmq/inbox.js')

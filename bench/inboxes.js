@@ -20,12 +20,16 @@ const { values: flags } = parseArgs({
     duration: { type: 'string', default: '10' },
     connections: { type: 'string', default: '50' },
     inboxes: { type: 'string', default: 'memory,sqlite,postgres,bullmq' },
-    'drain-limit': { type: 'string', default: '60' }
+    'drain-limit': { type: 'string', default: '60' },
+    // Postgres only: receivers sharing one schema, each taking an equal share of
+    // the connections, all on the receiver's CPU.
+    instances: { type: 'string', default: '1' }
   }
 })
 const durationSeconds = Number(flags.duration)
 const connections = Number(flags.connections)
 const drainLimitSeconds = Number(flags['drain-limit'])
+const instances = Number(flags.instances)
 const here = (file) => fileURLToPath(new URL(file, import.meta.url))
 const cleanups = []
 
@@ -75,11 +79,11 @@ async function storeFor (kind) {
   throw new Error(`unknown inbox ${kind}`)
 }
 
-function startServer (kind, target) {
+function startServer (kind, target, schema) {
   const args = [here('./inbox-server.js'), kind, target]
   const child = spawn(...nodeOnServerCpu(pinned, args), {
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-    env: { ...process.env, SIR_BENCH_SECRET: SECRET, NODE_ENV: 'production' }
+    env: { ...process.env, SIR_BENCH_SECRET: SECRET, NODE_ENV: 'production', ...(schema === undefined ? {} : { SIR_BENCH_SCHEMA: schema }) }
   })
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`${kind}: no "ready" within 30 s`)), 30_000)
@@ -103,42 +107,67 @@ async function stopServer (child) {
   clearTimeout(timer)
 }
 
-function load (port, duration) {
+function load (port, duration, share = connections) {
   return autocannon({
     url: `http://127.0.0.1:${port}${PATH}`,
     method: 'POST',
-    connections,
+    connections: share,
     pipelining: 1,
     duration,
     requests: freshDeliveries(new DeliverySource('sir', 'small'))
   })
 }
 
+/** Loads every server at once, the connections shared out; the results summed. */
+async function loadAll (servers, duration) {
+  const share = Math.max(1, Math.floor(connections / servers.length))
+  const results = await Promise.all(servers.map(({ port }) => load(port, duration, share)))
+  const sum = (pick) => results.reduce((total, result) => total + pick(result), 0)
+  return {
+    duration: Math.max(...results.map((result) => result.duration)),
+    '2xx': sum((result) => result['2xx']),
+    non2xx: sum((result) => result.non2xx),
+    errors: sum((result) => result.errors),
+    timeouts: sum((result) => result.timeouts),
+    // With several servers: the slowest server's percentiles.
+    latency: { p50: Math.max(...results.map((result) => result.latency.p50)), p99: Math.max(...results.map((result) => result.latency.p99)) }
+  }
+}
+
+/** Events handled by every server together. */
+async function handledBy (servers) {
+  const answers = await Promise.all(servers.map(({ child }) => ask(child, 'handled')))
+  return answers.reduce((total, answer) => total + answer.handled, 0)
+}
+
 /** The handled count once it reaches `count`, or when `limitMs` ran out. */
-async function handledAtLeast (child, count, limitMs) {
+async function handledAtLeast (servers, count, limitMs) {
   const started = Date.now()
   for (;;) {
-    const answer = await ask(child, 'handled')
-    if (answer.handled >= count || Date.now() - started > limitMs) return answer
+    const handled = await handledBy(servers)
+    if (handled >= count || Date.now() - started > limitMs) return handled
     await new Promise((resolve) => setTimeout(resolve, 50))
   }
 }
 
 async function run (kind) {
   const target = await unpinnedWhile(() => storeFor(kind))
-  const { child, port } = await startServer(kind, target)
+  const count = kind === 'postgres' ? instances : 1
+  const schema = count > 1 ? `bench_shared_${process.pid}` : undefined
+  const servers = []
   try {
+    for (let index = 0; index < count; index++) servers.push(await startServer(kind, target, schema))
     // A short warm-up: connections, JIT, prepared plans; its events drain before the run.
-    const warmed = (await load(port, 1))['2xx']
+    const warmed = (await loadAll(servers, 1))['2xx']
     // Counted from here, so the run's drain includes nothing of the warm-up's.
-    const warm = await handledAtLeast(child, warmed, 30_000)
-    const result = await load(port, durationSeconds)
+    const warm = await handledAtLeast(servers, warmed, 30_000)
+    const result = await loadAll(servers, durationSeconds)
     const stoppedAt = Date.now()
     const acknowledged = result['2xx']
     let handled = 0
     let drainSeconds = NaN
     while (Date.now() - stoppedAt < drainLimitSeconds * 1000) {
-      handled = (await ask(child, 'handled')).handled - warm.handled
+      handled = await handledBy(servers) - warm
       if (handled >= acknowledged) {
         drainSeconds = (Date.now() - stoppedAt) / 1000
         break
@@ -146,7 +175,7 @@ async function run (kind) {
       await new Promise((resolve) => setTimeout(resolve, 100))
     }
     return {
-      inbox: kind,
+      inbox: count > 1 ? `${kind} x${count}` : kind,
       acknowledgedPerSecond: acknowledged / result.duration,
       p50: result.latency.p50,
       p99: result.latency.p99,
@@ -157,7 +186,7 @@ async function run (kind) {
       drainSeconds
     }
   } finally {
-    await stopServer(child)
+    for (const { child } of servers) await stopServer(child)
   }
 }
 
@@ -169,7 +198,7 @@ try {
   for (const kind of flags.inboxes.split(',')) {
     const row = await run(kind)
     results.push(row)
-    console.log(`${kind.padEnd(9)} ${fmt(row.acknowledgedPerSecond).padStart(6)} ack/s  p50 ${fmt(row.p50, 1)} ms  p99 ${fmt(row.p99, 1)} ms  non-2xx ${row.non2xx}  errors ${row.errors}  drained in ${row.drainSeconds >= 0 ? fmt(row.drainSeconds, 1) + ' s' : `more than ${drainLimitSeconds} s (${row.handled} of ${row.acknowledged})`}`)
+    console.log(`${row.inbox.padEnd(11)} ${fmt(row.acknowledgedPerSecond).padStart(6)} ack/s  p50 ${fmt(row.p50, 1)} ms  p99 ${fmt(row.p99, 1)} ms  non-2xx ${row.non2xx}  errors ${row.errors}  drained in ${row.drainSeconds >= 0 ? fmt(row.drainSeconds, 1) + ' s' : `more than ${drainLimitSeconds} s (${row.handled} of ${row.acknowledged})`}`)
   }
   console.log('\n| inbox | acknowledged/s | p50 ms | p99 ms | non-2xx | errors | backlog drained after the load |')
   console.log('|---|---|---|---|---|---|---|')
