@@ -70,3 +70,18 @@ t.test('claimed ids put back come first', async (t) => {
   candidates.putBack(['z'])
   t.same(takeAll(candidates), ['z', 'a', 'b'])
 })
+
+t.test('another instance\'s accepts are scanned for once this process has taken its own', async (t) => {
+  const candidates = new Candidates()
+  candidates.scanStarted()
+  candidates.addScanned([], 200, new Set())
+  candidates.addAccepted(['mine'])
+  candidates.othersAccepted()
+  t.notOk(candidates.scanDue, 'not while its own wait')
+  t.equal(candidates.take(), 'mine')
+  t.ok(candidates.scanDue, 'then')
+  candidates.scanStarted()
+  candidates.addScanned(['theirs'], 200, new Set())
+  t.same(takeAll(candidates), ['theirs'])
+  t.notOk(candidates.scanDue, 'once')
+})

@@ -33,6 +33,8 @@ export class Candidates {
    * it, so the table is scanned for them once the list has run dry, not before.
    */
   #overflowed = false
+  /** Another instance accepted events: scanned for once this process's own are taken. */
+  #othersAccepted = false
 
   /** Ids committed by this process's accepts: due at once. */
   addAccepted (ids: Iterable<string>): void {
@@ -89,21 +91,32 @@ export class Candidates {
   }
 
   /**
+   * Another instance committed accepts. They are scanned for once this process
+   * has taken its own, not before: a busy instance that scanned at each of the
+   * other's wake-ups listed events the other was about to run, and the two
+   * spent Postgres's time scanning and racing for the same rows.
+   */
+  othersAccepted (): void {
+    this.#othersAccepted = true
+  }
+
+  /**
    * Whether a search should scan before taking: asked for, or a full scan used up
-   * (what was due behind it goes before newer accepts). A list run dry is not a
-   * reason: whatever this process has not been told of (another instance's
-   * accepts, a retry falling due, an event a crashed process held) comes with a
-   * request for a scan, or with the next poll. Scanning each time the workers
+   * (what was due behind it goes before newer accepts), or the list run dry
+   * after another instance said it accepted. A dry list alone is not a reason:
+   * whatever this process has not been told of (a retry falling due, an event a
+   * crashed process held) comes with a request for a scan, or with the next poll. Scanning each time the workers
    * caught up cost Postgres a walk of the due-events index many times a second.
    */
   get scanDue (): boolean {
     const scannedUsed = this.#next >= this.#scanned.length
-    return this.#scanWanted || (scannedUsed && (this.#scanFull || (this.#overflowed && this.#accepted.size === 0)))
+    return this.#scanWanted || (scannedUsed && (this.#scanFull || ((this.#overflowed || this.#othersAccepted) && this.#accepted.size === 0)))
   }
 
   /** A scan is starting: a request made from now on wants another. */
   scanStarted (): void {
     this.#scanWanted = false
     this.#overflowed = false
+    this.#othersAccepted = false
   }
 }

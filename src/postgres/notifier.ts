@@ -21,6 +21,8 @@ const MIN_INTERVAL_MS = 20
 export class WakeNotifier {
   readonly #pool: Pool
   readonly #sql: string
+  readonly #acceptOnlySql: string
+  readonly #acceptOnly: () => boolean
   readonly #logger: WebhookLogger
   /** In the payload, so that this instance ignores its own wake-ups: it knows what it accepted. */
   readonly sender = randomBytes(8).toString('hex')
@@ -29,9 +31,12 @@ export class WakeNotifier {
   #stopped = false
   #timer: NodeJS.Timeout | undefined
 
-  constructor (pool: Pool, sql: (sender: string) => string, logger: WebhookLogger) {
+  /** `acceptOnly`: whether this instance runs no handlers now (they may be registered later). */
+  constructor (pool: Pool, sql: (sender: string, acceptOnly: boolean) => string, acceptOnly: () => boolean, logger: WebhookLogger) {
     this.#pool = pool
-    this.#sql = sql(this.sender)
+    this.#sql = sql(this.sender, false)
+    this.#acceptOnlySql = sql(this.sender, true)
+    this.#acceptOnly = acceptOnly
     this.#logger = logger
   }
 
@@ -44,7 +49,7 @@ export class WakeNotifier {
     this.#busy = true
     this.#again = false
     const sentAt = Date.now()
-    this.#pool.query(this.#sql).catch((error: unknown) => {
+    this.#pool.query(this.#acceptOnly() ? this.#acceptOnlySql : this.#sql).catch((error: unknown) => {
       this.#logger.debug({ err: error }, 'the Postgres inbox could not NOTIFY the other instances; they find the events at their next poll')
     }).finally(() => {
       if (this.#stopped) return
