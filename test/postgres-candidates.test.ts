@@ -85,3 +85,36 @@ t.test('another instance\'s accepts are scanned for once this process has taken 
   t.same(takeAll(candidates), ['theirs'])
   t.notOk(candidates.scanDue, 'once')
 })
+
+t.test('accepts not kept are scanned for once the list runs dry, even after a full scan in between', async (t) => {
+  const candidates = new Candidates()
+  candidates.scanStarted()
+  candidates.addScanned([], 200, new Set())
+  const kept = ids('kept', 10_000)
+  candidates.addAccepted(kept)
+  candidates.addAccepted(['dropped']) // not kept: newer than every kept id
+  // A scan asked for meanwhile (a poll tick, a retry timer, an accept-only wake-up):
+  // it lists the 200 oldest due, all kept accepts, the last one too.
+  candidates.wantScan()
+  t.ok(candidates.scanDue)
+  candidates.scanStarted()
+  candidates.addScanned(kept.slice(0, 200), 200, new Set())
+  const taken = takeAll(candidates)
+  t.equal(taken.length, 10_000, 'every kept id, once')
+  t.notOk(taken.includes('dropped'))
+  t.ok(candidates.scanDue, 'the list ran dry and "dropped" was never listed: the next search scans')
+})
+
+t.test('another instance\'s accepts are scanned for once this process\'s own are taken, even after a full scan in between', async (t) => {
+  const candidates = new Candidates()
+  candidates.scanStarted()
+  candidates.addScanned([], 200, new Set())
+  const mine = ids('mine', 300)
+  candidates.addAccepted(mine)
+  candidates.othersAccepted() // theirs are newer than every id of mine
+  candidates.wantScan()
+  candidates.scanStarted()
+  candidates.addScanned(mine.slice(0, 200), 200, new Set())
+  t.equal(takeAll(candidates).length, 300)
+  t.ok(candidates.scanDue, 'theirs were never listed: the next search scans')
+})

@@ -161,7 +161,9 @@ export class Workers {
     const { candidates } = this.#env
     let scanned = false
     for (;;) {
-      if (!scanned && candidates.scanDue) {
+      // Once per search, and again when a scan was asked for while the one this
+      // worker waited on ran (it may have started before what the request is for).
+      if (candidates.scanDue && (!scanned || candidates.scanRequested)) {
         scanned = true
         // One scan at a time; workers searching meanwhile take from its result.
         this.#scan ??= this.#scanFor(client).finally(() => { this.#scan = undefined })
@@ -176,10 +178,11 @@ export class Workers {
         if (!this.#running.has(id)) ids.push(id)
       }
       if (ids.length === 0) {
-        if (!scanned && candidates.scanDue) continue
+        if (candidates.scanDue && (!scanned || candidates.scanRequested)) continue
         return []
       }
       const rows = await this.#claim(client, ids)
+      candidates.claimed(ids, new Set(rows.map(({ id }) => id)))
       if (rows.length > 0) return rows
     }
   }
