@@ -44,7 +44,7 @@ const pipeliningDepth = Number(flags.pipelining)
 const warmupSeconds = Number(flags.warmup ?? (smoke ? 0 : 1.5))
 const serverNames = flags.servers !== undefined
   ? flags.servers.split(',')
-  : smoke ? ['fastify-minimal', 'sir-fastify', 'sir-express'] : SERVERS.map((server) => server.name)
+  : smoke ? ['fastify-minimal', 'sir-fastify', 'sir-express'] : SERVERS.filter((server) => server.group !== 'diagnostic').map((server) => server.name)
 // --configs small:1,large:10 picks body sizes and pipelining depths, for profiling one case.
 const configs = flags.configs !== undefined
   ? flags.configs.split(',').map((pair) => { const [size, depth] = pair.split(':'); return { size, pipelining: Number(depth ?? 1) } })
@@ -243,6 +243,9 @@ async function throughput () {
     ['sir-node', 'octokit', 1, octokitNote],
     ['sir-fetch', 'node-minimal'],
     ['fastify-minimal-empty', 'fastify-minimal'],
+    // Diagnostic, when named: the core over HTTP, then the plugin around it.
+    ['fastify-core', 'fastify-minimal'],
+    ['sir-fastify', 'fastify-core'],
     ['fastify-minimal', 'fastify-raw-body'],
     ['fastify-minimal', 'fastify-raw-body-buffer']
   ].filter(([ours, theirs]) => has(ours) && has(theirs))

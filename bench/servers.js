@@ -15,6 +15,9 @@ export const SERVERS = [
   { name: 'fastify-minimal', scheme: 'sir', group: 'baseline', label: '(2) hand-written Fastify receiver, JSON answer' },
   { name: 'fastify-minimal-empty', scheme: 'sir', group: 'baseline', label: '(2) hand-written Fastify receiver, empty 200 like the reference receiver' },
   { name: 'sir-fastify', scheme: 'sir', group: 'ours', label: '(3) sir-webhooks Fastify plugin' },
+  // Run only when named (--servers): the core in fastify-minimal's route, to tell
+  // what the core costs over HTTP from what the plugin around it does.
+  { name: 'fastify-core', scheme: 'sir', group: 'diagnostic', label: '(3d) fastify-minimal\'s route calling the sir-webhooks core' },
   { name: 'fastify-raw-body', scheme: 'sir', group: 'peer', label: '(6) fastify-raw-body (README options)' },
   { name: 'fastify-raw-body-buffer', scheme: 'sir', group: 'peer', label: '(6) fastify-raw-body, encoding: false' },
   { name: 'standardwebhooks', scheme: 'standard', group: 'peer', label: '(5) standardwebhooks verify in Fastify' },
@@ -174,6 +177,25 @@ export async function startServer (name, { secret, handler = 'noop', maxQueueSiz
         })
       })
       return { server: await listenNode(server), received: () => queue.received }
+    }
+    case 'fastify-core': {
+      const { default: Fastify } = await import('fastify')
+      const { Webhooks } = await import(DIST + '/index.js')
+      const { deliveryFromNodeHeaders } = await import(DIST + '/core/delivery.js')
+      const app = Fastify({ logger: false })
+      // The app's logger, as the plugin gives its receiver.
+      const webhooks = new Webhooks({ secret, logger: app.log, ...receiverOptions })
+      let received = 0
+      const run = handlerFor(handler)
+      webhooks.onAny((event) => { received += 1; return run(event) })
+      await app.register(async (scope) => {
+        scope.addContentTypeParser('application/json', { parseAs: 'buffer' }, (_request, body, done) => { done(null, body) })
+        scope.post(PATH, (request, reply) => {
+          const answer = webhooks.decide(deliveryFromNodeHeaders(request.headers, request.body), request.log)
+          reply.code(answer.status).header('content-type', 'application/json; charset=utf-8').send(answer.body)
+        })
+      })
+      return { server: await listenFastify(app), received: () => received, webhooks }
     }
     case 'sir-fastify': {
       const { default: Fastify } = await import('fastify')
