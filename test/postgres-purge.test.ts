@@ -3,8 +3,8 @@
 // lost for an event a concurrent redrive revived, and the same statement on a
 // schema created while the tables still had ON DELETE CASCADE keys.
 import pg from 'pg'
-import t from 'tap'
-import { queriesFor } from '../src/postgres/queries.js'
+import t, { type Test } from 'tap'
+import { queriesFor, type Queries } from '../src/postgres/queries.js'
 import { migrate, quoted } from '../src/postgres/schema.js'
 import { freshSchema, postgresForTests } from './helpers/postgres.js'
 
@@ -23,17 +23,21 @@ if (postgres.url === undefined) {
     await admin.query(`INSERT INTO ${s}.handled VALUES ('done1', 'h', 10), ('dead1', 'h1', 10), ('live', 'h', 10)`)
     await admin.query(`INSERT INTO ${s}.attempts VALUES ('done1', 1), ('dead1', 5), ('live', 1)`)
   }
-  const ids = async (schema: string, table: string): Promise<string[]> =>
-    (await admin.query<{ id: string }>(`SELECT ${table === 'events' ? 'id' : 'event_id'} AS id FROM ${quoted(schema)}.${table} ORDER BY 1`)).rows.map(({ id }) => id)
-
-  t.test('purge leaves no orphans', async (t) => {
+  /** A fresh schema at this version, seeded, dropped when the test ends. */
+  const seededSchema = async (t: Test): Promise<{ schema: string, sql: Queries }> => {
     const schema = freshSchema()
     t.teardown(() => admin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`))
     const client = await admin.connect()
     await migrate(client, schema)
     client.release()
     await seed(schema)
-    const sql = queriesFor(schema, false)
+    return { schema, sql: queriesFor(schema, false) }
+  }
+  const ids = async (schema: string, table: string): Promise<string[]> =>
+    (await admin.query<{ id: string }>(`SELECT ${table === 'events' ? 'id' : 'event_id'} AS id FROM ${quoted(schema)}.${table} ORDER BY 1`)).rows.map(({ id }) => id)
+
+  t.test('purge leaves no orphans', async (t) => {
+    const { schema, sql } = await seededSchema(t)
     t.same((await admin.query(sql.purge, ['done', 100])).rows, [{ purged: 1 }])
     t.same((await admin.query(sql.purge, ['dead', 100])).rows, [{ purged: 1 }])
     t.same(await ids(schema, 'events'), ['live'])
@@ -42,13 +46,7 @@ if (postgres.url === undefined) {
   })
 
   t.test('purge racing a redrive that locked the row first keeps the revived event\'s records', async (t) => {
-    const schema = freshSchema()
-    t.teardown(() => admin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`))
-    const client = await admin.connect()
-    await migrate(client, schema)
-    client.release()
-    await seed(schema)
-    const sql = queriesFor(schema, false)
+    const { schema, sql } = await seededSchema(t)
     const redriver = await admin.connect()
     await redriver.query('BEGIN')
     await redriver.query(sql.redrive, ['dead1', 50, `${schema}_events`])
@@ -62,13 +60,7 @@ if (postgres.url === undefined) {
   })
 
   t.test('purge racing a redrive that comes second', async (t) => {
-    const schema = freshSchema()
-    t.teardown(() => admin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`))
-    const client = await admin.connect()
-    await migrate(client, schema)
-    client.release()
-    await seed(schema)
-    const sql = queriesFor(schema, false)
+    const { schema, sql } = await seededSchema(t)
     const purger = await admin.connect()
     await purger.query('BEGIN')
     await purger.query(sql.purge, ['dead', 100])

@@ -4,7 +4,7 @@
 // instances hold. Each case once left an accepted event pending, workers idle,
 // until the next poll (a minute away here) or the other instance let go.
 import pg from 'pg'
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { postgresInbox } from '../src/postgres/inbox.js'
 import { freshSchema, postgresForTests } from './helpers/postgres.js'
 import { postgresTestTables } from './helpers/postgres-tables.js'
@@ -19,11 +19,32 @@ if (postgres.url === undefined) {
   t.teardown(() => admin.end())
   const { receiverWith } = postgresTestTables(admin)
 
-  t.test('put-back ids survive a scan that started while they ran', async (t) => {
+  /**
+   * 240 events due a minute ago, as another instance accepted them, held by its
+   * open claims (row locks in one transaction on `other`, which the test ends).
+   */
+  const heldByAnotherInstance = async (schema: string): Promise<{ other: pg.PoolClient, otherIds: string[] }> => {
+    const old = Date.now() - 60_000
+    const otherIds = Array.from({ length: 240 }, (_, index) => `evt_theirs_${String(index).padStart(3, '0')}`)
+    await admin.query(`INSERT INTO ${schema}.events (id, type, event, received_at, next_attempt_at)
+      SELECT id, 'action.completed', '{}'::jsonb, $2::bigint + ord, $2::bigint + ord FROM unnest($1::text[]) WITH ORDINALITY AS u (id, ord)`, [otherIds, old])
+    const other = await admin.connect()
+    await other.query('BEGIN')
+    await other.query(`SELECT id FROM ${schema}.events WHERE id = ANY ($1) FOR NO KEY UPDATE`, [otherIds])
+    return { other, otherIds }
+  }
+
+  /** A fresh schema and a pool of the inbox's own (two workers, the accepts' three, the spare), both gone when the test ends. */
+  const schemaAndPool = (t: Test): { schema: string, pool: pg.Pool } => {
     const schema = freshSchema()
     t.teardown(() => admin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`))
     const pool = new pg.Pool({ connectionString: url, max: 2 + 3 + 1 })
     t.teardown(() => pool.end())
+    return { schema, pool }
+  }
+
+  t.test('put-back ids survive a scan that started while they ran', async (t) => {
+    const { schema, pool } = schemaAndPool(t)
 
     // Armed: the next scan's answer is held until a batch's COMMIT has come back.
     let armed = false
@@ -97,12 +118,8 @@ if (postgres.url === undefined) {
     await webhooks.close()
   })
 
-
   t.test('a wake-up that arrives during a scan another worker joins is acted on', async (t) => {
-    const schema = freshSchema()
-    t.teardown(() => admin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`))
-    const pool = new pg.Pool({ connectionString: url, max: 2 + 3 + 1 })
-    t.teardown(() => pool.end())
+    const { schema, pool } = schemaAndPool(t)
 
     let armed = false
     let scanIssued = false
@@ -168,21 +185,14 @@ if (postgres.url === undefined) {
     await webhooks.close()
   })
 
-
   t.test('an idle instance runs its own accept while another instance holds the 200 oldest due rows', async (t) => {
     const schema = freshSchema()
     t.teardown(() => admin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`))
     // An accept-only start creates the tables; handlers come later.
     const webhooks = receiverWith(t, postgresInbox({ connectionString: url, schema, pollIntervalMs: 200 }))
     await sleep(300)
-    const old = Date.now() - 60_000
-    const otherIds = Array.from({ length: 240 }, (_, index) => `evt_theirs_${String(index).padStart(3, '0')}`)
-    await admin.query(`INSERT INTO ${schema}.events (id, type, event, received_at, next_attempt_at)
-      SELECT id, 'action.completed', '{}'::jsonb, $2::bigint + ord, $2::bigint + ord FROM unnest($1::text[]) WITH ORDINALITY AS u (id, ord)`, [otherIds, old])
     // The other instance's workers: ten open claims of 24 rows each.
-    const other = await admin.connect()
-    await other.query('BEGIN')
-    await other.query(`SELECT id FROM ${schema}.events WHERE id = ANY ($1) FOR NO KEY UPDATE`, [otherIds])
+    const { other } = await heldByAnotherInstance(schema)
 
     const handled: string[] = []
     webhooks.on('action.completed', async function h (evt) { handled.push(evt.id) })
@@ -205,13 +215,7 @@ if (postgres.url === undefined) {
     const handled: string[] = []
     webhooks.on('action.completed', async function h (evt) { handled.push(evt.id) })
     await sleep(300)
-    const old = Date.now() - 60_000
-    const otherIds = Array.from({ length: 240 }, (_, index) => `evt_theirs_${String(index).padStart(3, '0')}`)
-    await admin.query(`INSERT INTO ${schema}.events (id, type, event, received_at, next_attempt_at)
-      SELECT id, 'action.completed', '{}'::jsonb, $2::bigint + ord, $2::bigint + ord FROM unnest($1::text[]) WITH ORDINALITY AS u (id, ord)`, [otherIds, old])
-    const other = await admin.connect()
-    await other.query('BEGIN')
-    await other.query(`SELECT id FROM ${schema}.events WHERE id = ANY ($1) FOR NO KEY UPDATE`, [otherIds])
+    const { other, otherIds } = await heldByAnotherInstance(schema)
     // Another instance's accept-only wake-up: a scan, which lists 200 held rows.
     await admin.query(`SELECT pg_notify('${schema}_events', 'deadbeefdeadbeef:accept-only')`)
     await sleep(200)
