@@ -11,7 +11,7 @@ import { ControlConnection } from './control-connection.js'
 import { loadPg } from './driver.js'
 import { GroupCommit, MAX_IN_FLIGHT } from './group-commit.js'
 import { resolvePostgresOptions, type PostgresInboxOptions, type ResolvedPostgresOptions } from './options.js'
-import { ACCEPT_ONLY, queriesFor, toOutcome, type EventRow, type Queries } from './queries.js'
+import { queriesFor, toOutcome, type EventRow, type Queries } from './queries.js'
 import type { PostgresHandlerExtra } from './run-event.js'
 import { checkSchema, migrate, SchemaError } from './schema.js'
 import { StoreHealth } from './store-health.js'
@@ -89,19 +89,14 @@ export class PostgresInbox implements Inbox<PostgresHandlerExtra> {
     const control = new ControlConnection(
       // Named, so that an operator can tell it in pg_stat_activity.
       () => new pg.Client({ ...(options.connectionString !== undefined ? { connectionString: options.connectionString } : pool.options), application_name: `sir-webhooks control ${options.schema}` }),
-      this.#sql.wakeChannel, this.#sql.countAttempts, (sender) => {
-        // Another instance accepted, a redrive (no token), or a reconnection (no
-        // payload): what is due is in the table.
-        const acceptOnly = sender?.endsWith(ACCEPT_ONLY) === true
-        const token = acceptOnly ? sender?.slice(0, -ACCEPT_ONLY.length) : sender
-        if (token === notifier.sender) return
-        // The accepts of an instance that runs handlers itself: that instance runs
-        // them, and this one looks for them once it has taken its own. The rest now.
-        if (token !== undefined && token !== '' && !acceptOnly) {
+      this.#sql.wakeChannel, this.#sql.countAttempts, (payload) => {
+        // Another instance accepted, a redrive, or a reconnection: what is due is in the table.
+        const request = notifier.heard(payload)
+        if (request === 'now') {
+          this.#wakeToScan()
+        } else if (request === 'after own accepts') {
           this.#candidates.othersAccepted()
           this.#wake()
-        } else {
-          this.#wakeToScan()
         }
       }, runtime.logger)
     const accepts = new GroupCommit(pool, this.#sql, options, {

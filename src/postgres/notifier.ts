@@ -10,6 +10,16 @@ import type { WebhookLogger } from '../core/logger.js'
  */
 const MIN_INTERVAL_MS = 20
 
+/** After the sender's token in a wake-up: the sender runs no handlers, so its events wait for other instances. */
+const ACCEPT_ONLY = ':accept-only'
+
+/**
+ * What a wake-up asks of the instance that hears it: nothing (its own), to look
+ * once its own accepts are taken (the sender runs handlers and its accepts
+ * itself), or to look now (an accept-only sender, a redrive, a reconnection).
+ */
+export type WakeRequest = 'none' | 'after own accepts' | 'now'
+
 /**
  * Wakes the other instances on the database after accepts committed: one NOTIFY
  * at a time, in its own short transaction, at most one per `MIN_INTERVAL_MS`,
@@ -25,19 +35,31 @@ export class WakeNotifier {
   readonly #acceptOnly: () => boolean
   readonly #logger: WebhookLogger
   /** In the payload, so that this instance ignores its own wake-ups: it knows what it accepted. */
-  readonly sender = randomBytes(8).toString('hex')
+  readonly #sender = randomBytes(8).toString('hex')
   #busy = false
   #again = false
   #stopped = false
   #timer: NodeJS.Timeout | undefined
 
-  /** `acceptOnly`: whether this instance runs no handlers now (they may be registered later). */
-  constructor (pool: Pool, sql: (sender: string, acceptOnly: boolean) => string, acceptOnly: () => boolean, logger: WebhookLogger) {
+  /** `sql` sends a payload; `acceptOnly`: whether this instance runs no handlers now (they may be registered later). */
+  constructor (pool: Pool, sql: (payload: string) => string, acceptOnly: () => boolean, logger: WebhookLogger) {
     this.#pool = pool
-    this.#sql = sql(this.sender, false)
-    this.#acceptOnlySql = sql(this.sender, true)
+    this.#sql = sql(this.#sender)
+    this.#acceptOnlySql = sql(this.#sender + ACCEPT_ONLY)
     this.#acceptOnly = acceptOnly
     this.#logger = logger
+  }
+
+  /**
+   * What a wake-up's payload asks of this instance. A redrive sends an empty
+   * payload, and a reconnection of the LISTEN connection comes with none.
+   */
+  heard (payload: string | undefined): WakeRequest {
+    if (payload === undefined || payload === '') return 'now'
+    const acceptOnly = payload.endsWith(ACCEPT_ONLY)
+    const sender = acceptOnly ? payload.slice(0, -ACCEPT_ONLY.length) : payload
+    if (sender === this.#sender) return 'none'
+    return acceptOnly ? 'now' : 'after own accepts'
   }
 
   notify (): void {

@@ -30,12 +30,8 @@ export type Literal = (value: string | number | null) => string
 export interface Queries {
   /** $1 ids, $2 types, $3 events (JSON text), $4 received_at: the ids actually inserted (the others were there already). */
   acceptBatch: string
-  /**
-   * Wakes every instance after accepts committed, in its own unflushed transaction;
-   * `sender` (hex) lets the sender ignore its own, `acceptOnly` says that it runs
-   * no handlers: the payload is the sender, and `:accept-only` after it.
-   */
-  notifyOthers (sender: string, acceptOnly: boolean): string
+  /** Wakes every instance after accepts committed, in its own unflushed transaction; the payload is the notifier's (notifier.ts). */
+  notifyOthers (payload: string): string
   wakeChannel: string
   countPending: string
   /** $1 now, $2 limit, $3 ids to leave out (running here): ids of pending events due by now, oldest first, without locking them. */
@@ -66,9 +62,6 @@ export interface Queries {
   countByState: string
 }
 
-/** After the sender's token in a wake-up: the sender runs no handlers, so its events wait for others. */
-export const ACCEPT_ONLY = ':accept-only'
-
 const EVENT_COLUMNS = 'e.id, e.type, e.event, e.state, e.received_at, e.last_error, e.finished_at, coalesce(a.started, 0) AS started'
 
 export function queriesFor (schema: string, handlerSynchronousCommit: boolean): Queries {
@@ -93,7 +86,7 @@ export function queriesFor (schema: string, handlerSynchronousCommit: boolean): 
       ON CONFLICT (id) DO NOTHING
       RETURNING id`,
     // Its own short transaction, not flushed: a lost wake-up costs one poll interval.
-    notifyOthers: (sender, acceptOnly) => `BEGIN; SET LOCAL synchronous_commit TO off; SELECT pg_notify('${wakeChannel}', '${hex(sender)}${acceptOnly ? ACCEPT_ONLY : ''}'); COMMIT`,
+    notifyOthers: (payload) => `BEGIN; SET LOCAL synchronous_commit TO off; SELECT pg_notify('${wakeChannel}', '${plain(payload)}'); COMMIT`,
     wakeChannel,
     countPending: `SELECT count(*)::integer AS pending FROM ${s}.events WHERE state = 'pending'`,
     // Without locks: the claim that follows checks each id again under its row lock.
@@ -166,8 +159,9 @@ function integer (value: number): string {
   return String(Math.floor(value))
 }
 
-function hex (value: string): string {
-  if (!/^[0-9a-f]*$/.test(value)) throw new TypeError(`sir-webhooks: expected hex digits for SQL, got ${JSON.stringify(value)}`)
+/** Written into the SQL as it is: lower-case letters, digits, ':' and '-' only. */
+function plain (value: string): string {
+  if (!/^[0-9a-z:-]*$/.test(value)) throw new TypeError(`sir-webhooks: expected lower-case letters, digits, ':' or '-' for SQL, got ${JSON.stringify(value)}`)
   return value
 }
 
