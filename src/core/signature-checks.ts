@@ -18,8 +18,10 @@ export type Secret = string | readonly string[]
 /** A header as frameworks hand it over: Node types every header as possibly repeated. */
 export type HeaderInput = string | readonly string[] | undefined | null
 
-/** A repeated header is joined as Node joins unknown ones, so it fails the syntax checks. */
-/** One header value as the receiver reads it: a repeated header is joined with ", ". */
+/**
+ * One header value as the receiver reads it: a repeated header is joined with
+ * ", " as Node joins unknown ones, so it fails the syntax checks.
+ */
 export function single (value: HeaderInput): string | undefined {
   if (typeof value === 'string') return value
   if (value === undefined || value === null || !Array.isArray(value) || value.length === 0) return undefined

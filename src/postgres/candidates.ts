@@ -13,11 +13,10 @@ const MAX_ACCEPTED = 10_000
  * events a second.
  *
  * Ids come from this process's own accepts (known the moment their batch
- * commits) and from a scan of the table without locks, done when a scan was
- * asked for (a poll tick, another instance's wake-up, a retry falling due, a
- * failed batch) or past a full one. A candidate is only a hint: the claim takes the row lock
- * and checks that the event is still pending and due, so an id another worker
- * or instance took meanwhile is skipped.
+ * commits) and from a scan of the table without locks, done when `scanDue`
+ * says so. A candidate is only a hint: the claim takes the row lock and checks
+ * that the event is still pending and due, so an id another worker or instance
+ * took meanwhile is skipped.
  */
 export class Candidates {
   /** Claimed, not run (a batch ran out of time): first in line, and no scan replaces them. */

@@ -41,12 +41,13 @@ interface Slot {
 
 /**
  * The workers that run events. Each holds one pool client and loops: take
- * candidate ids (scanning the table for due ones when the list is dry or a scan
- * was asked for), BEGIN, claim those still pending and due with `FOR NO KEY
- * UPDATE SKIP LOCKED`, run them, commit, and again until nothing is due. The claim is the transaction's row lock, so two workers (in this process
- * or another) never hold one event, and a worker that dies, with its process or
- * its connection, holds nothing: Postgres rolls its transaction back and the
- * event is due again at once.
+ * candidate ids (scanning the table for due ones when `Candidates` says a scan
+ * is due), BEGIN, claim those still pending and due with `FOR NO KEY UPDATE
+ * SKIP LOCKED`, run them, commit, and again until nothing is due. The claim is
+ * the transaction's row lock, so two workers (in this process or another) never
+ * hold one event, and a worker that dies, with its process or its connection,
+ * holds nothing: Postgres rolls its transaction back and the event is due again
+ * at once.
  */
 export class Workers {
   readonly #env: WorkerEnvironment
@@ -160,10 +161,11 @@ export class Workers {
   async #search (client: PoolClient): Promise<ClaimedRow[]> {
     const { candidates } = this.#env
     let scanned = false
+    // Once per search, and again when a scan was asked for while the one this
+    // worker waited on ran (it may have started before what the request is for).
+    const scanNow = (): boolean => candidates.scanRequested || (!scanned && candidates.scanDue)
     for (;;) {
-      // Once per search, and again when a scan was asked for while the one this
-      // worker waited on ran (it may have started before what the request is for).
-      if (candidates.scanDue && (!scanned || candidates.scanRequested)) {
+      if (scanNow()) {
         scanned = true
         // One scan at a time; workers searching meanwhile take from its result.
         this.#scan ??= this.#scanFor(client).finally(() => { this.#scan = undefined })
@@ -178,7 +180,7 @@ export class Workers {
         if (!this.#running.has(id)) ids.push(id)
       }
       if (ids.length === 0) {
-        if (candidates.scanDue && (!scanned || candidates.scanRequested)) continue
+        if (scanNow()) continue
         return []
       }
       const rows = await this.#claim(client, ids)
