@@ -89,7 +89,7 @@ test('known traffic: stats() and the OpenTelemetry exporters count the same deli
   const refusedBy = Object.fromEntries(Object.keys(refusalStatus).map((code) => [code, 1]))
   const stats = webhooks.stats()
   t.same(stats, {
-    deliveries: { accepted: 6, duplicate: 2, refused: 14, refusedBy },
+    deliveries: { accepted: 6, duplicate: 2, duplicateDiffers: 0, refused: 14, refusedBy },
     queue: { waiting: 0, running: 0 },
     handlers: { succeeded: 4, retried: 2, failed: 1 },
     deadLetters: 1

@@ -6,10 +6,14 @@ import { WebhookOptionsError } from './errors.js'
 import type { DeadLetterQuery, EventOutcome, OutcomeState } from './outcome.js'
 
 /**
- * What an inbox answers when asked to take an event. `accepted` and `duplicate`
- * become a 2xx; the rest a 503 with `Retry-After`, and the event is not recorded.
+ * What an inbox answers when asked to take an event. `accepted`, `duplicate` and
+ * `duplicate-differs` become a 2xx; the rest a 503 with `Retry-After`, and the
+ * event is not recorded. `duplicate-differs` is a duplicate whose body is not the
+ * body first recorded under its id: still answered as a duplicate (the id is the
+ * contract's idempotency key), but warned about and counted, so a sender bug shows.
+ * An inbox that cannot tell answers `duplicate`.
  */
-export type AcceptOutcome = 'accepted' | 'duplicate' | 'full' | 'unavailable'
+export type AcceptOutcome = 'accepted' | 'duplicate' | 'duplicate-differs' | 'full' | 'unavailable'
 
 export interface HandlerRun {
   event: AnyEvent
@@ -82,13 +86,16 @@ export interface Inbox<Extra extends object = object> {
    * `waitUntil`, when given, is the platform's way to keep this request's work
    * alive after the response (a Worker's `ctx.waitUntil`): an inbox that runs
    * the handlers in this process hands it a promise that settles once they have
-   * finished. It never throws.
+   * finished. `rawBody` is the exact verified body the event was parsed from: an
+   * inbox that keeps bodies keeps these bytes, and compares a duplicate's with them.
+   * It never throws.
    */
   accept (
     event: AnyEvent,
     receivedAt: number,
     whenAnswered?: (callback: () => void) => void,
-    waitUntil?: (handlersFinished: Promise<void>) => void
+    waitUntil?: (handlersFinished: Promise<void>) => void,
+    rawBody?: Uint8Array
   ): AcceptOutcome | Promise<AcceptOutcome>
   /** Stops taking work, waits up to `graceMs` for accepted events, dead-letters what is left. */
   close (graceMs: number): Promise<void>

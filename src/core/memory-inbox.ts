@@ -34,7 +34,7 @@ export class MemoryInbox implements Inbox {
     return this.#queue?.idle() ?? Promise.resolve()
   }
 
-  accept (event: AnyEvent, receivedAt: number, whenAnswered?: (callback: () => void) => void, waitUntil?: (handlersFinished: Promise<void>) => void): AcceptOutcome {
+  accept (event: AnyEvent, receivedAt: number, whenAnswered?: (callback: () => void) => void, waitUntil?: (handlersFinished: Promise<void>) => void, _rawBody?: Uint8Array): AcceptOutcome {
     const runtime = this.#runtime
     const seen = this.#seen
     const queue = this.#queue

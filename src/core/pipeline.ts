@@ -13,7 +13,7 @@ import type { VerifyRequest, VerifyResult } from './signature-checks.js'
 
 export type Verifier = (input: VerifyRequest) => VerifyResult | Promise<VerifyResult>
 
-const outcomeRefusal: Record<Exclude<AcceptOutcome, 'accepted' | 'duplicate'>, RefusalCode> = {
+const outcomeRefusal: Record<Exclude<AcceptOutcome, 'accepted' | 'duplicate' | 'duplicate-differs'>, RefusalCode> = {
   full: 'QUEUE_FULL',
   unavailable: 'INBOX_UNAVAILABLE'
 }
@@ -118,7 +118,7 @@ export class DeliveryPipeline {
     if (this.#lifecycle.closing) return this.#refuseEvent('CLOSING', log, event, now)
     let accepted: AcceptOutcome | Promise<AcceptOutcome>
     try {
-      accepted = this.#inbox.accept(event, now, delivery.whenAnswered, delivery.waitUntil)
+      accepted = this.#inbox.accept(event, now, delivery.whenAnswered, delivery.waitUntil, delivery.rawBody)
     } catch (error) {
       return this.#inboxFailed(event, error, log, now)
     }
@@ -148,6 +148,13 @@ export class DeliveryPipeline {
     }
     if (outcome === 'duplicate') {
       log.info({ event: eventTag(event) }, 'duplicate webhook acknowledged, not dispatched again')
+      this.#delivered('DUPLICATE', event, now)
+      return DUPLICATE
+    }
+    if (outcome === 'duplicate-differs') {
+      // Never the bodies themselves: only that they differ.
+      log.warn({ event: eventTag(event) }, 'duplicate webhook acknowledged, not dispatched again, but its body differs from the one first recorded under this id')
+      this.#stats.duplicateDiffers += 1
       this.#delivered('DUPLICATE', event, now)
       return DUPLICATE
     }

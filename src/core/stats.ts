@@ -8,6 +8,8 @@ export interface WebhookStats {
     accepted: number
     /** Deliveries answered 2xx for an event already recorded. */
     duplicate: number
+    /** Of `duplicate`, those whose body differed from the one first recorded under the id (where the inbox can tell). */
+    duplicateDiffers: number
     /** Deliveries answered with an error status, whatever the reason. */
     refused: number
     /** `refused`, by the code the receiver answered with; every code is present. */
@@ -46,6 +48,7 @@ const refusalCodes = Object.keys(refusalStatus) as RefusalCode[]
 export class ReceiverStats {
   accepted = 0
   duplicate = 0
+  duplicateDiffers = 0
   refused = 0
   readonly refusedBy = Object.fromEntries(refusalCodes.map((code) => [code, 0])) as Record<RefusalCode, number>
   succeeded = 0
@@ -64,7 +67,7 @@ export class ReceiverStats {
 
   snapshot (queue: QueueCounts): WebhookStats {
     return {
-      deliveries: { accepted: this.accepted, duplicate: this.duplicate, refused: this.refused, refusedBy: { ...this.refusedBy } },
+      deliveries: { accepted: this.accepted, duplicate: this.duplicate, duplicateDiffers: this.duplicateDiffers, refused: this.refused, refusedBy: { ...this.refusedBy } },
       queue: { waiting: Math.max(0, queue.size - queue.running), running: queue.running },
       handlers: { succeeded: this.succeeded, retried: this.retried, failed: this.failed },
       deadLetters: this.deadLetters
