@@ -22,6 +22,11 @@ export interface EventOutcome {
   finishedAt?: Date
   /** The event itself, while the inbox still keeps it. */
   event?: AnyEvent
+  /**
+   * The body exactly as received (UTF-8), where the inbox keeps it: what an
+   * operator is shown, with its key order and spacing, rather than `event` re-serialized.
+   */
+  body?: string
 }
 
 /** Events by state from a store's GROUP BY rows; a state with no row counts 0. */
