@@ -71,7 +71,7 @@ t.test('issue 21.8: the README, the guides and every example name their handlers
 })
 
 t.test('issue 20.12: the README quick start and the Fastify examples set requestTimeout', async (t) => {
-  const quickStart = /## Quick start \(Fastify\)\n+```ts\n([\s\S]*?)```/.exec(read('README.md'))?.[1] ?? ''
+  const quickStart = /## Quick start \(Fastify\)\n[^#]*?```ts\n([\s\S]*?)```/.exec(read('README.md'))?.[1] ?? ''
   t.match(quickStart, /Fastify\(\{[^)]*requestTimeout: \d/, 'README quick start')
   for (const example of ['examples/fastify/server.js', 'examples/postgres/server.js', 'examples/sqlite/server.js']) {
     t.match(read(example), /Fastify\(\{[\s\S]*?requestTimeout: \d[\d_]*/, example)
