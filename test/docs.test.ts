@@ -66,6 +66,10 @@ t.test('issue 21.8: the README, the guides and every example name their handlers
   for (const file of files) {
     const source = read(file).replace(/(server|child|process|request|response|socket|stream|payload)\.on\(/g, '')
     t.same(unnamedHandlers(source), [], `${file}: every handler is a named function or has { name }`)
+    // Naming a handler after the function it calls would make it call itself.
+    const selfCalling = [...source.matchAll(/\.(?:on|onAny)\([^\n]*?async function (\w+) \([^)]*\) \{\n?([^}]*)/g)]
+      .filter((match) => new RegExp(`\\b${match[1] as string}\\(`).test(match[2] as string)).map((match) => match[1])
+    t.same(selfCalling, [], `${file}: no handler named after the function it calls`)
   }
   t.same(unnamedHandlers("webhooks.on('action.completed', async (event) => {})\nwebhooks.onAny((event) => 1)"), ["webhooks.on('action.completed', async (event) => {})".slice(8), '.onAny((event) => 1)'], 'the check finds arrow handlers')
 })
