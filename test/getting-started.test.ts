@@ -31,16 +31,18 @@ t.test('getting started on Postgres: migrate, web + worker, a signed delivery, t
   await admin.connect()
   const database = `sir_getting_started_${randomUUID().replaceAll('-', '').slice(0, 12)}`
   await admin.query(`CREATE DATABASE ${database}`)
-  t.teardown(async () => {
-    await admin.query(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`)
-    await admin.end()
-  })
   const url = new URL(postgres.url as string)
   url.pathname = `/${database}`
   const databaseUrl = url.toString()
   const app = new pg.Client({ connectionString: databaseUrl })
   await app.connect()
-  t.teardown(() => app.end())
+  t.teardown(async () => {
+    await app.end()
+    // Without WITH (FORCE), which PostgreSQL 12 lacks: whatever the examples left open goes first.
+    await admin.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()', [database])
+    await admin.query(`DROP DATABASE IF EXISTS ${database}`)
+    await admin.end()
+  })
 
   // Step: the inbox's tables, as `sir-webhooks migrate --print | psql "$DATABASE_URL"` applies them.
   const migration = await runCli(['migrate', '--print'])
