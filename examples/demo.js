@@ -25,7 +25,7 @@ const webhooks = new Webhooks({
 })
 
 const handled = new Map()
-webhooks.onAny(async (event) => {
+webhooks.onAny(async function simulateWork (event) {
   await new Promise((resolve) => setTimeout(resolve, isSlow(event.type) ? SLOW_MS : FAST_MS))
   handled.set(event.id, (handled.get(event.id) ?? 0) + 1)
 })

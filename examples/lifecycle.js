@@ -7,13 +7,14 @@ import { relative } from 'node:path'
  * does not say that PORT picks another. Exits 1 with that advice; other errors are
  * the caller's to throw.
  */
-export function exitIfPortBusy (error, { port, host }) {
+export function exitIfPortBusy (error, { port, host, variable = 'PORT' }) {
   if (error?.code !== 'EADDRINUSE') return
   const command = process.env.npm_lifecycle_event === 'start'
     ? 'npm start'
     : `node ${relative(process.cwd(), process.argv[1] ?? 'server.js')}`
+  const other = variable === 'PORT' ? (port === 3000 ? 3001 : 3000) : port + 1
   process.stderr.write(`Port ${port} on ${host} is already in use (EADDRINUSE): another process is listening there.\n` +
-    `Stop it, or choose a free port with PORT, e.g. PORT=${port === 3000 ? 3001 : 3000} ${command}\n`)
+    `Stop it, or choose a free port with ${variable}, e.g. ${variable}=${other} ${command}\n`)
   process.exit(1)
 }
 

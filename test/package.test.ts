@@ -163,3 +163,29 @@ void [sirWebhooks, expressMiddleware, nodeListener, fetchHandler, sqliteInbox, b
     t.equal(result.status, 0, `moduleResolution ${moduleResolution}\n${result.stdout}${result.stderr}`)
   }
 })
+
+t.test('README: a CommonJS TypeScript project compiles the quick start with TypeScript 5.8+ and module nodenext, not node16', async (t) => {
+  if (packResult === undefined) return t.fail('nothing was packed')
+  // A project without "type": "module", sharing the installed package of the test above.
+  const app = join(work, 'app-cjs')
+  mkdirSync(app, { recursive: true })
+  symlinkSync(join(work, 'app', 'node_modules'), join(app, 'node_modules'), 'dir')
+  writeFileSync(join(app, 'package.json'), JSON.stringify({ name: 'app-cjs', private: true }))
+  writeFileSync(join(app, 'check.ts'), `
+import { Webhooks } from '${manifest.name}'
+import sirWebhooks from '${manifest.name}/fastify'
+const webhooks = new Webhooks({ secret: 'whsec_x' })
+webhooks.on('action.completed', async function creditTokens (event) { const tokens: number = event.data.tokensDistributed; void tokens })
+void sirWebhooks
+`)
+  const tsc = join(root, 'node_modules', 'typescript', 'bin', 'tsc')
+  const compile = (module: string, moduleResolution: string): ReturnType<typeof spawnSync> => spawnSync(process.execPath, [tsc, '--noEmit', '--strict', '--skipLibCheck', '--types', 'node', '--typeRoots', join(root, 'node_modules', '@types'), '--target', 'es2022', '--module', module, '--moduleResolution', moduleResolution, 'check.ts'], { cwd: app, encoding: 'utf8' })
+  const nodenext = compile('nodenext', 'nodenext')
+  t.equal(nodenext.status, 0, `module nodenext compiles import to require(esm)\n${String(nodenext.stdout)}`)
+  const node20 = compile('node20', 'nodenext')
+  t.equal(node20.status, 0, `module node20 too\n${String(node20.stdout)}`)
+  const node16 = compile('node16', 'node16')
+  t.match(String(node16.stdout), /TS1479/, 'module node16 refuses it, as the README says')
+  const node10 = compile('commonjs', 'node10')
+  t.match(String(node10.stdout), /TS5107|Cannot find module/, 'moduleResolution node10: deprecated (TypeScript 6) or blind to exports (5.x)')
+})

@@ -80,7 +80,8 @@ if (postgres.url === undefined) {
     webhooks.on('action.completed', async function viaKysely (evt, { transaction }) {
       attempts++
       const client = { query: transaction.query.bind(transaction), release () {} }
-      const db = new Kysely<Record<string, { event_id: string, handler: string }>>({ dialect: new PostgresDialect({ pool: { connect: async () => client, end: async () => {}, options: {} } }) })
+      const pool = { connect: async () => client, end: async () => {}, options: {} }
+      const db = new Kysely<Record<string, { event_id: string, handler: string }>>({ dialect: new PostgresDialect({ pool }) })
       await db.insertInto(table).values({ event_id: evt.id, handler: 'kysely' }).execute()
       if (attempts === 1) throw new Error('after the insert')
     })

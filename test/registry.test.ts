@@ -3,6 +3,7 @@ import { Webhooks, WebhookOptionsError, type DeadLetter, type Delivery, type Inb
 import { MemoryInbox } from '../src/core/memory-inbox.js'
 import { SECRET, actionCompleted, eventually, signedRequest } from './helpers/deliveries.js'
 import { captureLogs } from './helpers/logs.js'
+import { otelForTests } from './helpers/otel.js'
 
 /** The in-memory inbox, declared durable: what the registry sees of SQLite, Postgres or BullMQ. */
 class DurableMemoryInbox extends MemoryInbox implements Inbox {
@@ -54,8 +55,8 @@ test('with the in-memory inbox, unnamed handlers are fine and { name } names the
   const answer = await webhooks.receive(signedDelivery(actionCompleted()))
   t.equal(answer.status, 200)
   await eventually(() => deadLetters.length === 2, 5000, 'both dead letters')
-  t.same(failures.sort(), ['anonymous', 'credit-tokens'])
-  t.same(deadLetters.map((entry) => entry.handler).sort(), ['anonymous', 'credit-tokens'])
+  t.same(failures.sort(), ['anonymous:action.completed', 'credit-tokens'])
+  t.same(deadLetters.map((entry) => entry.handler).sort(), ['anonymous:action.completed', 'credit-tokens'])
 })
 
 test('a bad { name } is refused with a message naming it', async (t) => {
@@ -87,4 +88,46 @@ test('an inbox started by a second receiver is refused with a WebhookOptionsErro
     name: 'WebhookOptionsError',
     message: /an inbox belongs to one receiver/
   })
+})
+
+test('issue 21.8: the durable-inbox refusal of an unnamed onAny handler suggests onAny(handler, { name })', async (t) => {
+  const webhooks = durableReceiver()
+  t.teardown(() => webhooks.close())
+  const error = t.throws(() => webhooks.onAny(async () => {})) as Error
+  t.match(error.message, /Give it one: webhooks\.onAny\(handler, \{ name: 'audit-events' \}\), or a named function \(async function auditEvents/)
+  t.notMatch(error.message, /webhooks\.on\(type/, 'no on(type, …) advice for onAny')
+  t.doesNotThrow(() => webhooks.onAny(async () => {}, { name: 'audit-events' }), 'the suggested call is accepted')
+})
+
+test('issue 21.8: unnamed handlers get distinct labels in metrics, logs and dead letters', async (t) => {
+  const otel = otelForTests()
+  t.teardown(() => otel.shutdown())
+  const logs = captureLogs()
+  const webhooks = new Webhooks({ secret: SECRET, logger: logs.logger, retry: { attempts: 1 }, telemetry: { meterProvider: otel.meterProvider } })
+  t.teardown(() => webhooks.close())
+  const deadLetters: string[] = []
+  webhooks.on('action.completed', () => {})
+  webhooks.on('action.completed', () => { throw new Error('second one fails') })
+  webhooks.on(['action.completed', 'action.failed'], async () => {})
+  webhooks.onAny(() => {})
+  webhooks.onDeadLetter((deadLetter) => { deadLetters.push(deadLetter.handler ?? '') })
+  t.equal((await webhooks.receive(signedDelivery(actionCompleted()))).status, 200)
+  await eventually(() => deadLetters.length === 1, 5000, 'the failing handler is dead-lettered')
+  await webhooks.idle()
+  const labels = (await otel.points('sir_webhooks.handler.duration')).map((point) => point.attributes['sir_webhooks.handler']).sort()
+  t.same(labels, ['anonymous:*', 'anonymous:action.completed', 'anonymous:action.completed#2', 'anonymous:action.completed,action.failed'],
+    'one label per registration, named after what it handles')
+  t.same(deadLetters, ['anonymous:action.completed#2'])
+})
+
+test('issue 21.13: unknown handler options are refused, naming the option and the known ones', async (t) => {
+  const webhooks = new Webhooks({ secret: SECRET, logger: captureLogs().logger })
+  t.teardown(() => webhooks.close())
+  t.throws(() => webhooks.on('action.completed', async function credit () {}, { name: 'credit', rate: { perSecond: 20 } } as never), {
+    name: 'WebhookOptionsError',
+    message: /^sir-webhooks: on\(\): unknown handler option "rate"; the handler options are "name" \(/
+  })
+  t.throws(() => webhooks.onAny(() => {}, { nmae: 'audit' } as never), /onAny\(\): unknown handler option "nmae"; the handler options are "name"/)
+  t.doesNotThrow(() => webhooks.on('action.completed', () => {}, { name: 'credit' }))
+  t.doesNotThrow(() => webhooks.on('action.failed', () => {}, {}))
 })

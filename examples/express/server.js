@@ -1,9 +1,11 @@
 // The Express receiver, runnable as is: `node examples/express/server.js` after
-// `npm run build`. Configure with SIR_WEBHOOK_SECRET, PORT and HOST.
+// `npm run build`. Configure with SIR_WEBHOOK_SECRET, PORT and HOST,
+// and INTERNAL_PORT / INTERNAL_HOST for /health and /metrics.
 import { setTimeout as sleep } from 'node:timers/promises'
 import express from 'express'
 import { Webhooks } from 'sir-webhooks'
 import { expressMiddleware } from 'sir-webhooks/express'
+import { prometheusMetrics, serveInternal } from '../internal-server.js'
 import { closeOnSignal, exitIfPortBusy } from '../lifecycle.js'
 import { printSendInstructions } from '../send-instructions.js'
 
@@ -17,14 +19,17 @@ const host = process.env.HOST ?? '127.0.0.1'
 // press Ctrl+C, and watch the shutdown wait for it.
 const slowHandlerMs = Number(process.env.SLOW_HANDLER_MS ?? 0)
 
-const webhooks = new Webhooks({ secret })
+const metrics = await prometheusMetrics()
+const webhooks = new Webhooks({ secret, ...(metrics === undefined ? {} : { telemetry: { meterProvider: metrics.meterProvider } }) })
 
-webhooks.on('action.completed', async (event, { log, attempt }) => {
+// Named functions: the name labels the handler in logs, dead letters and metrics,
+// and a durable inbox (SQLite, Postgres, BullMQ) requires one.
+webhooks.on('action.completed', async function logCompletedAction (event, { log, attempt }) {
   // Handlers must be idempotent: delivery is at-least-once and may be out of order.
   if (slowHandlerMs > 0) await sleep(slowHandlerMs)
   log.info({ actionId: event.data.actionId, tokensDistributed: event.data.tokensDistributed, attempt }, 'action completed: tokens distributed')
 })
-webhooks.on(['token_pool.low_balance', 'token_pool.depleted'], async (event, { log }) => {
+webhooks.on(['token_pool.low_balance', 'token_pool.depleted'], async function warnTokenPool (event, { log }) {
   log.warn({ data: event.data }, 'token pool needs attention')
 })
 webhooks.onError((error, event, info) => {
@@ -38,7 +43,7 @@ const app = express()
 //   app.use(express.json({ verify: captureRawBody }))   // from 'sir-webhooks/express'
 app.post('/webhooks/sir', expressMiddleware(webhooks))
 app.use(express.json())
-app.get('/health', (_request, response) => { response.json({ ok: true }) })
+// /health and /metrics are on the internal port (../internal-server.js), not here.
 
 // Express 5 hands a listen error (a busy port) to this callback.
 const server = app.listen(port, host, (error) => {
@@ -48,5 +53,7 @@ const server = app.listen(port, host, (error) => {
   }
   const { port: actualPort } = server.address()
   printSendInstructions({ url: `http://${host}:${actualPort}/webhooks/sir`, secret, developmentSecret: DEVELOPMENT_SECRET })
+  // Readiness (503 while degraded or closing) and Prometheus, off the public port.
+  void serveInternal({ webhooks, metrics })
 })
 closeOnSignal(server, webhooks)

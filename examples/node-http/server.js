@@ -1,9 +1,11 @@
 // The node:http receiver, no framework: `node examples/node-http/server.js` after
-// `npm run build`. Configure with SIR_WEBHOOK_SECRET, PORT and HOST.
+// `npm run build`. Configure with SIR_WEBHOOK_SECRET, PORT and HOST,
+// and INTERNAL_PORT / INTERNAL_HOST for /health and /metrics.
 import { setTimeout as sleep } from 'node:timers/promises'
 import http from 'node:http'
 import { Webhooks } from 'sir-webhooks'
 import { nodeListener } from 'sir-webhooks/node'
+import { prometheusMetrics, serveInternal } from '../internal-server.js'
 import { closeOnSignal, exitIfPortBusy } from '../lifecycle.js'
 import { printSendInstructions } from '../send-instructions.js'
 
@@ -17,31 +19,33 @@ const host = process.env.HOST ?? '127.0.0.1'
 // press Ctrl+C, and watch the shutdown wait for it.
 const slowHandlerMs = Number(process.env.SLOW_HANDLER_MS ?? 0)
 
-const webhooks = new Webhooks({ secret })
+const metrics = await prometheusMetrics()
+const webhooks = new Webhooks({ secret, ...(metrics === undefined ? {} : { telemetry: { meterProvider: metrics.meterProvider } }) })
 
-webhooks.on('action.completed', async (event, { log, attempt }) => {
+// Named functions: the name labels the handler in logs, dead letters and metrics,
+// and a durable inbox (SQLite, Postgres, BullMQ) requires one.
+webhooks.on('action.completed', async function logCompletedAction (event, { log, attempt }) {
   // Handlers must be idempotent: delivery is at-least-once and may be out of order.
   if (slowHandlerMs > 0) await sleep(slowHandlerMs)
   log.info({ actionId: event.data.actionId, tokensDistributed: event.data.tokensDistributed, attempt }, 'action completed: tokens distributed')
 })
-webhooks.onAny(async (event, { log }) => {
+webhooks.onAny(async function logEveryEvent (event, { log }) {
   log.info('event handled')
 })
 
 const listener = nodeListener(webhooks, { path: '/webhooks/sir' })
 
 // Everything that is not POST /webhooks/sir falls through to the rest of the app.
+// /health and /metrics are on the internal port (../internal-server.js), not here.
 const server = http.createServer((request, response) => listener(request, response, () => {
-  if (request.method === 'GET' && request.url === '/health') {
-    response.writeHead(200, { 'content-type': 'application/json' }).end('{"ok":true}')
-    return
-  }
   response.writeHead(404).end()
 }))
 
 server.listen(port, host, () => {
   const { port: actualPort } = server.address()
   printSendInstructions({ url: `http://${host}:${actualPort}/webhooks/sir`, secret, developmentSecret: DEVELOPMENT_SECRET })
+  // Readiness (503 while degraded or closing) and Prometheus, off the public port.
+  void serveInternal({ webhooks, metrics })
 })
 server.on('error', (error) => {
   exitIfPortBusy(error, { port, host })

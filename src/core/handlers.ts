@@ -18,7 +18,7 @@ export type AnyEventHandler<Extra extends object = object> = (event: AnyEvent, c
 export type ErrorHandler = (error: unknown, event: AnyEvent, info: FailureInfo) => unknown
 
 export interface FailureInfo {
-  /** The handler's name (`{ name }` or the function's), or `anonymous`. */
+  /** The handler's name (`{ name }` or the function's), or for an unnamed one `anonymous:<its event types>` (`anonymous:*` for `onAny`). */
   handler: string
   attempts: number
 }

@@ -9,8 +9,14 @@ export interface HandlerOptions {
   name?: string
 }
 
+/** Every handler option there is: anything else is refused, as the receiver's unknown options are. */
+const HANDLER_OPTIONS: readonly string[] = ['name']
+
 export type Registration = AnyEventHandler | ErrorHandler | DeadLetterHandler
 
+// An unnamed handler (an arrow function) is labelled after what it was registered
+// for, so metrics, logs and dead letters tell two of them apart; a set of labels as
+// small as the list of registrations, never one per event.
 const UNNAMED = 'anonymous'
 
 /**
@@ -29,13 +35,15 @@ export class HandlerRegistry {
    * an event can reach, or a retry could skip the wrong handler.
    */
   readonly #namesAreKeys: boolean
+  /** How many unnamed handlers got each label so far: the second is `…#2`. */
+  readonly #unnamedLabels = new Map<string, number>()
 
   constructor (namesAreKeys: boolean) {
     this.#namesAreKeys = namesAreKeys
   }
 
   add (types: readonly string[], fn: AnyEventHandler, options: HandlerOptions | undefined, method: 'on' | 'onAny'): void {
-    const registered = this.#registered(fn, options, method)
+    const registered = this.#registered(fn, options, method, types)
     if (method === 'onAny') {
       this.#assertUnique(registered, [...this.#byType.values()].flat(), method)
       this.#any = [...this.#any, registered]
@@ -90,21 +98,32 @@ export class HandlerRegistry {
     return this.#onDeadLetter
   }
 
-  #registered (fn: AnyEventHandler, options: HandlerOptions | undefined, method: string): RegisteredHandler {
+  #registered (fn: AnyEventHandler, options: HandlerOptions | undefined, method: 'on' | 'onAny', types: readonly string[]): RegisteredHandler {
     assertFunction(fn, method)
     if (options !== undefined && (options === null || typeof options !== 'object')) {
       throw new WebhookOptionsError(`${method}(): "options" must be an object such as { name: 'credit-tokens' }`)
     }
+    assertHandlerOptions(options ?? {}, method)
     const given = options?.name
     if (given !== undefined && (typeof given !== 'string' || given.trim() === '' || given.trim() !== given)) {
       throw new WebhookOptionsError(`${method}(): "name" must be a non-empty string without surrounding whitespace, got ${JSON.stringify(given)}`)
     }
     const name = given ?? fn.name
     if (name === '' && this.#namesAreKeys) {
+      const call = method === 'onAny' ? 'webhooks.onAny(handler, { name: \'audit-events\' })' : 'webhooks.on(type, handler, { name: \'credit-tokens\' })'
+      const named = method === 'onAny' ? 'async function auditEvents (event) {…}' : 'async function creditTokens (event) {…}'
       throw new WebhookOptionsError(`${method}(): a durable inbox records which handlers of an event succeeded by name, and this handler has none. ` +
-        'Give it one: webhooks.on(type, handler, { name: \'credit-tokens\' }), or a named function (async function creditTokens (event) {…})')
+        `Give it one: ${call}, or a named function (${named})`)
     }
-    return Object.freeze({ name: name === '' ? UNNAMED : name, fn })
+    return Object.freeze({ name: name === '' ? this.#unnamedLabel(method, types) : name, fn })
+  }
+
+  /** `anonymous:action.completed`, `anonymous:*` for `onAny`, `…#2` for the second of the same. */
+  #unnamedLabel (method: 'on' | 'onAny', types: readonly string[]): string {
+    const label = `${UNNAMED}:${method === 'onAny' ? '*' : types.join(',')}`
+    const count = (this.#unnamedLabels.get(label) ?? 0) + 1
+    this.#unnamedLabels.set(label, count)
+    return count === 1 ? label : `${label}#${count}`
   }
 
   #assertUnique (registered: RegisteredHandler, others: readonly RegisteredHandler[], method: string): void {
@@ -114,6 +133,16 @@ export class HandlerRegistry {
       throw new WebhookOptionsError(`${method}(): another handler of the same events is already named "${registered.name}"; ` +
         'a durable inbox tells handlers apart by name, so give each a different one with { name }')
     }
+  }
+}
+
+function assertHandlerOptions (options: object, method: string): void {
+  for (const option of Object.keys(options)) {
+    if (HANDLER_OPTIONS.includes(option)) continue
+    // Not "did you mean": with one option, "rate" is not a misspelt "name"; it is a
+    // receiver setting (or no setting at all) put in the wrong place.
+    throw new WebhookOptionsError(`${method}(): unknown handler option "${option}"; the handler options are ${HANDLER_OPTIONS.map((known) => `"${known}"`).join(', ')} ` +
+      '(retries, concurrency and the queue are set for the whole receiver: new Webhooks({ retry, concurrency, maxQueueSize }))')
   }
 }
 

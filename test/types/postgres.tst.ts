@@ -14,7 +14,9 @@ interface Database {
 /** Kysely on the inbox's transaction: every query runs on that one client, and the inbox commits. */
 function kyselyOn (transaction: PostgresHandlerExtra['transaction']): Kysely<Database> {
   const client = { query: transaction.query.bind(transaction), release () {} }
-  return new Kysely<Database>({ dialect: new PostgresDialect({ pool: { connect: async () => client, end: async () => {}, options: {} } }) })
+  // `options`: required by Kysely 0.29's types, unknown to 0.28's; a variable, so both compile.
+  const pool = { connect: async () => client, end: async () => {}, options: {} }
+  return new Kysely<Database>({ dialect: new PostgresDialect({ pool }) })
 }
 
 const pool = new pg.Pool({ connectionString: process.env.DATABASE_URL })

@@ -5,7 +5,7 @@ import { fetchHandler } from 'sir-webhooks/fetch'
 import { recordAction } from './actions.js'
 
 const webhooks = new Webhooks({ secret: Deno.env.get('SIR_WEBHOOK_SECRET') })
-webhooks.on('action.completed', async (event) => { await recordAction(event) })
+webhooks.on('action.completed', async function recordCompletedAction (event) { await recordAction(event) })
 
 // `deno serve --allow-net --allow-env=SIR_WEBHOOK_SECRET webhooks.js`: the
 // receiver needs no other permission. A long-lived process: handlers run on

@@ -6,7 +6,7 @@ import { fetchHandler } from 'sir-webhooks/fetch'
 import { recordAction } from './actions.js'
 
 const webhooks = new Webhooks({ secret: env.SIR_WEBHOOK_SECRET })
-webhooks.on('action.completed', async (event) => { await recordAction(event) })
+webhooks.on('action.completed', async function recordCompletedAction (event) { await recordAction(event) })
 const handle = fetchHandler(webhooks)
 
 const app = new Hono()

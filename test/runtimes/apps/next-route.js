@@ -6,7 +6,7 @@ import { fetchHandler } from 'sir-webhooks/fetch'
 import { recordAction } from './actions.js'
 
 const webhooks = new Webhooks({ secret: process.env.SIR_WEBHOOK_SECRET })
-webhooks.on('action.completed', async (event) => { await recordAction(event) })
+webhooks.on('action.completed', async function recordCompletedAction (event) { await recordAction(event) })
 
 // after() keeps the function alive until the handlers have finished, where the
 // platform would otherwise stop it with the response (Vercel: or waitUntil from @vercel/functions).

@@ -6,7 +6,7 @@ import { recordAction } from './actions.js'
 
 // Module scope: one receiver per isolate, so duplicates are caught across requests.
 const webhooks = new Webhooks({ secret: env.SIR_WEBHOOK_SECRET })
-webhooks.on('action.completed', async (event) => { await recordAction(event) })
+webhooks.on('action.completed', async function recordCompletedAction (event) { await recordAction(event) })
 
 // Workers call fetch(request, env, ctx): the handler gives ctx.waitUntil each
 // delivery's handlers, so they run to the end after the 2xx.
