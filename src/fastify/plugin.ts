@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import { assertReceiver, checkAdapterOptions } from '../adapter/receiver.js'
-import { resolvePath } from '../adapter/route.js'
+import { resolvePath, routePathOf } from '../adapter/route.js'
 import { deliveryFromNodeHeaders, type ReceiveResult } from '../core/delivery.js'
 import { WebhookOptionsError } from '../core/errors.js'
 import type { WebhooksOptions } from '../core/options.js'
@@ -84,8 +84,15 @@ function routePlugin (webhooks: Webhooks, path: string): FastifyPluginAsync {
         return send(reply, webhooks.refuse(refusal, request.log, { bodyLimit: webhooks.options.bodyLimit }))
       }
     }, function sirWebhooksHandler (request: FastifyRequest, reply: FastifyReply) {
+      // Fastify's router decodes the path (`/webhooks/%73ir` finds this route) and
+      // drops a fragment; Express routes on the path as sent. One rule for every
+      // adapter: the path as sent must be the route's (adapter/route.ts).
+      if (routePathOf(request.raw.url) !== request.routeOptions.url) {
+        reply.callNotFound()
+        return undefined
+      }
       const rawBody = Buffer.isBuffer(request.body) ? request.body : EMPTY
-      const delivery = deliveryFromNodeHeaders(request.headers, rawBody)
+      const delivery = deliveryFromNodeHeaders(request.headers, rawBody, request.raw.rawHeaders)
       // An app's async onSend hook (compression, say) can hold the write past the
       // next macrotask: handlers wait until Fastify has written the answer.
       const gate = new AnswerGate(reply.raw)
