@@ -139,6 +139,29 @@ function sendThrough (gate: AnswerGate, reply: FastifyReply, answer: ReceiveResu
   return reply
 }
 
+export const NO_REQUEST_TIMEOUT_MESSAGE =
+  'sir-webhooks: this Fastify app has no request timeout (Fastify\'s requestTimeout and connectionTimeout default to off), so a client that ' +
+  'sends its body slowly, or nothing after its headers, holds a socket and its memory for as long as it likes, before any signature is checked. ' +
+  'Set one where the app is made: Fastify({ requestTimeout: 30_000, connectionTimeout: 60_000 }), and limit connections in front ' +
+  '(a proxy\'s timeouts and connection limits). See docs/deployment.md, "Slow clients". (Logged once.)'
+
+// Apps already warned about: several registrations (two endpoints) warn once.
+const warnedServers = new WeakSet<object>()
+
+/**
+ * At `ready`, says once when the app's server has no request timeout: Fastify
+ * turns Node's default (300 s) off, and its plugin cannot set one after the
+ * server was made. Read from the server itself, so a timeout set through
+ * `serverFactory` or on `app.server` counts.
+ */
+function warnWithoutRequestTimeout (fastify: FastifyInstance): void {
+  const server = fastify.server as { requestTimeout?: number } | undefined
+  if (server === undefined || warnedServers.has(server)) return
+  if (typeof server.requestTimeout === 'number' && server.requestTimeout > 0) return
+  warnedServers.add(server)
+  fastify.log.warn({ reason: 'NO_REQUEST_TIMEOUT', requestTimeout: server.requestTimeout ?? 0, connectionTimeout: fastify.initialConfig.connectionTimeout ?? 0 }, NO_REQUEST_TIMEOUT_MESSAGE)
+}
+
 const plugin: FastifyPluginAsync<SirWebhooksPluginOptions> = async function sirWebhooks (fastify, options) {
   checkAdapterOptions(options, KNOWN_OPTIONS, 'the Fastify plugin')
   const path = resolvePath(options.path)
@@ -146,6 +169,7 @@ const plugin: FastifyPluginAsync<SirWebhooksPluginOptions> = async function sirW
   const webhooks = receiverFrom(fastify, options)
   fastify.decorate(decorator, webhooks)
   fastify.addHook('onClose', async () => { await webhooks.close() })
+  fastify.addHook('onReady', async () => { warnWithoutRequestTimeout(fastify) })
   // fastify-plugin drops Fastify's own `prefix` handling for this outer plugin,
   // so it is passed on to the inner, encapsulated one.
   // So are the route's log options: Fastify applies them per registration.
