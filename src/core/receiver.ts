@@ -46,6 +46,7 @@ export class WebhookReceiver<I extends Inbox = Inbox> {
   readonly #lifecycle: InboxLifecycle
   readonly #pipeline: DeliveryPipeline
   readonly #stats = new ReceiverStats()
+  #closed: Promise<void> | undefined
 
   constructor (options: WebhooksOptions<I>, platform: ReceiverPlatform) {
     this.options = resolveOptions(options)
@@ -178,6 +179,7 @@ export class WebhookReceiver<I extends Inbox = Inbox> {
    */
   close (): Promise<void> {
     // Refusals counted and not yet logged are written once the inbox has closed.
-    return this.#lifecycle.close().finally(() => { this.#pipeline.flushRefusalLog() })
+    this.#closed ??= this.#lifecycle.close().finally(() => { this.#pipeline.flushRefusalLog() })
+    return this.#closed
   }
 }
