@@ -3,7 +3,7 @@
 // errors the memory inbox's failure paths log; it must be in no log line, while
 // the lines themselves (and the errors' messages) are there.
 import { test } from 'tap'
-import { Webhooks, type AcceptOutcome, type Delivery, type InboxRuntime } from '../src/index.js'
+import { Webhooks, type AcceptOutcome, type Delivery, type Inbox, type InboxRuntime } from '../src/index.js'
 import { MemoryInbox } from '../src/core/memory-inbox.js'
 import { safeError } from '../src/core/safe-error.js'
 import { captureLogs } from './helpers/logs.js'
@@ -32,23 +32,29 @@ function delivery (id?: string): Delivery {
   return { contentType: 'application/json', signature: request.headers['x-sir-signature'], timestamp: request.headers['x-sir-timestamp'], rawBody: request.body }
 }
 
-class FailingInbox extends MemoryInbox {
+/** The memory inbox, told to fail its next accept one way or another. */
+class FailingInbox implements Inbox {
   mode: 'throw' | 'reject' | 'log' | undefined
+  readonly #inner = new MemoryInbox()
   #runtime: InboxRuntime | undefined
 
-  override start (runtime: InboxRuntime): void {
+  start (runtime: InboxRuntime): void {
     this.#runtime = runtime
-    super.start(runtime)
+    this.#inner.start(runtime)
   }
 
-  override accept (...args: Parameters<MemoryInbox['accept']>): AcceptOutcome | Promise<AcceptOutcome> {
+  accept (...args: Parameters<MemoryInbox['accept']>): AcceptOutcome | Promise<AcceptOutcome> {
     const mode = this.mode
     this.mode = undefined
     if (mode === 'throw') throw echoingError('the insert failed')
     if (mode === 'reject') return Promise.reject(echoingError('the batch failed'))
     // A store logging its own failure through the runtime's logger, as the durable inboxes do.
     if (mode === 'log') this.#runtime?.logger.warn({ err: echoingError('a write was retried') }, 'store warning')
-    return super.accept(...args)
+    return this.#inner.accept(...args)
+  }
+
+  async close (graceMs: number): Promise<void> {
+    await this.#inner.close(graceMs)
   }
 }
 
@@ -74,7 +80,7 @@ test('a marker in the body and in error fields reaches no log line through the m
   await webhooks.close()
 
   const entries = logs.entries()
-  const messages = entries.map((entry) => [entry.msg, (entry.err as { message?: string } | undefined)?.message])
+  const messages = entries.map((entry): [unknown, string | undefined] => [entry.msg, (entry.err as { message?: string } | undefined)?.message])
   for (const [msg, err] of [
     ['the inbox failed to record the event', 'the insert failed'],
     ['the inbox failed to record the event', 'the batch failed'],
