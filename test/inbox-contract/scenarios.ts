@@ -67,6 +67,51 @@ export function runInboxContract (t: Test, store: InboxStore): void {
     t.equal(calls, 1)
   })
 
+  t.test(`${store.name}: a duplicate whose body differs is answered as a duplicate, warned about and counted`, async (t) => {
+    const place = await store.place(t)
+    const webhooks = receiver(place.inbox())
+    t.teardown(() => webhooks.close())
+    const seen: unknown[] = []
+    webhooks.on('action.completed', (evt) => { seen.push(evt.data) }, { name: 'record' })
+    const first = event('evt_differs')
+    t.equal((await webhooks.receive(delivery(first))).code, 'ACCEPTED')
+    await until(() => seen.length === 1, 'the handler')
+    t.equal((await webhooks.receive(delivery(first))).code, 'DUPLICATE', 'the same body again')
+    t.equal(webhooks.stats().deliveries.duplicateDiffers, 0, 'the same body is a plain duplicate')
+    const changed = { ...first, data: { actionId: 'act_evt_differs', tokensDistributed: 51 } }
+    const answer = await webhooks.receive(delivery(changed))
+    t.equal(answer.status, 200)
+    t.equal(answer.code, 'DUPLICATE', 'the id is the idempotency key: still a duplicate')
+    t.match(webhooks.stats().deliveries, { duplicate: 2, duplicateDiffers: 1 })
+    t.ok(webhooks.log.some((entry) => entry.level === 'warn' && /body differs/.test(entry.msg ?? '') && (entry.fields.event as { id?: string } | undefined)?.id === 'evt_differs'), 'a warning names the event')
+    await sleep(200)
+    t.same(seen, [first.data], 'the second body is never dispatched')
+  })
+
+  t.test(`${store.name}: ids up to 256 bytes of UTF-8 are stored and handled intact; a longer one is refused before the inbox`, async (t) => {
+    const place = await store.place(t)
+    const webhooks = receiver(place.inbox())
+    t.teardown(() => webhooks.close())
+    const handled: string[] = []
+    webhooks.on('action.completed', (evt) => { handled.push(evt.id) }, { name: 'record' })
+    const fits = [`evt_${'a'.repeat(252)}`, 'é'.repeat(128), '\u{1F600}'.repeat(64)]
+    for (const id of fits) t.equal((await webhooks.receive(delivery(event(id)))).code, 'ACCEPTED', `${id.length} units, 256 bytes`)
+    await until(() => handled.length === fits.length, 'the handlers')
+    t.same([...handled].sort(), [...fits].sort(), 'each id reaches its handler as sent')
+    const tooLong = `evt_${'a'.repeat(253)}`
+    const refused = await webhooks.receive(delivery(event(tooLong)))
+    t.equal(refused.status, 400)
+    t.equal(refused.code, 'EVENT_ID_TOO_LONG')
+    const { inbox } = webhooks
+    if (inbox.outcome !== undefined) {
+      for (const id of fits) {
+        await until(async () => (await inbox.outcome?.(id))?.state === 'done', `the outcome of a ${id.length}-unit id`)
+        t.equal((await inbox.outcome(id))?.id, id, 'the stored id is the one sent')
+      }
+      t.equal(await inbox.outcome(tooLong), undefined, 'the refused id is not recorded')
+    }
+  })
+
   t.test(`${store.name}: concurrent deliveries of one id are accepted once`, async (t) => {
     const place = await store.place(t)
     const webhooks = receiver(place.inbox())
