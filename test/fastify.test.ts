@@ -26,6 +26,15 @@ test('mounts under the prefix given to register, at the default or a chosen path
   t.teardown(() => other.close())
   await other.register(sirWebhooks, { secret: SECRET })
   t.equal((await injectDelivery(other, '/webhooks/sir', actionCompleted())).statusCode, 200, 'default path /webhooks/sir')
+
+  // path '/' under a prefix: Fastify registers the prefix with and without its
+  // trailing slash, and both are the webhook's route.
+  const root = Fastify()
+  t.teardown(() => root.close())
+  await root.register(sirWebhooks, { secret: SECRET, prefix: '/hooks', path: '/' })
+  t.equal((await injectDelivery(root, '/hooks', actionCompleted())).statusCode, 200, '/hooks')
+  t.equal((await injectDelivery(root, '/hooks/', actionCompleted())).statusCode, 200, '/hooks/')
+  t.equal((await injectDelivery(root, '/hook%73', actionCompleted())).statusCode, 404, 'percent-encoded: not the path as sent')
 })
 
 test('app.sirWebhooks is the receiver; passing `secret` builds one that logs through the app', async (t) => {

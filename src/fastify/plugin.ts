@@ -71,6 +71,14 @@ function routePlugin (webhooks: Webhooks, path: string): FastifyPluginAsync {
     // while the catch-all alone made it parse the Content-Type header on every request.
     instance.addContentTypeParser('application/json', parserOptions, keepBytes)
     instance.addContentTypeParser('*', parserOptions, keepBytes)
+    // The route's full URL (prefix included), read once: request.routeOptions
+    // builds an object per read. A path of '/' under a prefix is the prefix with
+    // and without its trailing slash, as Fastify's prefixTrailingSlash serves it.
+    const routeUrls = new Set<string>()
+    instance.addHook('onRoute', (route) => {
+      routeUrls.add(route.url)
+      if (path === '/' && !route.url.endsWith('/')) routeUrls.add(`${route.url}/`)
+    })
     instance.post(path, {
       // Opts out of fastify-raw-body's global hook, which would read and decode the
       // body a second time for nothing.
@@ -87,7 +95,8 @@ function routePlugin (webhooks: Webhooks, path: string): FastifyPluginAsync {
       // Fastify's router decodes the path (`/webhooks/%73ir` finds this route) and
       // drops a fragment; Express routes on the path as sent. One rule for every
       // adapter: the path as sent must be the route's (adapter/route.ts).
-      if (routePathOf(request.raw.url) !== request.routeOptions.url) {
+      const sentPath = routePathOf(request.raw.url)
+      if (sentPath === undefined || !routeUrls.has(sentPath)) {
         reply.callNotFound()
         return undefined
       }
