@@ -5,7 +5,7 @@ import Fastify, { type FastifyBaseLogger } from 'fastify'
 import fastifyRawBody from 'fastify-raw-body'
 import { MemoryInbox } from '../src/core/memory-inbox.js'
 import { Webhooks, type AcceptOutcome, type Inbox, type InboxRuntime } from '../src/index.js'
-import sirWebhooks from '../src/fastify/plugin.js'
+import sirWebhooks, { NO_REQUEST_TIMEOUT_MESSAGE } from '../src/fastify/plugin.js'
 import { captureLogs } from './helpers/logs.js'
 import { SECRET, actionCompleted, eventually, gate, signedRequest, type Envelope } from './helpers/deliveries.js'
 
@@ -26,6 +26,15 @@ test('mounts under the prefix given to register, at the default or a chosen path
   t.teardown(() => other.close())
   await other.register(sirWebhooks, { secret: SECRET })
   t.equal((await injectDelivery(other, '/webhooks/sir', actionCompleted())).statusCode, 200, 'default path /webhooks/sir')
+
+  // path '/' under a prefix: Fastify registers the prefix with and without its
+  // trailing slash, and both are the webhook's route.
+  const root = Fastify()
+  t.teardown(() => root.close())
+  await root.register(sirWebhooks, { secret: SECRET, prefix: '/hooks', path: '/' })
+  t.equal((await injectDelivery(root, '/hooks', actionCompleted())).statusCode, 200, '/hooks')
+  t.equal((await injectDelivery(root, '/hooks/', actionCompleted())).statusCode, 200, '/hooks/')
+  t.equal((await injectDelivery(root, '/hook%73', actionCompleted())).statusCode, 404, 'percent-encoded: not the path as sent')
 })
 
 test('app.sirWebhooks is the receiver; passing `secret` builds one that logs through the app', async (t) => {
@@ -310,4 +319,36 @@ test('an accepted event still runs when the sender hangs up before the held answ
   request.destroy()
   await eventually(() => handled.length === 1, 5000, 'the handler to run')
   t.same(handled, [event.id])
+})
+
+test('at ready, an app without a request timeout is warned once, naming the options; one with a timeout is not', async (t) => {
+  const warnings = (logs: ReturnType<typeof captureLogs>): Array<Record<string, unknown>> => logs.entries().filter((entry) => entry.reason === 'NO_REQUEST_TIMEOUT')
+
+  const bare = captureLogs()
+  const app = Fastify({ loggerInstance: bare.logger as FastifyBaseLogger })
+  t.teardown(() => app.close())
+  // Two registrations (sandbox and live): still one warning.
+  await app.register(sirWebhooks, { secret: SECRET })
+  await app.register(sirWebhooks, { secret: 'whsec_sandbox', path: '/webhooks/sandbox', decorator: 'sirWebhooksSandbox' })
+  t.same(warnings(bare), [], 'nothing before ready')
+  await app.ready()
+  const [warning, ...more] = warnings(bare)
+  t.same(more, [], 'once')
+  t.match(warning, { level: 40, requestTimeout: 0, connectionTimeout: 0, msg: /requestTimeout.*connectionTimeout.*docs\/deployment\.md/ })
+  t.equal(warning?.msg, NO_REQUEST_TIMEOUT_MESSAGE)
+
+  const timed = captureLogs()
+  const withTimeout = Fastify({ loggerInstance: timed.logger as FastifyBaseLogger, requestTimeout: 30_000 })
+  t.teardown(() => withTimeout.close())
+  await withTimeout.register(sirWebhooks, { secret: SECRET })
+  await withTimeout.ready()
+  t.same(warnings(timed), [], 'an app with requestTimeout is not warned')
+
+  const serverSet = captureLogs()
+  const viaServer = Fastify({ loggerInstance: serverSet.logger as FastifyBaseLogger })
+  t.teardown(() => viaServer.close())
+  viaServer.server.requestTimeout = 60_000
+  await viaServer.register(sirWebhooks, { secret: SECRET })
+  await viaServer.ready()
+  t.same(warnings(serverSet), [], 'nor one whose server was given a timeout directly')
 })

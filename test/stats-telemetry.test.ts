@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { test } from 'tap'
-import { Webhooks, refusalStatus, type AcceptOutcome, type Delivery, type RefusalCode } from '../src/index.js'
+import { Webhooks, refusalStatus, type AcceptOutcome, type Delivery, type InboxRuntime, type RefusalCode } from '../src/index.js'
 import { MemoryInbox } from '../src/core/memory-inbox.js'
 import { sqliteInbox } from '../src/sqlite/inbox.js'
 import { captureLogs } from './helpers/logs.js'
@@ -23,6 +23,16 @@ function delivery (body: Parameters<typeof signedRequest>[0], options: Parameter
 /** The memory inbox, told to answer `full` or `unavailable` for the next delivery. */
 class ScriptedInbox extends MemoryInbox {
   next: AcceptOutcome | undefined
+  #runtime: InboxRuntime | undefined
+  override start (runtime: InboxRuntime): void {
+    this.#runtime = runtime
+    super.start(runtime)
+  }
+
+  runtimeForTests (): InboxRuntime {
+    return this.#runtime as InboxRuntime
+  }
+
   override accept (...args: Parameters<MemoryInbox['accept']>): AcceptOutcome {
     const scripted = this.next
     this.next = undefined
@@ -74,6 +84,7 @@ test('known traffic: stats() and the OpenTelemetry exporters count the same deli
     ['TIMESTAMP_OUT_OF_RANGE', () => webhooks.receive(delivery(actionCompleted(), { timestamp: now - 3600 }))],
     ['INVALID_JSON', () => webhooks.receive(delivery('{"id": not json'))],
     ['INVALID_ENVELOPE', () => webhooks.receive(delivery('{"hello":"world"}'))],
+    ['EVENT_ID_TOO_LONG', () => webhooks.receive(delivery(actionCompleted({ id: 'x'.repeat(257) })))],
     ['UNSUPPORTED_MEDIA_TYPE', () => webhooks.receive(delivery(actionCompleted(), { contentType: 'text/plain' }))],
     ['BODY_TOO_LARGE', () => webhooks.receive(delivery(actionCompleted({ data: { padding: 'x'.repeat(5000) } })))],
     ['QUEUE_FULL', () => { inbox.next = 'full'; return webhooks.receive(delivery(actionCompleted())) }],
@@ -89,7 +100,7 @@ test('known traffic: stats() and the OpenTelemetry exporters count the same deli
   const refusedBy = Object.fromEntries(Object.keys(refusalStatus).map((code) => [code, 1]))
   const stats = webhooks.stats()
   t.same(stats, {
-    deliveries: { accepted: 6, duplicate: 2, duplicateDiffers: 0, refused: 14, refusedBy },
+    deliveries: { accepted: 6, duplicate: 2, duplicateDiffers: 0, refused: 15, refusedBy },
     queue: { waiting: 0, running: 0 },
     handlers: { succeeded: 4, retried: 2, failed: 1 },
     deadLetters: 1
@@ -124,8 +135,8 @@ test('known traffic: stats() and the OpenTelemetry exporters count the same deli
   // Spans: one per delivery answered, one per handler run, each run linked to its delivery.
   const spans = otel.spans()
   const receives = spans.filter((span) => span.name === 'sir_webhooks receive')
-  t.equal(receives.length, 6 + 2 + 14)
-  t.equal(receives.filter((span) => span.attributes['sir_webhooks.outcome'] === 'refused').length, 14)
+  t.equal(receives.length, 6 + 2 + 15)
+  t.equal(receives.filter((span) => span.attributes['sir_webhooks.outcome'] === 'refused').length, 15)
   t.ok(receives.some((span) => span.attributes['sir_webhooks.reason'] === 'QUEUE_FULL' && span.status.code === 2), 'a 503 refusal is an error span')
   t.ok(receives.some((span) => span.attributes['sir_webhooks.reason'] === 'SIGNATURE_MISMATCH' && span.status.code !== 2), 'a 401 is the sender’s problem, not an error of ours')
   const acceptedSpan = (id: string): ReadableSpan | undefined => receives.find((span) => span.attributes['sir_webhooks.event_id'] === id && span.attributes['sir_webhooks.outcome'] === 'accepted')
@@ -196,4 +207,69 @@ test('a durable inbox (SQLite): the handler spans of each attempt link to the de
   const runs = spans.filter((span) => span.name === 'sir_webhooks handle')
   t.same(runs.map((span) => span.attributes['sir_webhooks.attempt']), [1, 2])
   t.same(runs.map((span) => span.links[0]?.context.spanId), [received?.spanContext().spanId, received?.spanContext().spanId], 'both attempts, each run from the event read back from the file, link to the delivery')
+})
+
+test('a duplicate whose body differs: 200 duplicate, a warning, stats() and the deliveries counter say so', async (t) => {
+  const otel = otelForTests()
+  t.teardown(() => otel.shutdown())
+  const logs = captureLogs()
+  const webhooks = new Webhooks({ secret: SECRET, logger: logs.logger, telemetry: { meterProvider: otel.meterProvider, tracerProvider: otel.tracerProvider } })
+  t.teardown(() => webhooks.close())
+  const handled: unknown[] = []
+  webhooks.on('action.completed', (event) => { handled.push(event.data) })
+  const first = actionCompleted({ data: { actionId: 'act_1', tokensDistributed: 50 } })
+  t.equal((await webhooks.receive(delivery(first))).code, 'ACCEPTED')
+  // The same bytes re-signed later: a plain duplicate.
+  t.equal((await webhooks.receive(delivery(first, { timestamp: Math.floor(Date.now() / 1000) - 30 }))).code, 'DUPLICATE')
+  // The same id, other data, of the same length and of another length.
+  t.equal((await webhooks.receive(delivery({ ...first, data: { actionId: 'act_1', tokensDistributed: 60 } }))).code, 'DUPLICATE')
+  t.equal((await webhooks.receive(delivery({ ...first, data: { actionId: 'act_1', tokensDistributed: 5000 } }))).code, 'DUPLICATE')
+  // A long body whose difference is at its end, past the sampled middle.
+  const long = actionCompleted({ data: { note: 'x'.repeat(8000), tokensDistributed: 1 } })
+  t.equal((await webhooks.receive(delivery(long))).code, 'ACCEPTED')
+  t.equal((await webhooks.receive(delivery({ ...long, data: { note: 'x'.repeat(8000), tokensDistributed: 2 } }))).code, 'DUPLICATE')
+  await eventually(() => handled.length === 2, 5000, 'the two accepted events')
+  t.same(handled[0], first.data, 'the handler saw the first body only')
+
+  t.match(webhooks.stats().deliveries, { accepted: 2, duplicate: 4, duplicateDiffers: 3 })
+  const warnings = logs.entries().filter((entry) => entry.level === 40 && /body differs/.test(String(entry.msg)))
+  t.same(warnings.map((entry) => (entry.event as { id: string }).id), [first.id, first.id, long.id], 'one warning per differing duplicate, naming the event')
+  t.notOk(logs.text().includes('tokensDistributed'), 'never the bodies themselves')
+
+  const deliveries = await otel.points('sir_webhooks.deliveries')
+  t.equal(sumWhere(deliveries, { 'sir_webhooks.outcome': 'duplicate' }), 4, 'every duplicate counts as one')
+  t.equal(sumWhere(deliveries, { 'sir_webhooks.outcome': 'duplicate', 'sir_webhooks.body_differs': true }), 3, 'those whose body differs are marked')
+  const spans = otel.spans().filter((span) => span.name === 'sir_webhooks receive' && span.attributes['sir_webhooks.body_differs'] === true)
+  t.equal(spans.length, 3, 'and so are their spans')
+})
+
+test('span attributes and statuses are capped: a long id, handler name or error message is cut', async (t) => {
+  const otel = otelForTests()
+  t.teardown(() => otel.shutdown())
+  const inbox = new ScriptedInbox()
+  const webhooks = new Webhooks({ secret: SECRET, logger: captureLogs().logger, inbox, retry: { attempts: 1 }, telemetry: { tracerProvider: otel.tracerProvider } })
+  t.teardown(() => webhooks.close())
+  const longName = 'h'.repeat(2000)
+  webhooks.on('action.completed', () => { throw new Error('e'.repeat(50_000)) }, { name: longName })
+  t.equal((await webhooks.receive(delivery(actionCompleted()))).code, 'ACCEPTED')
+  // An event recorded before ids were bounded, as a durable inbox may still hold: run as an inbox runs it.
+  const runtime = (inbox as unknown as { runtimeForTests: () => InboxRuntime }).runtimeForTests()
+  const handler = runtime.handlersFor('action.completed')[0]
+  const old = { ...actionCompleted(), id: 'i'.repeat(100_000) }
+  t.throws(() => runtime.runHandler({ event: old as never, handler: handler!, attempt: 1, receivedAt: Date.now() }))
+  await eventually(() => otel.spans().filter((span) => span.name === 'sir_webhooks handle').length === 2, 5000, 'both runs')
+  for (const span of otel.spans()) {
+    for (const [key, value] of Object.entries(span.attributes)) {
+      t.ok(typeof value !== 'string' || value.length <= 256, `${span.name} ${key}: ${String(value).length} characters`)
+    }
+    t.ok((span.status.message ?? '').length <= 1024, `${span.name} status message`)
+    for (const event of span.events) {
+      for (const [key, value] of Object.entries(event.attributes ?? {})) {
+        t.ok(typeof value !== 'string' || value.length <= 4096, `${event.name} ${key}: ${String(value).length} characters`)
+      }
+    }
+  }
+  const run = otel.spans().find((span) => span.name === 'sir_webhooks handle' && String(span.attributes['sir_webhooks.event_id']).startsWith('iii'))
+  t.equal(run?.attributes['sir_webhooks.event_id'], `${'i'.repeat(255)}…`, 'the id cut to 256 characters, marked')
+  t.match(run?.status.message, /^e+…$/, 'the message cut, marked')
 })

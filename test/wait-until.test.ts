@@ -5,7 +5,7 @@ import { test, type Test } from 'tap'
 import { Webhooks, type WebhooksOptions } from '../src/index.js'
 import { fetchHandler, type FetchHandlerOptions } from '../src/fetch/handler.js'
 import { NO_WAIT_UNTIL_MESSAGE } from '../src/fetch/wait-until.js'
-import { SECRET, actionCompleted, signedRequest, type Envelope } from './helpers/deliveries.js'
+import { SECRET, actionCompleted, eventually, signedRequest, type Envelope } from './helpers/deliveries.js'
 import { captureLogs } from './helpers/logs.js'
 
 const URL_BASE = 'https://receiver.example/webhooks/sir'
@@ -227,4 +227,34 @@ test('building a receiver and a fetch handler uses no timer, random value or Abo
   }
   t.ok(webhooks, 'built without any of them')
   await webhooks?.close()
+})
+
+// Issue 20, item 23: the Web build (Web Crypto, the receiver Workers get) takes
+// waitUntil from the handler's third argument, or from its second where a
+// platform passes (request, context), inside `npm test` and not only in the
+// runtime suite.
+test('the Web build: waitUntil is taken from ctx (third argument) or from a context given second', async (t) => {
+  const { Webhooks: WebWebhooks } = await import('../src/index-web.js')
+  const webhooks = new WebWebhooks({ secret: SECRET, logger: captureLogs().logger })
+  t.teardown(() => webhooks.close())
+  const held = heldHandler()
+  webhooks.on('action.completed', held.handler)
+  const handle = fetchHandler(webhooks, { path: '/webhooks/sir' })
+  const fromThird: Array<Promise<unknown>> = []
+  const fromSecond: Array<Promise<unknown>> = []
+  const third = actionCompleted()
+  const second = actionCompleted()
+  const answers = [
+    await handle(delivery(third), { SIR_WEBHOOK_SECRET: SECRET }, { waitUntil: (promise: Promise<unknown>) => { fromThird.push(promise) } }),
+    await handle(delivery(second), { waitUntil: (promise: Promise<unknown>) => { fromSecond.push(promise) } })
+  ]
+  t.same(answers.map((answer) => answer.status), [200, 200])
+  t.equal(fromThird.length, 1, 'ctx.waitUntil got the first delivery\'s handlers')
+  t.equal(fromSecond.length, 1, 'the second argument\'s waitUntil got the other\'s')
+  const kept = [...fromThird, ...fromSecond]
+  await eventually(() => held.started.length === 2, 5000, 'both handlers to start')
+  for (const promise of kept) t.notOk(await hasSettled(promise), 'pending while its handler runs')
+  held.release()
+  await Promise.all(kept)
+  t.same(held.finished.sort(), [third.id, second.id].sort(), 'each settled only after the handlers finished')
 })

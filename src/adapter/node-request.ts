@@ -31,7 +31,7 @@ export function receiveRequest (webhooks: DeliveryReceiver, request: IncomingMes
         log.debug({ err: read.error }, 'webhook request aborted before its body ended; nothing to answer')
         return
       }
-      decideAndWrite(webhooks, deliveryFromNodeHeaders(request.headers, read.body), log, response, failed)
+      decideAndWrite(webhooks, deliveryFromNodeHeaders(request.headers, read.body, request.rawHeaders), log, response, failed)
     } catch (error) {
       failed(error)
     }

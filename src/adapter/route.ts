@@ -32,11 +32,23 @@ export function pathnameOf (target: string | undefined): string {
 }
 
 /**
+ * The path a request target routes by, or undefined when the target cannot be
+ * the webhook path: one holding a `#` (a fragment is never part of an HTTP
+ * request target, RFC 9112, 3.2). Not percent-decoded: `/webhooks/%73ir` is not
+ * `/webhooks/sir` (docs/design.md says why).
+ */
+export function routePathOf (target: string | undefined): string | undefined {
+  if (target === undefined || target.includes('#')) return undefined
+  return pathnameOf(target)
+}
+
+/**
  * The one routing rule of every adapter: a delivery is a POST to exactly the
- * webhook path: letter case and a trailing slash count, the query does not. The
+ * webhook path, as sent: letter case, a trailing slash and percent-encoding
+ * count, the query does not, and a target with a fragment is no delivery. The
  * sender posts to the URL it was given, so a near miss is a wrong URL to fix, not
  * a delivery to guess at.
  */
 export function isDeliveryRoute (method: string | undefined, target: string | undefined, path: string): boolean {
-  return method === 'POST' && pathnameOf(target) === path
+  return method === 'POST' && routePathOf(target) === path
 }

@@ -43,6 +43,8 @@ export class SeenIds {
   #newer = new Int32Array(0)
   #hashes = new Int32Array(0)
   #lengths = new Int32Array(0)
+  // Each id's body fingerprint (core/fingerprint.ts), 0 when none was given.
+  #fingerprints = new Int32Array(0)
   #bytes = new Uint8Array(0)
   // Ids that do not fit a slot, by entry. Rare: platform ids are short and ASCII.
   #spilled = new Map<number, string>()
@@ -80,15 +82,26 @@ export class SeenIds {
    * window restarts and it becomes the last to be forgotten.
    */
   touch (id: string): boolean {
-    const entry = this.#liveEntry(id)
-    if (entry === NONE) return false
-    this.#seenAt[entry] = this.#clock()
-    this.#moveToNewest(entry)
-    return true
+    return this.recall(id) !== undefined
   }
 
-  /** Remembers the id from now on, as the most recently seen. */
-  add (id: string): void {
+  /**
+   * `touch`, returning the fingerprint recorded with the id (0 when none was)
+   * where it is remembered, undefined where not.
+   */
+  recall (id: string): number | undefined {
+    const entry = this.#liveEntry(id)
+    if (entry === NONE) return undefined
+    this.#seenAt[entry] = this.#clock()
+    this.#moveToNewest(entry)
+    return this.#fingerprints[entry] as number
+  }
+
+  /**
+   * Remembers the id from now on, as the most recently seen, with the fingerprint
+   * of its body where one is given (an id already remembered keeps its first one).
+   */
+  add (id: string, fingerprint = 0): void {
     // The lookup just before found no entry at all for this id: no hash or probe
     // again (dropping expired entries below cannot add one).
     const missed = id === this.#missedId
@@ -109,6 +122,7 @@ export class SeenIds {
     this.#seenAt[entry] = now
     this.#hashes[entry] = hash
     this.#lengths[entry] = id.length
+    this.#fingerprints[entry] = fingerprint
     if (!this.#storeBytes(entry, id)) this.#spilled.set(entry, id)
     this.#linkAsNewest(entry)
     this.#live += 1
@@ -250,6 +264,7 @@ export class SeenIds {
     this.#newer = copied(new Int32Array(capacity), this.#newer)
     this.#hashes = copied(new Int32Array(capacity), this.#hashes)
     this.#lengths = copied(new Int32Array(capacity), this.#lengths)
+    this.#fingerprints = copied(new Int32Array(capacity), this.#fingerprints)
     this.#bytes = copied(new Uint8Array(capacity * SLOT_BYTES), this.#bytes)
     this.#capacity = capacity
     let indexSize = 2

@@ -85,15 +85,38 @@ function first (value: HeaderValue): string | undefined {
   return typeof value === 'string' ? value : value[0]
 }
 
-/** Picks the receiver's headers out of Node's lower-cased `IncomingHttpHeaders`. */
-export function deliveryFromNodeHeaders (headers: Record<string, HeaderValue>, rawBody: Uint8Array): Delivery {
+/**
+ * Picks the receiver's headers out of Node's lower-cased `IncomingHttpHeaders`.
+ * `rawHeaders`, where given, is the request's list of header lines: Node keeps
+ * only the first of two `Content-Type` lines, where a fetch runtime's `Headers`
+ * joins them ("application/json, text/plain", refused with 415). With it, the
+ * Node adapters see the joined value too, and every adapter answers alike.
+ */
+export function deliveryFromNodeHeaders (headers: Record<string, HeaderValue>, rawBody: Uint8Array, rawHeaders?: readonly string[]): Delivery {
   return {
-    contentType: first(headers['content-type']),
+    contentType: rawHeaders === undefined ? first(headers['content-type']) : contentTypeLines(rawHeaders, first(headers['content-type'])),
     contentEncoding: first(headers['content-encoding']),
     signature: first(headers['x-sir-signature']),
     timestamp: first(headers['x-sir-timestamp']),
     rawBody
   }
+}
+
+/**
+ * The Content-Type as a fetch runtime would read it: `single` (Node's value) when
+ * the request has one such line, all of them joined with ", " when it has more.
+ * A few length checks per header line; a lower-casing only for 12-letter names.
+ */
+function contentTypeLines (rawHeaders: readonly string[], single: string | undefined): string | undefined {
+  let lines: string[] | undefined
+  let count = 0
+  for (let i = 0; i + 1 < rawHeaders.length; i += 2) {
+    const name = rawHeaders[i] as string
+    if (name.length !== 12 || name.toLowerCase() !== 'content-type') continue
+    count += 1
+    ;(lines ??= []).push(rawHeaders[i + 1] as string)
+  }
+  return count > 1 ? (lines as string[]).join(', ') : single
 }
 
 /** Picks the receiver's headers out of a Web `Headers` (fetch runtimes); `get` is case-insensitive. */

@@ -3,7 +3,16 @@ import type { AnyEvent } from './events.js'
 
 export type ParseResult =
   | { ok: true, event: AnyEvent }
-  | { ok: false, code: 'INVALID_JSON' | 'INVALID_ENVELOPE' }
+  | { ok: false, code: 'INVALID_JSON' | 'INVALID_ENVELOPE' | 'EVENT_ID_TOO_LONG' }
+
+/**
+ * The longest event id the receiver takes, in bytes of UTF-8. Ids are keys
+ * everywhere (the dedupe memory, the stores' indexes, Redis keys, span attributes,
+ * the CLI's tables), so an unbounded one costs memory and output without end:
+ * 100 KB ids held 287 MB of dedupe memory for 3 000 events. Platform ids are
+ * short (`evt_abc123`); 256 bytes leaves room for any id scheme (a UUID is 36).
+ */
+export const MAX_EVENT_ID_BYTES = 256
 
 const decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: false })
 
@@ -37,7 +46,34 @@ export function parseEnvelope (rawBody: Uint8Array): ParseResult {
   } catch {
     return { ok: false, code: 'INVALID_JSON' }
   }
-  return isEnvelope(value) ? { ok: true, event: value } : { ok: false, code: 'INVALID_ENVELOPE' }
+  if (!isEnvelope(value)) return { ok: false, code: 'INVALID_ENVELOPE' }
+  return idFits(value.id) ? { ok: true, event: value } : { ok: false, code: 'EVENT_ID_TOO_LONG' }
+}
+
+/**
+ * Whether an id is at most MAX_EVENT_ID_BYTES of UTF-8. A UTF-16 code unit is 1
+ * to 3 bytes (a surrogate pair 4 for its two units), so only ids of 86 to 256
+ * units need counting; a platform id is decided by its length alone. A lone
+ * surrogate counts 3 bytes, as the replacement character it would be written as.
+ */
+export function idFits (id: string): boolean {
+  if (id.length > MAX_EVENT_ID_BYTES) return false
+  if (id.length * 3 <= MAX_EVENT_ID_BYTES) return true
+  return utf8Length(id) <= MAX_EVENT_ID_BYTES
+}
+
+function utf8Length (text: string): number {
+  let bytes = 0
+  for (let i = 0; i < text.length; i++) {
+    const unit = text.charCodeAt(i)
+    if (unit < 0x80) bytes += 1
+    else if (unit < 0x800) bytes += 2
+    else if (unit >= 0xd800 && unit <= 0xdbff && i + 1 < text.length && (text.charCodeAt(i + 1) & 0xfc00) === 0xdc00) {
+      bytes += 4
+      i += 1
+    } else bytes += 3
+  }
+  return bytes
 }
 
 /**

@@ -1,13 +1,16 @@
 import type { AnyEvent } from './events.js'
 import { assertNotStarted, type AcceptOutcome, type Inbox, type InboxRuntime } from './inbox.js'
 import { SeenIds } from './dedupe.js'
+import { bodyFingerprint } from './fingerprint.js'
 import { MemoryQueue } from './queue.js'
 import { settlesWithin } from './timeouts.js'
 
 /**
  * The default inbox: ids remembered in an LRU with TTL, events queued in this
  * process. Fast and dependency-free, but a crash loses what was accepted and
- * not yet handled; use a durable inbox where that matters.
+ * not yet handled; use a durable inbox where that matters. With each id it keeps
+ * a 4-byte fingerprint of the body (core/fingerprint.ts), not the body, so a
+ * duplicate whose body differs is told apart at a bounded cost per id.
  */
 export class MemoryInbox implements Inbox {
   #runtime: InboxRuntime | undefined
@@ -34,7 +37,7 @@ export class MemoryInbox implements Inbox {
     return this.#queue?.idle() ?? Promise.resolve()
   }
 
-  accept (event: AnyEvent, receivedAt: number, whenAnswered?: (callback: () => void) => void, waitUntil?: (handlersFinished: Promise<void>) => void, _rawBody?: Uint8Array): AcceptOutcome {
+  accept (event: AnyEvent, receivedAt: number, whenAnswered?: (callback: () => void) => void, waitUntil?: (handlersFinished: Promise<void>) => void, rawBody?: Uint8Array): AcceptOutcome {
     const runtime = this.#runtime
     const seen = this.#seen
     const queue = this.#queue
@@ -42,12 +45,16 @@ export class MemoryInbox implements Inbox {
     // Checked and recorded in one synchronous step: two concurrent deliveries
     // of one id cannot both pass, and a refused event is never marked seen.
     // A duplicate counts as seen: the id the sender keeps retrying is the last forgotten.
-    if (seen.touch(event.id)) return 'duplicate'
+    const recorded = seen.recall(event.id)
+    if (recorded !== undefined) {
+      // 0 on either side: no body to compare, which is not a difference.
+      return recorded === 0 || rawBody === undefined || bodyFingerprint(rawBody) === recorded ? 'duplicate' : 'duplicate-differs'
+    }
     if (queue.size >= runtime.options.maxQueueSize) return 'full'
     // Queued first, then marked seen: if queueing throws, the id stays unseen
     // and the sender's retry (after the 503) is processed.
     queue.push(event, receivedAt, runtime.handlersFor(event.type), whenAnswered, waitUntil)
-    seen.add(event.id)
+    seen.add(event.id, rawBody === undefined ? 0 : bodyFingerprint(rawBody))
     return 'accepted'
   }
 

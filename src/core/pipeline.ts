@@ -6,6 +6,8 @@ import type { AcceptOutcome, Inbox } from './inbox.js'
 import type { InboxLifecycle } from './lifecycle.js'
 import type { WebhookLogger } from './logger.js'
 import type { ResolvedOptions } from './options.js'
+import { RefusalLog } from './refusal-log.js'
+import { safeError } from './safe-error.js'
 import { eventTag } from './run-context.js'
 import type { ReceiverStats } from './stats.js'
 import type { Telemetry } from './telemetry.js'
@@ -30,10 +32,11 @@ export class DeliveryPipeline {
   readonly #lifecycle: InboxLifecycle
   readonly #refusals: Readonly<Record<RefusalCode, ReceiveResult>>
   readonly #stats: ReceiverStats
+  readonly #refusalLog: RefusalLog
   // Undefined unless telemetry is on: an answer then costs one field check.
   readonly #telemetry: Telemetry | undefined
 
-  constructor (options: ResolvedOptions, verify: Verifier, inbox: Inbox, lifecycle: InboxLifecycle, stats: ReceiverStats, telemetry: Telemetry | undefined) {
+  constructor (options: ResolvedOptions, verify: Verifier, inbox: Inbox, lifecycle: InboxLifecycle, stats: ReceiverStats, telemetry: Telemetry | undefined, logger: WebhookLogger) {
     this.#options = options
     this.#verify = verify
     this.#inbox = inbox
@@ -41,6 +44,7 @@ export class DeliveryPipeline {
     this.#refusals = refusalResults(options.retryAfterSeconds)
     this.#stats = stats
     this.#telemetry = telemetry
+    this.#refusalLog = new RefusalLog(options.clock, logger)
   }
 
   /**
@@ -73,23 +77,29 @@ export class DeliveryPipeline {
   /**
    * Answers a refusal and logs it: at `info` when the sender is wrong, at `warn`
    * for a 503 (it will retry), at `error` for a receiver set up wrong, whose
-   * `message` says how to fix it. `event` and `startedAt`, where known, go to
-   * the delivery's span.
+   * `message` says how to fix it. Logged through the refusal log, which writes the
+   * first of each reason in full and counts the rest (core/refusal-log.ts).
+   * `event` and `startedAt`, where known, go to the delivery's span.
    */
   refuse (code: RefusalCode, log: WebhookLogger, details: Record<string, unknown>, message?: string, event?: AnyEvent, startedAt?: number): ReceiveResult {
     const answer = this.#refusals[code]
     const fields = { reason: code, ...details }
-    if (answer.status === 503) log.warn(fields, message ?? 'webhook refused for now')
-    else if (answer.status >= 500) log.error(fields, message ?? 'webhook refused: the receiver cannot verify it')
-    else log.info(fields, message ?? 'webhook rejected')
+    if (answer.status === 503) this.#refusalLog.refused(code, 'warn', log, fields, message ?? 'webhook refused for now')
+    else if (answer.status >= 500) this.#refusalLog.refused(code, 'error', log, fields, message ?? 'webhook refused: the receiver cannot verify it')
+    else this.#refusalLog.refused(code, 'info', log, fields, message ?? 'webhook rejected')
     this.#delivered(code, event, startedAt)
     return answer
   }
 
+  /** Writes the counts of refusals not yet logged (on close). */
+  flushRefusalLog (): void {
+    this.#refusalLog.flush()
+  }
+
   /** Every answer passes here once, refusals through `refuse`: the one place deliveries are counted. */
-  #delivered (code: ReceiveCode, event: AnyEvent | undefined, startedAt: number | undefined): void {
+  #delivered (code: ReceiveCode, event: AnyEvent | undefined, startedAt: number | undefined, bodyDiffers = false): void {
     this.#stats.delivered(code)
-    this.#telemetry?.delivered(code, event, startedAt)
+    this.#telemetry?.delivered(code, event, startedAt, bodyDiffers)
   }
 
   /** The answer for a refusal, without a log line. */
@@ -136,7 +146,7 @@ export class DeliveryPipeline {
   }
 
   #inboxFailed (event: AnyEvent, error: unknown, log: WebhookLogger, now: number): ReceiveResult {
-    log.error({ err: error, event: eventTag(event) }, 'the inbox failed to record the event')
+    log.error({ err: safeError(error), event: eventTag(event) }, 'the inbox failed to record the event')
     return this.#refuseEvent('INBOX_UNAVAILABLE', log, event, now)
   }
 
@@ -155,7 +165,7 @@ export class DeliveryPipeline {
       // Never the bodies themselves: only that they differ.
       log.warn({ event: eventTag(event) }, 'duplicate webhook acknowledged, not dispatched again, but its body differs from the one first recorded under this id')
       this.#stats.duplicateDiffers += 1
-      this.#delivered('DUPLICATE', event, now)
+      this.#delivered('DUPLICATE', event, now, true)
       return DUPLICATE
     }
     return this.#refuseEvent(outcomeRefusal[outcome], log, event, now)

@@ -31,6 +31,8 @@ interface QueuedEvent {
 interface HandlerTask extends HandlerRun {
   readonly queued: QueuedEvent
   settled: boolean
+  /** Attempts that began running: `attempt` is set when one is scheduled, before it waits for a slot. */
+  started: number
 }
 
 /** An accepted event's handlers that had not finished when the queue was drained. */
@@ -106,7 +108,7 @@ export class MemoryQueue {
     // A snapshot: the set of handlers to run is fixed at accept time, so a handler
     // registered meanwhile cannot run untracked (unseen by close()).
     for (const handler of handlers.length === 1 ? handlers : new Set(handlers)) {
-      queued.tasks.push({ queued, event, handler, receivedAt, attempt: 0, settled: false })
+      queued.tasks.push({ queued, event, handler, receivedAt, attempt: 0, settled: false, started: 0 })
     }
     queued.unsettled = queued.tasks.length
     if (this.#last === undefined) this.#first = queued
@@ -150,6 +152,7 @@ export class MemoryQueue {
   #run (task: HandlerTask): boolean {
     const { queued } = task
     if (!queued.listed) return true
+    task.started = task.attempt
     if (queued.running++ === 0) this.#running += 1
     let returned: unknown
     try {
@@ -252,7 +255,7 @@ export class MemoryQueue {
     while (this.#first !== undefined) {
       const queued = this.#first
       for (const task of queued.tasks) {
-        if (!task.settled) left.push({ event: queued.event, receivedAt: queued.receivedAt, handler: task.handler, attempts: task.attempt })
+        if (!task.settled) left.push({ event: queued.event, receivedAt: queued.receivedAt, handler: task.handler, attempts: task.started })
       }
       this.#unlink(queued)
     }

@@ -11,6 +11,7 @@ import { DeliveryPipeline, type Verifier } from './pipeline.js'
 import { HandlerRegistry, type HandlerOptions, type Registration } from './registry.js'
 import { HandlerRuntime } from './runtime.js'
 import { judgeHealth, type WebhookHealth } from './health.js'
+import { errorSafeLogger } from './safe-error.js'
 import { ReceiverStats, type QueueCounts, type WebhookStats } from './stats.js'
 import { Telemetry } from './telemetry.js'
 import type { OpenTelemetryApi } from './telemetry-types.js'
@@ -45,6 +46,7 @@ export class WebhookReceiver<I extends Inbox = Inbox> {
   readonly #lifecycle: InboxLifecycle
   readonly #pipeline: DeliveryPipeline
   readonly #stats = new ReceiverStats()
+  #closed: Promise<void> | undefined
 
   constructor (options: WebhooksOptions<I>, platform: ReceiverPlatform) {
     this.options = resolveOptions(options)
@@ -54,9 +56,12 @@ export class WebhookReceiver<I extends Inbox = Inbox> {
     this.inbox = options.inbox ?? new MemoryInbox() as Inbox as I
     this.#registry = new HandlerRegistry(this.inbox.durable === true)
     const telemetry = Telemetry.create(options.telemetry, platform.openTelemetryApi?.(), this.options.clock, () => this.#queueCounts(), this.options.maxQueueSize)
-    const runtime = new HandlerRuntime(this.options, this.logger, this.#registry, this.#stats, telemetry)
-    this.#lifecycle = new InboxLifecycle(this.inbox, runtime, this.logger, this.options.closeGraceMs)
-    this.#pipeline = new DeliveryPipeline(this.options, platform.createVerifier(this.options.secrets), this.inbox, this.#lifecycle, this.#stats, telemetry)
+    // What the inbox and the handlers log goes through one place that drops the
+    // error fields able to echo a body (a store's `where`, a driver's `parameters`).
+    const safeLogger = errorSafeLogger(this.logger)
+    const runtime = new HandlerRuntime(this.options, safeLogger, this.#registry, this.#stats, telemetry)
+    this.#lifecycle = new InboxLifecycle(this.inbox, runtime, safeLogger, this.options.closeGraceMs)
+    this.#pipeline = new DeliveryPipeline(this.options, platform.createVerifier(this.options.secrets), this.inbox, this.#lifecycle, this.#stats, telemetry, this.logger)
   }
 
   /**
@@ -173,6 +178,8 @@ export class WebhookReceiver<I extends Inbox = Inbox> {
    * Safe to call more than once.
    */
   close (): Promise<void> {
-    return this.#lifecycle.close()
+    // Refusals counted and not yet logged are written once the inbox has closed.
+    this.#closed ??= this.#lifecycle.close().finally(() => { this.#pipeline.flushRefusalLog() })
+    return this.#closed
   }
 }

@@ -34,6 +34,29 @@ export function typeAttribute (type: string): string {
 const DURATION_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120]
 const LAG_BUCKETS = [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 1800, 3600, 7200, 21_600, 86_400]
 
+// The longest string the receiver puts in a span attribute or status. Ids are
+// bounded at the door (256 bytes, envelope.ts), but an event recorded before that
+// bound, a handler's name or an error's message is not: an exporter would ship
+// every byte of it with every span.
+const MAX_ATTRIBUTE_LENGTH = 256
+const MAX_MESSAGE_LENGTH = 1024
+const MAX_STACK_LENGTH = 4096
+
+/** `text`, cut to `max` UTF-16 units (the common case, already short, allocates nothing). */
+export function capped (text: string, max = MAX_ATTRIBUTE_LENGTH): string {
+  return text.length <= max ? text : `${text.slice(0, max - 1)}…`
+}
+
+/** What a span records of a handler's error: its name, message and stack, each capped. */
+function exceptionOf (error: unknown): { name?: string, message: string, stack?: string } {
+  if (!(error instanceof Error)) return { message: capped(String(error), MAX_MESSAGE_LENGTH) }
+  return {
+    name: capped(error.name),
+    message: capped(error.message, MAX_MESSAGE_LENGTH),
+    ...(typeof error.stack === 'string' ? { stack: capped(error.stack, MAX_STACK_LENGTH) } : {})
+  }
+}
+
 /** One frozen attribute set per delivery answer, made once: recording one allocates nothing. */
 function deliveryAttributes (): Record<ReceiveCode, TelemetryAttributes> {
   const attributes: Partial<Record<ReceiveCode, TelemetryAttributes>> = {
@@ -45,6 +68,10 @@ function deliveryAttributes (): Record<ReceiveCode, TelemetryAttributes> {
   }
   return attributes as Record<ReceiveCode, TelemetryAttributes>
 }
+
+// A duplicate whose body differs from the one first recorded under its id: still a
+// duplicate answered 200, marked so that a sender reusing ids shows on a dashboard.
+const DUPLICATE_DIFFERS: TelemetryAttributes = Object.freeze({ 'sir_webhooks.outcome': 'duplicate', 'sir_webhooks.body_differs': true })
 
 /**
  * The delivery span of each accepted event, for the handler spans to link to. By
@@ -152,15 +179,19 @@ export class Telemetry {
       })
   }
 
-  /** A delivery was answered. `startedAt` is when the receiver began deciding it, where known. */
-  delivered (code: ReceiveCode, event: AnyEvent | undefined, startedAt: number | undefined): void {
-    const attributes = this.#deliveryAttributes[code]
+  /**
+   * A delivery was answered. `startedAt` is when the receiver began deciding it,
+   * where known; `bodyDiffers`, for a duplicate whose body is not the one first
+   * recorded under its id.
+   */
+  delivered (code: ReceiveCode, event: AnyEvent | undefined, startedAt: number | undefined, bodyDiffers = false): void {
+    const attributes = bodyDiffers ? DUPLICATE_DIFFERS : this.#deliveryAttributes[code]
     this.#deliveries?.add(1, attributes)
     if (this.#tracer === undefined) return
     const spanAttributes: TelemetryAttributes = { ...attributes }
     if (event !== undefined) {
       spanAttributes['sir_webhooks.event_type'] = typeAttribute(event.type)
-      spanAttributes['sir_webhooks.event_id'] = event.id
+      spanAttributes['sir_webhooks.event_id'] = capped(event.id)
     }
     const span = this.#tracer.startSpan('sir_webhooks receive', startedAt === undefined ? { attributes: spanAttributes } : { attributes: spanAttributes, startTime: startedAt })
     if (code !== 'ACCEPTED' && code !== 'DUPLICATE' && refusalStatus[code] >= 500) span.setStatus({ code: STATUS_ERROR, message: code })
@@ -184,15 +215,16 @@ export class Telemetry {
     const started = performance.now()
     const end = (error: unknown, failed: boolean): void => {
       this.#handlerDuration?.record((performance.now() - started) / 1000, {
-        'sir_webhooks.handler': run.handler.name,
+        'sir_webhooks.handler': capped(run.handler.name),
         'sir_webhooks.event_type': type,
         'sir_webhooks.result': failed ? 'failure' : 'success'
       })
       if (span === undefined) return
       span.setAttribute('sir_webhooks.result', failed ? 'failure' : 'success')
       if (failed) {
-        span.recordException(error instanceof Error ? error : String(error))
-        span.setStatus({ code: STATUS_ERROR, message: error instanceof Error ? error.message : String(error) })
+        const exception = exceptionOf(error)
+        span.recordException(exception)
+        span.setStatus({ code: STATUS_ERROR, message: exception.message })
       }
       span.end()
     }
@@ -225,9 +257,9 @@ export class Telemetry {
       kind: SPAN_KIND_CONSUMER,
       root: true,
       attributes: {
-        'sir_webhooks.handler': run.handler.name,
+        'sir_webhooks.handler': capped(run.handler.name),
         'sir_webhooks.event_type': type,
-        'sir_webhooks.event_id': run.event.id,
+        'sir_webhooks.event_id': capped(run.event.id),
         'sir_webhooks.attempt': run.attempt
       },
       ...(link === undefined ? {} : { links: [{ context: link }] })

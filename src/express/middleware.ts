@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { writeResult } from '../adapter/node-response.js'
 import { assertReceiver, checkAdapterOptions, type DeliveryReceiver } from '../adapter/receiver.js'
-import { pathnameOf, resolvePath } from '../adapter/route.js'
+import { pathnameOf, resolvePath, routePathOf } from '../adapter/route.js'
 import { deliveryFromNodeHeaders } from '../core/delivery.js'
 import { isLogger, type WebhookLogger } from '../core/logger.js'
 import { decideAndWrite, receiveRequest } from '../adapter/node-request.js'
@@ -68,7 +68,7 @@ export function expressMiddleware (webhooks: DeliveryReceiver, options?: Express
     const log = fixedLogger ?? requestLogger(request) ?? webhooks.logger
     const kept = keptBytes(request)
     if (kept !== undefined) {
-      decideAndWrite(webhooks, deliveryFromNodeHeaders(request.headers, kept), log, response, next)
+      decideAndWrite(webhooks, deliveryFromNodeHeaders(request.headers, kept, request.rawHeaders), log, response, next)
       return
     }
     if (bodyConsumed(request)) {
@@ -91,7 +91,8 @@ export function expressMiddleware (webhooks: DeliveryReceiver, options?: Express
  */
 function exactRoute (request: IncomingMessage, fixedPath: string | undefined): boolean {
   const fields = request as unknown as { originalUrl?: string, baseUrl?: string, route?: { path?: unknown } }
-  const actual = pathnameOf(fields.originalUrl ?? request.url)
+  const actual = routePathOf(fields.originalUrl ?? request.url)
+  if (actual === undefined) return false
   if (fixedPath !== undefined) return actual === fixedPath
   const routePath = fields.route?.path
   if (typeof routePath !== 'string' || !LITERAL_PATH.test(routePath)) return true

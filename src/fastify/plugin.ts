@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import { assertReceiver, checkAdapterOptions } from '../adapter/receiver.js'
-import { resolvePath } from '../adapter/route.js'
+import { resolvePath, routePathOf } from '../adapter/route.js'
 import { deliveryFromNodeHeaders, type ReceiveResult } from '../core/delivery.js'
 import { WebhookOptionsError } from '../core/errors.js'
 import type { WebhooksOptions } from '../core/options.js'
@@ -71,6 +71,14 @@ function routePlugin (webhooks: Webhooks, path: string): FastifyPluginAsync {
     // while the catch-all alone made it parse the Content-Type header on every request.
     instance.addContentTypeParser('application/json', parserOptions, keepBytes)
     instance.addContentTypeParser('*', parserOptions, keepBytes)
+    // The route's full URL (prefix included), read once: request.routeOptions
+    // builds an object per read. A path of '/' under a prefix is the prefix with
+    // and without its trailing slash, as Fastify's prefixTrailingSlash serves it.
+    const routeUrls = new Set<string>()
+    instance.addHook('onRoute', (route) => {
+      routeUrls.add(route.url)
+      if (path === '/' && !route.url.endsWith('/')) routeUrls.add(`${route.url}/`)
+    })
     instance.post(path, {
       // Opts out of fastify-raw-body's global hook, which would read and decode the
       // body a second time for nothing.
@@ -84,8 +92,16 @@ function routePlugin (webhooks: Webhooks, path: string): FastifyPluginAsync {
         return send(reply, webhooks.refuse(refusal, request.log, { bodyLimit: webhooks.options.bodyLimit }))
       }
     }, function sirWebhooksHandler (request: FastifyRequest, reply: FastifyReply) {
+      // Fastify's router decodes the path (`/webhooks/%73ir` finds this route) and
+      // drops a fragment; Express routes on the path as sent. One rule for every
+      // adapter: the path as sent must be the route's (adapter/route.ts).
+      const sentPath = routePathOf(request.raw.url)
+      if (sentPath === undefined || !routeUrls.has(sentPath)) {
+        reply.callNotFound()
+        return undefined
+      }
       const rawBody = Buffer.isBuffer(request.body) ? request.body : EMPTY
-      const delivery = deliveryFromNodeHeaders(request.headers, rawBody)
+      const delivery = deliveryFromNodeHeaders(request.headers, rawBody, request.raw.rawHeaders)
       // An app's async onSend hook (compression, say) can hold the write past the
       // next macrotask: handlers wait until Fastify has written the answer.
       const gate = new AnswerGate(reply.raw)
@@ -132,6 +148,29 @@ function sendThrough (gate: AnswerGate, reply: FastifyReply, answer: ReceiveResu
   return reply
 }
 
+export const NO_REQUEST_TIMEOUT_MESSAGE =
+  'sir-webhooks: this Fastify app has no request timeout (Fastify\'s requestTimeout and connectionTimeout default to off), so a client that ' +
+  'sends its body slowly, or nothing after its headers, holds a socket and its memory for as long as it likes, before any signature is checked. ' +
+  'Set one where the app is made: Fastify({ requestTimeout: 30_000, connectionTimeout: 60_000 }), and limit connections in front ' +
+  '(a proxy\'s timeouts and connection limits). See docs/deployment.md, "Slow clients". (Logged once.)'
+
+// Apps already warned about: several registrations (two endpoints) warn once.
+const warnedServers = new WeakSet<object>()
+
+/**
+ * At `ready`, says once when the app's server has no request timeout: Fastify
+ * turns Node's default (300 s) off, and its plugin cannot set one after the
+ * server was made. Read from the server itself, so a timeout set through
+ * `serverFactory` or on `app.server` counts.
+ */
+function warnWithoutRequestTimeout (fastify: FastifyInstance): void {
+  const server = fastify.server as { requestTimeout?: number } | undefined
+  if (server === undefined || warnedServers.has(server)) return
+  if (typeof server.requestTimeout === 'number' && server.requestTimeout > 0) return
+  warnedServers.add(server)
+  fastify.log.warn({ reason: 'NO_REQUEST_TIMEOUT', requestTimeout: server.requestTimeout ?? 0, connectionTimeout: fastify.initialConfig.connectionTimeout ?? 0 }, NO_REQUEST_TIMEOUT_MESSAGE)
+}
+
 const plugin: FastifyPluginAsync<SirWebhooksPluginOptions> = async function sirWebhooks (fastify, options) {
   checkAdapterOptions(options, KNOWN_OPTIONS, 'the Fastify plugin')
   const path = resolvePath(options.path)
@@ -139,6 +178,7 @@ const plugin: FastifyPluginAsync<SirWebhooksPluginOptions> = async function sirW
   const webhooks = receiverFrom(fastify, options)
   fastify.decorate(decorator, webhooks)
   fastify.addHook('onClose', async () => { await webhooks.close() })
+  fastify.addHook('onReady', async () => { warnWithoutRequestTimeout(fastify) })
   // fastify-plugin drops Fastify's own `prefix` handling for this outer plugin,
   // so it is passed on to the inner, encapsulated one.
   // So are the route's log options: Fastify applies them per registration.

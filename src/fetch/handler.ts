@@ -54,8 +54,9 @@ export function fetchHandler (webhooks: DeliveryReceiver, options?: FetchHandler
   const pickWaitUntil = waitUntilPicker(checked.waitUntil, log)
 
   return async function sirWebhooksFetch (request: Request, env?: unknown, ctx?: unknown): Promise<Response> {
-    // A full URL here, never the absolute request-target form: only the path counts.
-    if (request.method !== 'POST' || (path !== undefined && new URL(request.url).pathname !== path)) {
+    // A full URL here, never the absolute request-target form: only the path counts,
+    // as sent (a URL keeps percent-encoding), and a target with a fragment is none.
+    if (request.method !== 'POST' || (path !== undefined && !isPath(request.url, path))) {
       request.body?.cancel().catch(ignore)
       return new Response(null, { status: 404 })
     }
@@ -67,6 +68,11 @@ export function fetchHandler (webhooks: DeliveryReceiver, options?: FetchHandler
     const answer = webhooks.decide(delivery, log)
     return toResponse(answer instanceof Promise ? await answer : answer)
   }
+}
+
+function isPath (url: string, path: string): boolean {
+  const parsed = new URL(url)
+  return parsed.pathname === path && parsed.hash === '' && !url.endsWith('#')
 }
 
 function toResponse (answer: ReceiveResult): Response {

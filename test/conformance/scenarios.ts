@@ -155,6 +155,29 @@ export const scenarios: Record<string, Scenario> = {
     t.equal(calls, 0)
   },
 
+  async '400 EVENT_ID_TOO_LONG for an id over 256 bytes of UTF-8; 256 bytes is fine' (t, adapter) {
+    const { webhooks, send, logs } = await setUp(t, adapter)
+    const ids: string[] = []
+    webhooks.onAny((event) => { ids.push(event.id) })
+    const fits = [`evt_${'a'.repeat(252)}`, 'é'.repeat(128), `${'€'.repeat(85)}a`, '\u{1F600}'.repeat(64)]
+    for (const id of fits) {
+      t.equal(Buffer.byteLength(id), 256)
+      t.equal((await send(actionCompleted({ id }))).status, 200, `${id.length} units, 256 bytes`)
+    }
+    const tooLong = [`evt_${'a'.repeat(253)}`, `${'é'.repeat(128)}a`, '€'.repeat(86), 'x'.repeat(100_000)]
+    for (const id of tooLong) {
+      const answer = await send(actionCompleted({ id }))
+      t.equal(answer.status, 400, `${Buffer.byteLength(id)} bytes`)
+      t.same(answer.json, { error: { code: 'EVENT_ID_TOO_LONG', message: 'The event "id" is longer than 256 bytes of UTF-8' } })
+    }
+    await eventually(() => ids.length === fits.length, 5000, 'the events that fit')
+    t.same(ids, fits, 'only the ids that fit were dispatched')
+    t.equal(webhooks.stats().deliveries.refusedBy.EVENT_ID_TOO_LONG, tooLong.length)
+    const logged = logs.entries().find((entry) => entry.reason === 'EVENT_ID_TOO_LONG')
+    t.match(logged, { level: 30, msg: 'webhook rejected' })
+    t.notOk(logs.text().includes('a'.repeat(253)), 'the refused id is not logged')
+  },
+
   async '415 for a body that is not application/json, or is content-encoded' (t, adapter) {
     const { webhooks, send } = await setUp(t, adapter)
     let calls = 0
@@ -408,6 +431,38 @@ export const scenarios: Record<string, Scenario> = {
     t.equal(calls, 1, 'no near miss was dispatched')
   },
 
+  async 'routing: the path is compared as sent: a percent-encoded letter or a fragment in the target is not the webhook path' (t, adapter) {
+    const { webhooks, url } = await setUp(t, adapter)
+    let calls = 0
+    webhooks.onAny(() => { calls += 1 })
+    const target = new URL(url)
+    for (const near of ['/webhooks/%73ir', '/webhooks%2Fsir', '/%77ebhooks/sir', `${PATH}#frag`, `${PATH}?x=1#frag`]) {
+      const { body, headers } = signedRequest(actionCompleted())
+      t.equal(await rawPost(target, near, body, headers), 404, `POST ${near}`)
+    }
+    t.equal(calls, 0, 'no near miss was dispatched')
+    const { body, headers } = signedRequest(actionCompleted())
+    t.equal(await rawPost(target, PATH, body, headers), 200, 'the path itself, as sent')
+    await eventually(() => calls === 1, 5000, 'the one delivery')
+  },
+
+  async '415 for two Content-Type header lines, even when both say application/json' (t, adapter) {
+    const { webhooks, url } = await setUp(t, adapter)
+    let calls = 0
+    webhooks.onAny(() => { calls += 1 })
+    const target = new URL(url)
+    for (const types of [['application/json', 'application/json'], ['application/json', 'text/plain'], ['text/plain', 'application/json']]) {
+      const { body, headers } = signedRequest(actionCompleted(), { contentType: null })
+      const lines = [...Object.entries(headers), ...types.map((type): [string, string] => ['content-type', type])]
+      const answer = await rawPostLines(target, PATH, body, lines)
+      t.equal(answer.status, 415, types.join(' + '))
+      t.match(answer.body, /UNSUPPORTED_MEDIA_TYPE/)
+    }
+    t.equal(calls, 0)
+    const { body, headers } = signedRequest(actionCompleted())
+    t.equal((await rawPostLines(target, PATH, body, Object.entries(headers))).status, 200, 'one Content-Type line is fine')
+  },
+
   async 'routing: an absolute-form request target (POST http://host/path) is a delivery' (t, adapter) {
     const { webhooks, url } = await setUp(t, adapter)
     let calls = 0
@@ -421,12 +476,17 @@ export const scenarios: Record<string, Scenario> = {
 
 /** One request over a bare socket, with the request target written exactly as given. */
 async function rawPost (url: URL, target: string, body: Uint8Array, headers: Record<string, string>): Promise<number> {
+  return (await rawPostLines(url, target, body, Object.entries(headers))).status
+}
+
+/** `rawPost` with header lines as given, a name more than once included. */
+async function rawPostLines (url: URL, target: string, body: Uint8Array, headers: ReadonlyArray<readonly [string, string]>): Promise<{ status: number, body: string }> {
   const socket = connect(Number(url.port), url.hostname)
-  const head = [`POST ${target} HTTP/1.1`, `host: ${url.host}`, 'connection: close', `content-length: ${body.byteLength}`, ...Object.entries(headers).map(([name, value]) => `${name}: ${value}`)]
+  const head = [`POST ${target} HTTP/1.1`, `host: ${url.host}`, 'connection: close', `content-length: ${body.byteLength}`, ...headers.map(([name, value]) => `${name}: ${value}`)]
   socket.write(head.join('\r\n') + '\r\n\r\n')
   socket.write(body)
   let text = ''
   socket.setEncoding('latin1').on('data', (chunk: string) => { text += chunk })
   await once(socket, 'close')
-  return Number(/^HTTP\/1\.1 (\d{3})/.exec(text)?.[1] ?? 0)
+  return { status: Number(/^HTTP\/1\.1 (\d{3})/.exec(text)?.[1] ?? 0), body: text.slice(text.indexOf('\r\n\r\n') + 4) }
 }

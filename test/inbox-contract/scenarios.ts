@@ -67,6 +67,51 @@ export function runInboxContract (t: Test, store: InboxStore): void {
     t.equal(calls, 1)
   })
 
+  t.test(`${store.name}: a duplicate whose body differs is answered as a duplicate, warned about and counted`, async (t) => {
+    const place = await store.place(t)
+    const webhooks = receiver(place.inbox())
+    t.teardown(() => webhooks.close())
+    const seen: unknown[] = []
+    webhooks.on('action.completed', (evt) => { seen.push(evt.data) }, { name: 'record' })
+    const first = event('evt_differs')
+    t.equal((await webhooks.receive(delivery(first))).code, 'ACCEPTED')
+    await until(() => seen.length === 1, 'the handler')
+    t.equal((await webhooks.receive(delivery(first))).code, 'DUPLICATE', 'the same body again')
+    t.equal(webhooks.stats().deliveries.duplicateDiffers, 0, 'the same body is a plain duplicate')
+    const changed = { ...first, data: { actionId: 'act_evt_differs', tokensDistributed: 51 } }
+    const answer = await webhooks.receive(delivery(changed))
+    t.equal(answer.status, 200)
+    t.equal(answer.code, 'DUPLICATE', 'the id is the idempotency key: still a duplicate')
+    t.match(webhooks.stats().deliveries, { duplicate: 2, duplicateDiffers: 1 })
+    t.ok(webhooks.log.some((entry) => entry.level === 'warn' && /body differs/.test(entry.msg ?? '') && (entry.fields.event as { id?: string } | undefined)?.id === 'evt_differs'), 'a warning names the event')
+    await sleep(200)
+    t.same(seen, [first.data], 'the second body is never dispatched')
+  })
+
+  t.test(`${store.name}: ids up to 256 bytes of UTF-8 are stored and handled intact; a longer one is refused before the inbox`, async (t) => {
+    const place = await store.place(t)
+    const webhooks = receiver(place.inbox())
+    t.teardown(() => webhooks.close())
+    const handled: string[] = []
+    webhooks.on('action.completed', (evt) => { handled.push(evt.id) }, { name: 'record' })
+    const fits = [`evt_${'a'.repeat(252)}`, 'é'.repeat(128), '\u{1F600}'.repeat(64)]
+    for (const id of fits) t.equal((await webhooks.receive(delivery(event(id)))).code, 'ACCEPTED', `${id.length} units, 256 bytes`)
+    await until(() => handled.length === fits.length, 'the handlers')
+    t.same([...handled].sort(), [...fits].sort(), 'each id reaches its handler as sent')
+    const tooLong = `evt_${'a'.repeat(253)}`
+    const refused = await webhooks.receive(delivery(event(tooLong)))
+    t.equal(refused.status, 400)
+    t.equal(refused.code, 'EVENT_ID_TOO_LONG')
+    const { inbox } = webhooks
+    if (inbox.outcome !== undefined) {
+      for (const id of fits) {
+        await until(async () => (await inbox.outcome?.(id))?.state === 'done', `the outcome of a ${id.length}-unit id`)
+        t.equal((await inbox.outcome(id))?.id, id, 'the stored id is the one sent')
+      }
+      t.equal(await inbox.outcome(tooLong), undefined, 'the refused id is not recorded')
+    }
+  })
+
   t.test(`${store.name}: concurrent deliveries of one id are accepted once`, async (t) => {
     const place = await store.place(t)
     const webhooks = receiver(place.inbox())
@@ -240,6 +285,8 @@ export function runInboxContract (t: Test, store: InboxStore): void {
     const webhooks = receiver(place.inbox(), { closeGraceMs: 5_000 })
     let started = false
     let finished = false
+    const dead: DeadLetter[] = []
+    webhooks.onDeadLetter((entry) => { dead.push(entry) })
     webhooks.on('action.completed', async function slow () {
       started = true
       await sleep(300)
@@ -249,10 +296,85 @@ export function runInboxContract (t: Test, store: InboxStore): void {
     await until(() => started, 'the handler to start')
     await webhooks.close()
     t.ok(finished, 'close() returned only after the handler did')
-    if (!store.durable) return
+    t.same(dead, [], 'the run that finished in time is not dead-lettered')
+    t.match(webhooks.stats(), { handlers: { succeeded: 1, failed: 0 }, deadLetters: 0 }, 'its success is counted before close() returns')
+    if (!store.durable) {
+      // The memory inbox's record is the receiver itself: nothing is left in it.
+      t.match(webhooks.stats().queue, { waiting: 0, running: 0 }, 'nothing left in the inbox')
+      return
+    }
     const reopened = place.inbox()
     t.teardown(() => reopened.close(0))
     t.equal((await reopened.outcome?.('evt_draining'))?.state, 'done', 'the outcome was written before close() returned')
+  })
+
+  t.test(`${store.name}: retry delays grow between attempts, as the handler's run times show`, async (t) => {
+    // The backoff's jitter pinned near its ceiling: delays of 0.99 × 300, 600 and 1 200 ms.
+    const random = Math.random
+    Math.random = () => 0.99
+    t.teardown(() => { Math.random = random })
+    const place = await store.place(t)
+    const webhooks = receiver(place.inbox(), { retry: { attempts: 4, minDelayMs: 300, maxDelayMs: 10_000 } })
+    t.teardown(() => webhooks.close())
+    const runs: number[] = []
+    webhooks.on('action.completed', function flaky () {
+      runs.push(performance.now())
+      if (runs.length < 4) throw new Error(`not yet (${runs.length})`)
+    })
+    t.equal((await webhooks.receive(delivery(event('evt_backoff')))).code, 'ACCEPTED')
+    await until(() => runs.length === 4, 'four runs', 30_000)
+    const gaps = runs.slice(1).map((at, index) => Math.round(at - (runs[index] as number)))
+    const scheduled = [297, 594, 1188]
+    const logged = webhooks.log.filter((entry) => entry.msg === 'handler failed; will retry').map((entry) => entry.fields.retryInMs)
+    t.same(logged, scheduled, 'each failure is logged with the delay that doubles')
+    // Never early (a little timer slack); late by polling and a loaded machine, within reason.
+    gaps.forEach((gap, index) => {
+      const delay = scheduled[index] as number
+      t.ok(gap >= delay - 25 && gap < delay + 5_000, `gap ${index + 1} is ${gap} ms for a ${delay} ms delay`)
+    })
+    t.ok((gaps[2] as number) > (gaps[0] as number) + 500, `the delays grow: ${gaps.join(', ')} ms`)
+  })
+
+  t.test(`${store.name}: close() with events waiting behind concurrency: each accepted event runs once or is dead-lettered (memory) or left for the next receiver (durable)`, async (t) => {
+    const place = await store.place(t)
+    const webhooks = receiver(place.inbox(), { concurrency: 1, closeGraceMs: 400 })
+    const ids = ['evt_q1', 'evt_q2', 'evt_q3', 'evt_q4', 'evt_q5', 'evt_q6']
+    const started: string[] = []
+    const completed: string[] = []
+    const dead: DeadLetter[] = []
+    webhooks.onDeadLetter((entry) => { dead.push(entry) })
+    webhooks.on('action.completed', async (evt, { signal }) => {
+      started.push(evt.id)
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, 200)
+        signal.addEventListener('abort', () => { clearTimeout(timer); resolve() })
+      })
+      if (signal.aborted) throw new Error('cut off by close()')
+      completed.push(evt.id)
+    }, { name: 'record' })
+    for (const id of ids) t.equal((await webhooks.receive(delivery(event(id)))).code, 'ACCEPTED', id)
+    await until(() => started.length === 1, 'the first handler to start')
+    await webhooks.close()
+    t.ok(started.length < ids.length, `some events were still waiting when the grace period ended (${started.length} of ${ids.length} started)`)
+    t.ok(completed.length >= 1, 'the running one finished within the grace period')
+    t.equal(new Set(completed).size, completed.length, 'none ran twice')
+    if (!store.durable) {
+      const deadIds = dead.map((entry) => entry.event.id)
+      t.same([...completed, ...deadIds].sort(), ids, 'every accepted event either ran or was dead-lettered, and not both')
+      t.ok(dead.every((entry) => entry.reason === 'shutdown'), 'as shutdown')
+      t.ok(dead.some((entry) => entry.attempts === 0), 'events that never started are dead-lettered too, with attempts 0')
+      return
+    }
+    t.same(dead, [], 'a durable inbox keeps what it did not run')
+    const next = receiver(place.inbox())
+    t.teardown(() => next.close())
+    const resumed: string[] = []
+    next.on('action.completed', (evt) => { resumed.push(evt.id) }, { name: 'record' })
+    await until(async () => {
+      const states = await Promise.all(ids.map(async (id) => (await next.inbox.outcome?.(id))?.state))
+      return states.every((state) => state === 'done')
+    }, 'every event to be done', 30_000)
+    t.same([...completed, ...resumed].sort(), ids, 'every accepted event ran to completion once: before close(), or in the next receiver')
   })
 
   if (store.durable) {
