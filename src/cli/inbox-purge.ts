@@ -24,10 +24,10 @@ export function purgeBefore (flags: Flags, now = Date.now()): Date {
   if (raw === undefined) throw new UsageError(`inbox purge needs --before DATE (ISO 8601, ${EXAMPLES})`)
   const match = ISO_8601.exec(raw)
   if (match === null) {
-    throw new UsageError(`--before must be an ISO 8601 date, ${EXAMPLES}; a time needs Z or an offset; got ${JSON.stringify(printable(raw))}`)
+    throw new UsageError(`--before must be an ISO 8601 date, ${EXAMPLES}; a time needs Z or an offset; got "${printable(raw)}"`)
   }
   const before = new Date(raw.toUpperCase())
-  if (!validParts(match) || Number.isNaN(before.getTime())) throw new UsageError(`--before is not a calendar date and time, got ${JSON.stringify(printable(raw))}`)
+  if (!validParts(match) || Number.isNaN(before.getTime())) throw new UsageError(`--before is not a calendar date and time, got "${printable(raw)}"`)
   if (before.getTime() > now) {
     throw new UsageError(`--before must not be in the future, got ${before.toISOString()}: events finish in the past, so a date from now on would purge every finished event`)
   }

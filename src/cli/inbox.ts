@@ -1,3 +1,4 @@
+import { schemaName } from '../postgres/options.js'
 import { EXIT_FAILED, EXIT_OK, UsageError, numberFlag, stringFlag, type Command, type Flags, type Io } from './args.js'
 import { deadTable, describeOutcome, moreDeadLetters } from './inbox-format.js'
 import { checkPurgeConsent, purgeBefore, runPurge } from './inbox-purge.js'
@@ -47,6 +48,17 @@ function needId (positionals: readonly string[], subcommand: string): string {
   return id
 }
 
+/** `--schema`, checked as the Postgres inbox checks it, but as a usage error (exit 2) before anything connects. */
+function checkSchema (flags: Flags): void {
+  const schema = stringFlag(flags, 'schema')
+  if (schema === undefined) return
+  try {
+    schemaName(schema)
+  } catch {
+    throw new UsageError(`--schema must be a lower-case SQL name of at most 50 characters (letters, digits, _), such as sir_webhooks; got "${printable(schema)}"`)
+  }
+}
+
 function parseRequest (flags: Flags, positionals: readonly string[], io: Io): Request {
   const subcommand = positionals[0]
   if (subcommand === undefined) throw new UsageError('which subcommand? stats, dead, show ID, redrive ID|--all or purge --before DATE')
@@ -56,6 +68,7 @@ function parseRequest (flags: Flags, positionals: readonly string[], io: Io): Re
   for (const flag of ['before', 'dry-run', 'yes']) only(flag, 'purge')
   only('limit', 'dead')
   only('all', 'redrive')
+  checkSchema(flags)
   switch (subcommand) {
     case 'stats':
     case 'dead':
@@ -74,7 +87,7 @@ function parseRequest (flags: Flags, positionals: readonly string[], io: Io): Re
       if (positionals.length > 1) throw new UsageError('inbox redrive takes an event id or --all, not both')
       return { subcommand }
     default:
-      throw new UsageError(`unknown subcommand ${JSON.stringify(printable(subcommand))}: use stats, dead, show, redrive or purge`)
+      throw new UsageError(`unknown subcommand "${printable(subcommand)}": use stats, dead, show, redrive or purge`)
   }
 }
 

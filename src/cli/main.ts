@@ -61,7 +61,7 @@ export async function main (argv: readonly string[], io: Io): Promise<number> {
     return await command.run(flags, io, positionals)
   } catch (error) {
     if (error instanceof UsageError) {
-      io.stderr.write(`sir-webhooks ${command.name}: ${error.message}\nRun "sir-webhooks ${command.name} --help" for usage.\n`)
+      io.stderr.write(`sir-webhooks ${command.name}: ${printable(error.message)}\nRun "sir-webhooks ${command.name} --help" for usage.\n`)
       return EXIT_USAGE
     }
     io.stderr.write(`sir-webhooks ${command.name}: ${printable(error instanceof Error ? error.message : String(error))}\n`)

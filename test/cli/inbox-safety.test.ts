@@ -202,7 +202,9 @@ t.test('flags given to the wrong subcommand are refused before the store is open
     [['inbox', 'stats', '--yes'], '--yes is for inbox purge only'],
     [['inbox', 'dead', '--before', '2026-01-01'], '--before is for inbox purge only'],
     [['inbox', 'stats', '--limit', '2'], '--limit is for inbox dead only'],
-    [['inbox', 'show', 'evt_1', '--all'], '--all is for inbox redrive only']
+    [['inbox', 'show', 'evt_1', '--all'], '--all is for inbox redrive only'],
+    [['inbox', 'stats', '--schema', 'Bad-Name'], '--schema must be a lower-case SQL name'],
+    [['inbox', 'stats', '--schema', 'x\u001b[2J'], '--schema must be a lower-case SQL name of at most 50 characters (letters, digits, _), such as sir_webhooks; got "x\\x1b[2J"']
   ] as const) {
     const result = await runCli([...args, '--store', 'sqlite:/nonexistent.db'])
     t.equal(result.code, 2, args.join(' '))
