@@ -1,10 +1,19 @@
 import type { EventOutcome } from '../core/outcome.js'
+import type { Flags, Io } from './args.js'
 import { printable, printableLines } from './printable.js'
 import { oneLine, table } from './table.js'
 
 // The human-readable views of `inbox dead` and `inbox show`. Every value read
 // from the store goes through printable(): ids, types and errors are whatever a
 // sender or a handler put there.
+
+/** Writes a result: as JSON with --json, else as the text `human` makes. */
+export type Show = (value: unknown, human: () => string) => void
+
+export function presenter (flags: Flags, io: Io): Show {
+  if (flags.json === true) return (value) => { io.stdout.write(JSON.stringify(value, null, 2) + '\n') }
+  return (_value, human) => { io.stdout.write(human()) }
+}
 
 export function deadTable (dead: readonly EventOutcome[]): string {
   const rows = dead.map((outcome) => [

@@ -2,6 +2,7 @@ import { createInterface } from 'node:readline'
 import type { PurgeResult } from '../core/inbox.js'
 import { EXIT_FAILED, EXIT_OK, UsageError, stringFlag, type Flags, type Io } from './args.js'
 import type { OperatorInbox } from './inbox-stores.js'
+import type { Show } from './inbox-format.js'
 import { printable } from './printable.js'
 
 // A date, or a date and time with Z or an offset. Not `new Date(raw)`: that reads
@@ -53,8 +54,6 @@ async function confirm (io: Io, question: string): Promise<boolean> {
     lines.close()
   }
 }
-
-type Show = (value: unknown, human: () => string) => void
 
 function count (purged: PurgeResult): string {
   return `${purged.done} done and ${purged.dead} dead event(s)`

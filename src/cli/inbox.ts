@@ -1,20 +1,12 @@
 import { schemaName } from '../postgres/options.js'
 import { EXIT_FAILED, EXIT_OK, UsageError, numberFlag, stringFlag, type Command, type Flags, type Io } from './args.js'
-import { deadTable, describeOutcome, moreDeadLetters } from './inbox-format.js'
+import { deadTable, describeOutcome, moreDeadLetters, presenter } from './inbox-format.js'
 import { checkPurgeConsent, purgeBefore, runPurge } from './inbox-purge.js'
 import { openStore, type OperatorInbox } from './inbox-stores.js'
 import { inboxHelp, inboxUsage } from './inbox-usage.js'
 import { printable } from './printable.js'
 import { storeFailure } from './store-failure.js'
 import { table } from './table.js'
-
-/** Writes a result: as JSON with --json, else as the text `human` makes. */
-type Show = (value: unknown, human: () => string) => void
-
-function presenter (flags: Flags, io: Io): Show {
-  if (flags.json === true) return (value) => { io.stdout.write(JSON.stringify(value, null, 2) + '\n') }
-  return (_value, human) => { io.stdout.write(human()) }
-}
 
 /** What to do, checked before the store is opened: a usage error should not wait on a connection. */
 interface Request {
