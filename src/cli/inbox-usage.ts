@@ -36,7 +36,8 @@ ${storeFlags}
 
 Run "sir-webhooks inbox <subcommand> --help" for one subcommand.
 
-${exitCodes}`
+Exit codes: 0 done; 1 the store failed, no such (dead) event, or a purge not
+confirmed; 2 bad command line, or a purge with no terminal and no --yes.`
 
 const subcommandUsage: Record<string, string> = {
   stats: `Usage: sir-webhooks inbox stats --store STORE [--json]
