@@ -205,7 +205,7 @@ export class BullmqInbox implements Inbox {
     const { queue } = await this.#ready
     // BullMQ's clean() counts back from its own Date.now(): so do the cut-offs.
     const now = Date.now()
-    return await cleanJobs(queue, now, purgeCutoffs(now, options, this.#options, this.#runtime?.options))
+    return await cleanJobs(queue, now, purgeCutoffs(now, options, this.#options, this.#runtime?.options), options.dryRun === true)
   }
 
   /**

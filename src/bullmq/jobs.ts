@@ -73,6 +73,22 @@ export async function markSeen (client: RedisClient, key: string, receivedAt: nu
   return await client.runCommand(MARK_SEEN, [key, String(receivedAt), String(seconds)])
 }
 
+const COUNT_FINISHED = 'sirWebhooksCountFinished'
+const countDefined = new WeakSet<RedisClient>()
+
+/**
+ * How many jobs of a completed or failed set finished at or before `cutoff`: the
+ * sets are scored by finishedOn, the time clean() compares. A read-only script,
+ * since BullMQ's client interface has no ZCOUNT.
+ */
+async function countFinishedBefore (client: RedisClient, key: string, cutoff: number): Promise<number> {
+  if (!countDefined.has(client)) {
+    client.defineCommand(COUNT_FINISHED, { numberOfKeys: 1, readOnly: true, lua: "return redis.call('ZCOUNT', KEYS[1], '-inf', ARGV[1])" })
+    countDefined.add(client)
+  }
+  return Number(await client.runCommand(COUNT_FINISHED, [key, String(cutoff)]))
+}
+
 export function toOutcome (job: Job<JobData>, state: string): EventOutcome {
   const outcome: EventOutcome = {
     id: job.data.event.id,
@@ -99,7 +115,12 @@ export async function countJobs (queue: Queue<JobData>): Promise<Record<OutcomeS
  * Removes done jobs that finished before `cutoffs.done` and dead ones before
  * `cutoffs.dead` (all kept when undefined), counted back from `now` as BullMQ's clean() counts.
  */
-export async function cleanJobs (queue: Queue<JobData>, now: number, cutoffs: { done: number, dead: number | undefined }): Promise<{ done: number, dead: number }> {
+export async function cleanJobs (queue: Queue<JobData>, now: number, cutoffs: { done: number, dead: number | undefined }, dryRun = false): Promise<{ done: number, dead: number }> {
+  if (dryRun) {
+    const client = await queue.client
+    const count = async (key: string | undefined, cutoff: number): Promise<number> => key === undefined ? 0 : await countFinishedBefore(client, key, cutoff)
+    return { done: await count(queue.keys.completed, cutoffs.done), dead: cutoffs.dead === undefined ? 0 : await count(queue.keys.failed, cutoffs.dead) }
+  }
   const done = await queue.clean(Math.max(0, now - cutoffs.done), 0, 'completed')
   const dead = cutoffs.dead === undefined ? [] : await queue.clean(Math.max(0, now - cutoffs.dead), 0, 'failed')
   return { done: done.length, dead: dead.length }

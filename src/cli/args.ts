@@ -27,6 +27,8 @@ export interface Command {
   name: string
   summary: string
   usage: string
+  /** The help for `--help` given with these words (`inbox dead --help`); `usage` when absent. */
+  help?: (positionals: readonly string[]) => string
   options: NonNullable<ParseArgsConfig['options']>
   /** Takes words besides flags (`inbox show ID`); the others refuse them. */
   positionals?: boolean

@@ -28,17 +28,23 @@ export async function openStore (flags: Flags, io: Io): Promise<OperatorInbox> {
   const url = URL.canParse(spec) ? new URL(spec) : undefined
   const open = url === undefined ? undefined : openers[url.protocol]
   if (url === undefined || open === undefined) {
-    // The spec may hold a password: name the scheme only.
-    throw new UsageError(`--store must be ${STORE_FORMS}, got a value starting ${JSON.stringify(spec.split(':')[0] + ':')}`)
+    // Not even its scheme is repeated: a password pasted in the wrong place reads as one.
+    throw new UsageError(`--store must be ${STORE_FORMS}; the value given is none of these (it is not shown, since a store value may hold a password)`)
   }
   return await open(url, flags)
 }
 
 async function openSqlite (url: URL): Promise<OperatorInbox> {
   // sqlite:PATH: the path is everything after the scheme, relative or absolute.
-  const path = decodeURIComponent(url.href.slice('sqlite:'.length).replace(/^\/\/(?=\/)/, ''))
+  let path: string
+  try {
+    path = decodeURIComponent(url.href.slice('sqlite:'.length).replace(/^\/\/(?=\/)/, ''))
+  } catch {
+    throw new UsageError('--store: the sqlite:PATH given has a % that does not start an escape such as %20; write a literal % as %25')
+  }
   // The inbox would create an empty file at a mistyped path and report nothing.
-  if (path.length === 0 || !existsSync(path)) throw new UsageError(`--store: no SQLite file at ${JSON.stringify(path)}`)
+  // The path is not repeated: a store value may hold a password, and the operator has it at hand.
+  if (path.length === 0 || !existsSync(path)) throw new UsageError('--store: no SQLite file at the sqlite:PATH given (this command opens the file an inbox made, and never creates one): check the path, relative to this directory or absolute')
   const { sqliteInbox } = await import('../sqlite/inbox.js')
   return sqliteInbox({ path })
 }

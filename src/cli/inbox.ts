@@ -1,38 +1,12 @@
-import type { EventOutcome } from '../core/outcome.js'
+import { schemaName } from '../postgres/options.js'
 import { EXIT_FAILED, EXIT_OK, UsageError, numberFlag, stringFlag, type Command, type Flags, type Io } from './args.js'
-import { openStore, STORE_FORMS, type OperatorInbox } from './inbox-stores.js'
-import { oneLine, table } from './table.js'
-
-const usage = `Usage: sir-webhooks inbox <subcommand> --store STORE [--json]
-
-Looks into a durable inbox, and re-drives or purges its events, from any machine
-that reaches the store. Receivers may keep running meanwhile.
-
-  inbox stats                  events by state: pending, done, dead
-  inbox dead [--limit N]       dead letters, oldest first: id, type, attempts, last error, when
-  inbox show ID                one event's record and the event itself
-  inbox redrive ID             queue a dead event again, its attempts reset
-  inbox redrive --all          every dead event
-  inbox purge --before DATE    delete done and dead events that finished before DATE (ISO 8601);
-                               pending events are never purged
-
-  --store STORE   ${STORE_FORMS}
-                  (or set SIR_WEBHOOKS_STORE, which keeps a password out of shell history)
-  --queue NAME    the BullMQ queue (default sir-webhooks)
-  --prefix P      BullMQ's key prefix (default bull)
-  --schema NAME   the Postgres inbox's schema (default sir_webhooks)
-  --limit N       at most N dead letters (default 100)
-  --json          one JSON document on stdout, for scripts
-
-Exit codes: 0 done; 1 the store failed, or no such (dead) event; 2 bad command line.`
-
-/** Writes a result: as JSON with --json, else as the text `human` makes. */
-type Show = (value: unknown, human: () => string) => void
-
-function presenter (flags: Flags, io: Io): Show {
-  if (flags.json === true) return (value) => { io.stdout.write(JSON.stringify(value, null, 2) + '\n') }
-  return (_value, human) => { io.stdout.write(human()) }
-}
+import { deadTable, describeOutcome, moreDeadLetters, presenter } from './inbox-format.js'
+import { checkPurgeConsent, purgeBefore, runPurge } from './inbox-purge.js'
+import { openStore, type OperatorInbox } from './inbox-stores.js'
+import { inboxHelp, inboxUsage } from './inbox-usage.js'
+import { printable } from './printable.js'
+import { storeFailure } from './store-failure.js'
+import { table } from './table.js'
 
 /** What to do, checked before the store is opened: a usage error should not wait on a connection. */
 interface Request {
@@ -40,26 +14,6 @@ interface Request {
   id?: string
   limit?: number
   before?: Date
-}
-
-function deadRows (dead: readonly EventOutcome[]): string[][] {
-  return dead.map((outcome) => [outcome.id, outcome.type, String(outcome.attempts), oneLine(outcome.lastError ?? '', 60), outcome.finishedAt?.toISOString() ?? ''])
-}
-
-function describeOutcome (outcome: EventOutcome): string {
-  const rows: Array<[string, string]> = [
-    ['id', outcome.id],
-    ['type', outcome.type],
-    ['state', outcome.state],
-    ['received', outcome.receivedAt.toISOString()],
-    ['attempts', String(outcome.attempts)]
-  ]
-  if (outcome.lastError !== undefined) rows.push(['last error', oneLine(outcome.lastError, 1000)])
-  if (outcome.finishedAt !== undefined) rows.push(['finished', outcome.finishedAt.toISOString()])
-  const width = Math.max(...rows.map(([label]) => label.length))
-  const lines = rows.map(([label, value]) => `${label.padEnd(width)}  ${value}`)
-  if (outcome.event !== undefined) lines.push('event:', JSON.stringify(outcome.event, null, 2))
-  return lines.join('\n') + '\n'
 }
 
 /** Re-drives every dead event, page by page, until a page brings nothing new. */
@@ -79,14 +33,6 @@ async function redriveAll (inbox: OperatorInbox): Promise<{ redriven: string[], 
   }
 }
 
-function purgeBefore (flags: Flags): Date {
-  const raw = stringFlag(flags, 'before')
-  if (raw === undefined) throw new UsageError('inbox purge needs --before DATE (ISO 8601, such as 2026-01-31 or 2026-01-31T12:00:00Z)')
-  const before = new Date(raw)
-  if (Number.isNaN(before.getTime())) throw new UsageError(`--before must be an ISO 8601 date, got ${JSON.stringify(raw)}`)
-  return before
-}
-
 function needId (positionals: readonly string[], subcommand: string): string {
   const id = positionals[1]
   if (id === undefined || id.length === 0) throw new UsageError(`inbox ${subcommand} needs an event id: sir-webhooks inbox ${subcommand} ID`)
@@ -94,15 +40,37 @@ function needId (positionals: readonly string[], subcommand: string): string {
   return id
 }
 
-function parseRequest (flags: Flags, positionals: readonly string[]): Request {
+/** `--schema`, checked as the Postgres inbox checks it, but as a usage error (exit 2) before anything connects. */
+function checkSchema (flags: Flags): void {
+  const schema = stringFlag(flags, 'schema')
+  if (schema === undefined) return
+  try {
+    schemaName(schema)
+  } catch {
+    throw new UsageError(`--schema must be a lower-case SQL name of at most 50 characters (letters, digits, _), such as sir_webhooks; got "${printable(schema)}"`)
+  }
+}
+
+function parseRequest (flags: Flags, positionals: readonly string[], io: Io): Request {
   const subcommand = positionals[0]
   if (subcommand === undefined) throw new UsageError('which subcommand? stats, dead, show ID, redrive ID|--all or purge --before DATE')
+  const only = (flag: string, where: string): void => {
+    if (flags[flag] !== undefined && subcommand !== where) throw new UsageError(`--${flag} is for inbox ${where} only`)
+  }
+  for (const flag of ['before', 'dry-run', 'yes']) only(flag, 'purge')
+  only('limit', 'dead')
+  only('all', 'redrive')
+  checkSchema(flags)
   switch (subcommand) {
     case 'stats':
     case 'dead':
     case 'purge':
       if (positionals.length > 1) throw new UsageError(`inbox ${subcommand} takes no event id`)
-      if (subcommand === 'purge') return { subcommand, before: purgeBefore(flags) }
+      if (subcommand === 'purge') {
+        const before = purgeBefore(flags)
+        checkPurgeConsent(flags, io)
+        return { subcommand, before }
+      }
       return { subcommand, limit: numberFlag(flags, 'limit', { min: 1, integer: true }) ?? 100 }
     case 'show':
       return { subcommand, id: needId(positionals, subcommand) }
@@ -111,11 +79,12 @@ function parseRequest (flags: Flags, positionals: readonly string[]): Request {
       if (positionals.length > 1) throw new UsageError('inbox redrive takes an event id or --all, not both')
       return { subcommand }
     default:
-      throw new UsageError(`unknown subcommand ${JSON.stringify(subcommand)}: use stats, dead, show, redrive or purge`)
+      throw new UsageError(`unknown subcommand "${printable(subcommand)}": use stats, dead, show, redrive or purge`)
   }
 }
 
-async function run (request: Request, inbox: OperatorInbox, show: Show, io: Io): Promise<number> {
+async function run (request: Request, inbox: OperatorInbox, flags: Flags, io: Io): Promise<number> {
+  const show = presenter(flags, io)
   switch (request.subcommand) {
     case 'stats': {
       const counts = await inbox.counts()
@@ -123,17 +92,19 @@ async function run (request: Request, inbox: OperatorInbox, show: Show, io: Io):
       return EXIT_OK
     }
     case 'dead': {
-      const dead = await inbox.deadLetters({ limit: request.limit ?? 100 })
-      show(dead.map(({ event: _event, ...record }) => record), () => dead.length === 0
-        ? 'no dead letters\n'
-        : table(['ID', 'TYPE', 'ATTEMPTS', 'LAST ERROR', 'DEAD SINCE'], deadRows(dead)))
+      const limit = request.limit ?? 100
+      // One more than asked for: whether there are more, without a count on every call.
+      const page = await inbox.deadLetters({ limit: limit + 1 })
+      const dead = page.slice(0, limit)
+      const more = page.length > limit ? moreDeadLetters(limit, (await inbox.counts()).dead) : ''
+      show(dead.map(({ event: _event, body: _body, ...record }) => record), () => dead.length === 0 ? 'no dead letters\n' : deadTable(dead) + more)
       return EXIT_OK
     }
     case 'show': {
       const id = request.id ?? ''
       const outcome = await inbox.outcome(id)
       if (outcome === undefined) {
-        io.stderr.write(`sir-webhooks inbox show: no event with id ${JSON.stringify(id)} in this store\n`)
+        io.stderr.write(`sir-webhooks inbox show: no event with id "${printable(id)}" in this store\n`)
         return EXIT_FAILED
       }
       show(outcome, () => describeOutcome(outcome))
@@ -147,23 +118,20 @@ async function run (request: Request, inbox: OperatorInbox, show: Show, io: Io):
       }
       const { id } = request
       const redriven = await inbox.redrive(id)
-      show({ id, redriven }, () => redriven ? `re-drove ${id}: queued again, attempts reset\n` : '')
-      if (!redriven) io.stderr.write(`sir-webhooks inbox redrive: no dead event with id ${JSON.stringify(id)}\n`)
+      show({ id, redriven }, () => redriven ? `re-drove ${printable(id)}: queued again, attempts reset\n` : '')
+      if (!redriven) io.stderr.write(`sir-webhooks inbox redrive: no dead event with id "${printable(id)}"\n`)
       return redriven ? EXIT_OK : EXIT_FAILED
     }
-    case 'purge': {
-      const before = request.before ?? new Date(0)
-      const purged = await inbox.purge({ before })
-      show({ before, ...purged }, () => `purged ${purged.done} done and ${purged.dead} dead event(s) that finished before ${before.toISOString()}\n`)
-      return EXIT_OK
-    }
+    case 'purge':
+      return await runPurge(inbox, request.before ?? new Date(0), flags, io, show)
   }
 }
 
 export const inboxCommand: Command = {
   name: 'inbox',
   summary: 'see and re-drive a durable inbox: stats, dead letters, show, redrive, purge',
-  usage,
+  usage: inboxUsage,
+  help: inboxHelp,
   positionals: true,
   options: {
     store: { type: 'string' },
@@ -172,16 +140,23 @@ export const inboxCommand: Command = {
     schema: { type: 'string' },
     limit: { type: 'string' },
     before: { type: 'string' },
+    'dry-run': { type: 'boolean' },
+    yes: { type: 'boolean', short: 'y' },
     all: { type: 'boolean' },
     json: { type: 'boolean' }
   },
   async run (flags, io, positionals) {
-    const request = parseRequest(flags, positionals)
-    const inbox = await openStore(flags, io)
+    const request = parseRequest(flags, positionals, io)
+    const spec = stringFlag(flags, 'store') ?? io.env.SIR_WEBHOOKS_STORE
     try {
-      return await run(request, inbox, presenter(flags, io), io)
-    } finally {
-      await inbox.close(0)
+      const inbox = await openStore(flags, io)
+      try {
+        return await run(request, inbox, flags, io)
+      } finally {
+        await inbox.close(0)
+      }
+    } catch (error) {
+      throw storeFailure(error, spec, flags)
     }
   }
 }

@@ -7,14 +7,16 @@ import type { AnyEvent } from '../core/events.js'
 import { diagnose } from '../testing/diagnose.js'
 import { onceAny } from '../adapter/node-response.js'
 import { EXIT_FAILED, EXIT_OK, UsageError, numberFlag, stringFlag, type Command, type Io } from './args.js'
+import { printable, printableLines } from './printable.js'
 
 // Refusals where the signature or its timestamp was at fault: worth a diagnosis.
 const SIGNATURE_REFUSALS = new Set(['MALFORMED_SIGNATURE', 'SIGNATURE_MISMATCH', 'TIMESTAMP_OUT_OF_RANGE'])
 
 function printEvent (io: Io, event: AnyEvent, attempt: number): void {
   const retry = attempt > 1 ? `  (handler attempt ${attempt})` : ''
-  const data = JSON.stringify(event.data, null, 2) ?? 'undefined'
-  io.stdout.write(`✓ ${event.type}  ${event.id}${event.createdAt === undefined ? '' : `  created ${String(event.createdAt)}`}${retry}\n`)
+  // Every field is the sender's: printable() keeps its control characters off the terminal.
+  const data = printableLines(JSON.stringify(event.data, null, 2) ?? 'undefined')
+  io.stdout.write(`✓ ${printable(event.type)}  ${printable(event.id)}${event.createdAt === undefined ? '' : `  created ${printable(String(event.createdAt))}`}${retry}\n`)
   io.stdout.write(data.split('\n').map((line) => '    ' + line).join('\n') + '\n')
 }
 
@@ -32,7 +34,7 @@ function readAnswer (payload: unknown): { code?: string, message?: string, dupli
 function describeBody (body: unknown): string {
   try {
     const event = JSON.parse(Buffer.isBuffer(body) ? body.toString('utf8') : '') as { id?: unknown, type?: unknown }
-    return `${String(event.type)}  ${String(event.id)}`
+    return printable(`${String(event.type)}  ${String(event.id)}`)
   } catch {
     return 'event'
   }
@@ -98,14 +100,14 @@ Exit codes: 0 stopped by a signal; 1 could not listen (port in use); 2 bad comma
       if (request.method !== 'POST') return payload
       const status = reply.statusCode
       if (request.routeOptions.url !== path) {
-        io.stdout.write(`✗ ${status} POST ${request.url}: no webhook route here; the route is ${path}\n`)
+        io.stdout.write(`✗ ${status} POST ${printable(request.url)}: no webhook route here; the route is ${path}\n`)
         return payload
       }
       const answer = readAnswer(payload)
       if (answer.duplicate === true) {
         io.stdout.write(`= ${status} duplicate ${describeBody(request.body)}: already seen; acknowledged, not handled again\n`)
       } else if (answer.code !== undefined) {
-        io.stdout.write(`✗ ${status} ${answer.code}: ${answer.message ?? ''}\n`)
+        io.stdout.write(printable(`✗ ${status} ${answer.code}: ${answer.message ?? ''}`) + '\n')
         if (SIGNATURE_REFUSALS.has(answer.code) && Buffer.isBuffer(request.body)) {
           const diagnosis = diagnose({
             secret,
@@ -114,7 +116,7 @@ Exit codes: 0 stopped by a signal; 1 could not listen (port in use); 2 bad comma
             timestamp: header(request.headers['x-sir-timestamp']),
             ...(toleranceSeconds === undefined ? {} : { toleranceSeconds })
           })
-          if (!diagnosis.ok) for (const reason of diagnosis.reasons) io.stdout.write(`    likely ${reason.code}: ${reason.message}\n`)
+          if (!diagnosis.ok) for (const reason of diagnosis.reasons) io.stdout.write(printable(`    likely ${reason.code}: ${reason.message}`) + '\n')
         }
       }
       return payload

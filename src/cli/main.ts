@@ -4,6 +4,7 @@ import { EXIT_FAILED, EXIT_OK, EXIT_USAGE, UsageError, parseFlags, type Command,
 import { inboxCommand } from './inbox.js'
 import { listenCommand } from './listen.js'
 import { migrateCommand } from './migrate.js'
+import { printable } from './printable.js'
 import { sendCommand } from './send.js'
 import { signCommand } from './sign.js'
 import { simulateCommand } from './simulate.js'
@@ -54,16 +55,16 @@ export async function main (argv: readonly string[], io: Io): Promise<number> {
   try {
     const { flags, positionals } = parseFlags(command, rest)
     if (flags.help === true) {
-      io.stdout.write(command.usage + '\n')
+      io.stdout.write((command.help?.(positionals) ?? command.usage) + '\n')
       return EXIT_OK
     }
     return await command.run(flags, io, positionals)
   } catch (error) {
     if (error instanceof UsageError) {
-      io.stderr.write(`sir-webhooks ${command.name}: ${error.message}\nRun "sir-webhooks ${command.name} --help" for usage.\n`)
+      io.stderr.write(`sir-webhooks ${command.name}: ${printable(error.message)}\nRun "sir-webhooks ${command.name} --help" for usage.\n`)
       return EXIT_USAGE
     }
-    io.stderr.write(`sir-webhooks ${command.name}: ${error instanceof Error ? error.message : String(error)}\n`)
+    io.stderr.write(`sir-webhooks ${command.name}: ${printable(error instanceof Error ? error.message : String(error))}\n`)
     return EXIT_FAILED
   }
 }

@@ -2,6 +2,7 @@ import { sendDelivery } from '../testing/send.js'
 import { EXIT_FAILED, EXIT_OK, numberFlag, secretFlag, urlFlag, type Command } from './args.js'
 import { eventFromFlags, eventOptions, eventTypesUsage, eventUsage } from './event-flags.js'
 import { explainFetchFailure } from './fetch-failure.js'
+import { printableLines } from './printable.js'
 
 export const sendCommand: Command = {
   name: 'send',
@@ -35,7 +36,8 @@ Exit codes: 0 the receiver answered 2xx; 1 it answered otherwise or not at all; 
     io.stdout.write(`POST ${url}  ${event.type} ${event.id}\n`)
     try {
       const answer = await sendDelivery(url, event, { secret, timestamp: Math.floor(Date.now() / 1000) + skew, timeoutMs })
-      io.stdout.write(`${answer.status} in ${answer.latencyMs.toFixed(1)} ms\n${answer.body}\n`)
+      // The receiver's answer, whoever it is: its control characters are shown, not obeyed.
+      io.stdout.write(`${answer.status} in ${answer.latencyMs.toFixed(1)} ms\n${printableLines(answer.body)}\n`)
       return answer.status >= 200 && answer.status < 300 ? EXIT_OK : EXIT_FAILED
     } catch (error) {
       io.stderr.write(`sir-webhooks send: delivery failed: ${explainFetchFailure(error, url, timeoutMs)}\n`)

@@ -1,4 +1,5 @@
 import { diagnose } from '../testing/diagnose.js'
+import { printable } from './printable.js'
 import { EXIT_FAILED, EXIT_OK, numberFlag, readBody, requiredFlag, secretFlag, type Command } from './args.js'
 
 export const verifyCommand: Command = {
@@ -48,8 +49,9 @@ Exit codes: 0 verifies; 1 does not verify; 2 bad command line.`,
     }
     const [likeliest, ...others] = diagnosis.reasons
     io.stdout.write('does not verify\n')
-    if (likeliest !== undefined) io.stdout.write(`  reason: ${likeliest.code}: ${likeliest.message}\n`)
-    for (const other of others) io.stdout.write(`  also:   ${other.code}: ${other.message}\n`)
+    // A reason may quote the header values given: printable() shows their control characters.
+    if (likeliest !== undefined) io.stdout.write(printable(`  reason: ${likeliest.code}: ${likeliest.message}`) + '\n')
+    for (const other of others) io.stdout.write(printable(`  also:   ${other.code}: ${other.message}`) + '\n')
     return EXIT_FAILED
   }
 }

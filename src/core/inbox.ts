@@ -117,7 +117,8 @@ export interface Inbox<Extra extends object = object> {
   redrive? (id: string): Promise<boolean>
   /**
    * Deletes finished events: with `before`, every done or dead one that finished
-   * before it; without, those past the inbox's retention.
+   * before it; without, those past the inbox's retention. With `dryRun`, deletes
+   * nothing and answers how many it would have deleted.
    */
   purge? (options?: PurgeOptions): Promise<PurgeResult>
 }
@@ -125,6 +126,8 @@ export interface Inbox<Extra extends object = object> {
 export interface PurgeOptions {
   /** Delete done and dead events that finished before this moment. */
   before?: Date
+  /** Count what would be deleted, and delete nothing (`sir-webhooks inbox purge --dry-run`). */
+  dryRun?: boolean
 }
 
 export interface PurgeResult {

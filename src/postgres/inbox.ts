@@ -214,7 +214,7 @@ export class PostgresInbox implements Inbox<PostgresHandlerExtra> {
     const pool = await this.#pool()
     const cutoffs = purgeCutoffs(this.#now(), options, this.#options, this.#runtime?.options)
     const purge = async (state: 'done' | 'dead', before: number): Promise<number> =>
-      (await pool.query<{ purged: number }>(this.#sql.purge, [state, before])).rows[0]?.purged ?? 0
+      (await pool.query<{ purged: number }>(options.dryRun === true ? this.#sql.countPurgeable : this.#sql.purge, [state, before])).rows[0]?.purged ?? 0
     const done = await purge('done', cutoffs.done)
     const dead = cutoffs.dead === undefined ? 0 : await purge('dead', cutoffs.dead)
     return { done, dead }

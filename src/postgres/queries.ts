@@ -59,6 +59,7 @@ export interface Queries {
   redrive: string
   /** $1 state, $2 before */
   purge: string
+  countPurgeable: string
   countByState: string
 }
 
@@ -149,6 +150,8 @@ export function queriesFor (schema: string, handlerSynchronousCommit: boolean): 
         DELETE FROM ${s}.attempts WHERE event_id IN (SELECT id FROM purged)
       )
       SELECT count(*)::integer AS purged FROM purged`,
+    // What `purge` would delete, for a dry run.
+    countPurgeable: `SELECT count(*)::integer AS purged FROM ${s}.events WHERE state = $1 AND finished_at < $2`,
     countByState: `SELECT state, count(*) AS count FROM ${s}.events GROUP BY state`
   }
 }

@@ -151,6 +151,10 @@ export class SqliteInbox implements Inbox {
     const sql = this.#open()
     const now = this.#now()
     const cutoffs = purgeCutoffs(now, options, this.#options, this.#runtime?.options)
+    if (options.dryRun === true) {
+      const count = (state: 'done' | 'dead', before: number): number => sql.countPurgeable.get({ state, before }) ?? 0
+      return { done: count('done', cutoffs.done), dead: cutoffs.dead === undefined ? 0 : count('dead', cutoffs.dead) }
+    }
     return await this.#adminWrite(() => ({
       done: sql.purge.run({ state: 'done', before: cutoffs.done }).changes,
       dead: cutoffs.dead === undefined ? 0 : sql.purge.run({ state: 'dead', before: cutoffs.dead }).changes

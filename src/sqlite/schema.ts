@@ -60,6 +60,7 @@ export interface Statements {
   deadLetters: Statement<[number], EventRow>
   redrive: Statement<[{ id: string, now: number }]>
   purge: Statement<[{ state: 'done' | 'dead', before: number }]>
+  countPurgeable: Statement<[{ state: 'done' | 'dead', before: number }], number>
   leaseOwners: Statement<[{ now: number }], string>
   releaseOwner: Statement<[{ owner: string }]>
 }
@@ -132,6 +133,7 @@ function prepare (db: BetterSqlite3.Database): Statements {
       SET state = 'pending', attempts = 0, next_attempt_at = @now, finished_at = NULL, lease_owner = NULL, lease_until = NULL
       WHERE id = @id AND state = 'dead'`),
     purge: db.prepare<[{ state: 'done' | 'dead', before: number }]>('DELETE FROM sir_webhook_events WHERE state = @state AND finished_at < @before'),
+    countPurgeable: db.prepare<[{ state: 'done' | 'dead', before: number }], number>('SELECT count(*) FROM sir_webhook_events WHERE state = @state AND finished_at < @before').pluck(),
     leaseOwners: db.prepare<[{ now: number }], string>(
       "SELECT DISTINCT lease_owner FROM sir_webhook_events WHERE state = 'pending' AND lease_owner IS NOT NULL AND lease_until > @now"
     ).pluck(),

@@ -77,9 +77,17 @@ async function operatorFlow (t: Test, store: string[], inbox: Inbox & { outcome:
   const table = await runCli(['inbox', 'stats', ...store])
   t.match(table.stdout, /^STATE\s+EVENTS\npending\s+0\ndone\s+1\ndead\s+0\n$/)
 
-  const kept = JSON.parse((await runCli(['inbox', 'purge', '--before', '2000-01-01', '--json', ...store])).stdout) as Record<string, unknown>
+  const kept = JSON.parse((await runCli(['inbox', 'purge', '--before', '2000-01-01', '--yes', '--json', ...store])).stdout) as Record<string, unknown>
   t.match(kept, { done: 0, dead: 0 }, 'nothing finished before 2000')
-  const purged = await runCli(['inbox', 'purge', '--before', new Date(Date.now() + 60_000).toISOString(), ...store])
+  const now = new Date().toISOString()
+  const unconfirmed = await runCli(['inbox', 'purge', '--before', now, ...store])
+  t.equal(unconfirmed.code, 2, 'no --yes and no terminal: a usage error')
+  t.match(unconfirmed.stderr, 'add --yes to confirm')
+  t.match(await inbox.outcome(id), { state: 'done' }, 'and nothing deleted')
+  const dry = JSON.parse((await runCli(['inbox', 'purge', '--before', now, '--dry-run', '--json', ...store])).stdout) as Record<string, unknown>
+  t.same(dry, { before: now, dryRun: true, done: 1, dead: 0 }, 'a dry run counts the done event')
+  t.match(await inbox.outcome(id), { state: 'done' }, 'and deletes nothing')
+  const purged = await runCli(['inbox', 'purge', '--before', now, '--yes', ...store])
   t.equal(purged.code, 0, purged.stderr)
   t.match(purged.stdout, /purged 1 done and 0 dead event/)
   t.equal(await inbox.outcome(id), undefined, 'gone from the store')
@@ -118,19 +126,25 @@ t.test('Postgres: lists, shows, re-drives and purges a dead letter', async (t) =
   }
   const schema = `cli_${randomUUID().replaceAll('-', '')}`
   await operatorFlow(t, ['--store', postgres.url, '--schema', schema], postgresInbox({ connectionString: postgres.url, schema, pollIntervalMs: 50 }))
+
+  const elsewhere = await runCli(['inbox', 'stats', '--store', postgres.url, '--schema', 'nope'])
+  t.equal(elsewhere.code, 1, elsewhere.stderr)
+  t.match(elsewhere.stderr, /^sir-webhooks inbox: no sir-webhooks inbox tables in the schema "nope" \(--schema\) of this database: give the schema the inbox was created with \(its `schema` option\) as --schema NAME/)
 })
 
 t.test('usage errors exit 2 and name the problem, without echoing a password', async (t) => {
   const cases: Array<[string[], RegExp]> = [
     [['inbox', 'stats'], /--store is required \(or set SIR_WEBHOOKS_STORE\)/],
     [['inbox', 'stats', '--store', 'mongodb://admin:hunter2@db/x'], /--store must be sqlite:PATH, redis:/],
-    [['inbox', 'stats', '--store', 'sqlite:/nonexistent/inbox.db'], /no SQLite file at "\/nonexistent\/inbox.db"/],
+    [['inbox', 'stats', '--store', 'sqlite:/nonexistent/inbox.db'], /no SQLite file at the sqlite:PATH given/],
     [['inbox', 'explode', '--store', 'sqlite:x'], /unknown subcommand "explode"/],
     [['inbox'], /which subcommand\?/],
     [['inbox', 'show', '--store', 'sqlite:x'], /inbox show needs an event id/],
     [['inbox', 'redrive', 'evt_1', '--all', '--store', 'sqlite:x'], /an event id or --all, not both/],
     [['inbox', 'purge', '--store', 'sqlite:x'], /inbox purge needs --before DATE/],
     [['inbox', 'purge', '--before', 'last tuesday', '--store', 'sqlite:x'], /--before must be an ISO 8601 date/],
+    [['inbox', 'purge', '--before', '0', '--yes', '--store', 'sqlite:x'], /--before must be an ISO 8601 date/],
+    [['inbox', 'purge', '--before', '2999-01-01', '--yes', '--store', 'sqlite:x'], /--before must not be in the future/],
     [['inbox', 'dead', '--limit', '0', '--store', 'sqlite:x'], /--limit must be at least 1/]
   ]
   for (const [args, message] of cases) {

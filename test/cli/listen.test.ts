@@ -70,3 +70,34 @@ t.test('listen honours --path, and exits 1 when the port is taken', async (t) =>
   t.equal(second.code, 1)
   t.match(second.stderr, /cannot listen on 127\.0\.0\.1:\d+ \(EADDRINUSE\)/)
 })
+
+t.test('listen prints a sender\'s control characters escaped, never raw', async (t) => {
+  const listener = await startListen(['--secret', secret])
+  t.teardown(() => listener.stop())
+  let raw = ''
+  listener.child.stdout?.setEncoding('utf8').on('data', (chunk: string) => { raw += chunk })
+  // A signed event (the sender holds the secret, or a test tool does) whose type
+  // clears the screen, whose id carries a C1 CSI and DEL, and whose data a BEL and an OSC.
+  const body = JSON.stringify({
+    id: 'evt_\u009b31m\u007f',
+    type: 'evil\u001b[2J\u001b[H\u001b[32mALL GOOD',
+    createdAt: '2026-11-30T06:21:25Z\u001b[1A',
+    data: { note: 'ring\u0007 \u001b]0;pwned\u0007 \u0085' }
+  })
+  const delivery = createDelivery(body, { secret })
+  const answer = await fetch(listener.url, { method: 'POST', headers: delivery.headers, body: delivery.body })
+  t.equal(answer.status, 200)
+  const line = await listener.waitFor((text) => text.startsWith('✓ '))
+  t.equal(line, '✓ evil\\x1b[2J\\x1b[H\\x1b[32mALL GOOD  evt_\\x9b31m\\x7f  created 2026-11-30T06:21:25Z\\x1b[1A')
+  await listener.waitFor((text) => text.includes('"note"'))
+  t.match(raw, '"note": "ring\\u0007 \\u001b]0;pwned\\u0007 \\x85"', 'JSON escapes C0 in data, printable() the C1')
+  // eslint-disable-next-line no-control-regex
+  t.notMatch(raw, /[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/, 'no control character reached the terminal')
+
+  const again = await fetch(listener.url, { method: 'POST', headers: delivery.headers, body: delivery.body })
+  t.equal(again.status, 200)
+  await listener.waitFor((text) => text.startsWith('= 200 duplicate '))
+  t.match(raw, '= 200 duplicate evil\\x1b[2J\\x1b[H\\x1b[32mALL GOOD  evt_\\x9b31m\\x7f: already seen')
+  // eslint-disable-next-line no-control-regex
+  t.notMatch(raw, /[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/)
+})

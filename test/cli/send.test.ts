@@ -81,3 +81,19 @@ t.test('send says when the host name does not resolve', async (t) => {
   t.equal(result.code, 1)
   t.match(result.stderr, new RegExp(`delivery failed: cannot connect to ${url.replaceAll('.', '\\.')}: DNS lookup of sir-webhooks-test\\.invalid failed \\((ENOTFOUND|EAI_AGAIN)\\)`))
 })
+
+t.test('send prints a receiver\'s answer with its control characters shown, not obeyed', async (t) => {
+  const { createServer: createHttpServer } = await import('node:http')
+  const server = createHttpServer((_request, response) => {
+    response.writeHead(200, { 'content-type': 'text/plain' })
+    response.end('{"ok":true}\u001b[2J\u001b[H\u009b32mALL GOOD\u0007\r\nsecond line')
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => { server.close() })
+  const { port } = server.address() as { port: number }
+  const result = await runCli(['send', '--url', `http://127.0.0.1:${port}/webhooks/sir`, '--secret', secret, '--type', 'campaign.paused'])
+  t.equal(result.code, 0)
+  t.match(result.stdout, '{"ok":true}\\x1b[2J\\x1b[H\\x9b32mALL GOOD\\x07\\x0d\nsecond line\n')
+  // eslint-disable-next-line no-control-regex
+  t.notMatch(result.stdout, /[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/)
+})

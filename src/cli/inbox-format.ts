@@ -1,0 +1,57 @@
+import type { EventOutcome } from '../core/outcome.js'
+import type { Flags, Io } from './args.js'
+import { printable, printableLines } from './printable.js'
+import { oneLine, table } from './table.js'
+
+// The human-readable views of `inbox dead` and `inbox show`. Every value read
+// from the store goes through printable(): ids, types and errors are whatever a
+// sender or a handler put there.
+
+/** Writes a result: as JSON with --json, else as the text `human` makes. */
+export type Show = (value: unknown, human: () => string) => void
+
+export function presenter (flags: Flags, io: Io): Show {
+  if (flags.json === true) return (value) => { io.stdout.write(JSON.stringify(value, null, 2) + '\n') }
+  return (_value, human) => { io.stdout.write(human()) }
+}
+
+export function deadTable (dead: readonly EventOutcome[]): string {
+  const rows = dead.map((outcome) => [
+    printable(outcome.id),
+    printable(outcome.type),
+    String(outcome.attempts),
+    printable(oneLine(outcome.lastError ?? '', 60)),
+    outcome.finishedAt?.toISOString() ?? ''
+  ])
+  return table(['ID', 'TYPE', 'ATTEMPTS', 'LAST ERROR', 'DEAD SINCE'], rows)
+}
+
+/** The line under a dead-letter table cut at --limit: how many there are in all, and how to see them. */
+export function moreDeadLetters (shown: number, total: number | undefined): string {
+  const all = total === undefined || total <= shown ? 'more' : String(total)
+  return `showing the oldest ${shown} of ${all} dead letters; raise --limit to see more\n`
+}
+
+/** Each line of a multi-line value, indented under its label so that it cannot pass for one. */
+function indented (text: string): string {
+  return text.split('\n').map((line) => '  ' + line).join('\n')
+}
+
+export function describeOutcome (outcome: EventOutcome): string {
+  const rows: Array<[string, string]> = [
+    ['id', printable(outcome.id)],
+    ['type', printable(outcome.type)],
+    ['state', printable(outcome.state)],
+    ['received', outcome.receivedAt.toISOString()],
+    ['attempts', String(outcome.attempts)]
+  ]
+  if (outcome.lastError !== undefined) rows.push(['last error', printable(oneLine(outcome.lastError, 1000))])
+  if (outcome.finishedAt !== undefined) rows.push(['finished', outcome.finishedAt.toISOString()])
+  const width = Math.max(...rows.map(([label]) => label.length))
+  const lines = rows.map(([label, value]) => `${label.padEnd(width)}  ${value}`)
+  // What was received, byte for byte where the store keeps the body; otherwise
+  // the stored event, whose key order is the store's (Postgres jsonb sorts keys).
+  if (outcome.body !== undefined) lines.push('body (as received):', indented(printableLines(outcome.body)))
+  else if (outcome.event !== undefined) lines.push('event (as stored):', indented(printableLines(JSON.stringify(outcome.event, null, 2))))
+  return lines.join('\n') + '\n'
+}
