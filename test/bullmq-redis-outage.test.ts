@@ -1,0 +1,147 @@
+// The BullMQ inbox against a Redis of its own that the test stops, kills and restarts:
+// what a delivery in flight at the restart is answered, and what health() says meanwhile.
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
+import { randomUUID } from 'node:crypto'
+import { createServer, connect, type Socket } from 'node:net'
+import { Redis } from 'ioredis'
+import t, { type Test } from 'tap'
+import { bullmqInbox, jobIdFor } from '../src/bullmq/inbox.js'
+import { freePort } from './helpers/free-port.js'
+import { delivery, event, receiver, sleep, until } from './inbox-contract/support.js'
+
+/** A redis-server with no persistence, as the audit ran it: a restart loses everything. */
+export interface OwnRedis {
+  port: number
+  start (): Promise<void>
+  /** SIGKILL, and wait until it is gone. */
+  kill (): Promise<void>
+}
+
+async function ownRedis (t: Test): Promise<OwnRedis> {
+  const port = await freePort()
+  let server: ChildProcess | undefined
+  const kill = async (): Promise<void> => {
+    const running = server
+    server = undefined
+    if (running === undefined || running.exitCode !== null || running.signalCode !== null) return
+    const exited = new Promise((resolve) => running.once('exit', resolve))
+    running.kill('SIGKILL')
+    await exited
+  }
+  const start = async (): Promise<void> => {
+    server = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' })
+    const started = server
+    process.once('exit', () => { started.kill('SIGKILL') })
+    const probe = new Redis({ port, host: '127.0.0.1', lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null })
+    probe.on('error', () => {})
+    try {
+      await until(async () => {
+        try {
+          if (probe.status !== 'ready') await probe.connect()
+          return await probe.ping() === 'PONG'
+        } catch {
+          probe.disconnect()
+          return false
+        }
+      }, 'the redis-server to answer PING')
+    } finally {
+      probe.disconnect()
+    }
+  }
+  t.teardown(kill)
+  await start()
+  return { port, start, kill }
+}
+
+const hasRedis = spawnSync('redis-server', ['--version']).status === 0
+if (!hasRedis && (process.env.CI === 'true' || process.env.CI === '1')) throw new Error('these tests need redis-server installed')
+
+t.test('a seen-mark in flight when Redis restarts (persistence off) marks nothing: the retry is accepted and runs', { skip: hasRedis ? false : 'redis-server is not installed' }, async (t) => {
+  const redis = await ownRedis(t)
+  // A proxy in front of Redis that, once armed, swallows the command that marks
+  // the event seen, then has Redis killed and restarted: the mark was in flight
+  // when Redis died, and ioredis re-sends it to the new, empty Redis.
+  const id = 'evt_in_flight'
+  const seenKey = `sir-seen:${jobIdFor(id)}`
+  let armed = false
+  let swallowed = false
+  const sockets = new Set<Socket>()
+  const proxy = createServer((client) => {
+    const upstream = connect(redis.port, '127.0.0.1')
+    sockets.add(client).add(upstream)
+    client.on('data', (chunk) => {
+      // The mark is the one script that names the key and is not the GET before it.
+      if (armed && chunk.includes(seenKey) && !/\r\nget\r\n/i.test(chunk.toString('latin1'))) {
+        armed = false
+        swallowed = true
+        void redis.kill().then(async () => { await redis.start() })
+        return
+      }
+      upstream.write(chunk)
+    })
+    upstream.on('data', (chunk) => { client.write(chunk) })
+    client.on('error', () => { upstream.destroy() })
+    upstream.on('error', () => { client.destroy() })
+    client.on('close', () => { upstream.destroy() })
+    upstream.on('close', () => { client.destroy() })
+  })
+  await new Promise<void>((resolve) => { proxy.listen(0, '127.0.0.1', resolve) })
+  t.teardown(() => {
+    for (const socket of sockets) socket.destroy()
+    proxy.close()
+  })
+  const address = proxy.address()
+  const port = typeof address === 'object' && address !== null ? address.port : 0
+  const webhooks = receiver(bullmqInbox({ connection: { host: '127.0.0.1', port }, queueName: `restart-${randomUUID()}`, acceptTimeoutMs: 1_500 }))
+  t.teardown(() => webhooks.close())
+  const handled: string[] = []
+  webhooks.on('action.completed', (e) => { handled.push(e.id) }, { name: 'record' })
+  t.equal((await webhooks.receive(delivery(event('evt_warm')))).code, 'ACCEPTED')
+  await until(() => handled.includes('evt_warm'), 'the warm-up event')
+
+  armed = true
+  const first = await webhooks.receive(delivery(event(id)))
+  t.ok(swallowed, 'the seen-mark was the command in flight when Redis died')
+  t.equal(first.status, 503, 'the sender is told to retry')
+  // Redis is back, empty; ioredis reconnects and re-sends the mark it had in flight.
+  await until(() => webhooks.health().status === 'ok', 'the inbox to reach the restarted Redis', 30_000)
+  await sleep(1_000)
+
+  // The platform retries what got 503, until it is answered 2xx.
+  const answers: string[] = []
+  await until(async () => {
+    const answer = await webhooks.receive(delivery(event(id)))
+    answers.push(answer.code)
+    return answer.status < 300
+  }, 'the retry to be answered 2xx', 30_000)
+  t.same(answers.filter((code) => code !== 'INBOX_UNAVAILABLE'), ['ACCEPTED'], 'the retry is accepted: the id was not marked seen without its job')
+  await until(() => handled.includes(id), 'the event to run')
+  const after = `evt_after_${randomUUID()}`
+  t.equal((await webhooks.receive(delivery(event(after)))).code, 'ACCEPTED')
+  await until(() => handled.includes(after), 'an event accepted after the restart to run')
+  await sleep(300)
+  t.same(handled.filter((handledId) => handledId === id), [id], 'handled once')
+})
+
+t.test('health() is degraded while Redis is down and deliveries get 503, and ok again once it is back', { skip: hasRedis ? false : 'redis-server is not installed' }, async (t) => {
+  const redis = await ownRedis(t)
+  const webhooks = receiver(bullmqInbox({ connection: { host: '127.0.0.1', port: redis.port }, queueName: `health-${randomUUID()}`, acceptTimeoutMs: 500 }))
+  t.teardown(() => webhooks.close())
+  const handled: string[] = []
+  webhooks.on('action.completed', (e) => { handled.push(e.id) }, { name: 'record' })
+  t.equal((await webhooks.receive(delivery(event('evt_before')))).code, 'ACCEPTED')
+  await until(() => webhooks.health().status === 'ok', 'the inbox to report ok')
+  t.same(webhooks.health(), { status: 'ok', reasons: [] })
+
+  await redis.kill()
+  await until(() => webhooks.health().status === 'degraded', 'health to notice Redis is gone')
+  t.match(webhooks.health(), { status: 'degraded', reasons: [/cannot reach Redis .*deliveries are answered 503 until it is back/] })
+  const during = await webhooks.receive(delivery(event('evt_during')))
+  t.equal(during.status, 503, 'while health says degraded, deliveries get 503')
+
+  await redis.start()
+  await until(() => webhooks.health().status === 'ok', 'health to be ok again', 30_000)
+  t.same(webhooks.health(), { status: 'ok', reasons: [] })
+  t.equal((await webhooks.receive(delivery(event('evt_during')))).code, 'ACCEPTED', 'the retry once Redis is back is accepted')
+  await until(() => handled.includes('evt_during'), 'the event to run once Redis is back')
+})
