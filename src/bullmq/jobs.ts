@@ -48,11 +48,16 @@ export async function loadBullmq (): Promise<BullMQ> {
   }
 }
 
+const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/
+
 /**
  * BullMQ job ids may not contain ":" nor be integers; event ids are whatever the
- * sender chose. Short ids stay readable in Redis; long ones are hashed.
+ * sender chose. Short ids stay readable in Redis; long ones are hashed, and so
+ * are ids with a lone surrogate, which UTF-8 cannot hold.
  */
 export function jobIdFor (eventId: string): string {
+  // UTF-8 turns every lone surrogate into U+FFFD: such ids would share a job.
+  if (LONE_SURROGATE.test(eventId)) return `u${createHash('sha256').update(Buffer.from(eventId, 'utf16le')).digest('hex')}`
   const encoded = Buffer.from(eventId, 'utf8').toString('base64url')
   return encoded.length <= 200 ? `e${encoded}` : `h${createHash('sha256').update(eventId).digest('hex')}`
 }

@@ -54,7 +54,8 @@ export async function checkDatabase (client: RedisClient, connection: Connection
   } catch (error) {
     const message = error instanceof Error ? error.message : String(error)
     if (!/DB index|out of range|invalid/i.test(message)) throw error
-    throw new WebhookOptionsError(`Redis has no database ${db} ("${message.replace(/^.*?(ERR )/s, '$1').split('\n')[0] ?? ''}"): "connection.db" (the number after the host in redis://host:port/DB) must be one the server has; it was not changed to 0`)
+    const answer = (message.split('\n')[0] ?? '').replace(/\s+script:.*$/, '')
+    throw new WebhookOptionsError(`Redis has no database ${db} (it answered "${answer}"): "connection.db", the number after the host in redis://host:port/DB, must be a database the server has; the inbox does not fall back to database 0`)
   }
 }
 
