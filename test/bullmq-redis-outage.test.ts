@@ -7,6 +7,7 @@ import { Redis } from 'ioredis'
 import t, { type Test } from 'tap'
 import { bullmqInbox, jobIdFor } from '../src/bullmq/inbox.js'
 import { freePort } from './helpers/free-port.js'
+import { captureLogs } from './helpers/logs.js'
 import { delivery, event, receiver, sleep, until } from './inbox-contract/support.js'
 
 /** A redis-server with no persistence, as the audit ran it: a restart loses everything. */
@@ -144,4 +145,62 @@ t.test('health() is degraded while Redis is down and deliveries get 503, and ok 
   t.same(webhooks.health(), { status: 'ok', reasons: [] })
   t.equal((await webhooks.receive(delivery(event('evt_during')))).code, 'ACCEPTED', 'the retry once Redis is back is accepted')
   await until(() => handled.includes('evt_during'), 'the event to run once Redis is back')
+})
+
+t.test('a lost lock is logged as one, not as a lost Redis', { skip: hasRedis ? false : 'redis-server is not installed' }, async (t) => {
+  const redis = await ownRedis(t)
+  const webhooks = receiver(bullmqInbox({ connection: { host: '127.0.0.1', port: redis.port }, queueName: `lock-${randomUUID()}`, lockDurationMs: 200, stalledIntervalMs: 5_000 }))
+  t.teardown(() => webhooks.close())
+  let runs = 0
+  webhooks.on('action.completed', () => {
+    runs++
+    // Blocks the event loop past the lock: no renewal can be sent meanwhile.
+    if (runs === 1) {
+      const until = Date.now() + 1_000
+      while (Date.now() < until) { /* a handler that blocks */ }
+    }
+  }, { name: 'record' })
+  t.equal((await webhooks.receive(delivery(event('evt_blocks')))).code, 'ACCEPTED')
+  const aboutLock = (entry: { fields: Record<string, unknown> }): boolean => /lock/i.test(String((entry.fields.err as Error | undefined)?.message))
+  await until(() => webhooks.log.some(aboutLock), 'BullMQ to report the lost lock')
+  const line = webhooks.log.find(aboutLock)
+  t.match(line, { level: 'warn', msg: /lock was lost: its handler ran, or blocked the event loop, past lockDurationMs; the job may run again in another receiver/ })
+  t.same(webhooks.log.filter((entry) => /lost Redis/.test(entry.msg ?? '')), [], 'Redis answered throughout: nothing says it was lost')
+  t.same(webhooks.health(), { status: 'ok', reasons: [] })
+})
+
+t.test('no part of an event reaches the logs on any failure path: Redis down, Redis refusing the write, handler failures, dead letters', { skip: hasRedis ? false : 'redis-server is not installed' }, async (t) => {
+  const MARKER = 'MARKER-d41d8cd9-never-logged'
+  const marked = (id: string): Record<string, unknown> => ({ ...event(id), data: { note: MARKER, actionId: 'act_1' } })
+  const redis = await ownRedis(t)
+  const logs = captureLogs('debug')
+  const webhooks = receiver(bullmqInbox({ connection: { host: '127.0.0.1', port: redis.port }, queueName: `marker-${randomUUID()}`, acceptTimeoutMs: 1_000 }), { logger: logs.logger, retry: { attempts: 2, minDelayMs: 5, maxDelayMs: 10 } })
+  t.teardown(() => webhooks.close())
+  webhooks.on('action.completed', (e) => { throw new Error(`partner refused ${e.id}`) }, { name: 'record' })
+  const dead: string[] = []
+  webhooks.onDeadLetter((entry) => { dead.push(entry.event.id) })
+
+  // A handler that fails, is retried and is dead-lettered.
+  t.equal((await webhooks.receive(delivery(marked('evt_fails')))).code, 'ACCEPTED')
+  await until(() => dead.includes('evt_fails'), 'the dead letter')
+  // A duplicate whose body differs.
+  t.equal((await webhooks.receive(delivery({ ...marked('evt_fails'), extra: MARKER }))).code, 'DUPLICATE')
+
+  // Redis refuses the write (out of memory): its error names the command and its arguments.
+  const admin = new Redis({ host: '127.0.0.1', port: redis.port })
+  t.teardown(() => { admin.disconnect() })
+  await admin.config('SET', 'maxmemory-policy', 'noeviction')
+  await admin.config('SET', 'maxmemory', '1')
+  t.equal((await webhooks.receive(delivery(marked('evt_oom')))).status, 503)
+  t.ok(logs.entries().some((entry) => /could not record the event/.test(String(entry.msg)) && /OOM/.test(JSON.stringify(entry))), 'the refusal was logged')
+  await admin.config('SET', 'maxmemory', '0')
+
+  // Redis is gone.
+  await redis.kill()
+  t.equal((await webhooks.receive(delivery(marked('evt_down')))).status, 503)
+  await redis.start()
+  await until(() => webhooks.health().status === 'ok', 'Redis to be back', 30_000)
+
+  t.ok(logs.entries().length > 5, `${logs.entries().length} lines were logged`)
+  t.same(logs.text().split('\n').filter((line) => line.includes(MARKER)), [], 'no log line holds the marker')
 })
