@@ -1,6 +1,7 @@
 import type { Job, Queue, Worker } from 'bullmq'
 import type { AnyEvent } from '../core/events.js'
 import { assertNotStarted, type AcceptOutcome, type Inbox, type InboxHealth, type InboxRuntime, type PurgeOptions, type PurgeResult } from '../core/inbox.js'
+import { WebhookOptionsError } from '../core/errors.js'
 import { defaults } from '../core/options.js'
 import type { DeadLetterQuery, EventOutcome, OutcomeState } from '../core/outcome.js'
 import { purgeCutoffs } from '../core/retention.js'
@@ -35,8 +36,8 @@ export class BullmqInbox implements Inbox {
   readonly durable = true
   readonly #options: ResolvedBullmqOptions
   readonly #ready: Promise<{ queue: Queue<JobData> }>
-  /** Settles once Redis has said the database it was given exists; queries wait for it. */
-  readonly #database: Promise<void>
+  /** Settles once Redis has said the database it was given exists; redone after a failure that does not say it has not. */
+  #database: Promise<void> | undefined
   readonly #redis = new RedisState(() => this.#runtime?.logger)
   #worker: Worker<JobData> | undefined
   #runtime: InboxRuntime | undefined
@@ -60,14 +61,22 @@ export class BullmqInbox implements Inbox {
       queue.on('error', (error) => { this.#redis.error(error) })
       return { queue }
     })
-    this.#database = this.#ready.then(async ({ queue }) => {
+    // Reported where it is awaited (start, accepts, queries); this only keeps Node quiet.
+    this.#ready.catch(() => {})
+    void this.#databaseChecked().catch(() => {})
+  }
+
+  /** Redis has the database this inbox was given: checked once, again after a failure that is not Redis saying no. */
+  async #databaseChecked (): Promise<void> {
+    this.#database ??= this.#ready.then(async ({ queue }) => {
       const client = await queue.client
       this.#redis.watch(client)
-      await checkDatabase(client, connection)
+      await checkDatabase(client, this.#options.connection)
+    }).catch((error: unknown) => {
+      if (!(error instanceof WebhookOptionsError)) this.#database = undefined
+      throw error
     })
-    // Reported where they are awaited (start, accepts, queries); this only keeps Node quiet.
-    this.#ready.catch(() => {})
-    this.#database.catch(() => {})
+    await this.#database
   }
 
   async start (runtime: InboxRuntime): Promise<void> {
@@ -84,20 +93,27 @@ export class BullmqInbox implements Inbox {
       running: this.#running,
       reported: this.#reported
     }
-    // Not awaited: with Redis down at boot, the receiver still answers, 503 each
-    // delivery within acceptTimeoutMs, and recovers when Redis is back. A
-    // database Redis refuses stops the worker from ever running.
-    this.#database.then(async () => {
-      const client = await queue.client
-      await client.hset(queue.toKey('meta'), queue.metaValues)
-    }).catch((error: unknown) => {
-      if (!(error instanceof Error) || error.name !== 'WebhookOptionsError') return
-      this.#redis.refuse(error.message)
-      runtime.logger.error({ err: forLog(error) }, 'the BullMQ inbox cannot use the Redis database it was given; deliveries get 503')
-    })
     const worker = createWorker(runner)
     this.#worker = worker
-    this.#database.then(() => { runWhenHandled(worker, runner, () => this.#closing) }, () => {})
+    // Not awaited: with Redis down at boot, the receiver still answers, 503 each
+    // delivery within acceptTimeoutMs, and runs the worker once Redis is back. A
+    // database Redis refuses keeps the worker from ever running.
+    const begin = (): void => {
+      this.#databaseChecked().then(() => {
+        runWhenHandled(worker, runner, () => this.#closing)
+        // What BullMQ's Queue writes on connecting, left out there for read-only commands.
+        queue.client.then(async (client) => await client.hset(queue.toKey('meta'), queue.metaValues)).catch(() => {})
+      }, (error: unknown) => {
+        if (this.#closing) return
+        if (!(error instanceof WebhookOptionsError)) {
+          setTimeout(begin, 1_000).unref()
+          return
+        }
+        this.#redis.refuse(error.message)
+        runtime.logger.error({ err: forLog(error) }, 'the BullMQ inbox cannot use the Redis database it was given; deliveries get 503')
+      })
+    }
+    begin()
   }
 
   accept (event: AnyEvent, receivedAt: number, _whenAnswered?: unknown, _waitUntil?: unknown, rawBody?: Uint8Array): Promise<AcceptOutcome> | AcceptOutcome {
@@ -117,7 +133,7 @@ export class BullmqInbox implements Inbox {
 
   async #accept (event: AnyEvent, receivedAt: number, runtime: InboxRuntime, rawBody: Uint8Array | undefined, abandoned: AbortSignal): Promise<AcceptOutcome> {
     const { queue } = await this.#ready
-    await this.#database
+    await this.#databaseChecked()
     return await acceptInto({
       queue,
       runtime,
@@ -136,7 +152,7 @@ export class BullmqInbox implements Inbox {
   /** The queue, once Redis said the database exists: what the queries run on. */
   async #queue (): Promise<Queue<JobData>> {
     const { queue } = await this.#ready
-    await this.#database
+    await this.#databaseChecked()
     return queue
   }
 
