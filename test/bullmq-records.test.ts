@@ -96,6 +96,19 @@ if (redis.url === undefined) {
     t.equal(await inbox.outcome('evt_backoff_3'), undefined, 'nothing of it is recorded')
   })
 
+  t.test('a receiver given a database Redis does not have answers 503 and says why, rather than use database 0', async (t) => {
+    const queueName = `wrong-db-${randomUUID()}`
+    const webhooks = receiver(bullmqInbox({ connection: { ...connection, db: 16 }, queueName }))
+    t.teardown(() => webhooks.close())
+    webhooks.on('action.completed', () => {}, { name: 'record' })
+    const answer = await webhooks.receive(delivery(event('evt_wrong_db')))
+    t.equal(answer.status, 503)
+    await until(() => webhooks.health().status === 'degraded', 'health to say why')
+    t.match(webhooks.health().reasons, [/^Redis has no database 16 \(it answered "ERR DB index is out of range"\).*: deliveries are answered 503$/])
+    t.match(webhooks.log.find((entry) => entry.level === 'error'), { msg: /cannot use the Redis database it was given/ })
+    t.same(await admin.keys(`bull:${queueName}:*`), [], 'nothing was written to database 0')
+  })
+
   t.test('inbox CLI on Redis: a database the server does not have is refused; reads write nothing', async (t) => {
     ensureBuilt()
     const queueName = `readonly-${randomUUID()}`

@@ -77,7 +77,7 @@ export class RedisState {
 
   /** Redis refused the database: accepts are refused and health says why. */
   refuse (reason: string): void {
-    this.#refused = reason
+    this.#refused = reason.replace(/^sir-webhooks: /, '')
   }
 
   health (): InboxHealth {
@@ -99,6 +99,8 @@ export class RedisState {
       logger?.warn({ err: forLog(error) }, 'a BullMQ job\'s lock was lost: its handler ran, or blocked the event loop, past lockDurationMs; the job may run again in another receiver')
       return
     }
+    // ioredis's own failed SELECT: the database check reports it, naming the option.
+    if (/DB index/i.test(error.message)) return
     const now = Date.now()
     if (now - this.#lastErrorAt < 10_000) return
     this.#lastErrorAt = now
