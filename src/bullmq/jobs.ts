@@ -1,5 +1,5 @@
 // The BullMQ inbox's pieces that are not the inbox: the job's shape, its id, the dedupe key
-// command, how a job reads as an outcome, and loading the optional peer.
+// script, how a job reads as an outcome, and loading the optional peer.
 import { createHash } from 'node:crypto'
 import type * as BullMQModule from 'bullmq'
 import type { ConnectionOptions, Job, Queue, RedisClient } from 'bullmq'
@@ -12,6 +12,8 @@ export type BullMQ = typeof BullMQModule
 export interface JobData {
   event: AnyEvent
   receivedAt: number
+  /** The body exactly as received (UTF-8), for `inbox show`; absent on jobs added before it was kept. */
+  body?: string
   /** Keys of the handlers that already succeeded, so a retry runs only the others. */
   succeeded?: string[]
 }
@@ -46,11 +48,16 @@ export async function loadBullmq (): Promise<BullMQ> {
   }
 }
 
+const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/
+
 /**
  * BullMQ job ids may not contain ":" nor be integers; event ids are whatever the
- * sender chose. Short ids stay readable in Redis; long ones are hashed.
+ * sender chose. Short ids stay readable in Redis; long ones are hashed, and so
+ * are ids with a lone surrogate, which UTF-8 cannot hold.
  */
 export function jobIdFor (eventId: string): string {
+  // UTF-8 turns every lone surrogate into U+FFFD: such ids would share a job.
+  if (LONE_SURROGATE.test(eventId)) return `u${createHash('sha256').update(Buffer.from(eventId, 'utf16le')).digest('hex')}`
   const encoded = Buffer.from(eventId, 'utf8').toString('base64url')
   return encoded.length <= 200 ? `e${encoded}` : `h${createHash('sha256').update(eventId).digest('hex')}`
 }
@@ -61,16 +68,35 @@ export function isClientInstance (connection: ConnectionOptions): boolean {
 
 const stateOf: Partial<Record<string, OutcomeState>> = { completed: 'done', failed: 'dead' }
 
-const MARK_SEEN = 'sirWebhooksMarkSeen'
+const MARK_SEEN = 'sirWebhooksMarkSeenIfQueued'
 const defined = new WeakSet<RedisClient>()
 
-/** SET NX with an expiry, through BullMQ's client interface, whichever Redis client backs it. */
-export async function markSeen (client: RedisClient, key: string, receivedAt: number, seconds: number): Promise<unknown> {
+/**
+ * Marks an event id seen only if its job exists, in one script: atomic, so a
+ * mark that reaches Redis late (ioredis re-sends a command that was in flight
+ * when the connection dropped) cannot mark an id whose job a Redis restart
+ * lost. Answers the value already stored when the id was seen before.
+ */
+const MARK_SEEN_LUA = `
+local existing = redis.call('GET', KEYS[1])
+if existing then return existing end
+if redis.call('EXISTS', KEYS[2]) == 0 then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+return 1`
+
+/** What `markSeen` did: marked now, not marked because the job is gone, or the value an earlier mark stored. */
+export type MarkResult = 'marked' | 'no-job' | { seen: string }
+
+/** Marks the id seen if its job (`jobKey`) exists, through BullMQ's client interface, whichever Redis client backs it. */
+export async function markSeen (client: RedisClient, keys: { seen: string, job: string }, value: string, seconds: number): Promise<MarkResult> {
   if (!defined.has(client)) {
-    client.defineCommand(MARK_SEEN, { numberOfKeys: 1, lua: "return redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2], 'NX')" })
+    client.defineCommand(MARK_SEEN, { numberOfKeys: 2, lua: MARK_SEEN_LUA })
     defined.add(client)
   }
-  return await client.runCommand(MARK_SEEN, [key, String(receivedAt), String(seconds)])
+  const result: unknown = await client.runCommand(MARK_SEEN, [keys.seen, keys.job, value, String(seconds)])
+  if (result === 1) return 'marked'
+  if (result === 0) return 'no-job'
+  return { seen: String(result) }
 }
 
 const COUNT_FINISHED = 'sirWebhooksCountFinished'
@@ -98,6 +124,7 @@ export function toOutcome (job: Job<JobData>, state: string): EventOutcome {
     attempts: job.attemptsStarted,
     event: job.data.event
   }
+  if (typeof job.data.body === 'string') outcome.body = job.data.body
   if (typeof job.failedReason === 'string' && job.failedReason.length > 0) outcome.lastError = job.failedReason
   if (typeof job.finishedOn === 'number' && outcome.state !== 'pending') outcome.finishedAt = new Date(job.finishedOn)
   return outcome

@@ -1,0 +1,88 @@
+// Taking one delivery into the BullMQ queue: the dedupe check, the queue bound, the held
+// job, the seen-mark and the promotion, in the order that keeps "no order of failures
+// marks an event seen that was not queued".
+import { createHash } from 'node:crypto'
+import type { Queue } from 'bullmq'
+import type { AnyEvent } from '../core/events.js'
+import type { AcceptOutcome, InboxRuntime } from '../core/inbox.js'
+import { HOLD_MS, jobIdFor, markSeen, type JobData } from './jobs.js'
+
+export interface AcceptStep {
+  queue: Queue<JobData>
+  runtime: InboxRuntime
+  /** The dedupe key of a job id. */
+  seenKey: (jobId: string) => string
+  dedupeSeconds: number
+  retentionSeconds: number
+  deadLetterSeconds: number | undefined
+}
+
+/** What the seen key holds: when the event was accepted and, when known, a digest of its body. */
+export function seenValue (receivedAt: number, digest: string | undefined): string {
+  return digest === undefined ? String(receivedAt) : `${receivedAt}:${digest}`
+}
+
+export function bodyDigest (body: Uint8Array | string): string {
+  return createHash('sha256').update(body).digest('base64url')
+}
+
+/**
+ * A duplicate, told apart by whether its body is the one first recorded under
+ * the id. Keys set before bodies were recorded, or a delivery with no raw body,
+ * cannot tell: plain `duplicate`.
+ */
+function duplicateOf (seen: string, digest: string | undefined): AcceptOutcome {
+  const stored = seen.split(':')[1]
+  if (stored === undefined || digest === undefined) return 'duplicate'
+  return stored === digest ? 'duplicate' : 'duplicate-differs'
+}
+
+export async function acceptInto (step: AcceptStep, event: AnyEvent, receivedAt: number, rawBody: Uint8Array | undefined, abandoned: AbortSignal): Promise<AcceptOutcome> {
+  const { queue, runtime } = step
+  const client = await queue.client
+  const jobId = jobIdFor(event.id)
+  const seenKey = step.seenKey(jobId)
+  const digest = rawBody === undefined ? undefined : bodyDigest(rawBody)
+  const [seen, counts] = await Promise.all([
+    client.get(seenKey),
+    // Delayed jobs count: a job backing off before its retry is still unfinished work.
+    queue.getJobCounts('wait', 'active', 'delayed', 'prioritized', 'paused')
+  ])
+  if (seen !== null) return duplicateOf(seen, digest)
+  const unfinished = Object.values(counts).reduce<number>((sum, count) => sum + Number(count), 0)
+  if (unfinished >= runtime.options.maxQueueSize) return 'full'
+  // Redis answered too late for this delivery, which already got its 503: add nothing.
+  if (abandoned.aborted) return 'unavailable'
+  const data: JobData = { event, receivedAt }
+  if (rawBody !== undefined) data.body = Buffer.from(rawBody.buffer, rawBody.byteOffset, rawBody.byteLength).toString('utf8')
+  // Held: if this delivery is refused while the add is in flight, the job
+  // exists but must not run, since "503 records nothing".
+  const job = await queue.add(event.type, data, {
+    jobId,
+    delay: HOLD_MS,
+    attempts: runtime.options.retry.attempts,
+    backoff: { type: 'sir-webhooks' },
+    removeOnComplete: { age: step.retentionSeconds },
+    removeOnFail: step.deadLetterSeconds === undefined ? false : { age: step.deadLetterSeconds }
+  })
+  // Too late for this answer: the sender gets a 503 and retries; the held job
+  // stays held until a retry sets the key. Nothing is marked seen here.
+  if (abandoned.aborted) return 'unavailable'
+  // The mark checks, in the same script, that the job still exists: a Redis that
+  // restarted without persistence since the add lost it, and must not be told
+  // the id was seen (a mark re-sent after the restart would otherwise be).
+  const marked = await markSeen(client, { seen: seenKey, job: queue.toKey(jobId) }, seenValue(receivedAt, digest), step.dedupeSeconds)
+  if (marked === 'no-job') {
+    runtime.logger.warn({ event: { id: event.id, type: event.type } },
+      'the BullMQ inbox lost the job it had just added (did Redis restart without persistence?); the delivery gets 503 and its retry queues it again')
+    return 'unavailable'
+  }
+  if (marked !== 'marked') return duplicateOf(marked.seen, digest)
+  // The key is set, so the event must run even if this answer is now late
+  // (another delivery of the id may already have been told "duplicate").
+  await job.promote().catch(() => {
+    // Not held (added by an older version, or running or done already), or
+    // Redis failed: then the hold runs out and the job runs, its key being set.
+  })
+  return 'accepted'
+}

@@ -1,0 +1,119 @@
+// Running the BullMQ inbox's jobs: the BullMQ worker, one attempt of a job's handlers,
+// putting a job back, and reporting jobs that died without this process's handlers saying so.
+import type { Job, Queue, Worker } from 'bullmq'
+import { reportFailures, runAttempt } from '../core/attempt.js'
+import { backoffDelay } from '../core/backoff.js'
+import type { InboxRuntime } from '../core/inbox.js'
+import { errorSummary } from '../core/outcome.js'
+import { AttemptFailed, HOLD_MS, type BullMQ, type JobData } from './jobs.js'
+import type { ResolvedBullmqOptions } from './options.js'
+
+export interface JobRunner {
+  bullmq: BullMQ
+  queue: Queue<JobData>
+  runtime: InboxRuntime
+  options: ResolvedBullmqOptions
+  /** The dedupe key of a job id. */
+  seenKey: (jobId: string) => string
+  /** Redis or BullMQ said something went wrong. */
+  onError: (error: Error) => void
+  /** Jobs running in this process now, kept up to date here. */
+  running: { count: number }
+  /** Jobs whose final failure this process reported, so the `failed` listener does not report them twice. */
+  reported: Set<string>
+}
+
+/** The inbox's BullMQ worker, not yet running (see `runWhenHandled`). */
+export function createWorker (runner: JobRunner): Worker<JobData> {
+  const { bullmq, options, runtime } = runner
+  const { retry } = runtime.options
+  const worker = new bullmq.Worker<JobData>(options.queueName, async (job, token) => {
+    runner.running.count += 1
+    try {
+      await processJob(runner, job, token)
+    } finally {
+      runner.running.count -= 1
+    }
+  }, {
+    connection: options.connection,
+    prefix: options.prefix,
+    concurrency: runtime.options.concurrency,
+    lockDuration: options.lockDurationMs,
+    stalledInterval: options.stalledIntervalMs,
+    maxStalledCount: options.maxStalledCount,
+    // Started once the receiver has a handler: an accept-only process (a web
+    // tier whose handlers run in workers) must not take jobs it cannot run.
+    autorun: false,
+    settings: {
+      backoffStrategy: (attemptsMade: number, _type?: string, error?: Error) =>
+        error instanceof AttemptFailed ? error.retryInMs : backoffDelay(attemptsMade, retry)
+    }
+  })
+  worker.on('error', (error) => { runner.onError(error) })
+  worker.on('failed', (job, error) => { void failedElsewhere(runner, job, error) })
+  return worker
+}
+
+/** Runs the worker now if the receiver has handlers, else as soon as it has (checked each second). */
+export function runWhenHandled (worker: Worker<JobData>, runner: JobRunner, closing: () => boolean): void {
+  const run = (): boolean => {
+    if (!runner.runtime.hasHandlers || closing()) return false
+    worker.run().catch((error: unknown) => { runner.onError(error as Error) })
+    return true
+  }
+  if (run()) return
+  runner.runtime.logger.info({}, 'no handlers registered: this process accepts deliveries and leaves running them to processes that have handlers')
+  const check = setInterval(() => { if (run() || closing()) clearInterval(check) }, 1000)
+  check.unref()
+}
+
+async function processJob (runner: JobRunner, job: Job<JobData>, token: string | undefined): Promise<void> {
+  const { runtime, queue } = runner
+  const { event, receivedAt, succeeded = [] } = job.data
+  if (job.attemptsMade === 0 && await (await queue.client).get(runner.seenKey(job.id ?? '')) === null) {
+    // A held job whose hold ran out with no key: its delivery was refused or
+    // never answered. It waits for the sender's retry to set the key.
+    await putBack(runner, job, token, HOLD_MS)
+  }
+  // attemptsStarted counts an attempt cut short by a crash; attemptsMade does not.
+  const attempt = Math.max(job.attemptsStarted, job.attemptsMade + 1)
+  const result = await runAttempt(runtime, event, receivedAt, attempt, succeeded)
+  // Shutdown cut this attempt short: a handler that returned since may have
+  // stopped half-way, so nothing of it is recorded. The job goes back to be run
+  // at once by another receiver or the next start; the attempt counts as started.
+  if (runtime.signal.aborted) await putBack(runner, job, token, 0)
+  const last = result.failures.at(-1)
+  if (last === undefined) return
+  const message = `${last.key}: ${errorSummary(last.error)}`
+  const final = job.attemptsMade + 1 >= (job.opts.attempts ?? 1)
+  await job.updateData({ ...job.data, succeeded: result.succeeded })
+  if (final) {
+    runner.reported.add(job.id ?? '')
+    await reportFailures(runtime, event, receivedAt, attempt, result.failures, undefined)
+    throw new AttemptFailed(message, 0)
+  }
+  const delay = backoffDelay(job.attemptsMade + 1, runtime.options.retry)
+  await reportFailures(runtime, event, receivedAt, attempt, result.failures, delay)
+  throw new AttemptFailed(message, delay)
+}
+
+/** Moves the running job back to delayed without counting an attempt made; always throws, as BullMQ requires. */
+async function putBack (runner: JobRunner, job: Job<JobData>, token: string | undefined, delayMs: number): Promise<never> {
+  await job.moveToDelayed(Date.now() + delayMs, token)
+  throw new runner.bullmq.DelayedError()
+}
+
+/** A job that failed for good without this process's handlers saying so: recovered from crashes too often. */
+async function failedElsewhere (runner: JobRunner, job: Job<JobData> | undefined, error: Error): Promise<void> {
+  if (job === undefined || (job.attemptsMade < (job.opts.attempts ?? 1) && !/stalled/i.test(error.message))) return
+  const id = job.id ?? ''
+  if (runner.reported.delete(id)) return
+  if (error instanceof AttemptFailed) return
+  await runner.runtime.deadLetter({
+    event: job.data.event,
+    reason: 'handler_failed',
+    error,
+    attempts: job.attemptsStarted,
+    receivedAt: new Date(job.data.receivedAt)
+  })
+}
