@@ -54,7 +54,7 @@ async function operatorFlow (t: Test, store: string[], inbox: Inbox & { outcome:
   t.equal(shown.code, 0, shown.stderr)
   t.match(shown.stdout, new RegExp(`id\\s+${id}\\n`))
   t.match(shown.stdout, /state\s+dead\n/)
-  t.match(shown.stdout, /"tokensDistributed": 50/, 'with the event itself')
+  t.match(shown.stdout, /"tokensDistributed": ?50/, 'with the event itself (as received where the store keeps the body)')
   const shownJson = JSON.parse((await runCli(['inbox', 'show', id, '--json', ...store])).stdout) as Record<string, unknown>
   t.match(shownJson, { id, state: 'dead', event: { id, type: 'action.completed' } })
 
