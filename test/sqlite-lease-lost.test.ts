@@ -1,0 +1,85 @@
+import { join } from 'node:path'
+import Database from 'better-sqlite3'
+import t, { type Test } from 'tap'
+import { sqliteInbox, type SqliteInbox } from '../src/sqlite/inbox.js'
+import { tempDir } from './inbox-contract/scenarios.js'
+import { delivery, event, receiver, sleep, until } from './inbox-contract/support.js'
+
+const LEASE_MS = 150
+const ELSEWHERE = '4242:1:aaaaaaaaaaaa@another-host'
+
+/** Holds the event loop, as a CPU-bound or synchronous handler does: no timer (and no lease renewal) runs meanwhile. */
+function blockFor (ms: number): void {
+  const until = Date.now() + ms
+  while (Date.now() < until) { /* busy */ }
+}
+
+function setUp (t: Test): { inbox: SqliteInbox, webhooks: ReturnType<typeof receiver>, other: Database.Database, deadLetters: string[] } {
+  const path = join(tempDir(t), 'inbox.db')
+  const inbox = sqliteInbox({ path, leaseMs: LEASE_MS, pollIntervalMs: 20 })
+  const webhooks = receiver(inbox, { retry: { attempts: 3, minDelayMs: 5, maxDelayMs: 20 } })
+  t.teardown(() => webhooks.close())
+  const deadLetters: string[] = []
+  webhooks.onDeadLetter((letter) => { deadLetters.push(letter.event.id) })
+  // Another process on the same file, as far as the inbox can tell.
+  const other = new Database(path)
+  t.teardown(() => { other.close() })
+  return { inbox, webhooks, other, deadLetters }
+}
+
+/** What another process's claim does: the lease is its own now, and one more attempt is counted. */
+function takeOver (other: Database.Database, id: string): void {
+  other.prepare('UPDATE sir_webhook_events SET lease_owner = ?, lease_until = ?, attempts = attempts + 1 WHERE id = ?').run(ELSEWHERE, Date.now() + 60_000, id)
+}
+
+t.test('issue 20 item 8: a handler that blocks past its lease while another process takes the event over: recorded done, logged, not a failure', async (t) => {
+  const { inbox, webhooks, other, deadLetters } = setUp(t)
+  let runs = 0
+  webhooks.on('action.completed', function slow (evt) {
+    runs++
+    takeOver(other, evt.id)
+    blockFor(LEASE_MS * 3)
+  })
+  t.equal((await webhooks.receive(delivery(event('evt_blocking')))).code, 'ACCEPTED')
+  await until(async () => (await inbox.outcome('evt_blocking'))?.state !== 'pending', 'the outcome to be recorded', 5_000)
+  const outcome = await inbox.outcome('evt_blocking')
+  t.equal(outcome?.state, 'done', 'its handlers succeeded: done, not left to pass between processes')
+  t.match(outcome?.lastError, /^lease lost: a run took \d+ ms and its lease \(leaseMs 150\) ran out, so the event was started again elsewhere; its handlers succeeded$/)
+  const warning = webhooks.log.find((entry) => entry.level === 'warn' && /lease ran out while its handlers ran here/.test(entry.msg ?? ''))
+  t.match(warning?.fields, { event: { id: 'evt_blocking', type: 'action.completed' }, leaseMs: LEASE_MS, recorded: true })
+  t.ok((warning?.fields.ranMs as number) >= LEASE_MS * 3, `ranMs ${String(warning?.fields.ranMs)}`)
+  await sleep(LEASE_MS * 3)
+  t.equal(runs, 1, 'not run again here')
+  t.same(deadLetters, [], 'not dead-lettered')
+  t.notOk(webhooks.log.some((entry) => entry.msg === 'handler failed; will retry' || /dead-lettered/.test(entry.msg ?? '')), 'no failure reported')
+})
+
+t.test('issue 20 item 8: when the run that took over finished first, the late run records nothing and says why', async (t) => {
+  const { inbox, webhooks, other } = setUp(t)
+  webhooks.on('action.completed', function slow (evt) {
+    takeOver(other, evt.id)
+    // The other process ran it to the end meanwhile.
+    other.prepare("UPDATE sir_webhook_events SET state = 'done', finished_at = 1, lease_owner = NULL, lease_until = NULL WHERE id = ?").run(evt.id)
+    blockFor(LEASE_MS * 2)
+  })
+  t.equal((await webhooks.receive(delivery(event('evt_finished_there')))).code, 'ACCEPTED')
+  await until(() => webhooks.log.some((entry) => /another run finished it first/.test(entry.msg ?? '')), 'the late run to say so', 5_000)
+  t.match(webhooks.log.find((entry) => /another run finished it first/.test(entry.msg ?? ''))?.fields, { event: { id: 'evt_finished_there' }, state: 'done' })
+  const outcome = await inbox.outcome('evt_finished_there')
+  t.equal(outcome?.finishedAt?.getTime(), 1, "the other run's outcome stands")
+})
+
+t.test('issue 20 item 8: a failed run that lost its lease leaves the outcome to the run that took over, and says so', async (t) => {
+  const { inbox, webhooks, other, deadLetters } = setUp(t)
+  webhooks.on('action.completed', function failing (evt) {
+    takeOver(other, evt.id)
+    blockFor(LEASE_MS * 2)
+    throw new Error('downstream refused')
+  })
+  t.equal((await webhooks.receive(delivery(event('evt_failed_late')))).code, 'ACCEPTED')
+  await until(() => webhooks.log.some((entry) => /this run failed, and the outcome is left to that run/.test(entry.msg ?? '')), 'the late run to say so', 5_000)
+  const outcome = await inbox.outcome('evt_failed_late')
+  t.equal(outcome?.state, 'pending')
+  t.same(deadLetters, [])
+  t.equal(other.prepare('SELECT lease_owner FROM sir_webhook_events WHERE id = ?').pluck().get('evt_failed_late'), ELSEWHERE, 'still held by the run that took over')
+})
