@@ -104,7 +104,9 @@ export class SqliteInbox implements Inbox {
   /**
    * `degraded` while claims or outcome writes fail for a reason other than a lock
    * held elsewhere (a damaged file, a full disk): deliveries then get 503, since
-   * events accepted now could not run. Clears itself when they succeed again.
+   * events accepted now could not run. Clears itself when they succeed again;
+   * except once the file or its `-wal` was deleted or replaced, which only a
+   * restart on a restored file mends.
    */
   health (): InboxHealth {
     return this.#health.report()
