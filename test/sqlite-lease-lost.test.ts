@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process'
 import { join } from 'node:path'
 import Database from 'better-sqlite3'
 import t, { type Test } from 'tap'
@@ -82,4 +83,53 @@ t.test('issue 20 item 8: a failed run that lost its lease leaves the outcome to 
   t.equal(outcome?.state, 'pending')
   t.same(deadLetters, [])
   t.equal(other.prepare('SELECT lease_owner FROM sir_webhook_events WHERE id = ?').pluck().get('evt_failed_late'), ELSEWHERE, 'still held by the run that took over')
+})
+
+t.test('issue 20 item 8: two processes whose handler blocks the event loop past the lease run the event at most twice and record it done', async (t) => {
+  const path = join(tempDir(t), 'inbox.db')
+  // Creates the file first, so that both processes open a ready schema.
+  await sqliteInbox({ path }).close(0)
+  // Each child runs a receiver on the file; its handler holds the event loop for
+  // 2.5 leases. The first child also takes the delivery.
+  const code = `
+    const { Webhooks, sign } = await import(process.env.SIR_INDEX)
+    const { sqliteInbox } = await import(process.env.SIR_MODULE)
+    const webhooks = new Webhooks({
+      secret: 'whsec_lease', retry: { attempts: 3, minDelayMs: 5, maxDelayMs: 10 }, logger: { debug () {}, info () {}, warn () {}, error () {}, child () { return this } },
+      inbox: sqliteInbox({ path: process.env.SIR_DB, leaseMs: 400, pollIntervalMs: 20 })
+    })
+    webhooks.on('action.completed', function blocking () {
+      process.stdout.write('ran\\n')
+      const until = Date.now() + 1000
+      while (Date.now() < until) {}
+    })
+    webhooks.onDeadLetter(() => { process.stdout.write('dead-lettered\\n') })
+    if (process.env.SIR_ACCEPT === '1') {
+      const rawBody = Buffer.from(JSON.stringify({ id: 'evt_blocks', type: 'action.completed', createdAt: '2026-05-10T09:12:00Z', data: {} }))
+      const { timestamp, signature } = sign({ secret: 'whsec_lease', rawBody })
+      const result = await webhooks.receive({ contentType: 'application/json', signature, timestamp, rawBody })
+      process.stdout.write(result.code + '\\n')
+    }
+    process.stdin.once('data', async () => { await webhooks.close(); process.exit(0) })`
+  const loaderArgs = process.execArgv.filter((arg) => arg.includes('@tapjs/typescript'))
+  const env = { ...process.env, SIR_INDEX: new URL('../src/index.ts', import.meta.url).href, SIR_MODULE: new URL('../src/sqlite/inbox.ts', import.meta.url).href, SIR_DB: path }
+  const output: string[] = []
+  const children = ['1', '0'].map((accept) => {
+    const child = spawn(process.execPath, [...loaderArgs, '--input-type=module', '-e', code], { env: { ...env, SIR_ACCEPT: accept }, stdio: ['pipe', 'pipe', 'inherit'] })
+    child.stdout.setEncoding('utf8').on('data', (chunk: string) => { output.push(...chunk.split('\n').filter((line) => line !== '')) })
+    return child
+  })
+  t.teardown(() => { for (const child of children) child.kill('SIGKILL') })
+  const check = new Database(path, { readonly: true })
+  t.teardown(() => { check.close() })
+  const state = (): string | undefined => check.prepare<[], string>("SELECT state FROM sir_webhook_events WHERE id = 'evt_blocks'").pluck().get()
+  await until(() => output.includes('ACCEPTED'), 'the delivery to be accepted', 20_000)
+  await until(() => state() !== undefined && state() !== 'pending', 'an outcome', 20_000)
+  // Long enough for a run started elsewhere to end, and for any further claim to show.
+  await sleep(2_500)
+  t.equal(state(), 'done', 'recorded done: no run failed')
+  const runs = output.filter((line) => line === 'ran').length
+  t.ok(runs >= 1 && runs <= 2, `ran ${runs} times (once, or once more where the lease ran out)`)
+  t.notOk(output.includes('dead-lettered'), 'not dead-lettered')
+  for (const child of children) child.stdin.write('stop')
 })
