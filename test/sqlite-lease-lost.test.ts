@@ -79,6 +79,8 @@ t.test('issue 20 item 8: a failed run that lost its lease leaves the outcome to 
   })
   t.equal((await webhooks.receive(delivery(event('evt_failed_late')))).code, 'ACCEPTED')
   await until(() => webhooks.log.some((entry) => /this run failed, and the outcome is left to that run/.test(entry.msg ?? '')), 'the late run to say so', 5_000)
+  const warning = webhooks.log.find((entry) => /this run failed, and the outcome is left to that run/.test(entry.msg ?? ''))
+  t.match(warning?.fields, { event: { id: 'evt_failed_late' }, handler: 'failing', err: { message: 'downstream refused' }, leaseMs: LEASE_MS })
   const outcome = await inbox.outcome('evt_failed_late')
   t.equal(outcome?.state, 'pending')
   t.same(deadLetters, [])

@@ -9,6 +9,7 @@ import type { Batch, GroupCommit } from './group-commit.js'
 import type { HealthCheckedStep, HealthTracker } from './health.js'
 import type { ResolvedSqliteOptions } from './options.js'
 import { idFromKey, idLists } from './ids.js'
+import { afterLeaseLost, type LateRun } from './lease-lost.js'
 import { storedEvent } from './rows.js'
 import type { EventRow, Statements } from './schema.js'
 
@@ -223,45 +224,20 @@ export class EventRunner {
     const succeeded = JSON.stringify(result.succeeded)
     const last = result.failures.at(-1)
     if (last === undefined) {
-      if (await this.#finish(row, { state: 'done', succeeded, lastError: null }) === 0) await this.#leaseLost(row, event, ranMs, succeeded)
+      if (await this.#finish(row, { state: 'done', succeeded, lastError: null }) === 0) await this.#leaseLost(row, event, { ranMs, succeeded })
       return
     }
     const lastError = `${last.key}: ${errorSummary(last.error)}`
     if (row.attempts < retry.attempts) {
       const delay = backoffDelay(row.attempts, retry)
       const changes = await this.#write('outcome write', () => sql.retryLater.run({ id: row.id, owner, nextAttemptAt: this.#now() + delay, succeeded, lastError }).changes)
-      if (changes === 0) return await this.#leaseLost(row, event, ranMs, undefined)
+      if (changes === 0) return await this.#leaseLost(row, event, { ranMs, failure: last })
       this.#timers.after(delay, () => { this.pump() })
       await reportFailures(runtime, event, row.received_at, row.attempts, result.failures, delay)
       return
     }
-    if (await this.#finish(row, { state: 'dead', succeeded, lastError }) === 0) return await this.#leaseLost(row, event, ranMs, undefined)
+    if (await this.#finish(row, { state: 'dead', succeeded, lastError }) === 0) return await this.#leaseLost(row, event, { ranMs, failure: last })
     await reportFailures(runtime, event, row.received_at, row.attempts, result.failures, undefined)
-  }
-
-  /**
-   * This run's outcome write matched no row: its lease ran out before it ended
-   * (the event loop was blocked, or the process stopped, for longer than
-   * `leaseMs`) and another run started the event, or finished it. That is no
-   * handler failure: a run whose handlers all succeeded finishes the event, so
-   * that two runs outliving their leases cannot pass it back and forth until its
-   * attempts run out; a failed one leaves the outcome to the run that took over.
-   */
-  async #leaseLost (row: EventRow, event: AnyEvent, ranMs: number, succeeded: string | undefined): Promise<void> {
-    const { runtime, sql, options } = this.#parts
-    const fields = { event: { id: event.id, type: event.type }, ranMs, leaseMs: options.leaseMs }
-    const current = sql.get.get(row.id)
-    if (current?.state !== 'pending') {
-      runtime.logger.warn({ ...fields, state: current?.state }, 'this run of the event is not recorded: another run finished it first, after one of the two outlived its lease')
-      return
-    }
-    if (succeeded === undefined) {
-      runtime.logger.warn(fields, "the event's lease ran out while its handlers ran here, and another process took it over; this run failed, and the outcome is left to that run")
-      return
-    }
-    const note = `lease lost: a run took ${ranMs} ms and its lease (leaseMs ${options.leaseMs}) ran out, so the event was started again elsewhere; its handlers succeeded`
-    const changes = await this.#write('outcome write', () => sql.finishAfterLeaseLost.run({ id: row.id, now: this.#now(), succeeded, note }).changes)
-    runtime.logger.warn({ ...fields, recorded: changes === 1 }, "the event's lease ran out while its handlers ran here, and another process took it over; its handlers succeeded, so it is recorded done")
   }
 
   /**
@@ -280,6 +256,12 @@ export class EventRunner {
     } catch (expireError) {
       runtime.logger.error({ err: expireError, event: tag }, 'the SQLite inbox could not expire the lease either; the event runs again once it lapses')
     }
+  }
+
+  /** The outcome write matched no row: this run's lease ran out (lease-lost.ts). */
+  async #leaseLost (row: EventRow, event: AnyEvent, run: LateRun): Promise<void> {
+    const { runtime, sql, options } = this.#parts
+    await afterLeaseLost({ logger: runtime.logger, sql, leaseMs: options.leaseMs, now: this.#now(), write: async (write) => await this.#write('outcome write', write) }, row, event, run)
   }
 
   #deadline (): number {
