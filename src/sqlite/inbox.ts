@@ -112,7 +112,18 @@ export class SqliteInbox implements Inbox {
     return this.#health.report()
   }
 
-  accept (event: AnyEvent, receivedAt: number, _whenAnswered?: unknown, _waitUntil?: unknown, rawBody?: Uint8Array): AcceptOutcome | Promise<AcceptOutcome> {
+  /**
+   * Records the event, its body exactly as received, in the next group commit.
+   * Handlers start from the file, after the answer: `whenAnswered` and
+   * `waitUntil` are for inboxes that run them in the request's own process.
+   */
+  accept (
+    event: AnyEvent,
+    receivedAt: number,
+    _whenAnswered?: (callback: () => void) => void,
+    _waitUntil?: (handlersFinished: Promise<void>) => void,
+    rawBody?: Uint8Array
+  ): AcceptOutcome | Promise<AcceptOutcome> {
     const writer = this.#writer
     const sql = this.#sql
     if (writer === undefined || sql === undefined || this.#closing || this.#health.degraded) return 'unavailable'
