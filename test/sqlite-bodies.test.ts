@@ -112,3 +112,18 @@ t.test('a file of schema 1 is upgraded in place: its events still run and show, 
   t.teardown(() => { check.close() })
   t.equal(check.pragma('user_version', { simple: true }), 2)
 })
+
+t.test('issue 21 item 7: a dead letter carries its body exactly as received', async (t) => {
+  const path = join(tempDir(t), 'inbox.db')
+  const inbox = sqliteInbox({ path })
+  const webhooks = receiver(inbox, { retry: { attempts: 1, minDelayMs: 5, maxDelayMs: 5 } })
+  t.teardown(() => webhooks.close())
+  webhooks.on('action.completed', function failing () { throw new Error('downstream refused') })
+  const body = '{"data":{"b":2,"a":1},  "createdAt":"2026-05-10T09:12:00Z","type":"action.completed","id":"evt_dead_body"}'
+  t.equal((await webhooks.receive(rawDelivery(body))).code, 'ACCEPTED')
+  await until(async () => (await inbox.deadLetters()).length === 1, 'the dead letter')
+  const [dead] = await inbox.deadLetters()
+  t.equal(dead?.id, 'evt_dead_body')
+  t.equal(dead?.body, body, 'in the order and spacing it was sent')
+  t.same(dead?.event, JSON.parse(body))
+})
