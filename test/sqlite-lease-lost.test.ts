@@ -92,7 +92,7 @@ t.test('issue 20 item 8: two processes whose handler blocks the event loop past 
   // Creates the file first, so that both processes open a ready schema.
   await sqliteInbox({ path }).close(0)
   // Each child runs a receiver on the file; its handler holds the event loop for
-  // 2.5 leases. The first child also takes the delivery.
+  // 2.5 leases. The first child takes the delivery when told to.
   const code = `
     const { Webhooks, sign } = await import(process.env.SIR_INDEX)
     const { sqliteInbox } = await import(process.env.SIR_MODULE)
@@ -106,18 +106,23 @@ t.test('issue 20 item 8: two processes whose handler blocks the event loop past 
       while (Date.now() < until) {}
     })
     webhooks.onDeadLetter(() => { process.stdout.write('dead-lettered\\n') })
-    if (process.env.SIR_ACCEPT === '1') {
-      const rawBody = Buffer.from(JSON.stringify({ id: 'evt_blocks', type: 'action.completed', createdAt: '2026-05-10T09:12:00Z', data: {} }))
-      const { timestamp, signature } = sign({ secret: 'whsec_lease', rawBody })
-      const result = await webhooks.receive({ contentType: 'application/json', signature, timestamp, rawBody })
-      process.stdout.write(result.code + '\\n')
-    }
-    process.stdin.once('data', async () => { await webhooks.close(); process.exit(0) })`
+    process.stdin.setEncoding('utf8').on('data', async (command) => {
+      if (command.startsWith('accept')) {
+        const rawBody = Buffer.from(JSON.stringify({ id: 'evt_blocks', type: 'action.completed', createdAt: '2026-05-10T09:12:00Z', data: {} }))
+        const { timestamp, signature } = sign({ secret: 'whsec_lease', rawBody })
+        const result = await webhooks.receive({ contentType: 'application/json', signature, timestamp, rawBody })
+        process.stdout.write(result.code + '\\n')
+      } else {
+        await webhooks.close()
+        process.exit(0)
+      }
+    })
+    process.stdout.write('ready\\n')`
   const loaderArgs = process.execArgv.filter((arg) => arg.includes('@tapjs/typescript'))
   const env = { ...process.env, SIR_INDEX: new URL('../src/index.ts', import.meta.url).href, SIR_MODULE: new URL('../src/sqlite/inbox.ts', import.meta.url).href, SIR_DB: path }
   const output: string[] = []
-  const children = ['1', '0'].map((accept) => {
-    const child = spawn(process.execPath, [...loaderArgs, '--input-type=module', '-e', code], { env: { ...env, SIR_ACCEPT: accept }, stdio: ['pipe', 'pipe', 'inherit'] })
+  const children = [0, 1].map(() => {
+    const child = spawn(process.execPath, [...loaderArgs, '--input-type=module', '-e', code], { env, stdio: ['pipe', 'pipe', 'inherit'] })
     child.stdout.setEncoding('utf8').on('data', (chunk: string) => { output.push(...chunk.split('\n').filter((line) => line !== '')) })
     return child
   })
@@ -125,6 +130,9 @@ t.test('issue 20 item 8: two processes whose handler blocks the event loop past 
   const check = new Database(path, { readonly: true })
   t.teardown(() => { check.close() })
   const state = (): string | undefined => check.prepare<[], string>("SELECT state FROM sir_webhook_events WHERE id = 'evt_blocks'").pluck().get()
+  // Both up before the event arrives, so that the second can take over what the first holds.
+  await until(() => output.filter((line) => line === 'ready').length === 2, 'both receivers to start', 30_000)
+  children[0]!.stdin.write('accept\n')
   await until(() => output.includes('ACCEPTED'), 'the delivery to be accepted', 20_000)
   await until(() => state() !== undefined && state() !== 'pending', 'an outcome', 20_000)
   // Long enough for a run started elsewhere to end, and for any further claim to show.
@@ -133,5 +141,5 @@ t.test('issue 20 item 8: two processes whose handler blocks the event loop past 
   const runs = output.filter((line) => line === 'ran').length
   t.ok(runs >= 1 && runs <= 2, `ran ${runs} times (once, or once more where the lease ran out)`)
   t.notOk(output.includes('dead-lettered'), 'not dead-lettered')
-  for (const child of children) child.stdin.write('stop')
+  for (const child of children) child.stdin.write('stop\n')
 })
