@@ -127,3 +127,17 @@ t.test('issue 21 item 7: a dead letter carries its body exactly as received', as
   t.equal(dead?.body, body, 'in the order and spacing it was sent')
   t.same(dead?.event, JSON.parse(body))
 })
+
+t.test('a body handed over as a view into a larger buffer (as a Web adapter may) is stored as exactly its own bytes', async (t) => {
+  const path = join(tempDir(t), 'inbox.db')
+  const inbox = sqliteInbox({ path })
+  const webhooks = receiver(inbox)
+  t.teardown(() => webhooks.close())
+  webhooks.on('action.completed', function record () {})
+  const body = JSON.stringify(event('evt_view'))
+  const padded = new Uint8Array(Buffer.from(`xxx${body}yyy`))
+  const view = new Uint8Array(padded.buffer, 3, body.length)
+  const { timestamp, signature } = sign({ secret: SECRET, rawBody: view })
+  t.equal((await webhooks.receive({ contentType: 'application/json', signature, timestamp, rawBody: view })).code, 'ACCEPTED')
+  t.equal((await inbox.outcome('evt_view'))?.body, body)
+})
