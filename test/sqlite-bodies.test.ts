@@ -141,3 +141,24 @@ t.test('a body handed over as a view into a larger buffer (as a Web adapter may)
   t.equal((await webhooks.receive({ contentType: 'application/json', signature, timestamp, rawBody: view })).code, 'ACCEPTED')
   t.equal((await inbox.outcome('evt_view'))?.body, body)
 })
+
+t.test('issue 20 item 3: a running event whose id holds a lone surrogate keeps its lease: renewed, never claimed twice', async (t) => {
+  const path = join(tempDir(t), 'inbox.db')
+  // Two receivers on one file: had the renewal missed the id, the other would take the event over.
+  const inboxes = [sqliteInbox({ path, leaseMs: 150, pollIntervalMs: 20 }), sqliteInbox({ path, leaseMs: 150, pollIntervalMs: 20 })]
+  const runs: string[] = []
+  const receivers = inboxes.map((inbox, index) => {
+    const webhooks = receiver(inbox)
+    t.teardown(() => webhooks.close())
+    webhooks.on('action.completed', async function slow (evt) {
+      runs.push(`${index}:${evt.id}`)
+      await sleep(750)
+    })
+    return webhooks
+  })
+  const body = '{"id":"evt_\\udc00_slow","type":"action.completed","createdAt":"2026-05-10T09:12:00Z","data":{}}'
+  t.equal((await receivers[0]!.receive(rawDelivery(body))).code, 'ACCEPTED')
+  await until(async () => (await inboxes[0]!.outcome('evt_\udc00_slow'))?.state === 'done', 'the event to be done')
+  t.equal(runs.length, 1, `ran once in all: ${runs.length}`)
+  t.equal((await inboxes[0]!.outcome('evt_\udc00_slow'))?.attempts, 1)
+})
