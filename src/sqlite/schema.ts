@@ -1,5 +1,4 @@
 import type BetterSqlite3 from 'better-sqlite3'
-
 import type { IdKey } from './ids.js'
 
 /**
