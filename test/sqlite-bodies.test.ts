@@ -145,14 +145,16 @@ t.test('a body handed over as a view into a larger buffer (as a Web adapter may)
 t.test('issue 20 item 3: a running event whose id holds a lone surrogate keeps its lease: renewed, never claimed twice', async (t) => {
   const path = join(tempDir(t), 'inbox.db')
   // Two receivers on one file: had the renewal missed the id, the other would take the event over.
-  const inboxes = [sqliteInbox({ path, leaseMs: 150, pollIntervalMs: 20 }), sqliteInbox({ path, leaseMs: 150, pollIntervalMs: 20 })]
+  // Three leases long, renewed every third of one: only a stall of the event loop
+  // past two thirds of a lease (not to be expected even on a loaded machine) could take it over.
+  const inboxes = [sqliteInbox({ path, leaseMs: 1_000, pollIntervalMs: 20 }), sqliteInbox({ path, leaseMs: 1_000, pollIntervalMs: 20 })]
   const runs: string[] = []
   const receivers = inboxes.map((inbox, index) => {
     const webhooks = receiver(inbox)
     t.teardown(() => webhooks.close())
     webhooks.on('action.completed', async function slow (evt) {
       runs.push(`${index}:${evt.id}`)
-      await sleep(750)
+      await sleep(3_000)
     })
     return webhooks
   })
