@@ -34,6 +34,8 @@ interface Job {
   run: (batch: Batch) => unknown
   durable: boolean
   deadline: number
+  /** Its batch failed at COMMIT, which names no culprit: it is retried in a transaction of its own. */
+  alone?: boolean
   resolve: (value: unknown) => void
   reject: (error: unknown) => void
 }
@@ -74,9 +76,12 @@ export class GroupCommit {
   #synchronous: 'FULL' | 'NORMAL' = 'FULL'
   #idle: Array<() => void> = []
   #closed = false
+  readonly #beforeDurable: () => void
 
-  constructor (db: BetterSqlite3.Database) {
+  /** `beforeDurable` runs before each batch with an accept opens its transaction; what it throws fails the batch. */
+  constructor (db: BetterSqlite3.Database, beforeDurable: () => void = () => {}) {
     this.#db = db
+    this.#beforeDurable = beforeDurable
   }
 
   /** Runs `run` inside the next batch's transaction; resolves once it is committed. */
@@ -125,11 +130,11 @@ export class GroupCommit {
 
   /** `withDurable`: false in a microtask round, which leaves accepts for the end of the turn. */
   #flush (withDurable: boolean): void {
-    const batch = withDurable ? this.#jobs : this.#jobs.filter((job) => !job.durable)
+    const batch = this.#take(withDurable)
     if (batch.length === 0) return this.#afterFlush()
-    this.#jobs = withDurable ? [] : this.#jobs.filter((job) => job.durable)
     const durable = batch.some((job) => job.durable)
     try {
+      if (durable) this.#beforeDurable()
       this.#setSynchronous(durable ? 'FULL' : 'NORMAL')
       this.#db.exec('BEGIN IMMEDIATE')
     } catch (error) {
@@ -144,36 +149,57 @@ export class GroupCommit {
     this.#afterFlush()
   }
 
+  /** The next batch: the jobs waiting (accepts only with `withDurable`), or one job to be retried alone. */
+  #take (withDurable: boolean): Job[] {
+    const eligible = (job: Job): boolean => withDurable || !job.durable
+    const first = this.#jobs.find(eligible)
+    if (first?.alone === true) {
+      this.#jobs = this.#jobs.filter((job) => job !== first)
+      return [first]
+    }
+    const batch = this.#jobs.filter((job) => eligible(job) && job.alone !== true)
+    this.#jobs = this.#jobs.filter((job) => !batch.includes(job))
+    return batch
+  }
+
+  /**
+   * Runs the jobs in the open transaction and commits. One bad job must not cost
+   * its batch-mates their write: an error that aborts only its statement (a
+   * constraint) fails only its job; one that ends the whole transaction (a full
+   * disk, an I/O error, a row too large for the space left) fails its job, and the
+   * others go back to the queue for the next transaction. A failed COMMIT names no
+   * job, so each of its jobs is retried once in a transaction of its own.
+   */
   #commit (batch: Job[], durable: boolean): void {
     const results: Array<{ ok: true, value: unknown } | { ok: false, error: unknown }> = []
     const context: Batch = { durable }
-    let fatal: unknown
     for (const job of batch) {
       try {
         results.push({ ok: true, value: job.run(context) })
       } catch (error) {
-        // An error that ends the transaction (a full disk, an I/O error) takes
-        // every write of the batch with it; one that aborts only its statement
-        // (a constraint) fails only its job.
         if (!this.#db.inTransaction) {
-          fatal = error
-          break
+          job.reject(error)
+          this.#jobs = [...batch.filter((other) => other !== job), ...this.#jobs]
+          return
         }
         results.push({ ok: false, error })
       }
     }
-    if (fatal === undefined) {
-      try {
-        this.#db.exec('COMMIT')
-      } catch (error) {
-        fatal = error
-        if (this.#db.inTransaction) this.#db.exec('ROLLBACK')
+    try {
+      this.#db.exec('COMMIT')
+    } catch (error) {
+      if (this.#db.inTransaction) this.#db.exec('ROLLBACK')
+      if (batch.length === 1) {
+        batch[0]!.reject(error)
+        return
       }
+      for (const job of batch) job.alone = true
+      this.#jobs = [...batch, ...this.#jobs]
+      return
     }
     batch.forEach((job, index) => {
-      const result = results[index]
-      if (fatal !== undefined || result === undefined) job.reject(fatal)
-      else if (result.ok) job.resolve(result.value)
+      const result = results[index]!
+      if (result.ok) job.resolve(result.value)
       else job.reject(result.error)
     })
   }

@@ -14,9 +14,18 @@ export type HealthCheckedStep = 'claim' | 'outcome write'
  */
 export class HealthTracker {
   readonly #failing = new Map<HealthCheckedStep, string>()
+  /** The file was deleted or replaced: nothing written from now on would last, until a restart. */
+  #fileGone: string | undefined
 
   get degraded (): boolean {
-    return this.#failing.size > 0
+    return this.#failing.size > 0 || this.#fileGone !== undefined
+  }
+
+  /** Records that the inbox's file is gone; true the first time. */
+  fileGone (reason: string): boolean {
+    if (this.#fileGone !== undefined) return false
+    this.#fileGone = `${reason}; restart the receiver on a restored file`
+    return true
   }
 
   /** Records a failure; true when it turns a healthy inbox degraded. */
@@ -29,10 +38,12 @@ export class HealthTracker {
 
   /** Records a success; true when it was the last failing step. */
   succeeded (step: HealthCheckedStep): boolean {
-    return this.#failing.delete(step) && this.#failing.size === 0
+    return this.#failing.delete(step) && !this.degraded
   }
 
   report (): InboxHealth {
-    return { status: this.degraded ? 'degraded' : 'ok', reasons: [...this.#failing.values()] }
+    const reasons = [...this.#failing.values()]
+    if (this.#fileGone !== undefined) reasons.unshift(this.#fileGone)
+    return { status: this.degraded ? 'degraded' : 'ok', reasons }
   }
 }

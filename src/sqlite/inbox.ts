@@ -5,12 +5,15 @@ import { defaults } from '../core/options.js'
 import { UnrefTimers } from '../core/unref-timers.js'
 import { countsByState, type DeadLetterQuery, type EventOutcome, type OutcomeState } from '../core/outcome.js'
 import { GroupCommit, type Batch } from './group-commit.js'
+import { InboxFiles } from './file-identity.js'
 import { HealthTracker } from './health.js'
 import { openInboxFile } from './open.js'
 import { resolveSqliteOptions, type ResolvedSqliteOptions, type SqliteInboxOptions } from './options.js'
 import { isDeadOwnerOnThisHost, newOwner } from './owner.js'
+import { idKey, idLists } from './ids.js'
+import { bodyToStore, toOutcome } from './rows.js'
 import { EventRunner } from './runner.js'
-import type { EventRow, Statements } from './schema.js'
+import type { Statements } from './schema.js'
 import { purgeCutoffs, purgeQuietly } from '../core/retention.js'
 
 export type { SqliteInboxOptions, StartupCheck } from './options.js'
@@ -36,6 +39,7 @@ export class SqliteInbox implements Inbox {
   readonly #options: ResolvedSqliteOptions
   readonly #owner = newOwner()
   readonly #health = new HealthTracker()
+  readonly #files: InboxFiles
   readonly #timers = new UnrefTimers()
   /** Pending events counted once per batch of accepts, then kept up to date by them. */
   readonly #pendingInBatch = new WeakMap<Batch, number>()
@@ -52,7 +56,13 @@ export class SqliteInbox implements Inbox {
     const { db, sql } = openInboxFile(this.#options.path, this.#options.startupCheck, this.#options.acceptTimeoutMs)
     this.#db = db
     this.#sql = sql
-    this.#writer = new GroupCommit(db)
+    this.#files = new InboxFiles(this.#options.path)
+    // Checked before every accept's commit, so no 2xx is given for a row written
+    // to a deleted file, and on a timer, so health() says so with no traffic.
+    this.#writer = new GroupCommit(db, () => {
+      this.#checkFiles()
+      this.#files.assertPresent()
+    })
   }
 
   start (runtime: InboxRuntime): void {
@@ -66,6 +76,7 @@ export class SqliteInbox implements Inbox {
     this.#timers.every(this.#options.pollIntervalMs, () => { runner.pump() })
     this.#timers.every(Math.max(50, Math.floor(this.#options.leaseMs / 3)), () => { runner.renewLeases() })
     this.#timers.every(this.#options.purgeIntervalMs, () => { this.#purgeQuietly() })
+    this.#timers.every(this.#options.pollIntervalMs, () => { this.#checkFiles() })
     // Events held by a dead predecessor on this host start now, the others once
     // their lease has expired.
     this.#reclaimFromDeadOwners().finally(() => { runner.wake() })
@@ -93,22 +104,36 @@ export class SqliteInbox implements Inbox {
   /**
    * `degraded` while claims or outcome writes fail for a reason other than a lock
    * held elsewhere (a damaged file, a full disk): deliveries then get 503, since
-   * events accepted now could not run. Clears itself when they succeed again.
+   * events accepted now could not run. Clears itself when they succeed again;
+   * except once the file or its `-wal` was deleted or replaced, which only a
+   * restart on a restored file mends.
    */
   health (): InboxHealth {
     return this.#health.report()
   }
 
-  accept (event: AnyEvent, receivedAt: number): AcceptOutcome | Promise<AcceptOutcome> {
+  /**
+   * Records the event, its body exactly as received, in the next group commit.
+   * Handlers start from the file, after the answer: `whenAnswered` and
+   * `waitUntil` are for inboxes that run them in the request's own process.
+   */
+  accept (
+    event: AnyEvent,
+    receivedAt: number,
+    _whenAnswered?: (callback: () => void) => void,
+    _waitUntil?: (handlersFinished: Promise<void>) => void,
+    rawBody?: Uint8Array
+  ): AcceptOutcome | Promise<AcceptOutcome> {
     const writer = this.#writer
     const sql = this.#sql
     if (writer === undefined || sql === undefined || this.#closing || this.#health.degraded) return 'unavailable'
-    const row = { id: event.id, type: event.type, event: JSON.stringify(event), receivedAt }
+    const row = { id: idKey(event.id), type: event.type, body: bodyToStore(event, rawBody), receivedAt }
     const maxQueueSize = this.#runtime?.options.maxQueueSize ?? defaults.maxQueueSize
     const accepted = writer.write((batch): AcceptOutcome => {
       // An id already here is a duplicate even when the queue is full: it was
-      // recorded, so the sender may stop.
-      if (sql.exists.get(row.id) !== undefined) return 'duplicate'
+      // recorded, so the sender may stop. Rows of schema 1 kept no body to compare.
+      const stored = sql.storedBody.get(row.id)
+      if (stored !== undefined) return stored.body === null || stored.body.equals(row.body) ? 'duplicate' : 'duplicate-differs'
       const pending = this.#pendingInBatch.get(batch) ?? sql.countPending.get()!
       if (pending >= maxQueueSize) return 'full'
       sql.insert.run(row)
@@ -127,7 +152,7 @@ export class SqliteInbox implements Inbox {
   }
 
   async outcome (id: string): Promise<EventOutcome | undefined> {
-    const row = this.#open().get.get(id)
+    const row = this.#open().get.get(idKey(id))
     return row === undefined ? undefined : toOutcome(row)
   }
 
@@ -137,7 +162,7 @@ export class SqliteInbox implements Inbox {
 
   async redrive (id: string): Promise<boolean> {
     const sql = this.#open()
-    const changed = await this.#adminWrite(() => sql.redrive.run({ id, now: this.#now() }).changes === 1)
+    const changed = await this.#adminWrite(() => sql.redrive.run({ id: idKey(id), now: this.#now() }).changes === 1)
     if (changed) this.#runner?.wake()
     return changed
   }
@@ -197,9 +222,9 @@ export class SqliteInbox implements Inbox {
     const runner = this.#runner
     await runner?.stop(graceMs)
     this.#timers.clear()
-    const running = runner?.runningIds() ?? '[]'
+    const running = runner?.runningIds() ?? idLists([])
     try {
-      await writer.write(() => sql.releaseLeases.run({ owner: this.#owner, running }), { durable: false, deadline: Date.now() + ADMIN_WAIT_MS })
+      await writer.write(() => sql.releaseLeases.run({ owner: this.#owner, ...running }), { durable: false, deadline: Date.now() + ADMIN_WAIT_MS })
         .catch((error: unknown) => { this.#runtime?.logger.warn({ err: error }, 'close() could not release the leases of events this process did not start; they run once the lease expires') })
       await writer.settled()
     } finally {
@@ -252,23 +277,16 @@ export class SqliteInbox implements Inbox {
     return (this.#runtime?.options.clock ?? Date.now)()
   }
 
+  #checkFiles (): void {
+    const gone = this.#files.check()
+    if (gone !== undefined && this.#health.fileGone(gone)) {
+      this.#runtime?.logger.error({ reason: gone }, 'the SQLite inbox file was deleted or replaced while in use; deliveries get 503 until the receiver is restarted, and events accepted since it happened are lost with it')
+    }
+  }
+
   #purgeQuietly (): void {
     purgeQuietly(async () => await this.purge(), this.#runtime?.logger, 'SQLite')
   }
-}
-
-function toOutcome (row: EventRow): EventOutcome {
-  const outcome: EventOutcome = {
-    id: row.id,
-    type: row.type,
-    state: row.state,
-    receivedAt: new Date(row.received_at),
-    attempts: row.attempts,
-    event: JSON.parse(row.event) as AnyEvent
-  }
-  if (row.last_error !== null) outcome.lastError = row.last_error
-  if (row.finished_at !== null) outcome.finishedAt = new Date(row.finished_at)
-  return outcome
 }
 
 /** A durable inbox in one SQLite file, for a receiver on one machine. */

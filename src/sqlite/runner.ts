@@ -8,6 +8,9 @@ import { errorSummary } from '../core/outcome.js'
 import type { Batch, GroupCommit } from './group-commit.js'
 import type { HealthCheckedStep, HealthTracker } from './health.js'
 import type { ResolvedSqliteOptions } from './options.js'
+import { idFromKey, idLists } from './ids.js'
+import { afterLeaseLost, type LateRun } from './lease-lost.js'
+import { storedEvent } from './rows.js'
 import type { EventRow, Statements } from './schema.js'
 
 /**
@@ -60,9 +63,9 @@ export class EventRunner {
     return this.#active.size
   }
 
-  /** The ids this process is running, as the JSON array the statements take. */
-  runningIds (): string {
-    return JSON.stringify([...this.#active])
+  /** The ids this process is running, as the statements take them. */
+  runningIds (): { running: string, runningBlobs: string } {
+    return idLists(this.#active)
   }
 
   /** Claims on the next turn: after an accept, so its 2xx is written before any handler starts. */
@@ -92,10 +95,10 @@ export class EventRunner {
       const free = runtime.options.concurrency - this.#inAttempt
       if (free <= 0) return { rows: [], durable: batch.durable }
       const now = this.#now()
-      const rows = sql.claim.all({ owner, now, leaseUntil: now + options.leaseMs, limit: free, running: this.runningIds() })
+      const rows = sql.claim.all({ owner, now, leaseUntil: now + options.leaseMs, limit: free, ...this.runningIds() })
       return { rows, durable: batch.durable }
     }).then(({ rows, durable }) => {
-      for (const row of rows) this.#active.add(row.id)
+      for (const row of rows) this.#active.add(idFromKey(row.id))
       this.#inAttempt += rows.length
       // Rows claimed in the batch that accepted them start on the next turn, once
       // their 2xx is written; rows of an earlier batch start now.
@@ -113,7 +116,7 @@ export class EventRunner {
   renewLeases (): void {
     if (this.#active.size === 0) return
     const { sql, options, owner } = this.#parts
-    this.#parts.writer.write(() => sql.renewLeases.run({ owner, leaseUntil: this.#now() + options.leaseMs, running: this.runningIds() }), { durable: false, deadline: this.#deadline() })
+    this.#parts.writer.write(() => sql.renewLeases.run({ owner, leaseUntil: this.#now() + options.leaseMs, ...this.runningIds() }), { durable: false, deadline: this.#deadline() })
       .catch((error: unknown) => { this.#parts.runtime.logger.error({ err: error }, 'the SQLite inbox could not renew its leases; another process may take its events over') })
   }
 
@@ -161,7 +164,7 @@ export class EventRunner {
   }
 
   #settled (row: EventRow): void {
-    this.#active.delete(row.id)
+    this.#active.delete(idFromKey(row.id))
     if (this.#active.size === 0) this.#whenIdle?.()
   }
 
@@ -189,7 +192,16 @@ export class EventRunner {
   /** `attemptEnded` frees the event's slot once no handler of it runs any more. */
   async #process (row: EventRow, attemptEnded: () => void): Promise<void> {
     const { runtime, sql, owner } = this.#parts
-    const event = JSON.parse(row.event) as AnyEvent
+    let event: AnyEvent
+    try {
+      event = storedEvent(row)
+    } catch (error) {
+      attemptEnded()
+      // Running it would fail the same way every time.
+      runtime.logger.error({ err: error, event: { id: idFromKey(row.id), type: row.type } }, 'the SQLite inbox cannot parse a stored event; it is marked dead without running')
+      await this.#finish(row, { state: 'dead', succeeded: row.succeeded, lastError: errorSummary(error) })
+      return
+    }
     const { retry } = runtime.options
     if (row.attempts > retry.attempts) {
       attemptEnded()
@@ -200,6 +212,7 @@ export class EventRunner {
       await runtime.deadLetter({ event, reason: 'handler_failed', error, attempts: row.attempts - 1, receivedAt: new Date(row.received_at) })
       return
     }
+    const startedAt = performance.now()
     const result = await runAttempt(runtime, event, row.received_at, row.attempts, JSON.parse(row.succeeded) as string[])
     attemptEnded()
     // Shutdown cut this attempt short: its handlers were told to stop, and one that
@@ -207,24 +220,23 @@ export class EventRunner {
     // event stays pending: close() releases it if it settled in time (the file may
     // already be closed otherwise, and the lease then expires). The attempt counts.
     if (runtime.signal.aborted || this.#abandoned) return
+    const ranMs = Math.round(performance.now() - startedAt)
     const succeeded = JSON.stringify(result.succeeded)
     const last = result.failures.at(-1)
     if (last === undefined) {
-      await this.#finish(row, { state: 'done', succeeded, lastError: null })
+      if (await this.#finish(row, { state: 'done', succeeded, lastError: null }) === 0) await this.#leaseLost(row, event, { ranMs, succeeded })
       return
     }
     const lastError = `${last.key}: ${errorSummary(last.error)}`
     if (row.attempts < retry.attempts) {
       const delay = backoffDelay(row.attempts, retry)
-      await this.#write('outcome write', () => sql.retryLater.run({ id: row.id, owner, nextAttemptAt: this.#now() + delay, succeeded, lastError }))
+      const changes = await this.#write('outcome write', () => sql.retryLater.run({ id: row.id, owner, nextAttemptAt: this.#now() + delay, succeeded, lastError }).changes)
+      if (changes === 0) return await this.#leaseLost(row, event, { ranMs, failure: last })
       this.#timers.after(delay, () => { this.pump() })
       await reportFailures(runtime, event, row.received_at, row.attempts, result.failures, delay)
       return
     }
-    if (await this.#finish(row, { state: 'dead', succeeded, lastError }) === 0) {
-      runtime.logger.warn({ event: { id: event.id, type: event.type } }, 'the event was taken over by another process before its last failure was recorded')
-      return
-    }
+    if (await this.#finish(row, { state: 'dead', succeeded, lastError }) === 0) return await this.#leaseLost(row, event, { ranMs, failure: last })
     await reportFailures(runtime, event, row.received_at, row.attempts, result.failures, undefined)
   }
 
@@ -236,7 +248,7 @@ export class EventRunner {
    */
   async #outcomeNotRecorded (row: EventRow, error: unknown): Promise<void> {
     const { runtime, sql, owner, writer } = this.#parts
-    const tag = { id: row.id, type: row.type }
+    const tag = { id: idFromKey(row.id), type: row.type }
     runtime.logger.error({ err: error, event: tag }, 'the SQLite inbox could not record an outcome; the event will run again')
     if (this.#abandoned) return
     try {
@@ -244,6 +256,12 @@ export class EventRunner {
     } catch (expireError) {
       runtime.logger.error({ err: expireError, event: tag }, 'the SQLite inbox could not expire the lease either; the event runs again once it lapses')
     }
+  }
+
+  /** The outcome write matched no row: this run's lease ran out (lease-lost.ts). */
+  async #leaseLost (row: EventRow, event: AnyEvent, run: LateRun): Promise<void> {
+    const { runtime, sql, options } = this.#parts
+    await afterLeaseLost({ logger: runtime.logger, sql, leaseMs: options.leaseMs, now: this.#now(), write: async (write) => await this.#write('outcome write', write) }, row, event, run)
   }
 
   #deadline (): number {

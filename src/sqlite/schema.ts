@@ -1,6 +1,11 @@
 import type BetterSqlite3 from 'better-sqlite3'
+import type { IdKey } from './ids.js'
 
-export const SCHEMA_VERSION = 1
+/**
+ * 2: `body` holds the exact bytes received (rows of schema 1 keep their event in
+ * `event`), and ids that are not well-formed UTF-16 are stored as BLOBs (ids.ts).
+ */
+export const SCHEMA_VERSION = 2
 
 /**
  * One row per event id: the id is the primary key, so the row that queues an
@@ -12,6 +17,7 @@ CREATE TABLE IF NOT EXISTS sir_webhook_events (
   id TEXT PRIMARY KEY,
   type TEXT NOT NULL,
   event TEXT NOT NULL,
+  body BLOB,
   state TEXT NOT NULL CHECK (state IN ('pending', 'done', 'dead')),
   received_at INTEGER NOT NULL,
   attempts INTEGER NOT NULL DEFAULT 0,
@@ -27,9 +33,13 @@ CREATE INDEX IF NOT EXISTS sir_webhook_events_finished ON sir_webhook_events (st
 `
 
 export interface EventRow {
-  id: string
+  /** Text, or a BLOB for an id that is not well-formed UTF-16: bind it back as it is. */
+  id: IdKey
   type: string
+  /** The event as JSON text in rows written before schema 2; empty since, the body holding it. */
   event: string
+  /** The body exactly as received; null in rows written before schema 2. */
+  body: Buffer | null
   state: 'pending' | 'done' | 'dead'
   received_at: number
   attempts: number
@@ -42,23 +52,26 @@ export interface EventRow {
 }
 
 type Statement<Bind extends unknown[], Result = unknown> = BetterSqlite3.Statement<Bind, Result>
-type AcceptRow = { id: string, type: string, event: string, receivedAt: number }
-type Owned = { id: string, owner: string }
+type AcceptRow = { id: IdKey, type: string, body: Buffer, receivedAt: number }
+type Owned = { id: IdKey, owner: string }
+/** The ids a process is running, as ids.ts's `idLists` gives them. */
+type Running = { running: string, runningBlobs: string }
 
 export interface Statements {
-  exists: Statement<[string], 1>
+  storedBody: Statement<[IdKey], { body: Buffer | null }>
   countPending: Statement<[], number>
   countByState: Statement<[], { state: 'pending' | 'done' | 'dead', count: number }>
   insert: Statement<[AcceptRow]>
-  claim: Statement<[{ owner: string, now: number, leaseUntil: number, limit: number, running: string }], EventRow>
-  renewLeases: Statement<[{ owner: string, leaseUntil: number, running: string }]>
-  releaseLeases: Statement<[{ owner: string, running: string }]>
+  claim: Statement<[Running & { owner: string, now: number, leaseUntil: number, limit: number }], EventRow>
+  renewLeases: Statement<[Running & { owner: string, leaseUntil: number }]>
+  releaseLeases: Statement<[Running & { owner: string }]>
   expireLease: Statement<[Owned & { now: number }]>
   finish: Statement<[Owned & { state: 'done' | 'dead', now: number, succeeded: string, lastError: string | null }]>
   retryLater: Statement<[Owned & { nextAttemptAt: number, succeeded: string, lastError: string }]>
-  get: Statement<[string], EventRow>
+  finishAfterLeaseLost: Statement<[{ id: IdKey, now: number, succeeded: string, note: string }]>
+  get: Statement<[IdKey], EventRow>
   deadLetters: Statement<[number], EventRow>
-  redrive: Statement<[{ id: string, now: number }]>
+  redrive: Statement<[{ id: IdKey, now: number }]>
   purge: Statement<[{ state: 'done' | 'dead', before: number }]>
   countPurgeable: Statement<[{ state: 'done' | 'dead', before: number }], number>
   leaseOwners: Statement<[{ now: number }], string>
@@ -74,61 +87,90 @@ export function openSchema (db: BetterSqlite3.Database, busyTimeoutMs: number): 
   // How long one attempt at the write lock may block the event loop; the rest of
   // the wait, up to acceptTimeoutMs, is spent in asynchronous retries (group-commit.ts).
   db.pragma(`busy_timeout = ${busyTimeoutMs}`)
-  db.exec(createTable)
+  migrate(db)
+  return prepare(db)
+}
+
+function schemaVersion (db: BetterSqlite3.Database): number {
   const version = db.pragma('user_version', { simple: true }) as number
   if (version > SCHEMA_VERSION) {
     throw new Error(`sir-webhooks: the inbox database was written by a newer sir-webhooks (schema ${version}, this one knows ${SCHEMA_VERSION})`)
   }
-  if (version < SCHEMA_VERSION) db.pragma(`user_version = ${SCHEMA_VERSION}`)
-  return prepare(db)
+  return version
 }
+
+/**
+ * Creates the table, or brings a schema 1 file up to date, in one write
+ * transaction: two processes opening an old file at once upgrade it once.
+ * Adding a nullable column rewrites no row, so the upgrade is instant.
+ */
+function migrate (db: BetterSqlite3.Database): void {
+  if (schemaVersion(db) === SCHEMA_VERSION) return
+  db.transaction(() => {
+    if (schemaVersion(db) === SCHEMA_VERSION) return
+    db.exec(createTable)
+    const columns = db.prepare<[], string>("SELECT name FROM pragma_table_info('sir_webhook_events')").pluck().all()
+    if (!columns.includes('body')) db.exec('ALTER TABLE sir_webhook_events ADD COLUMN body BLOB')
+    db.pragma(`user_version = ${SCHEMA_VERSION}`)
+  }).immediate()
+}
+
+/** The ids of `Running`, in the form each is stored in. */
+const running = 'SELECT value FROM json_each(@running) UNION ALL SELECT unhex(value) FROM json_each(@runningBlobs)'
 
 function prepare (db: BetterSqlite3.Database): Statements {
   return {
-    exists: db.prepare<[string], 1>('SELECT 1 FROM sir_webhook_events WHERE id = ?').pluck(),
+    storedBody: db.prepare<[IdKey], { body: Buffer | null }>('SELECT body FROM sir_webhook_events WHERE id = ?'),
     countPending: db.prepare<[], number>("SELECT count(*) FROM sir_webhook_events WHERE state = 'pending'").pluck(),
     countByState: db.prepare<[], { state: 'pending' | 'done' | 'dead', count: number }>('SELECT state, count(*) AS count FROM sir_webhook_events GROUP BY state'),
-    insert: db.prepare<[{ id: string, type: string, event: string, receivedAt: number }]>(
-      "INSERT INTO sir_webhook_events (id, type, event, state, received_at, next_attempt_at) VALUES (@id, @type, @event, 'pending', @receivedAt, @receivedAt)"
+    insert: db.prepare<[AcceptRow]>(
+      "INSERT INTO sir_webhook_events (id, type, event, body, state, received_at, next_attempt_at) VALUES (@id, @type, '', @body, 'pending', @receivedAt, @receivedAt)"
     ),
-    // @running: a JSON array of the ids this process is running. Our own lease can
+    // @running, @runningBlobs: the ids this process is running (ids.ts). Our own lease can
     // lapse while a handler blocks the event loop; claiming such a row again would
     // count an attempt that never runs.
-    claim: db.prepare<[{ owner: string, now: number, leaseUntil: number, limit: number, running: string }], EventRow>(`
+    claim: db.prepare<[Running & { owner: string, now: number, leaseUntil: number, limit: number }], EventRow>(`
       UPDATE sir_webhook_events SET attempts = attempts + 1, lease_owner = @owner, lease_until = @leaseUntil
       WHERE id IN (
         SELECT id FROM sir_webhook_events
         WHERE state = 'pending' AND next_attempt_at <= @now AND (lease_until IS NULL OR lease_until <= @now)
-          AND id NOT IN (SELECT value FROM json_each(@running))
+          AND id NOT IN (${running})
         ORDER BY next_attempt_at LIMIT @limit
       )
       RETURNING *`),
     // Only rows still running here: a row whose outcome write failed is owned by
     // no run, and renewing it would keep it from every process for good.
-    renewLeases: db.prepare<[{ owner: string, leaseUntil: number, running: string }]>(
-      "UPDATE sir_webhook_events SET lease_until = @leaseUntil WHERE lease_owner = @owner AND state = 'pending' AND id IN (SELECT value FROM json_each(@running))"
+    renewLeases: db.prepare<[Running & { owner: string, leaseUntil: number }]>(
+      `UPDATE sir_webhook_events SET lease_until = @leaseUntil WHERE lease_owner = @owner AND state = 'pending' AND id IN (${running})`
     ),
     // On close: rows of ours that no handler is running go back to the queue now.
     // Rows still running keep their lease until it expires, or another process
     // would start them while this one's handlers are still at work.
-    releaseLeases: db.prepare<[{ owner: string, running: string }]>(
-      "UPDATE sir_webhook_events SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = @owner AND state = 'pending' AND id NOT IN (SELECT value FROM json_each(@running))"
+    releaseLeases: db.prepare<[Running & { owner: string }]>(
+      `UPDATE sir_webhook_events SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = @owner AND state = 'pending' AND id NOT IN (${running})`
     ),
     // After a failed outcome write: the row can be claimed again at once instead of after leaseMs.
-    expireLease: db.prepare<[{ id: string, owner: string, now: number }]>(
+    expireLease: db.prepare<[{ id: IdKey, owner: string, now: number }]>(
       "UPDATE sir_webhook_events SET lease_until = @now WHERE id = @id AND lease_owner = @owner AND state = 'pending'"
     ),
-    finish: db.prepare<[{ id: string, owner: string, state: 'done' | 'dead', now: number, succeeded: string, lastError: string | null }]>(`
+    finish: db.prepare<[{ id: IdKey, owner: string, state: 'done' | 'dead', now: number, succeeded: string, lastError: string | null }]>(`
       UPDATE sir_webhook_events
       SET state = @state, finished_at = @now, succeeded = @succeeded, last_error = coalesce(@lastError, last_error), lease_owner = NULL, lease_until = NULL
       WHERE id = @id AND lease_owner = @owner AND state = 'pending'`),
-    retryLater: db.prepare<[{ id: string, owner: string, nextAttemptAt: number, succeeded: string, lastError: string }]>(`
+    retryLater: db.prepare<[{ id: IdKey, owner: string, nextAttemptAt: number, succeeded: string, lastError: string }]>(`
       UPDATE sir_webhook_events
       SET next_attempt_at = @nextAttemptAt, succeeded = @succeeded, last_error = @lastError, lease_owner = NULL, lease_until = NULL
       WHERE id = @id AND lease_owner = @owner AND state = 'pending'`),
-    get: db.prepare<[string], EventRow>('SELECT * FROM sir_webhook_events WHERE id = ?'),
+    // A run that outlived its lease and succeeded: its handlers are done, wherever
+    // else the event was started meanwhile. That run's own outcome write then finds
+    // the row finished and changes nothing.
+    finishAfterLeaseLost: db.prepare<[{ id: IdKey, now: number, succeeded: string, note: string }]>(`
+      UPDATE sir_webhook_events
+      SET state = 'done', finished_at = @now, succeeded = @succeeded, last_error = @note, lease_owner = NULL, lease_until = NULL
+      WHERE id = @id AND state = 'pending'`),
+    get: db.prepare<[IdKey], EventRow>('SELECT * FROM sir_webhook_events WHERE id = ?'),
     deadLetters: db.prepare<[number], EventRow>("SELECT * FROM sir_webhook_events WHERE state = 'dead' ORDER BY finished_at, id LIMIT ?"),
-    redrive: db.prepare<[{ id: string, now: number }]>(`
+    redrive: db.prepare<[{ id: IdKey, now: number }]>(`
       UPDATE sir_webhook_events
       SET state = 'pending', attempts = 0, next_attempt_at = @now, finished_at = NULL, lease_owner = NULL, lease_until = NULL
       WHERE id = @id AND state = 'dead'`),
