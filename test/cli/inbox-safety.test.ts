@@ -90,8 +90,9 @@ t.test('inbox dead and show print stored control characters escaped, and --json 
   t.notMatch(shown.stdout, CONTROL, 'no control character reaches the terminal')
   t.match(shown.stdout, /^type\s+evil\\x1b\[2J\\x1b\[H\\x1b\[32mALL GOOD$/m)
   t.match(shown.stdout, /^last error\s+creditPartner: Error: boom \\x1b\]0;pwned\\x07 \\x85done$/m)
-  t.match(shown.stdout, /^event \(as stored\):\n {2}\{\n/m, 'the event, indented under its label')
-  t.match(shown.stdout, '"type": "evil\\u001b[2J', 'JSON escapes C0 in the event itself')
+  // SQLite keeps the body: it is shown as received, indented under its label.
+  t.match(shown.stdout, /^body \(as received\):\n {2}\{"id":/m, 'the body, indented under its label')
+  t.match(shown.stdout, '"type":"evil\\u001b[2J', 'the sender\'s JSON escapes of C0 shown as sent')
   t.match(shown.stdout, '\\x9b31m\\x7f', 'and printable() the C1 and DEL JSON leaves raw')
 
   const missing = await runCli(['inbox', 'show', 'evt_\u001b[2Jnope', ...store])
