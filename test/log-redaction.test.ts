@@ -130,3 +130,27 @@ test('safeError: the same object when nothing echoes; a copy without the fields 
   cycle.cause = cycle
   t.doesNotThrow(() => JSON.stringify(safeError(cycle), ['message', 'cause']), 'a cause that is its own cause ends')
 })
+
+test('a handler\'s log is the pino logger itself, and its error-first form is made safe too', async (t) => {
+  const logs = captureLogs('trace')
+  const webhooks = new Webhooks({ secret: SECRET, logger: logs.logger })
+  const seen: Array<[unknown, unknown, unknown, unknown]> = []
+  webhooks.on('action.completed', function audit (event, { log }) {
+    const pinoLog = log as unknown as { trace: unknown, fatal: unknown, level: unknown, bindings: () => Record<string, unknown> }
+    seen.push([typeof pinoLog.trace, typeof pinoLog.fatal, pinoLog.level, pinoLog.bindings().event])
+    ;(log as unknown as { trace: (message: string) => void }).trace('tracing a run')
+    // pino's own error-first call, the form most handlers write.
+    log.error(echoingError('the ledger write failed') as unknown as object, 'ledger write failed')
+  })
+  t.equal((await webhooks.receive(delivery('evt_error_first'))).code, 'ACCEPTED')
+  await eventually(() => seen.length === 1, 5000, 'the handler ran')
+  await webhooks.close()
+  t.same(seen[0]?.slice(0, 3), ['function', 'function', 'trace'], 'trace, fatal and level are pino\'s')
+  t.match(seen[0]?.[3], { id: 'evt_error_first' }, 'and bindings() has the event')
+  const entries = logs.entries()
+  t.ok(entries.some((entry) => entry.msg === 'tracing a run'), 'trace() wrote its line')
+  const failure = entries.find((entry) => entry.msg === 'ledger write failed')
+  t.match(failure?.err, { message: 'the ledger write failed: inner', code: '22P02' }, 'the error is logged, its message and code kept')
+  t.notOk(logs.text().includes(MARKER), 'the marker is in no log line')
+  t.notOk(entries.some((entry) => /failed|threw/.test(String(entry.msg)) && entry.msg !== 'ledger write failed'), 'the handler did not fail')
+})

@@ -59,28 +59,42 @@ function commandName (command: unknown): unknown {
   return name === undefined ? '[command]' : { name }
 }
 
-type Level = 'debug' | 'info' | 'warn' | 'error'
+// pino's level methods, and what the WebhookLogger shape has of them.
+const LEVELS = new Set<PropertyKey>(['trace', 'debug', 'info', 'warn', 'error', 'fatal'])
+
+/** A log call's first argument made safe: an Error itself (pino's `log.error(err, 'msg')`) or an object's `err`. */
+function safeFirst (first: unknown): unknown {
+  if (first instanceof Error) return safeError(first)
+  if (first !== null && typeof first === 'object' && 'err' in first) return { ...first, err: safeError((first as { err: unknown }).err) }
+  return first
+}
 
 /**
- * The logger, with every `err` field it is given made safe first. The receiver
- * gives this to its inbox (`runtime.logger`) and its handlers, so an error a
- * store or a handler logs is made safe in this one place, whichever inbox it is.
+ * The logger, with every error it is given made safe first, whether as `{ err }` or
+ * as pino's error-first form. The receiver gives this to its inbox
+ * (`runtime.logger`) and its handlers, so an error a store or a handler logs is
+ * made safe in this one place, whichever inbox it is. Everything else (pino's
+ * `trace`, `fatal`, `level`, `bindings()`…) passes through to the logger itself,
+ * so a handler's `log` is still the logger the user configured.
  */
-export function errorSafeLogger (logger: WebhookLogger): WebhookLogger {
-  const at = (level: Level) => (fields: object | string, message?: string): void => {
-    const safe = typeof fields === 'object' && fields !== null && 'err' in fields
-      ? { ...fields, err: safeError((fields as { err: unknown }).err) }
-      : fields
-    if (message === undefined) logger[level](safe as object)
-    else logger[level](safe as object, message)
-  }
-  const safe: WebhookLogger = {
-    child: (bindings) => errorSafeLogger(logger.child(bindings)),
-    debug: at('debug'),
-    info: at('info'),
-    warn: at('warn'),
-    error: at('error')
-  }
-  if (typeof logger.isLevelEnabled === 'function') safe.isLevelEnabled = (level) => logger.isLevelEnabled?.(level) ?? true
-  return safe
+export function errorSafeLogger<L extends WebhookLogger> (logger: L): L {
+  // Keyed by the method, not its name: pino swaps a level's method for a no-op
+  // when the level changes, and the wrapper must follow.
+  const wrapped = { child: new WeakMap<object, unknown>(), level: new WeakMap<object, unknown>(), other: new WeakMap<object, unknown>() }
+  return new Proxy(logger, {
+    get (target, property) {
+      const value: unknown = Reflect.get(target, property, target)
+      if (typeof value !== 'function') return value
+      const method = value as (...args: unknown[]) => unknown
+      const kind = property === 'child' ? 'child' : LEVELS.has(property) ? 'level' : 'other'
+      let wrapper = wrapped[kind].get(method)
+      if (wrapper === undefined) {
+        if (kind === 'child') wrapper = (...args: unknown[]) => errorSafeLogger(method.apply(target, args) as WebhookLogger)
+        else if (kind === 'level') wrapper = (first: unknown, ...rest: unknown[]) => method.call(target, safeFirst(first), ...rest)
+        else wrapper = method.bind(target)
+        wrapped[kind].set(method, wrapper)
+      }
+      return wrapper
+    }
+  })
 }
