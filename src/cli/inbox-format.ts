@@ -1,6 +1,6 @@
 import type { EventOutcome } from '../core/outcome.js'
 import type { Flags, Io } from './args.js'
-import { printable, printableLines } from './printable.js'
+import { printable, printableLines, terminalJson } from './printable.js'
 import { oneLine, table } from './table.js'
 
 // The human-readable views of `inbox dead` and `inbox show`. Every value read
@@ -11,7 +11,7 @@ import { oneLine, table } from './table.js'
 export type Show = (value: unknown, human: () => string) => void
 
 export function presenter (flags: Flags, io: Io): Show {
-  if (flags.json === true) return (value) => { io.stdout.write(JSON.stringify(value, null, 2) + '\n') }
+  if (flags.json === true) return (value) => { io.stdout.write(terminalJson(value) + '\n') }
   return (_value, human) => { io.stdout.write(human()) }
 }
 

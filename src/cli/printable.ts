@@ -16,7 +16,7 @@ function hex (character: string): string {
  * Data for a human-readable line, with every control character written as
  * `\xHH`. Every value that came from a store, a request or a response goes
  * through here (or `printableLines`) before it reaches a terminal; `--json`
- * output does not need it, since JSON.stringify escapes C0 and the reader is a parser.
+ * output goes through `terminalJson` instead.
  */
 export function printable (text: string): string {
   return text.replace(CONTROL, hex)
@@ -25,4 +25,16 @@ export function printable (text: string): string {
 /** `printable`, keeping newlines and tabs: for a body or a JSON document shown over several lines. */
 export function printableLines (text: string): string {
   return text.replace(CONTROL_BUT_LAYOUT, hex)
+}
+
+// JSON.stringify escapes C0 but leaves DEL and C1 (U+009B among them) as they are.
+// eslint-disable-next-line no-control-regex
+const UNESCAPED_BY_JSON = /[\u007f-\u009f]/g
+
+/**
+ * JSON for `--json`: JSON.stringify's, with DEL and C1 written as `\u00XX` too, so
+ * a document piped to a terminal cannot drive it either. A parser reads the same values.
+ */
+export function terminalJson (value: unknown): string {
+  return JSON.stringify(value, null, 2).replace(UNESCAPED_BY_JSON, (character) => '\\u00' + character.charCodeAt(0).toString(16))
 }

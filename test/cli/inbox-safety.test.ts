@@ -80,6 +80,7 @@ t.test('inbox dead and show print stored control characters escaped, and --json 
   t.match(dead.stdout, 'boom \\x1b]0;pwned\\x07 \\x85done', 'the error, OSC and BEL shown')
 
   const json = await runCli(['inbox', 'dead', '--json', ...store])
+  t.notMatch(json.stdout, CONTROL, '--json: no control character reaches the terminal either (DEL and C1 as \\u00XX)')
   const [record] = JSON.parse(json.stdout) as Array<{ id: string, type: string, lastError: string }>
   t.equal(record?.type, HOSTILE_TYPE, '--json keeps the stored value exactly')
   t.match(record?.id, HOSTILE_ID_PART)

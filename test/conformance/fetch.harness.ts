@@ -6,6 +6,7 @@ import { listen } from './listen.js'
 
 export const fetchHarness: AdapterHarness = {
   name: 'fetch',
+  targetNormalized: true,
   async start (webhooks, { path }) {
     // @hono/node-server turns each node:http request into a Web Request, as a
     // fetch runtime would hand one over. Global Request/Response are left alone:

@@ -15,5 +15,11 @@ export interface RunningAdapter {
  */
 export interface AdapterHarness {
   name: string
+  /**
+   * True where the framework hands the adapter a URL already resolved by the URL
+   * standard (a fetch `Request`): dot segments and backslashes are gone before the
+   * adapter can see them, so they are the one routing difference (docs/design.md).
+   */
+  targetNormalized?: boolean
   start (webhooks: Webhooks, options: { path: string }): Promise<RunningAdapter>
 }

@@ -446,6 +446,26 @@ export const scenarios: Record<string, Scenario> = {
     await eventually(() => calls === 1, 5000, 'the one delivery')
   },
 
+  async 'routing: dot segments and backslashes in the target: 404 where the adapter sees the target as sent; a fetch Request arrives resolved' (t, adapter) {
+    const { webhooks, url } = await setUp(t, adapter)
+    let calls = 0
+    webhooks.onAny(() => { calls += 1 })
+    const target = new URL(url)
+    const nearMisses = ['/webhooks/x/../sir', '/webhooks/./sir', '/webhooks/%2e/sir']
+    // A backslash is a separator only to the URL standard: how a fetch runtime's
+    // server turns one into a Request is the runtime's, so it is asserted where the
+    // adapter sees the target as sent.
+    if (adapter.targetNormalized !== true) nearMisses.push('/webhooks\\sir')
+    const expected = adapter.targetNormalized === true ? 200 : 404
+    for (const near of nearMisses) {
+      const { body, headers } = signedRequest(actionCompleted())
+      t.equal(await rawPost(target, near, body, headers), expected, `POST ${near}`)
+    }
+    const routed = expected === 200 ? nearMisses.length : 0
+    await eventually(() => calls === routed, 5000, 'the deliveries the adapter routed')
+    t.equal(calls, routed)
+  },
+
   async '415 for two Content-Type header lines, even when both say application/json' (t, adapter) {
     const { webhooks, url } = await setUp(t, adapter)
     let calls = 0
