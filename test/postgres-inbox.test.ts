@@ -209,7 +209,7 @@ if (postgres.url === undefined) {
     t.equal((await webhooks.receive(delivery(event('evt_local')))).status, 200)
     await until(() => handled.length === 1, 'the local event')
     const insertElsewhere = async (id: string): Promise<void> => {
-      await admin.query(`INSERT INTO ${schema}.events (id, type, event, received_at, next_attempt_at) VALUES ($1, 'action.completed', $2, $3, $3)`,
+      await admin.query(`INSERT INTO ${schema}.events (id, type, body, received_at, next_attempt_at) VALUES ($1, 'action.completed', $2, $3, $3)`,
         [id, JSON.stringify(event(id)), Date.now()])
       await admin.query('SELECT pg_notify($1, \'\')', [`${schema}_events`])
     }
