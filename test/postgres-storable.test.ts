@@ -35,7 +35,7 @@ if (postgres.url === undefined) {
     const webhooks = receiverOn(t, schema)
     const seen = new Map<string, unknown>()
     webhooks.on('action.completed', function record (evt) { seen.set(evt.id, evt.data) })
-    const odd = [
+    const odd: Array<Record<string, unknown>> = [
       { ...event('evt_nul'), data: { s: 'a\u0000b' } },
       { ...event('evt_high'), data: { s: 'x\ud800y' } },
       { ...event('evt_low'), data: { s: '\udc00' } },
@@ -46,7 +46,7 @@ if (postgres.url === undefined) {
     const results = await Promise.all([...plain.slice(0, 13), ...odd, ...plain.slice(13)].map(async (body) => await webhooks.receive(delivery(body))))
     t.same(results.filter((result) => result.status !== 200).map((result) => result.code), [], 'every delivery got 200')
     await until(() => seen.size === 30, 'every event to be handled')
-    for (const body of odd) t.same(seen.get(body.id), body.data, `${body.id}'s handler saw its data as sent`)
+    for (const body of odd) t.same(seen.get(String(body.id)), body.data, `${String(body.id)}'s handler saw its data as sent`)
     t.equal(webhooks.stats().deliveries.accepted, 30)
   })
 
