@@ -2,13 +2,38 @@
 // that stalls (issue 20 items 5, 7 and 11): every delivery answered within
 // acceptTimeoutMs, a queue bound that follows the real backlog, and claims that
 // a stopped receiver cannot hold forever.
+import { spawn } from 'node:child_process'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import pg from 'pg'
 import t, { type Test } from 'tap'
 import type { WebhooksOptions } from '../src/index.js'
 import { postgresInbox, type PostgresInbox, type PostgresInboxOptions } from '../src/postgres/inbox.js'
 import { freshSchema, postgresForTests } from './helpers/postgres.js'
 import { postgresTestTables, type PostgresReceiver } from './helpers/postgres-tables.js'
-import { delivery, event, sleep, until } from './inbox-contract/support.js'
+import { SECRET, delivery, event, sleep, until } from './inbox-contract/support.js'
+
+/**
+ * A receiver in a process of its own, to be stopped with SIGSTOP: it accepts one
+ * event itself and prints `started` when its handler begins (the handler then
+ * waits a minute, holding the claim).
+ */
+function stoppableReceiver (url: string, schema: string, id: string): string {
+  const src = new URL('../src/', import.meta.url).href
+  return `
+    const { Webhooks, sign } = await import('${src}index.js')
+    const { postgresInbox } = await import('${src}postgres/inbox.js')
+    const webhooks = new Webhooks({ secret: '${SECRET}', inbox: postgresInbox({ connectionString: '${url}', schema: '${schema}', idleInTransactionTimeoutMs: 1500, pollIntervalMs: 100 }) })
+    webhooks.on('action.completed', async function hold () {
+      process.stdout.write('started\\n')
+      await new Promise((resolve) => setTimeout(resolve, 60_000))
+    })
+    const rawBody = Buffer.from(JSON.stringify({ id: '${id}', type: 'action.completed', createdAt: '2026-05-10T09:12:00Z', data: {} }))
+    const { timestamp, signature } = sign({ secret: '${SECRET}', rawBody })
+    await webhooks.receive({ contentType: 'application/json', signature, timestamp, rawBody })
+  `
+}
 
 const postgres = await postgresForTests(t)
 if (postgres.url === undefined) {
@@ -133,5 +158,34 @@ if (postgres.url === undefined) {
     t.same(ran, [{ id: 'evt_held', attempt: 2 }], 'the other instance ran it, as its second attempt')
     t.ok(Date.now() - since < 5_000, `within a few seconds (${Date.now() - since} ms)`)
     await until(async () => (await other.inbox.outcome('evt_held'))?.state === 'done', 'the event to be done')
+  })
+
+  t.test('a receiver stopped with SIGSTOP while it holds a claim: another instance runs the event after idleInTransactionTimeoutMs, while the first is still stopped', async (t) => {
+    const schema = freshSchema()
+    dropLater(t, schema)
+    const dir = mkdtempSync(join(tmpdir(), 'sir-pg-stop-'))
+    t.teardown(() => { rmSync(dir, { recursive: true, force: true }) })
+    const script = join(dir, 'stoppable.mts')
+    writeFileSync(script, stoppableReceiver(url, schema, 'evt_stopped'))
+    const loader = process.execArgv.filter((arg) => arg.includes('@tapjs/typescript'))
+    const child = spawn(process.execPath, [...loader, script], { stdio: ['ignore', 'pipe', 'inherit'] })
+    const exited = new Promise<void>((resolve) => { child.once('exit', () => { resolve() }) })
+    t.teardown(async () => {
+      child.kill('SIGKILL')
+      await exited
+    })
+    await new Promise<void>((resolve, reject) => {
+      child.stdout.setEncoding('utf8').on('data', (chunk: string) => { if (chunk.includes('started')) resolve() })
+      child.once('exit', (code) => { reject(new Error(`the stoppable receiver exited (${code}) before its handler started`)) })
+    })
+    child.kill('SIGSTOP')
+    const since = Date.now()
+    const other = receiverOn(t, schema, { pollIntervalMs: 100 })
+    const ran: Array<{ id: string, attempt: number }> = []
+    other.on('action.completed', function runs (evt, { attempt }) { ran.push({ id: evt.id, attempt }) })
+    await until(() => ran.length > 0, 'the other instance to run the event of the stopped one', 15_000)
+    t.same(ran, [{ id: 'evt_stopped', attempt: 2 }], 'the other instance ran it, as its second attempt')
+    t.ok(Date.now() - since < 8_000, `within seconds of the stop (${Date.now() - since} ms, idle limit 1 500 ms)`)
+    t.equal(child.exitCode, null, 'the first receiver is still there, stopped')
   })
 }
