@@ -60,7 +60,7 @@ export class PostgresInbox implements Inbox<PostgresHandlerExtra> {
     this.#backlog = new Backlog(async () => {
       const { rows } = await (await this.#pool()).query<{ pending: number }>(this.#sql.countPending)
       return rows[0]?.pending ?? 0
-    }, (error) => { this.#health.failed(error) })
+    }, (error) => { this.#health.failed(redactedStoreError(error)) })
     this.#records = new Records({ sql: this.#sql, options: this.#options, pool: async () => await this.#pool(), now: () => this.#now(), receiver: () => this.#runtime?.options })
   }
 

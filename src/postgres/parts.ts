@@ -1,5 +1,6 @@
 import type { Pool } from 'pg'
 import type { InboxRuntime } from '../core/inbox.js'
+import { eventTag } from '../core/run-context.js'
 import type { UnrefTimers } from '../core/unref-timers.js'
 import type { Backlog } from './backlog.js'
 import type { Candidates } from './candidates.js'
@@ -94,7 +95,7 @@ export async function startParts (inbox: InboxState): Promise<Running> {
     },
     rowFailed: (error, event) => {
       // Not the store failing: only this event's row. Its id and type, never its body.
-      runtime.logger.warn({ err: redactedStoreError(error), event: { id: event.id, type: event.type } }, 'the Postgres inbox could not record this event (the database refused its row); its delivery got 503, the others of its batch were recorded')
+      runtime.logger.warn({ err: redactedStoreError(error), event: eventTag(event) }, 'the Postgres inbox could not record this event (the database refused its row); its delivery got 503, the others of its batch were recorded')
     }
   })
   const workers = new Workers({
