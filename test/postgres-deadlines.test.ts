@@ -75,7 +75,7 @@ if (postgres.url === undefined) {
     ])
     t.equal(answers.length, 12, 'every delivery was answered while the lock was held')
     t.same(answers.filter(({ status }) => status !== 503), [], 'each got 503')
-    const slowest = Math.max(...answers.map(({ ms }) => ms))
+    const slowest = answers.length === 0 ? Number.POSITIVE_INFINITY : Math.max(...answers.map(({ ms }) => ms))
     t.ok(slowest < 1_500, `each within acceptTimeoutMs and some slack (slowest ${slowest} ms, timeout 500 ms)`)
     await locker.query('ROLLBACK')
     t.equal((await webhooks.receive(delivery(event('evt_after')))).status, 200, 'once the lock is gone, deliveries are accepted again')

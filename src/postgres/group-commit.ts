@@ -96,6 +96,11 @@ export class GroupCommit {
       })
       this.#inFlight.add(flight)
     }
+    // Nothing left in line: no sweep to wait for (nor a timer holding the process open after close).
+    if (this.#waiting.length === 0) {
+      clearTimeout(this.#expiry)
+      this.#expiry = undefined
+    }
   }
 
   /** The line is in arrival order: its head is the next to expire. */
