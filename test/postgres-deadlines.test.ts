@@ -138,10 +138,17 @@ if (postgres.url === undefined) {
     t.same(await send('evt_second'), Array(5).fill('ACCEPTED'), 'the front instance counts again and accepts')
   })
 
-  t.test('a receiver whose handler hangs holding its claim: after idleInTransactionTimeoutMs the server ends its session and another instance runs the event', async (t) => {
+  // The limit is on the sessions of the inbox's own pool, and in each transaction on an app's pool.
+  for (const poolKind of ['its own pool', 'the app\'s pool'] as const) {
+  t.test(`a receiver whose handler hangs holding its claim (${poolKind}): after idleInTransactionTimeoutMs the server ends its session and another instance runs the event`, async (t) => {
     const schema = freshSchema()
     dropLater(t, schema)
-    const stuck = receiverOn(t, schema, { idleInTransactionTimeoutMs: 1_000, pollIntervalMs: 100 })
+    const appPool = poolKind === 'its own pool' ? undefined : new pg.Pool({ connectionString: url, max: 14 })
+    if (appPool !== undefined) {
+      appPool.on('error', () => {})
+      t.teardown(() => appPool.end())
+    }
+    const stuck = receiverWith(t, postgresInbox({ ...(appPool === undefined ? { connectionString: url } : { pool: appPool }), schema, idleInTransactionTimeoutMs: 1_000, pollIntervalMs: 100 }))
     let started = false
     stuck.on('action.completed', async function hangs () {
       started = true
@@ -159,6 +166,7 @@ if (postgres.url === undefined) {
     t.ok(Date.now() - since < 5_000, `within a few seconds (${Date.now() - since} ms)`)
     await until(async () => (await other.inbox.outcome('evt_held'))?.state === 'done', 'the event to be done')
   })
+  }
 
   t.test('a receiver stopped with SIGSTOP while it holds a claim: another instance runs the event after idleInTransactionTimeoutMs, while the first is still stopped', async (t) => {
     const schema = freshSchema()

@@ -9,7 +9,7 @@ import { purgeQuietly } from '../core/retention.js'
 import { Backlog } from './backlog.js'
 import { Candidates } from './candidates.js'
 import { loadPg } from './driver.js'
-import { resolvePostgresOptions, type PostgresInboxOptions, type ResolvedPostgresOptions } from './options.js'
+import { idleLimitInSession, resolvePostgresOptions, type PostgresInboxOptions, type ResolvedPostgresOptions } from './options.js'
 import { queriesFor, type Queries } from './queries.js'
 import { startParts, type Running } from './parts.js'
 import { Records } from './records.js'
@@ -56,7 +56,9 @@ export class PostgresInbox implements Inbox<PostgresHandlerExtra> {
 
   constructor (options: PostgresInboxOptions) {
     this.#options = resolvePostgresOptions(options)
-    this.#sql = queriesFor(this.#options.schema, this.#options.handlerSynchronousCommit, this.#options.idleInTransactionTimeoutMs)
+    // On the sessions of the inbox's own pool (parts.ts), else in each transaction.
+    const idleLimitPerTransaction = idleLimitInSession(this.#options) ? 0 : this.#options.idleInTransactionTimeoutMs
+    this.#sql = queriesFor(this.#options.schema, this.#options.handlerSynchronousCommit, idleLimitPerTransaction)
     this.#backlog = new Backlog(async () => {
       const { rows } = await (await this.#pool()).query<{ pending: number }>(this.#sql.countPending)
       return rows[0]?.pending ?? 0

@@ -95,6 +95,23 @@ function isPool (value: unknown): value is Pool {
 }
 
 /**
+ * Whether the idle limit goes on the sessions of the inbox's own pool, at
+ * connect, rather than in each transaction. Not for an app's pool, whose
+ * sessions are the app's; nor when the connection string sets `options`
+ * itself, which pg would let win over the inbox's.
+ */
+export function idleLimitInSession (options: ResolvedPostgresOptions): boolean {
+  return options.pool === undefined && options.idleInTransactionTimeoutMs > 0 && !/(^|[?&\s])options=/i.test(options.connectionString ?? '')
+}
+
+/** The pg `options` of the inbox's own pool's sessions, PGOPTIONS kept. */
+export function sessionOptions (options: ResolvedPostgresOptions): { options?: string } {
+  if (!idleLimitInSession(options)) return {}
+  const limit = `-c idle_in_transaction_session_timeout=${options.idleInTransactionTimeoutMs}`
+  return { options: process.env.PGOPTIONS === undefined || process.env.PGOPTIONS === '' ? limit : `${process.env.PGOPTIONS} ${limit}` }
+}
+
+/**
  * 0 (no limit), or at least a second: under load the inbox's own statements can
  * be that far apart (a GC pause, a busy event loop), and a shorter limit would
  * end sessions doing nothing wrong.

@@ -8,7 +8,7 @@ import { ControlConnection } from './control-connection.js'
 import { loadPg } from './driver.js'
 import { GroupCommit, MAX_IN_FLIGHT } from './group-commit.js'
 import { WakeNotifier } from './notifier.js'
-import type { ResolvedPostgresOptions } from './options.js'
+import { sessionOptions, type ResolvedPostgresOptions } from './options.js'
 import type { Queries } from './queries.js'
 import type { PostgresHandlerExtra } from './run-event.js'
 import { redactedStoreError } from './store-errors.js'
@@ -53,7 +53,9 @@ export async function startParts (inbox: InboxState): Promise<Running> {
   const pool = options.pool ?? new pg.Pool({
     connectionString: options.connectionString,
     max: concurrency + MAX_IN_FLIGHT + 1,
-    connectionTimeoutMillis: options.acceptTimeoutMs
+    connectionTimeoutMillis: options.acceptTimeoutMs,
+    // The idle limit set once per session: a SET LOCAL in every transaction costs a statement each.
+    ...sessionOptions(options)
   })
   // An idle client's error (the server restarted) is emitted on the pool; unheard, it would crash the process.
   pool.on('error', (error) => { inbox.health.failed(redactedStoreError(error)) })
