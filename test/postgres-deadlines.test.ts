@@ -138,6 +138,24 @@ if (postgres.url === undefined) {
     t.same(await send('evt_second'), Array(5).fill('ACCEPTED'), 'the front instance counts again and accepts')
   })
 
+  t.test('the idle limit is what a handler\'s transaction sees, whether the connection string sets options of its own or not', async (t) => {
+    const withOptions = `${url}?options=${encodeURIComponent('-c application_name=from_the_url')}`
+    for (const [connectionString, what] of [[url, 'a plain connection string'], [withOptions, 'one with options']] as const) {
+      const schema = freshSchema()
+      dropLater(t, schema)
+      const webhooks = receiverWith(t, postgresInbox({ connectionString, schema, idleInTransactionTimeoutMs: 7_000 }))
+      const seen: string[] = []
+      webhooks.on('action.completed', async function show (_evt, { transaction }) {
+        const { rows } = await transaction.query<{ limit: string, name: string }>("SELECT current_setting('idle_in_transaction_session_timeout') AS limit, current_setting('application_name') AS name")
+        seen.push(`${rows[0]!.limit} ${rows[0]!.name}`)
+      })
+      t.equal((await webhooks.receive(delivery(event('evt_show')))).status, 200)
+      await until(() => seen.length === 1, 'the handler to run')
+      t.match(seen[0], /^7s/, `${what}: 7 s`)
+      if (connectionString === withOptions) t.match(seen[0], / from_the_url$/, 'and the connection string\'s own options still apply')
+    }
+  })
+
   // The limit is on the sessions of the inbox's own pool, and in each transaction on an app's pool.
   for (const poolKind of ['its own pool', 'the app\'s pool'] as const) {
   t.test(`a receiver whose handler hangs holding its claim (${poolKind}): after idleInTransactionTimeoutMs the server ends its session and another instance runs the event`, async (t) => {

@@ -25,6 +25,9 @@ t.test('postgresInbox options are checked at construction, each message naming i
   refused({ connectionString, pollIntervalMs: 1 }, /"pollIntervalMs" must be an integer of at least 10/)
   refused({ connectionString, retentionSeconds: -1 }, /"retentionSeconds" must be a positive integer/)
   refused({ connectionString, acceptTimeout: 100 }, /unknown option "acceptTimeout"; did you mean "acceptTimeoutMs"\?/)
+  refused({ connectionString, idleInTransactionTimeoutMs: 500 }, /"idleInTransactionTimeoutMs" must be 0 \(no limit\) or at least 1000, got 500/)
+  refused({ connectionString, idleInTransactionTimeoutMs: -1 }, /"idleInTransactionTimeoutMs" must be a non-negative integer/)
+  t.ok(postgresInbox({ connectionString, idleInTransactionTimeoutMs: 0 }), 'an idle limit of 0 turns it off')
   t.ok(postgresInbox({ connectionString }), 'a connection string alone is enough')
 })
 
