@@ -3,7 +3,7 @@
 // acceptTimeoutMs, a queue bound that follows the real backlog, and claims that
 // a stopped receiver cannot hold forever.
 import { spawn } from 'node:child_process'
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import pg from 'pg'
@@ -11,6 +11,7 @@ import t, { type Test } from 'tap'
 import type { WebhooksOptions } from '../src/index.js'
 import { postgresInbox, type PostgresInbox, type PostgresInboxOptions } from '../src/postgres/inbox.js'
 import { freshSchema, postgresForTests } from './helpers/postgres.js'
+import { startPostgresCluster } from './helpers/postgres-cluster.js'
 import { postgresTestTables, type PostgresReceiver } from './helpers/postgres-tables.js'
 import { SECRET, delivery, event, sleep, until } from './inbox-contract/support.js'
 
@@ -33,6 +34,27 @@ function stoppableReceiver (url: string, schema: string, id: string): string {
     const { timestamp, signature } = sign({ secret: '${SECRET}', rawBody })
     await webhooks.receive({ contentType: 'application/json', signature, timestamp, rawBody })
   `
+}
+
+/** The server process and its children (backends, background workers): what SIGSTOP stalls. */
+async function serverProcesses (url: string): Promise<number[]> {
+  const client = new pg.Client({ connectionString: url })
+  await client.connect()
+  const { rows } = await client.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')
+  const parentOf = (pid: number | string): number => {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1])
+  }
+  const postmaster = parentOf(rows[0]!.pid)
+  await client.end()
+  const children = readdirSync('/proc').filter((name) => /^\d+$/.test(name)).filter((pid) => {
+    try {
+      return parentOf(pid) === postmaster
+    } catch {
+      return false
+    }
+  }).map(Number)
+  return [postmaster, ...children]
 }
 
 const postgres = await postgresForTests(t)
@@ -81,6 +103,41 @@ if (postgres.url === undefined) {
     t.equal((await webhooks.receive(delivery(event('evt_after')))).status, 200, 'once the lock is gone, deliveries are accepted again')
     const { rows } = await admin.query<{ id: string }>(`SELECT id FROM ${schema}.events WHERE id = ANY ($1)`, [ids])
     t.same(rows, [], 'nothing answered 503 was recorded')
+  })
+
+  t.test('the database server stopped (SIGSTOP of the postmaster and its backends), an app pool with no connect timeout, 20 senders: each gets its 503 within acceptTimeoutMs; deliveries are accepted again once it resumes', async (t) => {
+    // A server of this test's own: stopping the shared one would stall the other tests.
+    const cluster = await startPostgresCluster()
+    t.teardown(() => { cluster.stop() })
+    const pool = new pg.Pool({ connectionString: cluster.url, max: 14 })
+    pool.on('error', () => {})
+    const webhooks = receiverWith(t, postgresInbox({ pool, schema: 'sir_stalled', acceptTimeoutMs: 1_000 }))
+    t.teardown(() => pool.end().catch(() => {}))
+    webhooks.on('action.completed', function noop () {})
+    t.equal((await webhooks.receive(delivery(event('evt_before')))).status, 200)
+    const stopped = await serverProcesses(cluster.url)
+    let resumed = false
+    const resume = (): void => {
+      if (resumed) return
+      resumed = true
+      for (const pid of stopped) {
+        try { process.kill(pid, 'SIGCONT') } catch { /* already gone */ }
+      }
+    }
+    t.teardown(resume)
+    for (const pid of stopped) process.kill(pid, 'SIGSTOP')
+    const ids = Array.from({ length: 20 }, (_, index) => `evt_server_stopped_${index}`)
+    const answers = await Promise.race([
+      sendSpaced(webhooks, ids, 50),
+      sleep(8_000).then(() => [])
+    ])
+    t.equal(answers.length, 20, 'every delivery was answered while the server was stopped')
+    t.same(answers.filter(({ status }) => status !== 503), [], 'each got 503')
+    const slowest = answers.length === 0 ? Number.POSITIVE_INFINITY : Math.max(...answers.map(({ ms }) => ms))
+    t.ok(slowest < 2_000, `each within acceptTimeoutMs and some slack (slowest ${slowest} ms, timeout 1 000 ms)`)
+    t.equal(webhooks.inbox.health().status, 'degraded', 'health says degraded')
+    resume()
+    await until(async () => (await webhooks.receive(delivery(event('evt_after')))).status === 200, 'a delivery to be accepted once the server resumed', 20_000)
   })
 
   t.test('a COMMIT that hangs: the delivery gets its 503 at acceptTimeoutMs, not later (the event may still be recorded, in doubt)', async (t) => {
