@@ -150,4 +150,20 @@ if (postgres.url === undefined) {
     t.equal(webhooks.stats().deliveries.duplicateDiffers, 2, 'within one batch too')
     t.ok(webhooks.log.some((entry) => entry.level === 'warn' && entry.msg?.includes('body differs') === true), 'and warned about')
   })
+
+  t.test('a row whose body no longer parses (edited in the database) is dead-lettered, not retried forever', async (t) => {
+    const schema = freshSchema()
+    const webhooks = receiverOn(t, schema, { pollIntervalMs: 100 })
+    const handled: string[] = []
+    const dead: string[] = []
+    webhooks.on('action.completed', function record (evt) { handled.push(evt.id) })
+    webhooks.onDeadLetter((entry) => { dead.push(`${entry.event.id} ${entry.error instanceof Error ? entry.error.message : ''}`) })
+    t.equal((await webhooks.receive(delivery(event('evt_fine')))).status, 200)
+    await until(() => handled.length === 1, 'the first event to be handled')
+    await admin.query(`INSERT INTO ${schema}.events (id, type, body, received_at, next_attempt_at) VALUES ('evt_edited', 'action.completed', '{"id": 1', $1, $1)`, [Date.now()])
+    await until(async () => (await webhooks.inbox.outcome('evt_edited'))?.state === 'dead', 'the edited event to be dead')
+    t.same(dead, ['evt_edited the stored body is no longer a valid event'], 'reported as a dead letter with the reason')
+    t.same(handled, ['evt_fine'], 'no handler ran for it')
+    t.equal((await webhooks.inbox.outcome('evt_edited'))?.body, '{"id": 1', 'its body is still shown as stored')
+  })
 }

@@ -85,8 +85,9 @@ export function queriesFor (schema: string, handlerSynchronousCommit: boolean, i
   // A transaction of the inbox's that waits longer than this between statements
   // (its process stopped, or hung) has its session ended by the server: the
   // claims it held are free for another instance, instead of held for as long
-  // as the process is stopped. Set per transaction, so the app's own use of a
-  // shared pool is untouched.
+  // as the process is stopped. Given here for an app's pool, whose other
+  // transactions it leaves alone; 0 when the inbox's own pool has it on its
+  // sessions (parts.ts).
   const idleLimit = idleInTransactionTimeoutMs > 0 ? `; SET LOCAL idle_in_transaction_session_timeout TO ${integer(idleInTransactionTimeoutMs)}` : ''
   const begin = (handlerSynchronousCommit ? 'BEGIN' : 'BEGIN; SET LOCAL synchronous_commit TO off') + idleLimit
   return {
