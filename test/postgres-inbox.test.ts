@@ -25,6 +25,9 @@ t.test('postgresInbox options are checked at construction, each message naming i
   refused({ connectionString, pollIntervalMs: 1 }, /"pollIntervalMs" must be an integer of at least 10/)
   refused({ connectionString, retentionSeconds: -1 }, /"retentionSeconds" must be a positive integer/)
   refused({ connectionString, acceptTimeout: 100 }, /unknown option "acceptTimeout"; did you mean "acceptTimeoutMs"\?/)
+  refused({ connectionString, idleInTransactionTimeoutMs: 500 }, /"idleInTransactionTimeoutMs" must be 0 \(no limit\) or at least 1000, got 500/)
+  refused({ connectionString, idleInTransactionTimeoutMs: -1 }, /"idleInTransactionTimeoutMs" must be a non-negative integer/)
+  t.ok(postgresInbox({ connectionString, idleInTransactionTimeoutMs: 0 }), 'an idle limit of 0 turns it off')
   t.ok(postgresInbox({ connectionString }), 'a connection string alone is enough')
 })
 
@@ -210,7 +213,7 @@ if (postgres.url === undefined) {
     t.equal((await webhooks.receive(delivery(event('evt_local')))).status, 200)
     await until(() => handled.length === 1, 'the local event')
     const insertElsewhere = async (id: string): Promise<void> => {
-      await admin.query(`INSERT INTO ${schema}.events (id, type, event, received_at, next_attempt_at) VALUES ($1, 'action.completed', $2, $3, $3)`,
+      await admin.query(`INSERT INTO ${schema}.events (id, type, body, received_at, next_attempt_at) VALUES ($1, 'action.completed', $2, $3, $3)`,
         [id, JSON.stringify(event(id)), Date.now()])
       await admin.query('SELECT pg_notify($1, \'\')', [`${schema}_events`])
     }

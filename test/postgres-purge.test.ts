@@ -18,7 +18,7 @@ if (postgres.url === undefined) {
 
   const seed = async (schema: string): Promise<void> => {
     const s = quoted(schema)
-    await admin.query(`INSERT INTO ${s}.events (id, type, event, state, received_at, next_attempt_at, finished_at) VALUES
+    await admin.query(`INSERT INTO ${s}.events (id, type, body, state, received_at, next_attempt_at, finished_at) VALUES
       ('done1', 't', '{}', 'done', 1, 1, 10), ('dead1', 't', '{}', 'dead', 1, 1, 10), ('live', 't', '{}', 'pending', 1, 1, NULL)`)
     await admin.query(`INSERT INTO ${s}.handled VALUES ('done1', 'h', 10), ('dead1', 'h1', 10), ('live', 'h', 10)`)
     await admin.query(`INSERT INTO ${s}.attempts VALUES ('done1', 1), ('dead1', 5), ('live', 1)`)
@@ -31,7 +31,7 @@ if (postgres.url === undefined) {
     await migrate(client, schema)
     client.release()
     await seed(schema)
-    return { schema, sql: queriesFor(schema, false) }
+    return { schema, sql: queriesFor(schema, false, 0) }
   }
   const ids = async (schema: string, table: string): Promise<string[]> =>
     (await admin.query<{ id: string }>(`SELECT ${table === 'events' ? 'id' : 'event_id'} AS id FROM ${quoted(schema)}.${table} ORDER BY 1`)).rows.map(({ id }) => id)
@@ -83,7 +83,7 @@ if (postgres.url === undefined) {
     await admin.query(`ALTER TABLE ${s}.handled ADD FOREIGN KEY (event_id) REFERENCES ${s}.events (id) ON DELETE CASCADE;
       ALTER TABLE ${s}.attempts ADD FOREIGN KEY (event_id) REFERENCES ${s}.events (id) ON DELETE CASCADE`)
     await seed(schema)
-    const sql = queriesFor(schema, false)
+    const sql = queriesFor(schema, false, 0)
     t.same((await admin.query(sql.purge, ['done', 100])).rows, [{ purged: 1 }])
     t.same(await ids(schema, 'handled'), ['dead1', 'live'])
   })

@@ -26,8 +26,8 @@ if (postgres.url === undefined) {
   const heldByAnotherInstance = async (schema: string): Promise<{ other: pg.PoolClient, otherIds: string[] }> => {
     const old = Date.now() - 60_000
     const otherIds = Array.from({ length: 240 }, (_, index) => `evt_theirs_${String(index).padStart(3, '0')}`)
-    await admin.query(`INSERT INTO ${schema}.events (id, type, event, received_at, next_attempt_at)
-      SELECT id, 'action.completed', '{}'::jsonb, $2::bigint + ord, $2::bigint + ord FROM unnest($1::text[]) WITH ORDINALITY AS u (id, ord)`, [otherIds, old])
+    await admin.query(`INSERT INTO ${schema}.events (id, type, body, received_at, next_attempt_at)
+      SELECT id, 'action.completed', json_build_object('id', id, 'type', 'action.completed', 'createdAt', '2026-05-10T09:12:00Z', 'data', json_build_object())::text, $2::bigint + ord, $2::bigint + ord FROM unnest($1::text[]) WITH ORDINALITY AS u (id, ord)`, [otherIds, old])
     const other = await admin.connect()
     await other.query('BEGIN')
     await other.query(`SELECT id FROM ${schema}.events WHERE id = ANY ($1) FOR NO KEY UPDATE`, [otherIds])
@@ -168,7 +168,7 @@ if (postgres.url === undefined) {
     await until(() => scanIssued, 'the scan to be issued', 10_000)
     // Another instance, accept-only, commits an event after that scan's snapshot and says so.
     const now = Date.now()
-    await admin.query(`INSERT INTO ${schema}.events (id, type, event, received_at, next_attempt_at) VALUES ($1, 'action.completed', $2::jsonb, $3, $3)`,
+    await admin.query(`INSERT INTO ${schema}.events (id, type, body, received_at, next_attempt_at) VALUES ($1, 'action.completed', $2, $3, $3)`,
       ['evt_other', JSON.stringify(event('evt_other')), now])
     await admin.query(`SELECT pg_notify('${schema}_events', 'deadbeefdeadbeef:accept-only')`)
     await sleep(50)

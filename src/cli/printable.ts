@@ -28,7 +28,6 @@ export function printableLines (text: string): string {
 }
 
 // JSON.stringify escapes C0 but leaves DEL and C1 (U+009B among them) as they are.
-// eslint-disable-next-line no-control-regex
 const UNESCAPED_BY_JSON = /[\u007f-\u009f]/g
 
 /**

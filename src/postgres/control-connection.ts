@@ -1,5 +1,6 @@
 import type { Client } from 'pg'
 import type { WebhookLogger } from '../core/logger.js'
+import { redactedStoreError } from './store-errors.js'
 
 const RECONNECT_MS = 1_000
 const COUNT_LOCK_TIMEOUT_MS = 1_000
@@ -121,8 +122,8 @@ export class ControlConnection {
     if (this.#client === client) this.#client = undefined
     client.end().catch(() => {})
     if (this.#closed || this.#reconnectTimer !== undefined) return
-    this.#lastError = error
-    this.#logger.error({ err: error }, 'the Postgres inbox lost its control connection (LISTEN, attempt counts); reconnecting')
+    this.#lastError = redactedStoreError(error)
+    this.#logger.error({ err: this.#lastError }, 'the Postgres inbox lost its control connection (LISTEN, attempt counts); reconnecting')
     this.#reconnectTimer = setTimeout(() => {
       this.#reconnectTimer = undefined
       void this.open()

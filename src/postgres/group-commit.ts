@@ -1,26 +1,32 @@
 import type { Pool, PoolClient } from 'pg'
 import type { AnyEvent } from '../core/events.js'
 import type { AcceptOutcome } from '../core/inbox.js'
+import { BatchAbandoned, insertRows, type BatchRow } from './accept-batch.js'
 import { hearErrors } from './client-errors.js'
 import type { Queries } from './queries.js'
+import { bodyText, storedKey } from './stored-text.js'
 
-interface Waiting {
+interface Waiting extends BatchRow {
   event: AnyEvent
-  receivedAt: number
-  arrivedAt: number
+  /** When accept() was called: the delivery is answered by this + acceptTimeoutMs, whatever the store does. */
+  deadline: number
   resolve: (outcome: AcceptOutcome) => void
 }
 
 export interface GroupCommitOptions {
   groupCommitMs: number
   acceptTimeoutMs: number
+  /** The statement that opens a batch's transaction (with its session limits). */
+  begin: string
 }
 
 export interface GroupCommitEvents {
-  /** A batch committed: the ids `inserted` are new in the table. */
+  /** A batch committed: the ids (as stored) `inserted` are new in the table. */
   committed (inserted: ReadonlySet<string>): void
-  /** A batch was not recorded; its deliveries got 'unavailable'. `inDoubt`: the commit was sent and its answer never came. */
+  /** Deliveries were not recorded and got 'unavailable'. `inDoubt`: the commit was sent and its answer never came. */
   failed (error: unknown, deliveries: number, inDoubt: boolean): void
+  /** The database refused one event's row on its own; its delivery got 'unavailable', its batch-mates were recorded. */
+  rowFailed (error: unknown, event: AnyEvent): void
 }
 
 /** Rows per INSERT: past a few hundred, a bigger batch saves nothing and holds its first delivery longer. */
@@ -33,9 +39,13 @@ export const MAX_IN_FLIGHT = 3
  * `groupCommitMs` (and while every slot is busy) to share one multi-row INSERT
  * and one commit, so that 50 concurrent senders cost a few fsyncs, not 50.
  * Each delivery is answered only once its batch committed: `accepted` for an id
- * the INSERT added, `duplicate` for one already there. A batch that cannot
- * commit by its first delivery's deadline is rolled back and every delivery in
- * it gets `unavailable`: a 503 records nothing.
+ * the INSERT added, `duplicate` for one already there (`duplicate-differs` when
+ * its body is not the stored one). A row the database refuses on its own is
+ * answered `unavailable` and the others are recorded without it. Every delivery
+ * is answered by `acceptTimeoutMs` after accept() was called, waiting in line
+ * included: one whose batch has not committed by then gets `unavailable`, its
+ * batch is rolled back when it can be (a 503 records nothing), and a COMMIT
+ * sent but unanswered by then leaves it in doubt.
  */
 export class GroupCommit {
   readonly #pool: Pool
@@ -44,6 +54,8 @@ export class GroupCommit {
   readonly #events: GroupCommitEvents
   #waiting: Waiting[] = []
   #timer: NodeJS.Timeout | undefined
+  /** Answers 503 to deliveries whose deadline passed in line (every slot busy with a stalled store). */
+  #expiry: NodeJS.Timeout | undefined
   readonly #inFlight = new Set<Promise<void>>()
 
   constructor (pool: Pool, sql: Queries, options: GroupCommitOptions, events: GroupCommitEvents) {
@@ -53,11 +65,14 @@ export class GroupCommit {
     this.#events = events
   }
 
-  add (event: AnyEvent, receivedAt: number): Promise<AcceptOutcome> {
+  /** `calledAt`: when accept() was called (Date.now()), if it waited before coming here. */
+  add (event: AnyEvent, receivedAt: number, rawBody: Uint8Array | undefined, calledAt = Date.now()): Promise<AcceptOutcome> {
     return new Promise((resolve) => {
-      this.#waiting.push({ event, receivedAt, arrivedAt: Date.now(), resolve })
+      const deadline = calledAt + this.#options.acceptTimeoutMs
+      this.#waiting.push({ event, key: storedKey(event.id), type: storedKey(event.type), body: bodyText(event, rawBody), receivedAt, deadline, resolve })
       if (this.#waiting.length >= MAX_BATCH) this.#flush()
       else this.#timer ??= setTimeout(() => { this.#flush() }, this.#options.groupCommitMs)
+      this.#armExpiry()
     })
   }
 
@@ -81,6 +96,28 @@ export class GroupCommit {
       })
       this.#inFlight.add(flight)
     }
+    // Nothing left in line: no sweep to wait for (nor a timer holding the process open after close).
+    if (this.#waiting.length === 0) {
+      clearTimeout(this.#expiry)
+      this.#expiry = undefined
+    }
+  }
+
+  /** The line is in arrival order: its head is the next to expire. */
+  #armExpiry (): void {
+    const head = this.#waiting[0]
+    if (this.#expiry !== undefined || head === undefined) return
+    this.#expiry = setTimeout(() => {
+      this.#expiry = undefined
+      const now = Date.now()
+      let expired = 0
+      while (this.#waiting[0] !== undefined && this.#waiting[0].deadline <= now) {
+        this.#waiting.shift()!.resolve('unavailable')
+        expired++
+      }
+      if (expired > 0) this.#events.failed(new Error(`every batch slot stayed busy for acceptTimeoutMs (${this.#options.acceptTimeoutMs} ms)`), expired, false)
+      this.#armExpiry()
+    }, Math.max(0, head.deadline - Date.now()))
   }
 
   async #commit (batch: Waiting[]): Promise<void> {
@@ -92,22 +129,16 @@ export class GroupCommit {
     }
     let committing = false
     let late = false
-    let inDoubtTimer: NodeJS.Timeout | undefined
-    const deadline = batch[0]!.arrivedAt + this.#options.acceptTimeoutMs
+    // The batch's first delivery came first: its deadline is the batch's.
     const deadlineTimer = setTimeout(() => {
-      if (!committing) {
-        late = true
-        answerAll(() => 'unavailable')
-        this.#events.failed(new Error(`the batch was not committed within acceptTimeoutMs (${this.#options.acceptTimeoutMs} ms)`), batch.length, false)
-        return
-      }
-      // The COMMIT is on its way: its answer decides. Only a store that does not
-      // answer it at all turns the wait into a 503, with the event possibly recorded.
-      inDoubtTimer = setTimeout(() => {
-        answerAll(() => 'unavailable')
-        this.#events.failed(new Error('no answer to COMMIT within acceptTimeoutMs'), batch.length, true)
-      }, this.#options.acceptTimeoutMs)
-    }, Math.max(0, deadline - Date.now()))
+      late = true
+      // A COMMIT on its way may still succeed: the deliveries are in doubt, and a
+      // retry is then answered as a duplicate. A store that answers in time decides.
+      answerAll(() => 'unavailable')
+      this.#events.failed(new Error(committing
+        ? `no answer to COMMIT within acceptTimeoutMs (${this.#options.acceptTimeoutMs} ms)`
+        : `the batch was not committed within acceptTimeoutMs (${this.#options.acceptTimeoutMs} ms)`), batch.length, committing)
+    }, Math.max(0, batch[0]!.deadline - Date.now()))
     let client: PoolClient | undefined
     let broken: Error | undefined
     let stopHearing = (): void => {}
@@ -115,13 +146,8 @@ export class GroupCommit {
       client = await this.#pool.connect()
       stopHearing = hearErrors(client, (error) => { broken ??= error })
       if (late) return
-      await client.query('BEGIN')
-      const { rows } = await client.query<{ id: string }>(this.#sql.acceptBatch, [
-        batch.map(({ event }) => event.id),
-        batch.map(({ event }) => event.type),
-        batch.map(({ event }) => JSON.stringify(event)),
-        batch.map(({ receivedAt }) => receivedAt)
-      ])
+      await client.query(this.#options.begin)
+      const results = await insertRows(client, this.#sql, batch, `ROLLBACK; ${this.#options.begin}`, () => !late)
       // Answered 503 while the INSERT ran: roll back, so that a 503 records nothing.
       if (late) {
         await client.query('ROLLBACK')
@@ -129,22 +155,30 @@ export class GroupCommit {
       }
       committing = true
       await client.query('COMMIT')
-      const inserted = new Set(rows.map(({ id }) => id))
-      const first = new Map<string, number>()
-      batch.forEach(({ event }, index) => { if (!first.has(event.id)) first.set(event.id, index) })
-      // Two deliveries of one id in one batch: the first is the one accepted.
-      answerAll(({ event }, index) => inserted.has(event.id) && first.get(event.id) === index ? 'accepted' : 'duplicate')
+      clearTimeout(deadlineTimer)
+      const inserted = new Set<string>()
+      const outcomes = batch.map((waiting, index): AcceptOutcome => {
+        const result = results[index]!
+        if (typeof result !== 'string') {
+          this.#events.rowFailed(result.failed, waiting.event)
+          return 'unavailable'
+        }
+        if (result === 'accepted') inserted.add(waiting.key)
+        return result
+      })
+      answerAll((_, index) => outcomes[index]!)
+      // Also after a late answer: the rows are there, and the workers can run them now.
       this.#events.committed(inserted)
     } catch (error) {
-      broken ??= error instanceof Error ? error : new Error(String(error))
+      if (!(error instanceof BatchAbandoned)) broken ??= error instanceof Error ? error : new Error(String(error))
       if (!committing) await client?.query('ROLLBACK').catch(() => {})
       if (!answered) {
-        answerAll(() => 'unavailable')
+        answered = true
+        batch.forEach(({ resolve }) => { resolve('unavailable') })
         this.#events.failed(error, batch.length, committing)
       }
     } finally {
       clearTimeout(deadlineTimer)
-      clearTimeout(inDoubtTimer)
       stopHearing()
       // A client whose query failed may be mid-protocol: it is discarded, not reused.
       client?.release(broken)

@@ -4,19 +4,19 @@ import { wakeOrTimeout } from '../core/timeouts.js'
 import { UnrefTimers } from '../core/unref-timers.js'
 import { assertNotStarted, type AcceptOutcome, type Inbox, type InboxHealth, type InboxRuntime, type PurgeOptions, type PurgeResult } from '../core/inbox.js'
 import { defaults } from '../core/options.js'
-import { countsByState, type DeadLetterQuery, type EventOutcome, type OutcomeState } from '../core/outcome.js'
-import { purgeCutoffs, purgeQuietly } from '../core/retention.js'
+import type { DeadLetterQuery, EventOutcome, OutcomeState } from '../core/outcome.js'
+import { purgeQuietly } from '../core/retention.js'
+import { Backlog } from './backlog.js'
 import { Candidates } from './candidates.js'
-import { ControlConnection } from './control-connection.js'
 import { loadPg } from './driver.js'
-import { GroupCommit, MAX_IN_FLIGHT } from './group-commit.js'
-import { resolvePostgresOptions, type PostgresInboxOptions, type ResolvedPostgresOptions } from './options.js'
-import { queriesFor, toOutcome, type EventRow, type Queries } from './queries.js'
+import { idleLimitInSession, resolvePostgresOptions, type PostgresInboxOptions, type ResolvedPostgresOptions } from './options.js'
+import { queriesFor, type Queries } from './queries.js'
+import { startParts, type Running } from './parts.js'
+import { Records } from './records.js'
 import type { PostgresHandlerExtra } from './run-event.js'
 import { checkSchema, migrate, SchemaError } from './schema.js'
+import { redactedStoreError } from './store-errors.js'
 import { StoreHealth } from './store-health.js'
-import { WakeNotifier } from './notifier.js'
-import { Workers } from './workers.js'
 
 export type { PostgresInboxOptions } from './options.js'
 export type { PostgresHandlerExtra } from './run-event.js'
@@ -24,15 +24,6 @@ export type { DeadLetterQuery, EventOutcome, OutcomeState } from '../core/outcom
 export { migrationSql, SCHEMA_VERSION } from './schema.js'
 
 export type { PurgeOptions, PurgeResult } from '../core/inbox.js'
-
-interface Running {
-  pool: Pool
-  ownsPool: boolean
-  control: ControlConnection
-  accepts: GroupCommit
-  workers: Workers
-  notifier: WakeNotifier
-}
 
 /**
  * A durable inbox in PostgreSQL, with exactly-once effects for what handlers
@@ -57,81 +48,39 @@ export class PostgresInbox implements Inbox<PostgresHandlerExtra> {
   #ready = false
   #closing = false
   #closed: Promise<void> | undefined
-  #pending = 0
   readonly #health = new StoreHealth()
+  readonly #backlog: Backlog
+  readonly #records: Records
   #wakeScheduled = false
   readonly #candidates = new Candidates()
 
   constructor (options: PostgresInboxOptions) {
     this.#options = resolvePostgresOptions(options)
-    this.#sql = queriesFor(this.#options.schema, this.#options.handlerSynchronousCommit)
+    // On the sessions of the inbox's own pool (parts.ts), else in each transaction.
+    const idleLimitPerTransaction = idleLimitInSession(this.#options) ? 0 : this.#options.idleInTransactionTimeoutMs
+    this.#sql = queriesFor(this.#options.schema, this.#options.handlerSynchronousCommit, idleLimitPerTransaction)
+    this.#backlog = new Backlog(async () => {
+      const { rows } = await (await this.#pool()).query<{ pending: number }>(this.#sql.countPending)
+      return rows[0]?.pending ?? 0
+    }, (error) => { this.#health.failed(redactedStoreError(error)) })
+    this.#records = new Records({ sql: this.#sql, options: this.#options, pool: async () => await this.#pool(), now: () => this.#now(), receiver: () => this.#runtime?.options })
   }
 
   async start (runtime: InboxRuntime<PostgresHandlerExtra>): Promise<void> {
     assertNotStarted(this.#runtime !== undefined)
     this.#runtime = runtime
-    const pg = await loadPg()
-    const options = this.#options
-    const { concurrency } = runtime.options
-    const pool = options.pool ?? new pg.Pool({
-      connectionString: options.connectionString,
-      max: concurrency + MAX_IN_FLIGHT + 1,
-      connectionTimeoutMillis: options.acceptTimeoutMs
-    })
-    // An idle client's error (the server restarted) is emitted on the pool; unheard, it would crash the process.
-    pool.on('error', (error) => { this.#health.failed(error) })
-    const poolMax = pool.options.max ?? 10
-    const slots = Math.max(1, Math.min(concurrency, poolMax - MAX_IN_FLIGHT))
-    if (slots < concurrency) {
-      runtime.logger.warn({ poolMax, concurrency, handlersAtOnce: slots }, `the pg pool is too small for "concurrency": the Postgres inbox runs ${slots} events at once, leaving ${MAX_IN_FLIGHT} clients for accepts; give the pool max: concurrency + ${MAX_IN_FLIGHT + 1}`)
-    }
-    const notifier = new WakeNotifier(pool, this.#sql.notifyOthers, () => !runtime.hasHandlers, runtime.logger)
-    const control = new ControlConnection(
-      // Named, so that an operator can tell it in pg_stat_activity.
-      () => new pg.Client({ ...(options.connectionString !== undefined ? { connectionString: options.connectionString } : pool.options), application_name: `sir-webhooks control ${options.schema}` }),
-      this.#sql.wakeChannel, this.#sql.countAttempts, (payload) => {
-        // Another instance accepted, a redrive, or a reconnection: what is due is in the table.
-        const request = notifier.heard(payload)
-        if (request === 'now') {
-          this.#wakeToScan()
-        } else if (request === 'after own accepts') {
-          this.#candidates.othersAccepted()
-          this.#wake()
-        }
-      }, runtime.logger)
-    const accepts = new GroupCommit(pool, this.#sql, options, {
-      committed: (inserted) => {
-        this.#pending += inserted.size
-        this.#health.succeeded()
-        if (inserted.size === 0) return
-        // A process without handlers would only pile the ids up; its poll scans once it has some.
-        if (runtime.hasHandlers) this.#candidates.addAccepted(inserted)
-        this.#wake()
-        notifier.notify()
-      },
-      failed: (error, deliveries, inDoubt) => {
-        this.#health.failed(error)
-        runtime.logger.warn({ err: error, deliveries }, inDoubt
-          ? 'the Postgres inbox got no answer to a COMMIT: the deliveries got 503 and may be recorded (a retry is then a duplicate)'
-          : 'the Postgres inbox could not record the events; the deliveries got 503')
-      }
-    })
-    const workers = new Workers({
-      runtime,
+    this.#running = await startParts({
+      options: this.#options,
       sql: this.#sql,
-      pool,
+      runtime,
+      health: this.#health,
+      backlog: this.#backlog,
       candidates: this.#candidates,
-      slots,
+      timers: this.#timers,
       now: () => this.#now(),
-      countAttempt: async (id) => { await control.countAttempt(id) },
-      failed: (error) => {
-        this.#health.failed(error)
-        runtime.logger.error({ err: error }, 'the Postgres inbox could not claim an event or record its outcome; nothing of that attempt is kept and the event runs again')
-      },
-      succeeded: () => { this.#health.succeeded() },
-      wakeIn: (ms) => { this.#timers.after(ms, () => { this.#wakeToScan() }) }
+      wake: () => { this.#wake() },
+      wakeToScan: () => { this.#wakeToScan() }
     })
-    this.#running = { pool, ownsPool: options.pool === undefined, control, accepts, workers, notifier }
     await this.#prepare()
   }
 
@@ -148,14 +97,15 @@ export class PostgresInbox implements Inbox<PostgresHandlerExtra> {
       try {
         if (this.#options.migrate) await migrate(client, this.#options.schema)
         else await checkSchema(client, this.#options.schema)
-        this.#pending = (await client.query<{ pending: number }>(this.#sql.countPending)).rows[0]?.pending ?? 0
       } finally {
         client.release()
       }
+      await this.#backlog.refresh()
     } catch (error) {
       if (error instanceof SchemaError) throw error
-      this.#health.failed(error)
-      this.#runtime?.logger.error({ err: error }, 'the Postgres inbox cannot reach its database; deliveries get 503 until it can')
+      const err = redactedStoreError(error)
+      this.#health.failed(err)
+      this.#runtime?.logger.error({ err }, 'the Postgres inbox cannot reach its database; deliveries get 503 until it can')
       this.#timers.after(this.#options.pollIntervalMs, () => { void this.#prepare().catch((schemaError: unknown) => { this.#health.failed(schemaError) }) })
       return
     }
@@ -167,42 +117,47 @@ export class PostgresInbox implements Inbox<PostgresHandlerExtra> {
     this.#wake()
   }
 
-  /** Events not yet done or dead, across every instance, as counted at the last poll plus those accepted here since. */
+  /**
+   * Events not yet done or dead, across every instance: counted at each poll,
+   * plus those accepted here since and minus those finished here (backlog.ts).
+   */
   get size (): number {
-    return this.#pending
+    return this.#backlog.size
   }
 
-  accept (event: AnyEvent, receivedAt: number): AcceptOutcome | Promise<AcceptOutcome> {
+  accept (event: AnyEvent, receivedAt: number, _whenAnswered?: unknown, _waitUntil?: unknown, rawBody?: Uint8Array): AcceptOutcome | Promise<AcceptOutcome> {
     const running = this.#running
     if (running === undefined || !this.#ready || this.#closing) return 'unavailable'
-    // Counted once per poll, not per delivery: a bound on backlog, not an exact one.
-    if (this.#pending >= (this.#runtime?.options.maxQueueSize ?? defaults.maxQueueSize)) return 'full'
-    return running.accepts.add(event, receivedAt)
+    // The delivery's deadline starts now, a recount of a full backlog included.
+    const calledAt = Date.now()
+    const fits = this.#backlog.admits(this.#runtime?.options.maxQueueSize ?? defaults.maxQueueSize, this.#options.acceptTimeoutMs)
+    if (fits === true) return running.accepts.add(event, receivedAt, rawBody, calledAt)
+    if (fits === false) return 'full'
+    return fits.then((counted) => counted ? running.accepts.add(event, receivedAt, rawBody, calledAt) : 'full')
   }
 
   health (): InboxHealth {
     return this.#health.report({ controlError: this.#running?.control.lastError, starting: this.#running !== undefined && !this.#ready && !this.#closing })
   }
 
+  /** The event's record, with `body` as received; undefined for an id the table does not hold. */
   async outcome (id: string): Promise<EventOutcome | undefined> {
-    const { rows } = await (await this.#pool()).query<EventRow>(this.#sql.outcome, [id])
-    return rows[0] === undefined ? undefined : toOutcome(rows[0])
+    return await this.#records.outcome(id)
   }
 
   async deadLetters (query: DeadLetterQuery = {}): Promise<EventOutcome[]> {
-    const { rows } = await (await this.#pool()).query<EventRow>(this.#sql.deadLetters, [query.limit ?? 100])
-    return rows.map(toOutcome)
+    return await this.#records.deadLetters(query)
   }
 
   async redrive (id: string): Promise<boolean> {
-    const { rowCount } = await (await this.#pool()).query(this.#sql.redrive, [id, this.#now(), this.#sql.wakeChannel])
-    return rowCount === 1
+    const revived = await this.#records.redrive(id)
+    if (revived) this.#backlog.added(1)
+    return revived
   }
 
   /** Events by state, for operators (`sir-webhooks inbox stats`). */
   async counts (): Promise<Record<OutcomeState, number>> {
-    const { rows } = await (await this.#pool()).query<{ state: OutcomeState, count: string }>(this.#sql.countByState)
-    return countsByState(rows)
+    return await this.#records.counts()
   }
 
   /**
@@ -211,13 +166,7 @@ export class PostgresInbox implements Inbox<PostgresHandlerExtra> {
    * Pending events are never purged.
    */
   async purge (options: PurgeOptions = {}): Promise<PurgeResult> {
-    const pool = await this.#pool()
-    const cutoffs = purgeCutoffs(this.#now(), options, this.#options, this.#runtime?.options)
-    const purge = async (state: 'done' | 'dead', before: number): Promise<number> =>
-      (await pool.query<{ purged: number }>(options.dryRun === true ? this.#sql.countPurgeable : this.#sql.purge, [state, before])).rows[0]?.purged ?? 0
-    const done = await purge('done', cutoffs.done)
-    const dead = cutoffs.dead === undefined ? 0 : await purge('dead', cutoffs.dead)
-    return { done, dead }
+    return await this.#records.purge(options)
   }
 
   /**
@@ -287,13 +236,11 @@ export class PostgresInbox implements Inbox<PostgresHandlerExtra> {
 
   #poll (): void {
     this.#wakeToScan()
-    this.#running?.pool.query<{ pending: number }>(this.#sql.countPending).then(({ rows }) => {
-      this.#pending = rows[0]?.pending ?? this.#pending
-    }, (error: unknown) => { this.#health.failed(error) })
+    void this.#backlog.refresh()
   }
 
   #purgeQuietly (): void {
-    purgeQuietly(async () => await this.purge(), this.#runtime?.logger, 'Postgres')
+    purgeQuietly(async () => await this.purge().catch((error: unknown) => { throw redactedStoreError(error) }), this.#runtime?.logger, 'Postgres')
   }
 }
 

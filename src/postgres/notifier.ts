@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import type { Pool } from 'pg'
 import type { WebhookLogger } from '../core/logger.js'
+import { redactedStoreError } from './store-errors.js'
 
 /**
  * NOTIFYs at most this often. Under load every group commit wanted one, and the
@@ -72,7 +73,7 @@ export class WakeNotifier {
     this.#again = false
     const sentAt = Date.now()
     this.#pool.query(this.#acceptOnly() ? this.#acceptOnlySql : this.#sql).catch((error: unknown) => {
-      this.#logger.debug({ err: error }, 'the Postgres inbox could not NOTIFY the other instances; they find the events at their next poll')
+      this.#logger.debug({ err: redactedStoreError(error) }, 'the Postgres inbox could not NOTIFY the other instances; they find the events at their next poll')
     }).finally(() => {
       if (this.#stopped) return
       this.#timer = setTimeout(() => {

@@ -25,6 +25,15 @@ export interface PostgresInboxOptions {
   /** How often old events are purged. Default 3 600 000 (an hour). */
   purgeIntervalMs?: number
   /**
+   * How long a transaction of the inbox may wait between two statements before
+   * Postgres ends its session (`idle_in_transaction_session_timeout`, set on the
+   * inbox's own transactions only). It bounds how long a stopped or hung
+   * receiver holds the events it claimed; a handler that goes this long without
+   * a query on `transaction` is cut off too, and its event runs again. 0: no limit.
+   * Default 60 000.
+   */
+  idleInTransactionTimeoutMs?: number
+  /**
    * Wait for the WAL flush when an event's transaction commits. Off by default: a
    * server crash right after such a commit loses the handlers' writes and the
    * event's "done" together, so the event runs again and its effects are still
@@ -44,6 +53,7 @@ export interface ResolvedPostgresOptions {
   retentionSeconds: number | undefined
   deadLetterRetentionSeconds: number | undefined
   purgeIntervalMs: number
+  idleInTransactionTimeoutMs: number
   handlerSynchronousCommit: boolean
 }
 
@@ -59,6 +69,7 @@ const OPTION_NAMES: Record<keyof PostgresInboxOptions, true> = {
   retentionSeconds: true,
   deadLetterRetentionSeconds: true,
   purgeIntervalMs: true,
+  idleInTransactionTimeoutMs: true,
   handlerSynchronousCommit: true
 }
 
@@ -81,6 +92,34 @@ export function schemaName (value: unknown): string {
 
 function isPool (value: unknown): value is Pool {
   return value !== null && typeof value === 'object' && typeof (value as Pool).connect === 'function' && typeof (value as Pool).query === 'function'
+}
+
+/**
+ * Whether the idle limit goes on the sessions of the inbox's own pool, at
+ * connect, rather than in each transaction. Not for an app's pool, whose
+ * sessions are the app's; nor when the connection string sets `options`
+ * itself, which pg would let win over the inbox's.
+ */
+export function idleLimitInSession (options: ResolvedPostgresOptions): boolean {
+  return options.pool === undefined && options.idleInTransactionTimeoutMs > 0 && !/(^|[?&\s])options=/i.test(options.connectionString ?? '')
+}
+
+/** The pg `options` of the inbox's own pool's sessions, PGOPTIONS kept. */
+export function sessionOptions (options: ResolvedPostgresOptions): { options?: string } {
+  if (!idleLimitInSession(options)) return {}
+  const limit = `-c idle_in_transaction_session_timeout=${options.idleInTransactionTimeoutMs}`
+  return { options: process.env.PGOPTIONS === undefined || process.env.PGOPTIONS === '' ? limit : `${process.env.PGOPTIONS} ${limit}` }
+}
+
+/**
+ * 0 (no limit), or at least a second: under load the inbox's own statements can
+ * be that far apart (a GC pause, a busy event loop), and a shorter limit would
+ * end sessions doing nothing wrong.
+ */
+function idleLimit (value: unknown): number {
+  const ms = integer('idleInTransactionTimeoutMs', value, 60_000, 0)
+  if (ms !== 0 && ms < 1_000) throw new WebhookOptionsError(`"idleInTransactionTimeoutMs" must be 0 (no limit) or at least 1000, got ${ms}`)
+  return ms
 }
 
 export function resolvePostgresOptions (options: PostgresInboxOptions): ResolvedPostgresOptions {
@@ -115,6 +154,7 @@ export function resolvePostgresOptions (options: PostgresInboxOptions): Resolved
     retentionSeconds: optional('retentionSeconds', options.retentionSeconds),
     deadLetterRetentionSeconds: optional('deadLetterRetentionSeconds', options.deadLetterRetentionSeconds),
     purgeIntervalMs: integer('purgeIntervalMs', options.purgeIntervalMs, 3_600_000, 1_000),
+    idleInTransactionTimeoutMs: idleLimit(options.idleInTransactionTimeoutMs),
     handlerSynchronousCommit: options.handlerSynchronousCommit ?? false
   }
 }

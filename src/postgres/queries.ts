@@ -1,12 +1,15 @@
 import type { AnyEvent } from '../core/events.js'
 import type { EventOutcome, OutcomeState } from '../core/outcome.js'
 import { quoted } from './schema.js'
+import { eventOf, storedText } from './stored-text.js'
 
 /** An `events` row as the claim and the outcome queries return it (bigints come back as strings). */
 export interface EventRow {
+  /** The stored key (stored-text.ts): the event's own id is in its body. */
   id: string
   type: string
-  event: AnyEvent
+  /** The body as received. */
+  body: string
   state: OutcomeState
   received_at: string
   last_error: string | null
@@ -16,6 +19,8 @@ export interface EventRow {
 
 export interface ClaimedRow extends EventRow {
   succeeded: string[]
+  /** The body parsed (workers.ts); undefined if the row no longer holds an event. */
+  event: AnyEvent | undefined
 }
 
 /** A value as an SQL literal: `client.escapeLiteral` for text, an integer for numbers, NULL for null. */
@@ -28,8 +33,12 @@ export type Literal = (value: string | number | null) => string
  * literals, escaped by the client (`Literal`).
  */
 export interface Queries {
-  /** $1 ids, $2 types, $3 events (JSON text), $4 received_at: the ids actually inserted (the others were there already). */
+  /** Opens an accept's transaction. */
+  beginAccept: string
+  /** $1 ids, $2 types, $3 bodies, $4 received_at: the ids actually inserted (the others were there already). */
   acceptBatch: string
+  /** $1 ids, $2 bodies: the positions (from 1) of the pairs whose stored body is not the one given (duplicates only). */
+  bodiesDiffer: string
   /** Wakes every instance after accepts committed, in its own unflushed transaction; the payload is the notifier's (notifier.ts). */
   notifyOthers (payload: string): string
   wakeChannel: string
@@ -63,9 +72,9 @@ export interface Queries {
   countByState: string
 }
 
-const EVENT_COLUMNS = 'e.id, e.type, e.event, e.state, e.received_at, e.last_error, e.finished_at, coalesce(a.started, 0) AS started'
+const EVENT_COLUMNS = 'e.id, e.type, e.body, e.state, e.received_at, e.last_error, e.finished_at, coalesce(a.started, 0) AS started'
 
-export function queriesFor (schema: string, handlerSynchronousCommit: boolean): Queries {
+export function queriesFor (schema: string, handlerSynchronousCommit: boolean, idleInTransactionTimeoutMs: number): Queries {
   const s = quoted(schema)
   // An event's transaction commits without waiting for the WAL flush unless asked
   // to: should the server crash before the flush, the handlers' writes, their
@@ -74,18 +83,29 @@ export function queriesFor (schema: string, handlerSynchronousCommit: boolean): 
   // retry could bring back, always waits for the flush.
   // A plain name (the schema is [a-z0-9_]), so it can stand in the SQL as written.
   const wakeChannel = `${schema}_events`
-  const begin = handlerSynchronousCommit ? 'BEGIN' : 'BEGIN; SET LOCAL synchronous_commit TO off'
+  // A transaction of the inbox's that waits longer than this between statements
+  // (its process stopped, or hung) has its session ended by the server: the
+  // claims it held are free for another instance, instead of held for as long
+  // as the process is stopped. Given here for an app's pool, whose other
+  // transactions it leaves alone; 0 when the inbox's own pool has it on its
+  // sessions (parts.ts).
+  const idleLimit = idleInTransactionTimeoutMs > 0 ? `; SET LOCAL idle_in_transaction_session_timeout TO ${integer(idleInTransactionTimeoutMs)}` : ''
+  const begin = (handlerSynchronousCommit ? 'BEGIN' : 'BEGIN; SET LOCAL synchronous_commit TO off') + idleLimit
   return {
+    beginAccept: 'BEGIN' + idleLimit,
     // No NOTIFY here: a transaction that notifies holds Postgres's one notify lock
     // through its commit, WAL flush included, so accepts that notified committed
     // one at a time (~230 a second on a 4.4 ms fsync) however many were in flight.
     // Other instances are woken by `notifyOthers` after the commit instead.
     acceptBatch: `
-      INSERT INTO ${s}.events (id, type, event, received_at, next_attempt_at)
-      SELECT id, type, event::jsonb, received_at, received_at
-      FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[]) AS batch (id, type, event, received_at)
+      INSERT INTO ${s}.events (id, type, body, received_at, next_attempt_at)
+      SELECT id, type, body, received_at, received_at
+      FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[]) AS batch (id, type, body, received_at)
       ON CONFLICT (id) DO NOTHING
       RETURNING id`,
+    bodiesDiffer: `
+      SELECT b.position FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS b (id, body, position)
+      JOIN ${s}.events e ON e.id = b.id WHERE e.body <> b.body`,
     // Its own short transaction, not flushed: a lost wake-up costs one poll interval.
     notifyOthers: (payload) => `BEGIN; SET LOCAL synchronous_commit TO off; SELECT pg_notify('${wakeChannel}', '${plain(payload)}'); COMMIT`,
     wakeChannel,
@@ -168,20 +188,26 @@ function plain (value: string): string {
   return value
 }
 
-/** Literals for the worker's simple queries on `client`: text escaped by it, integers checked. */
+/**
+ * Literals for the worker's simple queries on `client`: text escaped by it (a NUL,
+ * which would cut the query short, written as `\u0000`), integers checked.
+ */
 export function literalsOf (client: { escapeLiteral: (text: string) => string }): Literal {
-  return (value) => value === null ? 'NULL' : typeof value === 'number' ? integer(value) : client.escapeLiteral(value)
+  return (value) => value === null ? 'NULL' : typeof value === 'number' ? integer(value) : client.escapeLiteral(storedText(value))
 }
 
+/** The record of an event, its id and type as the body has them (the row's may be escaped), and the body as received. */
 export function toOutcome (row: EventRow): EventOutcome {
+  const event = eventOf(row.body)
   const outcome: EventOutcome = {
-    id: row.id,
-    type: row.type,
+    id: event?.id ?? row.id,
+    type: event?.type ?? row.type,
     state: row.state,
     receivedAt: new Date(Number(row.received_at)),
     attempts: row.started,
-    event: row.event
+    body: row.body
   }
+  if (event !== undefined) outcome.event = event
   if (row.last_error !== null) outcome.lastError = row.last_error
   if (row.finished_at !== null) outcome.finishedAt = new Date(Number(row.finished_at))
   return outcome

@@ -33,6 +33,8 @@ interface EventEnd {
   /** What the runtime is told once that commit succeeded. */
   afterCommit (): Promise<void>
   retryInMs?: number
+  /** Done or dead: no longer pending. */
+  finished: boolean
 }
 
 export interface BatchEnd {
@@ -40,6 +42,8 @@ export interface BatchEnd {
   unrun: ClaimedRow[]
   /** Retries due later, in ms from now. */
   retriesInMs: number[]
+  /** Events of the batch now done or dead. */
+  finished: number
 }
 
 /**
@@ -73,7 +77,7 @@ export async function runClaimedBatch (env: RunEnvironment, client: PoolClient, 
     // their attempts counted.
     if (end === undefined) {
       await client.query('ROLLBACK')
-      return { unrun: [], retriesInMs: [] }
+      return { unrun: [], retriesInMs: [], finished: 0 }
     }
     ends.push(end)
     count++
@@ -85,7 +89,7 @@ export async function runClaimedBatch (env: RunEnvironment, client: PoolClient, 
     await end.afterCommit()
     if (end.retryInMs !== undefined) retriesInMs.push(end.retryInMs)
   }
-  return { unrun: rows.slice(count), retriesInMs }
+  return { unrun: rows.slice(count), retriesInMs, finished: ends.filter(({ finished }) => finished).length }
 }
 
 /** The batch's last round trip: every success record, every event's new state, COMMIT. */
@@ -141,19 +145,23 @@ async function renewSavepoint (client: PoolClient, savepoint: Savepoint): Promis
 /** One event's attempt, in the open transaction. Undefined: shutdown cut it short. */
 async function runClaimedEvent (env: RunEnvironment, client: PoolClient, literal: Literal, row: ClaimedRow, savepoint: Savepoint): Promise<EventEnd | undefined> {
   const { runtime, sql } = env
-  const { event } = row
   const receivedAt = Number(row.received_at)
   const attempt = row.started + 1
   const { retry } = runtime.options
-  if (attempt > retry.attempts) {
-    // Started as often as retries allow and never finished: the process died (or
-    // its connection did) each time. Running it again could crash the receiver forever.
-    const error = new Error(`the receiver stopped during each of ${row.started} attempts`)
+  const event = row.event ?? { id: row.id, type: row.type, createdAt: '', data: {} }
+  // Started as often as retries allow and never finished: the process died (or
+  // its connection did) each time. Running it again could crash the receiver forever.
+  // Or a body that no longer parses (edited in the database): no handler can run it.
+  const unrunnable = attempt > retry.attempts
+    ? new Error(`the receiver stopped during each of ${row.started} attempts`)
+    : row.event === undefined ? new Error('the stored body is no longer a valid event') : undefined
+  if (unrunnable !== undefined) {
     return {
       id: row.id,
       handled: [],
-      record: sql.finish(literal, row.id, 'dead', env.now(), errorSummary(error)),
-      afterCommit: async () => { await runtime.deadLetter({ event, reason: 'handler_failed', error, attempts: row.started, receivedAt: new Date(receivedAt) }) }
+      record: sql.finish(literal, row.id, 'dead', env.now(), errorSummary(unrunnable)),
+      afterCommit: async () => { await runtime.deadLetter({ event, reason: 'handler_failed', error: unrunnable, attempts: row.started, receivedAt: new Date(receivedAt) }) },
+      finished: true
     }
   }
   await env.countAttempt(row.id)
@@ -185,7 +193,7 @@ async function runClaimedEvent (env: RunEnvironment, client: PoolClient, literal
   const told = (): void => { for (const run of succeeded) runtime.handlerSucceeded(run) }
   const last = failures.at(-1)
   if (last === undefined) {
-    return { id: row.id, handled, record: 'done', afterCommit: async () => { told() } }
+    return { id: row.id, handled, record: 'done', afterCommit: async () => { told() }, finished: true }
   }
   const lastError = `${last.key}: ${errorSummary(last.error)}`
   if (attempt < retry.attempts) {
@@ -198,7 +206,8 @@ async function runClaimedEvent (env: RunEnvironment, client: PoolClient, literal
         told()
         await reportFailures(runtime, event, receivedAt, attempt, failures, retryInMs)
       },
-      retryInMs
+      retryInMs,
+      finished: false
     }
   }
   return {
@@ -208,6 +217,7 @@ async function runClaimedEvent (env: RunEnvironment, client: PoolClient, literal
     afterCommit: async () => {
       told()
       await reportFailures(runtime, event, receivedAt, attempt, failures, undefined)
-    }
+    },
+    finished: true
   }
 }

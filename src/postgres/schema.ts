@@ -7,7 +7,8 @@ import type { ClientBase } from 'pg'
  *
  * - `events`: one row per event id. The id is the primary key, so the INSERT
  *   that queues an event is also the one that deduplicates it. A worker's claim
- *   is its transaction's row lock on the event's row.
+ *   is its transaction's row lock on the event's row. An id that text cannot
+ *   hold is stored escaped (stored-text.ts).
  * - `handled`: one row per handler that succeeded, written in the transaction
  *   that holds that handler's own writes: both commit, or neither does.
  * - `attempts`: attempts started, kept apart from `events` because it is written
@@ -20,11 +21,16 @@ import type { ClientBase } from 'pg'
  * MultiXact for each event), and cost ~3 % of the inbox's throughput.
  */
 const migrations: ReadonlyArray<(schema: string) => string> = [
+  // `body` is the request body exactly as received (the signed bytes, as UTF-8
+  // text), not jsonb: jsonb refuses valid JSON that holds `\u0000` and
+  // reorders keys, and one such event failed every delivery of its batch. The
+  // workers parse the text as the receiver did. Version 1 changed in place
+  // while the Postgres inbox was unreleased.
   (s) => `
 CREATE TABLE ${s}.events (
   id text PRIMARY KEY,
   type text NOT NULL,
-  event jsonb NOT NULL,
+  body text NOT NULL,
   state text NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'done', 'dead')),
   received_at bigint NOT NULL,
   next_attempt_at bigint NOT NULL,

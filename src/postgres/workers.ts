@@ -3,6 +3,7 @@ import type { Candidates } from './candidates.js'
 import { hearErrors } from './client-errors.js'
 import { literalsOf, type ClaimedRow } from './queries.js'
 import { runClaimedBatch, type RunEnvironment } from './run-event.js'
+import { eventOf } from './stored-text.js'
 
 /** Due ids one scan of the table asks for. */
 const SCAN_LIMIT = 200
@@ -27,8 +28,8 @@ export interface WorkerEnvironment extends RunEnvironment {
   slots: number
   /** A claim or an outcome could not be written; the event runs again. */
   failed (error: unknown): void
-  /** A claim or an outcome was written. */
-  succeeded (): void
+  /** A claim or an outcome was written; `finished` events are now done or dead. */
+  succeeded (finished: number): void
   /** A retry is due in `ms`: look for work then. */
   wakeIn (ms: number): void
 }
@@ -134,7 +135,7 @@ export class Workers {
         const end = await runClaimedBatch(env, slot.client, rows, BATCH_BUDGET_MS).finally(() => {
           for (const row of rows) this.#running.delete(row.id)
         })
-        env.succeeded()
+        env.succeeded(end.finished)
         if (end.unrun.length > 0) env.candidates.putBack(end.unrun.map(({ id }) => id))
         for (const ms of end.retriesInMs) env.wakeIn(ms)
       }
@@ -201,6 +202,7 @@ export class Workers {
     const results = await client.query(this.#env.sql.beginAndClaim(literalsOf(client), ids, this.#env.now())) as unknown as Array<QueryResult<ClaimedRow>>
     const rows = results.find((result) => result.command === 'SELECT')?.rows ?? []
     if (rows.length === 0) await client.query('ROLLBACK')
+    for (const row of rows) row.event = eventOf(row.body)
     return rows
   }
 }

@@ -1,0 +1,70 @@
+import { withDeadline } from '../core/timeouts.js'
+
+/** A full inbox counts again at most this often: while full, every delivery would otherwise ask. */
+const MIN_RECOUNT_MS = 100
+
+/**
+ * The pending events across every instance, held against `maxQueueSize`. The
+ * count is taken from the table at start and at each poll, and kept current
+ * in between with what this process knows: its accepts add, its finished
+ * events (done or dead) subtract. Other instances' work is not seen between
+ * polls, so a count that says "full" is taken again before a delivery is
+ * refused. Before this, the count only grew between polls: a receiver that
+ * kept up with its events refused deliveries with a tenth of the bound pending.
+ */
+export class Backlog {
+  readonly #countNow: () => Promise<number>
+  readonly #failed: (error: unknown) => void
+  #count = 0
+  /** Accepts minus finishes here since the count in flight was sent: its result does not hold them all. */
+  #sinceSent = 0
+  #recount: Promise<void> | undefined
+  #countedAt = Number.NEGATIVE_INFINITY
+
+  constructor (countNow: () => Promise<number>, failed: (error: unknown) => void) {
+    this.#countNow = countNow
+    this.#failed = failed
+  }
+
+  get size (): number {
+    return this.#count
+  }
+
+  added (events: number): void {
+    this.#count += events
+    this.#sinceSent += events
+  }
+
+  finished (events: number): void {
+    this.#count = Math.max(0, this.#count - events)
+    this.#sinceSent -= events
+  }
+
+  /** Counts the table again; one count at a time, shared by whoever asks meanwhile. */
+  async refresh (): Promise<void> {
+    this.#recount ??= this.#take().finally(() => { this.#recount = undefined })
+    await this.#recount
+  }
+
+  /**
+   * Whether one more event fits under `max`: at once when the count says so,
+   * else after counting again (unless just counted), waiting at most `waitMs`.
+   */
+  admits (max: number, waitMs: number): boolean | Promise<boolean> {
+    if (this.#count < max) return true
+    if (Date.now() - this.#countedAt < MIN_RECOUNT_MS) return false
+    return withDeadline(this.refresh().then(() => this.#count < max), waitMs, () => false)
+  }
+
+  async #take (): Promise<void> {
+    this.#sinceSent = 0
+    try {
+      const counted = await this.#countNow()
+      this.#count = Math.max(0, counted + this.#sinceSent)
+    } catch (error) {
+      this.#failed(error)
+    } finally {
+      this.#countedAt = Date.now()
+    }
+  }
+}
