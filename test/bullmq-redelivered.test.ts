@@ -100,4 +100,24 @@ if (redis.url === undefined) {
     t.same(handled, [{ id: 'evt_one_copy', data: event('evt_one_copy').data }, { id: 'evt_legacy', data: legacy.data }], 'both ran with their events')
     t.same((await inbox.outcome('evt_legacy'))?.event, legacy)
   })
+
+  t.test('a job whose body is no longer an event (edited in Redis) is failed without running, and said so without the body', async (t) => {
+    const queueName = `unreadable-${randomUUID()}`
+    const inbox = bullmqInbox({ connection, queueName })
+    const webhooks = receiver(inbox, { retry: { attempts: 3 } })
+    t.teardown(() => webhooks.close())
+    let runs = 0
+    webhooks.on('action.completed', () => { runs++ }, { name: 'record' })
+    const jobId = jobIdFor('evt_edited')
+    const queue = new Queue(queueName, { connection })
+    t.teardown(() => queue.close())
+    await admin.set(`bull:${queueName}:sir-seen:${jobId}`, String(Date.now()), 'EX', 3600)
+    await queue.add('action.completed', { body: '{"id":"evt_edited", secret-ish text', receivedAt: Date.now() }, { jobId, attempts: 3 })
+    await until(async () => (await inbox.counts()).dead === 1, 'the job to fail')
+    t.equal((await queue.getJob(jobId))?.attemptsMade, 1, 'at once: no retry can help')
+    t.equal(runs, 0, 'no handler ran')
+    const logged = webhooks.log.find((entry) => /not an event/.test(entry.msg ?? ''))
+    t.match(logged, { level: 'error', fields: { job: { id: jobId } } }, 'logged with the job id')
+    t.notOk(JSON.stringify(webhooks.log).includes('secret-ish'), 'and not the body')
+  })
 }
