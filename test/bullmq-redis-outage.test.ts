@@ -139,8 +139,9 @@ t.test('a seen-mark in flight when Redis restarts (persistence off) marks nothin
 
 t.test('a job add in flight when Redis restarts (persistence off): answered 2xx, at once or on a retry, and run once', { skip }, async (t) => {
   const id = 'evt_add_in_flight'
-  // The add is the one command that carries the event itself.
-  const answers = await restartWhileInFlight(t, id, (command) => command.includes(`"id":"${id}"`))
+  // The add is the one command that carries the event itself: its body, as a JSON
+  // string inside the job's data (other commands name the job id, which encodes the id).
+  const answers = await restartWhileInFlight(t, id, (command) => command.includes(`\\"id\\":\\"${id}\\"`))
   t.ok(answers.includes('ACCEPTED'), `one delivery was accepted (${answers.join(', ')})`)
 })
 

@@ -37,6 +37,18 @@ function duplicateOf (seen: string, digest: string | undefined): AcceptOutcome {
   return stored === digest ? 'duplicate' : 'duplicate-differs'
 }
 
+/**
+ * The id's job is done or dead and still kept, its key gone (the key counts from
+ * the accept, the record from when it finished, or forever for a dead one): adding
+ * it again does nothing and it will not run again, so the record answers for the
+ * id, by the body it holds. Once the record is removed too, the id is new again.
+ */
+async function recordedDuplicate (queue: Queue<JobData>, jobId: string, digest: string | undefined): Promise<AcceptOutcome> {
+  const body = (await queue.getJob(jobId))?.data.body
+  if (typeof body !== 'string' || digest === undefined) return 'duplicate'
+  return bodyDigest(body) === digest ? 'duplicate' : 'duplicate-differs'
+}
+
 export async function acceptInto (step: AcceptStep, event: AnyEvent, receivedAt: number, rawBody: Uint8Array | undefined, abandoned: AbortSignal): Promise<AcceptOutcome> {
   const { queue, runtime } = step
   const client = await queue.client
@@ -53,8 +65,11 @@ export async function acceptInto (step: AcceptStep, event: AnyEvent, receivedAt:
   if (unfinished >= runtime.options.maxQueueSize) return 'full'
   // Redis answered too late for this delivery, which already got its 503: add nothing.
   if (abandoned.aborted) return 'unavailable'
-  const data: JobData = { event, receivedAt }
-  if (rawBody !== undefined) data.body = Buffer.from(rawBody.buffer, rawBody.byteOffset, rawBody.byteLength).toString('utf8')
+  // One copy of the event: the exact body when there is one (parsed again when
+  // the job runs), else the event (a caller of accept that has no body).
+  const data: JobData = rawBody === undefined
+    ? { event, receivedAt }
+    : { body: Buffer.from(rawBody.buffer, rawBody.byteOffset, rawBody.byteLength).toString('utf8'), receivedAt }
   // Held: if this delivery is refused while the add is in flight, the job
   // exists but must not run, since "503 records nothing".
   const job = await queue.add(event.type, data, {
@@ -70,13 +85,15 @@ export async function acceptInto (step: AcceptStep, event: AnyEvent, receivedAt:
   if (abandoned.aborted) return 'unavailable'
   // The mark checks, in the same script, that the job still exists: a Redis that
   // restarted without persistence since the add lost it, and must not be told
-  // the id was seen (a mark re-sent after the restart would otherwise be).
-  const marked = await markSeen(client, { seen: seenKey, job: queue.toKey(jobId) }, seenValue(receivedAt, digest), step.dedupeSeconds)
+  // the id was seen (a mark re-sent after the restart would otherwise be). And
+  // that it can still run: a done or dead job the add left as it was will not.
+  const marked = await markSeen(queue, seenKey, jobId, seenValue(receivedAt, digest), step.dedupeSeconds)
   if (marked === 'no-job') {
     runtime.logger.warn({ event: { id: event.id, type: event.type } },
       'the BullMQ inbox lost the job it had just added (did Redis restart without persistence?); the delivery gets 503 and its retry queues it again')
     return 'unavailable'
   }
+  if (marked === 'finished') return await recordedDuplicate(queue, jobId, digest)
   if (marked !== 'marked') return duplicateOf(marked.seen, digest)
   // The key is set, so the event must run even if this answer is now late
   // (another delivery of the id may already have been told "duplicate").

@@ -20,7 +20,8 @@ export type { DeadLetterQuery, EventOutcome, OutcomeState } from '../core/outcom
 
 /**
  * A durable inbox on BullMQ and Redis, for receivers on several machines. Dedupe
- * outlives jobs: a key per event id, kept at least 7 days. The job is added
+ * outlives jobs: a key per event id, kept at least 7 days; a done or dead job
+ * that outlives its key answers for the id itself. The job is added
  * first, held (delayed), under a job id derived from the event id so that adding
  * it twice is a no-op; the key is set second, by a script that sets it only if
  * the job still exists; the job is promoted third. A job runs only once its key
@@ -201,7 +202,7 @@ export class BullmqInbox implements Inbox {
     await client.hdel(queue.toKey(jobId), 'stc')
     // Its dedupe key may have expired since; the job runs only with one set.
     const digest = typeof job.data.body === 'string' ? bodyDigest(job.data.body) : undefined
-    await markSeen(client, { seen: this.#seenKey(jobId), job: queue.toKey(jobId) }, seenValue(job.data.receivedAt, digest), this.#dedupeSeconds(this.#runtime))
+    await markSeen(queue, this.#seenKey(jobId), jobId, seenValue(job.data.receivedAt, digest), this.#dedupeSeconds(this.#runtime), true)
     try {
       await job.retry('failed', { resetAttemptsMade: true, resetAttemptsStarted: true })
     } catch (error) {

@@ -3,17 +3,23 @@
 import { createHash } from 'node:crypto'
 import type * as BullMQModule from 'bullmq'
 import type { ConnectionOptions, Job, Queue, RedisClient } from 'bullmq'
+import { parseEnvelope } from '../core/envelope.js'
 import type { AnyEvent } from '../core/events.js'
 import type { EventOutcome, OutcomeState } from '../core/outcome.js'
 
 export type BullMQ = typeof BullMQModule
 
-/** What a job carries: the event, when it was accepted, and which handlers already succeeded. */
+/**
+ * What a job carries: the event once, when it was accepted, and which handlers
+ * already succeeded. The event is kept as `body` when the delivery's bytes are
+ * known, else (jobs added before bodies were kept, an `accept` given no body) as `event`.
+ */
 export interface JobData {
-  event: AnyEvent
-  receivedAt: number
-  /** The body exactly as received (UTF-8), for `inbox show`; absent on jobs added before it was kept. */
+  /** The body exactly as received (UTF-8 text: the pipeline parsed it as UTF-8), parsed again when the job runs. */
   body?: string
+  /** The parsed event, on jobs that have no `body`. */
+  event?: AnyEvent
+  receivedAt: number
   /** Keys of the handlers that already succeeded, so a retry runs only the others. */
   succeeded?: string[]
 }
@@ -62,6 +68,17 @@ export function jobIdFor (eventId: string): string {
   return encoded.length <= 200 ? `e${encoded}` : `h${createHash('sha256').update(eventId).digest('hex')}`
 }
 
+/**
+ * The event a job holds, parsed from its body by the pipeline's own parser, so
+ * handlers get the event the delivery's parse produced. Undefined only for a
+ * body edited in Redis by hand into something that is not an event.
+ */
+export function jobEvent (data: JobData): AnyEvent | undefined {
+  if (typeof data.body !== 'string') return data.event
+  const parsed = parseEnvelope(Buffer.from(data.body, 'utf8'))
+  return parsed.ok ? parsed.event : undefined
+}
+
 export function isClientInstance (connection: ConnectionOptions): boolean {
   return typeof (connection as { duplicate?: unknown }).duplicate === 'function'
 }
@@ -72,30 +89,44 @@ const MARK_SEEN = 'sirWebhooksMarkSeenIfQueued'
 const defined = new WeakSet<RedisClient>()
 
 /**
- * Marks an event id seen only if its job exists, in one script: atomic, so a
- * mark that reaches Redis late (ioredis re-sends a command that was in flight
- * when the connection dropped) cannot mark an id whose job a Redis restart
- * lost. Answers the value already stored when the id was seen before.
+ * Marks an event id seen only if its job exists and can still run, in one
+ * script: atomic, so a mark that reaches Redis late (ioredis re-sends a command
+ * that was in flight when the connection dropped) cannot mark an id whose job a
+ * Redis restart lost. A job already done or dead (in the completed or failed
+ * set: its key expired before the job was removed) will not run again when added
+ * anew, so the id is not marked and the caller answers from the job's record;
+ * a re-drive (ARGV[4] = '1') marks it, as it is about to run it again. Answers
+ * the value already stored when the id was seen before.
  */
 const MARK_SEEN_LUA = `
 local existing = redis.call('GET', KEYS[1])
 if existing then return existing end
 if redis.call('EXISTS', KEYS[2]) == 0 then return 0 end
+if ARGV[4] ~= '1' and (redis.call('ZSCORE', KEYS[3], ARGV[3]) or redis.call('ZSCORE', KEYS[4], ARGV[3])) then return 2 end
 redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
 return 1`
 
-/** What `markSeen` did: marked now, not marked because the job is gone, or the value an earlier mark stored. */
-export type MarkResult = 'marked' | 'no-job' | { seen: string }
+/**
+ * What `markSeen` did: marked now, not marked because the job is gone or is
+ * done or dead already (`finished`), or the value an earlier mark stored.
+ */
+export type MarkResult = 'marked' | 'no-job' | 'finished' | { seen: string }
 
-/** Marks the id seen if its job (`jobKey`) exists, through BullMQ's client interface, whichever Redis client backs it. */
-export async function markSeen (client: RedisClient, keys: { seen: string, job: string }, value: string, seconds: number): Promise<MarkResult> {
+/**
+ * Marks the id seen if its job exists and is not finished (unless `redrive`),
+ * through BullMQ's client interface, whichever Redis client backs it.
+ */
+export async function markSeen (queue: Queue<JobData>, seenKey: string, jobId: string, value: string, seconds: number, redrive = false): Promise<MarkResult> {
+  const client = await queue.client
   if (!defined.has(client)) {
-    client.defineCommand(MARK_SEEN, { numberOfKeys: 2, lua: MARK_SEEN_LUA })
+    client.defineCommand(MARK_SEEN, { numberOfKeys: 4, lua: MARK_SEEN_LUA })
     defined.add(client)
   }
-  const result: unknown = await client.runCommand(MARK_SEEN, [keys.seen, keys.job, value, String(seconds)])
+  const keys = [seenKey, queue.toKey(jobId), queue.toKey('completed'), queue.toKey('failed')]
+  const result: unknown = await client.runCommand(MARK_SEEN, [...keys, value, String(seconds), jobId, redrive ? '1' : '0'])
   if (result === 1) return 'marked'
   if (result === 0) return 'no-job'
+  if (result === 2) return 'finished'
   return { seen: String(result) }
 }
 
@@ -116,14 +147,15 @@ async function countFinishedBefore (client: RedisClient, key: string, cutoff: nu
 }
 
 export function toOutcome (job: Job<JobData>, state: string): EventOutcome {
+  const event = jobEvent(job.data)
   const outcome: EventOutcome = {
-    id: job.data.event.id,
-    type: job.data.event.type,
+    id: event?.id ?? '',
+    type: event?.type ?? job.name,
     state: stateOf[state] ?? 'pending',
     receivedAt: new Date(job.data.receivedAt),
-    attempts: job.attemptsStarted,
-    event: job.data.event
+    attempts: job.attemptsStarted
   }
+  if (event !== undefined) outcome.event = event
   if (typeof job.data.body === 'string') outcome.body = job.data.body
   if (typeof job.failedReason === 'string' && job.failedReason.length > 0) outcome.lastError = job.failedReason
   if (typeof job.finishedOn === 'number' && outcome.state !== 'pending') outcome.finishedAt = new Date(job.finishedOn)

@@ -5,7 +5,7 @@ import { reportFailures, runAttempt } from '../core/attempt.js'
 import { backoffDelay } from '../core/backoff.js'
 import type { InboxRuntime } from '../core/inbox.js'
 import { errorSummary } from '../core/outcome.js'
-import { AttemptFailed, HOLD_MS, type BullMQ, type JobData } from './jobs.js'
+import { AttemptFailed, HOLD_MS, jobEvent, type BullMQ, type JobData } from './jobs.js'
 import type { ResolvedBullmqOptions } from './options.js'
 
 export interface JobRunner {
@@ -69,7 +69,13 @@ export function runWhenHandled (worker: Worker<JobData>, runner: JobRunner, clos
 
 async function processJob (runner: JobRunner, job: Job<JobData>, token: string | undefined): Promise<void> {
   const { runtime, queue } = runner
-  const { event, receivedAt, succeeded = [] } = job.data
+  const { receivedAt, succeeded = [] } = job.data
+  const event = jobEvent(job.data)
+  if (event === undefined) {
+    // Only a body edited in Redis since the accept parsed it: no retry can help.
+    runtime.logger.error({ job: { id: job.id } }, 'a BullMQ job holds a body that is not an event (edited in Redis?); it is failed without running')
+    throw new runner.bullmq.UnrecoverableError('the job holds a body that is not an event')
+  }
   if (job.attemptsMade === 0 && await (await queue.client).get(runner.seenKey(job.id ?? '')) === null) {
     // A held job whose hold ran out with no key: its delivery was refused or
     // never answered. It waits for the sender's retry to set the key.
@@ -109,8 +115,10 @@ async function failedElsewhere (runner: JobRunner, job: Job<JobData> | undefined
   const id = job.id ?? ''
   if (runner.reported.delete(id)) return
   if (error instanceof AttemptFailed) return
+  const event = jobEvent(job.data)
+  if (event === undefined) return
   await runner.runtime.deadLetter({
-    event: job.data.event,
+    event,
     reason: 'handler_failed',
     error,
     attempts: job.attemptsStarted,

@@ -70,7 +70,7 @@ export async function runPurge (inbox: OperatorInbox, before: Date, flags: Flags
     }
     // Only a terminal gets here without --yes (checkPurgeConsent).
     if (found.done + found.dead > 0) {
-      const asked = `delete ${count(found)} that finished before ${when}? Their ids are forgotten for dedupe, so a late redelivery runs again. [y/N] `
+      const asked = `delete ${count(found)} that finished before ${when}? Their ids are forgotten for dedupe (on BullMQ once their dedupe keys expire too), so a late redelivery runs again. [y/N] `
       if (!await confirm(io, asked)) {
         io.stderr.write('sir-webhooks inbox purge: not confirmed; nothing was deleted\n')
         return EXIT_FAILED

@@ -13,7 +13,7 @@ const exitCodes = 'Exit codes: 0 done; 1 the store failed, or no such (dead) eve
 /** Purging is the one command that loses something: said in its help and in the overview. */
 const purgeForgets = `Purging an event forgets its id for dedupe: a late redelivery of it is accepted
 and its handlers run again. On SQLite and Postgres that is at once; on BullMQ once
-the event's dedupe key expires (dedupeSeconds, at least 7 days), purged or not.`
+its dedupe key has expired too (dedupeSeconds, at least 7 days from the accept).`
 
 export const inboxUsage = `Usage: sir-webhooks inbox <subcommand> --store STORE [--json]
 

@@ -65,7 +65,7 @@ t.test('in a terminal, purge shows the count and deletes nothing unless the oper
   const { path, inbox } = await store(t)
   const now = new Date().toISOString()
   const args = ['--before', now, '--store', `sqlite:${path}`]
-  const question = `delete 1 done and 2 dead event(s) that finished before ${now}? Their ids are forgotten for dedupe, so a late redelivery runs again. [y/N] `
+  const question = `delete 1 done and 2 dead event(s) that finished before ${now}? Their ids are forgotten for dedupe (on BullMQ once their dedupe keys expire too), so a late redelivery runs again. [y/N] `
 
   for (const answer of ['n\n', '\n', 'yess\n', undefined]) {
     const io = terminal(answer)
