@@ -125,7 +125,10 @@ if (postgres.url === undefined) {
       }
     }
     t.teardown(resume)
-    for (const pid of stopped) process.kill(pid, 'SIGSTOP')
+    for (const pid of stopped) {
+      // A backend listed a moment ago (the listing client's own) may have exited since.
+      try { process.kill(pid, 'SIGSTOP') } catch (error) { if ((error as NodeJS.ErrnoException).code !== 'ESRCH') throw error }
+    }
     const ids = Array.from({ length: 20 }, (_, index) => `evt_server_stopped_${index}`)
     const answers = await Promise.race([
       sendSpaced(webhooks, ids, 50),
