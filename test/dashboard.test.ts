@@ -157,6 +157,7 @@ t.test('read-only: no action is shown, and none works, even with a token from an
   for (const path of ACTIONS) {
     const refused = await app.inject({ method: 'POST', url: PREFIX + path, headers: { ...SAME_ORIGIN, authorization: BASIC }, payload: form({ id: 'evt_dash_3', before: '2100-01-01', confirm: 'yes', token }) })
     t.equal(refused.statusCode, 403, `POST ${path}`)
+    t.match(refused.body, 'this dashboard is read-only', 'refused for being read-only, before any token is looked at')
   }
   t.equal((await webhooks.inbox.outcome?.('evt_dash_3'))?.state, 'dead')
 })
