@@ -34,7 +34,9 @@ const SECURITY_HEADERS = {
     "form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
   'x-content-type-options': 'nosniff',
   'x-frame-options': 'DENY',
-  'referrer-policy': 'no-referrer',
+  // same-origin, not no-referrer: with no-referrer, browsers send "Origin: null" on a form POST and
+  // the same-origin check could not tell the dashboard's own forms from a forged one.
+  'referrer-policy': 'same-origin',
   'cache-control': 'no-store'
 }
 

@@ -21,7 +21,8 @@ export function layout (context: PageContext, active: string, heading: string, b
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="referrer" content="no-referrer">
+<meta name="referrer" content="same-origin">
+<link rel="icon" href="data:,">
 <title>${heading} · ${context.title}</title>
 <link rel="stylesheet" href="${base}/assets/dashboard.css">
 ${scripts.map((name) => html`<script src="${base}/assets/${name}" defer></script>`)}
