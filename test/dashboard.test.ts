@@ -209,6 +209,28 @@ t.test('the in-memory inbox: the pages say what it cannot show instead of empty 
   t.equal(refused.statusCode, 403)
 })
 
+t.test('the Events page lists events by filter where the inbox can (events()), and says so where it cannot', async (t) => {
+  const { webhooks, failing } = await deadEvent(t, 'evt_list_dead')
+  failing.on = false
+  await webhooks.receive(delivery(event('evt_list_done')))
+  await until(async () => (await webhooks.inbox.outcome?.('evt_list_done'))?.state === 'done', 'the event to be done')
+  const app = await fastifyApp(t, webhooks)
+  const get = async (path: string) => (await app.inject({ method: 'GET', url: PREFIX + path, headers: { authorization: BASIC } })).body
+  const all = await get('/events')
+  t.match(all, `href="${PREFIX}/events?q=evt_list_dead"`)
+  t.match(all, `href="${PREFIX}/events?q=evt_list_done"`)
+  const dead = await get('/events?state=dead&type=action.completed&since=2000-01-01T00:00')
+  t.match(dead, `href="${PREFIX}/events?q=evt_list_dead"`)
+  t.notMatch(dead, 'evt_list_done', 'the filter is applied')
+  t.match(dead, '<option value="dead" selected>dead</option>', 'the form keeps the filter')
+  t.match(await get('/events?until=2000-01-01'), 'No event matches.')
+  t.match(await get('/events?state=stuck'), 'Ignored: &quot;stuck&quot; is no state')
+  const memory = new Webhooks({ secret: 'whsec_x' })
+  t.teardown(() => memory.close())
+  const memoryApp = await fastifyApp(t, memory)
+  t.match((await memoryApp.inject({ method: 'GET', url: PREFIX + '/events', headers: { authorization: BASIC } })).body, 'This inbox keeps no record of events')
+})
+
 t.test('samples: a bounded ring of per-interval deltas', async (t) => {
   const samples = new Samples(3)
   const stats = (accepted: number) => ({ deliveries: { accepted, duplicate: 0, duplicateDiffers: 0, refused: 0, refusedBy: {} }, queue: { waiting: 0, running: 0 }, handlers: { succeeded: 0, retried: 0, failed: 0 }, deadLetters: 0 }) as never

@@ -4,6 +4,7 @@ import { escapeHtml } from './escape.js'
 import { ActionTokens, checkAccess, crossSiteRefusal, type Refusal } from './guard.js'
 import type { CheckedOptions } from './options.js'
 import { deadLettersPage, purgeConfirmPage } from './pages/dead-letters.js'
+import { eventListing } from './event-listing.js'
 import { eventsPage } from './pages/events.js'
 import type { PageContext } from './pages/layout.js'
 import { overviewPage, type OverviewData } from './pages/overview.js'
@@ -119,7 +120,8 @@ export class Dashboard<Req> {
     const q = (query.get('q') ?? '').trim()
     const outcome = history && q !== '' ? await this.#inbox.outcome?.(q) : undefined
     const notice = query.get('done') === 'redriven' ? 'Re-driven: the event is queued again, its attempts reset.' : undefined
-    return eventsPage(this.#context(), { history, query: q, outcome, canRedrive: this.#can('redrive'), ...(notice === undefined ? {} : { notice }) })
+    const listing = q === '' && typeof this.#inbox.events === 'function' ? await eventListing(this.#inbox.events.bind(this.#inbox), query) : undefined
+    return eventsPage(this.#context(), { history, query: q, outcome, canRedrive: this.#can('redrive'), listing, ...(notice === undefined ? {} : { notice }) })
   }
 
   async #deadPage (query: URLSearchParams): Promise<string> {

@@ -17,6 +17,7 @@ import { checkSchema, migrate, SchemaError } from './schema.js'
 import { StoreHealth } from './store-health.js'
 import { WakeNotifier } from './notifier.js'
 import { Workers } from './workers.js'
+import { listEvents, type EventQuery } from './event-list.js'
 
 export type { PostgresInboxOptions } from './options.js'
 export type { PostgresHandlerExtra } from './run-event.js'
@@ -193,6 +194,8 @@ export class PostgresInbox implements Inbox<PostgresHandlerExtra> {
     const { rows } = await (await this.#pool()).query<EventRow>(this.#sql.deadLetters, [query.limit ?? 100])
     return rows.map(toOutcome)
   }
+
+  async events (query?: EventQuery): Promise<EventOutcome[]> { return await listEvents(await this.#pool(), this.#options.schema, query) }
 
   async redrive (id: string): Promise<boolean> {
     const { rowCount } = await (await this.#pool()).query(this.#sql.redrive, [id, this.#now(), this.#sql.wakeChannel])

@@ -11,6 +11,16 @@ export interface EventsView {
   /** Set after an action: what the operator just did. */
   notice?: string
   canRedrive: boolean
+  /** The filtered listing: undefined where the inbox cannot list events (no `events()`). */
+  listing: Listing | undefined
+}
+
+export interface Listing {
+  filters: { type: string, state: string, since: string, until: string }
+  events: EventOutcome[]
+  limit: number
+  /** Why the filters were not used, in words. */
+  problem?: string
 }
 
 /** The body as received, pretty-printed when it is JSON; else the envelope the inbox kept. */
@@ -46,6 +56,28 @@ ${envelope === undefined
 </section>`
 }
 
+function listing (context: PageContext, view: Listing | undefined): SafeHtml {
+  if (view === undefined) return html`<h2>Recent events</h2>${missingFeature('This inbox cannot list events by filter; find one by its id above.')}`
+  const { filters } = view
+  const rows = view.events.map((outcome) => html`<tr>
+<td><a href="${context.base}/events?q=${encodeURIComponent(outcome.id)}">${outcome.id}</a></td><td>${outcome.type}</td>
+<td class="state-${outcome.state}">${outcome.state}</td><td>${outcome.attempts}</td><td>${formatDate(outcome.receivedAt)}</td>
+<td><code>${outcome.lastError ?? ''}</code></td></tr>`)
+  return html`<h2>Recent events</h2>
+<form method="get" action="${context.base}/events" class="filters">
+<label>Type <input name="type" value="${filters.type}" placeholder="any"></label>
+<label>State <select name="state">${['', 'pending', 'done', 'dead'].map((state) => html`<option value="${state}"${state === filters.state ? html` selected` : ''}>${state === '' ? 'any' : state}</option>`)}</select></label>
+<label>Received since <input type="datetime-local" name="since" value="${filters.since}"></label>
+<label>before <input type="datetime-local" name="until" value="${filters.until}"></label>
+<button type="submit">Filter</button>
+</form>
+${view.problem === undefined ? '' : html`<p class="missing">${view.problem}</p>`}
+${view.events.length === 0
+    ? html`<p>No event matches.</p>`
+    : html`<table class="events"><thead><tr><th>id</th><th>type</th><th>state</th><th>attempts</th><th>received</th><th>last error</th></tr></thead>
+<tbody>${rows}</tbody></table>${view.events.length >= view.limit ? html`<p class="note">The newest ${view.limit} are shown; narrow the filters to see others.</p>` : ''}`}`
+}
+
 export function eventsPage (context: PageContext, view: EventsView): string {
   if (!view.history) {
     return layout(context, '/events', 'Events', missingFeature(
@@ -62,6 +94,7 @@ export function eventsPage (context: PageContext, view: EventsView): string {
 <label>Event id <input type="search" name="q" value="${view.query}" autocomplete="off" required></label>
 <button type="submit">Find</button>
 </form>
-${found}`
+${found}
+${view.query === '' ? listing(context, view.listing) : ''}`
   return layout(context, '/events', 'Events', body)
 }
