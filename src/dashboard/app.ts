@@ -63,7 +63,8 @@ export class Dashboard<Req> {
     this.#assets = assets
     this.#charts = charts
     this.#samples = new Samples(Math.ceil(3_600_000 / options.sampleIntervalMs))
-    this.#samples.start(() => options.webhooks.stats(), options.sampleIntervalMs)
+    const { webhooks } = options
+    if (webhooks.stats !== undefined) this.#samples.start(() => webhooks.stats!(), options.sampleIntervalMs)
   }
 
   close (): void {
@@ -89,7 +90,7 @@ export class Dashboard<Req> {
     switch (request.path) {
       case '/':
       case '':
-        return page(overviewPage(this.#context(), await this.overview(), this.#charts))
+        return page(overviewPage(this.#context(), await this.overview(), this.#charts && this.#options.webhooks.stats !== undefined))
       case '/api/overview':
         return { status: 200, headers: { ...SECURITY_HEADERS, 'content-type': 'application/json; charset=utf-8' }, body: JSON.stringify(await this.overview()) }
       case '/events':
@@ -112,7 +113,8 @@ export class Dashboard<Req> {
         countsError = `The store did not answer: ${error instanceof Error ? error.message : String(error)}`
       }
     }
-    return { stats: webhooks.stats(), health: webhooks.health(), counts, ...(countsError === undefined ? {} : { countsError }), samples: this.#samples.list(), sampleIntervalMs }
+    const health = webhooks.health?.() ?? this.#inbox.health?.() ?? null
+    return { stats: webhooks.stats?.() ?? null, health, counts, ...(countsError === undefined ? {} : { countsError }), samples: this.#samples.list(), sampleIntervalMs }
   }
 
   async #eventsPage (query: URLSearchParams): Promise<string> {

@@ -4,11 +4,18 @@ import { assertKnownOptions } from '../core/known-options.js'
 import type { WebhookHealth } from '../core/health.js'
 import type { WebhookStats } from '../core/stats.js'
 
-/** What the dashboard reads of a receiver: a `Webhooks` instance fits. */
+/** What the dashboard uses of an inbox, each where the inbox has it. */
+export type DashboardInbox = Pick<Inbox, 'counts' | 'outcome' | 'deadLetters' | 'redrive' | 'purge' | 'events' | 'health'>
+
+/**
+ * What the dashboard reads of a receiver: a `Webhooks` instance fits. Without
+ * `stats` and `health` (the CLI's dashboard on a store alone, with no receiver in
+ * the process) the overview shows the store's counts and says what it cannot show.
+ */
 export interface DashboardReceiver {
-  readonly inbox: Inbox
-  stats (): WebhookStats
-  health (): WebhookHealth
+  readonly inbox: DashboardInbox
+  stats? (): WebhookStats
+  health? (): WebhookHealth
 }
 
 export interface DashboardOptions<Req = unknown> {
@@ -52,8 +59,8 @@ export function checkOptions<Req> (options: unknown, extraKnown: readonly string
   assertKnownOptions(options, [...KNOWN_OPTIONS, ...extraKnown], WHERE)
   const given = options as Partial<DashboardOptions<Req>>
   const webhooks = given.webhooks
-  if (webhooks === null || typeof webhooks !== 'object' || typeof webhooks.stats !== 'function' ||
-    typeof webhooks.health !== 'function' || typeof webhooks.inbox !== 'object') {
+  if (webhooks === null || typeof webhooks !== 'object' || webhooks.inbox === null || typeof webhooks.inbox !== 'object' ||
+    (webhooks.stats !== undefined && typeof webhooks.stats !== 'function') || (webhooks.health !== undefined && typeof webhooks.health !== 'function')) {
     throw new WebhookOptionsError(`${WHERE}: "webhooks" must be a Webhooks instance from sir-webhooks`)
   }
   if (given.authorize !== undefined && typeof given.authorize !== 'function') {

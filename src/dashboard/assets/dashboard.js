@@ -42,7 +42,7 @@
       if (value !== undefined) element.textContent = String(value)
     }
     const reasons = document.querySelector('[data-list="health.reasons"]')
-    if (reasons) {
+    if (reasons && data.health) {
       reasons.replaceChildren(...data.health.reasons.map((reason) => {
         const item = document.createElement('li')
         item.textContent = reason
@@ -50,7 +50,7 @@
       }))
     }
     const section = document.querySelector('[data-health]')
-    if (section) section.dataset.health = data.health.status
+    if (section && data.health) section.dataset.health = data.health.status
     draw(data.samples)
   }
 

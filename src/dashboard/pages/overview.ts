@@ -7,8 +7,10 @@ import { layout, missingFeature, type PageContext } from './layout.js'
 
 /** What the overview shows, and what its JSON endpoint answers for the live refresh. */
 export interface OverviewData {
-  stats: WebhookStats
-  health: WebhookHealth
+  /** Null where no receiver runs in this process (the CLI's dashboard on a store). */
+  stats: WebhookStats | null
+  /** The receiver's health, else the store's own where it reports one. */
+  health: Pick<WebhookHealth, 'reasons'> & { status: string } | null
   /** Events by state in the store; null where the inbox cannot count them. */
   counts: Record<OutcomeState, number> | null
   countsError?: string
@@ -22,14 +24,9 @@ function stat (path: string, value: number): ReturnType<typeof html> {
 
 export function overviewPage (context: PageContext, data: OverviewData, chartsAvailable: boolean): string {
   const { stats, health, counts } = data
-  const refusals = Object.entries(stats.deliveries.refusedBy)
-  const body = html`
-<section class="health" data-health="${health.status}">
-<h2>Health: <span data-stat="health.status">${health.status}</span></h2>
-<ul data-list="health.reasons">${health.reasons.map((reason) => html`<li>${reason}</li>`)}</ul>
-</section>
-<div class="cards">
-<section><h2>Deliveries</h2><dl>
+  const receiver = stats === null
+    ? html`<section><h2>Deliveries and handlers</h2>${missingFeature('No receiver runs in this process (a dashboard on the store alone): deliveries, handler runs and their chart are counted by each receiver; see its own dashboard or metrics.')}</section>`
+    : html`<section><h2>Deliveries</h2><dl>
 <dt>accepted</dt><dd>${stat('stats.deliveries.accepted', stats.deliveries.accepted)}</dd>
 <dt>duplicate</dt><dd>${stat('stats.deliveries.duplicate', stats.deliveries.duplicate)}</dd>
 <dt>refused</dt><dd>${stat('stats.deliveries.refused', stats.deliveries.refused)}</dd>
@@ -43,7 +40,14 @@ export function overviewPage (context: PageContext, data: OverviewData, chartsAv
 <section><h2>Queue (this process)</h2><dl>
 <dt>waiting</dt><dd>${stat('stats.queue.waiting', stats.queue.waiting)}</dd>
 <dt>running</dt><dd>${stat('stats.queue.running', stats.queue.running)}</dd>
-</dl></section>
+</dl></section>`
+  const body = html`
+<section class="health" data-health="${health?.status ?? 'unknown'}">
+<h2>Health: <span data-stat="health.status">${health?.status ?? 'not reported'}</span></h2>
+<ul data-list="health.reasons">${(health?.reasons ?? []).map((reason) => html`<li>${reason}</li>`)}</ul>
+</section>
+<div class="cards">
+${receiver}
 <section><h2>Events by state (store)</h2>${counts === null
     ? missingFeature(data.countsError ?? 'This inbox does not count events by state (the in-memory inbox keeps no history).')
     : html`<dl>
@@ -52,17 +56,19 @@ export function overviewPage (context: PageContext, data: OverviewData, chartsAv
 <dt><a href="${context.base}/dead">dead</a></dt><dd>${stat('counts.dead', counts.dead)}</dd>
 </dl>`}</section>
 </div>
-<section><h2>The last hour</h2>
+${stats === null
+    ? ''
+    : html`<section><h2>The last hour</h2>
 ${chartsAvailable
     ? html`<div id="chart" data-interval="${data.sampleIntervalMs}"></div>`
     : missingFeature('Charts need the uplot package next to sir-webhooks: npm install uplot')}
 </section>
 <section><h2>Refused, by reason</h2>
 <table><thead><tr><th>reason</th><th>deliveries</th></tr></thead><tbody>
-${refusals.map(([code, count]) => html`<tr><td>${code}</td><td>${stat(`stats.deliveries.refusedBy.${code}`, count)}</td></tr>`)}
+${Object.entries(stats.deliveries.refusedBy).map(([code, count]) => html`<tr><td>${code}</td><td>${stat(`stats.deliveries.refusedBy.${code}`, count)}</td></tr>`)}
 </tbody></table>
 <p class="note">Counts are this process's, since it started; refreshed every few seconds. <span data-stat="updated"></span></p>
-</section>`
+</section>`}`
   const scripts = chartsAvailable ? ['uPlot.iife.min.js', 'dashboard.js'] : ['dashboard.js']
   return layout(context, '', 'Overview', body, scripts)
 }
