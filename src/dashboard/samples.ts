@@ -2,7 +2,7 @@ import type { WebhookStats } from '../core/stats.js'
 
 /** What changed in one sample interval: the chart's points. */
 export interface Sample {
-  /** Unix seconds, as uPlot wants its x values. */
+  /** Unix seconds, as uPlot wants its x values; fractional, since samples may come faster than one a second. */
   t: number
   accepted: number
   duplicate: number
@@ -55,7 +55,7 @@ export class Samples {
     const current = totals(stats)
     const last = this.#last ?? current
     this.#last = current
-    const sample = { t: Math.floor(now / 1000) } as Sample
+    const sample = { t: now / 1000 } as Sample
     for (const key of Object.keys(current) as Array<keyof Totals>) sample[key] = Math.max(0, current[key] - last[key])
     this.#ring[this.#next] = sample
     this.#next = (this.#next + 1) % this.capacity
