@@ -248,6 +248,27 @@ t.test('the overview, with everything it loads, is under 150 KB gzipped (docs/da
   t.ok(compressed < 150_000, `${compressed} bytes gzipped`)
 })
 
+t.test('docs/dashboard.md: behind the app\'s own onRequest hook, registered in a prefixed context', async (t) => {
+  const { webhooks } = sqliteReceiver(t)
+  const app = Fastify()
+  t.teardown(() => app.close())
+  await app.register(async function ops (ops) {
+    ops.decorateRequest('operator', null)
+    ops.addHook('onRequest', async (request, reply) => {
+      const operator = request.headers['x-session'] === 'ops-session' ? { roles: ['ops'] } : null
+      if (operator === null) return await reply.code(401).send()
+      ;(request as unknown as { operator: unknown }).operator = operator
+    })
+    await ops.register(dashboard, { webhooks, prefix: '/webhooks', authorize: (request) => (request as unknown as { operator: { roles: string[] } }).operator.roles.includes('ops') })
+  }, { prefix: '/ops' })
+  await app.ready()
+  t.equal((await app.inject({ method: 'GET', url: '/ops/webhooks/' })).statusCode, 401, 'the app\'s hook answers first')
+  const page = await app.inject({ method: 'GET', url: '/ops/webhooks/dead', headers: { 'x-session': 'ops-session' } })
+  t.equal(page.statusCode, 200)
+  t.match(page.body, 'action="/ops/webhooks/actions/purge"', 'links and forms carry the whole prefix')
+  t.match(page.body, 'href="/ops/webhooks/assets/dashboard.css"')
+})
+
 t.test('samples: a bounded ring of per-interval deltas', async (t) => {
   const samples = new Samples(3)
   const stats = (accepted: number) => ({ deliveries: { accepted, duplicate: 0, duplicateDiffers: 0, refused: 0, refusedBy: {} }, queue: { waiting: 0, running: 0 }, handlers: { succeeded: 0, retried: 0, failed: 0 }, deadLetters: 0 }) as never
