@@ -195,6 +195,9 @@ t.test('the overview counts deliveries and events by state; its JSON feeds the l
   t.same(json.counts, { pending: 0, done: 0, dead: 1 })
   t.equal(json.health.status, 'ok')
   t.ok(json.samples.length >= 1, 'samples are kept')
+  const last = json.samples.at(-1).t
+  const newer = JSON.parse((await app.inject({ method: 'GET', url: `${PREFIX}/api/overview?since=${last}`, headers: { authorization: BASIC } })).body)
+  t.ok(newer.samples.every((sample: { t: number }) => sample.t > last), 'since= brings only newer samples')
 })
 
 t.test('the in-memory inbox: the pages say what it cannot show instead of empty tables', async (t) => {

@@ -92,7 +92,8 @@ export class Dashboard<Req> {
       case '':
         return page(overviewPage(this.#context(), await this.overview(), this.#charts && this.#options.webhooks.stats !== undefined))
       case '/api/overview':
-        return { status: 200, headers: { ...SECURITY_HEADERS, 'content-type': 'application/json; charset=utf-8' }, body: JSON.stringify(await this.overview()) }
+        // `since`: the page's last sample, so that a refresh brings only the new ones.
+        return { status: 200, headers: { ...SECURITY_HEADERS, 'content-type': 'application/json; charset=utf-8' }, body: JSON.stringify(await this.overview(Number(request.query.get('since') ?? NaN))) }
       case '/events':
         return page(await this.#eventsPage(request.query))
       case '/dead':
@@ -102,7 +103,7 @@ export class Dashboard<Req> {
     }
   }
 
-  async overview (): Promise<OverviewData> {
+  async overview (since = NaN): Promise<OverviewData> {
     const { webhooks, sampleIntervalMs } = this.#options
     let counts: Record<OutcomeState, number> | null = null
     let countsError: string | undefined
@@ -114,7 +115,7 @@ export class Dashboard<Req> {
       }
     }
     const health = webhooks.health?.() ?? this.#inbox.health?.() ?? null
-    return { stats: webhooks.stats?.() ?? null, health, counts, ...(countsError === undefined ? {} : { countsError }), samples: this.#samples.list(), sampleIntervalMs }
+    return { stats: webhooks.stats?.() ?? null, health, counts, ...(countsError === undefined ? {} : { countsError }), samples: this.#samples.list().filter((sample) => !(sample.t <= since)), sampleIntervalMs }
   }
 
   async #eventsPage (query: URLSearchParams): Promise<string> {

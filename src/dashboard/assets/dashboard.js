@@ -13,6 +13,8 @@
     ['succeeded', '#1f5fbf'], ['failed', '#e07b00'], ['retried', '#8e44ad']
   ]
   let plot
+  // The last hour of samples: the first answer brings them all, later ones only what is new.
+  let samples = []
 
   function valueAt (data, path) {
     return path.split('.').reduce((value, key) => (value == null ? undefined : value[key]), data)
@@ -51,19 +53,25 @@
     }
     const section = document.querySelector('[data-health]')
     if (section && data.health) section.dataset.health = data.health.status
-    draw(data.samples)
+    samples = samples.concat(data.samples)
+    const last = samples[samples.length - 1]
+    if (last) samples = samples.filter((sample) => sample.t > last.t - 3600)
+    draw(samples)
   }
 
   async function refresh () {
     try {
-      const response = await fetch(base + '/api/overview', { headers: { accept: 'application/json' }, credentials: 'same-origin' })
+      const last = samples[samples.length - 1]
+      const query = last ? '?since=' + encodeURIComponent(String(last.t)) : ''
+      const response = await fetch(base + '/api/overview' + query, { headers: { accept: 'application/json' }, credentials: 'same-origin' })
       if (response.ok) render(await response.json())
     } catch {
       // A missed refresh is retried at the next tick; the page keeps its last numbers.
     }
   }
 
-  const every = Math.min(5000, Number(chartElement && chartElement.dataset.interval) || 5000)
+  // As often as samples are taken, but not more than once a second nor less than every five.
+  const every = Math.max(1000, Math.min(5000, Number(chartElement && chartElement.dataset.interval) || 5000))
   refresh()
   window.setInterval(refresh, every)
 })()
