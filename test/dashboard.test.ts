@@ -1,14 +1,14 @@
 import { gzipSync } from 'node:zlib'
 import t, { type Test } from 'tap'
 import { Webhooks } from '../src/index.js'
-import dashboard, { escapeHtml } from '../src/dashboard/index.js'
+import dashboard, { dashboardHandler, escapeHtml } from '../src/dashboard/index.js'
 import { Samples } from '../src/dashboard/samples.js'
 import { delivery, event, until } from './inbox-contract/support.js'
 import { BASIC, OPERATOR, PREFIX, SAME_ORIGIN, TERMINAL, XSS, fastifyApp, form, sqliteReceiver, tokenOn } from './dashboard/support.js'
 import Fastify from 'fastify'
 
 const PAGES = ['/', '/api/overview', '/events', '/events?q=evt_1', '/dead', '/assets/dashboard.js', '/assets/dashboard.css', '/assets/uPlot.iife.min.js', '/nope']
-const ACTIONS = ['/actions/redrive', '/actions/purge']
+const ACTIONS = ['/actions/redrive', '/actions/redrive-all', '/actions/purge']
 
 /** An event whose handler failed for good: dead in the store. */
 async function deadEvent (t: Test, id: string, data: Record<string, unknown> = {}) {
@@ -30,6 +30,9 @@ t.test('options are checked at registration, naming the option', async (t) => {
   await t.rejects(register({ webhooks, authorize: () => true, readonly: true }), { message: /unknown option "readonly"; did you mean "readOnly"\?/ })
   await t.rejects(register({ webhooks: {}, authorize: () => true }), { message: /"webhooks" must be a Webhooks instance/ })
   await t.rejects(register({ webhooks, authorize: () => true, sampleIntervalMs: 5 }), { message: /"sampleIntervalMs" must be an integer of at least 100/ })
+  await t.rejects(register({ webhooks, authorize: () => true, prefix: 'ops' }), { message: /"prefix" must be a path starting with "\/"/ })
+  await t.rejects(register({ webhooks, authorize: () => true, title: 7 }), { message: /"title" must be a string/ })
+  t.throws(() => dashboardHandler(null as never), { message: /the dashboard: options must be an object with "webhooks" and "authorize"/ })
 })
 
 t.test('escapeHtml: markup and terminal escapes become inert text', async (t) => {
@@ -177,6 +180,27 @@ t.test('purge asks first, then deletes finished events before the date', async (
   t.equal(confirmed.headers.location, `${PREFIX}/dead?purged=1&done=0&dead=1`)
   t.equal(await webhooks.inbox.outcome?.('evt_dash_4'), undefined, 'purged')
   t.equal((await app.inject({ method: 'POST', url: PREFIX + '/actions/purge', headers, payload: form({ before: 'soon', token }) })).statusCode, 400)
+})
+
+t.test('re-drive every dead letter: the count is shown first, then each handler runs', async (t) => {
+  const { webhooks, handled, failing } = await deadEvent(t, 'evt_all_1')
+  await webhooks.receive(delivery(event('evt_all_2')))
+  await until(async () => (await webhooks.inbox.outcome?.('evt_all_2'))?.state === 'dead', 'the second event to be dead')
+  const app = await fastifyApp(t, webhooks)
+  const headers = { ...SAME_ORIGIN, authorization: BASIC }
+  const list = await app.inject({ method: 'GET', url: PREFIX + '/dead', headers: { authorization: BASIC } })
+  const asked = await app.inject({ method: 'POST', url: PREFIX + '/actions/redrive-all', headers, payload: form({ token: tokenOn(list.body, 'redrive-all') }) })
+  t.equal(asked.statusCode, 200)
+  t.match(asked.body, 'Queue <strong>all 2</strong> dead event(s) again')
+  t.same(handled, [], 'nothing re-driven before the confirmation')
+  failing.on = false
+  const confirmed = await app.inject({ method: 'POST', url: PREFIX + '/actions/redrive-all', headers, payload: form({ confirm: 'yes', token: tokenOn(asked.body, 'redrive-all') }) })
+  t.equal(confirmed.statusCode, 303)
+  t.equal(confirmed.headers.location, `${PREFIX}/dead?redriven=2&skipped=0`)
+  await until(() => handled.length === 2, 'both handlers')
+  t.same([...handled].sort(), ['evt_all_1', 'evt_all_2'])
+  t.match((await app.inject({ method: 'GET', url: confirmed.headers.location as string, headers: { authorization: BASIC } })).body, 'Re-drove 2 dead event(s).')
+  t.equal((await app.inject({ method: 'POST', url: PREFIX + '/actions/redrive-all', headers, payload: form({ confirm: 'yes', token: tokenOn(list.body, 'redrive') }) })).statusCode, 403, "the single re-drive's token does not re-drive all")
 })
 
 t.test('the overview counts deliveries and events by state; its JSON feeds the live refresh', async (t) => {

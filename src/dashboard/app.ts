@@ -1,14 +1,15 @@
 import type { OutcomeState } from '../core/outcome.js'
 import { loadAssets, type Asset } from './assets.js'
-import { escapeHtml } from './escape.js'
-import { ActionTokens, checkAccess, crossSiteRefusal, type Refusal } from './guard.js'
+import { ActionTokens, checkAccess, crossSiteRefusal } from './guard.js'
 import type { CheckedOptions } from './options.js'
-import { deadLettersPage, purgeConfirmPage } from './pages/dead-letters.js'
+import { deadLettersPage } from './pages/dead-letters.js'
 import { eventListing } from './event-listing.js'
 import { eventsPage } from './pages/events.js'
 import type { PageContext } from './pages/layout.js'
 import { overviewPage, type OverviewData } from './pages/overview.js'
 import { Samples } from './samples.js'
+import { ACTIONS, NEEDS, runAction, type Action } from './actions.js'
+import { file, json, page, refusal, text, type DashboardResponse } from './responses.js'
 
 /** One request, as every adapter hands it over. */
 export interface DashboardRequest<Req> {
@@ -23,23 +24,7 @@ export interface DashboardRequest<Req> {
   raw: Req
 }
 
-export interface DashboardResponse {
-  status: number
-  headers: Record<string, string>
-  body: string | Buffer
-}
-
-// No inline script or style: a payload that slipped past escaping still could not run.
-const SECURITY_HEADERS = {
-  'content-security-policy': "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; " +
-    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
-  'x-content-type-options': 'nosniff',
-  'x-frame-options': 'DENY',
-  // same-origin, not no-referrer: with no-referrer, browsers send "Origin: null" on a form POST and
-  // the same-origin check could not tell the dashboard's own forms from a forged one.
-  'referrer-policy': 'same-origin',
-  'cache-control': 'no-store'
-}
+export type { DashboardResponse } from './responses.js'
 
 const DEAD_LIMIT = 100
 
@@ -85,7 +70,7 @@ export class Dashboard<Req> {
     const asset = /^\/assets\/([\w.-]+)$/.exec(request.path)?.[1]
     if (asset !== undefined) {
       const found = this.#assets.get(asset)
-      return found === undefined ? text(404, 'no such file') : { status: 200, headers: { ...SECURITY_HEADERS, 'content-type': found.type }, body: found.body }
+      return found === undefined ? text(404, 'no such file') : file(found.type, found.body)
     }
     switch (request.path) {
       case '/':
@@ -93,7 +78,7 @@ export class Dashboard<Req> {
         return page(overviewPage(this.#context(), await this.overview(), this.#charts && this.#options.webhooks.stats !== undefined))
       case '/api/overview':
         // `since`: the page's last sample, so that a refresh brings only the new ones.
-        return { status: 200, headers: { ...SECURITY_HEADERS, 'content-type': 'application/json; charset=utf-8' }, body: JSON.stringify(await this.overview(Number(request.query.get('since') ?? NaN))) }
+        return json(await this.overview(Number(request.query.get('since') ?? NaN)))
       case '/events':
         return page(await this.#eventsPage(request.query))
       case '/dead':
@@ -129,19 +114,21 @@ export class Dashboard<Req> {
 
   async #deadPage (query: URLSearchParams): Promise<string> {
     const dead = typeof this.#inbox.deadLetters === 'function' ? await this.#inbox.deadLetters({ limit: DEAD_LIMIT }) : undefined
-    const done = Number(query.get('done') ?? NaN)
-    const notice = query.get('purged') === '1' && Number.isSafeInteger(done)
-      ? `Purged ${done} done and ${Number(query.get('dead') ?? 0) | 0} dead event(s).`
-      : undefined
+    const count = (name: string): number => Math.max(0, Number(query.get(name) ?? 0) | 0)
+    const notice = query.get('purged') === '1'
+      ? `Purged ${count('done')} done and ${count('dead')} dead event(s).`
+      : query.has('redriven')
+        ? `Re-drove ${count('redriven')} dead event(s)${count('skipped') > 0 ? `; ${count('skipped')} were no longer dead` : ''}.`
+        : undefined
     return deadLettersPage(this.#context(), { dead, limit: DEAD_LIMIT, canRedrive: this.#can('redrive'), canPurge: this.#can('purge'), ...(notice === undefined ? {} : { notice }) })
   }
 
-  #can (action: 'redrive' | 'purge'): boolean {
-    return !this.#options.readOnly && typeof this.#inbox[action] === 'function'
+  #can (action: Action): boolean {
+    return !this.#options.readOnly && typeof this.#inbox[NEEDS[action]] === 'function'
   }
 
   async #action (request: DashboardRequest<Req>): Promise<DashboardResponse> {
-    const action = /^\/actions\/(redrive|purge)$/.exec(request.path)?.[1] as 'redrive' | 'purge' | undefined
+    const action = ACTIONS.find((name) => request.path === `/actions/${name}`)
     if (action === undefined) return text(404, 'no such action')
     if (this.#options.readOnly) return text(403, 'this dashboard is read-only: no action runs')
     const crossSite = crossSiteRefusal(request.headers)
@@ -149,33 +136,6 @@ export class Dashboard<Req> {
     const form = request.form ?? new URLSearchParams()
     if (!this.#tokens.verify(action, form.get('token'))) return text(403, 'the action token is missing, wrong or expired: reload the page and try again')
     if (!this.#can(action)) return text(404, `this inbox cannot ${action}`)
-    if (action === 'redrive') {
-      const id = form.get('id') ?? ''
-      if (id === '') return text(400, 'which event? the form needs an id')
-      if (!await this.#inbox.redrive?.(id)) return text(409, `no dead event with id ${JSON.stringify(id)}: re-driven or purged already?`)
-      return redirect(`${this.#base}/events?q=${encodeURIComponent(id)}&done=redriven`)
-    }
-    const before = new Date(form.get('before') ?? '')
-    if (Number.isNaN(before.getTime())) return text(400, 'the purge needs a date: "before" must be an ISO 8601 date')
-    if (form.get('confirm') !== 'yes') return page(purgeConfirmPage(this.#context(), before))
-    const result = await this.#inbox.purge?.({ before })
-    return redirect(`${this.#base}/dead?purged=1&done=${result?.done ?? 0}&dead=${result?.dead ?? 0}`)
+    return await runAction(action, form, this.#inbox, this.#context())
   }
-}
-
-function page (body: string): DashboardResponse {
-  return { status: 200, headers: { ...SECURITY_HEADERS, 'content-type': 'text/html; charset=utf-8' }, body }
-}
-
-function text (status: number, message: string, headers: Record<string, string> = {}): DashboardResponse {
-  return { status, headers: { ...SECURITY_HEADERS, ...headers, 'content-type': 'text/plain; charset=utf-8' }, body: message + '\n' }
-}
-
-function refusal ({ status, message, headers }: Refusal): DashboardResponse {
-  return text(status, message, headers)
-}
-
-function redirect (location: string): DashboardResponse {
-  // 303: the browser follows with a GET, so a reload does not post the action again.
-  return { status: 303, headers: { ...SECURITY_HEADERS, location, 'content-type': 'text/html; charset=utf-8' }, body: `<a href="${escapeHtml(location)}">continue</a>\n` }
 }

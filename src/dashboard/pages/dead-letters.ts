@@ -28,6 +28,7 @@ ${view.dead.length === 0
     ? html`<p>No dead letters.</p>`
     : html`<table class="dead"><thead><tr><th>id</th><th>type</th><th>attempts</th><th>last error</th><th>dead since</th><th></th></tr></thead>
 <tbody>${rows}</tbody></table>
+${view.canRedrive ? actionForm(context, 'redrive-all', {}, 'Re-drive every dead letter…') : ''}
 ${view.dead.length >= view.limit ? html`<p class="note">The oldest ${view.limit} are shown.</p>` : ''}`}
 ${view.canPurge && !context.readOnly
     ? html`<section class="purge"><h2>Purge finished events</h2>
@@ -47,4 +48,12 @@ export function purgeConfirmPage (context: PageContext, before: Date): string {
 ${actionForm(context, 'purge', { before: before.toISOString(), confirm: 'yes' }, 'Yes, purge them', 'danger')}
 <p><a href="${context.base}/dead">Cancel</a></p>`
   return layout(context, '/dead', 'Confirm the purge', body)
+}
+
+/** The confirmation step of re-driving every dead letter, with their count first. */
+export function redriveAllConfirmPage (context: PageContext, dead: number | undefined): string {
+  const body = html`<p>Queue <strong>${dead === undefined ? 'every' : `all ${dead}`}</strong> dead event(s) again, their attempts reset? Their handlers run again.</p>
+${actionForm(context, 'redrive-all', { confirm: 'yes' }, 'Yes, re-drive them')}
+<p><a href="${context.base}/dead">Cancel</a></p>`
+  return layout(context, '/dead', 'Confirm the re-drive', body)
 }
