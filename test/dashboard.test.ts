@@ -296,6 +296,19 @@ t.test('docs/dashboard.md: behind the app\'s own onRequest hook, registered in a
   t.match(page.body, 'href="/ops/webhooks/assets/dashboard.css"')
 })
 
+t.test('a store that fails on a page or an action answers 503 with what it said, and is logged', async (t) => {
+  const { webhooks } = sqliteReceiver(t)
+  const app = await fastifyApp(t, webhooks)
+  const inbox = webhooks.inbox as unknown as { deadLetters: () => Promise<never>, purge: () => Promise<never> }
+  inbox.deadLetters = async () => { throw new Error('database is locked') }
+  const answer = await app.inject({ method: 'GET', url: PREFIX + '/dead', headers: { authorization: BASIC } })
+  t.equal(answer.statusCode, 503)
+  t.equal(answer.headers['retry-after'], '5')
+  t.match(answer.body, 'the store did not answer: database is locked')
+  t.match(answer.headers['content-security-policy'], /default-src 'none'/)
+  t.match(webhooks.log.find((entry) => entry.msg === 'the dashboard could not read or change the store'), { level: 'error', fields: { path: '/dead', err: { message: 'database is locked' } } })
+})
+
 t.test('samples: a bounded ring of per-interval deltas', async (t) => {
   const samples = new Samples(3)
   const stats = (accepted: number) => ({ deliveries: { accepted, duplicate: 0, duplicateDiffers: 0, refused: 0, refusedBy: {} }, queue: { waiting: 0, running: 0 }, handlers: { succeeded: 0, retried: 0, failed: 0 }, deadLetters: 0 }) as never

@@ -65,6 +65,16 @@ export class Dashboard<Req> {
   async handle (request: DashboardRequest<Req>): Promise<DashboardResponse> {
     const refused = await checkAccess(this.#options, request.raw, request.headers.authorization)
     if (refused !== undefined) return refusal(refused)
+    try {
+      return await this.#route(request)
+    } catch (error) {
+      // A store that is down is an answer an operator can act on, not a bare 500.
+      this.#options.webhooks.logger?.error({ err: error, path: request.path }, 'the dashboard could not read or change the store')
+      return text(503, `the store did not answer: ${error instanceof Error ? error.message : String(error)}\nTry again; the server log has the details.`, { 'retry-after': '5' })
+    }
+  }
+
+  async #route (request: DashboardRequest<Req>): Promise<DashboardResponse> {
     if (request.method === 'POST') return await this.#action(request)
     if (request.method !== 'GET' && request.method !== 'HEAD') return text(405, 'GET for pages, POST for actions', { allow: 'GET, HEAD, POST' })
     const asset = /^\/assets\/([\w.-]+)$/.exec(request.path)?.[1]

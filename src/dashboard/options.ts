@@ -2,6 +2,7 @@ import { WebhookOptionsError } from '../core/errors.js'
 import type { Inbox } from '../core/inbox.js'
 import { assertKnownOptions } from '../core/known-options.js'
 import type { WebhookHealth } from '../core/health.js'
+import type { WebhookLogger } from '../core/logger.js'
 import type { WebhookStats } from '../core/stats.js'
 
 /** What the dashboard uses of an inbox, each where the inbox has it. */
@@ -16,6 +17,8 @@ export interface DashboardReceiver {
   readonly inbox: DashboardInbox
   stats? (): WebhookStats
   health? (): WebhookHealth
+  /** Where a store's failure on a page is logged. */
+  readonly logger?: Pick<WebhookLogger, 'error'>
 }
 
 export interface DashboardOptions<Req = unknown> {
