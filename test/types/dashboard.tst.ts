@@ -3,7 +3,7 @@
 import type { IncomingMessage } from 'node:http'
 import Fastify, { type FastifyRequest } from 'fastify'
 import { describe, expect, test } from 'tstyche'
-import { Webhooks, type EventQuery, type Inbox } from 'sir-webhooks'
+import { Webhooks, type EventOutcome, type EventQuery, type Inbox } from 'sir-webhooks'
 import dashboard, { dashboardHandler, type DashboardListener } from 'sir-webhooks/dashboard'
 
 const webhooks = new Webhooks({ secret: 'whsec_example' })
@@ -36,6 +36,6 @@ describe('the dashboard', () => {
   })
 
   test('Inbox.events is optional, and takes an EventQuery', () => {
-    expect<Inbox['events']>().type.toBe<((query?: EventQuery) => Promise<import('sir-webhooks').EventOutcome[]>) | undefined>()
+    expect<Inbox['events']>().type.toBe<((query?: EventQuery) => Promise<EventOutcome[]>) | undefined>()
   })
 })
