@@ -3,7 +3,10 @@ import t, { type Test } from 'tap'
 import { Webhooks } from '../src/index.js'
 import dashboard, { dashboardHandler, escapeHtml } from '../src/dashboard/index.js'
 import { Samples } from '../src/dashboard/samples.js'
-import { delivery, event, until } from './inbox-contract/support.js'
+import { join } from 'node:path'
+import { sqliteInbox } from '../src/sqlite/inbox.js'
+import { tempDir } from './inbox-contract/scenarios.js'
+import { delivery, event, receiver, until } from './inbox-contract/support.js'
 import { BASIC, OPERATOR, PREFIX, SAME_ORIGIN, TERMINAL, XSS, fastifyApp, form, sqliteReceiver, tokenOn } from './dashboard/support.js'
 import Fastify from 'fastify'
 
@@ -211,17 +214,30 @@ t.test('the overview counts deliveries and events by state; its JSON feeds the l
   t.match(page.body, '<span data-stat="stats.deliveries.accepted">1</span>')
   t.match(page.body, '<span data-stat="stats.deliveries.duplicate">1</span>')
   t.match(page.body, '<span data-stat="counts.dead">1</span>')
+  t.match(page.body, '<dt>oldest pending</dt><dd><span data-stat="oldestPending">none waiting</span></dd>')
   t.match(page.body, '<div id="chart"')
   await webhooks.receive({ ...delivery(event('evt_dash_6')), signature: 'sha256=' + '0'.repeat(64) })
   const json = JSON.parse((await app.inject({ method: 'GET', url: PREFIX + '/api/overview', headers: { authorization: BASIC } })).body)
   t.equal(json.stats.deliveries.refused, 1)
   t.equal(json.stats.deliveries.refusedBy.SIGNATURE_MISMATCH, 1)
   t.same(json.counts, { pending: 0, done: 0, dead: 1 })
+  t.equal(json.oldestPending, 'none waiting')
   t.equal(json.health.status, 'ok')
   t.ok(json.samples.length >= 1, 'samples are kept')
   const last = json.samples.at(-1).t
   const newer = JSON.parse((await app.inject({ method: 'GET', url: `${PREFIX}/api/overview?since=${last}`, headers: { authorization: BASIC } })).body)
   t.ok(newer.samples.every((sample: { t: number }) => sample.t > last), 'since= brings only newer samples')
+})
+
+t.test('the overview shows how long the oldest pending event has waited', async (t) => {
+  // No handler in this process: a durable inbox claims nothing, so the event waits.
+  const webhooks = receiver(sqliteInbox({ path: join(tempDir(t), 'inbox.db') }))
+  t.teardown(() => webhooks.close())
+  t.equal((await webhooks.receive(delivery(event('evt_waiting')))).status, 200)
+  const app = await fastifyApp(t, webhooks)
+  const json = JSON.parse((await app.inject({ method: 'GET', url: PREFIX + '/api/overview', headers: { authorization: BASIC } })).body)
+  t.same(json.counts, { pending: 1, done: 0, dead: 0 })
+  t.match(json.oldestPending, /^\d+ s$/)
 })
 
 t.test('the in-memory inbox: the pages say what it cannot show instead of empty tables', async (t) => {

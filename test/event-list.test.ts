@@ -28,6 +28,8 @@ function expectations (t: Test, events: (query?: EventQuery) => Promise<EventOut
     t.same(await ids({ state: 'done' }), ['e4', 'e2'], 'by state')
     t.same(await ids({ since: new Date(2000), until: new Date(4000) }), ['e3', 'e2'], 'since is inclusive, until exclusive')
     t.same(await ids({ limit: 2 }), ['e4', 'e3'], 'limited')
+    t.same(await ids({ oldestFirst: true, limit: 2 }), ['e1', 'e2'], 'oldest first')
+    t.same(await ids({ state: 'pending', limit: 1, oldestFirst: true }), ['e1'], 'the longest-waiting pending event')
     t.same(await ids({ type: "a' OR 1=1 --" }), [], 'a type is a value, never SQL')
     const [dead] = await events({ type: 'a', state: 'dead' })
     t.match(dead, { id: 'e3', type: 'a', state: 'dead', attempts: 5, lastError: 'Error: <b>no</b>', receivedAt: new Date(3000), finishedAt: new Date(3500), event: { id: 'e3' } })

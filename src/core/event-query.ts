@@ -9,6 +9,8 @@ export interface CheckedEventQuery {
   since: number | undefined
   until: number | undefined
   limit: number
+  /** `ASC` or `DESC`: written into the SQL, so only ever one of these two. */
+  order: 'ASC' | 'DESC'
 }
 
 const STATES: readonly string[] = ['pending', 'done', 'dead']
@@ -21,5 +23,6 @@ export function checkEventQuery (query: EventQuery = {}): CheckedEventQuery {
     if (value !== undefined && (!(value instanceof Date) || Number.isNaN(value.getTime()))) throw new WebhookOptionsError(`events(query): "${name}" must be a valid Date`)
   }
   if (!Number.isInteger(limit) || limit < 1 || limit > 500) throw new WebhookOptionsError(`events(query): "limit" must be an integer from 1 to 500, got ${JSON.stringify(limit)}`)
-  return { type, state, since: since?.getTime(), until: until?.getTime(), limit }
+  if (query.oldestFirst !== undefined && typeof query.oldestFirst !== 'boolean') throw new WebhookOptionsError('events(query): "oldestFirst" must be true or false')
+  return { type, state, since: since?.getTime(), until: until?.getTime(), limit, order: query.oldestFirst === true ? 'ASC' : 'DESC' }
 }

@@ -135,6 +135,8 @@ export interface EventQuery {
   until?: Date
   /** At most this many, newest received first. Default 50, at most 500. */
   limit?: number
+  /** Oldest received first instead: the longest-waiting pending event is `{ state: 'pending', limit: 1, oldestFirst: true }`. */
+  oldestFirst?: boolean
 }
 
 export interface PurgeOptions {

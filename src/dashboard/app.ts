@@ -102,15 +102,24 @@ export class Dashboard<Req> {
     const { webhooks, sampleIntervalMs } = this.#options
     let counts: Record<OutcomeState, number> | null = null
     let countsError: string | undefined
+    let oldestPending: string | undefined
     if (typeof this.#inbox.counts === 'function') {
       try {
         counts = await this.#inbox.counts()
+        oldestPending = await this.#oldestPending()
       } catch (error) {
         countsError = `The store did not answer: ${error instanceof Error ? error.message : String(error)}`
       }
     }
     const health = webhooks.health?.() ?? this.#inbox.health?.() ?? null
-    return { stats: webhooks.stats?.() ?? null, health, counts, ...(countsError === undefined ? {} : { countsError }), samples: this.#samples.list().filter((sample) => !(sample.t <= since)), sampleIntervalMs }
+    return { stats: webhooks.stats?.() ?? null, health, counts, ...(countsError === undefined ? {} : { countsError }), ...(oldestPending === undefined ? {} : { oldestPending }), samples: this.#samples.list().filter((sample) => !(sample.t <= since)), sampleIntervalMs }
+  }
+
+  /** How long the longest-waiting pending event has waited, in words; undefined where the inbox cannot list. */
+  async #oldestPending (): Promise<string | undefined> {
+    if (typeof this.#inbox.events !== 'function') return undefined
+    const [oldest] = await this.#inbox.events({ state: 'pending', limit: 1, oldestFirst: true })
+    return oldest === undefined ? 'none waiting' : age(Date.now() - oldest.receivedAt.getTime())
   }
 
   async #eventsPage (query: URLSearchParams): Promise<string> {
@@ -148,4 +157,11 @@ export class Dashboard<Req> {
     if (!this.#can(action)) return text(404, `this inbox cannot ${action}`)
     return await runAction(action, form, this.#inbox, this.#context())
   }
+}
+
+function age (ms: number): string {
+  const seconds = Math.max(0, Math.round(ms / 1000))
+  if (seconds < 120) return `${seconds} s`
+  if (seconds < 7200) return `${Math.floor(seconds / 60)} min`
+  return `${Math.floor(seconds / 3600)} h ${Math.floor((seconds % 3600) / 60)} min`
 }

@@ -29,6 +29,6 @@ export async function listEvents (pool: Pool, schema: string, query: EventQuery 
     SELECT e.id, e.type, e.event, e.state, e.received_at, e.last_error, e.finished_at, coalesce(a.started, 0) AS started
     FROM ${s}.events e LEFT JOIN ${s}.attempts a ON a.event_id = e.id
     ${where.length === 0 ? '' : 'WHERE ' + where.join(' AND ')}
-    ORDER BY e.received_at DESC, e.id DESC LIMIT $${values.length}`, values)
+    ORDER BY e.received_at ${checked.order}, e.id ${checked.order} LIMIT $${values.length}`, values)
   return rows.map(toOutcome)
 }

@@ -19,6 +19,6 @@ export function listEvents (db: BetterSqlite3.Database, query: EventQuery | unde
   if (checked.state !== undefined) { where.push('state = @state'); values.state = checked.state }
   if (checked.since !== undefined) { where.push('received_at >= @since'); values.since = checked.since }
   if (checked.until !== undefined) { where.push('received_at < @until'); values.until = checked.until }
-  const sql = `SELECT * FROM sir_webhook_events ${where.length === 0 ? '' : 'WHERE ' + where.join(' AND ')} ORDER BY received_at DESC, id DESC LIMIT @limit`
+  const sql = `SELECT * FROM sir_webhook_events ${where.length === 0 ? '' : 'WHERE ' + where.join(' AND ')} ORDER BY received_at ${checked.order}, id ${checked.order} LIMIT @limit`
   return db.prepare<[Record<string, string | number>], EventRow>(sql).all(values).map(toOutcome)
 }

@@ -14,6 +14,8 @@ export interface OverviewData {
   /** Events by state in the store; null where the inbox cannot count them. */
   counts: Record<OutcomeState, number> | null
   countsError?: string
+  /** How long the oldest pending event has waited, where the inbox can list events. */
+  oldestPending?: string
   samples: Sample[]
   sampleIntervalMs: number
 }
@@ -54,6 +56,7 @@ ${receiver}
 <dt>pending</dt><dd>${stat('counts.pending', counts.pending)}</dd>
 <dt>done</dt><dd>${stat('counts.done', counts.done)}</dd>
 <dt><a href="${context.base}/dead">dead</a></dt><dd>${stat('counts.dead', counts.dead)}</dd>
+${data.oldestPending === undefined ? '' : html`<dt>oldest pending</dt><dd><span data-stat="oldestPending">${data.oldestPending}</span></dd>`}
 </dl>`}</section>
 </div>
 ${stats === null
