@@ -8,6 +8,7 @@
 //       runs each build in its own child process (pinned to CPU 1 when taskset is
 //       there), alternating A, B, B, A, ..., and prints every run and the medians.
 //       A directory named `hand` stands for a hand-written receiver instead of a build.
+//       `dist+dashboard` is that build with the operator dashboard mounted.
 //   node bench/in-process.js dist --alloc [--size small]
 //       bytes allocated per delivery (no GC during the count), and the objects
 //       allocated per delivery by function (V8's sampling heap profiler at a
@@ -77,7 +78,11 @@ if (!flags.child) {
 
 // ---------------------------------------------------------------- child: one build
 
-const dist = positionals[0]
+// `dist+dashboard`: the same build with the operator dashboard mounted on the
+// receiver (sampling every 100 ms, 50 times its default), to show it costs the
+// webhook route nothing.
+const withDashboard = positionals[0].endsWith('+dashboard')
+const dist = positionals[0].replace(/\+dashboard$/, '')
 const secret = 'whsec_micro'
 let handled = 0
 // `hand` instead of a dist directory: what a hand-written receiver does (the
@@ -89,6 +94,10 @@ async function receiver (directory) {
   const silent = { child () { return silent }, debug () {}, info () {}, warn () {}, error () {} }
   const built = new Webhooks({ secret, logger: silent, maxQueueSize: 1_000_000 })
   built.on('action.completed', async () => { handled++ })
+  if (withDashboard) {
+    const { dashboardHandler } = await import(`${directory}/dashboard/index.js`)
+    dashboardHandler({ webhooks: built, basicAuth: { username: 'bench', password: 'bench-password-123' }, sampleIntervalMs: 100 })
+  }
   return built
 }
 

@@ -30,7 +30,7 @@ export type {
 } from './core/handlers.js'
 export type { HandlerOptions } from './core/registry.js'
 // For writing an inbox of your own (docs/architecture.md).
-export type { AcceptOutcome, HandlerRun, Inbox, InboxContext, InboxHealth, InboxRuntime, PurgeOptions, PurgeResult } from './core/inbox.js'
+export type { AcceptOutcome, HandlerRun, Inbox, InboxContext, InboxHealth, InboxRuntime, PurgeOptions, PurgeResult, EventQuery } from './core/inbox.js'
 export type { WebhookStats } from './core/stats.js'
 export type { WebhookHealth } from './core/health.js'
 export type { TelemetryOptions, MeterProviderLike, TracerProviderLike } from './core/telemetry-types.js'

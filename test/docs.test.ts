@@ -62,7 +62,7 @@ function unnamedHandlers (source: string): string[] {
 t.test('issue 21.8: the README, the guides and every example name their handlers', async (t) => {
   const examples = (dir: string): string[] => readdirSync(join(root, dir), { withFileTypes: true })
     .flatMap((entry) => entry.isDirectory() ? examples(join(dir, entry.name)) : entry.name.endsWith('.js') ? [join(dir, entry.name)] : [])
-  const files = ['README.md', ...readdirSync(join(root, 'docs')).map((name) => `docs/${name}`), ...examples('examples')]
+  const files = ['README.md', ...readdirSync(join(root, 'docs')).filter((name) => name.endsWith('.md')).map((name) => `docs/${name}`), ...examples('examples')]
   for (const file of files) {
     const source = read(file).replace(/(server|child|process|request|response|socket|stream|payload)\.on\(/g, '')
     t.same(unnamedHandlers(source), [], `${file}: every handler is a named function or has { name }`)

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { readFileSync } from 'node:fs'
 import { EXIT_FAILED, EXIT_OK, EXIT_USAGE, UsageError, parseFlags, type Command, type Io } from './args.js'
+import { dashboardCommand } from './dashboard.js'
 import { inboxCommand } from './inbox.js'
 import { listenCommand } from './listen.js'
 import { migrateCommand } from './migrate.js'
@@ -10,7 +11,7 @@ import { signCommand } from './sign.js'
 import { simulateCommand } from './simulate.js'
 import { verifyCommand } from './verify.js'
 
-const commands: readonly Command[] = [sendCommand, simulateCommand, listenCommand, verifyCommand, signCommand, inboxCommand, migrateCommand]
+const commands: readonly Command[] = [sendCommand, simulateCommand, listenCommand, verifyCommand, signCommand, inboxCommand, dashboardCommand, migrateCommand]
 
 function version (): string {
   const manifest = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }

@@ -113,6 +113,8 @@ export interface Inbox<Extra extends object = object> {
   outcome? (id: string): Promise<EventOutcome | undefined>
   /** Events whose handlers used up their attempts, kept until re-driven or purged. */
   deadLetters? (query?: DeadLetterQuery): Promise<EventOutcome[]>
+  /** Events by filter, newest received first, where the inbox keeps them (the dashboard's listing). */
+  events? (query?: EventQuery): Promise<EventOutcome[]>
   /** Queues a dead event again, its attempts reset; false when no dead event has this id. */
   redrive? (id: string): Promise<boolean>
   /**
@@ -121,6 +123,21 @@ export interface Inbox<Extra extends object = object> {
    * nothing and answers how many it would have deleted.
    */
   purge? (options?: PurgeOptions): Promise<PurgeResult>
+}
+
+export interface EventQuery {
+  /** Only events of this type. */
+  type?: string
+  /** Only events in this state. */
+  state?: OutcomeState
+  /** Only events received at or after this moment. */
+  since?: Date
+  /** Only events received before this moment. */
+  until?: Date
+  /** At most this many, newest received first. Default 50, at most 500. */
+  limit?: number
+  /** Oldest received first instead: the longest-waiting pending event is `{ state: 'pending', limit: 1, oldestFirst: true }`. */
+  oldestFirst?: boolean
 }
 
 export interface PurgeOptions {

@@ -17,6 +17,7 @@ import type { PostgresHandlerExtra } from './run-event.js'
 import { checkSchema, migrate, SchemaError } from './schema.js'
 import { redactedStoreError } from './store-errors.js'
 import { StoreHealth } from './store-health.js'
+import { listEvents, type EventQuery } from './event-list.js'
 
 export type { PostgresInboxOptions } from './options.js'
 export type { PostgresHandlerExtra } from './run-event.js'
@@ -148,6 +149,8 @@ export class PostgresInbox implements Inbox<PostgresHandlerExtra> {
   async deadLetters (query: DeadLetterQuery = {}): Promise<EventOutcome[]> {
     return await this.#records.deadLetters(query)
   }
+
+  async events (query?: EventQuery): Promise<EventOutcome[]> { return await listEvents(await this.#pool(), this.#options.schema, query) }
 
   async redrive (id: string): Promise<boolean> {
     const revived = await this.#records.redrive(id)

@@ -15,6 +15,7 @@ import { bodyToStore, toOutcome } from './rows.js'
 import { EventRunner } from './runner.js'
 import type { Statements } from './schema.js'
 import { purgeCutoffs, purgeQuietly } from '../core/retention.js'
+import { listEvents, type EventQuery } from './event-list.js'
 
 export type { SqliteInboxOptions, StartupCheck } from './options.js'
 export type { InboxHealth } from '../core/inbox.js'
@@ -159,6 +160,8 @@ export class SqliteInbox implements Inbox {
   async deadLetters (query: DeadLetterQuery = {}): Promise<EventOutcome[]> {
     return this.#open().deadLetters.all(query.limit ?? 100).map(toOutcome)
   }
+
+  async events (query?: EventQuery): Promise<EventOutcome[]> { this.#open(); return listEvents(this.#db as BetterSqlite3.Database, query, toOutcome) }
 
   async redrive (id: string): Promise<boolean> {
     const sql = this.#open()

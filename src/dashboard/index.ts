@@ -1,0 +1,5 @@
+export { default } from './fastify.js'
+export type { FastifyDashboardOptions } from './fastify.js'
+export { dashboardHandler, type DashboardListener, type NodeDashboardOptions } from './node.js'
+export type { DashboardOptions, DashboardReceiver } from './options.js'
+export { escapeHtml } from './escape.js'

@@ -1,0 +1,24 @@
+import type BetterSqlite3 from 'better-sqlite3'
+import { checkEventQuery } from '../core/event-query.js'
+import type { EventQuery } from '../core/inbox.js'
+import type { EventOutcome } from '../core/outcome.js'
+import type { EventRow } from './schema.js'
+
+export type { EventQuery } from '../core/inbox.js'
+
+/**
+ * The dashboard's listing: events by type, state and time received, newest
+ * first. Built per call from fixed fragments and bound parameters; an operator's
+ * page, not a hot path, so the statement is not cached.
+ */
+export function listEvents (db: BetterSqlite3.Database, query: EventQuery | undefined, toOutcome: (row: EventRow) => EventOutcome): EventOutcome[] {
+  const checked = checkEventQuery(query)
+  const where: string[] = []
+  const values: Record<string, string | number> = { limit: checked.limit }
+  if (checked.type !== undefined) { where.push('type = @type'); values.type = checked.type }
+  if (checked.state !== undefined) { where.push('state = @state'); values.state = checked.state }
+  if (checked.since !== undefined) { where.push('received_at >= @since'); values.since = checked.since }
+  if (checked.until !== undefined) { where.push('received_at < @until'); values.until = checked.until }
+  const sql = `SELECT * FROM sir_webhook_events ${where.length === 0 ? '' : 'WHERE ' + where.join(' AND ')} ORDER BY received_at ${checked.order}, id ${checked.order} LIMIT @limit`
+  return db.prepare<[Record<string, string | number>], EventRow>(sql).all(values).map(toOutcome)
+}

@@ -1,0 +1,183 @@
+import { mkdirSync } from 'node:fs'
+import { join } from 'node:path'
+import type { AddressInfo } from 'node:net'
+import Fastify from 'fastify'
+import t, { type Test } from 'tap'
+import type { Page } from 'playwright-core'
+import sirWebhooks from '../src/fastify/plugin.js'
+import dashboard from '../src/dashboard/index.js'
+import { MemoryInbox } from '../src/core/memory-inbox.js'
+import type { Inbox } from '../src/index.js'
+import { randomUUID } from 'node:crypto'
+import pg from 'pg'
+import { bullmqInbox } from '../src/bullmq/inbox.js'
+import { postgresInbox } from '../src/postgres/inbox.js'
+import { sqliteInbox } from '../src/sqlite/inbox.js'
+import { freshSchema, postgresForTests } from './helpers/postgres.js'
+import { redisForTests } from './helpers/redis.js'
+import { tempDir } from './inbox-contract/scenarios.js'
+import { event, post, until } from './inbox-contract/support.js'
+import { OPERATOR, PREFIX, TERMINAL, XSS, withHandler } from './dashboard/support.js'
+import { chromiumForTests } from './helpers/chromium.js'
+
+// SIR_DASHBOARD_SCREENSHOTS=1 writes the pictures docs/dashboard.md shows.
+const SCREENSHOTS = process.env.SIR_DASHBOARD_SCREENSHOTS === '1' ? join(import.meta.dirname, '..', 'docs', 'images') : undefined
+
+/** The app a user would run: the webhook route and the dashboard, on a real port. */
+async function app (t: Test, inbox: Inbox) {
+  const setup = withHandler(t, inbox)
+  const fastify = Fastify()
+  await fastify.register(sirWebhooks, { webhooks: setup.webhooks })
+  await fastify.register(dashboard, { webhooks: setup.webhooks, prefix: PREFIX, basicAuth: OPERATOR, sampleIntervalMs: 250 })
+  await fastify.listen({ port: 0, host: '127.0.0.1' })
+  t.teardown(() => fastify.close())
+  const origin = `http://127.0.0.1:${(fastify.server.address() as AddressInfo).port}`
+  return { ...setup, origin, deliver: async (body: unknown) => await post(origin + '/webhooks/sir', body) }
+}
+
+/** A page that fails the test on any dialog, script error or console error (a CSP violation is one). */
+async function watchedPage (t: Test): Promise<{ page: Page, problems: string[] } | undefined> {
+  const browser = await chromiumForTests(t, { httpCredentials: { username: OPERATOR.username, password: OPERATOR.password } })
+  if (browser.context === undefined) {
+    t.comment(`browser test skipped: ${browser.reason}`)
+    return undefined
+  }
+  const page = await browser.context.newPage()
+  const problems: string[] = []
+  page.on('dialog', (dialog) => { problems.push(`dialog: ${dialog.message()}`); void dialog.dismiss() })
+  page.on('pageerror', (error) => { problems.push(`page error: ${error.message}`) })
+  page.on('console', (message) => { if (message.type() === 'error') problems.push(`console error: ${message.text()}`) })
+  return { page, problems }
+}
+
+/**
+ * How far the chart's series climb on its canvas: points drawn, not only a DOM
+ * element. Any series counts: with a fast handler, "succeeded" is drawn over
+ * "accepted" in the same sample.
+ */
+async function seriesPixels (page: Page): Promise<number> {
+  // Runs in the page; the test's TypeScript has no DOM types, hence the one cast.
+  return await page.evaluate((colours) => {
+    interface Canvas { width: number, height: number, getContext (kind: '2d'): { getImageData (x: number, y: number, w: number, h: number): { data: Uint8ClampedArray } } }
+    const canvas = (globalThis as unknown as { document: { querySelector (selector: string): Canvas | null } }).document.querySelector('#chart canvas')
+    if (canvas === null) return -1
+    const { data } = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height)
+    // Rows of the canvas holding a series' colour: a flat line at zero fills two or
+    // three, a line that rises to the deliveries' count climbs through many.
+    const rows = new Set<number>()
+    for (let index = 0; index < data.length; index += 4) {
+      const [r, g, b, a] = [data[index] ?? 0, data[index + 1] ?? 0, data[index + 2] ?? 0, data[index + 3] ?? 0]
+      if (a > 200 && colours.some(([cr, cg, cb]) => Math.abs(r - (cr ?? 0)) < 8 && Math.abs(g - (cg ?? 0)) < 8 && Math.abs(b - (cb ?? 0)) < 8)) rows.add(Math.floor(index / 4 / canvas.width))
+    }
+    return rows.size
+  }, SERIES_COLOURS)
+}
+
+/** Waits for a number on the page to read `value`: read through the driver, as the operator sees it. */
+async function statIs (page: Page, path: string, value: string): Promise<void> {
+  await until(async () => await page.textContent(`[data-stat="${path}"]`) === value, `${path} to show ${value}`, 15_000)
+}
+
+// dashboard.js's series: accepted, duplicate, refused, succeeded, failed, retried.
+type Store = 'memory' | 'sqlite' | 'postgres' | 'bullmq'
+
+// Postgres and Redis are started once, on free ports, when the environment names none
+// (in CI, .ci/run does; a missing one then fails the test, as in the inbox tests).
+const postgres = await postgresForTests(t)
+const redis = await redisForTests(t)
+
+/** A fresh inbox on the store, or why there is none here (outside CI only). */
+function inboxOn (t: Test, store: Store): Inbox | string {
+  switch (store) {
+    case 'memory':
+      return new MemoryInbox()
+    case 'sqlite':
+      return sqliteInbox({ path: join(tempDir(t), 'inbox.db') })
+    case 'postgres': {
+      if (postgres.url === undefined) return postgres.reason
+      const schema = freshSchema('sir_dash')
+      const url = postgres.url
+      t.teardown(async () => {
+        const admin = new pg.Client({ connectionString: url })
+        await admin.connect()
+        await admin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`)
+        await admin.end()
+      })
+      return postgresInbox({ connectionString: url, schema })
+    }
+    case 'bullmq':
+      if (redis.url === undefined) return redis.reason
+      return bullmqInbox({ connection: redis.connection, queueName: `dashboard-${randomUUID()}` })
+  }
+}
+
+const SERIES_COLOURS = [[0x2b, 0x7a, 0x0b], [0x7a, 0x7a, 0x7a], [0xb3, 0x26, 0x1e], [0x1f, 0x5f, 0xbf], [0xe0, 0x7b, 0x00], [0x8e, 0x44, 0xad]]
+
+for (const store of ['memory', 'sqlite', 'postgres', 'bullmq'] as const) {
+  t.test(`${store}: the overview shows live counts after real signed deliveries, and its chart draws them`, async (t) => {
+    const inbox = inboxOn(t, store)
+    if (typeof inbox === 'string') return t.comment(`${store} skipped: ${inbox}`)
+    const { deliver, failing, origin } = await app(t, inbox)
+    failing.on = false
+    const watched = await watchedPage(t)
+    if (watched === undefined) return
+    const { page, problems } = watched
+    await page.goto(origin + PREFIX + '/')
+    t.equal(await page.textContent('[data-stat="stats.deliveries.accepted"]'), '0')
+    // Delivered after the page loaded: only the live refresh can show them.
+    for (let index = 0; index < 4; index++) t.equal(await deliver(event(`evt_${store}_live_${index}`)), 200)
+    t.equal(await deliver(event(`evt_${store}_live_0`)), 200, 'a duplicate')
+    await statIs(page, 'stats.deliveries.accepted', '4')
+    // Each waits on its own: a refresh may land between two deliveries.
+    await statIs(page, 'stats.deliveries.duplicate', '1')
+    await statIs(page, 'stats.handlers.succeeded', '4')
+    // The deliveries fall in one sample; a few more samples draw the line through it.
+    await until(async () => await seriesPixels(page) > 30, 'the series drawn on the canvas', 15_000)
+    t.ok(await seriesPixels(page) > 30, 'the chart has drawn its series, rising above zero')
+    if (store === 'memory') {
+      await page.goto(origin + PREFIX + '/events?q=evt_memory_live_0')
+      t.match(await page.textContent('main'), 'This inbox keeps no record of events')
+      t.equal(await page.locator('table').count(), 0, 'no empty table')
+    } else if (SCREENSHOTS !== undefined && store === 'sqlite') {
+      mkdirSync(SCREENSHOTS, { recursive: true })
+      await page.goto(origin + PREFIX + '/')
+      await until(async () => await seriesPixels(page) > 30, 'the chart', 15_000)
+      await page.screenshot({ path: join(SCREENSHOTS, 'dashboard-overview.png'), fullPage: true })
+    }
+    t.same(problems, [], 'no dialog, script error or CSP violation')
+  })
+}
+
+for (const store of ['sqlite', 'postgres', 'bullmq'] as const) {
+  t.test(`${store}: a dead letter holding <img onerror> and a terminal escape is found by id, shown as text, re-driven with the button, and its handler runs`, async (t) => {
+    const inbox = inboxOn(t, store)
+    if (typeof inbox === 'string') return t.comment(`${store} skipped: ${inbox}`)
+    const { deliver, failing, handled, webhooks, origin } = await app(t, inbox)
+    const id = 'evt_browser_dead'
+    t.equal(await deliver({ ...event(id), data: { actionId: 'act_1', tokensDistributed: 5, note: `${XSS} ${TERMINAL}` } }), 200)
+    await until(async () => (await webhooks.inbox.outcome?.(id))?.state === 'dead', 'the event to be dead')
+    const watched = await watchedPage(t)
+    if (watched === undefined) return
+    const { page, problems } = watched
+    await page.goto(origin + PREFIX + '/dead')
+    t.equal(await page.locator('img').count(), 0, 'the error in the list made no image')
+    await page.goto(origin + PREFIX + '/events')
+    await page.fill('input[name="q"]', id)
+    await Promise.all([page.waitForURL(/events\?q=/), page.click('form.search button')])
+    t.equal(await page.textContent('[data-field="state"]'), 'dead')
+    const envelope = await page.textContent('[data-field="envelope"]') ?? ''
+    t.match(envelope, '"note": "<img src=x onerror=alert(1)> \\u001b[2J"', 'the payload is shown as the text it is')
+    t.match(await page.textContent('[data-field="lastError"]'), `award failed for ${XSS} \\u001b[2J`)
+    t.equal(await page.locator('img').count(), 0, 'no element was made from the payload')
+    if (SCREENSHOTS !== undefined && store === 'sqlite') await page.screenshot({ path: join(SCREENSHOTS, 'dashboard-event.png'), fullPage: true })
+    failing.on = false
+    const [answer] = await Promise.all([page.waitForResponse(/actions\/redrive/), page.click('text=Re-drive this event')])
+    t.equal(answer.status(), 303, `the re-drive was answered ${answer.status()}${answer.status() === 303 ? '' : ': ' + await answer.text()}`)
+    await page.waitForURL(/done=redriven/)
+    t.match(await page.textContent('[role="status"]'), 'Re-driven')
+    await until(() => handled.includes(id), 'the re-driven handler, in the app')
+    await until(async () => (await webhooks.inbox.outcome?.(id))?.state === 'done', 'the event to be done')
+    t.same(handled, [id])
+    t.same(problems, [], 'no dialog, script error or CSP violation')
+  })
+}
