@@ -65,8 +65,8 @@ if (postgres.url === undefined) {
     client.release()
     const s = quoted(schema)
     for (const [id, type, state, receivedAt, finishedAt, attempts, lastError] of ROWS) {
-      await pool.query(`INSERT INTO ${s}.events (id, type, event, state, received_at, next_attempt_at, finished_at, last_error) VALUES ($1, $2, $3, $4, $5, 0, $6, $7)`,
-        [id, type, JSON.stringify({ id, type }), state, receivedAt, finishedAt, lastError])
+      await pool.query(`INSERT INTO ${s}.events (id, type, body, state, received_at, next_attempt_at, finished_at, last_error) VALUES ($1, $2, $3, $4, $5, 0, $6, $7)`,
+        [id, type, JSON.stringify({ id, type, createdAt: new Date(receivedAt).toISOString(), data: {} }), state, receivedAt, finishedAt, lastError])
       if (attempts > 0) await pool.query(`INSERT INTO ${s}.attempts (event_id, started) VALUES ($1, $2)`, [id, attempts])
     }
     const inbox = postgresInbox({ pool, schema, migrate: false })
