@@ -1,0 +1,75 @@
+import { keyedHandlers, type AttemptFailure, type AttemptResult } from '../attempt.js'
+import type { AnyEvent } from '../events.js'
+import type { HandlerRun, InboxRuntime } from '../inbox.js'
+import { isDeferral, type DeferReason, type DeferralRecord, type FlowGate } from './gate.js'
+
+export interface DeferredRun {
+  /** The handler's key (its name, `#2`… for a second of the same name). */
+  key: string
+  reason: DeferReason
+  retryInMs: number
+}
+
+export interface FlowAttemptResult extends AttemptResult {
+  /** Handlers that did not run now, or threw RetryLater within its bound: not failures, no attempt used. */
+  deferred: DeferredRun[]
+  /** RetryLater records by handler key, to keep with the event until its handlers succeed. */
+  deferrals: Record<string, DeferralRecord>
+}
+
+/**
+ * One attempt of one event with flow control, for inboxes that run an event's
+ * handlers together and retry per event (BullMQ now; SQLite and Postgres next):
+ * each handler that has not succeeded is admitted by the gate, run, or deferred.
+ * The inbox then stores `succeeded` and `deferrals` and, when nothing failed but
+ * something was deferred, puts the event back for the earliest `retryInMs`
+ * without counting an attempt.
+ */
+export async function runFlowAttempt (
+  runtime: InboxRuntime,
+  gate: FlowGate,
+  run: { event: AnyEvent, receivedAt: number, attempt: number },
+  succeededBefore: Iterable<string>,
+  deferralsBefore: Readonly<Record<string, DeferralRecord>> = {}
+): Promise<FlowAttemptResult> {
+  const { event, receivedAt, attempt } = run
+  const done = new Set(succeededBefore)
+  const pending = keyedHandlers(runtime.handlersFor(event.type)).filter(({ key }) => !done.has(key))
+  const failures: AttemptFailure[] = []
+  const deferred: DeferredRun[] = []
+  const deferrals: Record<string, DeferralRecord> = {}
+  for (const { key } of pending) {
+    const record = deferralsBefore[key]
+    if (record !== undefined) deferrals[key] = record
+  }
+  await Promise.all(pending.map(async (keyed) => {
+    const admission = await gate.admit(keyed.handler)
+    if (isDeferral(admission)) {
+      deferred.push({ key: keyed.key, reason: admission.reason, retryInMs: admission.retryInMs })
+      return
+    }
+    const handlerRun: HandlerRun = { event, handler: keyed.handler, attempt, receivedAt }
+    try {
+      await runtime.runHandler(handlerRun)
+      done.add(keyed.key)
+      delete deferrals[keyed.key]
+      runtime.handlerSucceeded(handlerRun)
+    } catch (error) {
+      const later = gate.retryLater(keyed.handler.name, error, deferrals[keyed.key], Date.now())
+      if (later === undefined) {
+        failures.push({ ...keyed, error })
+      } else {
+        deferrals[keyed.key] = later.record
+        deferred.push({ key: keyed.key, reason: 'retryLater', retryInMs: later.deferMs })
+      }
+    } finally {
+      admission.release()
+    }
+  }))
+  return { succeeded: [...done], failures, deferred, deferrals }
+}
+
+/** When to run an event again whose runs were all deferred: the earliest of them. */
+export function earliestRetry (deferred: readonly DeferredRun[]): number {
+  return deferred.reduce((earliest, run) => Math.min(earliest, run.retryInMs), Infinity)
+}
