@@ -1,17 +1,9 @@
 // Flow control, the same scenarios on every inbox that has it (memory, BullMQ):
 // pacing, per-handler concurrency, RetryLater, pause and resume.
+import type { Test } from 'tap'
 import type { Inbox } from '../../src/index.js'
 import { RetryLater } from '../../src/index.js'
 import { delivery, event, receiver, sleep, until } from '../inbox-contract/support.js'
-
-interface Tap {
-  test (name: string, fn: (t: Tap) => Promise<void>): unknown
-  teardown (fn: () => unknown): void
-  ok (value: unknown, message?: string): void
-  equal (found: unknown, wanted: unknown, message?: string): void
-  same (found: unknown, wanted: unknown, message?: string): void
-  match (found: unknown, wanted: unknown, message?: string): void
-}
 
 export interface FlowPlace {
   name: string
@@ -25,7 +17,7 @@ function ids (prefix: string, count: number): string[] {
   return Array.from({ length: count }, (_, index) => `evt_${prefix}_${process.pid}_${counter}_${index}`)
 }
 
-export function runFlowScenarios (t: Tap, place: FlowPlace): void {
+export function runFlowScenarios (t: Test, place: FlowPlace): void {
   t.test(`${place.name}: a handler limited to 5/s runs at 5/s, measured over ~4 s, while another handler runs unpaced`, async (t) => {
     const webhooks = receiver(place.inbox())
     t.teardown(() => webhooks.close())

@@ -15,7 +15,21 @@ export interface FlowAttemptResult extends AttemptResult {
   deferred: DeferredRun[]
   /** RetryLater records by handler key, to keep with the event until its handlers succeed. */
   deferrals: Record<string, DeferralRecord>
+  /** Tokens reserved, by handler key: when (ms since the epoch) each is this event's. Kept with the event. */
+  reserved: Record<string, number>
 }
+
+/** What an event carries between attempts for flow control. */
+export interface FlowCarry {
+  deferrals?: Readonly<Record<string, DeferralRecord>> | undefined
+  reserved?: Readonly<Record<string, number>> | undefined
+}
+
+/**
+ * A reserved token is used up to this late: a job that comes back later (a lag,
+ * a pause) asks again rather than run with others that also came back late.
+ */
+export const RESERVATION_GRACE_MS = 1_000
 
 /**
  * One attempt of one event with flow control, for inboxes that run an event's
@@ -30,7 +44,7 @@ export async function runFlowAttempt (
   gate: FlowGate,
   run: { event: AnyEvent, receivedAt: number, attempt: number },
   succeededBefore: Iterable<string>,
-  deferralsBefore: Readonly<Record<string, DeferralRecord>> = {}
+  carried: FlowCarry = {}
 ): Promise<FlowAttemptResult> {
   const { event, receivedAt, attempt } = run
   const done = new Set(succeededBefore)
@@ -38,16 +52,31 @@ export async function runFlowAttempt (
   const failures: AttemptFailure[] = []
   const deferred: DeferredRun[] = []
   const deferrals: Record<string, DeferralRecord> = {}
+  const reserved: Record<string, number> = {}
   for (const { key } of pending) {
-    const record = deferralsBefore[key]
+    const record = carried.deferrals?.[key]
     if (record !== undefined) deferrals[key] = record
+    const at = carried.reserved?.[key]
+    if (at !== undefined) reserved[key] = at
   }
   await Promise.all(pending.map(async (keyed) => {
-    const admission = await gate.admit(keyed.handler)
+    const now = Date.now()
+    const at = reserved[keyed.key]
+    if (at !== undefined && at - now > 5) {
+      // Back early (another handler of the event was due sooner): its token is still ahead.
+      deferred.push({ key: keyed.key, reason: 'rate', retryInMs: at - now })
+      return
+    }
+    const holdsToken = at !== undefined && now - at <= RESERVATION_GRACE_MS
+    if (at !== undefined && !holdsToken) delete reserved[keyed.key]
+    // Reserving: a job put back comes back to its own token, not to a race for the next one.
+    const admission = await gate.admit(keyed.handler, { reserve: true, holdsToken })
     if (isDeferral(admission)) {
+      if (admission.reserved === true) reserved[keyed.key] = now + admission.retryInMs
       deferred.push({ key: keyed.key, reason: admission.reason, retryInMs: admission.retryInMs })
       return
     }
+    delete reserved[keyed.key]
     const handlerRun: HandlerRun = { event, handler: keyed.handler, attempt, receivedAt }
     try {
       await runtime.runHandler(handlerRun)
@@ -66,7 +95,7 @@ export async function runFlowAttempt (
       admission.release()
     }
   }))
-  return { succeeded: [...done], failures, deferred, deferrals }
+  return { succeeded: [...done], failures, deferred, deferrals, reserved }
 }
 
 /** When to run an event again whose runs were all deferred: the earliest of them. */

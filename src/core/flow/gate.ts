@@ -16,6 +16,14 @@ export type DeferReason = 'paused' | 'rate' | 'concurrency' | 'retryLater'
 export interface Deferral {
   readonly reason: DeferReason
   readonly retryInMs: number
+  /** A rate deferral asked with `reserve`: the token at `retryInMs` is this run's. */
+  readonly reserved?: boolean
+}
+
+/** How a run asks: `reserve` a future token when none is there now; or it `holdsToken` reserved earlier. */
+export interface AdmitOptions {
+  reserve?: boolean
+  holdsToken?: boolean
 }
 
 /** A run that may start: call `release` once it has ended, whatever the outcome. */
@@ -66,7 +74,7 @@ export class FlowGate {
   }
 
   /** Whether this handler's run may start now. Synchronous unless the store's token answer is not. */
-  admit (handler: RegisteredHandler): Admission | Promise<Admission> {
+  admit (handler: RegisteredHandler, how: AdmitOptions = {}): Admission | Promise<Admission> {
     const name = handler.name
     const paused = this.store.pauseState()
     if (paused.all || paused.handlers.has(name)) return this.#defer(name, 'paused', PAUSED_RETRY_MS)
@@ -77,16 +85,17 @@ export class FlowGate {
     // The slot is taken before the token is asked for, so two admissions waiting
     // on Redis cannot both pass one free slot; it is given back if no token.
     this.#running.set(name, running + 1)
-    if (limits.rate === undefined) return this.#admitted(name)
+    if (limits.rate === undefined || how.holdsToken === true) return this.#admitted(name)
+    const reserve = how.reserve === true
     let waitMs: number | Promise<number>
     try {
-      waitMs = this.store.takeToken(name, limits.rate)
+      waitMs = this.store.takeToken(name, limits.rate, reserve)
     } catch (error) {
       this.#free(name)
       throw error
     }
-    if (!isThenable(waitMs)) return this.#afterToken(name, waitMs)
-    return Promise.resolve(waitMs).then((ms) => this.#afterToken(name, ms), (error: unknown) => {
+    if (!isThenable(waitMs)) return this.#afterToken(name, waitMs, reserve)
+    return Promise.resolve(waitMs).then((ms) => this.#afterToken(name, ms, reserve), (error: unknown) => {
       this.#free(name)
       throw error
     })
@@ -134,10 +143,11 @@ export class FlowGate {
     return this.#counts
   }
 
-  #afterToken (name: string, waitMs: number): Admission {
+  #afterToken (name: string, waitMs: number, reserved: boolean): Admission {
     if (waitMs <= 0) return this.#admitted(name)
     this.#free(name)
-    return this.#defer(name, 'rate', waitMs)
+    this.#count(name, 'rate')
+    return { reason: 'rate', retryInMs: waitMs, reserved }
   }
 
   #admitted (name: string): Admitted {

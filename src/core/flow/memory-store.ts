@@ -21,7 +21,7 @@ export class MemoryFlowStore implements FlowStore {
     this.#now = now
   }
 
-  takeToken (handler: string, rate: Required<RateLimit>): number {
+  takeToken (handler: string, rate: Required<RateLimit>, reserve = false): number {
     const now = this.#now()
     const bucket = this.#buckets.get(handler) ?? { tokens: rate.burst, at: now }
     this.#buckets.set(handler, bucket)
@@ -31,7 +31,9 @@ export class MemoryFlowStore implements FlowStore {
       bucket.tokens -= 1
       return 0
     }
-    return Math.max(1, Math.ceil((1 - bucket.tokens) * 1000 / rate.perSecond))
+    const waitMs = Math.max(1, Math.ceil((1 - bucket.tokens) * 1000 / rate.perSecond))
+    if (reserve) bucket.tokens -= 1
+    return waitMs
   }
 
   setPaused (handler: string | undefined, paused: boolean): void {

@@ -21,9 +21,11 @@ export interface FlowStore {
   readonly scope: string
   /**
    * Takes one token from the handler's bucket: 0 when taken (the run may start),
-   * otherwise how many milliseconds until one will be there (nothing taken).
+   * otherwise how many milliseconds until one will be there. With `reserve`, that
+   * future token is taken now (the bucket goes into debt): the caller comes back
+   * then and runs without asking again. Without, nothing is taken.
    */
-  takeToken (handler: string, rate: Required<RateLimit>): number | Promise<number>
+  takeToken (handler: string, rate: Required<RateLimit>, reserve: boolean): number | Promise<number>
   /** Pauses or resumes one handler, or, with `handler` undefined, all of them. */
   setPaused (handler: string | undefined, paused: boolean): void | Promise<void>
   /** The pause state as last known: synchronous, read on every admission and by `health()`. */
