@@ -104,6 +104,8 @@ export function runFlowScenarios (t: Test, place: FlowPlace): void {
     const outcome = await webhooks.inbox.outcome?.(batch[0] as string)
     if (webhooks.inbox.durable === true) t.equal(outcome?.state, 'pending', 'stored, waiting')
     t.equal(webhooks.stats().flow.pausedAll, true)
+    const oldest = webhooks.stats().flow.oldestWaitingMs
+    if (webhooks.inbox.oldestReceivedAt !== undefined) t.ok(oldest !== undefined && oldest >= 700, `the oldest event has waited ${String(oldest)} ms`)
     await webhooks.resume()
     await until(() => ran.length === 5 && audited.length === 5, 'resume() to drain every event', 15_000)
     t.same([...ran].sort(), [...batch].sort())
