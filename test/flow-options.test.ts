@@ -2,7 +2,9 @@ import t from 'tap'
 import { RetryLater, Webhooks, WebhookOptionsError, type AcceptOutcome, type AnyEvent, type Inbox, type InboxRuntime } from '../src/index.js'
 import { MemoryInbox } from '../src/core/memory-inbox.js'
 import { MemoryFlowStore } from '../src/core/flow/memory-store.js'
-import { delivery, event, receiver, until } from './inbox-contract/support.js'
+import { FlowGate } from '../src/core/flow/gate.js'
+import { runFlowAttempt } from '../src/core/flow/attempt.js'
+import { captureLogger, delivery, event, receiver, until } from './inbox-contract/support.js'
 
 /** An inbox without flow control, as the SQLite and Postgres inboxes are today: the memory inbox minus its flowStore(). */
 class PlainInbox implements Inbox {
@@ -80,4 +82,38 @@ t.test('the memory token bucket: burst, then one token per 1/perSecond; a reserv
   t.equal(store.takeToken('h', rate), 0)
   t.equal(store.takeToken('h', rate), 0)
   t.equal(store.takeToken('h', rate), 100, 'never more than the burst saved up')
+})
+
+t.test('runFlowAttempt: a store that cannot answer puts the run off, uses no attempt, and the next attempt runs it', async (t) => {
+  let fail = true
+  const store = new MemoryFlowStore()
+  const flaky = {
+    scope: 'test',
+    takeToken: async (handler: string, rate: { perSecond: number, burst: number }, reserve: boolean) => {
+      if (fail) throw new Error('connection is closed')
+      return store.takeToken(handler, rate, reserve)
+    },
+    setPaused: () => {},
+    pauseState: () => store.pauseState()
+  }
+  const logger = captureLogger()
+  const gate = new FlowGate(flaky, { maxDeferrals: 100, maxDeferredMs: 60_000 }, logger)
+  const ran: string[] = []
+  const handler = { name: 'callPartner', fn: () => { ran.push('callPartner') }, limits: { rate: { perSecond: 10, burst: 1 } } }
+  const runtime = {
+    logger,
+    handlersFor: () => [handler],
+    runHandler: (run: { handler: typeof handler }) => run.handler.fn(),
+    handlerSucceeded: () => {}
+  } as unknown as InboxRuntime
+  const event = { id: 'evt_flaky_store', type: 'action.completed', createdAt: '2026-05-10T09:12:00Z', data: {} } as unknown as AnyEvent
+  const first = await runFlowAttempt(runtime, gate, { event, receivedAt: 0, attempt: 1 }, [])
+  t.same(first.failures, [], 'not a failure')
+  t.match(first.deferred, [{ key: 'callPartner', retryInMs: 1000 }])
+  t.same(ran, [])
+  t.match(logger.entries, [{ level: 'warn', msg: /flow control could not ask its store/ }])
+  fail = false
+  const second = await runFlowAttempt(runtime, gate, { event, receivedAt: 0, attempt: 1 }, first.succeeded, first)
+  t.same(second.succeeded, ['callPartner'])
+  t.same(ran, ['callPartner'])
 })

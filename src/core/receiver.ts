@@ -136,7 +136,11 @@ export class WebhookReceiver<I extends Inbox = Inbox> {
     if (this.#flow === undefined) {
       throw new WebhookOptionsError(`${method}(): ${inboxName(this.inbox)} has no flow control, so nothing can be paused; the memory and BullMQ inboxes have it`)
     }
-    if (handlerName !== undefined && (typeof handlerName !== 'string' || !this.#registry.hasName(handlerName))) {
+    if (handlerName !== undefined && (typeof handlerName !== 'string' || handlerName === '')) {
+      throw new WebhookOptionsError(`${method}(handlerName): the name must be a non-empty string, got ${JSON.stringify(handlerName) ?? typeof handlerName}`)
+    }
+    // An accept-only receiver (handlers in other processes) may pause any name on a shared store.
+    if (handlerName !== undefined && this.#registry.hasHandlers && !this.#registry.hasName(handlerName)) {
       throw new WebhookOptionsError(`${method}(handlerName): no handler of this receiver is named ${JSON.stringify(handlerName)}`)
     }
     return this.#flow

@@ -31,6 +31,9 @@ export interface FlowCarry {
  */
 export const RESERVATION_GRACE_MS = 1_000
 
+/** How long a run waits when the store could not be asked. */
+export const STORE_RETRY_MS = 1_000
+
 /**
  * One attempt of one event with flow control, for inboxes that run an event's
  * handlers together and retry per event (BullMQ now; SQLite and Postgres next):
@@ -70,7 +73,15 @@ export async function runFlowAttempt (
     const holdsToken = at !== undefined && now - at <= RESERVATION_GRACE_MS
     if (at !== undefined && !holdsToken) delete reserved[keyed.key]
     // Reserving: a job put back comes back to its own token, not to a race for the next one.
-    const admission = await gate.admit(keyed.handler, { reserve: true, holdsToken })
+    let admission: Awaited<ReturnType<FlowGate['admit']>>
+    try {
+      admission = await gate.admit(keyed.handler, { reserve: true, holdsToken })
+    } catch (error) {
+      // The store did not answer (Redis down): not the handler's failure, so no attempt used.
+      runtime.logger.warn({ err: error, handler: keyed.handler.name }, 'flow control could not ask its store; the run is put off')
+      deferred.push({ key: keyed.key, reason: 'rate', retryInMs: STORE_RETRY_MS })
+      return
+    }
     if (isDeferral(admission)) {
       if (admission.reserved === true) reserved[keyed.key] = now + admission.retryInMs
       deferred.push({ key: keyed.key, reason: admission.reason, retryInMs: admission.retryInMs })
