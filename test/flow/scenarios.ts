@@ -38,6 +38,22 @@ export function runFlowScenarios (t: Test, place: FlowPlace): void {
     t.ok((webhooks.stats().flow.handlers.callPartner?.deferred.rate ?? 0) > 0, 'the deferrals are counted per handler')
   })
 
+  t.test(`${place.name}: after a pause, resume() drains at the handler's pace, not in a burst`, async (t) => {
+    const webhooks = receiver(place.inbox())
+    t.teardown(() => webhooks.close())
+    const paced: number[] = []
+    webhooks.on('action.completed', async function callPartner () { paced.push(Date.now()) }, { name: 'callPartner', rate: { perSecond: 5, burst: 1 } })
+    await webhooks.pause('callPartner')
+    for (const id of ids('drain', 11)) await webhooks.receive(delivery(event(id)))
+    // Long enough for a bucket to fill, and for BullMQ to cycle the paused jobs.
+    await sleep(1_500)
+    t.same(paced, [], 'nothing ran while paused')
+    await webhooks.resume('callPartner')
+    await until(() => paced.length === 11, 'the backlog to drain', 30_000)
+    const rate = (paced.length - 1) / (((paced.at(-1) ?? 0) - (paced[0] ?? 0)) / 1000)
+    t.ok(rate <= 5.6, `drained at ${rate.toFixed(2)} runs/s for a limit of 5/s`)
+  })
+
   t.test(`${place.name}: concurrency 1 never overlaps, with the receiver's concurrency at 10`, async (t) => {
     const webhooks = receiver(place.inbox(), { concurrency: 10 })
     t.teardown(() => webhooks.close())
