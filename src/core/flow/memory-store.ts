@@ -14,8 +14,9 @@ export class MemoryFlowStore implements FlowStore {
   readonly scope = 'this process'
   readonly #buckets = new Map<string, Bucket>()
   readonly #now: () => number
-  #all = false
   readonly #paused = new Set<string>()
+  // One object, replaced on change: read on every handler run, so no allocation there.
+  #state: PauseState = { all: false, handlers: this.#paused }
 
   constructor (now: () => number = Date.now) {
     this.#now = now
@@ -37,8 +38,9 @@ export class MemoryFlowStore implements FlowStore {
   }
 
   setPaused (handler: string | undefined, paused: boolean): void {
+    let all = this.#state.all
     if (handler === undefined) {
-      this.#all = paused
+      all = paused
       // resume() without a name resumes everything, the handlers paused by name too.
       if (!paused) this.#paused.clear()
     } else if (paused) {
@@ -46,9 +48,10 @@ export class MemoryFlowStore implements FlowStore {
     } else {
       this.#paused.delete(handler)
     }
+    this.#state = { all, handlers: this.#paused }
   }
 
   pauseState (): PauseState {
-    return { all: this.#all, handlers: this.#paused }
+    return this.#state
   }
 }
