@@ -117,3 +117,17 @@ t.test('runFlowAttempt: a store that cannot answer puts the run off, uses no att
   t.same(second.succeeded, ['callPartner'])
   t.same(ran, ['callPartner'])
 })
+
+t.test('the RetryLater bound in time: a deferral that would end past maxDeferredMs from the first is a failure, said in a warning', async (t) => {
+  const logger = captureLogger()
+  const gate = new FlowGate(new MemoryFlowStore(), { maxDeferrals: 100, maxDeferredMs: 10_000 }, logger)
+  const later = new RetryLater({ afterMs: 4_000 })
+  const first = gate.retryLater('callPartner', later, undefined, 1_000_000)
+  t.same(first, { deferMs: 4_000, record: { count: 1, firstAt: 1_000_000 } })
+  t.same(gate.retryLater('callPartner', later, first?.record, 1_004_000)?.record, { count: 2, firstAt: 1_000_000 }, 'ends at +8 s: within')
+  t.equal(gate.retryLater('callPartner', later, { count: 2, firstAt: 1_000_000 }, 1_008_000), undefined, 'would end at +12 s: past 10 s')
+  t.match(logger.entries, [{ level: 'warn', msg: /RetryLater past its bound/, fields: { handler: 'callPartner', deferrals: 2, deferredForMs: 8_000 } }])
+  t.equal(gate.retryLater('callPartner', new Error('boom'), undefined, 0), undefined, 'any other error is a failure')
+  const lookalike = Object.assign(new Error('from another copy'), { name: 'RetryLater', code: 'RETRY_LATER', afterMs: 5 })
+  t.equal(gate.retryLater('callPartner', lookalike, undefined, 0)?.deferMs, 5, 'a RetryLater from another copy of the package is one too')
+})

@@ -47,6 +47,8 @@ export interface DeferralRecord {
 export type DeferralCounts = Record<DeferReason, number>
 
 const ADMITTED_FREE: Admitted = Object.freeze({ release: () => {} })
+// A default that allocates nothing: admit() runs before every handler run of the memory inbox.
+const ASK_PLAINLY: AdmitOptions = Object.freeze({})
 
 export function isDeferral (admission: Admission): admission is Deferral {
   return 'reason' in admission
@@ -74,7 +76,7 @@ export class FlowGate {
   }
 
   /** Whether this handler's run may start now. Synchronous unless the store's token answer is not. */
-  admit (handler: RegisteredHandler, how: AdmitOptions = {}): Admission | Promise<Admission> {
+  admit (handler: RegisteredHandler, how: AdmitOptions = ASK_PLAINLY): Admission | Promise<Admission> {
     const name = handler.name
     const paused = this.store.pauseState()
     if (paused.all || paused.handlers.has(name)) return this.#defer(name, 'paused', PAUSED_RETRY_MS)
