@@ -63,7 +63,7 @@ export class WebhookReceiver<I extends Inbox = Inbox> {
     // What the inbox and the handlers log goes through one place that drops the
     // error fields able to echo a body (a store's `where`, a driver's `parameters`).
     const safeLogger = errorSafeLogger(this.logger)
-    this.#flow = flowStore === undefined ? undefined : new FlowGate(flowStore, this.options.retryLater, safeLogger)
+    this.#flow = flowStore === undefined ? undefined : new FlowGate(flowStore, this.options.retryLater, safeLogger, telemetry === undefined ? undefined : (handler, reason) => { telemetry.deferred(handler, reason) })
     const runtime = new HandlerRuntime(this.options, safeLogger, this.#registry, this.#stats, telemetry, this.#flow)
     this.#lifecycle = new InboxLifecycle(this.inbox, runtime, safeLogger, this.options.closeGraceMs)
     this.#pipeline = new DeliveryPipeline(this.options, platform.createVerifier(this.options.secrets), this.inbox, this.#lifecycle, this.#stats, telemetry, this.logger)
@@ -115,7 +115,7 @@ export class WebhookReceiver<I extends Inbox = Inbox> {
 
   /** Counts since this receiver was made, in this process. Synchronous and cheap. */
   stats (): WebhookStats {
-    return { ...this.#stats.snapshot(this.#queueCounts()), flow: flowSnapshot(this.#flow, this.inbox.oldestReceivedAt, Date.now()) }
+    return { ...this.#stats.snapshot(this.#queueCounts()), flow: flowSnapshot(this.#flow, this.inbox.oldestReceivedAt, this.options.clock()) }
   }
 
   /**
@@ -159,7 +159,7 @@ export class WebhookReceiver<I extends Inbox = Inbox> {
   }
 
   #queueCounts (): QueueCounts {
-    return { size: this.inbox.size ?? 0, running: this.inbox.running ?? 0 }
+    return { size: this.inbox.size ?? 0, running: this.inbox.running ?? 0, oldestReceivedAt: this.inbox.oldestReceivedAt }
   }
 
   /**

@@ -42,6 +42,8 @@ export interface WebhookStats {
 export interface QueueCounts {
   size: number
   running: number
+  /** When the oldest event accepted and not finished was received, where the inbox can tell. */
+  oldestReceivedAt?: number | undefined
 }
 
 const refusalCodes = Object.keys(refusalStatus) as RefusalCode[]

@@ -69,10 +69,14 @@ export class FlowGate {
   readonly #counts = new Map<string, DeferralCounts>()
   readonly #wakeListeners: Array<(handler: string | undefined) => void> = []
 
-  constructor (store: FlowStore, bound: ResolvedRetryLater, logger: WebhookLogger) {
+  readonly #onDeferred: ((handler: string, reason: DeferReason) => void) | undefined
+
+  /** `onDeferred` hears every deferral (the OpenTelemetry counter). */
+  constructor (store: FlowStore, bound: ResolvedRetryLater, logger: WebhookLogger, onDeferred?: (handler: string, reason: DeferReason) => void) {
     this.store = store
     this.#bound = bound
     this.#logger = logger
+    this.#onDeferred = onDeferred
   }
 
   /** Whether this handler's run may start now. Synchronous unless the store's token answer is not. */
@@ -175,6 +179,11 @@ export class FlowGate {
     return { reason, retryInMs }
   }
 
+  /** Counts a deferral the gate was not asked about: a run queued behind its handler's parked ones. */
+  noteDeferred (name: string, reason: DeferReason): void {
+    this.#count(name, reason)
+  }
+
   #count (name: string, reason: DeferReason): void {
     let counts = this.#counts.get(name)
     if (counts === undefined) {
@@ -182,6 +191,7 @@ export class FlowGate {
       this.#counts.set(name, counts)
     }
     counts[reason] += 1
+    this.#onDeferred?.(name, reason)
   }
 
   #wake (handler: string | undefined): void {

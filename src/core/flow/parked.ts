@@ -1,5 +1,5 @@
 import type { RegisteredHandler } from '../handlers.js'
-import { isDeferral, type Admission, type Deferral, type FlowGate } from './gate.js'
+import { isDeferral, type Admission, type DeferReason, type Deferral, type FlowGate } from './gate.js'
 
 /** A run that can be parked: its handler, and whether it was just woken from the front of its line. */
 export interface Parkable {
@@ -10,6 +10,8 @@ export interface Parkable {
 interface Line<T> {
   runs: T[]
   timer: ReturnType<typeof setTimeout> | undefined
+  /** Why the line waits: the last deferral's reason, counted for the runs that queue behind it. */
+  reason: DeferReason
 }
 
 /**
@@ -47,7 +49,9 @@ export class ParkedRuns<T extends Parkable> {
    */
   admit (run: T, gate: FlowGate): (() => void) | undefined {
     const name = run.handler.name
-    if (!run.woken && this.#lines.has(name)) {
+    const line = this.#lines.get(name)
+    if (!run.woken && line !== undefined) {
+      gate.noteDeferred(name, line.reason)
       this.park(run, undefined)
       return undefined
     }
@@ -68,9 +72,10 @@ export class ParkedRuns<T extends Parkable> {
     const name = run.handler.name
     let line = this.#lines.get(name)
     if (line === undefined) {
-      line = { runs: [], timer: undefined }
+      line = { runs: [], timer: undefined, reason: deferral?.reason ?? 'paused' }
       this.#lines.set(name, line)
     }
+    if (deferral !== undefined) line.reason = deferral.reason
     // A woken run that may not start after all keeps its place at the front.
     if (run.woken) line.runs.unshift(run)
     else line.runs.push(run)
