@@ -41,7 +41,8 @@ export function serveInternal ({ webhooks, metrics, port = Number(process.env.IN
     if (request.method === 'GET' && path === '/health') {
       const health = webhooks.health()
       const body = JSON.stringify({ ...health, stats: webhooks.stats() })
-      response.writeHead(health.status === 'ok' ? 200 : 503, { 'content-type': 'application/json', 'cache-control': 'no-store' }).end(body)
+      // paused: still taking deliveries (an operator's pause()), so still ready.
+      response.writeHead(health.status === 'ok' || health.status === 'paused' ? 200 : 503, { 'content-type': 'application/json', 'cache-control': 'no-store' }).end(body)
       return
     }
     if (request.method === 'GET' && path === '/metrics' && metrics !== undefined) {

@@ -29,12 +29,16 @@ export type {
   RegisteredHandler
 } from './core/handlers.js'
 export type { HandlerOptions } from './core/registry.js'
+export { RetryLater } from './core/flow/retry-later.js'
+export type { HandlerLimits, RateLimit } from './core/flow/limits.js'
+export type { FlowStore, PauseState } from './core/flow/store.js'
+export type { FlowStats } from './core/flow/snapshot.js'
 // For writing an inbox of your own (docs/architecture.md).
 export type { AcceptOutcome, HandlerRun, Inbox, InboxContext, InboxHealth, InboxRuntime, PurgeOptions, PurgeResult, EventQuery } from './core/inbox.js'
 export type { WebhookStats } from './core/stats.js'
 export type { WebhookHealth } from './core/health.js'
 export type { TelemetryOptions, MeterProviderLike, TracerProviderLike } from './core/telemetry-types.js'
 export type { DeadLetterQuery, EventOutcome, OutcomeState } from './core/outcome.js'
-export type { WebhooksOptions, RetryOptions, DedupeOptions, ResolvedOptions } from './core/options.js'
+export type { WebhooksOptions, RetryOptions, RetryLaterOptions, DedupeOptions, ResolvedOptions } from './core/options.js'
 export type { Delivery, ReceiveResult, ReceiveCode } from './core/delivery.js'
 export type { WebhookLogger } from './core/logger.js'

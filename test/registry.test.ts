@@ -123,11 +123,11 @@ test('issue 21.8: unnamed handlers get distinct labels in metrics, logs and dead
 test('issue 21.13: unknown handler options are refused, naming the option and the known ones', async (t) => {
   const webhooks = new Webhooks({ secret: SECRET, logger: captureLogs().logger })
   t.teardown(() => webhooks.close())
-  t.throws(() => webhooks.on('action.completed', async function credit () {}, { name: 'credit', rate: { perSecond: 20 } } as never), {
+  t.throws(() => webhooks.on('action.completed', async function credit () {}, { name: 'credit', retries: 3 } as never), {
     name: 'WebhookOptionsError',
-    message: /^sir-webhooks: on\(\): unknown handler option "rate"; the handler options are "name" \(/
+    message: /^sir-webhooks: on\(\): unknown handler option "retries"; the handler options are "name", "concurrency", "rate" \(/
   })
-  t.throws(() => webhooks.onAny(() => {}, { nmae: 'audit' } as never), /onAny\(\): unknown handler option "nmae"; the handler options are "name"/)
+  t.throws(() => webhooks.onAny(() => {}, { nmae: 'audit' } as never), /onAny\(\): unknown handler option "nmae"; the handler options are "name", "concurrency", "rate"/)
   t.doesNotThrow(() => webhooks.on('action.completed', () => {}, { name: 'credit' }))
   t.doesNotThrow(() => webhooks.on('action.failed', () => {}, {}))
 })

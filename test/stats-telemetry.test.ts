@@ -103,7 +103,8 @@ test('known traffic: stats() and the OpenTelemetry exporters count the same deli
     deliveries: { accepted: 6, duplicate: 2, duplicateDiffers: 0, refused: 15, refusedBy },
     queue: { waiting: 0, running: 0 },
     handlers: { succeeded: 4, retried: 2, failed: 1 },
-    deadLetters: 1
+    deadLetters: 1,
+    flow: { handlers: {}, pausedAll: false, oldestWaitingMs: undefined }
   })
 
   const deliveries = await otel.points('sir_webhooks.deliveries')

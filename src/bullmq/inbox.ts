@@ -11,6 +11,8 @@ import { cleanJobs, countJobs, isClientInstance, jobIdFor, loadBullmq, markSeen,
 import { MIN_DEDUPE_SECONDS, resolveBullmqOptions, type BullmqInboxOptions, type ResolvedBullmqOptions } from './options.js'
 import { RedisState, checkDatabase, forLog } from './redis-state.js'
 import { createWorker, runWhenHandled, type JobRunner } from './worker.js'
+import { RedisFlowStore } from './flow-store.js'
+import type { FlowStore } from '../core/flow/store.js'
 
 export { jobIdFor } from './jobs.js'
 
@@ -47,10 +49,12 @@ export class BullmqInbox implements Inbox {
   /** Jobs whose final failure this process reported, so the `failed` listener does not report them twice. */
   readonly #reported = new Set<string>()
   #bullmq: BullMQ | undefined
+  readonly #flow: RedisFlowStore
 
   constructor (options: BullmqInboxOptions) {
     this.#options = resolveBullmqOptions(options)
     const { connection, queueName, prefix } = this.#options
+    this.#flow = new RedisFlowStore(async () => await this.#queue(), (name) => `${prefix}:${queueName}:sir-flow:${name}`, (error) => { this.#redis.error(error) })
     this.#ready = loadBullmq().then((bullmq) => {
       this.#bullmq = bullmq
       // Without the offline queue, a command to a Redis that is down fails at
@@ -101,6 +105,7 @@ export class BullmqInbox implements Inbox {
     // database Redis refuses keeps the worker from ever running.
     const begin = (): void => {
       this.#databaseChecked().then(() => {
+        this.#flow.start()
         runWhenHandled(worker, runner, () => this.#closing)
         // What BullMQ's Queue writes on connecting, left out there for read-only commands.
         queue.client.then(async (client) => await client.hset(queue.toKey('meta'), queue.metaValues)).catch(() => {})
@@ -143,6 +148,14 @@ export class BullmqInbox implements Inbox {
       retentionSeconds: this.#options.retentionSeconds ?? runtime.options.dedupe.ttlSeconds,
       deadLetterSeconds: this.#options.deadLetterRetentionSeconds
     }, event, receivedAt, rawBody, abandoned)
+  }
+
+  /**
+   * Flow control kept in Redis: every receiver on this queue shares each
+   * handler's rate and the pause (per-handler concurrency is per process).
+   */
+  flowStore (): FlowStore {
+    return this.#flow
   }
 
   /** Whether Redis is reachable: degraded while it is not, as every delivery then gets 503. */
@@ -235,6 +248,7 @@ export class BullmqInbox implements Inbox {
   async close (graceMs: number): Promise<void> {
     if (this.#closing) return
     this.#closing = true
+    this.#flow.close()
     const worker = this.#worker
     if (worker !== undefined) {
       const finished = await settlesWithin(worker.pause(false), graceMs)

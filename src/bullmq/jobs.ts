@@ -5,6 +5,7 @@ import type * as BullMQModule from 'bullmq'
 import type { ConnectionOptions, Job, Queue, RedisClient } from 'bullmq'
 import { parseEnvelope } from '../core/envelope.js'
 import type { AnyEvent } from '../core/events.js'
+import type { DeferralRecord } from '../core/flow/gate.js'
 import type { EventOutcome, OutcomeState } from '../core/outcome.js'
 
 export type BullMQ = typeof BullMQModule
@@ -22,6 +23,11 @@ export interface JobData {
   receivedAt: number
   /** Keys of the handlers that already succeeded, so a retry runs only the others. */
   succeeded?: string[]
+  /** Flow control: times the job was put back with nothing failed (not attempts), and RetryLater records by handler key. */
+  deferredRuns?: number
+  deferrals?: Record<string, DeferralRecord>
+  /** Rate tokens reserved for this job, by handler key: when each is its own (ms since the epoch). */
+  reserved?: Record<string, number>
 }
 
 /** What the processor throws when an attempt fails, so BullMQ's backoff uses the delay already logged. */

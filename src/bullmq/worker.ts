@@ -1,7 +1,8 @@
 // Running the BullMQ inbox's jobs: the BullMQ worker, one attempt of a job's handlers,
 // putting a job back, and reporting jobs that died without this process's handlers saying so.
 import type { Job, Queue, Worker } from 'bullmq'
-import { reportFailures, runAttempt } from '../core/attempt.js'
+import { reportFailures, runAttempt, type AttemptResult } from '../core/attempt.js'
+import { earliestRetry, runFlowAttempt, type FlowAttemptResult } from '../core/flow/attempt.js'
 import { backoffDelay } from '../core/backoff.js'
 import type { InboxRuntime } from '../core/inbox.js'
 import { errorSummary } from '../core/outcome.js'
@@ -69,7 +70,7 @@ export function runWhenHandled (worker: Worker<JobData>, runner: JobRunner, clos
 
 async function processJob (runner: JobRunner, job: Job<JobData>, token: string | undefined): Promise<void> {
   const { runtime, queue } = runner
-  const { receivedAt, succeeded = [] } = job.data
+  const { receivedAt, succeeded = [], deferredRuns = 0 } = job.data
   const event = jobEvent(job.data)
   if (event === undefined) {
     // Only a body edited in Redis since the accept parsed it: no retry can help.
@@ -82,17 +83,26 @@ async function processJob (runner: JobRunner, job: Job<JobData>, token: string |
     await putBack(runner, job, token, HOLD_MS)
   }
   // attemptsStarted counts an attempt cut short by a crash; attemptsMade does not.
-  const attempt = Math.max(job.attemptsStarted, job.attemptsMade + 1)
-  const result = await runAttempt(runtime, event, receivedAt, attempt, succeeded)
+  // Each pick-up of a deferred job counts as started too, but used no attempt.
+  const attempt = Math.max(job.attemptsStarted - deferredRuns, job.attemptsMade + 1)
+  const flow = runtime.flow
+  const result: AttemptResult & Partial<FlowAttemptResult> = flow === undefined
+    ? await runAttempt(runtime, event, receivedAt, attempt, succeeded)
+    : await runFlowAttempt(runtime, flow, { event, receivedAt, attempt }, succeeded, job.data)
   // Shutdown cut this attempt short: a handler that returned since may have
   // stopped half-way, so nothing of it is recorded. The job goes back to be run
   // at once by another receiver or the next start; the attempt counts as started.
   if (runtime.signal.aborted) await putBack(runner, job, token, 0)
   const last = result.failures.at(-1)
+  if (last === undefined && (result.deferred ?? []).length > 0) {
+    // Nothing failed, something may not run yet: back to wait, no attempt used.
+    await job.updateData({ ...job.data, succeeded: result.succeeded, deferrals: result.deferrals, reserved: result.reserved, deferredRuns: deferredRuns + 1 })
+    await putBack(runner, job, token, earliestRetry(result.deferred ?? []))
+  }
   if (last === undefined) return
   const message = `${last.key}: ${errorSummary(last.error)}`
   const final = job.attemptsMade + 1 >= (job.opts.attempts ?? 1)
-  await job.updateData({ ...job.data, succeeded: result.succeeded })
+  await job.updateData({ ...job.data, succeeded: result.succeeded, deferrals: result.deferrals, reserved: result.reserved })
   if (final) {
     runner.reported.add(job.id ?? '')
     await reportFailures(runtime, event, receivedAt, attempt, result.failures, undefined)

@@ -1,5 +1,6 @@
 import type { WebhookLogger } from './logger.js'
 import type { AnyEvent, EventMap, EventName } from './events.js'
+import type { ResolvedLimits } from './flow/limits.js'
 
 export interface HandlerContext {
   /** 1 on the first try, then 2, 3… as the handler is retried. */
@@ -40,4 +41,6 @@ export type DeadLetterHandler = (deadLetter: DeadLetter) => unknown
 export interface RegisteredHandler {
   readonly name: string
   readonly fn: AnyEventHandler
+  /** `concurrency` and `rate` as given to `on()`, checked; undefined when neither was. */
+  readonly limits?: ResolvedLimits
 }

@@ -1,13 +1,16 @@
 import type { Inbox } from './inbox.js'
+import type { PauseState } from './flow/store.js'
 
 /** What `webhooks.health()` returns: for a readiness probe or `@fastify/under-pressure`. */
 export interface WebhookHealth {
   /**
    * `ok`: taking deliveries. `degraded`: taking them, but the queue is above
    * `degradedQueueSize`, or the inbox is starting or its store is failing.
+   * `paused`: taking deliveries, but `pause()` holds back some or all handlers
+   * (not a failure: a readiness probe should treat it as ready).
    * `closing`: `close()` was called; deliveries get 503.
    */
-  status: 'ok' | 'degraded' | 'closing'
+  status: 'ok' | 'degraded' | 'paused' | 'closing'
   /** Why it is not ok, one sentence each; empty when ok. */
   reasons: string[]
 }
@@ -18,10 +21,12 @@ export interface HealthInputs {
   start: 'starting' | 'failed' | 'done'
   inbox: Inbox
   degradedQueueSize: number
+  /** What `pause()` holds back, where the inbox has flow control. */
+  paused?: PauseState | undefined
 }
 
 /** Judges a receiver's health from what it knows now; synchronous, cheap enough to poll every second. */
-export function judgeHealth ({ closing, start, inbox, degradedQueueSize }: HealthInputs): WebhookHealth {
+export function judgeHealth ({ closing, start, inbox, degradedQueueSize, paused }: HealthInputs): WebhookHealth {
   if (closing) return { status: 'closing', reasons: ['the receiver is closing: deliveries are answered 503'] }
   const reasons: string[] = []
   if (start === 'starting') reasons.push('the inbox is starting: deliveries wait for it')
@@ -38,5 +43,13 @@ export function judgeHealth ({ closing, start, inbox, degradedQueueSize }: Healt
       reasons.push(`the inbox's health check threw: ${error instanceof Error ? error.message : String(error)}`)
     }
   }
-  return { status: reasons.length === 0 ? 'ok' : 'degraded', reasons }
+  const pauses = paused === undefined ? [] : pauseReasons(paused)
+  // Degraded wins: a paused receiver whose store is failing needs an operator for the store.
+  if (reasons.length > 0) return { status: 'degraded', reasons: [...reasons, ...pauses] }
+  return pauses.length > 0 ? { status: 'paused', reasons: pauses } : { status: 'ok', reasons }
+}
+
+function pauseReasons ({ all, handlers }: PauseState): string[] {
+  if (all) return ['every handler is paused (pause()): deliveries are stored and answered, nothing runs until resume()']
+  return [...handlers].map((name) => `handler "${name}" is paused: its runs wait until resume(${JSON.stringify(name)})`)
 }

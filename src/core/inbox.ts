@@ -4,6 +4,8 @@ import type { DeadLetter, RegisteredHandler } from './handlers.js'
 import type { ResolvedOptions } from './resolved-options.js'
 import { WebhookOptionsError } from './errors.js'
 import type { DeadLetterQuery, EventOutcome, OutcomeState } from './outcome.js'
+import type { FlowGate } from './flow/gate.js'
+import type { FlowStore } from './flow/store.js'
 
 /**
  * What an inbox answers when asked to take an event. `accepted`, `duplicate` and
@@ -39,6 +41,12 @@ export interface InboxRuntime<Extra extends object = object> {
    * them with no handler run.
    */
   readonly hasHandlers: boolean
+  /**
+   * Flow control (pause, per-handler concurrency and rate, RetryLater), present
+   * when the inbox offered a `flowStore()`. The inbox asks it before each run and
+   * defers, without using an attempt, what it does not admit (docs/design.md).
+   */
+  readonly flow?: FlowGate
   /** Every handler that should see an event of this type, the `onAny` ones last. */
   handlersFor (type: string): readonly RegisteredHandler[]
   /**
@@ -105,6 +113,14 @@ export interface Inbox<Extra extends object = object> {
   readonly running?: number
   /** Resolves when no accepted event is waiting or running in this process, where the inbox can tell. */
   idle? (): Promise<void>
+  /**
+   * The inbox's flow-control store, asked for once by the receiver. An inbox
+   * without it has no flow control: `concurrency`, `rate` and `pause()` are
+   * refused, and a `RetryLater` is an ordinary failure.
+   */
+  flowStore? (): FlowStore
+  /** When the oldest event accepted and not finished was received (ms since the epoch), where the inbox can tell. */
+  readonly oldestReceivedAt?: number | undefined
   /** Whether the store is taking and running events, where the inbox can tell. */
   health? (): InboxHealth
   /** How many events the inbox holds in each state. */

@@ -4,6 +4,8 @@ import { SeenIds } from './dedupe.js'
 import { bodyFingerprint } from './fingerprint.js'
 import { MemoryQueue } from './queue.js'
 import { settlesWithin } from './timeouts.js'
+import { MemoryFlowStore } from './flow/memory-store.js'
+import type { FlowStore } from './flow/store.js'
 
 /**
  * The default inbox: ids remembered in an LRU with TTL, events queued in this
@@ -16,6 +18,15 @@ export class MemoryInbox implements Inbox {
   #runtime: InboxRuntime | undefined
   #seen: SeenIds | undefined
   #queue: MemoryQueue | undefined
+
+  /** Flow control kept in this process, where the events live. */
+  flowStore (): FlowStore {
+    return new MemoryFlowStore()
+  }
+
+  get oldestReceivedAt (): number | undefined {
+    return this.#queue?.oldestReceivedAt
+  }
 
   start (runtime: InboxRuntime): void {
     assertNotStarted(this.#runtime !== undefined)

@@ -3,9 +3,9 @@ import { WebhookOptionsError } from './errors.js'
 import { assertKnownOptions } from './known-options.js'
 import type { Inbox } from './inbox.js'
 import type { TelemetryOptions } from './telemetry-types.js'
-import type { DedupeOptions, ResolvedOptions, RetryOptions } from './resolved-options.js'
+import type { DedupeOptions, ResolvedOptions, RetryLaterOptions, RetryOptions } from './resolved-options.js'
 
-export type { DedupeOptions, ResolvedOptions, RetryOptions } from './resolved-options.js'
+export type { DedupeOptions, ResolvedOptions, RetryLaterOptions, RetryOptions } from './resolved-options.js'
 import { DEFAULT_TOLERANCE_SECONDS, type Secret } from './signature-checks.js'
 
 export interface WebhooksOptions<I extends Inbox = Inbox> {
@@ -39,6 +39,11 @@ export interface WebhooksOptions<I extends Inbox = Inbox> {
    * receiver was made. `false`: none, whatever is registered.
    */
   telemetry?: TelemetryOptions | false
+  /**
+   * The bound on a handler's `throw new RetryLater()`: past it, the run counts as
+   * a failed attempt. Default `{ maxDeferrals: 100, maxDeferredMs: 86_400_000 }`.
+   */
+  retryLater?: RetryLaterOptions
 }
 
 export const defaults = {
@@ -49,7 +54,8 @@ export const defaults = {
   dedupe: { ttlSeconds: 7 * 24 * 60 * 60, maxEntries: 100_000 },
   bodyLimit: 1024 * 1024,
   retryAfterSeconds: 5,
-  closeGraceMs: 10_000
+  closeGraceMs: 10_000,
+  retryLater: { maxDeferrals: 100, maxDeferredMs: 24 * 60 * 60 * 1000 }
 } as const
 
 /** Every name `WebhooksOptions` has: anything else is a typo, refused rather than ignored. */
@@ -69,7 +75,8 @@ const RECEIVER_OPTIONS = Object.keys({
   clock: true,
   inbox: true,
   degradedQueueSize: true,
-  telemetry: true
+  telemetry: true,
+  retryLater: true
 } satisfies Record<keyof WebhooksOptions, true>)
 
 function describe (value: unknown): string {
@@ -120,6 +127,8 @@ export function resolveOptions (options: WebhooksOptions): ResolvedOptions {
   assertKnownOptions(options, RECEIVER_OPTIONS, 'new Webhooks(options)')
   const retry = object('retry', options.retry)
   const dedupe = object('dedupe', options.dedupe)
+  const retryLater = object('retryLater', options.retryLater)
+  assertKnownOptions(retryLater, ['maxDeferrals', 'maxDeferredMs'], 'new Webhooks(options.retryLater)')
   assertKnownOptions(retry, ['attempts', 'minDelayMs', 'maxDelayMs'], 'new Webhooks(options.retry)')
   assertKnownOptions(dedupe, ['ttlSeconds', 'maxEntries'], 'new Webhooks(options.dedupe)')
   const minDelayMs = integer('retry.minDelayMs', retry.minDelayMs, defaults.retry.minDelayMs, 0)
@@ -149,6 +158,10 @@ export function resolveOptions (options: WebhooksOptions): ResolvedOptions {
     retryAfterSeconds: integer('retryAfterSeconds', options.retryAfterSeconds, defaults.retryAfterSeconds, 0),
     closeGraceMs: integer('closeGraceMs', options.closeGraceMs, defaults.closeGraceMs, 0),
     degradedQueueSize: integer('degradedQueueSize', options.degradedQueueSize, Math.max(1, Math.floor(maxQueueSize * 0.8)), 1),
+    retryLater: {
+      maxDeferrals: integer('retryLater.maxDeferrals', retryLater.maxDeferrals, defaults.retryLater.maxDeferrals, 0),
+      maxDeferredMs: integer('retryLater.maxDeferredMs', retryLater.maxDeferredMs, defaults.retryLater.maxDeferredMs, 0)
+    },
     clock: options.clock ?? Date.now
   }
 }

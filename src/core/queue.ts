@@ -5,6 +5,8 @@ import { backoffDelay } from './backoff.js'
 import { wakeOrTimeout } from './timeouts.js'
 import { Slots } from './slots.js'
 import { isThenable } from './thenable.js'
+import type { DeferralRecord, FlowGate } from './flow/gate.js'
+import { ParkedRuns } from './flow/parked.js'
 
 interface QueuedEvent {
   event: AnyEvent
@@ -33,6 +35,10 @@ interface HandlerTask extends HandlerRun {
   settled: boolean
   /** Attempts that began running: `attempt` is set when one is scheduled, before it waits for a slot. */
   started: number
+  /** Flow control: just woken from the front of its handler's line; its admission, to release when it ends; its RetryLater record. */
+  woken: boolean
+  release: (() => void) | undefined
+  deferrals: DeferralRecord | undefined
 }
 
 /** An accepted event's handlers that had not finished when the queue was drained. */
@@ -72,10 +78,20 @@ export class MemoryQueue {
   #starting: QueuedEvent[] = []
   readonly #backoffTimers = new Set<NodeJS.Timeout>()
   #idleWaiters: Array<() => void> = []
+  readonly #flow: FlowGate | undefined
+  readonly #parked: ParkedRuns<HandlerTask>
 
   constructor (runtime: InboxRuntime) {
     this.#runtime = runtime
     this.#workers = new Slots(runtime.options.concurrency, (task) => this.#run(task))
+    this.#flow = runtime.flow
+    this.#parked = new ParkedRuns((task) => { this.#workers.add(task) })
+    this.#flow?.onWake((handler) => { this.#parked.wake(handler) })
+  }
+
+  /** When the oldest unfinished event was received: the list is in acceptance order. */
+  get oldestReceivedAt (): number | undefined {
+    return this.#first?.receivedAt
   }
 
   /** Events accepted and not yet finished: waiting, running or backing off. */
@@ -108,7 +124,7 @@ export class MemoryQueue {
     // A snapshot: the set of handlers to run is fixed at accept time, so a handler
     // registered meanwhile cannot run untracked (unseen by close()).
     for (const handler of handlers.length === 1 ? handlers : new Set(handlers)) {
-      queued.tasks.push({ queued, event, handler, receivedAt, attempt: 0, settled: false, started: 0 })
+      queued.tasks.push({ queued, event, handler, receivedAt, attempt: 0, settled: false, started: 0, woken: false, release: undefined, deferrals: undefined })
     }
     queued.unsettled = queued.tasks.length
     if (this.#last === undefined) this.#first = queued
@@ -152,6 +168,11 @@ export class MemoryQueue {
   #run (task: HandlerTask): boolean {
     const { queued } = task
     if (!queued.listed) return true
+    if (this.#flow !== undefined) {
+      // Not admitted (paused, at its concurrency or rate): parked, no attempt used.
+      task.release = this.#parked.admit(task, this.#flow)
+      if (task.release === undefined) return true
+    }
     task.started = task.attempt
     if (queued.running++ === 0) this.#running += 1
     let returned: unknown
@@ -186,6 +207,7 @@ export class MemoryQueue {
 
   #succeeded (task: HandlerTask): void {
     this.#ended(task.queued)
+    task.release?.()
     // A run that ended after shutdown aborted it was cut short, whether it threw
     // or returned: it stays unsettled, and close() dead-letters it as `shutdown`,
     // as the durable inboxes leave such an attempt unrecorded.
@@ -196,20 +218,32 @@ export class MemoryQueue {
 
   #failed (task: HandlerTask, error: unknown): Promise<void> | undefined {
     this.#ended(task.queued)
+    task.release?.()
     if (!task.queued.listed || this.#runtime.signal.aborted) return undefined
     const { attempt } = task
+    const later = this.#flow?.retryLater(task.handler.name, error, task.deferrals, Date.now())
+    if (later !== undefined) {
+      // Deferred, not failed: the same attempt runs again later.
+      task.deferrals = later.record
+      this.#later(later.deferMs, () => { this.#schedule(task, attempt) })
+      return undefined
+    }
     const { retry } = this.#runtime.options
     if (attempt < retry.attempts) {
       const delay = backoffDelay(attempt, retry)
       this.#runtime.handlerRetrying(task, error, delay)
-      const timer = setTimeout(() => {
-        this.#backoffTimers.delete(timer)
-        this.#schedule(task, attempt + 1)
-      }, delay)
-      this.#backoffTimers.add(timer)
+      this.#later(delay, () => { this.#schedule(task, attempt + 1) })
       return undefined
     }
     return this.#runtime.handlerFailed(task, error).then(() => { this.#settle(task) })
+  }
+
+  #later (delayMs: number, then: () => void): void {
+    const timer = setTimeout(() => {
+      this.#backoffTimers.delete(timer)
+      then()
+    }, delayMs)
+    this.#backoffTimers.add(timer)
   }
 
   #settle (task: HandlerTask): void {
@@ -250,6 +284,7 @@ export class MemoryQueue {
     }
     for (const timer of this.#backoffTimers) clearTimeout(timer)
     this.#backoffTimers.clear()
+    this.#parked.clear()
     this.#workers.clear()
     const left: UnfinishedRun[] = []
     while (this.#first !== undefined) {

@@ -15,6 +15,8 @@ import { errorSafeLogger } from './safe-error.js'
 import { ReceiverStats, type QueueCounts, type WebhookStats } from './stats.js'
 import { Telemetry } from './telemetry.js'
 import type { OpenTelemetryApi } from './telemetry-types.js'
+import { FlowGate } from './flow/gate.js'
+import { flowSnapshot } from './flow/snapshot.js'
 
 /**
  * What differs between runtimes: how signatures are checked (node:crypto,
@@ -46,6 +48,7 @@ export class WebhookReceiver<I extends Inbox = Inbox> {
   readonly #lifecycle: InboxLifecycle
   readonly #pipeline: DeliveryPipeline
   readonly #stats = new ReceiverStats()
+  readonly #flow: FlowGate | undefined
   #closed: Promise<void> | undefined
 
   constructor (options: WebhooksOptions<I>, platform: ReceiverPlatform) {
@@ -54,12 +57,14 @@ export class WebhookReceiver<I extends Inbox = Inbox> {
     this.logger = options.logger ?? platform.defaultLogger()
     // Without an inbox option, I is the Inbox interface itself, which MemoryInbox is.
     this.inbox = options.inbox ?? new MemoryInbox() as Inbox as I
-    this.#registry = new HandlerRegistry(this.inbox.durable === true)
+    const flowStore = typeof this.inbox.flowStore === 'function' ? this.inbox.flowStore() : undefined
+    this.#registry = new HandlerRegistry(this.inbox.durable === true, flowStore === undefined ? inboxName(this.inbox) : undefined)
     const telemetry = Telemetry.create(options.telemetry, platform.openTelemetryApi?.(), this.options.clock, () => this.#queueCounts(), this.options.maxQueueSize)
     // What the inbox and the handlers log goes through one place that drops the
     // error fields able to echo a body (a store's `where`, a driver's `parameters`).
     const safeLogger = errorSafeLogger(this.logger)
-    const runtime = new HandlerRuntime(this.options, safeLogger, this.#registry, this.#stats, telemetry)
+    this.#flow = flowStore === undefined ? undefined : new FlowGate(flowStore, this.options.retryLater, safeLogger, telemetry === undefined ? undefined : (handler, reason) => { telemetry.deferred(handler, reason) })
+    const runtime = new HandlerRuntime(this.options, safeLogger, this.#registry, this.#stats, telemetry, this.#flow)
     this.#lifecycle = new InboxLifecycle(this.inbox, runtime, safeLogger, this.options.closeGraceMs)
     this.#pipeline = new DeliveryPipeline(this.options, platform.createVerifier(this.options.secrets), this.inbox, this.#lifecycle, this.#stats, telemetry, this.logger)
   }
@@ -110,22 +115,51 @@ export class WebhookReceiver<I extends Inbox = Inbox> {
 
   /** Counts since this receiver was made, in this process. Synchronous and cheap. */
   stats (): WebhookStats {
-    return this.#stats.snapshot(this.#queueCounts())
+    return { ...this.#stats.snapshot(this.#queueCounts()), flow: flowSnapshot(this.#flow, this.inbox.oldestReceivedAt, this.options.clock()) }
   }
 
-  /** `ok`, `degraded` or `closing`, with the reasons: for readiness probes and load shedding. */
+  /**
+   * Stops running one handler (by name), or every handler: deliveries are still
+   * verified, stored and answered 2xx; the runs wait. On a shared store (BullMQ)
+   * it pauses every receiver on it. Refused on an inbox without flow control.
+   */
+  pause (handlerName?: string): Promise<void> {
+    return this.#flowGate('pause', handlerName).pause(handlerName)
+  }
+
+  /** Undoes `pause()`: without a name, every handler, those paused by name too. The waiting runs drain at their pace. */
+  resume (handlerName?: string): Promise<void> {
+    return this.#flowGate('resume', handlerName).resume(handlerName)
+  }
+
+  #flowGate (method: string, handlerName: string | undefined): FlowGate {
+    if (this.#flow === undefined) {
+      throw new WebhookOptionsError(`${method}(): ${inboxName(this.inbox)} has no flow control, so nothing can be paused; the memory and BullMQ inboxes have it`)
+    }
+    if (handlerName !== undefined && (typeof handlerName !== 'string' || handlerName === '')) {
+      throw new WebhookOptionsError(`${method}(handlerName): the name must be a non-empty string, got ${JSON.stringify(handlerName) ?? typeof handlerName}`)
+    }
+    // An accept-only receiver (handlers in other processes) may pause any name on a shared store.
+    if (handlerName !== undefined && this.#registry.hasHandlers && !this.#registry.hasName(handlerName)) {
+      throw new WebhookOptionsError(`${method}(handlerName): no handler of this receiver is named ${JSON.stringify(handlerName)}`)
+    }
+    return this.#flow
+  }
+
+  /** `ok`, `degraded`, `paused` or `closing`, with the reasons: for readiness probes and load shedding. */
   health (): WebhookHealth {
     const lifecycle = this.#lifecycle
     return judgeHealth({
       closing: lifecycle.closing,
       start: lifecycle.starting !== undefined ? 'starting' : lifecycle.startFailed ? 'failed' : 'done',
       inbox: this.inbox,
-      degradedQueueSize: this.options.degradedQueueSize
+      degradedQueueSize: this.options.degradedQueueSize,
+      paused: this.#flow?.pauseState()
     })
   }
 
   #queueCounts (): QueueCounts {
-    return { size: this.inbox.size ?? 0, running: this.inbox.running ?? 0 }
+    return { size: this.inbox.size ?? 0, running: this.inbox.running ?? 0, oldestReceivedAt: this.inbox.oldestReceivedAt }
   }
 
   /**
@@ -182,4 +216,10 @@ export class WebhookReceiver<I extends Inbox = Inbox> {
     this.#closed ??= this.#lifecycle.close().finally(() => { this.#pipeline.flushRefusalLog() })
     return this.#closed
   }
+}
+
+/** How an inbox is named in messages: its class, as users import it. */
+function inboxName (inbox: Inbox): string {
+  const name = (inbox as { constructor?: { name?: unknown } }).constructor?.name
+  return typeof name === 'string' && name !== '' && name !== 'Object' ? `the inbox ${name}` : 'this inbox'
 }

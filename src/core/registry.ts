@@ -1,7 +1,8 @@
 import { WebhookOptionsError } from './errors.js'
 import type { AnyEventHandler, DeadLetterHandler, ErrorHandler, RegisteredHandler } from './handlers.js'
+import { resolveLimits, type HandlerLimits } from './flow/limits.js'
 
-export interface HandlerOptions {
+export interface HandlerOptions extends HandlerLimits {
   /**
    * A stable name for logs, dead letters and, with a durable inbox, the record of
    * which handlers of an event already succeeded. Default: the function's name.
@@ -10,7 +11,7 @@ export interface HandlerOptions {
 }
 
 /** Every handler option there is: anything else is refused, as the receiver's unknown options are. */
-const HANDLER_OPTIONS: readonly string[] = ['name']
+const HANDLER_OPTIONS: readonly string[] = ['name', 'concurrency', 'rate']
 
 export type Registration = AnyEventHandler | ErrorHandler | DeadLetterHandler
 
@@ -38,8 +39,12 @@ export class HandlerRegistry {
   /** How many unnamed handlers got each label so far: the second is `…#2`. */
   readonly #unnamedLabels = new Map<string, number>()
 
-  constructor (namesAreKeys: boolean) {
+  /** Undefined when the inbox has flow control; otherwise its name, for the refusal of `concurrency` and `rate`. */
+  readonly #noFlowControl: string | undefined
+
+  constructor (namesAreKeys: boolean, noFlowControl?: string) {
     this.#namesAreKeys = namesAreKeys
+    this.#noFlowControl = noFlowControl
   }
 
   add (types: readonly string[], fn: AnyEventHandler, options: HandlerOptions | undefined, method: 'on' | 'onAny'): void {
@@ -115,7 +120,22 @@ export class HandlerRegistry {
       throw new WebhookOptionsError(`${method}(): a durable inbox records which handlers of an event succeeded by name, and this handler has none. ` +
         `Give it one: ${call}, or a named function (${named})`)
     }
-    return Object.freeze({ name: name === '' ? this.#unnamedLabel(method, types) : name, fn })
+    const limits = resolveLimits(options ?? {}, method)
+    if (limits !== undefined && this.#noFlowControl !== undefined) {
+      // Refused rather than ignored: a limit that is not kept is a partner API's
+      // 429s and dead letters on the first burst.
+      throw new WebhookOptionsError(`${method}(): "${limits.rate !== undefined ? 'rate' : 'concurrency'}" needs an inbox with flow control, and ${this.#noFlowControl} has none; ` +
+        'the memory and BullMQ inboxes have it (docs/design.md, "Flow control")')
+    }
+    const label = name === '' ? this.#unnamedLabel(method, types) : name
+    return Object.freeze(limits === undefined ? { name: label, fn } : { name: label, fn, limits })
+  }
+
+  /** Whether some registered event handler has this name. */
+  hasName (name: string): boolean {
+    if (this.#any.some((entry) => entry.name === name)) return true
+    for (const list of this.#byType.values()) if (list.some((entry) => entry.name === name)) return true
+    return false
   }
 
   /** `anonymous:action.completed`, `anonymous:*` for `onAny`, `…#2` for the second of the same. */
@@ -142,7 +162,7 @@ function assertHandlerOptions (options: object, method: string): void {
     // Not "did you mean": with one option, "rate" is not a misspelt "name"; it is a
     // receiver setting (or no setting at all) put in the wrong place.
     throw new WebhookOptionsError(`${method}(): unknown handler option "${option}"; the handler options are ${HANDLER_OPTIONS.map((known) => `"${known}"`).join(', ')} ` +
-      '(retries, concurrency and the queue are set for the whole receiver: new Webhooks({ retry, concurrency, maxQueueSize }))')
+      '(retries, the total concurrency and the queue are set for the whole receiver: new Webhooks({ retry, concurrency, maxQueueSize }))')
   }
 }
 

@@ -21,6 +21,16 @@ export interface DedupeOptions {
   maxEntries?: number
 }
 
+/** How long a handler may keep saying RetryLater before it counts as failing (docs/design.md, "Flow control"). */
+export interface RetryLaterOptions {
+  /** Deferrals of one handler's run of one event. Default 100. */
+  maxDeferrals?: number
+  /** Time from the first deferral to the run asked for. Default 24 hours. */
+  maxDeferredMs?: number
+}
+
+export type ResolvedRetryLater = Required<RetryLaterOptions>
+
 export interface ResolvedOptions {
   secrets: readonly string[]
   toleranceSeconds: number
@@ -33,5 +43,6 @@ export interface ResolvedOptions {
   closeGraceMs: number
   /** `health()` reports `degraded` from this many events accepted and not finished. */
   degradedQueueSize: number
+  retryLater: ResolvedRetryLater
   clock: () => number
 }

@@ -4,6 +4,8 @@ import type { WebhookLogger } from './logger.js'
 import type { ResolvedOptions } from './options.js'
 import type { HandlerRegistry } from './registry.js'
 import { eventTag, RunContext } from './run-context.js'
+import type { FlowGate } from './flow/gate.js'
+import { isRetryLater } from './flow/retry-later.js'
 import type { ReceiverStats } from './stats.js'
 import type { Telemetry } from './telemetry.js'
 
@@ -23,13 +25,17 @@ export class HandlerRuntime<Extra extends object = object> implements InboxRunti
   // Made on first use: Workers forbid an AbortController at module scope, where a
   // receiver is usually built.
   #shutdown: AbortController | undefined
+  readonly flow: FlowGate | undefined
+  /** Said once: this inbox cannot defer, so RetryLater used an attempt. */
+  #retryLaterWarned = false
 
-  constructor (options: ResolvedOptions, logger: WebhookLogger, registry: HandlerRegistry, stats: ReceiverStats, telemetry: Telemetry | undefined) {
+  constructor (options: ResolvedOptions, logger: WebhookLogger, registry: HandlerRegistry, stats: ReceiverStats, telemetry: Telemetry | undefined, flow?: FlowGate) {
     this.options = options
     this.logger = logger
     this.#registry = registry
     this.#stats = stats
     this.#telemetry = telemetry
+    this.flow = flow
   }
 
   /** Aborted when `close()` runs out of its grace period. */
@@ -68,11 +74,13 @@ export class HandlerRuntime<Extra extends object = object> implements InboxRunti
 
   handlerRetrying (run: HandlerRun, error: unknown, retryInMs: number): void {
     this.#stats.retried += 1
+    this.#warnRetryLater(error)
     this.logger.warn({ event: eventTag(run.event), handler: run.handler.name, attempt: run.attempt, retryInMs, err: error }, 'handler failed; will retry')
   }
 
   async handlerFailed (run: HandlerRun, error: unknown): Promise<void> {
     this.#stats.failed += 1
+    this.#warnRetryLater(error)
     const info = { handler: run.handler.name, attempts: run.attempt }
     for (const onError of this.#registry.errorHandlers) {
       await this.#callSafely('onError', run, () => onError(error, run.event, info))
@@ -100,6 +108,14 @@ export class HandlerRuntime<Extra extends object = object> implements InboxRunti
     for (const onDeadLetter of this.#registry.deadLetterHandlers) {
       await this.#callSafely('onDeadLetter', entry, () => onDeadLetter(entry))
     }
+  }
+
+  /** An inbox without flow control cannot defer: said once, so nobody believes a RetryLater is free there. */
+  #warnRetryLater (error: unknown): void {
+    if (this.flow !== undefined || this.#retryLaterWarned || !isRetryLater(error)) return
+    this.#retryLaterWarned = true
+    this.logger.warn({}, 'a handler threw RetryLater, but this inbox has no flow control: it counts as a failed attempt, retried with backoff ' +
+      '(docs/design.md, "Flow control" says which inboxes defer it)')
   }
 
   async #callSafely (what: string, subject: { event: DeadLetter['event'] }, call: () => unknown): Promise<void> {

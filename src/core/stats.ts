@@ -1,5 +1,8 @@
 import { refusalStatus, type RefusalCode } from './errors.js'
 import type { ReceiveCode } from './delivery.js'
+import type { FlowStats } from './flow/snapshot.js'
+
+export type { FlowStats } from './flow/snapshot.js'
 
 /** What `webhooks.stats()` returns: counts since this receiver was made, in this process. */
 export interface WebhookStats {
@@ -31,12 +34,16 @@ export interface WebhookStats {
   }
   /** Events dead-lettered: a handler failed for good, or shutdown came first. */
   deadLetters: number
+  /** Flow control: deferrals and pauses per handler, and the oldest event still waiting. */
+  flow: FlowStats
 }
 
 /** Events accepted and not finished (what `maxQueueSize` counts), and those running here now. */
 export interface QueueCounts {
   size: number
   running: number
+  /** When the oldest event accepted and not finished was received, where the inbox can tell. */
+  oldestReceivedAt?: number | undefined
 }
 
 const refusalCodes = Object.keys(refusalStatus) as RefusalCode[]
@@ -65,7 +72,7 @@ export class ReceiverStats {
     }
   }
 
-  snapshot (queue: QueueCounts): WebhookStats {
+  snapshot (queue: QueueCounts): Omit<WebhookStats, 'flow'> {
     return {
       deliveries: { accepted: this.accepted, duplicate: this.duplicate, duplicateDiffers: this.duplicateDiffers, refused: this.refused, refusedBy: { ...this.refusedBy } },
       queue: { waiting: Math.max(0, queue.size - queue.running), running: queue.running },

@@ -132,6 +132,7 @@ export class Telemetry {
   readonly #clock: () => number
   readonly #deliveries: CounterLike | undefined
   readonly #deadLetters: CounterLike | undefined
+  readonly #deferred: CounterLike | undefined
   readonly #handlerDuration: HistogramLike | undefined
   readonly #eventLag: HistogramLike | undefined
   readonly #tracer: TracerLike | undefined
@@ -161,6 +162,7 @@ export class Telemetry {
     if (meter === undefined) return
     this.#deliveries = meter.createCounter('sir_webhooks.deliveries', { description: 'Deliveries answered, by outcome and refusal reason', unit: '{delivery}' })
     this.#deadLetters = meter.createCounter('sir_webhooks.dead_letters', { description: 'Events dead-lettered, by reason', unit: '{event}' })
+    this.#deferred = meter.createCounter('sir_webhooks.handler.deferred', { description: 'Handler runs put off without using an attempt, by handler and reason', unit: '{run}' })
     this.#handlerDuration = meter.createHistogram('sir_webhooks.handler.duration', {
       description: 'How long one handler run took',
       unit: 's',
@@ -176,6 +178,11 @@ export class Telemetry {
         const { size, running } = queue()
         result.observe(Math.max(0, size - running), { 'sir_webhooks.state': 'waiting' })
         result.observe(running, { 'sir_webhooks.state': 'running' })
+      })
+    meter.createObservableGauge('sir_webhooks.queue.oldest_age', { description: 'Age of the oldest event accepted and not finished, where the inbox can tell', unit: 's' })
+      .addCallback((result) => {
+        const { oldestReceivedAt } = queue()
+        if (oldestReceivedAt !== undefined) result.observe(Math.max(0, this.#clock() - oldestReceivedAt) / 1000)
       })
   }
 
@@ -197,6 +204,11 @@ export class Telemetry {
     if (code !== 'ACCEPTED' && code !== 'DUPLICATE' && refusalStatus[code] >= 500) span.setStatus({ code: STATUS_ERROR, message: code })
     if (code === 'ACCEPTED' && event !== undefined) this.#deliverySpans.remember(event, span.spanContext())
     span.end()
+  }
+
+  /** A handler's run was put off (flow control): no attempt used. */
+  deferred (handler: string, reason: string): void {
+    this.#deferred?.add(1, { 'sir_webhooks.handler': capped(handler), 'sir_webhooks.reason': reason })
   }
 
   deadLettered (reason: string): void {

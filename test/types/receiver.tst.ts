@@ -5,6 +5,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import Fastify from 'fastify'
 import { describe, expect, test } from 'tstyche'
 import {
+  RetryLater,
   Webhooks,
   verify,
   type AnyEvent,
@@ -61,6 +62,17 @@ describe('on(type, handler)', () => {
     expect(webhooks.on('action.completed', () => {}, { name: 'creditPartner' })).type.toBe<Webhooks>()
     expect(webhooks.onAny(() => {}, { name: 'audit' })).type.toBe<Webhooks>()
     expect(webhooks.on('action.completed', () => {}, { label: 'creditPartner' })).type.toRaiseError()
+  })
+
+  test('flow control: concurrency and rate per handler, pause and resume return promises, RetryLater is exported', () => {
+    expect(webhooks.on('action.completed', () => {}, { name: 'creditPartner', concurrency: 2, rate: { perSecond: 20, burst: 5 } })).type.toBe<Webhooks>()
+    expect(webhooks.on('action.completed', () => {}, { rate: { perMinute: 20 } })).type.toRaiseError()
+    expect(webhooks.on('action.completed', () => {}, { concurrency: '2' })).type.toRaiseError()
+    expect(webhooks.pause()).type.toBe<Promise<void>>()
+    expect(webhooks.resume('creditPartner')).type.toBe<Promise<void>>()
+    expect(new RetryLater({ afterMs: 2000 })).type.toBeAssignableTo<Error>()
+    expect(webhooks.health().status).type.toBe<'ok' | 'degraded' | 'paused' | 'closing'>()
+    expect(webhooks.stats().flow.oldestWaitingMs).type.toBe<number | undefined>()
   })
 
   test('returns the receiver, so registrations chain', () => {

@@ -1,0 +1,74 @@
+import { randomUUID } from 'node:crypto'
+import t, { type Test } from 'tap'
+import { bullmqInbox } from '../src/bullmq/inbox.js'
+import { redisForTests } from './helpers/redis.js'
+import { runFlowScenarios } from './flow/scenarios.js'
+import { delivery, event, receiver, sleep, until } from './inbox-contract/support.js'
+
+const redis = await redisForTests(t)
+if (redis.url === undefined) {
+  t.plan(0, `BullMQ flow control skipped: no Redis (${redis.reason})`)
+} else {
+  const { connection } = redis
+  // A queue of its own per test: tests share one Redis and must not see each other's jobs.
+  runFlowScenarios(t, { name: 'bullmq', inbox: () => bullmqInbox({ connection, queueName: `flow-${randomUUID()}` }) })
+}
+
+if (redis.url !== undefined) {
+  const { connection } = redis
+
+  /** Two receivers on one queue, as two machines behind a load balancer. */
+  function pair (t: Test, options: Parameters<typeof receiver>[1] = {}): [ReturnType<typeof receiver>, ReturnType<typeof receiver>] {
+    const queueName = `flow-pair-${randomUUID()}`
+    const a = receiver(bullmqInbox({ connection, queueName }), options)
+    const b = receiver(bullmqInbox({ connection, queueName }), options)
+    t.teardown(async () => { await Promise.all([a.close(), b.close()]) })
+    return [a, b]
+  }
+
+  t.test('bullmq: two receivers on one Redis share one rate limit', async (t) => {
+    // One job at a time each, and a run longer than the 250 ms between tokens:
+    // one receiver cannot keep up alone, so both run some.
+    const [a, b] = pair(t, { concurrency: 1 })
+    const runs: Array<{ by: string, at: number }> = []
+    for (const [by, webhooks] of [['a', a], ['b', b]] as const) {
+      webhooks.on('action.completed', async function callPartner () {
+        runs.push({ by, at: Date.now() })
+        await sleep(300)
+      }, { name: 'callPartner', rate: { perSecond: 4, burst: 1 } })
+    }
+    for (let index = 0; index < 17; index++) {
+      t.equal((await (index % 2 === 0 ? a : b).receive(delivery(event(`evt_shared_rate_${index}`)))).status, 200)
+    }
+    await until(() => runs.length === 17, 'every event to run', 30_000)
+    const rate = (runs.length - 1) / (((runs.at(-1)?.at ?? 0) - (runs[0]?.at ?? 0)) / 1000)
+    // Two buckets of 4/s would give up to 8/s (6.7/s with these runs).
+    t.ok(rate >= 2.8 && rate <= 4.6, `measured ${rate.toFixed(2)} runs/s over both receivers for one limit of 4/s`)
+    t.ok(runs.some((run) => run.by === 'a') && runs.some((run) => run.by === 'b'), `both receivers ran some (${runs.filter((run) => run.by === 'a').length} on a)`)
+  })
+
+  t.test('bullmq: pause() on one receiver pauses every receiver on the Redis; resume() on another drains', async (t) => {
+    const [a, b] = pair(t)
+    const ran: string[] = []
+    for (const webhooks of [a, b]) webhooks.on('action.completed', async function creditTokens (event) { ran.push(event.id) }, { name: 'creditTokens' })
+    await a.pause()
+    await until(() => b.health().status === 'paused', 'the other receiver to see the pause', 5_000)
+    for (let index = 0; index < 6; index++) {
+      t.equal((await (index % 2 === 0 ? a : b).receive(delivery(event(`evt_shared_pause_${index}`)))).status, 200, 'answered 2xx while paused')
+    }
+    await sleep(1_000)
+    t.same(ran, [], 'nothing ran on either receiver')
+    t.equal((await b.inbox.counts?.())?.pending, 6, 'stored, waiting')
+    await b.resume()
+    await until(() => ran.length === 6, 'resume() on the other receiver to drain every event', 15_000)
+    await until(() => a.health().status === 'ok', 'the first receiver to see the resume', 5_000)
+    // Per handler, too: paused by name on b, not run on a.
+    await b.pause('creditTokens')
+    await until(() => a.health().status === 'paused', 'the handler pause to reach the other receiver', 5_000)
+    await a.receive(delivery(event('evt_shared_pause_named')))
+    await sleep(1_000)
+    t.notOk(ran.includes('evt_shared_pause_named'), 'the handler paused by name ran nowhere')
+    await a.resume('creditTokens')
+    await until(() => ran.includes('evt_shared_pause_named'), 'the event to run once resumed', 15_000)
+  })
+}
