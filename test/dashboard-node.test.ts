@@ -81,3 +81,30 @@ t.test('Express: mounted with app.use under its path, behind the app\'s own auth
   t.equal(redriven.status, 303)
   await until(() => handled.includes('evt_express_1'), 'the handler')
 })
+
+t.test('the overview reads the store\'s counts at most once every 2 s however often pages poll, and afresh after an action', async (t) => {
+  const { webhooks } = await deadSetup(t, 'evt_node_counts')
+  const inbox = webhooks.inbox as unknown as { counts: () => Promise<unknown> }
+  const counts = inbox.counts.bind(inbox)
+  let reads = 0
+  inbox.counts = async () => { reads += 1; return await counts() }
+  const listener = dashboardHandler({ webhooks, prefix: PREFIX, basicAuth: OPERATOR })
+  t.teardown(() => { listener.close() })
+  const origin = await listen(t, createServer(listener))
+  for (let poll = 0; poll < 10; poll += 1) {
+    const answer = await fetch(origin + PREFIX + '/api/overview', { headers: { authorization: BASIC } })
+    t.equal(answer.status, 200)
+    t.match(await answer.json(), { counts: { dead: 1 } })
+  }
+  t.equal(reads, 1, 'ten polls, one read of the store')
+  const html = await (await fetch(origin + PREFIX + '/events?q=evt_node_counts', { headers: { authorization: BASIC } })).text()
+  const redriven = await fetch(origin + PREFIX + '/actions/redrive', {
+    method: 'POST',
+    redirect: 'manual',
+    body: form({ id: 'evt_node_counts', token: tokenOn(html, 'redrive') }),
+    headers: { authorization: BASIC, origin, 'content-type': 'application/x-www-form-urlencoded' }
+  })
+  t.equal(redriven.status, 303)
+  await fetch(origin + PREFIX + '/api/overview', { headers: { authorization: BASIC } })
+  t.equal(reads, 2, 'an action makes the next overview read the store again')
+})

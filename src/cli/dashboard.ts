@@ -21,13 +21,11 @@ longer works. Stop with Ctrl-C.
   --prefix P      BullMQ's key prefix (default bull)
   --schema NAME   the Postgres inbox's schema (default sir_webhooks)`
 
-const COOKIE = 'sir_dashboard_session'
-
-function cookieValue (request: IncomingMessage): string {
+function cookieValue (request: IncomingMessage, cookie: string): string {
   const header = request.headers.cookie ?? ''
   for (const part of header.split(';')) {
     const [name, ...value] = part.trim().split('=')
-    if (name === COOKIE) return value.join('=')
+    if (name === cookie) return value.join('=')
   }
   return ''
 }
@@ -40,6 +38,15 @@ function cookieValue (request: IncomingMessage): string {
 class LocalSession {
   #signIn: string | undefined = randomBytes(24).toString('base64url')
   readonly #session = randomBytes(32).toString('base64url')
+  /**
+   * The run's own path: a browser sends a cookie to every port of a host, so the
+   * cookie is scoped to this random path (other local servers never get it) and
+   * named after the port (a second run does not overwrite the first's).
+   */
+  readonly base = `/${randomBytes(12).toString('base64url')}`
+  #cookie = 'sir_dashboard_session'
+
+  listeningOn (port: number): void { this.#cookie = `sir_dashboard_${port}` }
 
   get signInToken (): string | undefined { return this.#signIn }
 
@@ -47,7 +54,7 @@ class LocalSession {
   signIn (request: IncomingMessage, response: ServerResponse): boolean {
     const url = new URL(request.url ?? '/', 'http://127.0.0.1')
     const token = url.searchParams.get('sign-in')
-    if (url.pathname !== '/' || token === null) return false
+    if (url.pathname !== `${this.base}/` || token === null) return false
     if (this.#signIn === undefined || !sameSecret(token, this.#signIn)) {
       response.writeHead(403, { 'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-store' })
       response.end('this sign-in link was used already or is wrong: restart "sir-webhooks dashboard" for a new one\n')
@@ -55,8 +62,8 @@ class LocalSession {
     }
     this.#signIn = undefined
     response.writeHead(303, {
-      location: '/',
-      'set-cookie': `${COOKIE}=${this.#session}; HttpOnly; SameSite=Strict; Path=/`,
+      location: `${this.base}/`,
+      'set-cookie': `${this.#cookie}=${this.#session}; HttpOnly; SameSite=Strict; Path=${this.base}`,
       'cache-control': 'no-store',
       'referrer-policy': 'no-referrer'
     })
@@ -65,7 +72,7 @@ class LocalSession {
   }
 
   authorized (request: IncomingMessage): boolean {
-    return sameSecret(cookieValue(request), this.#session)
+    return sameSecret(cookieValue(request, this.#cookie), this.#session)
   }
 }
 
@@ -77,6 +84,7 @@ async function run (flags: Flags, io: Io): Promise<number> {
     webhooks: { inbox },
     authorize: (request) => session.authorized(request),
     readOnly: flags['read-only'] === true,
+    prefix: session.base,
     title: 'sir-webhooks (local)'
   })
   const server = createServer((request, response) => {
@@ -88,8 +96,9 @@ async function run (flags: Flags, io: Io): Promise<number> {
     server.listen(port, '127.0.0.1', resolve)
   })
   const { port: bound } = server.address() as AddressInfo
-  io.stdout.write(`sir-webhooks dashboard on http://127.0.0.1:${bound}/\n` +
-    `Open this one-time link to sign in (it works once):\n  http://127.0.0.1:${bound}/?sign-in=${session.signInToken ?? ''}\n`)
+  session.listeningOn(bound)
+  io.stdout.write(`sir-webhooks dashboard on http://127.0.0.1:${bound}${session.base}/\n` +
+    `Open this one-time link to sign in (it works once):\n  http://127.0.0.1:${bound}${session.base}/?sign-in=${session.signInToken ?? ''}\n`)
   await new Promise<void>((resolve) => {
     const stop = (): void => { resolve() }
     process.once('SIGINT', stop)

@@ -1,4 +1,3 @@
-import type { OutcomeState } from '../core/outcome.js'
 import { loadAssets, type Asset } from './assets.js'
 import { ActionTokens, checkAccess, crossSiteRefusal } from './guard.js'
 import type { CheckedOptions } from './options.js'
@@ -27,6 +26,10 @@ export interface DashboardRequest<Req> {
 export type { DashboardResponse } from './responses.js'
 
 const DEAD_LIMIT = 100
+/** How often the overview reads the store's counts, however many pages poll it. */
+const STORE_READ_INTERVAL_MS = 2_000
+
+type StoreView = Pick<OverviewData, 'counts' | 'countsError' | 'oldestPending'>
 
 /**
  * The framework-free dashboard: routes a request to a page, an asset or an
@@ -40,6 +43,7 @@ export class Dashboard<Req> {
   readonly #charts: boolean
   readonly #tokens = new ActionTokens()
   readonly #samples: Samples
+  #storeRead: { at: number, view: Promise<StoreView> } | undefined
 
   constructor (options: CheckedOptions<Req>, base: string) {
     this.#options = options
@@ -100,19 +104,33 @@ export class Dashboard<Req> {
 
   async overview (since = NaN): Promise<OverviewData> {
     const { webhooks, sampleIntervalMs } = this.#options
-    let counts: Record<OutcomeState, number> | null = null
-    let countsError: string | undefined
-    let oldestPending: string | undefined
-    if (typeof this.#inbox.counts === 'function') {
-      try {
-        counts = await this.#inbox.counts()
-        oldestPending = await this.#oldestPending()
-      } catch (error) {
-        countsError = `The store did not answer: ${error instanceof Error ? error.message : String(error)}`
-      }
-    }
+    const { counts, countsError, oldestPending } = await this.#storeView()
     const health = webhooks.health?.() ?? this.#inbox.health?.() ?? null
     return { stats: webhooks.stats?.() ?? null, health, counts, ...(countsError === undefined ? {} : { countsError }), ...(oldestPending === undefined ? {} : { oldestPending }), samples: this.#samples.list().filter((sample) => !(sample.t <= since)), sampleIntervalMs }
+  }
+
+  /**
+   * The store's counts and oldest pending event, read at most once per
+   * STORE_READ_INTERVAL_MS whatever the number of open pages: a count is a scan of
+   * the table, and with SQLite it runs on the receiver's own event loop.
+   */
+  #storeView (): Promise<StoreView> {
+    const now = Date.now()
+    if (this.#storeRead !== undefined && now - this.#storeRead.at < STORE_READ_INTERVAL_MS) return this.#storeRead.view
+    const view = this.#readStore()
+    this.#storeRead = { at: now, view }
+    return view
+  }
+
+  async #readStore (): Promise<StoreView> {
+    if (typeof this.#inbox.counts !== 'function') return { counts: null }
+    try {
+      const counts = await this.#inbox.counts()
+      const oldestPending = await this.#oldestPending()
+      return { counts, ...(oldestPending === undefined ? {} : { oldestPending }) }
+    } catch (error) {
+      return { counts: null, countsError: `The store did not answer: ${error instanceof Error ? error.message : String(error)}` }
+    }
   }
 
   /** How long the longest-waiting pending event has waited, in words; undefined where the inbox cannot list. */
@@ -155,6 +173,8 @@ export class Dashboard<Req> {
     const form = request.form ?? new URLSearchParams()
     if (!this.#tokens.verify(action, form.get('token'))) return text(403, 'the action token is missing, wrong or expired: reload the page and try again')
     if (!this.#can(action)) return text(404, `this inbox cannot ${action}`)
+    // An action changes the counts: the next overview reads them afresh.
+    this.#storeRead = undefined
     return await runAction(action, form, this.#inbox, this.#context())
   }
 }

@@ -30,6 +30,7 @@ CREATE TABLE IF NOT EXISTS sir_webhook_events (
 );
 CREATE INDEX IF NOT EXISTS sir_webhook_events_due ON sir_webhook_events (state, next_attempt_at);
 CREATE INDEX IF NOT EXISTS sir_webhook_events_finished ON sir_webhook_events (state, finished_at);
+CREATE INDEX IF NOT EXISTS sir_webhook_events_received ON sir_webhook_events (received_at);
 `
 
 export interface EventRow {

@@ -42,21 +42,29 @@ t.test('dashboard --store sqlite:PATH: loopback only, a one-time sign-in link, t
   const url = new URL(signIn)
   t.equal(url.hostname, '127.0.0.1', 'bound to loopback')
   const origin = url.origin
-  t.equal((await fetch(origin + '/')).status, 403, 'no session: refused')
-  t.equal((await fetch(origin + '/?sign-in=wrong', { redirect: 'manual' })).status, 403, 'a wrong sign-in token')
+  // The run's own random path: the cookie is scoped to it and named after the port,
+  // since a browser sends a host's cookies to every port of it.
+  const base = origin + url.pathname.replace(/\/$/, '')
+  t.match(url.pathname, /^\/[\w-]{16}\/$/, 'a random path of its own')
+  t.equal((await fetch(base + '/')).status, 403, 'no session: refused')
+  t.equal((await fetch(base + '/?sign-in=wrong', { redirect: 'manual' })).status, 403, 'a wrong sign-in token')
+  t.equal((await fetch(origin + '/?sign-in=' + (url.searchParams.get('sign-in') ?? ''), { redirect: 'manual' })).status, 404, 'the token outside the run\'s path signs nothing in')
   const signedIn = await fetch(signIn, { redirect: 'manual' })
   t.equal(signedIn.status, 303)
   const cookie = (signedIn.headers.get('set-cookie') ?? '').split(';')[0] ?? ''
   t.match(signedIn.headers.get('set-cookie'), /HttpOnly; SameSite=Strict/)
+  t.match(signedIn.headers.get('set-cookie'), `Path=${url.pathname.replace(/\/$/, '')}`, 'the cookie goes to this run\'s path only')
+  t.match(cookie, new RegExp(`^sir_dashboard_${url.port}=`), 'named after the port')
   t.equal((await fetch(signIn, { redirect: 'manual' })).status, 403, 'the link works once')
 
-  const overview = await (await fetch(origin + '/', { headers: { cookie } })).text()
+  const overview = await (await fetch(base + '/', { headers: { cookie } })).text()
   t.match(overview, '<span data-stat="counts.dead">1</span>')
   t.match(overview, 'No receiver runs in this process')
-  const dead = await (await fetch(origin + '/dead', { headers: { cookie } })).text()
+  const dead = await (await fetch(base + '/dead', { headers: { cookie } })).text()
   t.match(dead, '&lt;b&gt;down&lt;/b&gt;')
-  const token = /action="\/actions\/redrive"[\s\S]*?name="token" value="([^"]+)"/.exec(dead)?.[1] ?? ''
-  const redriven = await fetch(origin + '/actions/redrive', {
+  const token = /action="[^"]*\/actions\/redrive"[\s\S]*?name="token" value="([^"]+)"/.exec(dead)?.[1] ?? ''
+  t.not(token, '', 'the page carries its action token')
+  const redriven = await fetch(base + '/actions/redrive', {
     method: 'POST',
     redirect: 'manual',
     headers: { cookie, origin, 'content-type': 'application/x-www-form-urlencoded' },
