@@ -216,6 +216,10 @@ export class BullmqInbox implements Inbox {
     // Its dedupe key may have expired since; the job runs only with one set.
     const digest = typeof job.data.body === 'string' ? bodyDigest(job.data.body) : undefined
     await markSeen(queue, this.#seenKey(jobId), jobId, seenValue(job.data.receivedAt, digest), this.#dedupeSeconds(this.#runtime), true)
+    // Attempts start afresh, so do the RetryLater bound and the deferral count
+    // (and a reserved token is long stale).
+    const { deferrals: _deferrals, reserved: _reserved, deferredRuns: _deferredRuns, ...fresh } = job.data
+    await job.updateData(fresh)
     try {
       await job.retry('failed', { resetAttemptsMade: true, resetAttemptsStarted: true })
     } catch (error) {
