@@ -53,6 +53,7 @@ if (redis.url === undefined) {
     // As if dedupeSeconds passed while the handler was paused.
     t.equal(await admin.del(`bull:${queueName}:sir-seen:${jobIdFor(id)}`), 1, 'the dedupe key existed')
     await sleep(1_500)
+    t.equal((await webhooks.inbox.outcome?.(id))?.state, 'pending', 'it is still recorded, waiting')
     await webhooks.resume('creditTokens')
     await until(() => ran.length >= 1, 'the run once resumed', 15_000)
     t.same(ran, [id])

@@ -192,8 +192,9 @@ export class BullmqInbox implements Inbox {
     const job = await queue.getJob(jobIdFor(id))
     if (job === undefined) return undefined
     const state = await job.getState()
-    // A held job nobody set the key for is a refused delivery: not recorded.
-    if (state === 'delayed' && job.attemptsMade === 0 && await (await queue.client).get(this.#seenKey(job.id ?? '')) === null) return undefined
+    // A held job nobody set the key for is a refused delivery: not recorded. A
+    // deferred one was answered, whether or not its key has expired since.
+    if (state === 'delayed' && job.attemptsMade === 0 && (job.data.deferredRuns ?? 0) === 0 && await (await queue.client).get(this.#seenKey(job.id ?? '')) === null) return undefined
     return toOutcome(job, state)
   }
 
