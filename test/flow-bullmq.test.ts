@@ -27,14 +27,15 @@ if (redis.url !== undefined) {
   }
 
   t.test('bullmq: two receivers on one Redis share one rate limit', async (t) => {
-    // One job at a time each, and a run longer than the 250 ms between tokens:
-    // one receiver cannot keep up alone, so both run some.
+    // One job at a time each, and a run (260 ms) a little longer than the 250 ms
+    // between tokens: one receiver cannot keep up alone, so both run some, and a
+    // bucket per receiver would let through about 7/s, near twice the limit.
     const [a, b] = pair(t, { concurrency: 1 })
     const runs: Array<{ by: string, at: number }> = []
     for (const [by, webhooks] of [['a', a], ['b', b]] as const) {
       webhooks.on('action.completed', async function callPartner () {
         runs.push({ by, at: Date.now() })
-        await sleep(300)
+        await sleep(260)
       }, { name: 'callPartner', rate: { perSecond: 4, burst: 1 } })
     }
     for (let index = 0; index < 17; index++) {
@@ -42,8 +43,8 @@ if (redis.url !== undefined) {
     }
     await until(() => runs.length === 17, 'every event to run', 30_000)
     const rate = (runs.length - 1) / (((runs.at(-1)?.at ?? 0) - (runs[0]?.at ?? 0)) / 1000)
-    // Two buckets of 4/s would give up to 8/s (6.7/s with these runs).
-    t.ok(rate >= 2.8 && rate <= 4.6, `measured ${rate.toFixed(2)} runs/s over both receivers for one limit of 4/s`)
+    // Wide bounds for a loaded machine: 0.4x to 1.6x of the limit.
+    t.ok(rate >= 1.6 && rate <= 6.4, `measured ${rate.toFixed(2)} runs/s over both receivers for one limit of 4/s`)
     t.ok(runs.some((run) => run.by === 'a') && runs.some((run) => run.by === 'b'), `both receivers ran some (${runs.filter((run) => run.by === 'a').length} on a)`)
   })
 

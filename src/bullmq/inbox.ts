@@ -192,8 +192,9 @@ export class BullmqInbox implements Inbox {
     const job = await queue.getJob(jobIdFor(id))
     if (job === undefined) return undefined
     const state = await job.getState()
-    // A held job nobody set the key for is a refused delivery: not recorded.
-    if (state === 'delayed' && job.attemptsMade === 0 && await (await queue.client).get(this.#seenKey(job.id ?? '')) === null) return undefined
+    // A held job nobody set the key for is a refused delivery: not recorded. A
+    // deferred one was answered, whether or not its key has expired since.
+    if (state === 'delayed' && job.attemptsMade === 0 && (job.data.deferredRuns ?? 0) === 0 && await (await queue.client).get(this.#seenKey(job.id ?? '')) === null) return undefined
     return toOutcome(job, state)
   }
 
@@ -216,6 +217,10 @@ export class BullmqInbox implements Inbox {
     // Its dedupe key may have expired since; the job runs only with one set.
     const digest = typeof job.data.body === 'string' ? bodyDigest(job.data.body) : undefined
     await markSeen(queue, this.#seenKey(jobId), jobId, seenValue(job.data.receivedAt, digest), this.#dedupeSeconds(this.#runtime), true)
+    // Attempts start afresh, so do the RetryLater bound and the deferral count
+    // (and a reserved token is long stale).
+    const { deferrals: _deferrals, reserved: _reserved, deferredRuns: _deferredRuns, ...fresh } = job.data
+    await job.updateData(fresh)
     try {
       await job.retry('failed', { resetAttemptsMade: true, resetAttemptsStarted: true })
     } catch (error) {

@@ -2,7 +2,7 @@
 // putting a job back, and reporting jobs that died without this process's handlers saying so.
 import type { Job, Queue, Worker } from 'bullmq'
 import { reportFailures, runAttempt, type AttemptResult } from '../core/attempt.js'
-import { earliestRetry, runFlowAttempt, type FlowAttemptResult } from '../core/flow/attempt.js'
+import { earliestRetry, runFlowAttempt, type DeferredRun, type FlowAttemptResult } from '../core/flow/attempt.js'
 import { backoffDelay } from '../core/backoff.js'
 import type { InboxRuntime } from '../core/inbox.js'
 import { errorSummary } from '../core/outcome.js'
@@ -77,7 +77,9 @@ async function processJob (runner: JobRunner, job: Job<JobData>, token: string |
     runtime.logger.error({ job: { id: job.id } }, 'a BullMQ job holds a body that is not an event (edited in Redis?); it is failed without running')
     throw new runner.bullmq.UnrecoverableError('the job holds a body that is not an event')
   }
-  if (job.attemptsMade === 0 && await (await queue.client).get(runner.seenKey(job.id ?? '')) === null) {
+  // A job deferred before was run, so its delivery was answered: its key may
+  // have expired since (dedupeSeconds) with no attempt made, yet it is no hold.
+  if (job.attemptsMade === 0 && deferredRuns === 0 && await (await queue.client).get(runner.seenKey(job.id ?? '')) === null) {
     // A held job whose hold ran out with no key: its delivery was refused or
     // never answered. It waits for the sender's retry to set the key.
     await putBack(runner, job, token, HOLD_MS)
@@ -100,8 +102,8 @@ async function processJob (runner: JobRunner, job: Job<JobData>, token: string |
     await putBack(runner, job, token, earliestRetry(result.deferred ?? []))
   }
   if (last === undefined) return
-  const message = `${last.key}: ${errorSummary(last.error)}`
   const final = job.attemptsMade + 1 >= (job.opts.attempts ?? 1)
+  const message = `${last.key}: ${errorSummary(last.error)}` + (final ? notRun(runner, job, result.deferred ?? []) : '')
   await job.updateData({ ...job.data, succeeded: result.succeeded, deferrals: result.deferrals, reserved: result.reserved })
   if (final) {
     runner.reported.add(job.id ?? '')
@@ -111,6 +113,19 @@ async function processJob (runner: JobRunner, job: Job<JobData>, token: string |
   const delay = backoffDelay(job.attemptsMade + 1, runtime.options.retry)
   await reportFailures(runtime, event, receivedAt, attempt, result.failures, delay)
   throw new AttemptFailed(message, delay)
+}
+
+/**
+ * Handlers deferred in the final attempt (paused, rate, concurrency, RetryLater)
+ * die with the job though they never ran: the dead record names them, and a
+ * redrive runs them, as they are not among the job's `succeeded`.
+ */
+function notRun (runner: JobRunner, job: Job<JobData>, deferred: readonly DeferredRun[]): string {
+  if (deferred.length === 0) return ''
+  const keys = deferred.map((run) => run.key)
+  runner.runtime.logger.warn({ job: { id: job.id }, handlers: keys },
+    'a handler of this event failed for good while others were deferred: they did not run; redrive the dead letter to run them')
+  return `; not run: deferred (${deferred.map((run) => `${run.key}: ${run.reason}`).join(', ')})`
 }
 
 /** Moves the running job back to delayed without counting an attempt made; always throws, as BullMQ requires. */

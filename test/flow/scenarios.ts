@@ -27,14 +27,17 @@ export function runFlowScenarios (t: Test, place: FlowPlace): void {
     webhooks.on('action.completed', async function audit () { free += 1 }, { name: 'audit' })
     for (const id of ids('rate', 21)) t.equal((await webhooks.receive(delivery(event(id)))).status, 200)
     await until(() => free === 21, 'the unpaced handler to run every event', 10_000)
-    t.ok(paced.length < 10, `the unpaced handler is not held back by the paced one (${paced.length} paced runs when it finished)`)
+    // Held back, it would finish with the paced one (21 runs, 4 s); the bound leaves
+    // a loaded machine 3 s to take the 21 deliveries.
+    t.ok(paced.length < 16, `the unpaced handler is not held back by the paced one (${paced.length} paced runs when it finished)`)
     await until(() => paced.length === 21, 'the paced handler to run every event', 30_000)
-    // 21 runs at 5/s with a burst of 1: 20 intervals of 200 ms, 4 s; generous
-    // bounds for a loaded machine, but far from "as fast as the queue allows".
+    // 21 runs at 5/s with a burst of 1: 20 intervals of 200 ms, 4 s. Wide bounds
+    // (0.4x to 1.6x, 2x + 1 in any second) for a loaded 2-core CI machine, yet
+    // far from unpaced (over 100/s here).
     const rate = (paced.length - 1) / (((paced.at(-1) ?? 0) - (paced[0] ?? 0)) / 1000)
-    t.ok(rate >= 3.5 && rate <= 5.6, `measured ${rate.toFixed(2)} runs/s for a limit of 5/s`)
+    t.ok(rate >= 2 && rate <= 8, `measured ${rate.toFixed(2)} runs/s for a limit of 5/s`)
     const inAnySecond = Math.max(...paced.map((start) => paced.filter((at) => at >= start && at < start + 1000).length))
-    t.ok(inAnySecond <= 7, `at most ${inAnySecond} runs in any one second (limit 5/s, burst 1, timer slack)`)
+    t.ok(inAnySecond <= 11, `${inAnySecond} runs in the busiest second (limit 5/s, burst 1; at most 2x + 1)`)
     t.ok((webhooks.stats().flow.handlers.callPartner?.deferred.rate ?? 0) > 0, 'the deferrals are counted per handler')
   })
 
@@ -55,7 +58,8 @@ export function runFlowScenarios (t: Test, place: FlowPlace): void {
     await webhooks.resume('callPartner')
     await until(() => paced.length === 11, 'the backlog to drain', 30_000)
     const rate = (paced.length - 1) / (((paced.at(-1) ?? 0) - (paced[0] ?? 0)) / 1000)
-    t.ok(rate <= 5.6, `drained at ${rate.toFixed(2)} runs/s for a limit of 5/s`)
+    // A bucket not capped at its burst would run ten at once (over 40/s); 1.6x is slack for a loaded machine.
+    t.ok(rate <= 8, `drained at ${rate.toFixed(2)} runs/s for a limit of 5/s`)
   })
 
   t.test(`${place.name}: concurrency 1 never overlaps, with the receiver's concurrency at 10`, async (t) => {

@@ -26,10 +26,16 @@ export interface FlowCarry {
 }
 
 /**
- * A reserved token is used up to this late: a job that comes back later (a lag,
- * a pause) asks again rather than run with others that also came back late.
+ * How late a reserved token is still used: one token interval (at least a
+ * timer's jitter). Later than that (a lag, a stalled event loop), the jobs whose
+ * tokens fell due meanwhile would all run at once, above the rate; each asks for
+ * a fresh token instead, and the one reserved is left unused (slower, never faster).
  */
-export const RESERVATION_GRACE_MS = 1_000
+export const RESERVATION_MIN_GRACE_MS = 20
+
+export function reservationGraceMs (perSecond: number | undefined): number {
+  return perSecond === undefined ? RESERVATION_MIN_GRACE_MS : Math.max(RESERVATION_MIN_GRACE_MS, 1000 / perSecond)
+}
 
 /** How long a run waits when the store could not be asked. */
 export const STORE_RETRY_MS = 1_000
@@ -70,7 +76,7 @@ export async function runFlowAttempt (
       deferred.push({ key: keyed.key, reason: 'rate', retryInMs: at - now })
       return
     }
-    const holdsToken = at !== undefined && now - at <= RESERVATION_GRACE_MS
+    const holdsToken = at !== undefined && now - at <= reservationGraceMs(keyed.handler.limits?.rate?.perSecond)
     if (at !== undefined && !holdsToken) delete reserved[keyed.key]
     // Reserving: a job put back comes back to its own token, not to a race for the next one.
     let admission: Awaited<ReturnType<FlowGate['admit']>>
