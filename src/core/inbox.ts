@@ -6,6 +6,7 @@ import { WebhookOptionsError } from './errors.js'
 import type { DeadLetterQuery, EventOutcome, OutcomeState } from './outcome.js'
 import type { FlowGate } from './flow/gate.js'
 import type { FlowStore } from './flow/store.js'
+import type { ReplayFilter } from './replay-filter.js'
 
 /**
  * What an inbox answers when asked to take an event. `accepted`, `duplicate` and
@@ -131,6 +132,13 @@ export interface Inbox<Extra extends object = object> {
   deadLetters? (query?: DeadLetterQuery): Promise<EventOutcome[]>
   /** Events by filter, newest received first, where the inbox keeps them (the dashboard's listing). */
   events? (query?: EventQuery): Promise<EventOutcome[]>
+  /** How many stored events a replay with this filter would touch (`inbox redrive --dry-run`, the dashboard's count). */
+  countMatching? (filter: ReplayFilter): Promise<number>
+  /**
+   * Queues every event matching the filter again, attempts reset (for `done`
+   * with `handler`, only that handler's run); answers how many it queued.
+   */
+  requeue? (filter: ReplayFilter): Promise<number>
   /** Queues a dead event again, its attempts reset; false when no dead event has this id. */
   redrive? (id: string): Promise<boolean>
   /**

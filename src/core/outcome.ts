@@ -27,6 +27,24 @@ export interface EventOutcome {
    * operator is shown, with its key order and spacing, rather than `event` re-serialized.
    */
   body?: string
+  /**
+   * Every failed or deferred handler run, oldest first, where the inbox keeps
+   * them (the dashboard's attempt history); `lastError` is the newest one's message.
+   */
+  attemptLog?: AttemptRecord[]
+}
+
+/** One handler run that did not succeed, as an inbox records it. Never the event body. */
+export interface AttemptRecord {
+  handler: string
+  /** The handler's attempt number, from 1. */
+  attempt: number
+  /** When the run ended. */
+  at: Date
+  /** `failed`: threw (retried or, on the last attempt, dead). `deferred`: put off by flow control, no attempt used. */
+  outcome: 'failed' | 'deferred'
+  /** `errorSummary()` of what it threw, or why it was deferred. */
+  error: string
 }
 
 /** Events by state from a store's GROUP BY rows; a state with no row counts 0. */
