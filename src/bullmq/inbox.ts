@@ -54,7 +54,12 @@ export class BullmqInbox implements Inbox {
   constructor (options: BullmqInboxOptions) {
     this.#options = resolveBullmqOptions(options)
     const { connection, queueName, prefix } = this.#options
-    this.#flow = new RedisFlowStore(async () => await this.#queue(), (name) => `${prefix}:${queueName}:sir-flow:${name}`, (error) => { this.#redis.error(error) })
+    this.#flow = new RedisFlowStore(async () => await this.#queue(), (name) => `${prefix}:${queueName}:sir-flow:${name}`, (error) => { this.#redis.error(error) }, {
+      leaseMs: this.#options.lockDurationMs,
+      onLost: (handler) => {
+        this.#runtime?.logger.warn({ handler }, 'a handler run outlived its concurrency slot\'s lease (lockDurationMs): the event loop stalled or Redis was unreachable; another receiver may have started a run in its place')
+      }
+    })
     this.#ready = loadBullmq().then((bullmq) => {
       this.#bullmq = bullmq
       // Without the offline queue, a command to a Redis that is down fails at
@@ -152,7 +157,7 @@ export class BullmqInbox implements Inbox {
 
   /**
    * Flow control kept in Redis: every receiver on this queue shares each
-   * handler's rate and the pause (per-handler concurrency is per process).
+   * handler's rate, its concurrency (leased slots) and the pause.
    */
   flowStore (): FlowStore {
     return this.#flow

@@ -3,7 +3,7 @@ import type { WebhookLogger } from '../logger.js'
 import type { ResolvedRetryLater } from '../resolved-options.js'
 import { isThenable } from '../thenable.js'
 import { isRetryLater } from './retry-later.js'
-import type { FlowStore, PauseState } from './store.js'
+import type { FlowStore, PauseState, SlotLease } from './store.js'
 
 /** Why a handler's run of an event was put off. */
 export type DeferReason = 'paused' | 'rate' | 'concurrency' | 'retryLater'
@@ -79,7 +79,7 @@ export class FlowGate {
     this.#onDeferred = onDeferred
   }
 
-  /** Whether this handler's run may start now. Synchronous unless the store's token answer is not. */
+  /** Whether this handler's run may start now. Synchronous unless the store's slot or token answer is not. */
   admit (handler: RegisteredHandler, how: AdmitOptions = ASK_PLAINLY): Admission | Promise<Admission> {
     const name = handler.name
     const paused = this.store.pauseState()
@@ -91,18 +91,49 @@ export class FlowGate {
     // The slot is taken before the token is asked for, so two admissions waiting
     // on Redis cannot both pass one free slot; it is given back if no token.
     this.#running.set(name, running + 1)
-    if (limits.rate === undefined || how.holdsToken === true) return this.#admitted(name)
-    const reserve = how.reserve === true
-    let waitMs: number | Promise<number>
+    const takeSlot = limits.concurrency === undefined ? undefined : this.store.takeSlot
+    if (takeSlot === undefined) return this.#askToken(handler, how, undefined)
+    // A store shared by several receivers: the count in this process is only a
+    // first check, the store's slot is the limit.
+    let slot: ReturnType<typeof takeSlot>
     try {
-      waitMs = this.store.takeToken(name, limits.rate, reserve)
+      slot = takeSlot.call(this.store, name, limits.concurrency as number)
     } catch (error) {
       this.#free(name)
       throw error
     }
-    if (!isThenable(waitMs)) return this.#afterToken(name, waitMs, reserve)
-    return Promise.resolve(waitMs).then((ms) => this.#afterToken(name, ms, reserve), (error: unknown) => {
+    return Promise.resolve(slot).then((lease) => {
+      if (lease === undefined) {
+        this.#free(name)
+        return this.#defer(name, 'concurrency', CONCURRENCY_RETRY_MS)
+      }
+      return this.#askToken(handler, how, lease)
+    }, (error: unknown) => {
       this.#free(name)
+      throw error
+    })
+  }
+
+  /** The rate's question, a run slot held: the slot (this process's, and `lease` when shared) is given back when no token. */
+  #askToken (handler: RegisteredHandler, how: AdmitOptions, lease: SlotLease | undefined): Admission | Promise<Admission> {
+    const name = handler.name
+    const rate = handler.limits?.rate
+    if (rate === undefined || how.holdsToken === true) return this.#admitted(name, lease)
+    const reserve = how.reserve === true
+    const giveBack = (): void => {
+      this.#free(name)
+      lease?.release()
+    }
+    let waitMs: number | Promise<number>
+    try {
+      waitMs = this.store.takeToken(name, rate, reserve)
+    } catch (error) {
+      giveBack()
+      throw error
+    }
+    if (!isThenable(waitMs)) return this.#afterToken(name, waitMs, reserve, lease)
+    return Promise.resolve(waitMs).then((ms) => this.#afterToken(name, ms, reserve, lease), (error: unknown) => {
+      giveBack()
       throw error
     })
   }
@@ -149,20 +180,22 @@ export class FlowGate {
     return this.#counts
   }
 
-  #afterToken (name: string, waitMs: number, reserved: boolean): Admission {
-    if (waitMs <= 0) return this.#admitted(name)
+  #afterToken (name: string, waitMs: number, reserved: boolean, lease: SlotLease | undefined): Admission {
+    if (waitMs <= 0) return this.#admitted(name, lease)
     this.#free(name)
+    lease?.release()
     this.#count(name, 'rate')
     return { reason: 'rate', retryInMs: waitMs, reserved }
   }
 
-  #admitted (name: string): Admitted {
+  #admitted (name: string, lease: SlotLease | undefined): Admitted {
     let released = false
     return {
       release: () => {
         if (released) return
         released = true
         this.#free(name)
+        lease?.release()
         this.#wake(name)
       }
     }

@@ -8,6 +8,11 @@ export interface PauseState {
   readonly handlers: ReadonlySet<string>
 }
 
+/** A shared run slot, held until `release()` (called once, when the run has ended). */
+export interface SlotLease {
+  release (): void
+}
+
 /**
  * The questions flow control asks an inbox's store: River's driver shape, where
  * the engine (`gate.ts`) decides and the store only answers small questions. A
@@ -30,6 +35,13 @@ export interface FlowStore {
   setPaused (handler: string | undefined, paused: boolean): void | Promise<void>
   /** The pause state as last known: synchronous, read on every admission and by `health()`. */
   pauseState (): PauseState
+  /**
+   * Takes one of the handler's `limit` run slots where they are shared by every
+   * receiver on the store (BullMQ: a leased slot in Redis, so a crashed process's
+   * slot frees itself): the lease, or undefined when all are taken. Without it
+   * (the memory store) the gate's count in the process is the limit.
+   */
+  takeSlot? (handler: string, limit: number): SlotLease | undefined | Promise<SlotLease | undefined>
   /** Stops whatever the store runs in the background. */
   close? (): void | Promise<void>
 }
