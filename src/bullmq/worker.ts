@@ -8,6 +8,8 @@ import type { InboxRuntime } from '../core/inbox.js'
 import { errorSummary } from '../core/outcome.js'
 import { AttemptFailed, HOLD_MS, jobEvent, type BullMQ, type JobData } from './jobs.js'
 import type { ResolvedBullmqOptions } from './options.js'
+import { jobFinished } from './pending.js'
+import { withAttempts } from './attempt-log.js'
 
 export interface JobRunner {
   bullmq: BullMQ
@@ -51,7 +53,13 @@ export function createWorker (runner: JobRunner): Worker<JobData> {
     }
   })
   worker.on('error', (error) => { runner.onError(error) })
-  worker.on('failed', (job, error) => { void failedElsewhere(runner, job, error) })
+  worker.on('failed', (job, error) => {
+    void failedElsewhere(runner, job, error)
+    if (job?.id !== undefined) jobFinished(runner.queue, job.id).catch(runner.onError)
+  })
+  worker.on('completed', (job) => {
+    if (job.id !== undefined) jobFinished(runner.queue, job.id).catch(runner.onError)
+  })
   return worker
 }
 
@@ -96,15 +104,18 @@ async function processJob (runner: JobRunner, job: Job<JobData>, token: string |
   // at once by another receiver or the next start; the attempt counts as started.
   if (runtime.signal.aborted) await putBack(runner, job, token, 0)
   const last = result.failures.at(-1)
+  const attemptLog = last === undefined && (result.deferred ?? []).length === 0
+    ? job.data.attemptLog
+    : withAttempts(job.data.attemptLog, attempt, result.failures, result.deferred ?? [], Date.now())
   if (last === undefined && (result.deferred ?? []).length > 0) {
     // Nothing failed, something may not run yet: back to wait, no attempt used.
-    await job.updateData({ ...job.data, succeeded: result.succeeded, deferrals: result.deferrals, reserved: result.reserved, deferredRuns: deferredRuns + 1 })
+    await job.updateData({ ...job.data, succeeded: result.succeeded, deferrals: result.deferrals, reserved: result.reserved, deferredRuns: deferredRuns + 1, attemptLog })
     await putBack(runner, job, token, earliestRetry(result.deferred ?? []))
   }
   if (last === undefined) return
   const final = job.attemptsMade + 1 >= (job.opts.attempts ?? 1)
   const message = `${last.key}: ${errorSummary(last.error)}` + (final ? notRun(runner, job, result.deferred ?? []) : '')
-  await job.updateData({ ...job.data, succeeded: result.succeeded, deferrals: result.deferrals, reserved: result.reserved })
+  await job.updateData({ ...job.data, succeeded: result.succeeded, deferrals: result.deferrals, reserved: result.reserved, attemptLog })
   if (final) {
     runner.reported.add(job.id ?? '')
     await reportFailures(runtime, event, receivedAt, attempt, result.failures, undefined)
