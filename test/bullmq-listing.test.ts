@@ -21,12 +21,12 @@ if (redis.url === undefined) {
     const admin = new Redis(url)
     t.teardown(async () => { await webhooks.close(); admin.disconnect() })
     webhooks.on('action.completed', async function credit (e) { if (e.id.includes('dead')) throw new Error('partner said <no>') }, { name: 'credit' })
-    webhooks.on('reward.issued', async function ledger () {}, { name: 'ledger' })
+    webhooks.on('transaction.completed', async function ledger () {}, { name: 'ledger' })
     await webhooks.pause('ledger')
     const finished = async (id: string): Promise<boolean> => ['done', 'dead'].includes((await webhooks.inbox.outcome?.(id))?.state ?? '')
     // e1 waits (its handler is paused); e2 and e4 are done, e3 dead. Apart in time, so each has its own receivedAt.
     const ids = { e1: `e1_${randomUUID()}`, e2: `e2_${randomUUID()}`, e3: `e3_dead_${randomUUID()}`, e4: `e4_${randomUUID()}` }
-    t.equal((await webhooks.receive(delivery(event(ids.e1, 'reward.issued')))).status, 200)
+    t.equal((await webhooks.receive(delivery(event(ids.e1, 'transaction.completed')))).status, 200)
     for (const id of [ids.e2, ids.e3, ids.e4]) {
       await sleep(30)
       t.equal((await webhooks.receive(delivery(event(id)))).status, 200)

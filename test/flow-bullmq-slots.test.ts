@@ -39,6 +39,24 @@ if (redis.url === undefined) {
     t.ok((a.stats().flow?.handlers.callPartner?.deferred.concurrency ?? 0) + (b.stats().flow?.handlers.callPartner?.deferred.concurrency ?? 0) > 0, 'runs waited for the slot')
   })
 
+  t.test('a slot given back wakes a job waiting for it, rather than the job asking again later', async (t) => {
+    const webhooks = receiver(bullmqInbox({ connection, queueName: `slots-wake-${randomUUID()}` }), { concurrency: 6 })
+    t.teardown(() => webhooks.close())
+    const runs: Array<{ start: number, end: number }> = []
+    webhooks.on('action.completed', async function callPartner () {
+      const start = Date.now()
+      await sleep(50)
+      runs.push({ start, end: Date.now() })
+    }, { name: 'callPartner', concurrency: 1 })
+    for (let index = 0; index < 6; index++) t.equal((await webhooks.receive(delivery(event(`evt_wake_${index}_${randomUUID()}`)))).status, 200)
+    await until(() => runs.length === 6, 'every event to run', 30_000)
+    runs.sort((x, y) => x.start - y.start)
+    const gaps = runs.slice(1).map((run, index) => run.start - (runs[index]?.end ?? 0)).sort((x, y) => x - y)
+    const median = gaps[Math.floor(gaps.length / 2)] ?? Infinity
+    // Put back for a second when the slot is taken (SLOT_WAIT_MS): without a wake-up, about a second between runs.
+    t.ok(median < 500, `the next run starts soon after the slot is given back (gaps ${gaps.join(', ')} ms)`)
+  })
+
   t.test('a receiver SIGKILLed while holding the only slot frees it once its lease ends', async (t) => {
     const queueName = `slots-kill-${randomUUID()}`
     const leaseMs = 1_500

@@ -1,9 +1,11 @@
 // A handler's `concurrency` on the BullMQ inbox, shared by every receiver on the queue:
 // one sorted set per handler of the runs holding a slot, each scored by when its lease
 // ends (Redis's clock). A run renews its lease while it lasts; a process killed while
-// holding one leaves a member that the next take drops once its lease has ended.
+// holding one leaves a member that the next take drops once its lease has ended. A job
+// put back for want of a slot is woken by the next release.
 import { randomUUID } from 'node:crypto'
-import type { RedisClient } from 'bullmq'
+import type { Queue, RedisClient } from 'bullmq'
+import type { JobData } from './jobs.js'
 import type { SlotLease } from '../core/flow/store.js'
 
 /**
@@ -32,26 +34,47 @@ redis.call('ZADD', KEYS[1], 'XX', now + lease, ARGV[2])
 redis.call('PEXPIRE', KEYS[1], lease * 10)
 return 1`
 
-/** BullMQ's client interface has no ZREM: a one-line script. */
-const RELEASE_SLOT_LUA = "return redis.call('ZREM', KEYS[1], ARGV[1])"
+/**
+ * Gives the slot back and names the job to wake for it: the earliest received
+ * of the jobs put back for want of this handler's slot (KEYS[2]) that is still
+ * delayed (KEYS[3], BullMQ's delayed set); false when none waits.
+ */
+const RELEASE_SLOT_LUA = `
+redis.call('ZREM', KEYS[1], ARGV[1])
+for _ = 1, 10 do
+  local first = redis.call('ZPOPMIN', KEYS[2])
+  if #first == 0 then return false end
+  if redis.call('ZSCORE', KEYS[3], first[1]) then return first[1] end
+end
+return false`
+
+/** A job put back for want of a slot, by when it was received: the first woken. Tidied a day after the last. */
+const WAIT_LUA = `
+redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2])
+redis.call('PEXPIRE', KEYS[1], 86400000)
+return 1`
 
 const TAKE = 'sirWebhooksTakeSlot'
 const RENEW = 'sirWebhooksRenewSlot'
 const RELEASE = 'sirWebhooksReleaseSlot'
+const WAIT = 'sirWebhooksWaitForSlot'
 const defined = new WeakSet<RedisClient>()
 
 function define (client: RedisClient): void {
   if (defined.has(client)) return
   client.defineCommand(TAKE, { numberOfKeys: 1, lua: TAKE_SLOT_LUA })
   client.defineCommand(RENEW, { numberOfKeys: 1, lua: RENEW_SLOT_LUA })
-  client.defineCommand(RELEASE, { numberOfKeys: 1, lua: RELEASE_SLOT_LUA })
+  client.defineCommand(RELEASE, { numberOfKeys: 3, lua: RELEASE_SLOT_LUA })
+  client.defineCommand(WAIT, { numberOfKeys: 1, lua: WAIT_LUA })
   defined.add(client)
 }
 
 export interface SlotHooks {
-  client: () => Promise<RedisClient>
+  queue: () => Promise<Queue<JobData>>
   /** The sorted set of a handler's slots. */
   key: (handler: string) => string
+  /** The sorted set of the jobs waiting for one of a handler's slots. */
+  waitersKey: (handler: string) => string
   /** How long a slot is held without a renewal: the inbox's `lockDurationMs`, as a job's lock. */
   leaseMs: number
   /** Redis failed a release or a renewal: the lease then ends by itself. */
@@ -71,9 +94,14 @@ export class RedisSlots {
     this.#hooks = hooks
   }
 
-  async take (handler: string, limit: number): Promise<SlotLease | undefined> {
-    const client = await this.#hooks.client()
+  async #client (): Promise<RedisClient> {
+    const client = await (await this.#hooks.queue()).client
     define(client)
+    return client
+  }
+
+  async take (handler: string, limit: number): Promise<SlotLease | undefined> {
+    const client = await this.#client()
     const member = randomUUID()
     const taken = Number(await client.runCommand(TAKE, [this.#hooks.key(handler), String(limit), String(this.#hooks.leaseMs), member]))
     if (taken !== 1) return undefined
@@ -82,9 +110,29 @@ export class RedisSlots {
     return {
       release: () => {
         if (!this.#held.delete(member)) return
-        client.runCommand(RELEASE, [this.#hooks.key(handler), member]).catch(this.#hooks.onError)
+        void this.#release(client, handler, member).catch(this.#hooks.onError)
       }
     }
+  }
+
+  async #release (client: RedisClient, handler: string, member: string): Promise<void> {
+    const queue = await this.#hooks.queue()
+    const jobId: unknown = await client.runCommand(RELEASE, [this.#hooks.key(handler), this.#hooks.waitersKey(handler), queue.toKey('delayed'), member])
+    if (typeof jobId !== 'string') return
+    // Promoted to wait: it runs as soon as a worker is free. It may have left the
+    // delayed set since the script looked (its fallback ran out): nothing to wake then.
+    await (await queue.getJob(jobId))?.promote().catch(() => {})
+  }
+
+  /**
+   * A job was put back because this handler's slots were all taken: the next
+   * release wakes it (the earliest received first), rather than each waiting
+   * job asking again every 100 ms. Its put-back delay is only the fallback, for
+   * a slot that frees by its lease ending (a killed receiver wakes no one).
+   */
+  async waitFor (handler: string, jobId: string, receivedAt: number): Promise<void> {
+    const client = await this.#client()
+    await client.runCommand(WAIT, [this.#hooks.waitersKey(handler), String(receivedAt), jobId])
   }
 
   #renewing (): void {
@@ -100,7 +148,7 @@ export class RedisSlots {
       return
     }
     try {
-      const client = await this.#hooks.client()
+      const client = await this.#client()
       await Promise.all([...this.#held].map(async ([member, handler]) => {
         const renewed = Number(await client.runCommand(RENEW, [this.#hooks.key(handler), String(this.#hooks.leaseMs), member]))
         if (renewed !== 1 && this.#held.delete(member)) this.#hooks.onLost(handler)

@@ -6,6 +6,7 @@ import type { Queue, RedisClient } from 'bullmq'
 import type { RateLimit } from '../core/flow/limits.js'
 import type { FlowStore, PauseState, SlotLease } from '../core/flow/store.js'
 import { RedisSlots } from './flow-slots.js'
+import type { WebhookLogger } from '../core/logger.js'
 import type { JobData } from './jobs.js'
 
 /**
@@ -56,24 +57,32 @@ export class RedisFlowStore implements FlowStore {
   /**
    * `key` names this queue's flow keys; `onError` hears a refresh that failed (the
    * state then stays as last read). A run slot is leased for `leaseMs` at a time
-   * and renewed while the run lasts; `onLost` hears a run that outlived its lease.
+   * and renewed while the run lasts.
    */
-  constructor (queue: () => Promise<Queue<JobData>>, key: (name: string) => string, onError: (error: Error) => void, slots: { leaseMs: number, onLost: (handler: string) => void }) {
+  constructor (queue: () => Promise<Queue<JobData>>, key: (name: string) => string, onError: (error: Error) => void, slots: { leaseMs: number, logger: () => WebhookLogger | undefined }) {
     this.#queue = queue
     this.#key = key
     this.#onError = onError
     this.#slots = new RedisSlots({
-      client: async () => await (await this.#queue()).client,
+      queue,
       key: (handler) => this.#key(`slots:${handler}`),
+      waitersKey: (handler) => this.#key(`slot-waiters:${handler}`),
       leaseMs: slots.leaseMs,
       onError,
-      onLost: slots.onLost
+      onLost: (handler) => {
+        slots.logger()?.warn({ handler }, 'a handler run outlived its concurrency slot\'s lease (lockDurationMs): the event loop stalled or Redis was unreachable; another receiver may have started a run in its place')
+      }
     })
   }
 
   /** A run slot shared by every receiver on the queue, leased so a killed process's slot frees itself. */
   async takeSlot (handler: string, limit: number): Promise<SlotLease | undefined> {
     return await this.#slots.take(handler, limit)
+  }
+
+  /** The job, put back for want of one of the handler's slots, is woken by the next release. */
+  async waitForSlot (handler: string, jobId: string, receivedAt: number): Promise<void> {
+    await this.#slots.waitFor(handler, jobId, receivedAt)
   }
 
   /** Starts reading the shared pause state in the background. */

@@ -57,12 +57,8 @@ export class BullmqInbox implements Inbox {
   constructor (options: BullmqInboxOptions) {
     this.#options = resolveBullmqOptions(options)
     const { connection, queueName, prefix } = this.#options
-    this.#flow = new RedisFlowStore(async () => await this.#queue(), (name) => `${prefix}:${queueName}:sir-flow:${name}`, (error) => { this.#redis.error(error) }, {
-      leaseMs: this.#options.lockDurationMs,
-      onLost: (handler) => {
-        this.#runtime?.logger.warn({ handler }, 'a handler run outlived its concurrency slot\'s lease (lockDurationMs): the event loop stalled or Redis was unreachable; another receiver may have started a run in its place')
-      }
-    })
+    this.#flow = new RedisFlowStore(async () => await this.#queue(), (name) => `${prefix}:${queueName}:sir-flow:${name}`, (error) => { this.#redis.error(error) },
+      { leaseMs: this.#options.lockDurationMs, logger: () => this.#runtime?.logger })
     this.#ready = loadBullmq().then((bullmq) => {
       this.#bullmq = bullmq
       // Without the offline queue, a command to a Redis that is down fails at
@@ -104,7 +100,8 @@ export class BullmqInbox implements Inbox {
       seenKey: (jobId) => this.#seenKey(jobId),
       onError: (error) => { this.#redis.error(error) },
       running: this.#running,
-      reported: this.#reported
+      reported: this.#reported,
+      flow: this.#flow
     }
     const worker = createWorker(runner)
     this.#worker = worker

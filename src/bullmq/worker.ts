@@ -24,7 +24,16 @@ export interface JobRunner {
   running: { count: number }
   /** Jobs whose final failure this process reported, so the `failed` listener does not report them twice. */
   reported: Set<string>
+  /** Where a job put back for want of a handler's slot waits to be woken. */
+  flow: { waitForSlot: (handler: string, jobId: string, receivedAt: number) => Promise<void> }
 }
+
+/**
+ * How long a job put back for want of a handler's slot waits at most: a release
+ * wakes it sooner (flow-slots.ts); this is for a slot that frees by its lease
+ * ending, and it is ten times fewer put-backs than asking every 100 ms.
+ */
+export const SLOT_WAIT_MS = 1_000
 
 /** The inbox's BullMQ worker, not yet running (see `runWhenHandled`). */
 export function createWorker (runner: JobRunner): Worker<JobData> {
@@ -110,7 +119,12 @@ async function processJob (runner: JobRunner, job: Job<JobData>, token: string |
   if (last === undefined && (result.deferred ?? []).length > 0) {
     // Nothing failed, something may not run yet: back to wait, no attempt used.
     await job.updateData({ ...job.data, succeeded: result.succeeded, deferrals: result.deferrals, reserved: result.reserved, deferredRuns: deferredRuns + 1, attemptLog })
-    await putBack(runner, job, token, earliestRetry(result.deferred ?? []))
+    const deferred = (result.deferred ?? []).map((run) => run.reason === 'concurrency' ? { ...run, retryInMs: Math.max(run.retryInMs, SLOT_WAIT_MS) } : run)
+    await job.moveToDelayed(Date.now() + earliestRetry(deferred), token)
+    // Once delayed, so that a release finds it there to wake.
+    const slots = deferred.filter((run) => run.reason === 'concurrency').map((run) => run.handler)
+    await Promise.all([...new Set(slots)].map(async (handler) => { await runner.flow.waitForSlot(handler, job.id ?? '', receivedAt) })).catch(runner.onError)
+    throw new runner.bullmq.DelayedError()
   }
   if (last === undefined) return
   const final = job.attemptsMade + 1 >= (job.opts.attempts ?? 1)
