@@ -10,7 +10,7 @@ export interface RateLimit {
 
 /** A handler's flow-control options, as `on(type, fn, { concurrency, rate })` takes them. */
 export interface HandlerLimits {
-  /** Runs of this handler at once (in this process; see docs/design.md). */
+  /** Runs of this handler at once: per process, or shared by the store's receivers (BullMQ); see docs/design.md. */
   concurrency?: number
   rate?: RateLimit
 }
