@@ -65,10 +65,12 @@ if (redis.url !== undefined) {
     await until(() => runs.length === 61, 'every event to run', 60_000)
     runs.sort((x, y) => x.at - y.at)
     const rate = (runs.length - 1) / (((runs.at(-1)?.at ?? 0) - (runs[0]?.at ?? 0)) / 1000)
-    // The upper bound tells one shared bucket from two. The lower one is loose: on a
-    // loaded machine a job put back comes back late, and a late reservation is
-    // dropped (slower, never faster; see the lag test).
-    t.ok(rate >= 5 && rate <= 30, `measured ${rate.toFixed(1)} runs/s over both receivers for one limit of 20/s`)
+    // A load can only slow the runs (a late reservation is dropped: see the lag
+    // test), so the most in any second tells one shared bucket (20, and a token
+    // or two of jitter) from two (up to 40), however loaded the machine.
+    const inAnySecond = Math.max(...runs.map(({ at: start }) => runs.filter(({ at }) => at >= start && at < start + 1000).length))
+    t.ok(inAnySecond <= 24, `at most 24 runs in any second over both receivers (got ${inAnySecond})`)
+    t.ok(rate >= 5, `measured ${rate.toFixed(1)} runs/s over both receivers for one limit of 20/s`)
     t.ok(runs.some((run) => run.by === 'a') && runs.some((run) => run.by === 'b'), `both receivers ran some (${runs.filter((run) => run.by === 'a').length} on a)`)
   })
 
