@@ -91,4 +91,18 @@ if (redis.url === undefined) {
     t.ok(log.every((record) => record.at instanceof Date && record.at.getTime() >= (outcome?.receivedAt.getTime() ?? 0)), 'each has when it ended')
     t.notMatch(JSON.stringify(log), /act_evt_log|tokensDistributed/, 'no part of the body')
   })
+
+  t.test('attemptLog: a handler paused for a while is one record, not one per put-back', async (t) => {
+    const webhooks = receiver(bullmqInbox({ connection, queueName: `attempt-log-paused-${randomUUID()}` }))
+    t.teardown(() => webhooks.close())
+    webhooks.on('action.completed', async function creditTokens () {}, { name: 'creditTokens' })
+    await webhooks.pause('creditTokens')
+    const id = `evt_log_paused_${randomUUID()}`
+    t.equal((await webhooks.receive(delivery(event(id)))).status, 200)
+    await until(() => (webhooks.stats().flow?.handlers.creditTokens?.deferred.paused ?? 0) >= 3, 'three put-backs while paused', 15_000)
+    const log = (await webhooks.inbox.outcome?.(id))?.attemptLog ?? []
+    t.same(log.map(({ handler, outcome, error }) => ({ handler, outcome, error })), [{ handler: 'creditTokens', outcome: 'deferred', error: 'deferred: paused' }])
+    await webhooks.resume('creditTokens')
+    await until(async () => (await webhooks.inbox.outcome?.(id))?.state === 'done', 'the event to run once resumed', 15_000)
+  })
 }
