@@ -48,6 +48,32 @@ if (redis.url !== undefined) {
     t.ok(runs.some((run) => run.by === 'a') && runs.some((run) => run.by === 'b'), `both receivers ran some (${runs.filter((run) => run.by === 'a').length} on a)`)
   })
 
+  t.test('bullmq: two receivers share a rate of 20/s', async (t) => {
+    // Four jobs at a time each and 10 ms a run: each receiver alone could run far
+    // above 20/s, so with a bucket per receiver the pair would run about 40/s.
+    const [a, b] = pair(t, { concurrency: 4 })
+    const runs: Array<{ by: string, at: number }> = []
+    for (const [by, webhooks] of [['a', a], ['b', b]] as const) {
+      webhooks.on('action.completed', async function callPartner () {
+        runs.push({ by, at: Date.now() })
+        await sleep(10)
+      }, { name: 'callPartner', rate: { perSecond: 20, burst: 1 } })
+    }
+    await Promise.all(Array.from({ length: 61 }, async (_, index) => {
+      t.equal((await (index % 2 === 0 ? a : b).receive(delivery(event(`evt_rate20_${index}`)))).status, 200)
+    }))
+    await until(() => runs.length === 61, 'every event to run', 60_000)
+    runs.sort((x, y) => x.at - y.at)
+    const rate = (runs.length - 1) / (((runs.at(-1)?.at ?? 0) - (runs[0]?.at ?? 0)) / 1000)
+    // A load can only slow the runs (a late reservation is dropped: see the lag
+    // test), so the most in any second tells one shared bucket (20, and a token
+    // or two of jitter) from two (up to 40), however loaded the machine.
+    const inAnySecond = Math.max(...runs.map(({ at: start }) => runs.filter(({ at }) => at >= start && at < start + 1000).length))
+    t.ok(inAnySecond <= 24, `at most 24 runs in any second over both receivers (got ${inAnySecond})`)
+    t.ok(rate >= 5, `measured ${rate.toFixed(1)} runs/s over both receivers for one limit of 20/s`)
+    t.ok(runs.some((run) => run.by === 'a') && runs.some((run) => run.by === 'b'), `both receivers ran some (${runs.filter((run) => run.by === 'a').length} on a)`)
+  })
+
   t.test('bullmq: pause() on one receiver pauses every receiver on the Redis; resume() on another drains', async (t) => {
     const [a, b] = pair(t)
     const ran: string[] = []

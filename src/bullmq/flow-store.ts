@@ -1,9 +1,12 @@
 // Flow control's state for the BullMQ inbox, kept in Redis so that every receiver
-// on the queue shares one rate and one pause: a token bucket per handler (one
-// Lua script, on Redis's clock) and a hash of what is paused.
+// on the queue shares one rate, one concurrency and one pause: a token bucket per
+// handler (one Lua script, on Redis's clock), leased run slots (flow-slots.ts) and
+// a hash of what is paused.
 import type { Queue, RedisClient } from 'bullmq'
 import type { RateLimit } from '../core/flow/limits.js'
-import type { FlowStore, PauseState } from '../core/flow/store.js'
+import type { FlowStore, PauseState, SlotLease } from '../core/flow/store.js'
+import { RedisSlots } from './flow-slots.js'
+import type { WebhookLogger } from '../core/logger.js'
 import type { JobData } from './jobs.js'
 
 /**
@@ -49,12 +52,37 @@ export class RedisFlowStore implements FlowStore {
   readonly #onError: (error: Error) => void
   #state: PauseState = { all: false, handlers: new Set() }
   #timer: ReturnType<typeof setInterval> | undefined
+  readonly #slots: RedisSlots
 
-  /** `key` names this queue's flow keys; `onError` hears a refresh that failed (the state then stays as last read). */
-  constructor (queue: () => Promise<Queue<JobData>>, key: (name: string) => string, onError: (error: Error) => void) {
+  /**
+   * `key` names this queue's flow keys; `onError` hears a refresh that failed (the
+   * state then stays as last read). A run slot is leased for `leaseMs` at a time
+   * and renewed while the run lasts.
+   */
+  constructor (queue: () => Promise<Queue<JobData>>, key: (name: string) => string, onError: (error: Error) => void, slots: { leaseMs: number, logger: () => WebhookLogger | undefined }) {
     this.#queue = queue
     this.#key = key
     this.#onError = onError
+    this.#slots = new RedisSlots({
+      queue,
+      key: (handler) => this.#key(`slots:${handler}`),
+      waitersKey: (handler) => this.#key(`slot-waiters:${handler}`),
+      leaseMs: slots.leaseMs,
+      onError,
+      onLost: (handler) => {
+        slots.logger()?.warn({ handler }, 'a handler run outlived its concurrency slot\'s lease (lockDurationMs): the event loop stalled or Redis was unreachable; another receiver may have started a run in its place')
+      }
+    })
+  }
+
+  /** A run slot shared by every receiver on the queue, leased so a killed process's slot frees itself. */
+  async takeSlot (handler: string, limit: number): Promise<SlotLease | undefined> {
+    return await this.#slots.take(handler, limit)
+  }
+
+  /** The job, put back for want of one of the handler's slots, is woken by the next release. */
+  async waitForSlot (handler: string, jobId: string, receivedAt: number): Promise<void> {
+    await this.#slots.waitFor(handler, jobId, receivedAt)
   }
 
   /** Starts reading the shared pause state in the background. */
@@ -105,6 +133,7 @@ export class RedisFlowStore implements FlowStore {
   }
 
   close (): void {
+    this.#slots.close()
     if (this.#timer !== undefined) clearInterval(this.#timer)
     this.#timer = undefined
   }

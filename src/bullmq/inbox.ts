@@ -1,6 +1,6 @@
 import type { Job, Queue, Worker } from 'bullmq'
 import type { AnyEvent } from '../core/events.js'
-import { assertNotStarted, type AcceptOutcome, type Inbox, type InboxHealth, type InboxRuntime, type PurgeOptions, type PurgeResult } from '../core/inbox.js'
+import { assertNotStarted, type AcceptOutcome, type EventQuery, type Inbox, type InboxHealth, type InboxRuntime, type PurgeOptions, type PurgeResult } from '../core/inbox.js'
 import { WebhookOptionsError } from '../core/errors.js'
 import { defaults } from '../core/options.js'
 import type { DeadLetterQuery, EventOutcome, OutcomeState } from '../core/outcome.js'
@@ -11,7 +11,9 @@ import { cleanJobs, countJobs, isClientInstance, jobIdFor, loadBullmq, markSeen,
 import { MIN_DEDUPE_SECONDS, resolveBullmqOptions, type BullmqInboxOptions, type ResolvedBullmqOptions } from './options.js'
 import { RedisState, checkDatabase, forLog } from './redis-state.js'
 import { createWorker, runWhenHandled, type JobRunner } from './worker.js'
-import { RedisFlowStore } from './flow-store.js'
+import { PAUSE_REFRESH_MS, RedisFlowStore } from './flow-store.js'
+import { OldestPending } from './pending.js'
+import { listEvents } from './listing.js'
 import type { FlowStore } from '../core/flow/store.js'
 
 export { jobIdFor } from './jobs.js'
@@ -50,11 +52,13 @@ export class BullmqInbox implements Inbox {
   readonly #reported = new Set<string>()
   #bullmq: BullMQ | undefined
   readonly #flow: RedisFlowStore
+  readonly #oldest = new OldestPending()
 
   constructor (options: BullmqInboxOptions) {
     this.#options = resolveBullmqOptions(options)
     const { connection, queueName, prefix } = this.#options
-    this.#flow = new RedisFlowStore(async () => await this.#queue(), (name) => `${prefix}:${queueName}:sir-flow:${name}`, (error) => { this.#redis.error(error) })
+    this.#flow = new RedisFlowStore(async () => await this.#queue(), (name) => `${prefix}:${queueName}:sir-flow:${name}`, (error) => { this.#redis.error(error) },
+      { leaseMs: this.#options.lockDurationMs, logger: () => this.#runtime?.logger })
     this.#ready = loadBullmq().then((bullmq) => {
       this.#bullmq = bullmq
       // Without the offline queue, a command to a Redis that is down fails at
@@ -96,7 +100,8 @@ export class BullmqInbox implements Inbox {
       seenKey: (jobId) => this.#seenKey(jobId),
       onError: (error) => { this.#redis.error(error) },
       running: this.#running,
-      reported: this.#reported
+      reported: this.#reported,
+      flow: this.#flow
     }
     const worker = createWorker(runner)
     this.#worker = worker
@@ -106,6 +111,7 @@ export class BullmqInbox implements Inbox {
     const begin = (): void => {
       this.#databaseChecked().then(() => {
         this.#flow.start()
+        this.#oldest.start(async () => await this.#queue(), PAUSE_REFRESH_MS, (error) => { this.#redis.error(error) })
         runWhenHandled(worker, runner, () => this.#closing)
         // What BullMQ's Queue writes on connecting, left out there for read-only commands.
         queue.client.then(async (client) => await client.hset(queue.toKey('meta'), queue.metaValues)).catch(() => {})
@@ -152,7 +158,7 @@ export class BullmqInbox implements Inbox {
 
   /**
    * Flow control kept in Redis: every receiver on this queue shares each
-   * handler's rate and the pause (per-handler concurrency is per process).
+   * handler's rate, its concurrency (leased slots) and the pause.
    */
   flowStore (): FlowStore {
     return this.#flow
@@ -172,6 +178,14 @@ export class BullmqInbox implements Inbox {
 
   #dedupeSeconds (runtime: InboxRuntime | undefined): number {
     return this.#options.dedupeSeconds ?? Math.max(MIN_DEDUPE_SECONDS, runtime?.options.dedupe.ttlSeconds ?? defaults.dedupe.ttlSeconds)
+  }
+
+  /**
+   * When the oldest event accepted and not finished was received, across every
+   * receiver on the queue: from the pending index (pending.ts), read every 500 ms.
+   */
+  get oldestReceivedAt (): number | undefined {
+    return this.#oldest.value
   }
 
   /** Jobs this process's worker is running now. */
@@ -196,6 +210,11 @@ export class BullmqInbox implements Inbox {
     // deferred one was answered, whether or not its key has expired since.
     if (state === 'delayed' && job.attemptsMade === 0 && (job.data.deferredRuns ?? 0) === 0 && await (await queue.client).get(this.#seenKey(job.id ?? '')) === null) return undefined
     return toOutcome(job, state)
+  }
+
+  /** Events by filter, newest received first: a bounded scan of sorted sets (listing.ts says how). */
+  async events (query?: EventQuery): Promise<EventOutcome[]> {
+    return await listEvents(await this.#queue(), query)
   }
 
   async deadLetters (query: DeadLetterQuery = {}): Promise<EventOutcome[]> {
@@ -254,6 +273,7 @@ export class BullmqInbox implements Inbox {
     if (this.#closing) return
     this.#closing = true
     this.#flow.close()
+    this.#oldest.stop()
     const worker = this.#worker
     if (worker !== undefined) {
       const finished = await settlesWithin(worker.pause(false), graceMs)

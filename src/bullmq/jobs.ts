@@ -7,8 +7,14 @@ import { parseEnvelope } from '../core/envelope.js'
 import type { AnyEvent } from '../core/events.js'
 import type { DeferralRecord } from '../core/flow/gate.js'
 import type { EventOutcome, OutcomeState } from '../core/outcome.js'
+import { attemptRecords, type StoredAttempt } from './attempt-log.js'
 
 export type BullMQ = typeof BullMQModule
+
+/** The pending index: ids of events accepted and not finished, scored by receivedAt (see pending.ts). */
+export function pendingKey (queue: Queue<JobData>): string {
+  return queue.toKey('sir-pending')
+}
 
 /**
  * What a job carries: the event once, when it was accepted, and which handlers
@@ -28,6 +34,8 @@ export interface JobData {
   deferrals?: Record<string, DeferralRecord>
   /** Rate tokens reserved for this job, by handler key: when each is its own (ms since the epoch). */
   reserved?: Record<string, number>
+  /** Failed and deferred handler runs, oldest first, the newest 50 (attempt-log.ts). Kept across a redrive. */
+  attemptLog?: StoredAttempt[]
 }
 
 /** What the processor throws when an attempt fails, so BullMQ's backoff uses the delay already logged. */
@@ -102,14 +110,21 @@ const defined = new WeakSet<RedisClient>()
  * set: its key expired before the job was removed) will not run again when added
  * anew, so the id is not marked and the caller answers from the job's record;
  * a re-drive (ARGV[4] = '1') marks it, as it is about to run it again. Answers
- * the value already stored when the id was seen before.
+ * the value already stored when the id was seen before. An event marked (or
+ * re-driven) enters the pending index (pending.ts), scored by when it was
+ * received: what `oldestReceivedAt` and `events({ state: 'pending' })` read.
  */
 const MARK_SEEN_LUA = `
+local receivedAt = tonumber(string.match(ARGV[1], '^(%d+)'))
 local existing = redis.call('GET', KEYS[1])
-if existing then return existing end
+if existing then
+  if ARGV[4] == '1' and redis.call('EXISTS', KEYS[2]) == 1 then redis.call('ZADD', KEYS[5], receivedAt, ARGV[3]) end
+  return existing
+end
 if redis.call('EXISTS', KEYS[2]) == 0 then return 0 end
 if ARGV[4] ~= '1' and (redis.call('ZSCORE', KEYS[3], ARGV[3]) or redis.call('ZSCORE', KEYS[4], ARGV[3])) then return 2 end
 redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+redis.call('ZADD', KEYS[5], receivedAt, ARGV[3])
 return 1`
 
 /**
@@ -125,10 +140,10 @@ export type MarkResult = 'marked' | 'no-job' | 'finished' | { seen: string }
 export async function markSeen (queue: Queue<JobData>, seenKey: string, jobId: string, value: string, seconds: number, redrive = false): Promise<MarkResult> {
   const client = await queue.client
   if (!defined.has(client)) {
-    client.defineCommand(MARK_SEEN, { numberOfKeys: 4, lua: MARK_SEEN_LUA })
+    client.defineCommand(MARK_SEEN, { numberOfKeys: 5, lua: MARK_SEEN_LUA })
     defined.add(client)
   }
-  const keys = [seenKey, queue.toKey(jobId), queue.toKey('completed'), queue.toKey('failed')]
+  const keys = [seenKey, queue.toKey(jobId), queue.toKey('completed'), queue.toKey('failed'), pendingKey(queue)]
   const result: unknown = await client.runCommand(MARK_SEEN, [...keys, value, String(seconds), jobId, redrive ? '1' : '0'])
   if (result === 1) return 'marked'
   if (result === 0) return 'no-job'
@@ -165,6 +180,8 @@ export function toOutcome (job: Job<JobData>, state: string): EventOutcome {
   if (typeof job.data.body === 'string') outcome.body = job.data.body
   if (typeof job.failedReason === 'string' && job.failedReason.length > 0) outcome.lastError = job.failedReason
   if (typeof job.finishedOn === 'number' && outcome.state !== 'pending') outcome.finishedAt = new Date(job.finishedOn)
+  const attemptLog = attemptRecords(job.data.attemptLog)
+  if (attemptLog !== undefined) outcome.attemptLog = attemptLog
   return outcome
 }
 

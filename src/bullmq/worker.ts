@@ -8,6 +8,8 @@ import type { InboxRuntime } from '../core/inbox.js'
 import { errorSummary } from '../core/outcome.js'
 import { AttemptFailed, HOLD_MS, jobEvent, type BullMQ, type JobData } from './jobs.js'
 import type { ResolvedBullmqOptions } from './options.js'
+import { jobFinished } from './pending.js'
+import { withAttempts } from './attempt-log.js'
 
 export interface JobRunner {
   bullmq: BullMQ
@@ -22,7 +24,16 @@ export interface JobRunner {
   running: { count: number }
   /** Jobs whose final failure this process reported, so the `failed` listener does not report them twice. */
   reported: Set<string>
+  /** Where a job put back for want of a handler's slot waits to be woken. */
+  flow: { waitForSlot: (handler: string, jobId: string, receivedAt: number) => Promise<void> }
 }
+
+/**
+ * How long a job put back for want of a handler's slot waits at most: a release
+ * wakes it sooner (flow-slots.ts); this is for a slot that frees by its lease
+ * ending, and it is ten times fewer put-backs than asking every 100 ms.
+ */
+export const SLOT_WAIT_MS = 1_000
 
 /** The inbox's BullMQ worker, not yet running (see `runWhenHandled`). */
 export function createWorker (runner: JobRunner): Worker<JobData> {
@@ -51,7 +62,13 @@ export function createWorker (runner: JobRunner): Worker<JobData> {
     }
   })
   worker.on('error', (error) => { runner.onError(error) })
-  worker.on('failed', (job, error) => { void failedElsewhere(runner, job, error) })
+  worker.on('failed', (job, error) => {
+    void failedElsewhere(runner, job, error)
+    if (job?.id !== undefined) jobFinished(runner.queue, job.id).catch(runner.onError)
+  })
+  worker.on('completed', (job) => {
+    if (job.id !== undefined) jobFinished(runner.queue, job.id).catch(runner.onError)
+  })
   return worker
 }
 
@@ -96,15 +113,23 @@ async function processJob (runner: JobRunner, job: Job<JobData>, token: string |
   // at once by another receiver or the next start; the attempt counts as started.
   if (runtime.signal.aborted) await putBack(runner, job, token, 0)
   const last = result.failures.at(-1)
+  const attemptLog = last === undefined && (result.deferred ?? []).length === 0
+    ? job.data.attemptLog
+    : withAttempts(job.data.attemptLog, attempt, result.failures, result.deferred ?? [], Date.now())
   if (last === undefined && (result.deferred ?? []).length > 0) {
     // Nothing failed, something may not run yet: back to wait, no attempt used.
-    await job.updateData({ ...job.data, succeeded: result.succeeded, deferrals: result.deferrals, reserved: result.reserved, deferredRuns: deferredRuns + 1 })
-    await putBack(runner, job, token, earliestRetry(result.deferred ?? []))
+    await job.updateData({ ...job.data, succeeded: result.succeeded, deferrals: result.deferrals, reserved: result.reserved, deferredRuns: deferredRuns + 1, attemptLog })
+    const deferred = (result.deferred ?? []).map((run) => run.reason === 'concurrency' ? { ...run, retryInMs: Math.max(run.retryInMs, SLOT_WAIT_MS) } : run)
+    await job.moveToDelayed(Date.now() + earliestRetry(deferred), token)
+    // Once delayed, so that a release finds it there to wake.
+    const slots = deferred.filter((run) => run.reason === 'concurrency').map((run) => run.handler)
+    await Promise.all([...new Set(slots)].map(async (handler) => { await runner.flow.waitForSlot(handler, job.id ?? '', receivedAt) })).catch(runner.onError)
+    throw new runner.bullmq.DelayedError()
   }
   if (last === undefined) return
   const final = job.attemptsMade + 1 >= (job.opts.attempts ?? 1)
   const message = `${last.key}: ${errorSummary(last.error)}` + (final ? notRun(runner, job, result.deferred ?? []) : '')
-  await job.updateData({ ...job.data, succeeded: result.succeeded, deferrals: result.deferrals, reserved: result.reserved })
+  await job.updateData({ ...job.data, succeeded: result.succeeded, deferrals: result.deferrals, reserved: result.reserved, attemptLog })
   if (final) {
     runner.reported.add(job.id ?? '')
     await reportFailures(runtime, event, receivedAt, attempt, result.failures, undefined)

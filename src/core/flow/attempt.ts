@@ -6,6 +6,8 @@ import { isDeferral, type DeferReason, type DeferralRecord, type FlowGate } from
 export interface DeferredRun {
   /** The handler's key (its name, `#2`… for a second of the same name). */
   key: string
+  /** The handler's name: what its limits and pause are kept by. */
+  handler: string
   reason: DeferReason
   retryInMs: number
 }
@@ -73,7 +75,7 @@ export async function runFlowAttempt (
     const at = reserved[keyed.key]
     if (at !== undefined && at - now > 5) {
       // Back early (another handler of the event was due sooner): its token is still ahead.
-      deferred.push({ key: keyed.key, reason: 'rate', retryInMs: at - now })
+      deferred.push({ key: keyed.key, handler: keyed.handler.name, reason: 'rate', retryInMs: at - now })
       return
     }
     const holdsToken = at !== undefined && now - at <= reservationGraceMs(keyed.handler.limits?.rate?.perSecond)
@@ -85,12 +87,12 @@ export async function runFlowAttempt (
     } catch (error) {
       // The store did not answer (Redis down): not the handler's failure, so no attempt used.
       runtime.logger.warn({ err: error, handler: keyed.handler.name }, 'flow control could not ask its store; the run is put off')
-      deferred.push({ key: keyed.key, reason: 'rate', retryInMs: STORE_RETRY_MS })
+      deferred.push({ key: keyed.key, handler: keyed.handler.name, reason: 'rate', retryInMs: STORE_RETRY_MS })
       return
     }
     if (isDeferral(admission)) {
       if (admission.reserved === true) reserved[keyed.key] = now + admission.retryInMs
-      deferred.push({ key: keyed.key, reason: admission.reason, retryInMs: admission.retryInMs })
+      deferred.push({ key: keyed.key, handler: keyed.handler.name, reason: admission.reason, retryInMs: admission.retryInMs })
       return
     }
     delete reserved[keyed.key]
@@ -106,7 +108,7 @@ export async function runFlowAttempt (
         failures.push({ ...keyed, error })
       } else {
         deferrals[keyed.key] = later.record
-        deferred.push({ key: keyed.key, reason: 'retryLater', retryInMs: later.deferMs })
+        deferred.push({ key: keyed.key, handler: keyed.handler.name, reason: 'retryLater', retryInMs: later.deferMs })
       }
     } finally {
       admission.release()

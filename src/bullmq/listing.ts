@@ -1,0 +1,101 @@
+// `events(query)` on the BullMQ inbox: the dashboard's listing, answered from sorted sets
+// so that a large queue costs a bounded scan, never a walk over every job.
+import type { Job, Queue, RedisClient } from 'bullmq'
+import { checkEventQuery } from '../core/event-query.js'
+import type { EventQuery } from '../core/inbox.js'
+import type { EventOutcome, OutcomeState } from '../core/outcome.js'
+import { pendingKey, toOutcome, type JobData } from './jobs.js'
+
+/**
+ * Entries looked at per set and query. Pending events come from the pending
+ * index (pending.ts), scored by receivedAt: the range is the query's, the
+ * order exact, and the scan stops at `limit` matches, so only a type filter
+ * that matches rarely reads this many. Done and dead ones come from BullMQ's
+ * completed and failed sets, scored by when each finished: `since` bounds the
+ * range (an event finished after it was received), then at most this many
+ * newest (or, oldest first, oldest) finished are read and filtered by type and
+ * receivedAt. So on a set larger than this, a listing of done or dead events
+ * with `until` far in the past, or a rare type, may come back short: narrow it
+ * with `since`, or look an event up by id (`outcome(id)`).
+ */
+export const SCAN_LIMIT = 1_000
+
+/**
+ * KEYS: the set to read, completed, failed. ARGV: min, max, '1' for descending,
+ * entries to read, a job's key without its id, type or '', since or '', until
+ * or '', limit, '1' when the set is the pending index. Answers id, receivedAt
+ * pairs. receivedAt is read from the job's data: by a pattern when the data
+ * starts with the body (a JSON string, in which every quote is escaped, so the
+ * first unescaped `"receivedAt":` is the job's own), else decoded.
+ */
+const LIST_LUA = `
+local entries
+if ARGV[3] == '1' then
+  entries = redis.call('ZREVRANGEBYSCORE', KEYS[1], ARGV[2], ARGV[1], 'WITHSCORES', 'LIMIT', 0, tonumber(ARGV[4]))
+else
+  entries = redis.call('ZRANGEBYSCORE', KEYS[1], ARGV[1], ARGV[2], 'WITHSCORES', 'LIMIT', 0, tonumber(ARGV[4]))
+end
+local since = tonumber(ARGV[7])
+local before = tonumber(ARGV[8])
+local limit = tonumber(ARGV[9])
+local index = ARGV[10] == '1'
+local function receivedAt (data)
+  if not data then return nil end
+  if string.sub(data, 1, 8) == '{"body":' then return tonumber(string.match(data, '"receivedAt":(%d+)')) end
+  local ok, decoded = pcall(cjson.decode, data)
+  if ok and type(decoded) == 'table' then return tonumber(decoded.receivedAt) end
+  return nil
+end
+local found = {}
+for i = 1, #entries, 2 do
+  local id = entries[i]
+  local fields = redis.call('HMGET', ARGV[5] .. id, 'name', 'data')
+  local finished = index and (redis.call('ZSCORE', KEYS[2], id) or redis.call('ZSCORE', KEYS[3], id))
+  if fields[1] and not finished and (ARGV[6] == '' or fields[1] == ARGV[6]) then
+    local at = index and tonumber(entries[i + 1]) or receivedAt(fields[2])
+    if at and (not since or at >= since) and (not before or at < before) then
+      found[#found + 1] = id
+      found[#found + 1] = tostring(at)
+      if index and #found >= 2 * limit then break end
+    end
+  end
+end
+return found`
+
+const LIST = 'sirWebhooksListEvents'
+const defined = new WeakSet<RedisClient>()
+
+/** Where each state's events are, and the BullMQ state `toOutcome` reads. */
+const SOURCES: Record<OutcomeState, { key: (queue: Queue<JobData>) => string, state: string, index: boolean }> = {
+  pending: { key: pendingKey, state: 'waiting', index: true },
+  done: { key: (queue) => queue.toKey('completed'), state: 'completed', index: false },
+  dead: { key: (queue) => queue.toKey('failed'), state: 'failed', index: false }
+}
+
+export async function listEvents (queue: Queue<JobData>, query: EventQuery | undefined): Promise<EventOutcome[]> {
+  const checked = checkEventQuery(query)
+  const client = await queue.client
+  if (!defined.has(client)) {
+    client.defineCommand(LIST, { numberOfKeys: 3, readOnly: true, lua: LIST_LUA })
+    defined.add(client)
+  }
+  const descending = checked.order === 'DESC'
+  const states: OutcomeState[] = checked.state === undefined ? ['pending', 'done', 'dead'] : [checked.state]
+  const found = await Promise.all(states.map(async (state) => {
+    const source = SOURCES[state]
+    const min = checked.since === undefined ? '-inf' : String(checked.since)
+    const max = source.index && checked.until !== undefined ? `(${checked.until}` : '+inf'
+    const pairs = await client.runCommand(LIST, [
+      source.key(queue), queue.toKey('completed'), queue.toKey('failed'),
+      min, max, descending ? '1' : '0', String(SCAN_LIMIT), queue.toKey(''), checked.type ?? '',
+      checked.since === undefined ? '' : String(checked.since), checked.until === undefined ? '' : String(checked.until),
+      String(checked.limit), source.index ? '1' : '0'
+    ]) as string[]
+    const rows: Array<{ id: string, at: number, state: string }> = []
+    for (let index = 0; index + 1 < pairs.length; index += 2) rows.push({ id: pairs[index] as string, at: Number(pairs[index + 1]), state: source.state })
+    return rows
+  }))
+  const rows = found.flat().sort((x, y) => descending ? y.at - x.at : x.at - y.at).slice(0, checked.limit)
+  const jobs = await Promise.all(rows.map(async (row) => ({ row, job: await queue.getJob(row.id) as Job<JobData> | undefined })))
+  return jobs.filter(({ job }) => job !== undefined).map(({ row, job }) => toOutcome(job as Job<JobData>, row.state))
+}

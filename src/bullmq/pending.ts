@@ -1,0 +1,89 @@
+// The BullMQ inbox's pending index: a sorted set of the job ids of events accepted and
+// not finished, scored by when each was received. BullMQ's own sets cannot answer "the
+// oldest waiting event": a job backing off or deferred sits in `delayed` scored by when
+// it runs next, a running one in a list. The accept's mark adds the id (jobs.ts,
+// MARK_SEEN_LUA, so a held job of a refused delivery never enters); the worker removes it
+// once BullMQ has finished the job. A process killed in between leaves an entry whose
+// job is finished or gone: every read drops such entries, so the index stays exact.
+import type { Queue, RedisClient } from 'bullmq'
+import { pendingKey, type JobData } from './jobs.js'
+
+/** KEYS: the index, completed, failed; ARGV[1]: a job's key without its id. Whether the job is still unfinished. */
+const STILL_PENDING = `
+local function pending (id)
+  return redis.call('EXISTS', ARGV[1] .. id) == 1 and not redis.call('ZSCORE', KEYS[2], id) and not redis.call('ZSCORE', KEYS[3], id)
+end`
+
+/** Drops the entry of a job that BullMQ finished (or that is gone); keeps one that is back to wait for a retry. */
+const FINISHED_LUA = `${STILL_PENDING}
+if not pending(ARGV[2]) then redis.call('ZREM', KEYS[1], ARGV[2]) end
+return 1`
+
+/**
+ * The received time of the oldest entry whose job is unfinished, dropping the
+ * stale entries before it; at most 1 000 dropped per call, so a read never
+ * holds Redis long (the next read goes on).
+ */
+const OLDEST_LUA = `${STILL_PENDING}
+for _ = 1, 1000 do
+  local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+  if #first == 0 then return false end
+  if pending(first[1]) then return first[2] end
+  redis.call('ZREM', KEYS[1], first[1])
+end
+return false`
+
+const FINISHED = 'sirWebhooksPendingFinished'
+const OLDEST = 'sirWebhooksPendingOldest'
+const defined = new WeakSet<RedisClient>()
+
+async function prepared (queue: Queue<JobData>): Promise<{ client: RedisClient, keys: string[], jobPrefix: string }> {
+  const client = await queue.client
+  if (!defined.has(client)) {
+    client.defineCommand(FINISHED, { numberOfKeys: 3, lua: FINISHED_LUA })
+    client.defineCommand(OLDEST, { numberOfKeys: 3, lua: OLDEST_LUA })
+    defined.add(client)
+  }
+  return { client, keys: [pendingKey(queue), queue.toKey('completed'), queue.toKey('failed')], jobPrefix: queue.toKey('') }
+}
+
+/** BullMQ completed or failed the job: its entry goes unless the job is back to wait for a retry. */
+export async function jobFinished (queue: Queue<JobData>, jobId: string): Promise<void> {
+  const { client, keys, jobPrefix } = await prepared(queue)
+  await client.runCommand(FINISHED, [...keys, jobPrefix, jobId])
+}
+
+/** When the oldest event accepted and not finished was received, or undefined when none is. */
+export async function oldestPending (queue: Queue<JobData>): Promise<number | undefined> {
+  const { client, keys, jobPrefix } = await prepared(queue)
+  const score: unknown = await client.runCommand(OLDEST, [...keys, jobPrefix])
+  return score === null || score === undefined ? undefined : Number(score)
+}
+
+/**
+ * `oldestReceivedAt` is read synchronously (stats(), the OpenTelemetry gauge):
+ * the index is read in the background every `everyMs` and the last answer kept.
+ */
+export class OldestPending {
+  #value: number | undefined
+  #timer: ReturnType<typeof setInterval> | undefined
+
+  get value (): number | undefined {
+    return this.#value
+  }
+
+  start (queue: () => Promise<Queue<JobData>>, everyMs: number, onError: (error: Error) => void): void {
+    if (this.#timer !== undefined) return
+    const read = (): void => {
+      queue().then(oldestPending).then((at) => { this.#value = at }, onError)
+    }
+    read()
+    this.#timer = setInterval(read, everyMs)
+    this.#timer.unref()
+  }
+
+  stop (): void {
+    if (this.#timer !== undefined) clearInterval(this.#timer)
+    this.#timer = undefined
+  }
+}
