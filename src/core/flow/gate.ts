@@ -1,6 +1,7 @@
 import type { RegisteredHandler } from '../handlers.js'
 import type { WebhookLogger } from '../logger.js'
 import type { ResolvedRetryLater } from '../resolved-options.js'
+import type { ResolvedLimits } from './limits.js'
 import { isThenable } from '../thenable.js'
 import { isRetryLater } from './retry-later.js'
 import type { FlowStore, PauseState } from './store.js'
@@ -91,18 +92,48 @@ export class FlowGate {
     // The slot is taken before the token is asked for, so two admissions waiting
     // on Redis cannot both pass one free slot; it is given back if no token.
     this.#running.set(name, running + 1)
-    if (limits.rate === undefined || how.holdsToken === true) return this.#admitted(name)
-    const reserve = how.reserve === true
-    let waitMs: number | Promise<number>
+    if (limits.concurrency === undefined || this.store.takeSlot === undefined) return this.#withSlot(name, limits, how, undefined)
+    // A store shared by several receivers holds the slots: the count here only spares it the question.
+    let slot: number | undefined | Promise<number | undefined>
     try {
-      waitMs = this.store.takeToken(name, limits.rate, reserve)
+      slot = this.store.takeSlot(name, limits.concurrency)
     } catch (error) {
       this.#free(name)
       throw error
     }
-    if (!isThenable(waitMs)) return this.#afterToken(name, waitMs, reserve)
-    return Promise.resolve(waitMs).then((ms) => this.#afterToken(name, ms, reserve), (error: unknown) => {
+    if (!isThenable(slot)) return this.#slotAnswered(name, limits, how, slot)
+    return Promise.resolve(slot).then((taken) => this.#slotAnswered(name, limits, how, taken), (error: unknown) => {
       this.#free(name)
+      throw error
+    })
+  }
+
+  #slotAnswered (name: string, limits: ResolvedLimits, how: AdmitOptions, slot: number | undefined): Admission | Promise<Admission> {
+    if (slot === undefined) {
+      this.#free(name)
+      return this.#defer(name, 'concurrency', CONCURRENCY_RETRY_MS)
+    }
+    return this.#withSlot(name, limits, how, () => { this.store.freeSlot?.(name, slot) })
+  }
+
+  /** Past pause and concurrency: the token, where the handler has a rate. `freeSlot` gives back a store's slot. */
+  #withSlot (name: string, limits: ResolvedLimits, how: AdmitOptions, freeSlot: (() => void) | undefined): Admission | Promise<Admission> {
+    if (limits.rate === undefined || how.holdsToken === true) return this.#admitted(name, freeSlot)
+    const reserve = how.reserve === true
+    const refused = (): void => {
+      freeSlot?.()
+      this.#free(name)
+    }
+    let waitMs: number | Promise<number>
+    try {
+      waitMs = this.store.takeToken(name, limits.rate, reserve)
+    } catch (error) {
+      refused()
+      throw error
+    }
+    if (!isThenable(waitMs)) return this.#afterToken(name, waitMs, reserve, freeSlot)
+    return Promise.resolve(waitMs).then((ms) => this.#afterToken(name, ms, reserve, freeSlot), (error: unknown) => {
+      refused()
       throw error
     })
   }
@@ -149,19 +180,21 @@ export class FlowGate {
     return this.#counts
   }
 
-  #afterToken (name: string, waitMs: number, reserved: boolean): Admission {
-    if (waitMs <= 0) return this.#admitted(name)
+  #afterToken (name: string, waitMs: number, reserved: boolean, freeSlot: (() => void) | undefined): Admission {
+    if (waitMs <= 0) return this.#admitted(name, freeSlot)
+    freeSlot?.()
     this.#free(name)
     this.#count(name, 'rate')
     return { reason: 'rate', retryInMs: waitMs, reserved }
   }
 
-  #admitted (name: string): Admitted {
+  #admitted (name: string, freeSlot?: () => void): Admitted {
     let released = false
     return {
       release: () => {
         if (released) return
         released = true
+        freeSlot?.()
         this.#free(name)
         this.#wake(name)
       }

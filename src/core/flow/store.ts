@@ -26,6 +26,15 @@ export interface FlowStore {
    * then and runs without asking again. Without, nothing is taken.
    */
   takeToken (handler: string, rate: Required<RateLimit>, reserve: boolean): number | Promise<number>
+  /**
+   * Takes one of the handler's `limit` run slots, shared by every receiver on the
+   * store: the slot's number, or undefined when all are taken. A store without
+   * it (memory, BullMQ) leaves `concurrency` to the gate's count in the process.
+   * The gate asks only once that count is under the limit.
+   */
+  takeSlot? (handler: string, limit: number): number | undefined | Promise<number | undefined>
+  /** Gives back a slot `takeSlot` answered, once its run has ended. */
+  freeSlot? (handler: string, slot: number): void
   /** Pauses or resumes one handler, or, with `handler` undefined, all of them. */
   setPaused (handler: string | undefined, paused: boolean): void | Promise<void>
   /** The pause state as last known: synchronous, read on every admission and by `health()`. */
