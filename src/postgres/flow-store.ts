@@ -4,11 +4,15 @@
 // as run slots, and a table of what is paused, heard through LISTEN/NOTIFY.
 import type { RateLimit } from '../core/flow/limits.js'
 import type { FlowStore, PauseState } from '../core/flow/store.js'
+import { withDeadline } from '../core/timeouts.js'
 import type { ControlConnection } from './control-connection.js'
 import { quoted } from './schema.js'
 
 /** How often the pause state is read again, should a notification have been lost. */
 export const PAUSE_REFRESH_MS = 500
+
+/** How long a pause() or resume() made while the inbox starts waits for its tables before it throws. */
+const PAUSE_WAITS_FOR_START_MS = 10_000
 
 /** The pause table's row for `pause()` without a name: no handler name is empty. */
 const ALL = ''
@@ -17,8 +21,8 @@ export interface FlowStoreEnvironment {
   schema: string
   /** The control connection once the inbox has reached its tables, else undefined. */
   control (): ControlConnection | undefined
-  /** Resolves once the tables are there (start() migrated or checked them); rejects past its deadline. */
-  ready (): Promise<void>
+  /** Resolves once the tables are there (start() migrated or checked them). */
+  ready: Promise<void>
   /** A refresh or a slot's release failed: the state stays as last read. */
   onError (error: unknown): void
   /** The pause state changed (here or on another receiver): runs put off may start. */
@@ -131,7 +135,8 @@ export class PostgresFlowStore implements FlowStore {
   }
 
   async setPaused (handler: string | undefined, paused: boolean): Promise<void> {
-    await this.#env.ready()
+    const ready = await withDeadline(this.#env.ready.then(() => true), PAUSE_WAITS_FOR_START_MS, () => false)
+    if (!ready) throw new Error('sir-webhooks: the Postgres inbox has not reached its database yet, so the pause could not be recorded; try again')
     const control = this.#control()
     if (paused) await control.query(this.#sql.pause, [handler ?? ALL])
     else if (handler === undefined) await control.query(this.#sql.resumeAll)

@@ -1,6 +1,6 @@
 import type { Pool } from 'pg'
 import type { AnyEvent } from '../core/events.js'
-import { wakeOrTimeout, withDeadline } from '../core/timeouts.js'
+import { wakeOrTimeout } from '../core/timeouts.js'
 import { UnrefTimers } from '../core/unref-timers.js'
 import { assertNotStarted, type AcceptOutcome, type Inbox, type InboxHealth, type InboxRuntime, type PurgeOptions, type PurgeResult } from '../core/inbox.js'
 import { defaults } from '../core/options.js'
@@ -26,9 +26,6 @@ export type { DeadLetterQuery, EventOutcome, OutcomeState } from '../core/outcom
 export { migrationSql, SCHEMA_VERSION } from './schema.js'
 
 export type { PurgeOptions, PurgeResult } from '../core/inbox.js'
-
-/** How long a pause() or resume() made while the inbox starts waits for its tables before it throws. */
-const PAUSE_WAITS_FOR_START_MS = 10_000
 
 /**
  * A durable inbox in PostgreSQL, with exactly-once effects for what handlers
@@ -77,12 +74,8 @@ export class PostgresInbox implements Inbox<PostgresHandlerExtra> {
     this.#readyOnce = { promise: new Promise((resolve) => { resolveReady = resolve }), resolve: () => { resolveReady() } }
     this.#flow = new PostgresFlowStore({
       schema: this.#options.schema,
-      control: () => this.#ready ? this.#running?.control : undefined,
-      ready: async () => {
-        await withDeadline(this.#readyOnce.promise.then(() => true), PAUSE_WAITS_FOR_START_MS, () => false).then((ready) => {
-          if (!ready) throw new Error('sir-webhooks: the Postgres inbox has not reached its database yet, so the pause could not be recorded; try again')
-        })
-      },
+      control: () => this.#running?.control,
+      ready: this.#readyOnce.promise,
       onError: (error) => { this.#runtime?.logger.warn({ err: redactedStoreError(error) }, 'flow control could not read or release its state in Postgres; it is tried again') },
       onChange: (state) => {
         // Resumed (here or on another receiver): what waited is due now.
@@ -137,9 +130,13 @@ export class PostgresInbox implements Inbox<PostgresHandlerExtra> {
     }
     if (this.#flowOffered) running.control.listenAlso(this.#flow.channel, () => { this.#flow.heard() })
     await running.control.open()
+    if (this.#flowOffered) {
+      // Before any claim: a receiver started while every receiver is paused must not run a batch first.
+      await this.#flow.refresh().catch((error: unknown) => { this.#runtime?.logger.warn({ err: redactedStoreError(error) }, 'flow control could not read the pause state yet; it is tried again') })
+      this.#flow.start()
+    }
     this.#ready = true
     this.#readyOnce.resolve()
-    if (this.#flowOffered) this.#flow.start()
     this.#health.succeeded()
     this.#timers.every(this.#options.pollIntervalMs, () => { this.#poll() })
     this.#timers.every(this.#options.purgeIntervalMs, () => { this.#purgeQuietly() })
