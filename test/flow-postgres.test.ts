@@ -54,7 +54,7 @@ if (postgres.url === undefined) {
   })
 
   t.test('postgres: pause() on one receiver pauses the other; its deliveries are still 2xx; resume() on the other drains', async (t) => {
-    const { a, b } = pair(t)
+    const { a, b, schema } = pair(t)
     const ran: string[] = []
     for (const webhooks of [a, b]) webhooks.on('action.completed', async function creditTokens (event) { ran.push(event.id) }, { name: 'creditTokens' })
     await a.pause()
@@ -65,8 +65,13 @@ if (postgres.url === undefined) {
     for (let index = 0; index < 6; index++) {
       t.equal((await (index % 2 === 0 ? a : b).receive(delivery(event(`evt_pg_pause_${index}`)))).status, 200, 'answered 2xx while paused')
     }
+    // A receiver started now (a deploy's new instance) reads the pause before it claims anything.
+    const late = pgReceiver(postgresInbox({ connectionString, schema, pollIntervalMs: 200 }))
+    t.teardown(() => late.close())
+    late.on('action.completed', async function creditTokens (event) { ran.push(event.id) }, { name: 'creditTokens' })
     await sleep(1_200)
-    t.same(ran, [], 'nothing ran on either receiver')
+    t.same(ran, [], 'nothing ran on any receiver, the one started while paused included')
+    t.equal(late.health().status, 'paused')
     t.equal((await b.inbox.counts())?.pending, 6, 'stored, waiting')
     t.ok((b.stats().flow.oldestWaitingMs ?? 0) >= 1_000 || (a.stats().flow.oldestWaitingMs ?? 0) >= 1_000, 'the age of the oldest waiting event is reported')
     await b.resume()
