@@ -115,6 +115,32 @@ if (postgres.url === undefined) {
     t.ok(rows.some((row) => row.by === 'a') && rows.some((row) => row.by === 'b'), `both receivers ran some (${rows.filter((row) => row.by === 'a').length} on a)`)
   })
 
+  t.test('postgres: a receiver whose connection dies frees its concurrency slot for the others', async (t) => {
+    const { a, b, schema } = pair(t)
+    let unblock = (): void => {}
+    const blocked = new Promise<void>((resolve) => { unblock = resolve })
+    t.teardown(() => { unblock() })
+    const started: string[] = []
+    a.on('action.completed', async function writeLedger (event) {
+      started.push(`a:${event.id}`)
+      await blocked
+    }, { name: 'writeLedger', concurrency: 1 })
+    b.on('action.completed', async function writeLedger (event) { started.push(`b:${event.id}`) }, { name: 'writeLedger', concurrency: 1 })
+    await until(() => a.health().status === 'ok' && b.health().status === 'ok', 'both receivers to start')
+    t.equal((await a.receive(delivery(event('evt_pg_slot_held')))).status, 200)
+    await until(() => started.includes('a:evt_pg_slot_held'), 'the run that holds the slot to start')
+    t.equal((await b.receive(delivery(event('evt_pg_slot_waits')))).status, 200)
+    await sleep(800)
+    t.same(started, ['a:evt_pg_slot_held'], 'b waits: the one slot is held by a\'s run')
+    // As if a's host died: the server ends the session that holds the slot's advisory lock.
+    const holder = await db.query<{ pid: number }>(`
+      SELECT l.pid FROM pg_locks l JOIN pg_stat_activity s ON s.pid = l.pid
+      WHERE l.locktype = 'advisory' AND s.application_name = $1`, [`sir-webhooks control ${schema}`])
+    t.equal(holder.rows.length, 1, 'one session holds the slot')
+    await db.query('SELECT pg_terminate_backend($1)', [holder.rows[0]?.pid])
+    await until(() => started.includes('b:evt_pg_slot_waits'), 'b to run once the slot was freed', 10_000)
+  })
+
   t.test('postgres: RetryLater rolls back the handler\'s writes and uses no attempt; exactly-once holds for a handler deferred then run; bounded, then a failure', async (t) => {
     const schema = freshSchema('flow_later')
     const webhooks = pgReceiver(postgresInbox({ connectionString, schema, pollIntervalMs: 200 }), {
