@@ -178,6 +178,8 @@ if (postgres.url === undefined) {
       { handler: 'callPartner', attempt: 1, outcome: 'deferred', error: /retryLater/ }
     ], 'the two deferred runs are in the attempt log')
     t.equal(outcome?.attemptLog?.length, 2)
+    const carried = await db.query<{ flow: unknown }>(`SELECT flow FROM ${schema}.events WHERE id = 'evt_pg_later'`)
+    t.equal(carried.rows[0]?.flow, null, 'done: no RetryLater record is carried any more')
 
     t.equal((await webhooks.receive(delivery(event('evt_pg_never')))).status, 200)
     await until(() => deadLetters.length === 1, 'the dead letter past the bound', 20_000)
@@ -191,6 +193,17 @@ if (postgres.url === undefined) {
     const never = await db.query<{ count: number }>(`SELECT count(*)::integer AS count FROM ${schema}.writes WHERE event_id = 'evt_pg_never' AND handler = 'callPartner'`)
     t.equal(never.rows[0]?.count, 0, 'no write of a RetryLater run committed')
     t.equal(webhooks.stats().handlers.retried, 0, 'no deferral is reported as a retry')
+  })
+
+  t.test('postgres: an error holding a lone surrogate is kept in the attempt log, written out (jsonb refuses it)', async (t) => {
+    const webhooks = pgReceiver(postgresInbox({ connectionString, schema: freshSchema('flow_log'), pollIntervalMs: 200 }), { retry: { attempts: 1, minDelayMs: 5, maxDelayMs: 5 } })
+    t.teardown(() => webhooks.close())
+    webhooks.on('action.completed', async function surrogate () { throw new Error('bad\ud800news') }, { name: 'surrogate' })
+    await webhooks.receive(delivery(event('evt_pg_surrogate')))
+    await until(async () => (await webhooks.inbox.outcome('evt_pg_surrogate'))?.state === 'dead', 'the event to be dead')
+    const outcome = await webhooks.inbox.outcome('evt_pg_surrogate')
+    t.same(outcome?.attemptLog?.map((run) => run.error), ['Error: bad\\ud800news'])
+    t.equal(outcome?.attempts, 1, 'dead after its own attempt, not after failed commits')
   })
 
   t.test('postgres: the attempt log keeps the newest 50 runs of an event', async (t) => {

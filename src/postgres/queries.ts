@@ -160,8 +160,9 @@ export function queriesFor (schema: string, handlerSynchronousCommit: boolean, i
     recordHandled: (literal, handled, now) => `
       INSERT INTO ${s}.handled (event_id, handler, handled_at)
       VALUES ${handled.map(([id, handler]) => `(${literal(id)}, ${literal(handler)}, ${literal(now)})`).join(', ')}`,
+    // Done: no flow record to carry any more (a replay starts the RetryLater bound afresh).
     finishDone: (literal, ids, now) => `
-      UPDATE ${s}.events SET state = 'done', finished_at = ${literal(now)} WHERE id IN (${ids.map(literal).join(', ')})`,
+      UPDATE ${s}.events SET state = 'done', finished_at = ${literal(now)}, flow = NULL WHERE id IN (${ids.map(literal).join(', ')})`,
     finish: (literal, id, state, now, lastError, more = '') => `
       UPDATE ${s}.events SET state = ${literal(state)}, finished_at = ${literal(now)}, last_error = coalesce(${literal(lastError)}, last_error)${more}
       WHERE id = ${literal(id)}`,
@@ -170,7 +171,9 @@ export function queriesFor (schema: string, handlerSynchronousCommit: boolean, i
     flowColumns: (literal, carry, log) => {
       const carried = carry === null ? 'NULL' : `${literal(carry)}::jsonb`
       if (log.length === 0) return `, flow = ${carried}`
-      const appended = `coalesce(attempt_log, '[]'::jsonb) || ${literal(JSON.stringify(log))}::jsonb`
+      // jsonb refuses \u0000 and lone surrogates: an error holding one has it written out (as `last_error` has a NUL).
+      const entries = JSON.stringify(log, (_key, value: unknown) => typeof value === 'string' ? value.replace(/[\0\p{Cs}]/gu, writtenOut) : value)
+      const appended = `coalesce(attempt_log, '[]'::jsonb) || ${literal(entries)}::jsonb`
       return `, flow = ${carried}, attempt_log = (
         SELECT jsonb_agg(entry ORDER BY position) FROM jsonb_array_elements(${appended}) WITH ORDINALITY AS log (entry, position)
         WHERE position > jsonb_array_length(${appended}) - ${ATTEMPT_LOG_MAX})`
@@ -205,6 +208,11 @@ export function queriesFor (schema: string, handlerSynchronousCommit: boolean, i
     countPurgeable: `SELECT count(*)::integer AS purged FROM ${s}.events WHERE state = $1 AND finished_at < $2`,
     countByState: `SELECT state, count(*) AS count FROM ${s}.events GROUP BY state`
   }
+}
+
+/** A character as its JSON escape, in text: `\u0000`. */
+function writtenOut (character: string): string {
+  return '\\u' + character.charCodeAt(0).toString(16).padStart(4, '0')
 }
 
 /** Times are whole milliseconds; a fractional clock reading is cut, anything else is refused. */
