@@ -23,7 +23,7 @@ export interface FlowStoreEnvironment {
   control (): ControlConnection | undefined
   /** Resolves once the tables are there (start() migrated or checked them). */
   ready: Promise<void>
-  /** A refresh or a slot's release failed: the state stays as last read. */
+  /** A refresh (the first of a run of failures) or a slot's release failed: the state stays as last read. */
   onError (error: unknown): void
   /** The pause state changed (here or on another receiver): runs put off may start. */
   onChange (state: PauseState): void
@@ -79,6 +79,8 @@ export class PostgresFlowStore implements FlowStore {
   #state: PauseState = { all: false, handlers: new Set() }
   #timer: ReturnType<typeof setInterval> | undefined
   #refreshing: Promise<void> | undefined
+  /** A refresh failed and none has succeeded since: said once, not every 500 ms. */
+  #failing = false
 
   constructor (env: FlowStoreEnvironment) {
     this.#env = env
@@ -101,7 +103,10 @@ export class PostgresFlowStore implements FlowStore {
 
   /** A pause or resume was announced (or may have been missed): read the state again. */
   heard (): void {
-    this.refresh().catch((error: unknown) => { this.#env.onError(error) })
+    this.refresh().then(() => { this.#failing = false }, (error: unknown) => {
+      if (!this.#failing) this.#env.onError(error)
+      this.#failing = true
+    })
   }
 
   async takeToken (handler: string, rate: Required<RateLimit>, reserve: boolean): Promise<number> {
