@@ -188,8 +188,26 @@ if (postgres.url === undefined) {
     const receivers = Array.from({ length: 6 }, () => receiverOn(t, postgresInbox({ connectionString: url, schema })))
     const results = await Promise.all(receivers.map(async (webhooks, index) => await webhooks.receive(delivery(event(`evt_start_${index}`)))))
     t.same(results.map((result) => result.status), [200, 200, 200, 200, 200, 200])
-    const { rows } = await admin.query(`SELECT version FROM ${schema}.migrations`)
-    t.same(rows, [{ version: 1 }])
+    const { rows } = await admin.query(`SELECT version FROM ${schema}.migrations ORDER BY version`)
+    t.same(rows, [{ version: 1 }, { version: 2 }])
+  })
+
+  t.test('tables at version 1 are brought to version 2 (flow control) with their events kept; --from 1 SQL does it for migrate: false', async (t) => {
+    for (const how of ['at start', 'printed SQL'] as const) {
+      const schema = freshSchema()
+      t.teardown(() => admin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`))
+      // Version 1 as a release before flow control left it, with an event waiting.
+      await admin.query(migrationSql(schema))
+      await admin.query(`DROP TABLE ${schema}.flow_buckets, ${schema}.flow_paused; ALTER TABLE ${schema}.events DROP COLUMN flow, DROP COLUMN attempt_log; DELETE FROM ${schema}.migrations WHERE version = 2`)
+      await admin.query(`INSERT INTO ${schema}.events (id, type, body, received_at, next_attempt_at) VALUES ('evt_v1', 'action.completed', $1, 1, 1)`, [JSON.stringify(event('evt_v1'))])
+      if (how === 'printed SQL') await admin.query(migrationSql(schema, 1))
+      const webhooks = receiverOn(t, postgresInbox({ connectionString: url, schema, migrate: how === 'at start', pollIntervalMs: 100 }))
+      const ran: string[] = []
+      webhooks.on('action.completed', async function creditTokens (evt) { ran.push(evt.id) }, { name: 'creditTokens', rate: { perSecond: 50 } })
+      await until(() => ran.includes('evt_v1'), `the version 1 event to run (${how})`)
+      const { rows } = await admin.query(`SELECT version FROM ${schema}.migrations ORDER BY version`)
+      t.same(rows, [{ version: 1 }, { version: 2 }], how)
+    }
   })
 
   t.test('migrate: false needs the tables; the printed SQL makes them', async (t) => {

@@ -129,6 +129,7 @@ if (postgres.url === undefined) {
     t.equal(outcome?.attempts, 2)
     t.equal(runs, 2, 'the handler ran once per attempt')
     t.same(errors, ['bad\u0000news'], 'the dead letter carries the handler\'s own error')
+    t.same(outcome?.attemptLog?.map((run) => run.error), ['Error: bad\\u0000news', 'Error: bad\\u0000news'], 'the attempt log (jsonb) holds each failure, its NUL written out')
   })
 
   t.test('a duplicate whose body differs from the one recorded is answered as a duplicate and counted; an identical one is not counted', async (t) => {

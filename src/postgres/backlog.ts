@@ -12,16 +12,23 @@ const MIN_RECOUNT_MS = 100
  * refused. Before this, the count only grew between polls: a receiver that
  * kept up with its events refused deliveries with a tenth of the bound pending.
  */
+/** What a count of the table says: pending events, and when the oldest of them was received. */
+export interface BacklogCount {
+  pending: number
+  oldestReceivedAt: number | undefined
+}
+
 export class Backlog {
-  readonly #countNow: () => Promise<number>
+  readonly #countNow: () => Promise<BacklogCount>
   readonly #failed: (error: unknown) => void
   #count = 0
   /** Accepts minus finishes here since the count in flight was sent: its result does not hold them all. */
   #sinceSent = 0
   #recount: Promise<void> | undefined
   #countedAt = Number.NEGATIVE_INFINITY
+  #oldest: number | undefined
 
-  constructor (countNow: () => Promise<number>, failed: (error: unknown) => void) {
+  constructor (countNow: () => Promise<BacklogCount>, failed: (error: unknown) => void) {
     this.#countNow = countNow
     this.#failed = failed
   }
@@ -30,14 +37,25 @@ export class Backlog {
     return this.#count
   }
 
-  added (events: number): void {
+  /**
+   * When the oldest pending event was received, as of the last count; an
+   * accept here since, when none was pending then. Undefined once this
+   * process's count says nothing is pending.
+   */
+  get oldestReceivedAt (): number | undefined {
+    return this.#count === 0 ? undefined : this.#oldest
+  }
+
+  added (events: number, at = Date.now()): void {
     this.#count += events
     this.#sinceSent += events
+    if (events > 0) this.#oldest ??= at
   }
 
   finished (events: number): void {
     this.#count = Math.max(0, this.#count - events)
     this.#sinceSent -= events
+    if (this.#count === 0) this.#oldest = undefined
   }
 
   /** Counts the table again; one count at a time, shared by whoever asks meanwhile. */
@@ -60,7 +78,8 @@ export class Backlog {
     this.#sinceSent = 0
     try {
       const counted = await this.#countNow()
-      this.#count = Math.max(0, counted + this.#sinceSent)
+      this.#count = Math.max(0, counted.pending + this.#sinceSent)
+      this.#oldest = counted.oldestReceivedAt
     } catch (error) {
       this.#failed(error)
     } finally {

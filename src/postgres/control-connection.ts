@@ -1,4 +1,4 @@
-import type { Client } from 'pg'
+import type { Client, QueryResult, QueryResultRow } from 'pg'
 import type { WebhookLogger } from '../core/logger.js'
 import { redactedStoreError } from './store-errors.js'
 
@@ -26,6 +26,10 @@ export class ControlConnection {
   #reconnectTimer: NodeJS.Timeout | undefined
   #closed = false
   #lastError: unknown
+  /** Other channels listened to, with who hears them (flow control's pause changes). */
+  readonly #alsoHeard = new Map<string, () => void>()
+  /** One query at a time on the client, in the order asked (pg 9 no longer queues them itself). */
+  #turn: Promise<unknown> = Promise.resolve()
 
   constructor (makeClient: () => Client, channel: string, countStatement: (idLiterals: string[]) => string, onWake: (sender: string | undefined) => void, logger: WebhookLogger) {
     this.#makeClient = makeClient
@@ -73,13 +77,39 @@ export class ControlConnection {
         if (client === undefined) throw new Error('the inbox lost its control connection; the attempt cannot be counted yet')
         const ids = batch.map(({ id }) => client.escapeLiteral(id))
         // The session's settings (set on connect) apply: no WAL flush, and a lock timeout.
-        await client.query(this.#countStatement(ids))
+        await this.#inTurn(async () => await client.query(this.#countStatement(ids)))
         for (const waiting of batch) waiting.resolve()
       } catch (error) {
         for (const waiting of batch) waiting.reject(error)
       }
     }
     this.#counting = false
+  }
+
+  /**
+   * Also LISTENs on `channel` (call before `open()`): `heard` runs on each of its
+   * notifications, and after a reconnection, since those sent meanwhile are lost.
+   */
+  listenAlso (channel: string, heard: () => void): void {
+    this.#alsoHeard.set(channel, heard)
+  }
+
+  /**
+   * One statement on this connection, outside any transaction: flow control's
+   * tokens, slots and pause state. Here rather than on a pool client for the
+   * reason attempts are counted here: every pool client may be running a handler
+   * that waits for this answer. Throws while the connection is down.
+   */
+  async query<Row extends QueryResultRow> (text: string, values?: unknown[]): Promise<QueryResult<Row>> {
+    const client = this.#client
+    if (client === undefined) throw new Error('the inbox lost its control connection; flow control cannot ask the database yet')
+    return await this.#inTurn(async () => await client.query<Row>(text, values))
+  }
+
+  async #inTurn<T> (work: () => Promise<T>): Promise<T> {
+    const turn = this.#turn.then(work)
+    this.#turn = turn.catch(() => {})
+    return await turn
   }
 
   async close (): Promise<void> {
@@ -95,7 +125,11 @@ export class ControlConnection {
     const client = this.#makeClient()
     client.on('error', (error) => { this.#lost(client, error) })
     client.on('end', () => { this.#lost(client, new Error('the control connection ended')) })
-    client.on('notification', (message) => { this.#onWake(message.payload) })
+    client.on('notification', (message) => {
+      const heard = this.#alsoHeard.get(message.channel)
+      if (heard !== undefined) heard()
+      else this.#onWake(message.payload)
+    })
     try {
       await client.connect()
       // This connection only counts attempts and listens, so the settings the counts
@@ -103,7 +137,8 @@ export class ControlConnection {
       // timeout breaks a wait the server cannot see as a deadlock: the workers wait
       // for a count while holding their claims, and a LOCK TABLE queued behind those
       // claims (a migration, VACUUM FULL) would block the count forever.
-      await client.query(`SET synchronous_commit TO off; SET lock_timeout TO ${COUNT_LOCK_TIMEOUT_MS}; LISTEN "${this.#channel}"`)
+      const listens = [this.#channel, ...this.#alsoHeard.keys()].map((channel) => `; LISTEN "${channel}"`).join('')
+      await client.query(`SET synchronous_commit TO off; SET lock_timeout TO ${COUNT_LOCK_TIMEOUT_MS}${listens}`)
     } catch (error) {
       this.#lost(client, error)
       return
@@ -116,6 +151,7 @@ export class ControlConnection {
     this.#lastError = undefined
     // Notifications sent while it was down are lost: look for work now.
     this.#onWake(undefined)
+    for (const heard of this.#alsoHeard.values()) heard()
   }
 
   #lost (client: Client, error: unknown): void {

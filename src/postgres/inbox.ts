@@ -8,6 +8,7 @@ import type { DeadLetterQuery, EventOutcome, OutcomeState } from '../core/outcom
 import { purgeQuietly } from '../core/retention.js'
 import { Backlog } from './backlog.js'
 import { Candidates } from './candidates.js'
+import { PostgresFlowStore } from './flow-store.js'
 import { loadPg } from './driver.js'
 import { idleLimitInSession, resolvePostgresOptions, type PostgresInboxOptions, type ResolvedPostgresOptions } from './options.js'
 import { queriesFor, type Queries } from './queries.js'
@@ -54,6 +55,10 @@ export class PostgresInbox implements Inbox<PostgresHandlerExtra> {
   readonly #records: Records
   #wakeScheduled = false
   readonly #candidates = new Candidates()
+  readonly #flow: PostgresFlowStore
+  #flowOffered = false
+  /** Resolves once the tables are there: a pause() before then waits for it. */
+  readonly #readyOnce: { promise: Promise<void>, resolve: () => void }
 
   constructor (options: PostgresInboxOptions) {
     this.#options = resolvePostgresOptions(options)
@@ -61,9 +66,22 @@ export class PostgresInbox implements Inbox<PostgresHandlerExtra> {
     const idleLimitPerTransaction = idleLimitInSession(this.#options) ? 0 : this.#options.idleInTransactionTimeoutMs
     this.#sql = queriesFor(this.#options.schema, this.#options.handlerSynchronousCommit, idleLimitPerTransaction)
     this.#backlog = new Backlog(async () => {
-      const { rows } = await (await this.#pool()).query<{ pending: number }>(this.#sql.countPending)
-      return rows[0]?.pending ?? 0
+      const { rows } = await (await this.#pool()).query<{ pending: number, oldest: string | null }>(this.#sql.countPending)
+      const oldest = rows[0]?.oldest
+      return { pending: rows[0]?.pending ?? 0, oldestReceivedAt: oldest === null || oldest === undefined ? undefined : Number(oldest) }
     }, (error) => { this.#health.failed(redactedStoreError(error)) })
+    let resolveReady = (): void => {}
+    this.#readyOnce = { promise: new Promise((resolve) => { resolveReady = resolve }), resolve: () => { resolveReady() } }
+    this.#flow = new PostgresFlowStore({
+      schema: this.#options.schema,
+      control: () => this.#running?.control,
+      ready: this.#readyOnce.promise,
+      onError: (error) => { this.#runtime?.logger.warn({ err: redactedStoreError(error) }, 'flow control could not read or release its state in Postgres; it is tried again') },
+      onChange: (state) => {
+        // Resumed (here or on another receiver): what waited is due now.
+        if (!state.all) this.#wakeToScan()
+      }
+    })
     this.#records = new Records({ sql: this.#sql, options: this.#options, pool: async () => await this.#pool(), now: () => this.#now(), receiver: () => this.#runtime?.options })
   }
 
@@ -110,8 +128,15 @@ export class PostgresInbox implements Inbox<PostgresHandlerExtra> {
       this.#timers.after(this.#options.pollIntervalMs, () => { void this.#prepare().catch((schemaError: unknown) => { this.#health.failed(schemaError) }) })
       return
     }
+    if (this.#flowOffered) running.control.listenAlso(this.#flow.channel, () => { this.#flow.heard() })
     await running.control.open()
+    if (this.#flowOffered) {
+      // Before any claim: a receiver started while every receiver is paused must not run a batch first.
+      await this.#flow.refresh().catch((error: unknown) => { this.#runtime?.logger.warn({ err: redactedStoreError(error) }, 'flow control could not read the pause state yet; it is tried again') })
+      this.#flow.start()
+    }
     this.#ready = true
+    this.#readyOnce.resolve()
     this.#health.succeeded()
     this.#timers.every(this.#options.pollIntervalMs, () => { this.#poll() })
     this.#timers.every(this.#options.purgeIntervalMs, () => { this.#purgeQuietly() })
@@ -124,6 +149,21 @@ export class PostgresInbox implements Inbox<PostgresHandlerExtra> {
    */
   get size (): number {
     return this.#backlog.size
+  }
+
+  /** When the oldest pending event was received, as of the last poll (and this process's accepts since). */
+  get oldestReceivedAt (): number | undefined {
+    return this.#backlog.oldestReceivedAt
+  }
+
+  /**
+   * Flow control shared by every receiver on the schema: rate (a token bucket
+   * row per handler, on the server's clock), concurrency (advisory locks as run
+   * slots) and pause (a table, announced with NOTIFY). See flow-store.ts.
+   */
+  flowStore (): PostgresFlowStore {
+    this.#flowOffered = true
+    return this.#flow
   }
 
   accept (event: AnyEvent, receivedAt: number, _whenAnswered?: unknown, _waitUntil?: unknown, rawBody?: Uint8Array): AcceptOutcome | Promise<AcceptOutcome> {
@@ -196,6 +236,7 @@ export class PostgresInbox implements Inbox<PostgresHandlerExtra> {
     const cut = running.workers.releaseByForce()
     if (cut > 0) this.#runtime?.logger.warn({ events: cut }, 'close() ran out of time; the unfinished events were rolled back and stay pending for another instance or the next start')
     this.#timers.clear()
+    this.#flow.close()
     await running.control.close()
     if (running.ownsPool) await running.pool.end()
   }
@@ -227,7 +268,8 @@ export class PostgresInbox implements Inbox<PostgresHandlerExtra> {
       const running = this.#running
       // Without the control connection no attempt can be counted, so no event can
       // start: claiming would only fail and log. Its reconnection wakes the workers.
-      if (running?.control.connected === true) running.workers.wake()
+      // Every handler paused: nothing to claim. resume() (here or elsewhere) wakes them.
+      if (running?.control.connected === true && !this.#flow.pauseState().all) running.workers.wake()
     })
   }
 

@@ -1,5 +1,6 @@
 import type { AnyEvent } from '../core/events.js'
-import type { EventOutcome, OutcomeState } from '../core/outcome.js'
+import type { FlowCarry } from '../core/flow/attempt.js'
+import type { AttemptRecord, EventOutcome, OutcomeState } from '../core/outcome.js'
 import { quoted } from './schema.js'
 import { eventOf, storedText } from './stored-text.js'
 
@@ -15,10 +16,26 @@ export interface EventRow {
   last_error: string | null
   finished_at: string | null
   started: number
+  /** The newest failed or deferred handler runs, oldest first (only the outcome queries read it). */
+  attempt_log?: LoggedRun[] | null
 }
+
+/** An attempt log entry as stored (jsonb): `at` in ms since the epoch. */
+export interface LoggedRun {
+  handler: string
+  attempt: number
+  at: number
+  outcome: 'failed' | 'deferred'
+  error: string
+}
+
+/** Entries an event's attempt log keeps: the newest. */
+export const ATTEMPT_LOG_MAX = 50
 
 export interface ClaimedRow extends EventRow {
   succeeded: string[]
+  /** What flow control keeps with a deferred event between its runs. */
+  flow: FlowCarry | null
   /** The body parsed (workers.ts); undefined if the row no longer holds an event. */
   event: AnyEvent | undefined
 }
@@ -56,10 +73,14 @@ export interface Queries {
   recordHandled (literal: Literal, handled: ReadonlyArray<readonly [string, string]>, now: number): string
   /** These events are done. */
   finishDone (literal: Literal, ids: readonly string[], now: number): string
-  /** The event is done or dead. */
-  finish (literal: Literal, id: string, state: 'done' | 'dead', now: number, lastError: string | null): string
-  /** The event runs again at `nextAttemptAt`. */
-  retryLater (literal: Literal, id: string, nextAttemptAt: number, lastError: string): string
+  /** The event is done or dead; `more` adds SET clauses (`flowColumns`). */
+  finish (literal: Literal, id: string, state: 'done' | 'dead', now: number, lastError: string | null, more?: string): string
+  /** The event runs again at `nextAttemptAt`; a null `lastError` keeps the one there. */
+  retryLater (literal: Literal, id: string, nextAttemptAt: number, lastError: string | null, more?: string): string
+  /** SET clauses: the flow carry (JSON or null), and `log` appended to the attempt log, which keeps the newest ATTEMPT_LOG_MAX. */
+  flowColumns (literal: Literal, carry: string | null, log: readonly LoggedRun[]): string
+  /** Takes back the attempt counted for a run that was deferred (RetryLater): no attempt used. */
+  uncountAttempt (literal: Literal, id: string): string
   /** $1 id */
   outcome: string
   /** $1 limit */
@@ -109,7 +130,8 @@ export function queriesFor (schema: string, handlerSynchronousCommit: boolean, i
     // Its own short transaction, not flushed: a lost wake-up costs one poll interval.
     notifyOthers: (payload) => `BEGIN; SET LOCAL synchronous_commit TO off; SELECT pg_notify('${wakeChannel}', '${plain(payload)}'); COMMIT`,
     wakeChannel,
-    countPending: `SELECT count(*)::integer AS pending FROM ${s}.events WHERE state = 'pending'`,
+    // The oldest in the same pass over the pending rows: the age of the backlog, for stats().flow.
+    countPending: `SELECT count(*)::integer AS pending, min(received_at) AS oldest FROM ${s}.events WHERE state = 'pending'`,
     // Without locks: the claim that follows checks each id again under its row lock.
     // The events running here are pending too (their rows are locked, not finished):
     // left out, so that the limit counts only ids worth trying.
@@ -125,7 +147,7 @@ export function queriesFor (schema: string, handlerSynchronousCommit: boolean, i
     // every other claim and any UPDATE, and is the weakest lock that does.
     beginAndClaim: (literal, ids, now) => `
       ${begin};
-      SELECT ${EVENT_COLUMNS},
+      SELECT ${EVENT_COLUMNS}, e.flow,
         coalesce((SELECT array_agg(h.handler) FROM ${s}.handled h WHERE h.event_id = e.id), '{}') AS succeeded
       FROM ${s}.events e LEFT JOIN ${s}.attempts a ON a.event_id = e.id
       WHERE e.id IN (${ids.map(literal).join(', ')})
@@ -138,23 +160,35 @@ export function queriesFor (schema: string, handlerSynchronousCommit: boolean, i
     recordHandled: (literal, handled, now) => `
       INSERT INTO ${s}.handled (event_id, handler, handled_at)
       VALUES ${handled.map(([id, handler]) => `(${literal(id)}, ${literal(handler)}, ${literal(now)})`).join(', ')}`,
+    // Done: no flow record to carry any more (a replay starts the RetryLater bound afresh).
     finishDone: (literal, ids, now) => `
-      UPDATE ${s}.events SET state = 'done', finished_at = ${literal(now)} WHERE id IN (${ids.map(literal).join(', ')})`,
-    finish: (literal, id, state, now, lastError) => `
-      UPDATE ${s}.events SET state = ${literal(state)}, finished_at = ${literal(now)}, last_error = coalesce(${literal(lastError)}, last_error)
+      UPDATE ${s}.events SET state = 'done', finished_at = ${literal(now)}, flow = NULL WHERE id IN (${ids.map(literal).join(', ')})`,
+    finish: (literal, id, state, now, lastError, more = '') => `
+      UPDATE ${s}.events SET state = ${literal(state)}, finished_at = ${literal(now)}, last_error = coalesce(${literal(lastError)}, last_error)${more}
       WHERE id = ${literal(id)}`,
-    retryLater: (literal, id, nextAttemptAt, lastError) => `
-      UPDATE ${s}.events SET next_attempt_at = ${literal(nextAttemptAt)}, last_error = ${literal(lastError)} WHERE id = ${literal(id)}`,
-    outcome: `SELECT ${EVENT_COLUMNS} FROM ${s}.events e LEFT JOIN ${s}.attempts a ON a.event_id = e.id WHERE e.id = $1`,
+    retryLater: (literal, id, nextAttemptAt, lastError, more = '') => `
+      UPDATE ${s}.events SET next_attempt_at = ${literal(nextAttemptAt)}, last_error = coalesce(${literal(lastError)}, last_error)${more} WHERE id = ${literal(id)}`,
+    flowColumns: (literal, carry, log) => {
+      const carried = carry === null ? 'NULL' : `${literal(carry)}::jsonb`
+      if (log.length === 0) return `, flow = ${carried}`
+      // jsonb refuses \u0000 and lone surrogates: an error holding one has it written out (as `last_error` has a NUL).
+      const entries = JSON.stringify(log, (_key, value: unknown) => typeof value === 'string' ? value.replace(/[\0\p{Cs}]/gu, writtenOut) : value)
+      const appended = `coalesce(attempt_log, '[]'::jsonb) || ${literal(entries)}::jsonb`
+      return `, flow = ${carried}, attempt_log = (
+        SELECT jsonb_agg(entry ORDER BY position) FROM jsonb_array_elements(${appended}) WITH ORDINALITY AS log (entry, position)
+        WHERE position > jsonb_array_length(${appended}) - ${ATTEMPT_LOG_MAX})`
+    },
+    uncountAttempt: (literal, id) => `UPDATE ${s}.attempts SET started = greatest(0, started - 1) WHERE event_id = ${literal(id)}`,
+    outcome: `SELECT ${EVENT_COLUMNS}, e.attempt_log FROM ${s}.events e LEFT JOIN ${s}.attempts a ON a.event_id = e.id WHERE e.id = $1`,
     deadLetters: `
-      SELECT ${EVENT_COLUMNS} FROM ${s}.events e LEFT JOIN ${s}.attempts a ON a.event_id = e.id
+      SELECT ${EVENT_COLUMNS}, e.attempt_log FROM ${s}.events e LEFT JOIN ${s}.attempts a ON a.event_id = e.id
       WHERE e.state = 'dead' ORDER BY e.finished_at, e.id LIMIT $1`,
-    // One statement: the event is pending again, its attempts start from 0, and
+    // One statement: the event is pending again, its attempts (and RetryLater's count) start from 0, and
     // every instance is woken, or none of it happened. Handlers that succeeded
     // keep their record and are not run again.
     redrive: `
       WITH revived AS (
-        UPDATE ${s}.events SET state = 'pending', next_attempt_at = $2, finished_at = NULL
+        UPDATE ${s}.events SET state = 'pending', next_attempt_at = $2, finished_at = NULL, flow = NULL
         WHERE id = $1 AND state = 'dead' RETURNING id
       ), reset AS (
         UPDATE ${s}.attempts SET started = 0 WHERE event_id IN (SELECT id FROM revived)
@@ -174,6 +208,11 @@ export function queriesFor (schema: string, handlerSynchronousCommit: boolean, i
     countPurgeable: `SELECT count(*)::integer AS purged FROM ${s}.events WHERE state = $1 AND finished_at < $2`,
     countByState: `SELECT state, count(*) AS count FROM ${s}.events GROUP BY state`
   }
+}
+
+/** A character as its JSON escape, in text: `\u0000`. */
+function writtenOut (character: string): string {
+  return '\\u' + character.charCodeAt(0).toString(16).padStart(4, '0')
 }
 
 /** Times are whole milliseconds; a fractional clock reading is cut, anything else is refused. */
@@ -210,5 +249,10 @@ export function toOutcome (row: EventRow): EventOutcome {
   if (event !== undefined) outcome.event = event
   if (row.last_error !== null) outcome.lastError = row.last_error
   if (row.finished_at !== null) outcome.finishedAt = new Date(Number(row.finished_at))
+  if (row.attempt_log !== undefined && row.attempt_log !== null) outcome.attemptLog = row.attempt_log.map(attemptRecord)
   return outcome
+}
+
+function attemptRecord (run: LoggedRun): AttemptRecord {
+  return { handler: run.handler, attempt: run.attempt, at: new Date(run.at), outcome: run.outcome, error: run.error }
 }

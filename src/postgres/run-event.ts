@@ -1,9 +1,12 @@
 import type { PoolClient } from 'pg'
-import { keyedHandlers, reportFailures, type AttemptFailure } from '../core/attempt.js'
+import { reportFailures, runAttempt, type AttemptFailure, type AttemptResult } from '../core/attempt.js'
 import { backoffDelay } from '../core/backoff.js'
-import type { HandlerRun, InboxRuntime } from '../core/inbox.js'
+import { earliestRetry, runFlowAttempt, type DeferredRun, type FlowAttemptResult } from '../core/flow/attempt.js'
+import type { InboxRuntime } from '../core/inbox.js'
 import { errorSummary } from '../core/outcome.js'
-import { literalsOf, type ClaimedRow, type Literal, type Queries } from './queries.js'
+import { HandlerTurns } from './handler-turns.js'
+import { literalsOf, type ClaimedRow, type Literal, type LoggedRun, type Queries } from './queries.js'
+import { MAX_SAVEPOINTS, type Savepoint } from './savepoint.js'
 
 /** What a handler's context gains from the Postgres inbox. */
 export interface PostgresHandlerExtra {
@@ -103,45 +106,6 @@ function commitStatements (sql: Queries, literal: Literal, now: number, ends: re
   return statements.join(';\n')
 }
 
-/**
- * Savepoints one batch opens before it starts no new event. Postgres keeps the
- * subtransactions of a transaction in shared memory up to 64; past that, every
- * other session's snapshot has to look them up on disk while it runs. The
- * margin is for handlers' own savepoints.
- */
-const MAX_SAVEPOINTS = 40
-
-/** A savepoint that no handler has written in yet is open on the batch's client when `fresh`; `opened` counts them. */
-interface Savepoint { fresh: boolean, opened: number }
-
-/**
- * A handler that caught a failed query of its own and returned has not
- * succeeded: its transaction can no longer commit. pg 8.21 and later keep the
- * status Postgres sent with its last answer ('E': failed, 'I': the handler ended
- * the transaction itself), so no round trip is needed; with an older pg the
- * savepoint is released and opened again now, which fails in the same cases
- * (and so it is while an answer of the handler's last query is still on its way).
- */
-async function checkTransaction (client: PoolClient, savepoint: Savepoint): Promise<void> {
-  const pgClient = client as { getTransactionStatus?: () => string | null, readyForQuery?: boolean }
-  // pg rejects a failed query on its error, before the server's ready-for-query
-  // that carries the new status: until that has come, the status is stale.
-  const status = pgClient.readyForQuery === true ? pgClient.getTransactionStatus?.() : undefined
-  if (status === undefined) {
-    await renewSavepoint(client, savepoint)
-    return
-  }
-  if (status === 'E') throw new Error('current transaction is aborted: a query of the handler failed and the handler returned anyway')
-  if (status !== 'T') throw new Error('the handler ended its transaction (COMMIT or ROLLBACK on `transaction`)')
-}
-
-/** Keeps the writes made since the savepoint and opens a new one for what comes next. */
-async function renewSavepoint (client: PoolClient, savepoint: Savepoint): Promise<void> {
-  await client.query('RELEASE SAVEPOINT sir_handler; SAVEPOINT sir_handler')
-  savepoint.fresh = true
-  savepoint.opened++
-}
-
 /** One event's attempt, in the open transaction. Undefined: shutdown cut it short. */
 async function runClaimedEvent (env: RunEnvironment, client: PoolClient, literal: Literal, row: ClaimedRow, savepoint: Savepoint): Promise<EventEnd | undefined> {
   const { runtime, sql } = env
@@ -164,36 +128,34 @@ async function runClaimedEvent (env: RunEnvironment, client: PoolClient, literal
       finished: true
     }
   }
-  await env.countAttempt(row.id)
-  const done = new Set(row.succeeded)
-  const failures: AttemptFailure[] = []
-  // Counted as succeeded only once their writes have committed.
-  const succeeded: HandlerRun[] = []
-  const handled: string[] = []
-  for (const keyed of keyedHandlers(runtime.handlersFor(event.type))) {
-    if (done.has(keyed.key) || runtime.signal.aborted) continue
-    // The last handler's writes stay; this one's start from here.
-    if (!savepoint.fresh) await renewSavepoint(client, savepoint)
-    savepoint.fresh = false
-    try {
-      const run = { event, handler: keyed.handler, attempt, receivedAt }
-      await runtime.runHandler(run, { transaction: client } satisfies PostgresHandlerExtra)
-      await checkTransaction(client, savepoint)
-      succeeded.push(run)
-      handled.push(keyed.key)
-      done.add(keyed.key)
-    } catch (error) {
-      // Throws in turn when the handler ended the transaction itself: the batch is lost.
-      await client.query('ROLLBACK TO SAVEPOINT sir_handler')
-      savepoint.fresh = true
-      failures.push({ ...keyed, error })
-    }
-  }
+  const turns = new HandlerTurns(runtime, client, savepoint, async () => { await env.countAttempt(row.id) })
+  const flow = runtime.flow
+  const result: AttemptResult & Partial<FlowAttemptResult> = flow === undefined
+    ? await runAttempt(turns.runtime, event, receivedAt, attempt, row.succeeded)
+    : await runFlowAttempt(turns.runtime, flow, { event, receivedAt, attempt }, row.succeeded, row.flow ?? {})
+  if (turns.broken !== undefined) throw turns.broken
   if (runtime.signal.aborted) return undefined
-  const told = (): void => { for (const run of succeeded) runtime.handlerSucceeded(run) }
+  const before = new Set(row.succeeded)
+  const handled = result.succeeded.filter((key) => !before.has(key))
+  const { failures } = result
+  const deferred = result.deferred ?? []
+  const now = env.now()
+  const log = attemptLog(failures, deferred, attempt, now)
+  // What the engine hands back for the event's next run (RetryLater records, reserved tokens); none once done.
+  const carry = Object.keys(result.deferrals ?? {}).length + Object.keys(result.reserved ?? {}).length > 0
+    ? JSON.stringify({ deferrals: result.deferrals, reserved: result.reserved })
+    : null
   const last = failures.at(-1)
+  if (last === undefined && deferred.length === 0) {
+    return { id: row.id, handled, record: 'done', afterCommit: async () => { turns.told() }, finished: true }
+  }
   if (last === undefined) {
-    return { id: row.id, handled, record: 'done', afterCommit: async () => { told() }, finished: true }
+    // Nothing failed, some runs may not start yet: back to wait, no attempt used
+    // (one counted for a run that threw RetryLater is taken back in this commit).
+    const retryInMs = Math.max(1, Math.ceil(earliestRetry(deferred)))
+    const record = sql.retryLater(literal, row.id, now + retryInMs, null, sql.flowColumns(literal, carry, log)) +
+      (turns.counted ? ';\n' + sql.uncountAttempt(literal, row.id) : '')
+    return { id: row.id, handled, record, afterCommit: async () => { turns.told() }, retryInMs, finished: false }
   }
   const lastError = `${last.key}: ${errorSummary(last.error)}`
   if (attempt < retry.attempts) {
@@ -201,23 +163,36 @@ async function runClaimedEvent (env: RunEnvironment, client: PoolClient, literal
     return {
       id: row.id,
       handled,
-      record: sql.retryLater(literal, row.id, env.now() + retryInMs, lastError),
+      record: sql.retryLater(literal, row.id, now + retryInMs, lastError, sql.flowColumns(literal, carry, log)),
       afterCommit: async () => {
-        told()
+        turns.told()
         await reportFailures(runtime, event, receivedAt, attempt, failures, retryInMs)
       },
       retryInMs,
       finished: false
     }
   }
+  const notRun = deferred.length === 0 ? '' : `; not run: deferred (${deferred.map((run) => `${run.key}: ${run.reason}`).join(', ')})`
+  if (notRun !== '') {
+    runtime.logger.warn({ event: { id: event.id, type: event.type }, handlers: deferred.map((run) => run.key) },
+      'a handler of this event failed for good while others were deferred: they did not run; redrive the dead letter to run them')
+  }
   return {
     id: row.id,
     handled,
-    record: sql.finish(literal, row.id, 'dead', env.now(), lastError),
+    record: sql.finish(literal, row.id, 'dead', now, lastError + notRun, sql.flowColumns(literal, carry, log)),
     afterCommit: async () => {
-      told()
+      turns.told()
       await reportFailures(runtime, event, receivedAt, attempt, failures, undefined)
     },
     finished: true
   }
+}
+
+/** The attempt log's new entries: each failed and each deferred run of this attempt. Never the body. */
+function attemptLog (failures: readonly AttemptFailure[], deferred: readonly DeferredRun[], attempt: number, now: number): LoggedRun[] {
+  return [
+    ...failures.map(({ key, error }) => ({ handler: key, attempt, at: now, outcome: 'failed' as const, error: errorSummary(error) })),
+    ...deferred.map(({ key, reason, retryInMs }) => ({ handler: key, attempt, at: now, outcome: 'deferred' as const, error: `deferred (${reason}), runs again in ${Math.round(retryInMs)} ms` }))
+  ]
 }

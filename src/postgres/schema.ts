@@ -51,7 +51,26 @@ CREATE TABLE ${s}.handled (
 CREATE TABLE ${s}.attempts (
   event_id text PRIMARY KEY,
   started integer NOT NULL
-);`
+);`,
+  // Flow control (flow-store.ts), shared by every receiver on the schema:
+  // `flow_buckets` one token bucket per rate-limited handler, on the server's
+  // clock; `flow_paused` what pause() holds back ('' for every handler). On
+  // `events`, `flow` keeps a deferred event's RetryLater records and reserved
+  // tokens between its runs, and `attempt_log` its newest failed or deferred
+  // handler runs (the dashboard's history). Both are NULL until needed: adding
+  // a nullable column without a default rewrites no row.
+  (s) => `
+CREATE TABLE ${s}.flow_buckets (
+  handler text PRIMARY KEY,
+  tokens double precision NOT NULL,
+  at timestamptz NOT NULL,
+  wait_ms integer NOT NULL
+);
+CREATE TABLE ${s}.flow_paused (
+  handler text PRIMARY KEY,
+  paused_at timestamptz NOT NULL DEFAULT now()
+);
+ALTER TABLE ${s}.events ADD COLUMN flow jsonb, ADD COLUMN attempt_log jsonb;`
 ]
 
 export const SCHEMA_VERSION = migrations.length

@@ -16,9 +16,18 @@ t.test('migrate --print prints the SQL for a schema, in one transaction', async 
 })
 
 t.test('migrate --print --from the current version prints no table to create', async (t) => {
+  const result = await runCli(['migrate', '--print', '--from', '2'])
+  t.equal(result.code, 0)
+  t.notMatch(result.stdout, /CREATE TABLE "/, 'only the migrations table, IF NOT EXISTS')
+})
+
+t.test('migrate --print --from 1 prints only version 2: the flow-control tables and columns', async (t) => {
   const result = await runCli(['migrate', '--print', '--from', '1'])
   t.equal(result.code, 0)
   t.notMatch(result.stdout, /CREATE TABLE "sir_webhooks"\.events/)
+  t.match(result.stdout, /CREATE TABLE "sir_webhooks"\.flow_buckets/)
+  t.match(result.stdout, /ALTER TABLE "sir_webhooks"\.events ADD COLUMN flow jsonb/)
+  t.match(result.stdout, /VALUES \(2\);/)
 })
 
 t.test('migrate refuses what it cannot do, naming the flag', async (t) => {
@@ -30,7 +39,7 @@ t.test('migrate refuses what it cannot do, naming the flag', async (t) => {
   t.match(badSchema.stderr, /--schema must be a lower-case SQL name/)
   const tooNew = await runCli(['migrate', '--print', '--from', '99'])
   t.equal(tooNew.code, 2)
-  t.match(tooNew.stderr, /--from must be at most 1/)
+  t.match(tooNew.stderr, /--from must be at most 2/)
 })
 
 const postgres = await postgresForTests(t)
@@ -44,6 +53,6 @@ t.test('the printed SQL applies to a real database', { skip: postgres.url === un
     await client.end()
   })
   await client.query(result.stdout)
-  const { rows } = await client.query(`SELECT version FROM ${schema}.migrations`)
-  t.same(rows, [{ version: 1 }])
+  const { rows } = await client.query(`SELECT version FROM ${schema}.migrations ORDER BY version`)
+  t.same(rows, [{ version: 1 }, { version: 2 }])
 })

@@ -38,7 +38,7 @@ export interface FlowStore {
   /**
    * Takes one of the handler's `limit` run slots where they are shared by every
    * receiver on the store (SQLite: the processes on the file; Postgres: a
-   * transaction-scoped advisory lock; BullMQ: a leased slot in Redis), so a
+   * session advisory lock on the control connection; BullMQ: a leased slot in Redis), so a
    * crashed process's slot frees itself: the lease, or undefined when all are
    * taken. Without it (the memory store) the gate's count in the process is the limit.
    */
