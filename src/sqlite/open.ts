@@ -96,3 +96,18 @@ export function openInboxFile (path: string, check: StartupCheck, acceptTimeoutM
     throw isDamage(error) ? damaged(path, describe(error)) : unusable(path, error)
   }
 }
+
+export interface Durability {
+  journalMode: string
+  synchronous: 'OFF' | 'NORMAL' | 'FULL' | 'EXTRA'
+}
+
+/** How a connection commits, by SQLite's pragma names. */
+export function durabilityOf (db: BetterSqlite3.Database | undefined): Durability {
+  if (db === undefined) throw new Error('sir-webhooks: this SQLite inbox is closed; open a new one on the same path to query it')
+  const levels = ['OFF', 'NORMAL', 'FULL', 'EXTRA'] as const
+  return {
+    journalMode: db.pragma('journal_mode', { simple: true }) as string,
+    synchronous: levels[db.pragma('synchronous', { simple: true }) as number] ?? 'OFF'
+  }
+}

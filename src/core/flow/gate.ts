@@ -3,7 +3,7 @@ import type { WebhookLogger } from '../logger.js'
 import type { ResolvedRetryLater } from '../resolved-options.js'
 import { isThenable } from '../thenable.js'
 import { isRetryLater } from './retry-later.js'
-import type { FlowStore, PauseState } from './store.js'
+import type { FlowStore, PauseState, SlotRelease } from './store.js'
 
 /** Why a handler's run of an event was put off. */
 export type DeferReason = 'paused' | 'rate' | 'concurrency' | 'retryLater'
@@ -91,18 +91,47 @@ export class FlowGate {
     // The slot is taken before the token is asked for, so two admissions waiting
     // on Redis cannot both pass one free slot; it is given back if no token.
     this.#running.set(name, running + 1)
-    if (limits.rate === undefined || how.holdsToken === true) return this.#admitted(name)
-    const reserve = how.reserve === true
-    let waitMs: number | Promise<number>
+    if (limits.concurrency === undefined || this.store.takeSlot === undefined) return this.#afterSlot(handler, how, undefined)
+    // A store that shares slots between processes is asked too; the count above is this process's share.
+    let slot: ReturnType<NonNullable<FlowStore['takeSlot']>>
     try {
-      waitMs = this.store.takeToken(name, limits.rate, reserve)
+      slot = this.store.takeSlot(name, limits.concurrency)
     } catch (error) {
       this.#free(name)
       throw error
     }
-    if (!isThenable(waitMs)) return this.#afterToken(name, waitMs, reserve)
-    return Promise.resolve(waitMs).then((ms) => this.#afterToken(name, ms, reserve), (error: unknown) => {
+    const afterSlot = (taken: SlotRelease | undefined): Admission | Promise<Admission> => {
+      if (taken !== undefined) return this.#afterSlot(handler, how, taken)
       this.#free(name)
+      return this.#defer(name, 'concurrency', CONCURRENCY_RETRY_MS)
+    }
+    if (!isThenable(slot)) return afterSlot(slot)
+    return Promise.resolve(slot).then(afterSlot, (error: unknown) => {
+      this.#free(name)
+      throw error
+    })
+  }
+
+  /** Past pause and concurrency (holding `slot`, where the store shares slots): the token. */
+  #afterSlot (handler: RegisteredHandler, how: AdmitOptions, slot: SlotRelease | undefined): Admission | Promise<Admission> {
+    const name = handler.name
+    const rate = handler.limits?.rate
+    if (rate === undefined || how.holdsToken === true) return this.#admitted(name, slot)
+    const reserve = how.reserve === true
+    const giveBack = (): void => {
+      slot?.()
+      this.#free(name)
+    }
+    let waitMs: number | Promise<number>
+    try {
+      waitMs = this.store.takeToken(name, rate, reserve)
+    } catch (error) {
+      giveBack()
+      throw error
+    }
+    if (!isThenable(waitMs)) return this.#afterToken(name, waitMs, reserve, slot)
+    return Promise.resolve(waitMs).then((ms) => this.#afterToken(name, ms, reserve, slot), (error: unknown) => {
+      giveBack()
       throw error
     })
   }
@@ -149,19 +178,21 @@ export class FlowGate {
     return this.#counts
   }
 
-  #afterToken (name: string, waitMs: number, reserved: boolean): Admission {
-    if (waitMs <= 0) return this.#admitted(name)
+  #afterToken (name: string, waitMs: number, reserved: boolean, slot: SlotRelease | undefined): Admission {
+    if (waitMs <= 0) return this.#admitted(name, slot)
+    slot?.()
     this.#free(name)
     this.#count(name, 'rate')
     return { reason: 'rate', retryInMs: waitMs, reserved }
   }
 
-  #admitted (name: string): Admitted {
+  #admitted (name: string, slot?: SlotRelease): Admitted {
     let released = false
     return {
       release: () => {
         if (released) return
         released = true
+        slot?.()
         this.#free(name)
         this.#wake(name)
       }

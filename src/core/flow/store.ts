@@ -1,5 +1,8 @@
 import type { RateLimit } from './limits.js'
 
+/** Gives a run slot back; called once. */
+export type SlotRelease = () => void
+
 /** What is paused, as the store last knew it. */
 export interface PauseState {
   /** `pause()` without a handler name: every handler. */
@@ -26,6 +29,13 @@ export interface FlowStore {
    * then and runs without asking again. Without, nothing is taken.
    */
   takeToken (handler: string, rate: Required<RateLimit>, reserve: boolean): number | Promise<number>
+  /**
+   * Optional: takes one of the handler's `limit` run slots where the store shares
+   * them between processes (SQLite: every process on the file). Answers the
+   * function that gives the slot back, or undefined when all are taken. A store
+   * without it leaves `concurrency` to the gate's count in this process.
+   */
+  takeSlot? (handler: string, limit: number): SlotRelease | undefined | Promise<SlotRelease | undefined>
   /** Pauses or resumes one handler, or, with `handler` undefined, all of them. */
   setPaused (handler: string | undefined, paused: boolean): void | Promise<void>
   /** The pause state as last known: synchronous, read on every admission and by `health()`. */

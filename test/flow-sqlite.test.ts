@@ -1,0 +1,58 @@
+import { join } from 'node:path'
+import t from 'tap'
+import { RetryLater } from '../src/index.js'
+import { sqliteInbox } from '../src/sqlite/inbox.js'
+import { runFlowScenarios } from './flow/scenarios.js'
+import { tempDir } from './inbox-contract/scenarios.js'
+import { delivery, event, receiver, sleep, until } from './inbox-contract/support.js'
+
+let files = 0
+const dir = tempDir(t)
+const freshInbox = (): ReturnType<typeof sqliteInbox> => sqliteInbox({ path: join(dir, `flow-${files++}.db`), pollIntervalMs: 50 })
+
+runFlowScenarios(t, { name: 'sqlite', inbox: freshInbox })
+
+t.test('sqlite: a deferred run keeps its attempt, and outcome() shows each deferred and failed run, the newest 50', async (t) => {
+  const inbox = freshInbox()
+  const webhooks = receiver(inbox, { retry: { attempts: 2, minDelayMs: 5, maxDelayMs: 5 }, retryLater: { maxDeferrals: 60, maxDeferredMs: 60_000 } })
+  t.teardown(() => webhooks.close())
+  const attempts: number[] = []
+  webhooks.on('action.completed', async function callPartner (_event, { attempt }) {
+    attempts.push(attempt)
+    // The first three wait long enough for the row to be read between runs.
+    throw attempts.length <= 60 ? new RetryLater({ afterMs: attempts.length <= 3 ? 400 : 0 }) : new Error('partner said no')
+  }, { name: 'callPartner' })
+  t.equal((await webhooks.receive(delivery(event('evt_log')))).status, 200)
+  await until(async () => (await inbox.outcome('evt_log'))?.attemptLog?.length === 2, 'two deferrals recorded', 10_000)
+  const early = await inbox.outcome('evt_log')
+  t.equal(early?.state, 'pending')
+  t.equal(early?.attempts, 0, 'no attempt used while deferred')
+  t.match(early?.attemptLog?.[0], { handler: 'callPartner', attempt: 1, outcome: 'deferred', error: /deferred \(retryLater\)/ })
+  t.ok(early?.attemptLog?.[0]?.at instanceof Date)
+  await until(async () => (await inbox.outcome('evt_log'))?.state === 'dead', 'the dead letter', 30_000)
+  const dead = await inbox.outcome('evt_log')
+  t.same(attempts.slice(0, 61), Array(61).fill(1), '60 deferrals, then the first failure: all attempt 1')
+  t.same(attempts.slice(61), [2], 'then the second attempt')
+  t.equal(dead?.attempts, 2)
+  const log = dead?.attemptLog ?? []
+  t.equal(log.length, 50, 'bounded: the newest 50 of 62 runs')
+  t.match(log.slice(-2), [{ outcome: 'failed', attempt: 1, error: 'Error: partner said no' }, { outcome: 'failed', attempt: 2, error: 'Error: partner said no' }])
+  t.ok(log.slice(0, -2).every((record) => record.outcome === 'deferred'))
+  t.notOk(JSON.stringify(log).includes('evt_log'), 'never the body')
+})
+
+t.test('sqlite: resume() starts a run paused by name at once, not after its wait', async (t) => {
+  const webhooks = receiver(sqliteInbox({ path: join(dir, `flow-${files++}.db`) }))
+  t.teardown(() => webhooks.close())
+  const ran: number[] = []
+  webhooks.on('action.completed', async function creditTokens () { ran.push(Date.now()) }, { name: 'creditTokens' })
+  await webhooks.pause('creditTokens')
+  await webhooks.receive(delivery(event('evt_paused_one')))
+  await until(async () => (await webhooks.inbox.outcome?.('evt_paused_one'))?.attemptLog !== undefined, 'the run to be deferred')
+  await sleep(300)
+  t.same(ran, [])
+  const resumedAt = Date.now()
+  await webhooks.resume('creditTokens')
+  await until(() => ran.length === 1, 'the run after resume()', 5_000)
+  t.ok((ran[0] ?? Infinity) - resumedAt < 900, `ran ${(ran[0] ?? 0) - resumedAt} ms after resume(), within a poll`)
+})
