@@ -1,4 +1,5 @@
 import { join } from 'node:path'
+import Database from 'better-sqlite3'
 import t from 'tap'
 import { RetryLater } from '../src/index.js'
 import { sqliteInbox } from '../src/sqlite/inbox.js'
@@ -55,4 +56,36 @@ t.test('sqlite: resume() starts a run paused by name at once, not after its wait
   await webhooks.resume('creditTokens')
   await until(() => ran.length === 1, 'the run after resume()', 5_000)
   t.ok((ran[0] ?? Infinity) - resumedAt < 900, `ran ${(ran[0] ?? 0) - resumedAt} ms after resume(), within a poll`)
+})
+
+t.test('sqlite: a file of schema 2 is upgraded on open: its pending event runs under flow control', async (t) => {
+  const path = join(dir, `flow-${files++}.db`)
+  const old = new Database(path)
+  old.pragma('journal_mode = WAL')
+  // The table as schema 2 created it, with one pending event.
+  old.exec(`CREATE TABLE sir_webhook_events (
+    id TEXT PRIMARY KEY, type TEXT NOT NULL, event TEXT NOT NULL, body BLOB,
+    state TEXT NOT NULL CHECK (state IN ('pending', 'done', 'dead')), received_at INTEGER NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0, next_attempt_at INTEGER NOT NULL, lease_owner TEXT, lease_until INTEGER,
+    succeeded TEXT NOT NULL DEFAULT '[]', last_error TEXT, finished_at INTEGER);
+    CREATE INDEX sir_webhook_events_due ON sir_webhook_events (state, next_attempt_at);
+    PRAGMA user_version = 2`)
+  old.prepare("INSERT INTO sir_webhook_events (id, type, event, body, state, received_at, next_attempt_at) VALUES ('evt_v2', 'action.completed', '', ?, 'pending', 1000, 1000)")
+    .run(Buffer.from(JSON.stringify(event('evt_v2'))))
+  old.close()
+  const inbox = sqliteInbox({ path, pollIntervalMs: 50 })
+  const webhooks = receiver(inbox)
+  t.teardown(() => webhooks.close())
+  t.equal(inbox.oldestReceivedAt, 1000, 'the oldest pending event, read from the upgraded file')
+  const ran: string[] = []
+  webhooks.on('action.completed', async function callPartner (evt) { ran.push(evt.id) }, { name: 'callPartner', rate: { perSecond: 2, burst: 1 } })
+  t.equal((await webhooks.receive(delivery(event('evt_v3')))).status, 200)
+  await until(() => ran.length === 2, 'both events to run, paced', 10_000)
+  t.same(ran.sort(), ['evt_v2', 'evt_v3'])
+  const deferred = (await inbox.outcome(ran[1] === 'evt_v2' ? 'evt_v2' : 'evt_v3'))?.attemptLog
+  t.ok(deferred === undefined || deferred.every((record) => record.outcome === 'deferred'), 'a run paced by the rate is recorded as deferred, never failed')
+  await until(() => inbox.oldestReceivedAt === undefined, 'none pending: undefined')
+  const check = new Database(path, { readonly: true })
+  t.teardown(() => { check.close() })
+  t.equal(check.pragma('user_version', { simple: true }), 3)
 })

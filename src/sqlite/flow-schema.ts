@@ -60,13 +60,14 @@ export function prepareFlow (db: BetterSqlite3.Database): FlowStatements {
     unpause: db.prepare<[{ handler: string }]>('DELETE FROM sir_webhook_flow_paused WHERE handler = @handler'),
     unpauseAll: db.prepare<[]>('DELETE FROM sir_webhook_flow_paused'),
     // Runs put off by a pause wait long (no poll of a paused backlog); a resume makes them due now.
+    // INDEXED BY: without statistics the planner takes the due index, a scan of the whole backlog.
     wakePaused: db.prepare<[{ handler: string | null, now: number }]>(`
-      UPDATE sir_webhook_events SET next_attempt_at = @now
+      UPDATE sir_webhook_events INDEXED BY sir_webhook_events_waiting SET next_attempt_at = @now
       WHERE wait_reason = 'paused' AND (@handler IS NULL OR wait_handler = @handler) AND state = 'pending' AND next_attempt_at > @now`),
     // A slot freed: the runs that waited longest for one are due now.
     wakeConcurrency: db.prepare<[{ handler: string, now: number, limit: number }]>(`
       UPDATE sir_webhook_events SET next_attempt_at = @now WHERE id IN (
-        SELECT id FROM sir_webhook_events
+        SELECT id FROM sir_webhook_events INDEXED BY sir_webhook_events_waiting
         WHERE wait_reason = 'concurrency' AND wait_handler = @handler AND state = 'pending' AND next_attempt_at > @now
         ORDER BY next_attempt_at LIMIT @limit)`),
     expireSlots: db.prepare<[{ handler: string, now: number }]>('DELETE FROM sir_webhook_flow_slots WHERE handler = @handler AND lease_until <= @now'),

@@ -230,8 +230,8 @@ function prepare (db: BetterSqlite3.Database): Statements {
     releaseOwner: db.prepare<[{ owner: string }]>(
       "UPDATE sir_webhook_events SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = @owner AND state = 'pending'"
     ),
-    // One seek in the partial index of pending events by received_at.
-    oldestPending: db.prepare<[], number | null>("SELECT min(received_at) FROM sir_webhook_events WHERE state = 'pending'").pluck(),
+    // One seek in the partial index of pending events by received_at (named: without statistics the planner picks another).
+    oldestPending: db.prepare<[], number | null>("SELECT min(received_at) FROM sir_webhook_events INDEXED BY sir_webhook_events_pending_received WHERE state = 'pending'").pluck(),
     flow: prepareFlow(db)
   }
 }
