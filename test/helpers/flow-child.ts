@@ -59,7 +59,7 @@ export class FlowChild {
 export interface Run { kind: 'start' | 'end', id: string, pid: number, at: number }
 
 export function readRuns (file: string): Run[] {
-  let text = ''
+  let text: string
   try {
     text = readFileSync(file, 'utf8')
   } catch {
