@@ -10,7 +10,7 @@ export interface RateLimit {
 
 /** A handler's flow-control options, as `on(type, fn, { concurrency, rate })` takes them. */
 export interface HandlerLimits {
-  /** Runs of this handler at once (in this process; see docs/design.md). */
+  /** Runs of this handler at once (in this process; on SQLite, across the processes on the file: docs/design.md). */
   concurrency?: number
   rate?: RateLimit
 }
