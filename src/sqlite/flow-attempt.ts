@@ -9,11 +9,16 @@ import type { EventRow } from './schema.js'
 export const ATTEMPT_LOG_LIMIT = 50
 
 /**
- * How long a run put off by a pause waits before it asks again. Long, since a
- * paused backlog would otherwise be rewritten every second: `resume()`, here or
- * in any process on the file, makes those runs due at once (flow-store.ts).
+ * How long a run put off by a pause waits before it asks again: long, since a
+ * paused backlog is otherwise rewritten at each wait. `resume()` makes those
+ * runs due at once, in the same transaction as the pause row's delete, and so
+ * does any process that sees the resume on its next read (flow-store.ts); a
+ * deferral written after the resume finds no pause row and is due at once.
  */
-export const PAUSED_WAIT_MS = 30_000
+export const PAUSED_WAIT_MS = 300_000
+
+/** How often the pause state set by another process is read: health() and admissions see it within this. */
+export const PAUSE_REFRESH_MS = 500
 
 /** How long a run waits for a slot before it asks again; a slot given back in any process makes the next waiting run due at once. */
 export const CONCURRENCY_WAIT_MS = 1_000

@@ -35,6 +35,7 @@ export interface FlowStatements {
   token: Statement<[string], { tokens: number, at: number }>
   setToken: Statement<[{ handler: string, tokens: number, at: number }]>
   paused: Statement<[], string>
+  isPaused: Statement<[{ handler: string }], number>
   pause: Statement<[{ handler: string, now: number }]>
   unpause: Statement<[{ handler: string }]>
   unpauseAll: Statement<[]>
@@ -56,6 +57,7 @@ export function prepareFlow (db: BetterSqlite3.Database): FlowStatements {
       'INSERT INTO sir_webhook_flow_tokens (handler, tokens, at) VALUES (@handler, @tokens, @at) ON CONFLICT (handler) DO UPDATE SET tokens = excluded.tokens, at = excluded.at'
     ),
     paused: db.prepare<[], string>('SELECT handler FROM sir_webhook_flow_paused').pluck(),
+    isPaused: db.prepare<[{ handler: string }], number>("SELECT count(*) FROM sir_webhook_flow_paused WHERE handler IN ('', @handler)").pluck(),
     pause: db.prepare<[{ handler: string, now: number }]>('INSERT OR IGNORE INTO sir_webhook_flow_paused (handler, since) VALUES (@handler, @now)'),
     unpause: db.prepare<[{ handler: string }]>('DELETE FROM sir_webhook_flow_paused WHERE handler = @handler'),
     unpauseAll: db.prepare<[]>('DELETE FROM sir_webhook_flow_paused'),

@@ -3,11 +3,9 @@
 import type { RateLimit } from '../core/flow/limits.js'
 import type { FlowStore, PauseState, SlotRelease } from '../core/flow/store.js'
 import type { WebhookLogger } from '../core/logger.js'
+import { PAUSE_REFRESH_MS } from './flow-attempt.js'
 import type { FlowStatements } from './flow-schema.js'
 import type { GroupCommit } from './group-commit.js'
-
-/** How often the pause state set by another process is read: health() and admissions see it within this. */
-export const PAUSE_REFRESH_MS = 500
 
 /** `pause()` without a handler name: no handler name is empty. */
 const ALL = ''

@@ -13,7 +13,7 @@ import { idFromKey, idLists } from './ids.js'
 import { afterLeaseLost, type LateRun } from './lease-lost.js'
 import { storedEvent } from './rows.js'
 import type { EventRow, Statements } from './schema.js'
-import { attemptLogAfter, carriedFlow, flowRecord, nextRun, notRunNote, type SqliteAttemptResult } from './flow-attempt.js'
+import { attemptLogAfter, PAUSE_REFRESH_MS, carriedFlow, flowRecord, nextRun, notRunNote, type SqliteAttemptResult } from './flow-attempt.js'
 
 /**
  * How long the handlers' own writes (claims, outcomes, renewals) wait for a lock
@@ -236,7 +236,11 @@ export class EventRunner {
     if (last === undefined && deferred.length > 0) {
       // Nothing failed, something may not run yet: back to wait, no attempt used.
       const wait = nextRun(deferred, this.#now())
-      const changes = await this.#write('outcome write', () => sql.defer.run({ id: row.id, owner, succeeded, flow: flowRecord(result), attemptLog, ...wait }).changes)
+      const changes = await this.#write('outcome write', () => {
+        // Resumed since the run was admitted: that resume's wake-up passed this event by. Back once this process has read the resume.
+        if (wait.waitReason === 'paused' && sql.flow.isPaused.get({ handler: wait.waitHandler }) === 0) wait.nextAttemptAt = this.#now() + PAUSE_REFRESH_MS
+        return sql.defer.run({ id: row.id, owner, succeeded, flow: flowRecord(result), attemptLog, ...wait }).changes
+      })
       if (changes === 0) runtime.logger.warn({ event: { id: event.id, type: event.type }, ranMs }, "the event's lease ran out before its deferred runs were recorded; the run that took it over decides")
       else this.#timers.after(wait.nextAttemptAt - this.#now(), () => { this.pump() })
       return
