@@ -86,9 +86,12 @@ export function openInboxFile (path: string, check: StartupCheck, acceptTimeoutM
     throw unusable(path, error)
   }
   try {
-    const sql = openSchema(db, Math.min(BUSY_WAIT_MS, acceptTimeoutMs))
+    const sql = openSchema(db)
     probeWrite(db)
     checkPages(db, path, check)
+    // How long one attempt at the write lock may block the event loop; the rest of
+    // the wait, up to acceptTimeoutMs, is spent in asynchronous retries (group-commit.ts).
+    db.pragma(`busy_timeout = ${Math.min(BUSY_WAIT_MS, acceptTimeoutMs)}`)
     return { db, sql }
   } catch (error) {
     db.close()

@@ -110,15 +110,15 @@ export interface Deferred {
   waitHandler: string
 }
 
-export function openSchema (db: BetterSqlite3.Database, busyTimeoutMs: number): Statements {
+export function openSchema (db: BetterSqlite3.Database): Statements {
   // WAL lets handlers' reads and the receiver's writes proceed side by side;
   // synchronous=FULL fsyncs the WAL on every commit, so a 2xx is sent only for
   // an event that survives a power cut, not just a process crash.
   db.pragma('journal_mode = WAL')
   db.pragma('synchronous = FULL')
-  // How long one attempt at the write lock may block the event loop; the rest of
-  // the wait, up to acceptTimeoutMs, is spent in asynchronous retries (group-commit.ts).
-  db.pragma(`busy_timeout = ${busyTimeoutMs}`)
+  // The upgrade runs under the driver's own lock wait (5 s), lowered once the
+  // file is open (open.ts): processes that open a new file at once each wait
+  // for the first one's upgrade, instead of failing their start.
   migrate(db)
   return prepare(db)
 }
