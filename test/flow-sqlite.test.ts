@@ -89,3 +89,21 @@ t.test('sqlite: a file of schema 2 is upgraded on open: its pending event runs u
   t.teardown(() => { check.close() })
   t.equal(check.pragma('user_version', { simple: true }), 3)
 })
+
+t.test('sqlite: a pause is kept in the file: a receiver started after it is paused too, until resume()', async (t) => {
+  const path = join(dir, `flow-${files++}.db`)
+  const first = receiver(sqliteInbox({ path }))
+  first.on('action.completed', async function creditTokens () {}, { name: 'creditTokens' })
+  await first.pause()
+  await first.close()
+  const webhooks = receiver(sqliteInbox({ path, pollIntervalMs: 50 }))
+  t.teardown(() => webhooks.close())
+  const ran: string[] = []
+  webhooks.on('action.completed', async function creditTokens (evt) { ran.push(evt.id) }, { name: 'creditTokens' })
+  t.equal(webhooks.health().status, 'paused', 'paused from its start')
+  t.equal((await webhooks.receive(delivery(event('evt_after_restart')))).status, 200)
+  await sleep(500)
+  t.same(ran, [], 'nothing ran')
+  await webhooks.resume()
+  await until(() => ran.length === 1, 'the run after resume()', 5_000)
+})
