@@ -4,6 +4,7 @@ import t from 'tap'
 import { RetryLater } from '../src/index.js'
 import { sqliteInbox } from '../src/sqlite/inbox.js'
 import { runFlowScenarios } from './flow/scenarios.js'
+import { otelForTests } from './helpers/otel.js'
 import { tempDir } from './inbox-contract/scenarios.js'
 import { delivery, event, receiver, sleep, until } from './inbox-contract/support.js'
 
@@ -106,4 +107,23 @@ t.test('sqlite: a pause is kept in the file: a receiver started after it is paus
   t.same(ran, [], 'nothing ran')
   await webhooks.resume()
   await until(() => ran.length === 1, 'the run after resume()', 5_000)
+})
+
+t.test('sqlite: OpenTelemetry reports the oldest pending event\'s age from the file, and the deferrals by reason', async (t) => {
+  const otel = otelForTests()
+  t.teardown(() => otel.shutdown())
+  const webhooks = receiver(sqliteInbox({ path: join(dir, `flow-${files++}.db`), pollIntervalMs: 50 }), { telemetry: { meterProvider: otel.meterProvider } })
+  t.teardown(() => webhooks.close())
+  let runs = 0
+  webhooks.on('action.completed', async function callPartner () { runs += 1 }, { name: 'callPartner' })
+  await webhooks.pause('callPartner')
+  for (let index = 0; index < 3; index++) t.equal((await webhooks.receive(delivery(event(`evt_otel_sqlite_${index}`)))).status, 200)
+  await sleep(400)
+  const age = await otel.points('sir_webhooks.queue.oldest_age')
+  t.equal(age.length, 1)
+  t.ok(Number(age[0]?.value) >= 0.3, `the oldest event has waited ${String(age[0]?.value)} s`)
+  const paused = (await otel.points('sir_webhooks.handler.deferred')).filter((point) => point.attributes['sir_webhooks.reason'] === 'paused')
+  t.equal(paused.reduce((sum, point) => sum + Number(point.value), 0), 3, 'each run held by the pause counted once')
+  await webhooks.resume('callPartner')
+  await until(() => runs === 3, 'the backlog to drain')
 })
