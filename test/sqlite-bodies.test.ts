@@ -110,7 +110,7 @@ t.test('a file of schema 1 is upgraded in place: its events still run and show, 
   t.equal((await webhooks.receive(delivery({ ...event('evt_old'), data: {} }))).code, 'DUPLICATE', 'its duplicates are still caught')
   const check = new Database(path, { readonly: true })
   t.teardown(() => { check.close() })
-  t.equal(check.pragma('user_version', { simple: true }), 2)
+  t.equal(check.pragma('user_version', { simple: true }), 3, 'upgraded to the current schema')
 })
 
 t.test('issue 21 item 7: a dead letter carries its body exactly as received', async (t) => {

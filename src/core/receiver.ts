@@ -134,7 +134,7 @@ export class WebhookReceiver<I extends Inbox = Inbox> {
 
   #flowGate (method: string, handlerName: string | undefined): FlowGate {
     if (this.#flow === undefined) {
-      throw new WebhookOptionsError(`${method}(): ${inboxName(this.inbox)} has no flow control, so nothing can be paused; the memory, BullMQ and Postgres inboxes have it`)
+      throw new WebhookOptionsError(`${method}(): ${inboxName(this.inbox)} has no flow control, so nothing can be paused; every built-in inbox has it (memory, SQLite, Postgres, BullMQ)`)
     }
     if (handlerName !== undefined && (typeof handlerName !== 'string' || handlerName === '')) {
       throw new WebhookOptionsError(`${method}(handlerName): the name must be a non-empty string, got ${JSON.stringify(handlerName) ?? typeof handlerName}`)

@@ -125,7 +125,7 @@ export class HandlerRegistry {
       // Refused rather than ignored: a limit that is not kept is a partner API's
       // 429s and dead letters on the first burst.
       throw new WebhookOptionsError(`${method}(): "${limits.rate !== undefined ? 'rate' : 'concurrency'}" needs an inbox with flow control, and ${this.#noFlowControl} has none; ` +
-        'the memory, BullMQ and Postgres inboxes have it (docs/design.md, "Flow control")')
+        'every built-in inbox has it (docs/design.md, "Flow control")')
     }
     const label = name === '' ? this.#unnamedLabel(method, types) : name
     return Object.freeze(limits === undefined ? { name: label, fn } : { name: label, fn, limits })

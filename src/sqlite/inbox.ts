@@ -7,15 +7,17 @@ import { countsByState, type DeadLetterQuery, type EventOutcome, type OutcomeSta
 import { GroupCommit, type Batch } from './group-commit.js'
 import { InboxFiles } from './file-identity.js'
 import { HealthTracker } from './health.js'
-import { openInboxFile } from './open.js'
+import { durabilityOf, openInboxFile, type Durability } from './open.js'
 import { resolveSqliteOptions, type ResolvedSqliteOptions, type SqliteInboxOptions } from './options.js'
-import { isDeadOwnerOnThisHost, newOwner } from './owner.js'
+import { newOwner, reclaimFromDeadOwners, releaseDeadOwners } from './owner.js'
 import { idKey, idLists } from './ids.js'
 import { bodyToStore, toOutcome } from './rows.js'
 import { EventRunner } from './runner.js'
 import type { Statements } from './schema.js'
 import { purgeCutoffs, purgeQuietly } from '../core/retention.js'
 import { listEvents, type EventQuery } from './event-list.js'
+import type { FlowStore } from '../core/flow/store.js'
+import { SqliteFlowStore } from './flow-store.js'
 
 export type { SqliteInboxOptions, StartupCheck } from './options.js'
 export type { InboxHealth } from '../core/inbox.js'
@@ -49,6 +51,7 @@ export class SqliteInbox implements Inbox {
   #writer: GroupCommit | undefined
   #runner: EventRunner | undefined
   #runtime: InboxRuntime | undefined
+  #flow: SqliteFlowStore | undefined
   #closing = false
   #closed: Promise<void> | undefined
 
@@ -75,7 +78,7 @@ export class SqliteInbox implements Inbox {
     const runner = new EventRunner({ sql, writer, health: this.#health, owner: this.#owner, options: this.#options, runtime })
     this.#runner = runner
     this.#timers.every(this.#options.pollIntervalMs, () => { runner.pump() })
-    this.#timers.every(Math.max(50, Math.floor(this.#options.leaseMs / 3)), () => { runner.renewLeases() })
+    this.#timers.every(Math.max(50, Math.floor(this.#options.leaseMs / 3)), () => { runner.renewLeases(); this.#flow?.renewSlots() })
     this.#timers.every(this.#options.purgeIntervalMs, () => { this.#purgeQuietly() })
     this.#timers.every(this.#options.pollIntervalMs, () => { this.#checkFiles() })
     // Events held by a dead predecessor on this host start now, the others once
@@ -90,6 +93,25 @@ export class SqliteInbox implements Inbox {
     } catch {
       return 0
     }
+  }
+
+  /** When the oldest event not yet done or dead was received, across every process sharing the file. */
+  get oldestReceivedAt (): number | undefined {
+    try {
+      return this.#sql?.oldestPending.get() ?? undefined
+    } catch {
+      return undefined
+    }
+  }
+
+  /**
+   * Flow control kept in the file, shared by every process on it: rates, pauses
+   * and each handler's `concurrency` (flow-store.ts). Asked for once, by the receiver.
+   */
+  flowStore (): FlowStore {
+    this.#flow ??= new SqliteFlowStore({ sql: this.#open().flow, writer: this.#writer as GroupCommit, owner: this.#owner, leaseMs: this.#options.leaseMs,
+      logger: () => this.#runtime?.logger, onResumed: () => { this.#runner?.wake() } })
+    return this.#flow
   }
 
   /** Events whose handlers this process is running now. */
@@ -193,14 +215,8 @@ export class SqliteInbox implements Inbox {
    * How the inbox's own connection commits accepts: what a 2xx stands on. For
    * operators and tests; the values are SQLite's pragma names.
    */
-  durability (): { journalMode: string, synchronous: 'OFF' | 'NORMAL' | 'FULL' | 'EXTRA' } {
-    const db = this.#db
-    if (db === undefined) throw new Error('sir-webhooks: this SQLite inbox is closed; open a new one on the same path to query it')
-    const levels = ['OFF', 'NORMAL', 'FULL', 'EXTRA'] as const
-    return {
-      journalMode: db.pragma('journal_mode', { simple: true }) as string,
-      synchronous: levels[db.pragma('synchronous', { simple: true }) as number] ?? 'OFF'
-    }
+  durability (): Durability {
+    return durabilityOf(this.#db)
   }
 
   /**
@@ -225,6 +241,7 @@ export class SqliteInbox implements Inbox {
     const runner = this.#runner
     await runner?.stop(graceMs)
     this.#timers.clear()
+    this.#flow?.close()
     const running = runner?.runningIds() ?? idLists([])
     try {
       await writer.write(() => sql.releaseLeases.run({ owner: this.#owner, ...running }), { durable: false, deadline: Date.now() + ADMIN_WAIT_MS })
@@ -242,26 +259,10 @@ export class SqliteInbox implements Inbox {
     }
   }
 
-  /**
-   * Leases held by processes of this host that are gone (a crash, a restarted
-   * container) are freed, so their events run now rather than after `leaseMs`.
-   * Leases of other hosts are left to expire: whether those processes live cannot
-   * be told from here.
-   */
+  /** Events and slots held by a dead predecessor on this host are freed now (owner.ts). */
   async #reclaimFromDeadOwners (): Promise<void> {
     const sql = this.#open()
-    try {
-      const freed = await this.#adminWrite(() => {
-        let events = 0
-        for (const owner of sql.leaseOwners.all({ now: this.#now() })) {
-          if (isDeadOwnerOnThisHost(owner)) events += sql.releaseOwner.run({ owner }).changes
-        }
-        return events
-      })
-      if (freed > 0) this.#runtime?.logger.info({ events: freed }, 'took back the events of a stopped process on this host without waiting for their lease')
-    } catch (error) {
-      this.#runtime?.logger.error({ err: error }, 'the SQLite inbox could not take back the events of stopped processes; they run once their lease expires')
-    }
+    await reclaimFromDeadOwners(async () => await this.#adminWrite(() => releaseDeadOwners(sql, this.#now())), this.#runtime?.logger)
   }
 
   async #adminWrite<T> (run: () => T): Promise<T> {

@@ -86,13 +86,31 @@ export function openInboxFile (path: string, check: StartupCheck, acceptTimeoutM
     throw unusable(path, error)
   }
   try {
-    const sql = openSchema(db, Math.min(BUSY_WAIT_MS, acceptTimeoutMs))
+    const sql = openSchema(db)
     probeWrite(db)
     checkPages(db, path, check)
+    // How long one attempt at the write lock may block the event loop; the rest of
+    // the wait, up to acceptTimeoutMs, is spent in asynchronous retries (group-commit.ts).
+    db.pragma(`busy_timeout = ${Math.min(BUSY_WAIT_MS, acceptTimeoutMs)}`)
     return { db, sql }
   } catch (error) {
     db.close()
     if (error instanceof WebhookError) throw error
     throw isDamage(error) ? damaged(path, describe(error)) : unusable(path, error)
+  }
+}
+
+export interface Durability {
+  journalMode: string
+  synchronous: 'OFF' | 'NORMAL' | 'FULL' | 'EXTRA'
+}
+
+/** How a connection commits, by SQLite's pragma names. */
+export function durabilityOf (db: BetterSqlite3.Database | undefined): Durability {
+  if (db === undefined) throw new Error('sir-webhooks: this SQLite inbox is closed; open a new one on the same path to query it')
+  const levels = ['OFF', 'NORMAL', 'FULL', 'EXTRA'] as const
+  return {
+    journalMode: db.pragma('journal_mode', { simple: true }) as string,
+    synchronous: levels[db.pragma('synchronous', { simple: true }) as number] ?? 'OFF'
   }
 }

@@ -1,6 +1,8 @@
 import { randomBytes } from 'node:crypto'
 import { readFileSync, readlinkSync } from 'node:fs'
 import { hostname } from 'node:os'
+import type { WebhookLogger } from '../core/logger.js'
+import type { Statements } from './schema.js'
 
 /**
  * Who holds a lease: `pid:start:instance@host`. The host part is the host name
@@ -86,4 +88,35 @@ export function isDeadOwnerOnThisHost (owner: string): boolean {
   if (stat?.[0] === 'Z') return true
   const start = parsed.start.startsWith('t') ? undefined : stat?.[19]
   return start !== undefined && start !== parsed.start
+}
+
+/**
+ * Frees, in the open transaction, what stopped processes of this host held:
+ * their events (attempts stay counted) and their handlers' concurrency slots.
+ * Answers how many events it freed.
+ */
+export function releaseDeadOwners (sql: Statements, now: number): number {
+  let events = 0
+  for (const owner of sql.leaseOwners.all({ now })) {
+    if (isDeadOwnerOnThisHost(owner)) events += sql.releaseOwner.run({ owner }).changes
+  }
+  for (const owner of sql.flow.slotOwners.all()) {
+    if (isDeadOwnerOnThisHost(owner)) sql.flow.releaseOwnerSlots.run({ owner })
+  }
+  return events
+}
+
+/**
+ * Leases held by processes of this host that are gone (a crash, a restarted
+ * container) are freed, so their events run now rather than after `leaseMs`.
+ * Leases of other hosts are left to expire: whether those processes live cannot
+ * be told from here. `release` runs `releaseDeadOwners` in a write.
+ */
+export async function reclaimFromDeadOwners (release: () => Promise<number>, logger: WebhookLogger | undefined): Promise<void> {
+  try {
+    const freed = await release()
+    if (freed > 0) logger?.info({ events: freed }, 'took back the events of a stopped process on this host without waiting for their lease')
+  } catch (error) {
+    logger?.error({ err: error }, 'the SQLite inbox could not take back the events of stopped processes; they run once their lease expires')
+  }
 }

@@ -1,6 +1,7 @@
 import { parseEnvelope } from '../core/envelope.js'
 import type { AnyEvent } from '../core/events.js'
 import type { EventOutcome } from '../core/outcome.js'
+import { attemptLog } from './flow-attempt.js'
 import { idFromKey } from './ids.js'
 import type { EventRow } from './schema.js'
 
@@ -64,5 +65,7 @@ export function toOutcome (row: EventRow): EventOutcome {
   if (row.body !== null) outcome.body = row.body.toString('utf8')
   if (row.last_error !== null) outcome.lastError = row.last_error
   if (row.finished_at !== null) outcome.finishedAt = new Date(row.finished_at)
+  const log = attemptLog(row)
+  if (log !== undefined) outcome.attemptLog = log
   return outcome
 }

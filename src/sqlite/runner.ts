@@ -1,5 +1,6 @@
 import { reportFailures, runAttempt } from '../core/attempt.js'
 import { backoffDelay } from '../core/backoff.js'
+import { runFlowAttempt } from '../core/flow/attempt.js'
 import type { AnyEvent } from '../core/events.js'
 import { wakeOrTimeout } from '../core/timeouts.js'
 import { UnrefTimers } from '../core/unref-timers.js'
@@ -12,6 +13,7 @@ import { idFromKey, idLists } from './ids.js'
 import { afterLeaseLost, type LateRun } from './lease-lost.js'
 import { storedEvent } from './rows.js'
 import type { EventRow, Statements } from './schema.js'
+import { attemptLogAfter, PAUSE_REFRESH_MS, carriedFlow, flowRecord, nextRun, notRunNote, type SqliteAttemptResult } from './flow-attempt.js'
 
 /**
  * How long the handlers' own writes (claims, outcomes, renewals) wait for a lock
@@ -87,6 +89,8 @@ export class EventRunner {
     }
     const { sql, options, runtime, owner } = this.#parts
     if (runtime.options.concurrency - this.#inAttempt <= 0 || !runtime.hasHandlers) return
+    // Everything paused: nothing is claimed, so a paused backlog costs no writes; resume() wakes the runner.
+    if (runtime.flow?.pauseState().all === true) return
     this.#claiming = true
     this.#claimRan = false
     this.#write('claim', (batch) => {
@@ -184,9 +188,9 @@ export class EventRunner {
     }
   }
 
-  async #finish (row: EventRow, fields: { state: 'done' | 'dead', succeeded: string, lastError: string | null }): Promise<number> {
+  async #finish (row: EventRow, fields: { state: 'done' | 'dead', succeeded: string, lastError: string | null, attemptLog?: string | null }): Promise<number> {
     const { sql, owner } = this.#parts
-    return await this.#write('outcome write', () => sql.finish.run({ id: row.id, owner, now: this.#now(), ...fields }).changes)
+    return await this.#write('outcome write', () => sql.finish.run({ id: row.id, owner, now: this.#now(), attemptLog: null, ...fields }).changes)
   }
 
   /** `attemptEnded` frees the event's slot once no handler of it runs any more. */
@@ -213,7 +217,11 @@ export class EventRunner {
       return
     }
     const startedAt = performance.now()
-    const result = await runAttempt(runtime, event, row.received_at, row.attempts, JSON.parse(row.succeeded) as string[])
+    const succeededBefore = JSON.parse(row.succeeded) as string[]
+    const flow = runtime.flow
+    const result: SqliteAttemptResult = flow === undefined
+      ? await runAttempt(runtime, event, row.received_at, row.attempts, succeededBefore)
+      : await runFlowAttempt(runtime, flow, { event, receivedAt: row.received_at, attempt: row.attempts }, succeededBefore, carriedFlow(row))
     attemptEnded()
     // Shutdown cut this attempt short: its handlers were told to stop, and one that
     // returned since may have stopped half-way, so nothing of it is recorded. The
@@ -222,21 +230,37 @@ export class EventRunner {
     if (runtime.signal.aborted || this.#abandoned) return
     const ranMs = Math.round(performance.now() - startedAt)
     const succeeded = JSON.stringify(result.succeeded)
+    const attemptLog = attemptLogAfter(row, result, Date.now())
     const last = result.failures.at(-1)
+    const deferred = result.deferred ?? []
+    if (last === undefined && deferred.length > 0) {
+      // Nothing failed, something may not run yet: back to wait, no attempt used.
+      const wait = nextRun(deferred, this.#now())
+      const changes = await this.#write('outcome write', () => {
+        // Resumed since the run was admitted: that resume's wake-up passed this event by. Back once this process has read the resume.
+        if (wait.waitReason === 'paused' && sql.flow.isPaused.get({ handler: wait.waitHandler }) === 0) wait.nextAttemptAt = this.#now() + PAUSE_REFRESH_MS
+        return sql.defer.run({ id: row.id, owner, succeeded, flow: flowRecord(result), attemptLog, ...wait }).changes
+      })
+      if (changes === 0) runtime.logger.warn({ event: { id: event.id, type: event.type }, ranMs }, "the event's lease ran out before its deferred runs were recorded; the run that took it over decides")
+      else this.#timers.after(wait.nextAttemptAt - this.#now(), () => { this.pump() })
+      return
+    }
     if (last === undefined) {
-      if (await this.#finish(row, { state: 'done', succeeded, lastError: null }) === 0) await this.#leaseLost(row, event, { ranMs, succeeded })
+      if (await this.#finish(row, { state: 'done', succeeded, lastError: null, attemptLog }) === 0) await this.#leaseLost(row, event, { ranMs, succeeded })
       return
     }
     const lastError = `${last.key}: ${errorSummary(last.error)}`
     if (row.attempts < retry.attempts) {
       const delay = backoffDelay(row.attempts, retry)
-      const changes = await this.#write('outcome write', () => sql.retryLater.run({ id: row.id, owner, nextAttemptAt: this.#now() + delay, succeeded, lastError }).changes)
+      const changes = await this.#write('outcome write', () => sql.retryLater.run({ id: row.id, owner, nextAttemptAt: this.#now() + delay, succeeded, lastError, flow: flowRecord(result), attemptLog }).changes)
       if (changes === 0) return await this.#leaseLost(row, event, { ranMs, failure: last })
       this.#timers.after(delay, () => { this.pump() })
       await reportFailures(runtime, event, row.received_at, row.attempts, result.failures, delay)
       return
     }
-    if (await this.#finish(row, { state: 'dead', succeeded, lastError }) === 0) return await this.#leaseLost(row, event, { ranMs, failure: last })
+    if (deferred.length > 0) runtime.logger.warn({ event: { id: event.id, type: event.type }, handlers: deferred.map((run) => run.key) }, 'a handler of this event failed for good while others were deferred: they did not run; redrive the dead letter to run them')
+    const dead = { state: 'dead' as const, succeeded, lastError: lastError + notRunNote(deferred), attemptLog }
+    if (await this.#finish(row, dead) === 0) return await this.#leaseLost(row, event, { ranMs, failure: last })
     await reportFailures(runtime, event, row.received_at, row.attempts, result.failures, undefined)
   }
 

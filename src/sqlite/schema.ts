@@ -1,11 +1,14 @@
 import type BetterSqlite3 from 'better-sqlite3'
+import { createFlowTables, FLOW_EVENT_COLUMNS, prepareFlow, type FlowStatements } from './flow-schema.js'
 import type { IdKey } from './ids.js'
 
 /**
  * 2: `body` holds the exact bytes received (rows of schema 1 keep their event in
  * `event`), and ids that are not well-formed UTF-16 are stored as BLOBs (ids.ts).
+ * 3: flow control (flow-schema.ts): an event's flow record, attempt log and what
+ * it waits for, and the tables of tokens, pauses and run slots.
  */
-export const SCHEMA_VERSION = 2
+export const SCHEMA_VERSION = 3
 
 /**
  * One row per event id: the id is the primary key, so the row that queues an
@@ -26,11 +29,19 @@ CREATE TABLE IF NOT EXISTS sir_webhook_events (
   lease_until INTEGER,
   succeeded TEXT NOT NULL DEFAULT '[]',
   last_error TEXT,
-  finished_at INTEGER
+  finished_at INTEGER,
+  flow TEXT,
+  attempt_log TEXT,
+  wait_reason TEXT,
+  wait_handler TEXT
 );
+`
+
+const createIndexes = `
 CREATE INDEX IF NOT EXISTS sir_webhook_events_due ON sir_webhook_events (state, next_attempt_at);
 CREATE INDEX IF NOT EXISTS sir_webhook_events_finished ON sir_webhook_events (state, finished_at);
 CREATE INDEX IF NOT EXISTS sir_webhook_events_received ON sir_webhook_events (received_at);
+CREATE INDEX IF NOT EXISTS sir_webhook_events_pending_received ON sir_webhook_events (received_at) WHERE state = 'pending';
 `
 
 export interface EventRow {
@@ -50,6 +61,13 @@ export interface EventRow {
   succeeded: string
   last_error: string | null
   finished_at: number | null
+  /** RetryLater records and reserved tokens by handler key (FlowCarry, as JSON); null when none. */
+  flow: string | null
+  /** Failed and deferred handler runs (AttemptRecord with `at` in ms, as JSON), the newest 50; null when none. */
+  attempt_log: string | null
+  /** Why a deferred event waits (`paused`, `concurrency`…) and for which handler: what resume() and a freed slot wake. */
+  wait_reason: string | null
+  wait_handler: string | null
 }
 
 type Statement<Bind extends unknown[], Result = unknown> = BetterSqlite3.Statement<Bind, Result>
@@ -67,8 +85,9 @@ export interface Statements {
   renewLeases: Statement<[Running & { owner: string, leaseUntil: number }]>
   releaseLeases: Statement<[Running & { owner: string }]>
   expireLease: Statement<[Owned & { now: number }]>
-  finish: Statement<[Owned & { state: 'done' | 'dead', now: number, succeeded: string, lastError: string | null }]>
-  retryLater: Statement<[Owned & { nextAttemptAt: number, succeeded: string, lastError: string }]>
+  finish: Statement<[Owned & { state: 'done' | 'dead', now: number, succeeded: string, lastError: string | null, attemptLog: string | null }]>
+  retryLater: Statement<[Owned & { nextAttemptAt: number, succeeded: string, lastError: string, flow: string | null, attemptLog: string | null }]>
+  defer: Statement<[Owned & Deferred]>
   finishAfterLeaseLost: Statement<[{ id: IdKey, now: number, succeeded: string, note: string }]>
   get: Statement<[IdKey], EventRow>
   deadLetters: Statement<[number], EventRow>
@@ -77,17 +96,29 @@ export interface Statements {
   countPurgeable: Statement<[{ state: 'done' | 'dead', before: number }], number>
   leaseOwners: Statement<[{ now: number }], string>
   releaseOwner: Statement<[{ owner: string }]>
+  oldestPending: Statement<[], number | null>
+  flow: FlowStatements
 }
 
-export function openSchema (db: BetterSqlite3.Database, busyTimeoutMs: number): Statements {
+/** What a deferral writes: the event waits until `nextAttemptAt` with no attempt used. */
+export interface Deferred {
+  nextAttemptAt: number
+  succeeded: string
+  flow: string | null
+  attemptLog: string | null
+  waitReason: string
+  waitHandler: string
+}
+
+export function openSchema (db: BetterSqlite3.Database): Statements {
   // WAL lets handlers' reads and the receiver's writes proceed side by side;
   // synchronous=FULL fsyncs the WAL on every commit, so a 2xx is sent only for
   // an event that survives a power cut, not just a process crash.
   db.pragma('journal_mode = WAL')
   db.pragma('synchronous = FULL')
-  // How long one attempt at the write lock may block the event loop; the rest of
-  // the wait, up to acceptTimeoutMs, is spent in asynchronous retries (group-commit.ts).
-  db.pragma(`busy_timeout = ${busyTimeoutMs}`)
+  // The upgrade runs under the driver's own lock wait (5 s), lowered once the
+  // file is open (open.ts): processes that open a new file at once each wait
+  // for the first one's upgrade, instead of failing their start.
   migrate(db)
   return prepare(db)
 }
@@ -101,9 +132,11 @@ function schemaVersion (db: BetterSqlite3.Database): number {
 }
 
 /**
- * Creates the table, or brings a schema 1 file up to date, in one write
+ * Creates the tables, or brings a schema 1 or 2 file up to date, in one write
  * transaction: two processes opening an old file at once upgrade it once.
- * Adding a nullable column rewrites no row, so the upgrade is instant.
+ * Adding a nullable column rewrites no row, so the upgrade is instant; the one
+ * new index over events (pending ones by received_at) is built once, from the
+ * pending rows only.
  */
 function migrate (db: BetterSqlite3.Database): void {
   if (schemaVersion(db) === SCHEMA_VERSION) return
@@ -111,7 +144,11 @@ function migrate (db: BetterSqlite3.Database): void {
     if (schemaVersion(db) === SCHEMA_VERSION) return
     db.exec(createTable)
     const columns = db.prepare<[], string>("SELECT name FROM pragma_table_info('sir_webhook_events')").pluck().all()
-    if (!columns.includes('body')) db.exec('ALTER TABLE sir_webhook_events ADD COLUMN body BLOB')
+    for (const [name, type] of [['body', 'BLOB'], ...FLOW_EVENT_COLUMNS]) {
+      if (!columns.includes(name)) db.exec(`ALTER TABLE sir_webhook_events ADD COLUMN ${name} ${type}`)
+    }
+    db.exec(createIndexes)
+    createFlowTables(db)
     db.pragma(`user_version = ${SCHEMA_VERSION}`)
   }).immediate()
 }
@@ -154,13 +191,22 @@ function prepare (db: BetterSqlite3.Database): Statements {
     expireLease: db.prepare<[{ id: IdKey, owner: string, now: number }]>(
       "UPDATE sir_webhook_events SET lease_until = @now WHERE id = @id AND lease_owner = @owner AND state = 'pending'"
     ),
-    finish: db.prepare<[{ id: IdKey, owner: string, state: 'done' | 'dead', now: number, succeeded: string, lastError: string | null }]>(`
+    finish: db.prepare<[{ id: IdKey, owner: string, state: 'done' | 'dead', now: number, succeeded: string, lastError: string | null, attemptLog: string | null }]>(`
       UPDATE sir_webhook_events
-      SET state = @state, finished_at = @now, succeeded = @succeeded, last_error = coalesce(@lastError, last_error), lease_owner = NULL, lease_until = NULL
+      SET state = @state, finished_at = @now, succeeded = @succeeded, last_error = coalesce(@lastError, last_error), lease_owner = NULL, lease_until = NULL,
+        attempt_log = coalesce(@attemptLog, attempt_log), flow = NULL, wait_reason = NULL, wait_handler = NULL
       WHERE id = @id AND lease_owner = @owner AND state = 'pending'`),
-    retryLater: db.prepare<[{ id: IdKey, owner: string, nextAttemptAt: number, succeeded: string, lastError: string }]>(`
+    retryLater: db.prepare<[{ id: IdKey, owner: string, nextAttemptAt: number, succeeded: string, lastError: string, flow: string | null, attemptLog: string | null }]>(`
       UPDATE sir_webhook_events
-      SET next_attempt_at = @nextAttemptAt, succeeded = @succeeded, last_error = @lastError, lease_owner = NULL, lease_until = NULL
+      SET next_attempt_at = @nextAttemptAt, succeeded = @succeeded, last_error = @lastError, lease_owner = NULL, lease_until = NULL,
+        flow = @flow, attempt_log = coalesce(@attemptLog, attempt_log), wait_reason = NULL, wait_handler = NULL
+      WHERE id = @id AND lease_owner = @owner AND state = 'pending'`),
+    // A run put off by flow control: the claim's attempt is given back, so waiting
+    // for a token, a slot or a partner's Retry-After uses none.
+    defer: db.prepare<[{ id: IdKey, owner: string } & Deferred]>(`
+      UPDATE sir_webhook_events
+      SET attempts = max(0, attempts - 1), next_attempt_at = @nextAttemptAt, succeeded = @succeeded, flow = @flow,
+        attempt_log = coalesce(@attemptLog, attempt_log), wait_reason = @waitReason, wait_handler = @waitHandler, lease_owner = NULL, lease_until = NULL
       WHERE id = @id AND lease_owner = @owner AND state = 'pending'`),
     // A run that outlived its lease and succeeded: its handlers are done, wherever
     // else the event was started meanwhile. That run's own outcome write then finds
@@ -173,7 +219,7 @@ function prepare (db: BetterSqlite3.Database): Statements {
     deadLetters: db.prepare<[number], EventRow>("SELECT * FROM sir_webhook_events WHERE state = 'dead' ORDER BY finished_at, id LIMIT ?"),
     redrive: db.prepare<[{ id: IdKey, now: number }]>(`
       UPDATE sir_webhook_events
-      SET state = 'pending', attempts = 0, next_attempt_at = @now, finished_at = NULL, lease_owner = NULL, lease_until = NULL
+      SET state = 'pending', attempts = 0, next_attempt_at = @now, finished_at = NULL, lease_owner = NULL, lease_until = NULL, flow = NULL
       WHERE id = @id AND state = 'dead'`),
     purge: db.prepare<[{ state: 'done' | 'dead', before: number }]>('DELETE FROM sir_webhook_events WHERE state = @state AND finished_at < @before'),
     countPurgeable: db.prepare<[{ state: 'done' | 'dead', before: number }], number>('SELECT count(*) FROM sir_webhook_events WHERE state = @state AND finished_at < @before').pluck(),
@@ -183,6 +229,9 @@ function prepare (db: BetterSqlite3.Database): Statements {
     // A dead predecessor's events: free at once. Their attempts stay counted.
     releaseOwner: db.prepare<[{ owner: string }]>(
       "UPDATE sir_webhook_events SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = @owner AND state = 'pending'"
-    )
+    ),
+    // One seek in the partial index of pending events by received_at (named: without statistics the planner picks another).
+    oldestPending: db.prepare<[], number | null>("SELECT min(received_at) FROM sir_webhook_events INDEXED BY sir_webhook_events_pending_received WHERE state = 'pending'").pluck(),
+    flow: prepareFlow(db)
   }
 }

@@ -44,7 +44,7 @@ export const STORE_RETRY_MS = 1_000
 
 /**
  * One attempt of one event with flow control, for inboxes that run an event's
- * handlers together and retry per event (BullMQ now; SQLite and Postgres next):
+ * handlers together and retry per event (BullMQ and SQLite; Postgres next):
  * each handler that has not succeeded is admitted by the gate, run, or deferred.
  * The inbox then stores `succeeded` and `deferrals` and, when nothing failed but
  * something was deferred, puts the event back for the earliest `retryInMs`

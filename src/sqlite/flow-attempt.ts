@@ -1,0 +1,104 @@
+// What one attempt of an event leaves in its row when flow control is on: the
+// records it carries to the next attempt, its attempt log, and when it runs again.
+import type { AttemptResult } from '../core/attempt.js'
+import type { DeferredRun, FlowAttemptResult, FlowCarry } from '../core/flow/attempt.js'
+import { errorSummary, type AttemptRecord } from '../core/outcome.js'
+import type { EventRow } from './schema.js'
+
+/** The newest handler runs kept in an event's attempt log: a RetryLater loop must not grow a row without bound. */
+export const ATTEMPT_LOG_LIMIT = 50
+
+/**
+ * How long a run put off by a pause waits before it asks again: long, since a
+ * paused backlog is otherwise rewritten at each wait. `resume()` makes those
+ * runs due at once, in the same transaction as the pause row's delete, and so
+ * does any process that sees the resume on its next read (flow-store.ts); a
+ * deferral written after the resume finds no pause row and is due at once.
+ */
+export const PAUSED_WAIT_MS = 300_000
+
+/** How often the pause state set by another process is read: health() and admissions see it within this. */
+export const PAUSE_REFRESH_MS = 500
+
+/** How long a run waits for a slot before it asks again; a slot given back in any process makes the next waiting run due at once. */
+export const CONCURRENCY_WAIT_MS = 1_000
+
+/** An attempt with or without flow control: the flow fields are there only with it. */
+export type SqliteAttemptResult = AttemptResult & Partial<FlowAttemptResult>
+
+/** An attempt log entry as stored: `at` in ms since the epoch. */
+type StoredRecord = Omit<AttemptRecord, 'at'> & { at: number }
+
+/** What the row carries for flow control; a record that cannot be read is dropped (the bound then starts afresh). */
+export function carriedFlow (row: EventRow): FlowCarry {
+  if (row.flow === null) return {}
+  try {
+    return JSON.parse(row.flow) as FlowCarry
+  } catch {
+    return {}
+  }
+}
+
+/** The flow record to keep with the event, or null when there is none. */
+export function flowRecord (result: SqliteAttemptResult): string | null {
+  const deferrals = result.deferrals ?? {}
+  const reserved = result.reserved ?? {}
+  if (Object.keys(deferrals).length === 0 && Object.keys(reserved).length === 0) return null
+  return JSON.stringify({ deferrals, reserved })
+}
+
+/** The row's attempt log with this attempt's failed and deferred runs added, newest 50; null when this attempt adds none. */
+export function attemptLogAfter (row: EventRow, result: SqliteAttemptResult, at: number): string | null {
+  const added: StoredRecord[] = [
+    ...result.failures.map((failure) => ({ handler: failure.key, attempt: row.attempts, at, outcome: 'failed' as const, error: errorSummary(failure.error) })),
+    ...(result.deferred ?? []).map((run) => ({ handler: run.key, attempt: row.attempts, at, outcome: 'deferred' as const, error: describeDeferral(run) }))
+  ]
+  if (added.length === 0) return null
+  return JSON.stringify([...readLog(row), ...added].slice(-ATTEMPT_LOG_LIMIT))
+}
+
+/** The attempt log as `outcome()` returns it. */
+export function attemptLog (row: EventRow): AttemptRecord[] | undefined {
+  const log = readLog(row)
+  return log.length === 0 ? undefined : log.map((record) => ({ ...record, at: new Date(record.at) }))
+}
+
+function readLog (row: EventRow): StoredRecord[] {
+  if (row.attempt_log === null) return []
+  try {
+    const log = JSON.parse(row.attempt_log) as unknown
+    return Array.isArray(log) ? log as StoredRecord[] : []
+  } catch {
+    return []
+  }
+}
+
+function describeDeferral (run: DeferredRun): string {
+  return `deferred (${run.reason}): runs again in ${Math.round(run.retryInMs)} ms`
+}
+
+/**
+ * When the event runs again, and what for: the earliest of its deferred runs,
+ * a pause's and a slot's waits lengthened since a wake-up reaches them.
+ */
+export function nextRun (deferred: readonly DeferredRun[], now: number): { nextAttemptAt: number, waitReason: string, waitHandler: string } {
+  let earliest: { waitMs: number, run: DeferredRun } | undefined
+  for (const run of deferred) {
+    const waitMs = run.reason === 'paused'
+      ? Math.max(run.retryInMs, PAUSED_WAIT_MS)
+      : run.reason === 'concurrency' ? Math.max(run.retryInMs, CONCURRENCY_WAIT_MS) : run.retryInMs
+    if (earliest === undefined || waitMs < earliest.waitMs) earliest = { waitMs, run }
+  }
+  const { waitMs, run } = earliest ?? { waitMs: 0, run: { key: '', reason: 'rate' } }
+  return { nextAttemptAt: now + Math.max(0, Math.round(waitMs)), waitReason: run.reason, waitHandler: run.key }
+}
+
+/**
+ * Handlers deferred in an attempt that dead-letters the event (another handler
+ * failed its last attempt) never ran: the dead record names them, and a redrive
+ * runs them, as they are not among the event's `succeeded`.
+ */
+export function notRunNote (deferred: readonly DeferredRun[] | undefined): string {
+  if (deferred === undefined || deferred.length === 0) return ''
+  return `; not run: deferred (${deferred.map((run) => `${run.key}: ${run.reason}`).join(', ')})`
+}
