@@ -12,6 +12,8 @@ import { MIN_DEDUPE_SECONDS, resolveBullmqOptions, type BullmqInboxOptions, type
 import { RedisState, checkDatabase, forLog } from './redis-state.js'
 import { createWorker, runWhenHandled, type JobRunner } from './worker.js'
 import { RedisFlowStore } from './flow-store.js'
+import { RedisMemory } from './memory-floor.js'
+import { backlogLimit } from '../core/backlog-bound.js'
 import type { FlowStore } from '../core/flow/store.js'
 
 export { jobIdFor } from './jobs.js'
@@ -50,6 +52,7 @@ export class BullmqInbox implements Inbox {
   readonly #reported = new Set<string>()
   #bullmq: BullMQ | undefined
   readonly #flow: RedisFlowStore
+  readonly #memory = new RedisMemory(async () => await (await (await this.#ready).queue.client).info())
 
   constructor (options: BullmqInboxOptions) {
     this.#options = resolveBullmqOptions(options)
@@ -106,6 +109,7 @@ export class BullmqInbox implements Inbox {
     const begin = (): void => {
       this.#databaseChecked().then(() => {
         this.#flow.start()
+        this.#memory.start()
         runWhenHandled(worker, runner, () => this.#closing)
         // What BullMQ's Queue writes on connecting, left out there for read-only commands.
         queue.client.then(async (client) => await client.hset(queue.toKey('meta'), queue.metaValues)).catch(() => {})
@@ -146,7 +150,8 @@ export class BullmqInbox implements Inbox {
       seenKey: (jobId) => this.#seenKey(jobId),
       dedupeSeconds: this.#dedupeSeconds(runtime),
       retentionSeconds: this.#options.retentionSeconds ?? runtime.options.dedupe.ttlSeconds,
-      deadLetterSeconds: this.#options.deadLetterRetentionSeconds
+      deadLetterSeconds: this.#options.deadLetterRetentionSeconds,
+      limit: this.#memory.full ? 0 : backlogLimit(this.#options.maxBacklog, runtime.options)
     }, event, receivedAt, rawBody, abandoned)
   }
 
@@ -160,8 +165,13 @@ export class BullmqInbox implements Inbox {
 
   /** Whether Redis is reachable: degraded while it is not, as every delivery then gets 503. */
   health (): InboxHealth {
-    return this.#redis.health()
+    const own = this.#redis.health()
+    const memory = this.#memory.reason()
+    return memory === undefined ? own : { status: 'degraded', reasons: [...own.reasons, memory] }
   }
+
+  /** Unfinished jobs before deliveries get 503 (the receiver's `maxQueueSize` too, when set). */
+  get maxBacklog (): number { return this.#options.maxBacklog }
 
   /** The queue, once Redis said the database exists: what the queries run on. */
   async #queue (): Promise<Queue<JobData>> {
@@ -254,6 +264,7 @@ export class BullmqInbox implements Inbox {
     if (this.#closing) return
     this.#closing = true
     this.#flow.close()
+    this.#memory.stop()
     const worker = this.#worker
     if (worker !== undefined) {
       const finished = await settlesWithin(worker.pause(false), graceMs)
