@@ -5,6 +5,7 @@ import { sqliteInbox } from '../src/sqlite/inbox.js'
 import { postgresInbox } from '../src/postgres/inbox.js'
 import { bullmqInbox } from '../src/bullmq/inbox.js'
 import { DiskFloor } from '../src/sqlite/disk-floor.js'
+import { SqliteBacklog } from '../src/sqlite/backlog.js'
 import { parseMemoryInfo, RedisMemory } from '../src/bullmq/memory-floor.js'
 import { tempDir } from './inbox-contract/scenarios.js'
 import { delivery, event, receiver, SECRET, until } from './inbox-contract/support.js'
@@ -142,4 +143,47 @@ t.test('the Redis memory floor: full past 90% of maxmemory when one is set, with
   t.equal(await memory.check(), false, 'room again')
   info = 'used_memory:5000\r\nmaxmemory:0\r\n'
   t.equal(await memory.check(), false, 'no maxmemory: no floor, the count bound only')
+})
+
+t.test('SQLite backlog count: no count(*) per accept, a recount before refusing, and timer recounts capped at 1% of the time', async (t) => {
+  let counts = 0
+  let pending = 0
+  let countTakesMs = 0
+  const backlog = new SqliteBacklog(() => {
+    counts++
+    const until = performance.now() + countTakesMs
+    while (performance.now() < until) { /* a slow count(*) */ }
+    return pending
+  }, 10)
+  let admitted = 0
+  for (let index = 0; index < 1_000; index++) {
+    if (backlog.admits(5_000)) admitted++
+    backlog.added(1)
+    pending++
+  }
+  t.equal(admitted, 1_000)
+  t.equal(counts, 1, 'a thousand accepts, one count (the first)')
+  backlog.finished(400)
+  pending -= 400
+  t.equal(backlog.size, 600, 'finished events leave the count at once')
+  pending += 50 // another process's accepts, unseen until the next count
+  t.equal(backlog.admits(601), true, 'under the bound by the kept count: no count')
+  t.equal(counts, 1)
+  await new Promise((resolve) => setTimeout(resolve, 120))
+  t.equal(backlog.admits(600), false, 'a count that says full is taken again before refusing')
+  t.equal(counts, 2)
+  t.equal(backlog.size, 650, 'and holds the other process\'s accepts')
+  t.equal(backlog.admits(650), false, 'full')
+  t.equal(counts, 2, 'not counted again within 100 ms')
+  pending -= 100
+  await new Promise((resolve) => setTimeout(resolve, 120))
+  t.equal(backlog.admits(650), true, 'room again once a count finds it')
+  t.equal(counts, 3)
+  countTakesMs = 5
+  await new Promise((resolve) => setTimeout(resolve, 20))
+  backlog.refreshIfDue()
+  t.equal(counts, 4, 'the timer counts once the poll interval has passed')
+  await new Promise((resolve) => setTimeout(resolve, 20))
+  backlog.refreshIfDue()
+  t.equal(counts, 4, 'a 5 ms count is taken at most every 500 ms, whatever the poll interval')
 })
