@@ -41,7 +41,10 @@ const { sirWebhooks } = await import('../dist/fastify/plugin.js')
 const { default: Fastify } = await import('fastify')
 const { pino } = await import('pino')
 const inbox = await makeInbox()
-const webhooks = new Webhooks({ secret, logger: pino({ level: 'error' }), ...(inbox === undefined ? {} : { inbox }) })
+// SIR_BENCH_MAX_QUEUE_SIZE: only to compare with a build from before maxBacklog,
+// whose durable inboxes were bounded by maxQueueSize (default 10 000). Name it with the figures.
+const maxQueueSize = process.env.SIR_BENCH_MAX_QUEUE_SIZE === undefined ? {} : { maxQueueSize: Number(process.env.SIR_BENCH_MAX_QUEUE_SIZE) }
+const webhooks = new Webhooks({ secret, logger: pino({ level: 'error' }), ...maxQueueSize, ...(inbox === undefined ? {} : { inbox }) })
 
 let calls = 0
 let handled = 0
@@ -62,7 +65,8 @@ async function bench (event) {
   if (seen.has(event.id)) twice += 1
   else seen.add(event.id)
 }
-webhooks.onAny(bench, options)
+// SIR_BENCH_NO_HANDLER=1: an accept-only receiver, to fill the store with a backlog first.
+if (process.env.SIR_BENCH_NO_HANDLER !== '1') webhooks.onAny(bench, options)
 webhooks.onDeadLetter(() => { dead += 1 })
 
 const app = Fastify({ logger: false })
@@ -71,7 +75,7 @@ await app.listen({ port: 0, host: '127.0.0.1' })
 
 process.on('message', (message) => {
   if (message === 'stats') {
-    process.send({ type: 'stats', calls, handled, unique: seen.size, twice, dead, size: webhooks.inbox.size ?? 0, at: Date.now(), health: webhooks.health().status })
+    process.send({ type: 'stats', accepted: webhooks.stats().deliveries.accepted, calls, handled, unique: seen.size, twice, dead, size: webhooks.inbox.size ?? 0, at: Date.now(), health: webhooks.health().status })
   } else if (message === 'stop') {
     void app.close().finally(() => process.exit(0))
   }

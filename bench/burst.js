@@ -6,8 +6,10 @@
 //   burst       50 connections at full speed for --duration s (10): non-2xx,
 //               acknowledged/s, and how long the backlog takes to drain afterwards;
 //               --handler noop (default) or sleep:20
-//   latency     a full-speed burst builds a backlog, then 1 000 deliveries/s for
-//               --duration s while it drains: p50/p99 of the acknowledgements
+//   latency     an accept-only receiver fills the store with --backlog events
+//               (50 000) at full speed; then the measured receiver, with the
+//               handler, is offered 1 000 deliveries/s for --duration s while it
+//               drains that backlog: p50/p99 of the acknowledgements (durable inboxes)
 //   pacing      500 deliveries/s for 30 s to a handler with rate { perSecond: 20 }:
 //               the handler's measured rate, non-2xx, dead letters; --receivers 2
 //               puts two receivers on one store (one Postgres schema, one Redis queue)
@@ -36,6 +38,7 @@ const { values: flags } = parseArgs({
     duration: { type: 'string' },
     connections: { type: 'string', default: '50' },
     receivers: { type: 'string', default: '1' },
+    backlog: { type: 'string', default: '50000' },
     'drain-limit': { type: 'string', default: '120' }
   }
 })
@@ -91,10 +94,10 @@ async function storeFor (kind) {
   throw new Error(`unknown inbox ${kind}`)
 }
 
-function startServer (kind, target, shared) {
+function startServer (kind, target, shared, acceptOnly = false) {
   const child = spawn(...nodeOnServerCpu(pinned, [here('./burst-server.js'), kind, target, handler]), {
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-    env: { ...process.env, SIR_BENCH_SECRET: SECRET, NODE_ENV: 'production', SIR_BENCH_SCHEMA: `burst_${shared}`, SIR_BENCH_QUEUE: `burst-${shared}` }
+    env: { ...process.env, SIR_BENCH_SECRET: SECRET, NODE_ENV: 'production', SIR_BENCH_SCHEMA: `burst_${shared}`, SIR_BENCH_QUEUE: `burst-${shared}`, SIR_BENCH_NO_HANDLER: acceptOnly ? '1' : '0' }
   })
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`${kind}: no "ready" within 30 s`)), 30_000)
@@ -113,7 +116,7 @@ function ask (child) {
 async function statsOf (servers) {
   const all = await Promise.all(servers.map(({ child }) => ask(child)))
   const sum = (name) => all.reduce((total, one) => total + one[name], 0)
-  return { calls: sum('calls'), handled: sum('handled'), unique: sum('unique'), twice: sum('twice'), dead: sum('dead'), size: Math.max(...all.map((one) => one.size)), health: all.map((one) => one.health).join(',') }
+  return { accepted: sum('accepted'), calls: sum('calls'), handled: sum('handled'), unique: sum('unique'), twice: sum('twice'), dead: sum('dead'), size: Math.max(...all.map((one) => one.size)), health: all.map((one) => one.health).join(',') }
 }
 
 async function stopServer (child) {
@@ -162,23 +165,22 @@ async function run (kind) {
   const shared = `${process.pid}_${kind}`
   const servers = []
   try {
+    const seeded = scenario === 'latency' ? await seed(kind, target, shared) : 0
     for (let index = 0; index < receivers; index++) servers.push(await startServer(kind, target, shared))
     const row = { inbox: receivers > 1 ? `${kind} x${receivers}` : kind }
-    if (scenario === 'burst' || scenario === 'latency') {
+    if (scenario === 'latency') {
+      const steady = await load(servers, duration, 1_000)
+      const after = await statsOf(servers)
+      Object.assign(row, { backlogBefore: seeded, offeredPerSecond: steady.ok / steady.duration, non2xx: steady.non2xx, errors: steady.errors, p50: steady.p50, p99: steady.p99, handledMeanwhile: after.handled, backlogAfter: after.size })
+    } else if (scenario === 'burst') {
       const warm = await load(servers, 1)
       await drained(servers, warm.ok, Date.now())
       const base = (await statsOf(servers)).unique
-      const burst = await load(servers, scenario === 'burst' ? duration : 5)
+      const burst = await load(servers, duration)
       const stoppedAt = Date.now()
       Object.assign(row, { ackPerSecond: burst.ok / burst.duration, non2xx: burst.non2xx, errors: burst.errors, p99: burst.p99, backlogAtEnd: (await statsOf(servers)).size })
-      let offered = 0
-      if (scenario === 'latency') {
-        const steady = await load(servers, duration, 1_000)
-        offered = steady.ok
-        Object.assign(row, { steadyPerSecond: steady.ok / steady.duration, steadyNon2xx: steady.non2xx, steadyP50: steady.p50, steadyP99: steady.p99, backlogAfterSteady: (await statsOf(servers)).size })
-      }
-      const drain = await drained(servers, base + burst.ok + offered, stoppedAt)
-      Object.assign(row, { drainSeconds: drain.seconds, handled: drain.stats.unique - base, acknowledged: burst.ok + offered, dead: drain.stats.dead })
+      const drain = await drained(servers, base + burst.ok, stoppedAt)
+      Object.assign(row, { drainSeconds: drain.seconds, handled: drain.stats.unique - base, acknowledged: burst.ok, dead: drain.stats.dead })
     } else {
       const startedAt = Date.now()
       let early
@@ -191,13 +193,32 @@ async function run (kind) {
       if (scenario === 'pacing') {
         Object.assign(row, { handlerPerSecond: (late.handled - early.handled) / ((late.at - early.at) / 1000), dead: late.dead, backlog: late.size })
       } else {
-        const drain = await drained(servers, offered.ok, startedAt)
-        Object.assign(row, { acknowledged: offered.ok, handledOnce: drain.stats.unique, handledTwice: drain.stats.twice, dead: drain.stats.dead, calls: drain.stats.calls, allHandledAfter: drain.seconds })
+        // Counted by the receivers: autocannon leaves out answers that arrive after its last second.
+        const { accepted } = await statsOf(servers)
+        const drain = await drained(servers, accepted, startedAt)
+        Object.assign(row, { accepted, handledOnce: drain.stats.unique, handledTwice: drain.stats.twice, dead: drain.stats.dead, calls: drain.stats.calls, allHandledAfter: drain.seconds })
       }
     }
     return row
   } finally {
     for (const { child } of servers) await stopServer(child)
+  }
+}
+
+/** Fills the store with `--backlog` events through an accept-only receiver, then stops it; the backlog left. */
+async function seed (kind, target, shared) {
+  const wanted = Number(flags.backlog)
+  const [filler] = [await startServer(kind, target, shared, true)]
+  try {
+    const startedAt = Date.now()
+    for (;;) {
+      const { size } = await statsOf([filler])
+      if (size >= wanted || Date.now() - startedAt > 120_000) break
+      await load([filler], 2)
+    }
+    return (await statsOf([filler])).size
+  } finally {
+    await stopServer(filler.child)
   }
 }
 
