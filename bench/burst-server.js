@@ -75,7 +75,7 @@ await app.listen({ port: 0, host: '127.0.0.1' })
 
 process.on('message', (message) => {
   if (message === 'stats') {
-    process.send({ type: 'stats', accepted: webhooks.stats().deliveries.accepted, calls, handled, unique: seen.size, twice, dead, size: webhooks.inbox.size ?? 0, at: Date.now(), health: webhooks.health().status })
+    process.send({ type: 'stats', accepted: webhooks.stats().deliveries.accepted, calls, handled, unique: seen.size, twice, dead, size: webhooks.inbox.size ?? null, at: Date.now(), health: webhooks.health().status })
   } else if (message === 'stop') {
     void app.close().finally(() => process.exit(0))
   }
