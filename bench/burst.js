@@ -96,7 +96,9 @@ async function storeFor (kind) {
 
 function startServer (kind, target, shared, acceptOnly = false) {
   const child = spawn(...nodeOnServerCpu(pinned, [here('./burst-server.js'), kind, target, handler]), {
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    // stdout ignored: close() logs each event it cuts off (the memory inbox's), which
+    // the counts already say; stderr shows a receiver that fails to start.
+    stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
     env: { ...process.env, SIR_BENCH_SECRET: SECRET, NODE_ENV: 'production', SIR_BENCH_SCHEMA: `burst_${shared}`, SIR_BENCH_QUEUE: `burst-${shared}`, SIR_BENCH_NO_HANDLER: acceptOnly ? '1' : '0' }
   })
   return new Promise((resolve, reject) => {
