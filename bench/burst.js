@@ -95,7 +95,9 @@ async function storeFor (kind) {
 }
 
 function startServer (kind, target, shared, acceptOnly = false) {
-  const child = spawn(...nodeOnServerCpu(pinned, [here('./burst-server.js'), kind, target, handler]), {
+  // SIR_BENCH_CPU_PROF=<dir>: V8 profiles of the measured receivers (node bench/profile-summary.js reads them).
+  const profile = process.env.SIR_BENCH_CPU_PROF && !acceptOnly ? ['--cpu-prof', `--cpu-prof-dir=${process.env.SIR_BENCH_CPU_PROF}`] : []
+  const child = spawn(...nodeOnServerCpu(pinned, [...profile, here('./burst-server.js'), kind, target, handler]), {
     // stdout ignored: close() logs each event it cuts off (the memory inbox's), which
     // the counts already say; stderr shows a receiver that fails to start.
     stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
