@@ -133,7 +133,7 @@ t.test('the disk floor: under it with the reading injected, room again once spac
 })
 
 t.test('the Redis memory floor: full past 90% of maxmemory when one is set, with the reading injected', async (t) => {
-  t.same(parseMemoryInfo('# Memory\r\nused_memory:1000\r\nused_memory_human:1000B\r\nmaxmemory:0\r\n'), { used: 1000, max: 0 })
+  t.same(parseMemoryInfo('# Memory\r\nused_memory:1000\r\nused_memory_human:1000B\r\nmaxmemory:0\r\nmaxmemory_human:0B\r\nmaxmemory_policy:noeviction\r\n'), { used: 1000, max: 0, policy: 'noeviction' })
   t.equal(parseMemoryInfo('# Server\r\nredis_version:7\r\n'), undefined)
   let info = 'used_memory:950\r\nmaxmemory:1000\r\n'
   const memory = new RedisMemory(async () => info)
@@ -143,6 +143,10 @@ t.test('the Redis memory floor: full past 90% of maxmemory when one is set, with
   t.equal(await memory.check(), false, 'room again')
   info = 'used_memory:5000\r\nmaxmemory:0\r\n'
   t.equal(await memory.check(), false, 'no maxmemory: no floor, the count bound only')
+  info = 'used_memory:999\r\nmaxmemory:1000\r\nmaxmemory_policy:allkeys-lru\r\n'
+  t.equal(await memory.check(), false, 'a Redis that evicts every key sits at its limit by design: no floor')
+  info = 'used_memory:999\r\nmaxmemory:1000\r\nmaxmemory_policy:volatile-lru\r\n'
+  t.equal(await memory.check(), true, 'one that evicts only keys with a TTL refuses the jobs\' writes at its limit: the floor holds')
 })
 
 t.test('SQLite backlog count: no count(*) per accept, a recount before refusing, and timer recounts capped at 1% of the time', async (t) => {

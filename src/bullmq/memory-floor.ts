@@ -9,27 +9,34 @@ export const MEMORY_SHARE = 0.9
 /** How often `INFO` is read: one command a second, whatever the traffic. */
 export const MEMORY_CHECK_MS = 1_000
 
-/** `used_memory` and `maxmemory` (0: no limit) from an `INFO` answer (its memory section). */
-export function parseMemoryInfo (info: string): { used: number, max: number } | undefined {
-  const field = (name: string): number | undefined => {
-    const match = new RegExp(`^${name}:(\\d+)\\s*$`, 'm').exec(info)
-    return match === null ? undefined : Number(match[1])
-  }
-  const used = field('used_memory')
-  const max = field('maxmemory')
-  return used === undefined || max === undefined ? undefined : { used, max }
+export interface MemoryReading {
+  used: number
+  /** 0: no limit. */
+  max: number
+  /** `maxmemory-policy`; empty where INFO does not say (old servers). */
+  policy: string
+}
+
+/** `used_memory`, `maxmemory` and `maxmemory_policy` from an `INFO` answer (its memory section). */
+export function parseMemoryInfo (info: string): MemoryReading | undefined {
+  const field = (name: string): string | undefined => new RegExp(`^${name}:(\\S+)\\s*$`, 'm').exec(info)?.[1]
+  const used = Number(field('used_memory'))
+  const max = Number(field('maxmemory'))
+  return Number.isSafeInteger(used) && Number.isSafeInteger(max) ? { used, max, policy: field('maxmemory_policy') ?? '' } : undefined
 }
 
 /**
  * Redis memory as the BullMQ inbox's backlog bound sees it: read on a timer,
  * full past `MEMORY_SHARE` of `maxmemory` when one is set. Without a
  * `maxmemory` Redis has no limit of its own to keep under, and the count bound
- * (`maxBacklog`) is the only one. A failed read keeps the last reading: the
- * accepts' own commands say whether Redis is reachable.
+ * (`maxBacklog`) is the only one. Nor under an `allkeys-*` policy: such a Redis
+ * (a cache, which BullMQ warns it must not be) sits at its limit by design and
+ * evicts rather than refuses, so a floor would refuse every delivery. A failed
+ * read keeps the last reading: the accepts' own commands say whether Redis is reachable.
  */
 export class RedisMemory {
   readonly #info: () => Promise<string>
-  #reading: { used: number, max: number } | undefined
+  #reading: MemoryReading | undefined
   #timer: NodeJS.Timeout | undefined
 
   constructor (info: () => Promise<string>) {
@@ -38,7 +45,7 @@ export class RedisMemory {
 
   get full (): boolean {
     const reading = this.#reading
-    return reading !== undefined && reading.max > 0 && reading.used >= reading.max * MEMORY_SHARE
+    return reading !== undefined && reading.max > 0 && !reading.policy.startsWith('allkeys-') && reading.used >= reading.max * MEMORY_SHARE
   }
 
   /** Why accepts are refused, for health(); undefined when they are not. */
