@@ -131,7 +131,8 @@ export function resolveSecrets (value: unknown, name = 'secret'): readonly strin
 
 /**
  * The number of unfinished events at which deliveries get 503: a durable
- * inbox's own bound (see core/backlog-bound.ts), else `maxQueueSize`.
+ * inbox's own bound, by the rule of `backlogLimit` in core/backlog-bound.ts
+ * (not imported: that module takes `integer` from this one), else `maxQueueSize`.
  */
 function queueBound (inbox: Inbox | undefined, maxQueueSize: number, maxQueueSizeSet: boolean): number {
   const own = inbox?.maxBacklog
