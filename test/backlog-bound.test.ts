@@ -114,6 +114,8 @@ t.test('SQLite: under the free-disk floor deliveries get 503 QUEUE_FULL and heal
   const health = webhooks.health()
   t.equal(health.status, 'degraded')
   t.match(health.reasons, [/the disk holding the SQLite inbox has \d+ MiB free, under minFreeDiskBytes/])
+  await until(() => webhooks.log.some((entry) => entry.level === 'error' && /^the disk holding the SQLite inbox has \d+ MiB free/.test(entry.msg ?? '')), 'the log line, at the next reading')
+  t.equal(webhooks.log.filter((entry) => /the disk holding the SQLite inbox/.test(entry.msg ?? '')).length, 1, 'logged once, not per delivery')
 })
 
 t.test('the disk floor: under it with the reading injected, room again once space is freed', async (t) => {

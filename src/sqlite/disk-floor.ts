@@ -1,5 +1,6 @@
 import { statfs, statfsSync } from 'node:fs'
 import { dirname, resolve } from 'node:path'
+import type { WebhookLogger } from '../core/logger.js'
 
 /** Free bytes on the filesystem holding `directory`, for an unprivileged process. */
 export type FreeSpaceReader = (directory: string) => Promise<number>
@@ -23,6 +24,7 @@ export class DiskFloor {
   readonly #read: FreeSpaceReader
   #free: number | undefined
   #reading = false
+  #reportedLow = false
 
   constructor (path: string, minFreeBytes: number, read: FreeSpaceReader = readFreeSpace) {
     this.#directory = dirname(resolve(path))
@@ -48,6 +50,14 @@ export class DiskFloor {
     if (!this.low) return undefined
     const mib = (bytes: number): string => `${Math.floor(bytes / 1_048_576)} MiB`
     return `the disk holding the SQLite inbox has ${mib(this.#free ?? 0)} free, under minFreeDiskBytes (${mib(this.#minFreeBytes)}): deliveries get 503 until space is freed`
+  }
+
+  /** Logs each crossing of the floor once, either way: a 503 with no log line would leave an operator guessing. */
+  report (logger: WebhookLogger | undefined): void {
+    if (this.low === this.#reportedLow) return
+    this.#reportedLow = this.low
+    if (this.low) logger?.error({ freeBytes: this.#free, minFreeDiskBytes: this.#minFreeBytes }, this.reason() ?? '')
+    else logger?.info({ freeBytes: this.#free, minFreeDiskBytes: this.#minFreeBytes }, 'the disk holding the SQLite inbox has room again; deliveries are accepted')
   }
 
   /** Reads the free space again; one reading at a time. Resolves with whether it is now under the floor. */

@@ -82,7 +82,7 @@ export class SqliteInbox implements Inbox {
     this.#timers.every(this.#options.pollIntervalMs, () => { runner.pump() })
     this.#timers.every(Math.max(50, Math.floor(this.#options.leaseMs / 3)), () => { runner.renewLeases() })
     this.#timers.every(this.#options.purgeIntervalMs, () => { this.#purgeQuietly() })
-    this.#timers.every(this.#options.pollIntervalMs, () => { this.#checkFiles(); this.#backlog.refreshIfDue(); void this.#disk.check() })
+    this.#timers.every(this.#options.pollIntervalMs, () => { this.#checkFiles(); this.#backlog.refreshIfDue(); void this.#disk.check().then(() => { this.#disk.report(this.#runtime?.logger) }) })
     // Events held by a dead predecessor on this host start now, the others once
     // their lease has expired.
     this.#reclaimFromDeadOwners().finally(() => { runner.wake() })
