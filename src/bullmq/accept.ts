@@ -15,6 +15,8 @@ export interface AcceptStep {
   dedupeSeconds: number
   retentionSeconds: number
   deadLetterSeconds: number | undefined
+  /** Unfinished jobs from which the answer is `full` (core/backlog-bound.ts); 0 while Redis memory is past its share. */
+  limit: number
 }
 
 /** What the seen key holds: when the event was accepted and, when known, a digest of its body. */
@@ -62,7 +64,7 @@ export async function acceptInto (step: AcceptStep, event: AnyEvent, receivedAt:
   ])
   if (seen !== null) return duplicateOf(seen, digest)
   const unfinished = Object.values(counts).reduce<number>((sum, count) => sum + Number(count), 0)
-  if (unfinished >= runtime.options.maxQueueSize) return 'full'
+  if (unfinished >= step.limit) return 'full'
   // Redis answered too late for this delivery, which already got its 503: add nothing.
   if (abandoned.aborted) return 'unavailable'
   // One copy of the event: the exact body when there is one (parsed again when

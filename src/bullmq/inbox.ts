@@ -14,6 +14,8 @@ import { createWorker, runWhenHandled, type JobRunner } from './worker.js'
 import { PAUSE_REFRESH_MS, RedisFlowStore } from './flow-store.js'
 import { OldestPending } from './pending.js'
 import { listEvents } from './listing.js'
+import { RedisMemory } from './memory-floor.js'
+import { backlogLimit } from '../core/backlog-bound.js'
 import type { FlowStore } from '../core/flow/store.js'
 
 export { jobIdFor } from './jobs.js'
@@ -53,6 +55,7 @@ export class BullmqInbox implements Inbox {
   #bullmq: BullMQ | undefined
   readonly #flow: RedisFlowStore
   readonly #oldest = new OldestPending()
+  readonly #memory = new RedisMemory(async () => await (await (await this.#ready).queue.client).info())
 
   constructor (options: BullmqInboxOptions) {
     this.#options = resolveBullmqOptions(options)
@@ -112,6 +115,7 @@ export class BullmqInbox implements Inbox {
       this.#databaseChecked().then(() => {
         this.#flow.start()
         this.#oldest.start(async () => await this.#queue(), PAUSE_REFRESH_MS, (error) => { this.#redis.error(error) })
+        this.#memory.start()
         runWhenHandled(worker, runner, () => this.#closing)
         // What BullMQ's Queue writes on connecting, left out there for read-only commands.
         queue.client.then(async (client) => await client.hset(queue.toKey('meta'), queue.metaValues)).catch(() => {})
@@ -152,7 +156,8 @@ export class BullmqInbox implements Inbox {
       seenKey: (jobId) => this.#seenKey(jobId),
       dedupeSeconds: this.#dedupeSeconds(runtime),
       retentionSeconds: this.#options.retentionSeconds ?? runtime.options.dedupe.ttlSeconds,
-      deadLetterSeconds: this.#options.deadLetterRetentionSeconds
+      deadLetterSeconds: this.#options.deadLetterRetentionSeconds,
+      limit: this.#memory.full ? 0 : backlogLimit(this.#options.maxBacklog, runtime.options)
     }, event, receivedAt, rawBody, abandoned)
   }
 
@@ -166,8 +171,13 @@ export class BullmqInbox implements Inbox {
 
   /** Whether Redis is reachable: degraded while it is not, as every delivery then gets 503. */
   health (): InboxHealth {
-    return this.#redis.health()
+    const own = this.#redis.health()
+    const memory = this.#memory.reason()
+    return memory === undefined ? own : { status: 'degraded', reasons: [...own.reasons, memory] }
   }
+
+  /** Unfinished jobs before deliveries get 503 (the receiver's `maxQueueSize` too, when set). */
+  get maxBacklog (): number { return this.#options.maxBacklog }
 
   /** The queue, once Redis said the database exists: what the queries run on. */
   async #queue (): Promise<Queue<JobData>> {
@@ -274,6 +284,7 @@ export class BullmqInbox implements Inbox {
     this.#closing = true
     this.#flow.close()
     this.#oldest.stop()
+    this.#memory.stop()
     const worker = this.#worker
     if (worker !== undefined) {
       const finished = await settlesWithin(worker.pause(false), graceMs)

@@ -2,6 +2,7 @@ import type { ConnectionOptions } from 'bullmq'
 import { WebhookOptionsError } from '../core/errors.js'
 import { assertKnownOptions } from '../core/known-options.js'
 import { integer } from '../core/options.js'
+import { resolveMaxBacklog } from '../core/backlog-bound.js'
 
 export interface BullmqInboxOptions {
   /** Where Redis is: ioredis options (`{ host, port }`) or an ioredis instance. */
@@ -24,6 +25,13 @@ export interface BullmqInboxOptions {
   dedupeSeconds?: number
   /** How long a dead event is kept. Default: until re-driven or removed by hand. */
   deadLetterRetentionSeconds?: number
+  /**
+   * Unfinished jobs in the queue (across every receiver on it) before new
+   * deliveries get 503. Default 1 000 000. The receiver's `maxQueueSize`, when
+   * set, bounds them too; and past 90% of Redis's `maxmemory`, when it has one,
+   * deliveries get 503 whatever the count.
+   */
+  maxBacklog?: number
 }
 
 export interface ResolvedBullmqOptions {
@@ -37,6 +45,7 @@ export interface ResolvedBullmqOptions {
   retentionSeconds: number | undefined
   dedupeSeconds: number | undefined
   deadLetterRetentionSeconds: number | undefined
+  maxBacklog: number
 }
 
 export const MIN_DEDUPE_SECONDS = 7 * 24 * 60 * 60
@@ -52,7 +61,8 @@ const OPTION_NAMES: Record<keyof BullmqInboxOptions, true> = {
   maxStalledCount: true,
   retentionSeconds: true,
   dedupeSeconds: true,
-  deadLetterRetentionSeconds: true
+  deadLetterRetentionSeconds: true,
+  maxBacklog: true
 }
 
 export function resolveBullmqOptions (options: BullmqInboxOptions): ResolvedBullmqOptions {
@@ -81,6 +91,7 @@ export function resolveBullmqOptions (options: BullmqInboxOptions): ResolvedBull
     retentionSeconds: optional('retentionSeconds', options.retentionSeconds, 1),
     // The sender may redeliver for days; an id forgotten sooner would be handled twice.
     dedupeSeconds: optional('dedupeSeconds', options.dedupeSeconds, MIN_DEDUPE_SECONDS),
-    deadLetterRetentionSeconds: optional('deadLetterRetentionSeconds', options.deadLetterRetentionSeconds, 1)
+    deadLetterRetentionSeconds: optional('deadLetterRetentionSeconds', options.deadLetterRetentionSeconds, 1),
+    maxBacklog: resolveMaxBacklog(options.maxBacklog)
   }
 }

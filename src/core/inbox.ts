@@ -110,6 +110,13 @@ export interface Inbox<Extra extends object = object> {
   close (graceMs: number): Promise<void>
   /** Events accepted and not yet finished, where the inbox can tell. */
   readonly size?: number
+  /**
+   * A durable inbox's own bound on its backlog (`maxBacklog`): it answers `full`
+   * from this many unfinished events (or the receiver's `maxQueueSize`, when the
+   * user set it and it is lower). The receiver's default `degradedQueueSize`
+   * follows it. Absent on the memory inbox, which `maxQueueSize` bounds.
+   */
+  readonly maxBacklog?: number
   /** Events whose handlers are running in this process now, where the inbox can tell. */
   readonly running?: number
   /** Resolves when no accepted event is waiting or running in this process, where the inbox can tell. */

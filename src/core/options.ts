@@ -15,7 +15,12 @@ export interface WebhooksOptions<I extends Inbox = Inbox> {
   toleranceSeconds?: number
   /** Handlers running at once. Default 10. */
   concurrency?: number
-  /** Events accepted and not yet finished (waiting plus running) before new ones get 503. Default 10 000. */
+  /**
+   * Events accepted and not yet finished (waiting plus running) before new ones
+   * get 503. Default 10 000, for the memory inbox. A durable inbox bounds its
+   * backlog with its own `maxBacklog` (default 1 000 000); set here, this number
+   * bounds it too, the lower of the two winning.
+   */
   maxQueueSize?: number
   retry?: RetryOptions
   dedupe?: DedupeOptions
@@ -31,7 +36,11 @@ export interface WebhooksOptions<I extends Inbox = Inbox> {
   clock?: () => number
   /** Where accepted events wait. Default: in memory, with the dedupe and queue options above. */
   inbox?: I
-  /** `health()` reports `degraded` from this many events accepted and not finished. Default: 80% of `maxQueueSize`. */
+  /**
+   * `health()` reports `degraded` from this many events accepted and not finished.
+   * Default: 80% of the bound that answers 503: `maxQueueSize`, or a durable
+   * inbox's `maxBacklog` (and `maxQueueSize` when set, the lower of the two).
+   */
   degradedQueueSize?: number
   /**
    * Where OpenTelemetry metrics and spans go. Default: the global providers, when
@@ -120,6 +129,17 @@ export function resolveSecrets (value: unknown, name = 'secret'): readonly strin
   return Object.freeze([...secrets as string[]])
 }
 
+/**
+ * The number of unfinished events at which deliveries get 503: a durable
+ * inbox's own bound, by the rule of `backlogLimit` in core/backlog-bound.ts
+ * (not imported: that module takes `integer` from this one), else `maxQueueSize`.
+ */
+function queueBound (inbox: Inbox | undefined, maxQueueSize: number, maxQueueSizeSet: boolean): number {
+  const own = inbox?.maxBacklog
+  if (typeof own !== 'number') return maxQueueSize
+  return maxQueueSizeSet ? Math.min(own, maxQueueSize) : own
+}
+
 export function resolveOptions (options: WebhooksOptions): ResolvedOptions {
   if (options === null || typeof options !== 'object') {
     throw new WebhookOptionsError(`options must be an object with at least "secret", got ${describe(options)}`)
@@ -140,11 +160,13 @@ export function resolveOptions (options: WebhooksOptions): ResolvedOptions {
     throw new WebhookOptionsError(`"clock" must be a function returning milliseconds since the epoch, got ${describe(options.clock)}`)
   }
   const maxQueueSize = integer('maxQueueSize', options.maxQueueSize, defaults.maxQueueSize, 1)
+  const maxQueueSizeSet = options.maxQueueSize !== undefined
   return {
     secrets: resolveSecrets(options.secret),
     toleranceSeconds: integer('toleranceSeconds', options.toleranceSeconds, defaults.toleranceSeconds, 1),
     concurrency: integer('concurrency', options.concurrency, defaults.concurrency, 1),
     maxQueueSize,
+    maxQueueSizeSet,
     retry: {
       attempts: integer('retry.attempts', retry.attempts, defaults.retry.attempts, 1),
       minDelayMs,
@@ -157,7 +179,7 @@ export function resolveOptions (options: WebhooksOptions): ResolvedOptions {
     bodyLimit: integer('bodyLimit', options.bodyLimit, defaults.bodyLimit, 1),
     retryAfterSeconds: integer('retryAfterSeconds', options.retryAfterSeconds, defaults.retryAfterSeconds, 0),
     closeGraceMs: integer('closeGraceMs', options.closeGraceMs, defaults.closeGraceMs, 0),
-    degradedQueueSize: integer('degradedQueueSize', options.degradedQueueSize, Math.max(1, Math.floor(maxQueueSize * 0.8)), 1),
+    degradedQueueSize: integer('degradedQueueSize', options.degradedQueueSize, Math.max(1, Math.floor(queueBound(options.inbox, maxQueueSize, maxQueueSizeSet) * 0.8)), 1),
     retryLater: {
       maxDeferrals: integer('retryLater.maxDeferrals', retryLater.maxDeferrals, defaults.retryLater.maxDeferrals, 0),
       maxDeferredMs: integer('retryLater.maxDeferredMs', retryLater.maxDeferredMs, defaults.retryLater.maxDeferredMs, 0)

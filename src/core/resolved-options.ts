@@ -36,6 +36,11 @@ export interface ResolvedOptions {
   toleranceSeconds: number
   concurrency: number
   maxQueueSize: number
+  /**
+   * True when the user set `maxQueueSize`: a durable inbox then holds its backlog
+   * to it as well as to its own `maxBacklog`. The default bounds the memory inbox only.
+   */
+  maxQueueSizeSet: boolean
   retry: Required<RetryOptions>
   dedupe: Required<DedupeOptions>
   bodyLimit: number

@@ -4,7 +4,8 @@ import { withDeadline } from '../core/timeouts.js'
 const MIN_RECOUNT_MS = 100
 
 /**
- * The pending events across every instance, held against `maxQueueSize`. The
+ * The pending events across every instance, held against the backlog bound
+ * (`maxBacklog`, and `maxQueueSize` when set: core/backlog-bound.ts). The
  * count is taken from the table at start and at each poll, and kept current
  * in between with what this process knows: its accepts add, its finished
  * events (done or dead) subtract. Other instances' work is not seen between

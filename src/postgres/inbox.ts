@@ -3,7 +3,7 @@ import type { AnyEvent } from '../core/events.js'
 import { wakeOrTimeout } from '../core/timeouts.js'
 import { UnrefTimers } from '../core/unref-timers.js'
 import { assertNotStarted, type AcceptOutcome, type Inbox, type InboxHealth, type InboxRuntime, type PurgeOptions, type PurgeResult } from '../core/inbox.js'
-import { defaults } from '../core/options.js'
+import { backlogLimit } from '../core/backlog-bound.js'
 import type { DeadLetterQuery, EventOutcome, OutcomeState } from '../core/outcome.js'
 import { purgeQuietly } from '../core/retention.js'
 import { Backlog } from './backlog.js'
@@ -166,12 +166,15 @@ export class PostgresInbox implements Inbox<PostgresHandlerExtra> {
     return this.#flow
   }
 
+  /** Pending events before deliveries get 503 (the receiver's `maxQueueSize` too, when set). */
+  get maxBacklog (): number { return this.#options.maxBacklog }
+
   accept (event: AnyEvent, receivedAt: number, _whenAnswered?: unknown, _waitUntil?: unknown, rawBody?: Uint8Array): AcceptOutcome | Promise<AcceptOutcome> {
     const running = this.#running
     if (running === undefined || !this.#ready || this.#closing) return 'unavailable'
     // The delivery's deadline starts now, a recount of a full backlog included.
     const calledAt = Date.now()
-    const fits = this.#backlog.admits(this.#runtime?.options.maxQueueSize ?? defaults.maxQueueSize, this.#options.acceptTimeoutMs)
+    const fits = this.#backlog.admits(backlogLimit(this.#options.maxBacklog, this.#runtime?.options), this.#options.acceptTimeoutMs)
     if (fits === true) return running.accepts.add(event, receivedAt, rawBody, calledAt)
     if (fits === false) return 'full'
     return fits.then((counted) => counted ? running.accepts.add(event, receivedAt, rawBody, calledAt) : 'full')

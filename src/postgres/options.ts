@@ -2,6 +2,7 @@ import type { Pool } from 'pg'
 import { WebhookOptionsError } from '../core/errors.js'
 import { assertKnownOptions } from '../core/known-options.js'
 import { integer } from '../core/options.js'
+import { resolveMaxBacklog } from '../core/backlog-bound.js'
 
 export interface PostgresInboxOptions {
   /** The app's pg Pool. The inbox borrows clients from it and never ends it. Give this or `connectionString`. */
@@ -40,6 +41,13 @@ export interface PostgresInboxOptions {
    * there once. On: every event costs an fsync. Accepts always wait for it.
    */
   handlerSynchronousCommit?: boolean
+  /**
+   * Pending events in the table (across every instance) before new deliveries
+   * get 503. Default 1 000 000. The receiver's `maxQueueSize`, when set, bounds
+   * them too. No free-disk check: the database's disk is not visible from here
+   * (docs/deployment.md, "The backlog bound").
+   */
+  maxBacklog?: number
 }
 
 export interface ResolvedPostgresOptions {
@@ -55,6 +63,7 @@ export interface ResolvedPostgresOptions {
   purgeIntervalMs: number
   idleInTransactionTimeoutMs: number
   handlerSynchronousCommit: boolean
+  maxBacklog: number
 }
 
 // Keyed by the options interface: a new option left out of this list does not compile.
@@ -70,7 +79,8 @@ const OPTION_NAMES: Record<keyof PostgresInboxOptions, true> = {
   deadLetterRetentionSeconds: true,
   purgeIntervalMs: true,
   idleInTransactionTimeoutMs: true,
-  handlerSynchronousCommit: true
+  handlerSynchronousCommit: true,
+  maxBacklog: true
 }
 
 /**
@@ -155,6 +165,7 @@ export function resolvePostgresOptions (options: PostgresInboxOptions): Resolved
     deadLetterRetentionSeconds: optional('deadLetterRetentionSeconds', options.deadLetterRetentionSeconds),
     purgeIntervalMs: integer('purgeIntervalMs', options.purgeIntervalMs, 3_600_000, 1_000),
     idleInTransactionTimeoutMs: idleLimit(options.idleInTransactionTimeoutMs),
-    handlerSynchronousCommit: options.handlerSynchronousCommit ?? false
+    handlerSynchronousCommit: options.handlerSynchronousCommit ?? false,
+    maxBacklog: resolveMaxBacklog(options.maxBacklog)
   }
 }

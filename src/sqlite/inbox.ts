@@ -1,10 +1,13 @@
 import type BetterSqlite3 from 'better-sqlite3'
 import type { AnyEvent } from '../core/events.js'
 import { assertNotStarted, type AcceptOutcome, type Inbox, type InboxHealth, type InboxRuntime, type PurgeOptions, type PurgeResult } from '../core/inbox.js'
-import { defaults } from '../core/options.js'
+import { backlogLimit } from '../core/backlog-bound.js'
 import { UnrefTimers } from '../core/unref-timers.js'
 import { countsByState, type DeadLetterQuery, type EventOutcome, type OutcomeState } from '../core/outcome.js'
-import { GroupCommit, type Batch } from './group-commit.js'
+import { GroupCommit } from './group-commit.js'
+import { acceptRow } from './accept.js'
+import { SqliteBacklog } from './backlog.js'
+import { DiskFloor } from './disk-floor.js'
 import { InboxFiles } from './file-identity.js'
 import { HealthTracker } from './health.js'
 import { durabilityOf, openInboxFile, type Durability } from './open.js'
@@ -44,8 +47,8 @@ export class SqliteInbox implements Inbox {
   readonly #health = new HealthTracker()
   readonly #files: InboxFiles
   readonly #timers = new UnrefTimers()
-  /** Pending events counted once per batch of accepts, then kept up to date by them. */
-  readonly #pendingInBatch = new WeakMap<Batch, number>()
+  readonly #backlog: SqliteBacklog
+  readonly #disk: DiskFloor
   #db: BetterSqlite3.Database | undefined
   #sql: Statements | undefined
   #writer: GroupCommit | undefined
@@ -61,6 +64,8 @@ export class SqliteInbox implements Inbox {
     this.#db = db
     this.#sql = sql
     this.#files = new InboxFiles(this.#options.path)
+    this.#backlog = new SqliteBacklog(() => this.#sql?.countPending.get() ?? 0, this.#options.pollIntervalMs)
+    this.#disk = new DiskFloor(this.#options.path, this.#options.minFreeDiskBytes)
     // Checked before every accept's commit, so no 2xx is given for a row written
     // to a deleted file, and on a timer, so health() says so with no traffic.
     this.#writer = new GroupCommit(db, () => {
@@ -75,24 +80,20 @@ export class SqliteInbox implements Inbox {
     const writer = this.#writer
     if (sql === undefined || writer === undefined) throw new Error('sir-webhooks: this SQLite inbox was closed; create a new one')
     this.#runtime = runtime
-    const runner = new EventRunner({ sql, writer, health: this.#health, owner: this.#owner, options: this.#options, runtime })
+    const runner = new EventRunner({ sql, writer, health: this.#health, owner: this.#owner, options: this.#options, runtime, backlog: this.#backlog })
     this.#runner = runner
     this.#timers.every(this.#options.pollIntervalMs, () => { runner.pump() })
     this.#timers.every(Math.max(50, Math.floor(this.#options.leaseMs / 3)), () => { runner.renewLeases(); this.#flow?.renewSlots() })
     this.#timers.every(this.#options.purgeIntervalMs, () => { this.#purgeQuietly() })
-    this.#timers.every(this.#options.pollIntervalMs, () => { this.#checkFiles() })
+    this.#timers.every(this.#options.pollIntervalMs, () => { this.#checkFiles(); this.#backlog.refreshIfDue(); void this.#disk.check().then(() => { this.#disk.report(this.#runtime?.logger) }) })
     // Events held by a dead predecessor on this host start now, the others once
     // their lease has expired.
     this.#reclaimFromDeadOwners().finally(() => { runner.wake() })
   }
 
-  /** Events accepted and not yet done or dead, across every process sharing the file. */
+  /** Events accepted and not yet done or dead, across every process sharing the file: as last counted, and kept since (backlog.ts). */
   get size (): number {
-    try {
-      return this.#sql?.countPending.get() ?? 0
-    } catch {
-      return 0
-    }
+    try { return this.#backlog.size } catch { return 0 }
   }
 
   /** When the oldest event not yet done or dead was received, across every process sharing the file. */
@@ -114,6 +115,9 @@ export class SqliteInbox implements Inbox {
     return this.#flow
   }
 
+  /** Pending events before deliveries get 503 (the receiver's `maxQueueSize` too, when set). */
+  get maxBacklog (): number { return this.#options.maxBacklog }
+
   /** Events whose handlers this process is running now. */
   get running (): number {
     return this.#runner?.running ?? 0
@@ -132,7 +136,9 @@ export class SqliteInbox implements Inbox {
    * restart on a restored file mends.
    */
   health (): InboxHealth {
-    return this.#health.report()
+    const own = this.#health.report()
+    const disk = this.#disk.reason()
+    return disk === undefined ? own : { status: 'degraded', reasons: [...own.reasons, disk] }
   }
 
   /**
@@ -151,18 +157,9 @@ export class SqliteInbox implements Inbox {
     const sql = this.#sql
     if (writer === undefined || sql === undefined || this.#closing || this.#health.degraded) return 'unavailable'
     const row = { id: idKey(event.id), type: event.type, body: bodyToStore(event, rawBody), receivedAt }
-    const maxQueueSize = this.#runtime?.options.maxQueueSize ?? defaults.maxQueueSize
-    const accepted = writer.write((batch): AcceptOutcome => {
-      // An id already here is a duplicate even when the queue is full: it was
-      // recorded, so the sender may stop. Rows of schema 1 kept no body to compare.
-      const stored = sql.storedBody.get(row.id)
-      if (stored !== undefined) return stored.body === null || stored.body.equals(row.body) ? 'duplicate' : 'duplicate-differs'
-      const pending = this.#pendingInBatch.get(batch) ?? sql.countPending.get()!
-      if (pending >= maxQueueSize) return 'full'
-      sql.insert.run(row)
-      this.#pendingInBatch.set(batch, pending + 1)
-      return 'accepted'
-    }, { durable: true, deadline: Date.now() + this.#options.acceptTimeoutMs })
+    // Under the disk floor nothing new fits; a duplicate still is one (acceptRow), so it is asked too.
+    const limit = this.#disk.low ? 0 : backlogLimit(this.#options.maxBacklog, this.#runtime?.options)
+    const accepted = writer.write(() => acceptRow(sql, this.#backlog, row, limit), { durable: true, deadline: Date.now() + this.#options.acceptTimeoutMs })
     return accepted.then((outcome) => {
       if (outcome === 'accepted') this.#runner?.wake()
       return outcome
@@ -187,7 +184,7 @@ export class SqliteInbox implements Inbox {
 
   async redrive (id: string): Promise<boolean> {
     const sql = this.#open()
-    const changed = await this.#adminWrite(() => sql.redrive.run({ id: idKey(id), now: this.#now() }).changes === 1)
+    const changed = await this.#adminWrite(() => this.#backlog.added(sql.redrive.run({ id: idKey(id), now: this.#now() }).changes) === 1)
     if (changed) this.#runner?.wake()
     return changed
   }

@@ -1,6 +1,7 @@
 import { WebhookOptionsError } from '../core/errors.js'
 import { assertKnownOptions } from '../core/known-options.js'
 import { integer } from '../core/options.js'
+import { resolveMaxBacklog } from '../core/backlog-bound.js'
 
 export interface SqliteInboxOptions {
   /** The database file, created if missing. One file per receiver group; processes may share it. */
@@ -26,6 +27,18 @@ export interface SqliteInboxOptions {
    * A damaged file fails the start. Default `quick`.
    */
   startupCheck?: StartupCheck
+  /**
+   * Pending events in the file (across every process sharing it) before new
+   * deliveries get 503. Default 1 000 000. The receiver's `maxQueueSize`, when
+   * set, bounds them too.
+   */
+  maxBacklog?: number
+  /**
+   * Free bytes the file's filesystem keeps: below it, deliveries get 503 while
+   * the handlers drain, checked every `pollIntervalMs`. 0 turns the check off.
+   * Default 268 435 456 (256 MiB).
+   */
+  minFreeDiskBytes?: number
 }
 
 export type StartupCheck = 'quick' | 'full' | 'none'
@@ -39,7 +52,16 @@ export interface ResolvedSqliteOptions {
   deadLetterRetentionSeconds: number | undefined
   purgeIntervalMs: number
   startupCheck: StartupCheck
+  maxBacklog: number
+  minFreeDiskBytes: number
 }
+
+/**
+ * Room for the work already taken: the done marks and purges of a full backlog,
+ * a checkpoint of a write-ahead log grown while readers held it, and the rest
+ * of the machine, which shares the disk.
+ */
+export const DEFAULT_MIN_FREE_DISK_BYTES = 256 * 1024 * 1024
 
 /** Every option name, as a record so that an option added to the interface must be listed here. */
 const OPTION_NAMES: Record<keyof SqliteInboxOptions, true> = {
@@ -50,7 +72,9 @@ const OPTION_NAMES: Record<keyof SqliteInboxOptions, true> = {
   retentionSeconds: true,
   deadLetterRetentionSeconds: true,
   purgeIntervalMs: true,
-  startupCheck: true
+  startupCheck: true,
+  maxBacklog: true,
+  minFreeDiskBytes: true
 }
 
 export function resolveSqliteOptions (options: SqliteInboxOptions): ResolvedSqliteOptions {
@@ -69,7 +93,9 @@ export function resolveSqliteOptions (options: SqliteInboxOptions): ResolvedSqli
     retentionSeconds: options.retentionSeconds === undefined ? undefined : integer('retentionSeconds', options.retentionSeconds, 0, 1),
     deadLetterRetentionSeconds: options.deadLetterRetentionSeconds === undefined ? undefined : integer('deadLetterRetentionSeconds', options.deadLetterRetentionSeconds, 0, 1),
     purgeIntervalMs: integer('purgeIntervalMs', options.purgeIntervalMs, 3_600_000, 1_000),
-    startupCheck: startupCheck(options.startupCheck)
+    startupCheck: startupCheck(options.startupCheck),
+    maxBacklog: resolveMaxBacklog(options.maxBacklog),
+    minFreeDiskBytes: integer('minFreeDiskBytes', options.minFreeDiskBytes, DEFAULT_MIN_FREE_DISK_BYTES, 0)
   }
 }
 

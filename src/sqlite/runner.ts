@@ -9,6 +9,7 @@ import { errorSummary } from '../core/outcome.js'
 import type { Batch, GroupCommit } from './group-commit.js'
 import type { HealthCheckedStep, HealthTracker } from './health.js'
 import type { ResolvedSqliteOptions } from './options.js'
+import type { SqliteBacklog } from './backlog.js'
 import { idFromKey, idLists } from './ids.js'
 import { afterLeaseLost, type LateRun } from './lease-lost.js'
 import { storedEvent } from './rows.js'
@@ -28,6 +29,8 @@ export interface RunnerParts {
   owner: string
   options: ResolvedSqliteOptions
   runtime: InboxRuntime
+  /** Told of each event finished here, in the finishing transaction: the backlog bound's count. */
+  backlog?: SqliteBacklog
 }
 
 /**
@@ -190,7 +193,11 @@ export class EventRunner {
 
   async #finish (row: EventRow, fields: { state: 'done' | 'dead', succeeded: string, lastError: string | null, attemptLog?: string | null }): Promise<number> {
     const { sql, owner } = this.#parts
-    return await this.#write('outcome write', () => sql.finish.run({ id: row.id, owner, now: this.#now(), attemptLog: null, ...fields }).changes)
+    return await this.#write('outcome write', () => {
+      const changes = sql.finish.run({ id: row.id, owner, now: this.#now(), attemptLog: null, ...fields }).changes
+      this.#parts.backlog?.finished(changes)
+      return changes
+    })
   }
 
   /** `attemptEnded` frees the event's slot once no handler of it runs any more. */

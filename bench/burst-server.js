@@ -1,0 +1,84 @@
+// Child process of bench/burst.js: a Fastify receiver with the sir-webhooks plugin
+// on the inbox named in argv, with every receiver and inbox option at its default
+// (the point of the benchmark), and one handler whose behaviour the parent names:
+//   noop                 returns at once
+//   sleep:MS             waits MS milliseconds (a call to a partner API)
+//   rate:N               returns at once, registered with { rate: { perSecond: N } }
+//   retry-later:MS:AFTER throws RetryLater({ afterMs: AFTER }) until MS after its
+//                        first call, then returns (a partner answering 429 with Retry-After)
+// Answers the parent over IPC with what the handler saw.
+import { PATH } from './deliveries.js'
+
+const [kind, target, handlerSpec = 'noop'] = process.argv.slice(2)
+const secret = process.env.SIR_BENCH_SECRET
+if (process.send === undefined || secret === undefined || kind === undefined) {
+  console.error('bench/burst-server.js is started by bench/burst.js')
+  process.exit(2)
+}
+
+async function makeInbox () {
+  switch (kind) {
+    case 'memory': return undefined
+    case 'sqlite': {
+      const { sqliteInbox } = await import('../dist/sqlite/inbox.js')
+      return sqliteInbox({ path: target })
+    }
+    case 'postgres': {
+      const { postgresInbox } = await import('../dist/postgres/inbox.js')
+      return postgresInbox({ connectionString: target, schema: process.env.SIR_BENCH_SCHEMA })
+    }
+    case 'bullmq': {
+      const { bullmqInbox } = await import('../dist/bullmq/inbox.js')
+      const url = new URL(target)
+      return bullmqInbox({ connection: { host: url.hostname, port: Number(url.port) }, queueName: process.env.SIR_BENCH_QUEUE })
+    }
+    default: throw new Error(`unknown inbox ${kind}`)
+  }
+}
+
+const { Webhooks, RetryLater } = await import('../dist/index.js')
+const { sirWebhooks } = await import('../dist/fastify/plugin.js')
+const { default: Fastify } = await import('fastify')
+const { pino } = await import('pino')
+const inbox = await makeInbox()
+// SIR_BENCH_MAX_QUEUE_SIZE: only to compare with a build from before maxBacklog,
+// whose durable inboxes were bounded by maxQueueSize (default 10 000). Name it with the figures.
+const maxQueueSize = process.env.SIR_BENCH_MAX_QUEUE_SIZE === undefined ? {} : { maxQueueSize: Number(process.env.SIR_BENCH_MAX_QUEUE_SIZE) }
+const webhooks = new Webhooks({ secret, logger: pino({ level: 'error' }), ...maxQueueSize, ...(inbox === undefined ? {} : { inbox }) })
+
+let calls = 0
+let handled = 0
+let firstCallAt
+const seen = new Set()
+let twice = 0
+let dead = 0
+const [mode, first, second] = handlerSpec.split(':')
+const options = { name: 'bench' }
+if (mode === 'rate') options.rate = { perSecond: Number(first) }
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
+async function bench (event) {
+  calls += 1
+  firstCallAt ??= Date.now()
+  if (mode === 'sleep') await sleep(Number(first))
+  if (mode === 'retry-later' && Date.now() - firstCallAt < Number(first)) throw new RetryLater({ afterMs: Number(second) })
+  handled += 1
+  if (seen.has(event.id)) twice += 1
+  else seen.add(event.id)
+}
+// SIR_BENCH_NO_HANDLER=1: an accept-only receiver, to fill the store with a backlog first.
+if (process.env.SIR_BENCH_NO_HANDLER !== '1') webhooks.onAny(bench, options)
+webhooks.onDeadLetter(() => { dead += 1 })
+
+const app = Fastify({ logger: false })
+await app.register(sirWebhooks, { webhooks, path: PATH })
+await app.listen({ port: 0, host: '127.0.0.1' })
+
+process.on('message', (message) => {
+  if (message === 'stats') {
+    process.send({ type: 'stats', accepted: webhooks.stats().deliveries.accepted, calls, handled, unique: seen.size, twice, dead, size: webhooks.inbox.size ?? null, at: Date.now(), health: webhooks.health().status })
+  } else if (message === 'stop') {
+    void app.close().finally(() => process.exit(0))
+  }
+})
+process.on('disconnect', () => process.exit(0))
+process.send({ type: 'ready', port: app.server.address().port })

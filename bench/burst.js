@@ -1,0 +1,244 @@
+#!/usr/bin/env node
+// Flow control and bursts (issue 22): `node bench/burst.js --scenario NAME`, after
+// `npm run build`. Every receiver and inbox option is at its default; the handler
+// is the only thing that changes. Receiver(s) on CPU 1, autocannon on CPU 0
+// (taskset), the stores unpinned, a fresh event id per request. Scenarios:
+//   burst       50 connections at full speed for --duration s (10): non-2xx,
+//               acknowledged/s, and how long the backlog takes to drain afterwards;
+//               --handler noop (default) or sleep:20
+//   latency     an accept-only receiver fills the store with --backlog events
+//               (50 000) at full speed; then the measured receiver, with the
+//               handler, is offered 1 000 deliveries/s for --duration s while it
+//               drains that backlog: p50/p99 of the acknowledgements (durable inboxes)
+//   pacing      500 deliveries/s for 30 s to a handler with rate { perSecond: 20 }:
+//               the handler's measured rate, non-2xx, dead letters; --receivers 2
+//               puts two receivers on one store (one Postgres schema, one Redis queue)
+//   retry-later a handler that throws RetryLater({ afterMs: 2000 }) for 30 s, then
+//               recovers, offered 100 deliveries/s for 30 s: dead letters, events
+//               handled once, twice, or not at all
+// --inboxes memory,sqlite,postgres,bullmq picks the stores (SIR_POSTGRES_URL and
+// SIR_REDIS_URL name running ones; otherwise they are started here).
+// Method and figures: docs/performance.md, "Flow control and bursts".
+import { spawn } from 'node:child_process'
+import { mkdtempSync, rmSync } from 'node:fs'
+import os from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { parseArgs } from 'node:util'
+import autocannon from 'autocannon'
+import { DeliverySource, PATH, SECRET, freshDeliveries } from './deliveries.js'
+import { canPin, nodeOnServerCpu, pinSelfToLoadCpu, unpinSelf } from './pinning.js'
+import { freePort, startPostgresCluster } from '../test/helpers/postgres-cluster.js'
+
+const { values: flags } = parseArgs({
+  options: {
+    scenario: { type: 'string', default: 'burst' },
+    inboxes: { type: 'string', default: 'sqlite,postgres,bullmq' },
+    handler: { type: 'string' },
+    duration: { type: 'string' },
+    connections: { type: 'string', default: '50' },
+    receivers: { type: 'string', default: '1' },
+    backlog: { type: 'string', default: '50000' },
+    'drain-limit': { type: 'string', default: '120' }
+  }
+})
+const scenario = flags.scenario
+const connections = Number(flags.connections)
+const receivers = Number(flags.receivers)
+const drainLimitMs = Number(flags['drain-limit']) * 1000
+const here = (file) => fileURLToPath(new URL(file, import.meta.url))
+const cleanups = []
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
+
+const SCENARIOS = {
+  burst: { handler: 'noop', duration: 10 },
+  latency: { handler: 'noop', duration: 10 },
+  pacing: { handler: 'rate:20', duration: 30, rate: 500 },
+  'retry-later': { handler: 'retry-later:30000:2000', duration: 30, rate: 100 }
+}
+const plan = SCENARIOS[scenario]
+if (plan === undefined) throw new Error(`unknown scenario ${scenario}; one of ${Object.keys(SCENARIOS).join(', ')}`)
+const handler = flags.handler ?? plan.handler
+const duration = Number(flags.duration ?? plan.duration)
+
+const pinned = canPin()
+if (pinned) pinSelfToLoadCpu()
+
+async function unpinnedWhile (start) {
+  if (!pinned) return await start()
+  unpinSelf()
+  try { return await start() } finally { pinSelfToLoadCpu() }
+}
+
+async function storeFor (kind) {
+  if (kind === 'memory') return ''
+  if (kind === 'sqlite') {
+    const dir = mkdtempSync(join(os.tmpdir(), 'sir-burst-'))
+    cleanups.push(() => rmSync(dir, { recursive: true, force: true }))
+    return join(dir, 'inbox.db')
+  }
+  if (kind === 'postgres') {
+    if (process.env.SIR_POSTGRES_URL) return process.env.SIR_POSTGRES_URL
+    const cluster = await startPostgresCluster({ fsync: true })
+    cleanups.push(() => cluster.stop())
+    return cluster.url
+  }
+  if (kind === 'bullmq') {
+    if (process.env.SIR_REDIS_URL) return process.env.SIR_REDIS_URL
+    const port = await freePort()
+    const redis = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' })
+    cleanups.push(() => redis.kill('SIGTERM'))
+    await sleep(500)
+    return `redis://127.0.0.1:${port}`
+  }
+  throw new Error(`unknown inbox ${kind}`)
+}
+
+function startServer (kind, target, shared, acceptOnly = false) {
+  // SIR_BENCH_CPU_PROF=<dir>: V8 profiles of the measured receivers (node bench/profile-summary.js reads them).
+  const profile = process.env.SIR_BENCH_CPU_PROF && !acceptOnly ? ['--cpu-prof', `--cpu-prof-dir=${process.env.SIR_BENCH_CPU_PROF}`] : []
+  const child = spawn(...nodeOnServerCpu(pinned, [...profile, here('./burst-server.js'), kind, target, handler]), {
+    // stdout ignored: close() logs each event it cuts off (the memory inbox's), which
+    // the counts already say; stderr shows a receiver that fails to start.
+    stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
+    env: { ...process.env, SIR_BENCH_SECRET: SECRET, NODE_ENV: 'production', SIR_BENCH_SCHEMA: `burst_${shared}`, SIR_BENCH_QUEUE: `burst-${shared}`, SIR_BENCH_NO_HANDLER: acceptOnly ? '1' : '0' }
+  })
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${kind}: no "ready" within 30 s`)), 30_000)
+    child.once('message', (message) => { clearTimeout(timer); resolve({ child, port: message.port }) })
+    child.once('exit', (code) => { clearTimeout(timer); reject(new Error(`${kind}: exited with ${code} before it was ready (is there flow control for "${handler}" on this inbox?)`)) })
+  })
+}
+
+function ask (child) {
+  return new Promise((resolve) => {
+    child.once('message', resolve)
+    child.send('stats')
+  })
+}
+
+async function statsOf (servers) {
+  const all = await Promise.all(servers.map(({ child }) => ask(child)))
+  const sum = (name) => all.reduce((total, one) => total + one[name], 0)
+  return { accepted: sum('accepted'), calls: sum('calls'), handled: sum('handled'), unique: sum('unique'), twice: sum('twice'), dead: sum('dead'), size: all.some((one) => one.size === null) ? 'n/a' : Math.max(...all.map((one) => one.size)), health: all.map((one) => one.health).join(',') }
+}
+
+async function stopServer (child) {
+  const exited = new Promise((resolve) => child.once('exit', resolve))
+  child.send('stop')
+  const timer = setTimeout(() => child.kill('SIGKILL'), 15_000)
+  await exited
+  clearTimeout(timer)
+}
+
+/** Load on every receiver at once, connections (and a fixed rate) shared out; results summed. */
+async function load (servers, seconds, rate) {
+  const share = Math.max(1, Math.floor(connections / servers.length))
+  const results = await Promise.all(servers.map(({ port }) => autocannon({
+    url: `http://127.0.0.1:${port}${PATH}`,
+    method: 'POST',
+    connections: share,
+    pipelining: 1,
+    duration: seconds,
+    ...(rate === undefined ? {} : { overallRate: Math.max(1, Math.round(rate / servers.length)) }),
+    requests: freshDeliveries(new DeliverySource('sir', 'small'))
+  })))
+  const sum = (pick) => results.reduce((total, result) => total + pick(result), 0)
+  return {
+    duration: Math.max(...results.map((result) => result.duration)),
+    ok: sum((result) => result['2xx']),
+    non2xx: sum((result) => result.non2xx),
+    errors: sum((result) => result.errors + result.timeouts),
+    p50: Math.max(...results.map((result) => result.latency.p50)),
+    p99: Math.max(...results.map((result) => result.latency.p99))
+  }
+}
+
+/** Waits until the handlers have handled `count` events (or the limit); the seconds it took, or NaN. */
+async function drained (servers, count, since) {
+  for (;;) {
+    const stats = await statsOf(servers)
+    if (stats.unique >= count) return { seconds: (Date.now() - since) / 1000, stats }
+    if (Date.now() - since > drainLimitMs) return { seconds: NaN, stats }
+    await sleep(100)
+  }
+}
+
+async function run (kind) {
+  const target = await unpinnedWhile(() => storeFor(kind))
+  const shared = `${process.pid}_${kind}`
+  const servers = []
+  try {
+    const seeded = scenario === 'latency' ? await seed(kind, target, shared) : 0
+    for (let index = 0; index < receivers; index++) servers.push(await startServer(kind, target, shared))
+    const row = { inbox: receivers > 1 ? `${kind} x${receivers}` : kind }
+    if (scenario === 'latency') {
+      const steady = await load(servers, duration, 1_000)
+      const after = await statsOf(servers)
+      Object.assign(row, { backlogBefore: seeded, offeredPerSecond: steady.ok / steady.duration, non2xx: steady.non2xx, errors: steady.errors, p50: steady.p50, p99: steady.p99, handledMeanwhile: after.handled, backlogAfter: after.size })
+    } else if (scenario === 'burst') {
+      const warm = await load(servers, 1)
+      await drained(servers, warm.ok, Date.now())
+      const base = (await statsOf(servers)).unique
+      const burst = await load(servers, duration)
+      const stoppedAt = Date.now()
+      Object.assign(row, { ackPerSecond: burst.ok / burst.duration, non2xx: burst.non2xx, errors: burst.errors, p99: burst.p99, backlogAtEnd: (await statsOf(servers)).size })
+      const drain = await drained(servers, base + burst.ok, stoppedAt)
+      Object.assign(row, { drainSeconds: drain.seconds, handled: drain.stats.unique - base, acknowledged: burst.ok, dead: drain.stats.dead })
+    } else {
+      const startedAt = Date.now()
+      let early
+      // The pacing rate is measured from 5 s in, once the bucket's burst is spent.
+      const sampler = scenario === 'pacing' ? sleep(5_000).then(async () => { early = { ...(await statsOf(servers)), at: Date.now() } }) : Promise.resolve()
+      const offered = await load(servers, duration, plan.rate)
+      await sampler
+      const late = { ...(await statsOf(servers)), at: Date.now() }
+      Object.assign(row, { offeredPerSecond: offered.ok / offered.duration, non2xx: offered.non2xx, errors: offered.errors, p99: offered.p99 })
+      if (scenario === 'pacing') {
+        Object.assign(row, { handlerPerSecond: (late.handled - early.handled) / ((late.at - early.at) / 1000), dead: late.dead, backlog: late.size })
+      } else {
+        // Counted by the receivers: autocannon leaves out answers that arrive after its last second.
+        const { accepted } = await statsOf(servers)
+        const drain = await drained(servers, accepted, startedAt)
+        Object.assign(row, { accepted, handledOnce: drain.stats.unique, handledTwice: drain.stats.twice, dead: drain.stats.dead, calls: drain.stats.calls, allHandledAfter: drain.seconds })
+      }
+    }
+    return row
+  } finally {
+    for (const { child } of servers) await stopServer(child)
+  }
+}
+
+/** Fills the store with `--backlog` events through an accept-only receiver, then stops it; the backlog left. */
+async function seed (kind, target, shared) {
+  const wanted = Number(flags.backlog)
+  const [filler] = [await startServer(kind, target, shared, true)]
+  try {
+    const startedAt = Date.now()
+    // Accepted by a receiver that runs nothing: what waits in the store.
+    for (;;) {
+      const { accepted } = await statsOf([filler])
+      if (accepted >= wanted || Date.now() - startedAt > 120_000) break
+      await load([filler], 2)
+    }
+    return (await statsOf([filler])).accepted
+  } finally {
+    await stopServer(filler.child)
+  }
+}
+
+const fmt = (value, digits = 0) => typeof value === 'number' ? (Number.isFinite(value) ? value.toFixed(digits) : 'n/a') : String(value)
+try {
+  console.log(`# bench/burst.js --scenario ${scenario}: handler ${handler}, ${duration} s, ${connections} connections, ${receivers} receiver(s), every option at its default; ${pinned ? 'receivers on CPU 1, load on CPU 0 (taskset)' : 'not pinned'}`)
+  console.log(`# node ${process.version}, ${os.cpus()[0]?.model ?? 'unknown CPU'} x ${os.availableParallelism()}, load average ${os.loadavg().map((value) => value.toFixed(1)).join(' ')} before the run`)
+  for (const kind of flags.inboxes.split(',')) {
+    try {
+      const row = await run(kind)
+      console.log(Object.entries(row).map(([key, value]) => `${key} ${fmt(value, key.includes('Seconds') || key.startsWith('p') || key.includes('P') ? 1 : 0)}`).join('  '))
+    } catch (error) {
+      console.log(`${kind}: ${error.message}`)
+    }
+  }
+} finally {
+  for (const cleanup of cleanups.reverse()) await cleanup()
+}
