@@ -122,12 +122,13 @@ export class MemoryQueue {
 
   /** The event took its key: its handlers run, told where it stands; or, stale and `skipStale`, it is done unrun. */
   #admitted (queued: QueuedEvent, ordering: HandlerOrdering): void {
+    const skip = this.#runtime.ordering?.skips(ordering) === true
     for (const task of queued.tasks) {
       task.ordering = ordering
-      if (this.#runtime.ordering?.skips(ordering) === true) task.settled = true
+      if (skip) task.settled = true
       else this.#schedule(task, 1)
     }
-    if (queued.tasks[0]?.settled === true) this.#unlink(queued)
+    if (skip) this.#unlink(queued)
   }
 
   #schedule (task: HandlerTask, attempt: number): void {
