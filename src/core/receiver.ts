@@ -18,7 +18,7 @@ import type { OpenTelemetryApi } from './telemetry-types.js'
 import { FlowGate } from './flow/gate.js'
 import { flowSnapshot } from './flow/snapshot.js'
 import type { OrderingEngine } from './ordering/engine.js'
-import { createOrdering, orderingControl, type OrderingControl } from './ordering/setup.js'
+import { assertOrderingStore, createOrdering, orderingControl, type OrderingControl } from './ordering/setup.js'
 
 /**
  * What differs between runtimes: how signatures are checked (node:crypto,
@@ -62,6 +62,7 @@ export class WebhookReceiver<I extends Inbox = Inbox> {
     this.logger = options.logger ?? platform.defaultLogger()
     // Without an inbox option, I is the Inbox interface itself, which MemoryInbox is.
     this.inbox = options.inbox ?? new MemoryInbox() as Inbox as I
+    assertOrderingStore(this.options, this.inbox, inboxName(this.inbox))
     const flowStore = typeof this.inbox.flowStore === 'function' ? this.inbox.flowStore() : undefined
     this.#registry = new HandlerRegistry(this.inbox.durable === true, flowStore === undefined ? inboxName(this.inbox) : undefined)
     const telemetry = Telemetry.create(options.telemetry, platform.openTelemetryApi?.(), this.options.clock, () => this.#queueCounts(), this.options.maxQueueSize)

@@ -21,13 +21,22 @@ export interface OrderingControl {
  * would run one key's events at once, and nobody would know.
  */
 export function createOrdering (options: ResolvedOptions, inbox: Inbox, inboxName: string, logger: WebhookLogger, telemetry: Telemetry | undefined): OrderingEngine | undefined {
-  if (options.ordering === undefined) return undefined
+  if (options.ordering === undefined || !assertOrderingStore(options, inbox, inboxName)) return undefined
+  const store = inbox.orderingStore(options)
+  return new OrderingEngine(options.ordering, store, logger, options.clock, orderingInstruments(telemetry?.meter, () => store.counts()))
+}
+
+/**
+ * Refuses the option on an inbox without an ordering store. The receiver asks
+ * before anything else of the inbox (its flow store may start timers).
+ */
+export function assertOrderingStore (options: ResolvedOptions, inbox: Inbox, inboxName: string): inbox is Inbox & Required<Pick<Inbox, 'orderingStore'>> {
+  if (options.ordering === undefined) return false
   if (typeof inbox.orderingStore !== 'function') {
     throw new WebhookOptionsError(`"ordering" needs an inbox that keeps the events of one key in order, and ${inboxName} does not yet; ` +
       'the memory inbox does (docs/ordering.md says which inboxes have it)')
   }
-  const store = inbox.orderingStore(options)
-  return new OrderingEngine(options.ordering, store, logger, options.clock, orderingInstruments(telemetry?.meter, () => store.counts()))
+  return true
 }
 
 /** `webhooks.ordering`: refuses every call, naming the option, on a receiver without it. */
