@@ -19,7 +19,7 @@ interface PlannedEvent {
   id: string
   key: string | undefined
   createdAt: number
-  /** How many times each handler fails before it succeeds, by handler. */
+  /** How many times each handler fails before it succeeds, by handler; `ATTEMPTS`: it never does. */
   failures: [number, number]
   /** How long each run takes, ms. */
   durationMs: number
@@ -54,7 +54,8 @@ export function makePlan (random: () => number, prefix: string): Plan {
     key: random() < 0.1 ? undefined : keys[Math.floor(random() * keys.length)],
     // Whole seconds over half a minute: ties of createdAt are common.
     createdAt: BASE + Math.floor(random() * 30) * 1000,
-    failures: [random() < 0.3 ? 1 + Math.floor(random() * (ATTEMPTS - 1)) : 0, random() < 0.15 ? 1 : 0],
+    // One in twenty dead-letters (its first handler fails every attempt): the key moves on (onDeadLetter 'skip').
+    failures: [random() < 0.05 ? ATTEMPTS : random() < 0.3 ? 1 + Math.floor(random() * (ATTEMPTS - 1)) : 0, random() < 0.15 ? 1 : 0],
     durationMs: Math.floor(random() * 6)
   }))
   const arrivals = events.map((_, index) => index)
@@ -122,12 +123,13 @@ async function play (place: OrderingPlace, plan: Plan, random: () => number): Pr
 export function checkRuns (t: Test, plan: Plan, runs: readonly RunRecord[], where: string): void {
   const byId = new Map(plan.events.map((planned) => [planned.id, planned]))
   // Nothing lost, nothing handled twice: each handler of each event succeeded once,
-  // after exactly its planned failures; duplicates ran nothing.
+  // after exactly its planned failures, or dead-lettered after every attempt; duplicates ran nothing.
   for (const planned of plan.events) {
     for (const which of [0, 1] as const) {
       const mine = runs.filter((run) => run.id === planned.id && run.handler === which)
       const succeeded = mine.filter((run) => run.ok).length
-      if (succeeded !== 1 || mine.length !== planned.failures[which] + 1) {
+      const dies = planned.failures[which] >= ATTEMPTS
+      if (succeeded !== (dies ? 0 : 1) || mine.length !== Math.min(ATTEMPTS, planned.failures[which] + 1)) {
         t.fail(`${where}: ${planned.id} handler ${which} ran ${mine.length} times, succeeded ${succeeded} (planned ${planned.failures[which]} failures first)`)
         return
       }
@@ -174,7 +176,8 @@ export function checkRuns (t: Test, plan: Plan, runs: readonly RunRecord[], wher
         }
         lastFresh = planned.createdAt
       }
-      newestDone = Math.max(newestDone ?? -Infinity, (byId.get(planned.id) as PlannedEvent).createdAt)
+      // A dead event was not handled to completion: it makes nothing stale.
+      if (planned.failures[0] < ATTEMPTS) newestDone = Math.max(newestDone ?? -Infinity, (byId.get(planned.id) as PlannedEvent).createdAt)
     }
   }
   const stale = new Set(runs.filter((run) => run.ordering?.stale === true).map((run) => run.id)).size
