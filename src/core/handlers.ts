@@ -1,6 +1,7 @@
 import type { WebhookLogger } from './logger.js'
 import type { AnyEvent, EventMap, EventName } from './events.js'
 import type { ResolvedLimits } from './flow/limits.js'
+import type { DeadLetterOrdering, HandlerOrdering } from './ordering/engine.js'
 
 export interface HandlerContext {
   /** 1 on the first try, then 2, 3… as the handler is retried. */
@@ -11,6 +12,8 @@ export interface HandlerContext {
   signal: AbortSignal
   /** A child of the receiver's logger bound to `{ event: { id, type } }`. */
   log: WebhookLogger
+  /** With the receiver's `ordering` option, where the event stands in its key: undefined for an event without a key. */
+  ordering?: HandlerOrdering | undefined
 }
 
 /** `Extra` is what the receiver's inbox adds to the context (the Postgres inbox: `transaction`). */
@@ -33,6 +36,8 @@ export interface DeadLetter {
   error?: unknown
   attempts: number
   receivedAt: Date
+  /** For an event with an ordering key (`handler_failed`): the key, and whether it moved on or waits (`ordering.onDeadLetter`). */
+  ordering?: DeadLetterOrdering
 }
 
 export type DeadLetterHandler = (deadLetter: DeadLetter) => unknown

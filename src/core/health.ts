@@ -7,7 +7,8 @@ export interface WebhookHealth {
    * `ok`: taking deliveries. `degraded`: taking them, but the queue is above
    * `degradedQueueSize`, or the inbox is starting or its store is failing.
    * `paused`: taking deliveries, but `pause()` holds back some or all handlers
-   * (not a failure: a readiness probe should treat it as ready).
+   * (not a failure: a readiness probe should treat it as ready), or an
+   * ordering key is blocked behind a dead letter (`ordering.onDeadLetter: 'block'`).
    * `closing`: `close()` was called; deliveries get 503.
    */
   status: 'ok' | 'degraded' | 'paused' | 'closing'
@@ -23,10 +24,12 @@ export interface HealthInputs {
   degradedQueueSize: number
   /** What `pause()` holds back, where the inbox has flow control. */
   paused?: PauseState | undefined
+  /** Ordering keys blocked behind a dead letter, where the receiver has the `ordering` option. */
+  blockedKeys?: number | undefined
 }
 
 /** Judges a receiver's health from what it knows now; synchronous, cheap enough to poll every second. */
-export function judgeHealth ({ closing, start, inbox, degradedQueueSize, paused }: HealthInputs): WebhookHealth {
+export function judgeHealth ({ closing, start, inbox, degradedQueueSize, paused, blockedKeys }: HealthInputs): WebhookHealth {
   if (closing) return { status: 'closing', reasons: ['the receiver is closing: deliveries are answered 503'] }
   const reasons: string[] = []
   if (start === 'starting') reasons.push('the inbox is starting: deliveries wait for it')
@@ -44,6 +47,11 @@ export function judgeHealth ({ closing, start, inbox, degradedQueueSize, paused 
     }
   }
   const pauses = paused === undefined ? [] : pauseReasons(paused)
+  // Like a pause, a blocked key holds back runs, not deliveries: not a reason to shed load.
+  if (blockedKeys !== undefined && blockedKeys > 0) {
+    pauses.push(`${blockedKeys} ordering key${blockedKeys === 1 ? ' is' : 's are'} blocked behind a dead letter (ordering.onDeadLetter "block"): ` +
+      'webhooks.ordering.blocked() lists them, unblock(key) moves one on')
+  }
   // Degraded wins: a paused receiver whose store is failing needs an operator for the store.
   if (reasons.length > 0) return { status: 'degraded', reasons: [...reasons, ...pauses] }
   return pauses.length > 0 ? { status: 'paused', reasons: pauses } : { status: 'ok', reasons }

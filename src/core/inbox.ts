@@ -7,6 +7,8 @@ import type { DeadLetterQuery, EventOutcome, OutcomeState } from './outcome.js'
 import type { FlowGate } from './flow/gate.js'
 import type { FlowStore } from './flow/store.js'
 import type { ReplayFilter } from './replay-filter.js'
+import type { HandlerOrdering, OrderingEngine } from './ordering/engine.js'
+import type { OrderingStore } from './ordering/store.js'
 
 /**
  * What an inbox answers when asked to take an event. `accepted`, `duplicate` and
@@ -23,6 +25,8 @@ export interface HandlerRun {
   handler: RegisteredHandler
   attempt: number
   receivedAt: number
+  /** Where the event stands in its ordering key, when it has one: the handler context's `ordering`. */
+  ordering?: HandlerOrdering | undefined
 }
 
 /**
@@ -48,6 +52,12 @@ export interface InboxRuntime<Extra extends object = object> {
    * defers, without using an attempt, what it does not admit (docs/design.md).
    */
   readonly flow?: FlowGate
+  /**
+   * Ordering (the receiver's `ordering` option), present when it is set: the
+   * inbox asks it for each accepted event's key and runs one event of a key at a
+   * time, with its store (docs/design.md, "Ordering").
+   */
+  readonly ordering?: OrderingEngine
   /** Every handler that should see an event of this type, the `onAny` ones last. */
   handlersFor (type: string): readonly RegisteredHandler[]
   /**
@@ -127,6 +137,12 @@ export interface Inbox<Extra extends object = object> {
    * refused, and a `RetryLater` is an ordinary failure.
    */
   flowStore? (): FlowStore
+  /**
+   * The inbox's ordering store, asked for once by a receiver with the `ordering`
+   * option. An inbox without it refuses the option: events of one key could run
+   * at once or out of order, and nobody would know.
+   */
+  orderingStore? (options: ResolvedOptions): OrderingStore
   /** When the oldest event accepted and not finished was received (ms since the epoch), where the inbox can tell. */
   readonly oldestReceivedAt?: number | undefined
   /** Whether the store is taking and running events, where the inbox can tell. */

@@ -6,6 +6,9 @@ import { MemoryQueue } from './queue.js'
 import { settlesWithin } from './timeouts.js'
 import { MemoryFlowStore } from './flow/memory-store.js'
 import type { FlowStore } from './flow/store.js'
+import { MemoryOrderingStore } from './ordering/memory-store.js'
+import type { OrderedRef } from './queued-event.js'
+import type { ResolvedOptions } from './resolved-options.js'
 
 /**
  * The default inbox: ids remembered in an LRU with TTL, events queued in this
@@ -18,10 +21,17 @@ export class MemoryInbox implements Inbox {
   #runtime: InboxRuntime | undefined
   #seen: SeenIds | undefined
   #queue: MemoryQueue | undefined
+  #orderingStore: MemoryOrderingStore<OrderedRef> | undefined
 
   /** Flow control kept in this process, where the events live. */
   flowStore (): FlowStore {
     return new MemoryFlowStore()
+  }
+
+  /** Ordering kept in this process; each key's newest handled createdAt as long and as many as the dedupe options keep ids. */
+  orderingStore (options: ResolvedOptions): MemoryOrderingStore<OrderedRef> {
+    this.#orderingStore = new MemoryOrderingStore({ ttlMs: options.dedupe.ttlSeconds * 1000, maxKeys: options.dedupe.maxEntries }, options.clock)
+    return this.#orderingStore
   }
 
   get oldestReceivedAt (): number | undefined {
@@ -32,7 +42,7 @@ export class MemoryInbox implements Inbox {
     assertNotStarted(this.#runtime !== undefined)
     this.#runtime = runtime
     this.#seen = new SeenIds(runtime.options.dedupe, runtime.options.clock)
-    this.#queue = new MemoryQueue(runtime)
+    this.#queue = new MemoryQueue(runtime, this.#orderingStore)
   }
 
   get size (): number {

@@ -4,6 +4,7 @@ import { assertKnownOptions } from './known-options.js'
 import type { Inbox } from './inbox.js'
 import type { TelemetryOptions } from './telemetry-types.js'
 import type { DedupeOptions, ResolvedOptions, RetryLaterOptions, RetryOptions } from './resolved-options.js'
+import { resolveOrdering, type OrderingOptions } from './ordering/options.js'
 
 export type { DedupeOptions, ResolvedOptions, RetryLaterOptions, RetryOptions } from './resolved-options.js'
 import { DEFAULT_TOLERANCE_SECONDS, type Secret } from './signature-checks.js'
@@ -53,6 +54,11 @@ export interface WebhooksOptions<I extends Inbox = Inbox> {
    * a failed attempt. Default `{ maxDeferrals: 100, maxDeferredMs: 86_400_000 }`.
    */
   retryLater?: RetryLaterOptions
+  /**
+   * Events with the same key run one at a time, oldest `createdAt` first, and a
+   * late one is flagged stale (docs/ordering.md). The memory inbox has it.
+   */
+  ordering?: OrderingOptions
 }
 
 export const defaults = {
@@ -85,7 +91,8 @@ const RECEIVER_OPTIONS = Object.keys({
   inbox: true,
   degradedQueueSize: true,
   telemetry: true,
-  retryLater: true
+  retryLater: true,
+  ordering: true
 } satisfies Record<keyof WebhooksOptions, true>)
 
 function describe (value: unknown): string {
@@ -184,6 +191,7 @@ export function resolveOptions (options: WebhooksOptions): ResolvedOptions {
       maxDeferrals: integer('retryLater.maxDeferrals', retryLater.maxDeferrals, defaults.retryLater.maxDeferrals, 0),
       maxDeferredMs: integer('retryLater.maxDeferredMs', retryLater.maxDeferredMs, defaults.retryLater.maxDeferredMs, 0)
     },
+    ordering: resolveOrdering(options.ordering),
     clock: options.clock ?? Date.now
   }
 }

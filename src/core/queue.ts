@@ -1,60 +1,19 @@
 import type { AnyEvent } from './events.js'
 import type { RegisteredHandler } from './handlers.js'
-import type { HandlerRun, InboxRuntime } from './inbox.js'
+import type { InboxRuntime } from './inbox.js'
 import { backoffDelay } from './backoff.js'
 import { wakeOrTimeout } from './timeouts.js'
 import { Slots } from './slots.js'
 import { isThenable } from './thenable.js'
-import type { DeferralRecord, FlowGate } from './flow/gate.js'
+import type { FlowGate } from './flow/gate.js'
 import { ParkedRuns } from './flow/parked.js'
+import { MemoryOrderedLines } from './ordering/memory-lines.js'
+import type { HandlerOrdering } from './ordering/engine.js'
+import type { MemoryOrderingStore } from './ordering/memory-store.js'
+import { nextMacrotask } from './next-macrotask.js'
+import type { HandlerTask, OrderedRef, QueuedEvent, UnfinishedRun } from './queued-event.js'
 
-interface QueuedEvent {
-  event: AnyEvent
-  receivedAt: number
-  /** One per handler to run, fixed at accept time. */
-  tasks: HandlerTask[]
-  /** How many tasks are not yet settled (succeeded or failed for good). */
-  unsettled: number
-  /** How many of its handlers are running now. */
-  running: number
-  whenAnswered: ((callback: () => void) => void) | undefined
-  /** Settles the promise handed to the platform's waitUntil, where one was given. */
-  finished: (() => void) | undefined
-  /** In the list of unfinished events; false once it finished or was drained. */
-  listed: boolean
-  previous: QueuedEvent | undefined
-  next: QueuedEvent | undefined
-}
-
-/**
- * One handler of one event. It is also the `HandlerRun` the runtime is given, so a
- * run allocates nothing of its own; `attempt` is 0 until the first one is scheduled.
- */
-interface HandlerTask extends HandlerRun {
-  readonly queued: QueuedEvent
-  settled: boolean
-  /** Attempts that began running: `attempt` is set when one is scheduled, before it waits for a slot. */
-  started: number
-  /** Flow control: just woken from the front of its handler's line; its admission, to release when it ends; its RetryLater record. */
-  woken: boolean
-  release: (() => void) | undefined
-  deferrals: DeferralRecord | undefined
-}
-
-/** An accepted event's handlers that had not finished when the queue was drained. */
-export interface UnfinishedRun {
-  event: AnyEvent
-  receivedAt: number
-  handler: RegisteredHandler
-  /** Attempts started; 0 when the handler never began. */
-  attempts: number
-}
-
-// setImmediate where the runtime has it (Node, Bun, Deno); Workers and Edge
-// runtimes have only setTimeout, which is also a macrotask.
-const nextMacrotask: (task: () => void) => void = typeof setImmediate === 'function'
-  ? (task) => { setImmediate(task) }
-  : (task) => { setTimeout(task, 0) }
+export type { UnfinishedRun } from './queued-event.js'
 
 /**
  * The in-process dispatcher: every handler of an event is its own task, run with
@@ -80,13 +39,16 @@ export class MemoryQueue {
   #idleWaiters: Array<() => void> = []
   readonly #flow: FlowGate | undefined
   readonly #parked: ParkedRuns<HandlerTask>
+  readonly #ordered: MemoryOrderedLines<OrderedRef> | undefined
 
-  constructor (runtime: InboxRuntime) {
+  constructor (runtime: InboxRuntime, orderingStore?: MemoryOrderingStore<OrderedRef>) {
     this.#runtime = runtime
     this.#workers = new Slots(runtime.options.concurrency, (task) => this.#run(task))
     this.#flow = runtime.flow
     this.#parked = new ParkedRuns((task) => { this.#workers.add(task) })
     this.#flow?.onWake((handler) => { this.#parked.wake(handler) })
+    const ordering = runtime.ordering
+    if (ordering !== undefined && orderingStore !== undefined) this.#ordered = new MemoryOrderedLines(ordering, orderingStore, (ref, context) => { this.#admitted(ref.queued, context) }, runtime.options.clock)
   }
 
   /** When the oldest unfinished event was received: the list is in acceptance order. */
@@ -120,12 +82,15 @@ export class MemoryQueue {
       this.#runtime.logger.info({ event: { id: event.id, type: event.type } }, 'no handler for event type')
       return
     }
-    const queued: QueuedEvent = { event, receivedAt, tasks: [], unsettled: 0, running: 0, whenAnswered, finished: undefined, listed: true, previous: this.#last, next: undefined }
+    const queued: QueuedEvent = { event, receivedAt, tasks: [], unsettled: 0, running: 0, whenAnswered, finished: undefined, listed: true, previous: this.#last, next: undefined, ordered: undefined, dead: false }
     // A snapshot: the set of handlers to run is fixed at accept time, so a handler
     // registered meanwhile cannot run untracked (unseen by close()).
     for (const handler of handlers.length === 1 ? handlers : new Set(handlers)) {
-      queued.tasks.push({ queued, event, handler, receivedAt, attempt: 0, settled: false, started: 0, woken: false, release: undefined, deferrals: undefined })
+      queued.tasks.push({ queued, event, handler, receivedAt, attempt: 0, settled: false, started: 0, woken: false, release: undefined, deferrals: undefined, ordering: undefined })
     }
+    // The key is computed once, here: after verification and dedupe, before the answer.
+    const ref = this.#ordered === undefined ? undefined : this.#runtime.ordering?.refFor(event, receivedAt)
+    if (ref !== undefined) this.#ordered?.accepted(queued.ordered = { ...ref, ready: false, queued })
     queued.unsettled = queued.tasks.length
     if (this.#last === undefined) this.#first = queued
     else this.#last.next = queued
@@ -151,7 +116,19 @@ export class MemoryQueue {
   }
 
   #start (queued: QueuedEvent): void {
-    for (const task of queued.tasks) this.#schedule(task, 1)
+    if (queued.ordered !== undefined) this.#ordered?.ready(queued.ordered)
+    else for (const task of queued.tasks) this.#schedule(task, 1)
+  }
+
+  /** The event took its key: its handlers run, told where it stands; or, stale and `skipStale`, it is done unrun. */
+  #admitted (queued: QueuedEvent, ordering: HandlerOrdering): void {
+    const skip = this.#runtime.ordering?.skips(ordering) === true
+    for (const task of queued.tasks) {
+      task.ordering = ordering
+      if (skip) task.settled = true
+      else this.#schedule(task, 1)
+    }
+    if (skip) this.#unlink(queued)
   }
 
   #schedule (task: HandlerTask, attempt: number): void {
@@ -235,6 +212,7 @@ export class MemoryQueue {
       this.#later(delay, () => { this.#schedule(task, attempt + 1) })
       return undefined
     }
+    task.queued.dead = true
     return this.#runtime.handlerFailed(task, error).then(() => { this.#settle(task) })
   }
 
@@ -266,6 +244,7 @@ export class MemoryQueue {
     queued.next = undefined
     this.#size -= 1
     queued.finished?.()
+    if (queued.ordered !== undefined) this.#ordered?.finished(queued.ordered, queued.dead ? 'dead' : 'handled')
     if (this.#size === 0 && this.#idleWaiters.length > 0) {
       const waiters = this.#idleWaiters
       this.#idleWaiters = []
@@ -285,6 +264,7 @@ export class MemoryQueue {
     for (const timer of this.#backoffTimers) clearTimeout(timer)
     this.#backoffTimers.clear()
     this.#parked.clear()
+    this.#ordered?.close()
     this.#workers.clear()
     const left: UnfinishedRun[] = []
     while (this.#first !== undefined) {

@@ -17,6 +17,8 @@ import { Telemetry } from './telemetry.js'
 import type { OpenTelemetryApi } from './telemetry-types.js'
 import { FlowGate } from './flow/gate.js'
 import { flowSnapshot } from './flow/snapshot.js'
+import type { OrderingEngine } from './ordering/engine.js'
+import { assertOrderingStore, createOrdering, orderingControl, type OrderingControl } from './ordering/setup.js'
 
 /**
  * What differs between runtimes: how signatures are checked (node:crypto,
@@ -49,6 +51,9 @@ export class WebhookReceiver<I extends Inbox = Inbox> {
   readonly #pipeline: DeliveryPipeline
   readonly #stats = new ReceiverStats()
   readonly #flow: FlowGate | undefined
+  readonly #ordering: OrderingEngine | undefined
+  /** The keys ordering blocked behind a dead letter, and a way to move one on (docs/ordering.md). */
+  readonly ordering: OrderingControl
   #closed: Promise<void> | undefined
 
   constructor (options: WebhooksOptions<I>, platform: ReceiverPlatform) {
@@ -57,6 +62,7 @@ export class WebhookReceiver<I extends Inbox = Inbox> {
     this.logger = options.logger ?? platform.defaultLogger()
     // Without an inbox option, I is the Inbox interface itself, which MemoryInbox is.
     this.inbox = options.inbox ?? new MemoryInbox() as Inbox as I
+    assertOrderingStore(this.options, this.inbox, inboxName(this.inbox))
     const flowStore = typeof this.inbox.flowStore === 'function' ? this.inbox.flowStore() : undefined
     this.#registry = new HandlerRegistry(this.inbox.durable === true, flowStore === undefined ? inboxName(this.inbox) : undefined)
     const telemetry = Telemetry.create(options.telemetry, platform.openTelemetryApi?.(), this.options.clock, () => this.#queueCounts(), this.options.maxQueueSize)
@@ -64,7 +70,9 @@ export class WebhookReceiver<I extends Inbox = Inbox> {
     // error fields able to echo a body (a store's `where`, a driver's `parameters`).
     const safeLogger = errorSafeLogger(this.logger)
     this.#flow = flowStore === undefined ? undefined : new FlowGate(flowStore, this.options.retryLater, safeLogger, telemetry === undefined ? undefined : (handler, reason) => { telemetry.deferred(handler, reason) })
-    const runtime = new HandlerRuntime(this.options, safeLogger, this.#registry, this.#stats, telemetry, this.#flow)
+    this.#ordering = createOrdering(this.options, this.inbox, inboxName(this.inbox), safeLogger, telemetry)
+    this.ordering = orderingControl(this.#ordering)
+    const runtime = new HandlerRuntime(this.options, safeLogger, this.#registry, this.#stats, telemetry, this.#flow, this.#ordering)
     this.#lifecycle = new InboxLifecycle(this.inbox, runtime, safeLogger, this.options.closeGraceMs)
     this.#pipeline = new DeliveryPipeline(this.options, platform.createVerifier(this.options.secrets), this.inbox, this.#lifecycle, this.#stats, telemetry, this.logger)
   }
@@ -115,7 +123,9 @@ export class WebhookReceiver<I extends Inbox = Inbox> {
 
   /** Counts since this receiver was made, in this process. Synchronous and cheap. */
   stats (): WebhookStats {
-    return { ...this.#stats.snapshot(this.#queueCounts()), flow: flowSnapshot(this.#flow, this.inbox.oldestReceivedAt, this.options.clock()) }
+    const stats: WebhookStats = { ...this.#stats.snapshot(this.#queueCounts()), flow: flowSnapshot(this.#flow, this.inbox.oldestReceivedAt, this.options.clock()) }
+    if (this.#ordering !== undefined) stats.ordering = this.#ordering.stats()
+    return stats
   }
 
   /**
@@ -154,7 +164,8 @@ export class WebhookReceiver<I extends Inbox = Inbox> {
       start: lifecycle.starting !== undefined ? 'starting' : lifecycle.startFailed ? 'failed' : 'done',
       inbox: this.inbox,
       degradedQueueSize: this.options.degradedQueueSize,
-      paused: this.#flow?.pauseState()
+      paused: this.#flow?.pauseState(),
+      blockedKeys: this.#ordering?.store.counts().blocked
     })
   }
 

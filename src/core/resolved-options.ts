@@ -1,5 +1,6 @@
 // The options' shapes without the inbox, so that inbox.ts and options.ts do not
 // import each other.
+import type { ResolvedOrdering } from './ordering/options.js'
 
 export interface RetryOptions {
   /** Tries per handler, the first included. Default 5. */
@@ -49,5 +50,7 @@ export interface ResolvedOptions {
   /** `health()` reports `degraded` from this many events accepted and not finished. */
   degradedQueueSize: number
   retryLater: ResolvedRetryLater
+  /** The `ordering` option, checked; undefined when it is not set. */
+  ordering: ResolvedOrdering | undefined
   clock: () => number
 }

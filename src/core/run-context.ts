@@ -2,6 +2,7 @@ import type { AnyEvent } from './events.js'
 import type { HandlerContext } from './handlers.js'
 import type { HandlerRun } from './inbox.js'
 import type { WebhookLogger } from './logger.js'
+import type { HandlerOrdering } from './ordering/engine.js'
 
 /**
  * The handler's context. Its child logger and its Date are made on first use: a
@@ -11,6 +12,7 @@ import type { WebhookLogger } from './logger.js'
 export class RunContext implements HandlerContext {
   readonly attempt: number
   readonly signal: AbortSignal
+  readonly ordering: HandlerOrdering | undefined
   readonly #event: AnyEvent
   readonly #receivedAt: number
   readonly #logger: WebhookLogger
@@ -20,6 +22,7 @@ export class RunContext implements HandlerContext {
   constructor (run: HandlerRun, signal: AbortSignal, logger: WebhookLogger) {
     this.attempt = run.attempt
     this.signal = signal
+    this.ordering = run.ordering
     this.#event = run.event
     this.#receivedAt = run.receivedAt
     this.#logger = logger

@@ -5,6 +5,7 @@ import type { ResolvedOptions } from './options.js'
 import type { HandlerRegistry } from './registry.js'
 import { eventTag, RunContext } from './run-context.js'
 import type { FlowGate } from './flow/gate.js'
+import type { OrderingEngine } from './ordering/engine.js'
 import { isRetryLater } from './flow/retry-later.js'
 import type { ReceiverStats } from './stats.js'
 import type { Telemetry } from './telemetry.js'
@@ -26,16 +27,18 @@ export class HandlerRuntime<Extra extends object = object> implements InboxRunti
   // receiver is usually built.
   #shutdown: AbortController | undefined
   readonly flow: FlowGate | undefined
+  readonly ordering: OrderingEngine | undefined
   /** Said once: this inbox cannot defer, so RetryLater used an attempt. */
   #retryLaterWarned = false
 
-  constructor (options: ResolvedOptions, logger: WebhookLogger, registry: HandlerRegistry, stats: ReceiverStats, telemetry: Telemetry | undefined, flow?: FlowGate) {
+  constructor (options: ResolvedOptions, logger: WebhookLogger, registry: HandlerRegistry, stats: ReceiverStats, telemetry: Telemetry | undefined, flow?: FlowGate, ordering?: OrderingEngine) {
     this.options = options
     this.logger = logger
     this.#registry = registry
     this.#stats = stats
     this.#telemetry = telemetry
     this.flow = flow
+    this.ordering = ordering
   }
 
   /** Aborted when `close()` runs out of its grace period. */
@@ -91,7 +94,8 @@ export class HandlerRuntime<Extra extends object = object> implements InboxRunti
       handler: run.handler.name,
       error,
       attempts: run.attempt,
-      receivedAt: new Date(run.receivedAt)
+      receivedAt: new Date(run.receivedAt),
+      ...(run.ordering === undefined ? {} : { ordering: this.ordering?.deadLetterNote(run.ordering.key) })
     })
   }
 
@@ -103,6 +107,7 @@ export class HandlerRuntime<Extra extends object = object> implements InboxRunti
       reason: entry.reason,
       handler: entry.handler,
       attempts: entry.attempts,
+      ...(entry.ordering === undefined ? {} : { ordering: entry.ordering }),
       err: entry.error
     }, entry.reason === 'shutdown' ? 'event dead-lettered: shutdown came before it finished' : 'event dead-lettered: a handler failed for good')
     for (const onDeadLetter of this.#registry.deadLetterHandlers) {

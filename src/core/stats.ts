@@ -1,6 +1,7 @@
 import { refusalStatus, type RefusalCode } from './errors.js'
 import type { ReceiveCode } from './delivery.js'
 import type { FlowStats } from './flow/snapshot.js'
+import type { OrderingStats } from './ordering/engine.js'
 
 export type { FlowStats } from './flow/snapshot.js'
 
@@ -36,6 +37,8 @@ export interface WebhookStats {
   deadLetters: number
   /** Flow control: deferrals and pauses per handler, and the oldest event still waiting. */
   flow: FlowStats
+  /** With the `ordering` option: keys waiting and blocked, stale events, keys moved past dead letters. */
+  ordering?: OrderingStats
 }
 
 /** Events accepted and not finished (what `maxQueueSize` counts), and those running here now. */

@@ -7,6 +7,7 @@ import { isThenable } from './thenable.js'
 import type {
   CounterLike,
   HistogramLike,
+  MeterLike,
   MeterProviderLike,
   OpenTelemetryApi,
   SpanContextLike,
@@ -136,6 +137,8 @@ export class Telemetry {
   readonly #handlerDuration: HistogramLike | undefined
   readonly #eventLag: HistogramLike | undefined
   readonly #tracer: TracerLike | undefined
+  /** For instruments registered by other parts (ordering/telemetry.ts); undefined without metrics. */
+  readonly meter: MeterLike | undefined
   readonly #deliveryAttributes = deliveryAttributes()
   readonly #deliverySpans: DeliverySpans
 
@@ -158,7 +161,7 @@ export class Telemetry {
     this.#clock = clock
     this.#deliverySpans = new DeliverySpans(Math.max(maxQueueSize, 10_000))
     this.#tracer = tracerProvider?.getTracer(SCOPE)
-    const meter = meterProvider?.getMeter(SCOPE)
+    const meter = this.meter = meterProvider?.getMeter(SCOPE)
     if (meter === undefined) return
     this.#deliveries = meter.createCounter('sir_webhooks.deliveries', { description: 'Deliveries answered, by outcome and refusal reason', unit: '{delivery}' })
     this.#deadLetters = meter.createCounter('sir_webhooks.dead_letters', { description: 'Events dead-lettered, by reason', unit: '{event}' })
