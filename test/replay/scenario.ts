@@ -16,8 +16,8 @@ export function delivery (body: Envelope): Delivery {
  * which always succeeds and also takes token_pool.low_balance. Every run is
  * counted by handler and event id: what a replay runs again is what the test reads.
  */
-export function replayReceiver (t: Test, inbox: DurableInbox): {
-  webhooks: Webhooks<DurableInbox>
+export function replayReceiver<I extends DurableInbox> (t: Test, inbox: I): {
+  webhooks: Webhooks<I>
   broken: { credit: boolean }
   runs: (handler: string, id: string) => number
   send: (count: number, type?: string) => Promise<string[]>
