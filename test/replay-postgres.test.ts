@@ -2,7 +2,7 @@ import t, { type Test } from 'tap'
 import pg from 'pg'
 import { postgresInbox } from '../src/postgres/inbox.js'
 import { freshSchema, postgresForTests } from './helpers/postgres.js'
-import { dryRunScenario, requeueScenario, replayReceiver, settled } from './replay/scenario.js'
+import { dryRunScenario, largeReplayScenario, requeueScenario, replayReceiver, settled } from './replay/scenario.js'
 
 async function database (t: Test): Promise<string | undefined> {
   const server = await postgresForTests(t)
@@ -54,4 +54,10 @@ t.test('Postgres: a dry run\'s writes through transaction are rolled back, wheth
   t.equal(await webhooks.replay({ state: 'dead', handler: 'ledger' }), 2)
   await settled(inbox, ids, 'done')
   t.equal(await credits(), 2, 'the replay wrote each row once')
+})
+
+t.test('Postgres: a replay larger than a batch replays each event once', async (t) => {
+  const url = await database(t)
+  if (url === undefined) return
+  await largeReplayScenario(t, postgresInbox({ connectionString: url, schema: freshSchema(), pollIntervalMs: 50 }))
 })

@@ -66,25 +66,32 @@ export async function requeue (env: ReplayEnvironment, filter: ReplayFilter, que
   const unmark = checked.state === 'dead'
     ? ''
     : `, unmarked AS (DELETE FROM ${s}.handled WHERE event_id IN (SELECT id FROM revived)${checked.handler === undefined ? '' : ` AND handler = $${values.length + 3}`})`
+  // In id order from a cursor (the last parameter): a replayed event
+  // that is done again before the last batch is behind the cursor, not replayed twice.
+  const cursor = `$${values.length + 3 + (checked.state === 'done' && checked.handler !== undefined ? 1 : 0)}`
   const statement = `
     WITH picked AS (
-      SELECT e.id FROM ${s}.events e WHERE ${where} LIMIT ${REQUEUE_BATCH}
+      SELECT e.id FROM ${s}.events e WHERE ${where} AND e.id > ${cursor} ORDER BY e.id LIMIT ${REQUEUE_BATCH}
     ), revived AS (
       UPDATE ${s}.events SET state = 'pending', next_attempt_at = $1, finished_at = NULL
       WHERE id IN (SELECT id FROM picked) AND state = $3 RETURNING id
     ), reset AS (
       UPDATE ${s}.attempts SET started = 0 WHERE event_id IN (SELECT id FROM revived)
     )${unmark}
-    SELECT n AS queued, CASE WHEN n > 0 THEN pg_notify($2, '') END AS woken FROM (SELECT count(*)::integer AS n FROM revived) c`
+    SELECT n AS queued, (SELECT count(*)::integer FROM picked) AS picked, (SELECT max(id) FROM picked) AS last,
+      CASE WHEN n > 0 THEN pg_notify($2, '') END AS woken
+    FROM (SELECT count(*)::integer AS n FROM revived) c`
   const extra = checked.state === 'done' && checked.handler !== undefined ? [storedText(checked.handler)] : []
   const pool = await env.pool()
   let total = 0
+  let after = ''
   for (;;) {
-    const { rows } = await pool.query<{ queued: number }>(statement, [env.now(), env.wakeChannel, ...values, ...extra])
+    const { rows } = await pool.query<{ queued: number, picked: number, last: string | null }>(statement, [env.now(), env.wakeChannel, ...values, ...extra, after])
     const changed = rows[0]?.queued ?? 0
     total += changed
     if (changed > 0) queued(changed)
-    if (changed < REQUEUE_BATCH) return total
+    if ((rows[0]?.picked ?? 0) < REQUEUE_BATCH || rows[0]?.last == null) return total
+    after = rows[0].last
   }
 }
 
