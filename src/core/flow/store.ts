@@ -30,6 +30,12 @@ export interface FlowStore {
   setPaused (handler: string | undefined, paused: boolean): void | Promise<void>
   /** The pause state as last known: synchronous, read on every admission and by `health()`. */
   pauseState (): PauseState
+  /**
+   * Reads the shared pause state now, where a store keeps it outside the process:
+   * for a one-shot reader such as `sir-webhooks inbox stats`, which never started
+   * the background refresh a receiver's store runs.
+   */
+  refresh? (): Promise<void>
   /** Stops whatever the store runs in the background. */
   close? (): void | Promise<void>
 }
