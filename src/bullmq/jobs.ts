@@ -36,6 +36,12 @@ export interface JobData {
   reserved?: Record<string, number>
   /** Failed and deferred handler runs, oldest first, the newest 50 (attempt-log.ts). Kept across a redrive. */
   attemptLog?: StoredAttempt[]
+  /**
+   * Set by a replay of a done job for one handler: only these handler keys run,
+   * the others count as succeeded. A completed job does not list its handlers
+   * (the last attempt's successes are not written back), so this says it instead.
+   */
+  replayOnly?: string[]
 }
 
 /** What the processor throws when an attempt fails, so BullMQ's backoff uses the delay already logged. */

@@ -10,6 +10,7 @@ import { AttemptFailed, HOLD_MS, jobEvent, type BullMQ, type JobData } from './j
 import type { ResolvedBullmqOptions } from './options.js'
 import { jobFinished } from './pending.js'
 import { withAttempts } from './attempt-log.js'
+import { handledBefore } from './replay.js'
 
 export interface JobRunner {
   bullmq: BullMQ
@@ -87,13 +88,14 @@ export function runWhenHandled (worker: Worker<JobData>, runner: JobRunner, clos
 
 async function processJob (runner: JobRunner, job: Job<JobData>, token: string | undefined): Promise<void> {
   const { runtime, queue } = runner
-  const { receivedAt, succeeded = [], deferredRuns = 0 } = job.data
+  const { receivedAt, deferredRuns = 0 } = job.data
   const event = jobEvent(job.data)
   if (event === undefined) {
     // Only a body edited in Redis since the accept parsed it: no retry can help.
     runtime.logger.error({ job: { id: job.id } }, 'a BullMQ job holds a body that is not an event (edited in Redis?); it is failed without running')
     throw new runner.bullmq.UnrecoverableError('the job holds a body that is not an event')
   }
+  const succeeded = handledBefore(job.data, runtime.handlersFor(event.type))
   // A job deferred before was run, so its delivery was answered: its key may
   // have expired since (dedupeSeconds) with no attempt made, yet it is no hold.
   if (job.attemptsMade === 0 && deferredRuns === 0 && await (await queue.client).get(runner.seenKey(job.id ?? '')) === null) {

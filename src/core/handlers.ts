@@ -14,6 +14,13 @@ export interface HandlerContext {
   log: WebhookLogger
   /** With the receiver's `ordering` option, where the event stands in its key: undefined for an event without a key. */
   ordering?: HandlerOrdering | undefined
+  /**
+   * Set when the run is a dry-run replay (`webhooks.replay(filter, { dryRun: true })`):
+   * nothing of it is recorded, and only the Postgres inbox rolls back what the
+   * handler writes (through `transaction`). Skip outside effects (emails, partner
+   * API calls) when `replay?.dryRun` is true.
+   */
+  replay?: { dryRun: boolean }
 }
 
 /** `Extra` is what the receiver's inbox adds to the context (the Postgres inbox: `transaction`). */

@@ -9,6 +9,7 @@ import type { FlowStore } from './flow/store.js'
 import type { ReplayFilter } from './replay-filter.js'
 import type { HandlerOrdering, OrderingEngine } from './ordering/engine.js'
 import type { OrderingStore } from './ordering/store.js'
+import type { ReplayRun } from './replay.js'
 
 /**
  * What an inbox answers when asked to take an event. `accepted`, `duplicate` and
@@ -27,6 +28,8 @@ export interface HandlerRun {
   receivedAt: number
   /** Where the event stands in its ordering key, when it has one: the handler context's `ordering`. */
   ordering?: HandlerOrdering | undefined
+  /** Set on a dry-run replay's runs (`webhooks.replay(filter, { dryRun: true })`): the handler's `context.replay`. */
+  replay?: { dryRun: boolean }
 }
 
 /**
@@ -162,6 +165,12 @@ export interface Inbox<Extra extends object = object> {
    * with `handler`, only that handler's run); answers how many it queued.
    */
   requeue? (filter: ReplayFilter): Promise<number>
+  /**
+   * Runs the current handlers on at most `limit` stored events matching the
+   * filter, oldest first, and records nothing (`webhooks.replay(filter,
+   * { dryRun: true })`). Needs the runtime: called only after `start`.
+   */
+  replayDryRun? (filter: ReplayFilter, limit: number): Promise<ReplayRun[]>
   /** Queues a dead event again, its attempts reset; false when no dead event has this id. */
   redrive? (id: string): Promise<boolean>
   /**

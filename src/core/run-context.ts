@@ -13,6 +13,8 @@ export class RunContext implements HandlerContext {
   readonly attempt: number
   readonly signal: AbortSignal
   readonly ordering: HandlerOrdering | undefined
+  // declare: no own property on the hot path's contexts, only on a dry run's.
+  declare readonly replay?: { dryRun: boolean }
   readonly #event: AnyEvent
   readonly #receivedAt: number
   readonly #logger: WebhookLogger
@@ -23,6 +25,7 @@ export class RunContext implements HandlerContext {
     this.attempt = run.attempt
     this.signal = signal
     this.ordering = run.ordering
+    if (run.replay !== undefined) this.replay = run.replay
     this.#event = run.event
     this.#receivedAt = run.receivedAt
     this.#logger = logger

@@ -43,6 +43,12 @@ export interface FlowStore {
    * taken. Without it (the memory store) the gate's count in the process is the limit.
    */
   takeSlot? (handler: string, limit: number): SlotLease | undefined | Promise<SlotLease | undefined>
+  /**
+   * Reads the shared pause state now, where a store keeps it outside the process:
+   * for a one-shot reader such as `sir-webhooks inbox stats`, which never started
+   * the background refresh a receiver's store runs.
+   */
+  refresh? (): Promise<void>
   /** Stops whatever the store runs in the background. */
   close? (): void | Promise<void>
 }
