@@ -48,7 +48,7 @@ export interface FlowStore {
    * for a one-shot reader such as `sir-webhooks inbox stats`, which never started
    * the background refresh a receiver's store runs.
    */
-  refresh? (): Promise<void>
+  refresh? (): void | Promise<void>
   /** Stops whatever the store runs in the background. */
   close? (): void | Promise<void>
 }
