@@ -115,7 +115,7 @@ export class WebhookReceiver<I extends Inbox = Inbox> {
 
   /** Counts since this receiver was made, in this process. Synchronous and cheap. */
   stats (): WebhookStats {
-    return { ...this.#stats.snapshot(this.#queueCounts()), flow: flowSnapshot(this.#flow, this.inbox.oldestReceivedAt, this.options.clock()) }
+    return { ...this.#stats.snapshot(this.#queueCounts(), this.#registry.handlers), flow: flowSnapshot(this.#flow, this.inbox.oldestReceivedAt, this.options.clock()) }
   }
 
   /**
