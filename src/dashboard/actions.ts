@@ -3,18 +3,20 @@ import { redriveAllConfirmPage, purgeConfirmPage } from './pages/dead-letters.js
 import type { PageContext } from './pages/layout.js'
 import { page, redirect, text, type DashboardResponse } from './responses.js'
 
-export const ACTIONS = ['redrive', 'redrive-all', 'purge'] as const
+export const ACTIONS = ['redrive', 'redrive-all', 'purge', 'pause', 'resume'] as const
 export type Action = typeof ACTIONS[number]
+/** The actions that change the inbox's events; pause and resume change flow control (flow-control.ts). */
+export type InboxAction = Exclude<Action, 'pause' | 'resume'>
 
 /** The inbox method each action needs: without it, the action is neither shown nor run. */
-export const NEEDS: Record<Action, 'redrive' | 'purge'> = { redrive: 'redrive', 'redrive-all': 'redrive', purge: 'purge' }
+export const NEEDS: Record<InboxAction, 'redrive' | 'purge'> = { redrive: 'redrive', 'redrive-all': 'redrive', purge: 'purge' }
 
 /**
  * Runs an action whose request has passed every check (access, read-only,
  * origin, token). The ones that change many events ask first: without
  * `confirm=yes` they answer a page saying what would happen.
  */
-export async function runAction (action: Action, form: URLSearchParams, inbox: DashboardInbox, context: PageContext): Promise<DashboardResponse> {
+export async function runAction (action: InboxAction, form: URLSearchParams, inbox: DashboardInbox, context: PageContext): Promise<DashboardResponse> {
   const { base } = context
   switch (action) {
     case 'redrive': {

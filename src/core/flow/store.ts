@@ -30,6 +30,12 @@ export interface FlowStore {
   setPaused (handler: string | undefined, paused: boolean): void | Promise<void>
   /** The pause state as last known: synchronous, read on every admission and by `health()`. */
   pauseState (): PauseState
+  /**
+   * Reads the pause state afresh from where it is kept, where that is not this
+   * process (Redis). A receiver's store refreshes itself once started; a reader
+   * with no receiver (the CLI's dashboard) calls this before `pauseState()`.
+   */
+  refresh? (): Promise<void>
   /** Stops whatever the store runs in the background. */
   close? (): void | Promise<void>
 }
