@@ -163,7 +163,7 @@ export class Dashboard<Req> {
       : query.has('redriven')
         ? `Re-drove ${count('redriven')} dead event(s)${count('skipped') > 0 ? `; ${count('skipped')} were no longer dead` : ''}.`
         : undefined
-    return deadLettersPage(this.#context(), { dead, limit: DEAD_LIMIT, canRedrive: this.#can('redrive'), canPurge: this.#can('purge'), ...(notice === undefined ? {} : { notice }) })
+    return deadLettersPage(this.#context(), { dead, limit: DEAD_LIMIT, canRedrive: this.#can('redrive'), canRedriveFiltered: NEEDS['redrive-filtered'].every((method) => typeof this.#inbox[method] === 'function'), canPurge: this.#can('purge'), ...(notice === undefined ? {} : { notice }) })
   }
 
   async #handlersPage (query: URLSearchParams): Promise<string> {
@@ -178,7 +178,7 @@ export class Dashboard<Req> {
   #can (action: Action): boolean {
     if (this.#options.readOnly) return false
     if (action === 'pause' || action === 'resume') return this.#flow.available
-    return typeof this.#inbox[NEEDS[action]] === 'function'
+    return NEEDS[action].every((method) => typeof this.#inbox[method] === 'function')
   }
 
   /** Pause or resume: one handler by name, or every handler with an empty name. */
