@@ -11,6 +11,13 @@ export interface HandlerContext {
   signal: AbortSignal
   /** A child of the receiver's logger bound to `{ event: { id, type } }`. */
   log: WebhookLogger
+  /**
+   * Set when the run is a dry-run replay (`webhooks.replay(filter, { dryRun: true })`):
+   * nothing of it is recorded, and only the Postgres inbox rolls back what the
+   * handler writes (through `transaction`). Skip outside effects (emails, partner
+   * API calls) when `replay?.dryRun` is true.
+   */
+  replay?: { dryRun: boolean }
 }
 
 /** `Extra` is what the receiver's inbox adds to the context (the Postgres inbox: `transaction`). */

@@ -7,6 +7,7 @@ import type { DeadLetterQuery, EventOutcome, OutcomeState } from './outcome.js'
 import type { FlowGate } from './flow/gate.js'
 import type { FlowStore } from './flow/store.js'
 import type { ReplayFilter } from './replay-filter.js'
+import type { ReplayRun } from './replay.js'
 
 /**
  * What an inbox answers when asked to take an event. `accepted`, `duplicate` and
@@ -23,6 +24,8 @@ export interface HandlerRun {
   handler: RegisteredHandler
   attempt: number
   receivedAt: number
+  /** Set on a dry-run replay's runs (`webhooks.replay(filter, { dryRun: true })`): the handler's `context.replay`. */
+  replay?: { dryRun: boolean }
 }
 
 /**
@@ -139,6 +142,12 @@ export interface Inbox<Extra extends object = object> {
    * with `handler`, only that handler's run); answers how many it queued.
    */
   requeue? (filter: ReplayFilter): Promise<number>
+  /**
+   * Runs the current handlers on at most `limit` stored events matching the
+   * filter, oldest received first, and records nothing (`webhooks.replay(filter,
+   * { dryRun: true })`). Needs the runtime: called only after `start`.
+   */
+  replayDryRun? (filter: ReplayFilter, limit: number): Promise<ReplayRun[]>
   /** Queues a dead event again, its attempts reset; false when no dead event has this id. */
   redrive? (id: string): Promise<boolean>
   /**

@@ -17,6 +17,8 @@ import { Telemetry } from './telemetry.js'
 import type { OpenTelemetryApi } from './telemetry-types.js'
 import { FlowGate } from './flow/gate.js'
 import { flowSnapshot } from './flow/snapshot.js'
+import { checkReplayFilter, type ReplayFilter } from './replay-filter.js'
+import { checkReplayOptions, type ReplayOptions, type ReplayRun } from './replay.js'
 
 /**
  * What differs between runtimes: how signatures are checked (node:crypto,
@@ -144,6 +146,28 @@ export class WebhookReceiver<I extends Inbox = Inbox> {
       throw new WebhookOptionsError(`${method}(handlerName): no handler of this receiver is named ${JSON.stringify(handlerName)}`)
     }
     return this.#flow
+  }
+
+  /**
+   * Replays the stored events that match `filter` (a durable inbox's done or
+   * dead events): queues them again, as `sir-webhooks inbox redrive --state …`
+   * does, and answers how many. With `dryRun: true`, runs the current handlers
+   * on at most `limit` of them instead and answers each run's outcome, the events
+   * left as they were: on Postgres each run is rolled back, elsewhere handlers
+   * see `context.replay.dryRun` and must skip their outside effects themselves.
+   */
+  replay (filter: ReplayFilter, options: ReplayOptions & { dryRun: true }): Promise<ReplayRun[]>
+  replay (filter: ReplayFilter, options?: ReplayOptions & { dryRun?: false }): Promise<number>
+  replay (filter: ReplayFilter, options?: ReplayOptions): Promise<number | ReplayRun[]>
+  async replay (filter: ReplayFilter, options?: ReplayOptions): Promise<number | ReplayRun[]> {
+    const { dryRun, limit } = checkReplayOptions(options)
+    checkReplayFilter(filter, 'replay(filter)')
+    const inbox = this.inbox
+    if (typeof (dryRun ? inbox.replayDryRun : inbox.requeue) !== 'function') {
+      throw new WebhookOptionsError(`replay(): ${inboxName(inbox)} keeps no finished events to replay${dryRun ? ' dry' : ''}; the SQLite, Postgres and BullMQ inboxes do`)
+    }
+    if (this.#lifecycle.starting !== undefined) await this.#lifecycle.starting
+    return dryRun ? await inbox.replayDryRun!(filter, limit) : await inbox.requeue!(filter)
   }
 
   /** `ok`, `degraded`, `paused` or `closing`, with the reasons: for readiness probes and load shedding. */

@@ -11,6 +11,8 @@ import type { WebhookLogger } from './logger.js'
 export class RunContext implements HandlerContext {
   readonly attempt: number
   readonly signal: AbortSignal
+  // declare: no own property on the hot path's contexts, only on a dry run's.
+  declare readonly replay?: { dryRun: boolean }
   readonly #event: AnyEvent
   readonly #receivedAt: number
   readonly #logger: WebhookLogger
@@ -20,6 +22,7 @@ export class RunContext implements HandlerContext {
   constructor (run: HandlerRun, signal: AbortSignal, logger: WebhookLogger) {
     this.attempt = run.attempt
     this.signal = signal
+    if (run.replay !== undefined) this.replay = run.replay
     this.#event = run.event
     this.#receivedAt = run.receivedAt
     this.#logger = logger

@@ -16,11 +16,11 @@ import { EventRunner } from './runner.js'
 import type { Statements } from './schema.js'
 import { purgeCutoffs, purgeQuietly } from '../core/retention.js'
 import { listEvents, type EventQuery } from './event-list.js'
+import { countMatching, replayDryRun, requeue, type ReplayFilter, type ReplayRun } from './replay.js'
 
 export type { SqliteInboxOptions, StartupCheck } from './options.js'
-export type { InboxHealth } from '../core/inbox.js'
+export type { InboxHealth, PurgeOptions, PurgeResult } from '../core/inbox.js'
 export type { DeadLetterQuery, EventOutcome, OutcomeState } from '../core/outcome.js'
-export type { PurgeOptions, PurgeResult } from '../core/inbox.js'
 
 /** Admin writes (redrive, purge, the start's lease recovery) wait at least this long for a lock. */
 const ADMIN_WAIT_MS = 5_000
@@ -93,14 +93,10 @@ export class SqliteInbox implements Inbox {
   }
 
   /** Events whose handlers this process is running now. */
-  get running (): number {
-    return this.#runner?.running ?? 0
-  }
+  get running (): number { return this.#runner?.running ?? 0 }
 
   /** Events in the file by state, across every process sharing it. */
-  async counts (): Promise<Record<OutcomeState, number>> {
-    return countsByState(this.#open().countByState.all())
-  }
+  async counts (): Promise<Record<OutcomeState, number>> { return countsByState(this.#open().countByState.all()) }
 
   /**
    * `degraded` while claims or outcome writes fail for a reason other than a lock
@@ -162,6 +158,11 @@ export class SqliteInbox implements Inbox {
   }
 
   async events (query?: EventQuery): Promise<EventOutcome[]> { this.#open(); return listEvents(this.#db as BetterSqlite3.Database, query, toOutcome) }
+
+  // Replay by filter (replay.ts): counted, queued again in batches of 500 rows per write, or run dry.
+  async countMatching (filter: ReplayFilter): Promise<number> { this.#open(); return countMatching(this.#db!, filter) }
+  async requeue (filter: ReplayFilter): Promise<number> { this.#open(); return await requeue(this.#db!, filter, async (run) => await this.#adminWrite(run), () => this.#now(), () => this.#runner?.wake()) }
+  async replayDryRun (filter: ReplayFilter, limit: number): Promise<ReplayRun[]> { this.#open(); return await replayDryRun(this.#db!, this.#runtime, filter, limit) }
 
   async redrive (id: string): Promise<boolean> {
     const sql = this.#open()
