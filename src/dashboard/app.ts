@@ -54,7 +54,7 @@ export class Dashboard<Req> {
     const { assets, charts } = loadAssets()
     this.#assets = assets
     this.#charts = charts
-    this.#samples = new Samples(Math.ceil(3_600_000 / options.sampleIntervalMs))
+    this.#samples = new Samples(Math.ceil(3_600_000 / options.sampleIntervalMs), options.sampleIntervalMs)
     const { webhooks } = options
     this.#flow = new FlowControl(webhooks)
     if (webhooks.stats !== undefined) this.#samples.start(() => webhooks.stats!(), options.sampleIntervalMs)
@@ -95,8 +95,9 @@ export class Dashboard<Req> {
       case '':
         return page(overviewPage(this.#context(), await this.overview(), this.#charts && this.#options.webhooks.stats !== undefined))
       case '/api/overview':
-        // `since`: the page's last sample, so that a refresh brings only the new ones.
-        return json(await this.overview(Number(request.query.get('since') ?? NaN)))
+        // `since`: the page's last sample, so that a refresh brings only the new ones;
+        // `history`: the since-start chart too, which the page asks for now and then.
+        return json(await this.overview(Number(request.query.get('since') ?? NaN), request.query.get('history') === '1'))
       case '/events':
         return page(await this.#eventsPage(request.query))
       case '/dead':
@@ -108,11 +109,11 @@ export class Dashboard<Req> {
     }
   }
 
-  async overview (since = NaN): Promise<OverviewData> {
+  async overview (since = NaN, history = true): Promise<OverviewData> {
     const { webhooks, sampleIntervalMs } = this.#options
     const { counts, countsError, oldestPending } = await this.#storeView()
     const health = webhooks.health?.() ?? this.#inbox.health?.() ?? null
-    return { stats: webhooks.stats?.() ?? null, health, counts, ...(countsError === undefined ? {} : { countsError }), ...(oldestPending === undefined ? {} : { oldestPending }), samples: this.#samples.list().filter((sample) => !(sample.t <= since)), sampleIntervalMs }
+    return { stats: webhooks.stats?.() ?? null, health, counts, ...(countsError === undefined ? {} : { countsError }), ...(oldestPending === undefined ? {} : { oldestPending }), samples: this.#samples.list().filter((sample) => !(sample.t <= since)), ...(history ? { history: this.#samples.history.view() } : {}), sampleIntervalMs }
   }
 
   /**
