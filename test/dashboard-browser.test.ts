@@ -212,6 +212,8 @@ t.test('memory: the Handlers page shows runs after real signed deliveries; its P
   await sleep(500)
   t.notOk(handled.includes('evt_h_paused'), 'the paused handler did not run, in the app')
   t.equal(webhooks.stats().flow.handlers.award?.deferred.paused, 1, 'its run was deferred as paused')
+  await page.reload()
+  t.match(await page.textContent('tr[data-handler="award"]'), 'paused 1', 'the page shows the deferral')
   if (SCREENSHOTS !== undefined) {
     mkdirSync(SCREENSHOTS, { recursive: true })
     await page.screenshot({ path: join(SCREENSHOTS, 'dashboard-handlers.png'), fullPage: true })

@@ -44,6 +44,7 @@
   }
 
   function duration (seconds) {
+    if (seconds < 10) return Number(seconds.toFixed(2)) + ' s'
     if (seconds < 120) return Math.round(seconds) + ' s'
     if (seconds < 7200) return Math.round(seconds / 60) + ' min'
     return (seconds / 3600).toFixed(1) + ' h'
