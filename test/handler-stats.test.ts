@@ -44,3 +44,11 @@ t.test('the durations kept are the last 1024: the quantiles follow what the hand
   t.equal(quantile(new Float64Array([1, 2, 3, 4]), 0.5), 2, 'nearest rank: an observed value')
   t.equal(quantile(new Float64Array(0), 0.5), undefined)
 })
+
+t.test('every run is counted; a busy handler is timed one run in eight after its first 1024', async (t) => {
+  const figures = new HandlerFigures()
+  let timed = 0
+  for (let index = 0; index < 2048; index++) if (figures.started()) timed += 1
+  t.equal(figures.runs, 2048)
+  t.equal(timed, 1024 + 1024 / 8)
+})

@@ -61,12 +61,12 @@ export class HandlerRuntime<Extra extends object = object> implements InboxRunti
 
   runHandler (run: HandlerRun, extra?: Extra): unknown {
     const figures = this.#stats.handler(run.handler.name)
-    figures.runs += 1
+    if (!figures.started()) return this.#invoke(run, extra)
     const started = performance.now()
     const ended = (): void => { figures.ran(performance.now() - started) }
     let returned: unknown
     try {
-      returned = this.#telemetry === undefined ? this.#call(run, extra) : this.#telemetry.runHandler(run, () => this.#call(run, extra))
+      returned = this.#invoke(run, extra)
     } catch (error) {
       ended()
       throw error
@@ -80,6 +80,10 @@ export class HandlerRuntime<Extra extends object = object> implements InboxRunti
     const settled = returned instanceof Promise ? returned : Promise.resolve(returned)
     settled.then(ended, ended)
     return settled
+  }
+
+  #invoke (run: HandlerRun, extra: Extra | undefined): unknown {
+    return this.#telemetry === undefined ? this.#call(run, extra) : this.#telemetry.runHandler(run, () => this.#call(run, extra))
   }
 
   #call (run: HandlerRun, extra: Extra | undefined): unknown {

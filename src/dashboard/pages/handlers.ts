@@ -40,7 +40,7 @@ function table (context: PageContext, view: HandlersView): SafeHtml {
 <td>${row.name}</td>
 ${view.figures
     ? html`<td data-field="runs">${row.stats?.runs ?? 0}</td><td data-field="succeeded">${row.stats?.succeeded ?? 0}</td><td data-field="retried">${row.stats?.retried ?? 0}</td><td data-field="failed">${row.stats?.failed ?? 0}</td>
-<td>${milliseconds(row.stats?.p50Ms)}</td><td>${milliseconds(row.stats?.p99Ms)}</td><td>${pace(row.stats?.limits)}</td>`
+<td data-field="p50">${milliseconds(row.stats?.p50Ms)}</td><td data-field="p99">${milliseconds(row.stats?.p99Ms)}</td><td>${pace(row.stats?.limits)}</td>`
     : ''}
 ${view.flow === 'none' ? '' : html`<td>${deferrals(row)}</td><td data-field="paused">${row.paused ? 'paused' : 'running'}</td><td>${button(context, view, row)}</td>`}
 </tr>`)
