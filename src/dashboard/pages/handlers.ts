@@ -83,6 +83,6 @@ ${view.flow === 'none'
     ? ''
     : html`<p class="note">Pause keeps deliveries coming (verified, stored, answered 2xx); the runs wait, using no attempt, and drain at their pace on resume.
 The pause is kept in ${view.scope ?? 'the store'}${view.scope === 'Redis' ? ': every receiver on the queue sees it' : ''}.</p>`}
-${view.figures ? html`<p class="note">Figures are this process's, since it started; p50 and p99 are over each handler's last 1024 runs.</p>` : ''}`
+${view.figures ? html`<p class="note">Figures are this process's, since it started; p50 and p99 are over each handler's last 1024 timed runs (every run at first, then one in eight).</p>` : ''}`
   return layout(context, '/handlers', 'Handlers', body)
 }
