@@ -5,7 +5,7 @@ import t, { type Test } from 'tap'
 import { sqliteInbox } from '../src/sqlite/inbox.js'
 import { Webhooks } from '../src/index.js'
 import { SECRET } from './helpers/deliveries.js'
-import { dryRunScenario, requeueScenario } from './replay/scenario.js'
+import { dryRunScenario, largeReplayScenario, requeueScenario } from './replay/scenario.js'
 
 function tempPath (t: Test): string {
   const dir = mkdtempSync(join(tmpdir(), 'sir-replay-'))
@@ -26,4 +26,8 @@ t.test('the memory inbox keeps no finished events: replay() is refused', async (
   t.teardown(() => webhooks.close())
   await t.rejects(webhooks.replay({ state: 'dead' }), { name: 'WebhookOptionsError', message: /keeps no finished events to replay; the SQLite, Postgres and BullMQ inboxes do/ })
   await t.rejects(webhooks.replay({ state: 'done' }, { dryRun: true }), { name: 'WebhookOptionsError', message: /replay dry/ })
+})
+
+t.test('SQLite: a replay larger than a batch replays each event once', async (t) => {
+  await largeReplayScenario(t, sqliteInbox({ path: tempPath(t), pollIntervalMs: 50 }))
 })

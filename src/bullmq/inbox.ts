@@ -13,6 +13,9 @@ import { RedisState, checkDatabase, forLog } from './redis-state.js'
 import { createWorker, runWhenHandled, type JobRunner } from './worker.js'
 import { RedisFlowStore } from './flow-store.js'
 import type { FlowStore } from '../core/flow/store.js'
+import { countMatching, replayDryRun, requeue, type ReplayEnvironment } from './replay.js'
+import type { ReplayFilter } from '../core/replay-filter.js'
+import type { ReplayRun } from '../core/replay.js'
 
 export { jobIdFor } from './jobs.js'
 
@@ -202,6 +205,14 @@ export class BullmqInbox implements Inbox {
     const queue = await this.#queue()
     const jobs = await queue.getJobs(['failed'], 0, (query.limit ?? 100) - 1, true)
     return jobs.filter((job): job is Job<JobData> => job !== undefined).map((job) => toOutcome(job, 'failed'))
+  }
+
+  // Replay by filter (replay.ts): the completed or failed set read a page of 500 jobs at a time.
+  async countMatching (filter: ReplayFilter): Promise<number> { return await countMatching(this.#replayEnv(), filter) }
+  async requeue (filter: ReplayFilter): Promise<number> { return await requeue(this.#replayEnv(), filter) }
+  async replayDryRun (filter: ReplayFilter, limit: number): Promise<ReplayRun[]> { return await replayDryRun(this.#replayEnv(), this.#runtime, filter, limit) }
+  #replayEnv (): ReplayEnvironment {
+    return { queue: async () => await this.#queue(), seenKey: (jobId) => this.#seenKey(jobId), dedupeSeconds: () => this.#dedupeSeconds(this.#runtime), requeued: (jobId) => { this.#reported.delete(jobId) } }
   }
 
   /** False also when another redrive (a second operator, say) queued it again first. */

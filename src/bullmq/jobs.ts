@@ -28,6 +28,12 @@ export interface JobData {
   deferrals?: Record<string, DeferralRecord>
   /** Rate tokens reserved for this job, by handler key: when each is its own (ms since the epoch). */
   reserved?: Record<string, number>
+  /**
+   * Set by a replay of a done job for one handler: only these handler keys run,
+   * the others count as succeeded. A completed job does not list its handlers
+   * (the last attempt's successes are not written back), so this says it instead.
+   */
+  replayOnly?: string[]
 }
 
 /** What the processor throws when an attempt fails, so BullMQ's backoff uses the delay already logged. */

@@ -8,6 +8,7 @@ import type { InboxRuntime } from '../core/inbox.js'
 import { errorSummary } from '../core/outcome.js'
 import { AttemptFailed, HOLD_MS, jobEvent, type BullMQ, type JobData } from './jobs.js'
 import type { ResolvedBullmqOptions } from './options.js'
+import { handledBefore } from './replay.js'
 
 export interface JobRunner {
   bullmq: BullMQ
@@ -70,13 +71,14 @@ export function runWhenHandled (worker: Worker<JobData>, runner: JobRunner, clos
 
 async function processJob (runner: JobRunner, job: Job<JobData>, token: string | undefined): Promise<void> {
   const { runtime, queue } = runner
-  const { receivedAt, succeeded = [], deferredRuns = 0 } = job.data
+  const { receivedAt, deferredRuns = 0 } = job.data
   const event = jobEvent(job.data)
   if (event === undefined) {
     // Only a body edited in Redis since the accept parsed it: no retry can help.
     runtime.logger.error({ job: { id: job.id } }, 'a BullMQ job holds a body that is not an event (edited in Redis?); it is failed without running')
     throw new runner.bullmq.UnrecoverableError('the job holds a body that is not an event')
   }
+  const succeeded = handledBefore(job.data, runtime.handlersFor(event.type))
   // A job deferred before was run, so its delivery was answered: its key may
   // have expired since (dedupeSeconds) with no attempt made, yet it is no hold.
   if (job.attemptsMade === 0 && deferredRuns === 0 && await (await queue.client).get(runner.seenKey(job.id ?? '')) === null) {

@@ -19,16 +19,23 @@ function validParts (match: RegExpExecArray): boolean {
     part(4) <= 23 && part(5) <= 59 && part(6) <= 59 && part(8) <= 23 && part(9) <= 59
 }
 
-/** `--before`: required, ISO 8601, not in the future (purging up to now already takes every finished event). */
-export function purgeBefore (flags: Flags, now = Date.now()): Date {
-  const raw = stringFlag(flags, 'before')
-  if (raw === undefined) throw new UsageError(`inbox purge needs --before DATE (ISO 8601, ${EXAMPLES})`)
+/** A date flag (`--before`, `--since`, `--until`): ISO 8601, read exactly; undefined when not given. */
+export function dateFlag (flags: Flags, name: string): Date | undefined {
+  const raw = stringFlag(flags, name)
+  if (raw === undefined) return undefined
   const match = ISO_8601.exec(raw)
   if (match === null) {
-    throw new UsageError(`--before must be an ISO 8601 date, ${EXAMPLES}; a time needs Z or an offset; got "${printable(raw)}"`)
+    throw new UsageError(`--${name} must be an ISO 8601 date, ${EXAMPLES}; a time needs Z or an offset; got "${printable(raw)}"`)
   }
-  const before = new Date(raw.toUpperCase())
-  if (!validParts(match) || Number.isNaN(before.getTime())) throw new UsageError(`--before is not a calendar date and time, got "${printable(raw)}"`)
+  const date = new Date(raw.toUpperCase())
+  if (!validParts(match) || Number.isNaN(date.getTime())) throw new UsageError(`--${name} is not a calendar date and time, got "${printable(raw)}"`)
+  return date
+}
+
+/** `--before`: required, ISO 8601, not in the future (purging up to now already takes every finished event). */
+export function purgeBefore (flags: Flags, now = Date.now()): Date {
+  const before = dateFlag(flags, 'before')
+  if (before === undefined) throw new UsageError(`inbox purge needs --before DATE (ISO 8601, ${EXAMPLES})`)
   if (before.getTime() > now) {
     throw new UsageError(`--before must not be in the future, got ${before.toISOString()}: events finish in the past, so a date from now on would purge every finished event`)
   }
@@ -44,7 +51,7 @@ export function checkPurgeConsent (flags: Flags, io: Io): void {
   throw new UsageError('inbox purge deletes events: add --yes to confirm (no terminal to ask in), or --dry-run to count them; nothing was deleted')
 }
 
-async function confirm (io: Io, question: string): Promise<boolean> {
+export async function confirm (io: Io, question: string): Promise<boolean> {
   io.stderr.write(question)
   const lines = createInterface({ input: io.stdin, terminal: false })
   try {

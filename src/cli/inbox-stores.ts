@@ -2,8 +2,13 @@ import { existsSync } from 'node:fs'
 import type { Inbox } from '../core/inbox.js'
 import { UsageError, stringFlag, type Flags, type Io } from './args.js'
 
-/** What the operator commands need of a durable inbox; every one of them implements it. */
-export type OperatorInbox = Required<Pick<Inbox, 'counts' | 'deadLetters' | 'outcome' | 'redrive' | 'purge' | 'close'>>
+/**
+ * What the operator commands need of a durable inbox; every one of them
+ * implements it. The optional part is what some stores add: a command that
+ * needs it says so when the store lacks it.
+ */
+export type OperatorInbox = Required<Pick<Inbox, 'counts' | 'deadLetters' | 'outcome' | 'redrive' | 'purge' | 'close'>> &
+  Pick<Inbox, 'countMatching' | 'requeue' | 'flowStore' | 'events'>
 
 type Opener = (url: URL, flags: Flags) => Promise<OperatorInbox>
 

@@ -20,11 +20,19 @@ export const inboxUsage = `Usage: sir-webhooks inbox <subcommand> --store STORE 
 Looks into a durable inbox, and re-drives or purges its events, from any machine
 that reaches the store. Receivers may keep running meanwhile.
 
-  inbox stats                  events by state: pending, done, dead
+  inbox stats                  events by state, the oldest waiting event's age, what is paused
   inbox dead [--limit N]       dead letters, oldest first: id, type, attempts, last error, when
   inbox show ID                one event's record and the event as received
   inbox redrive ID             queue a dead event again, its attempts reset
   inbox redrive --all          every dead event
+  inbox redrive --state dead|done [--type T] [--since DATE] [--until DATE] [--handler NAME]
+                               re-drive dead events, or replay done ones (after a handler fix),
+                               by filter; counts first, needs --yes for more than one;
+                               --dry-run only counts
+  inbox pause [--handler NAME] every receiver on the store stops running handlers (or one);
+                               deliveries are still accepted
+  inbox resume [--handler NAME]
+                               the paused runs drain at each handler's pace
   inbox purge --before DATE    delete done and dead events that finished before DATE (ISO 8601);
                                pending events are never purged. Asks first in a terminal,
                                needs --yes otherwise; --dry-run only counts
@@ -43,7 +51,10 @@ const subcommandUsage: Record<string, string> = {
   stats: `Usage: sir-webhooks inbox stats --store STORE [--json]
 
 How many events the inbox holds in each state: pending (waiting, running or
-backing off), done, dead.
+backing off), done, dead; the age of the oldest waiting event, where the store
+can tell; and what is paused, on a store with flow control. Deferrals per
+handler are counted in each receiver's process (webhooks.stats().flow), not in
+the store.
 
 ${storeFlags}
 
@@ -67,15 +78,56 @@ ${storeFlags}
 
 Exit codes: 0 shown; 1 the store failed, or no event has this id; 2 bad command line.`,
   redrive: `Usage: sir-webhooks inbox redrive (ID | --all) --store STORE [--json]
+       sir-webhooks inbox redrive --state dead|done [--type T] [--since DATE]
+         [--until DATE] [--handler NAME] [--dry-run | --yes] --store STORE [--json]
 
 Queues a dead event again, its attempts reset; a running receiver picks it up.
 With --all, every dead event, page by page; one re-driven or purged by someone
 else meanwhile is counted as skipped.
 
+With --state, every event that matches the filter, in batches:
+  --state dead    dead events are re-driven: attempts reset, and only the
+                  handlers that had not succeeded run again
+  --state done    done events are replayed (after a handler fix): pending again,
+                  their "handled" marks cleared, so their handlers run again;
+                  with --handler, only that handler's. On Postgres the handler's
+                  writes again commit with its "handled" mark
+  --type T        only events of this type
+  --since DATE    only events received at or after DATE (ISO 8601)
+  --until DATE    only events received before DATE
+  --handler NAME  dead: events NAME did not handle; done: replay NAME only
+                  (on BullMQ a done job does not record its handlers, so
+                  --handler does not narrow done events there: add --type)
+  --dry-run       print how many events match; touch nothing
+  --yes, -y       go ahead with more than one event. The command counts first;
+                  in a terminal it asks, elsewhere more than one needs --yes
+
   --all           every dead event
 ${storeFlags}
 
-Exit codes: 0 re-driven; 1 the store failed, or no dead event has this id; 2 bad command line.`,
+Exit codes: 0 re-driven (or counted, or none matched); 1 the store failed, no
+dead event has this id, the store cannot filter, or not confirmed; 2 bad command
+line, or more than one match with no --yes outside a terminal (nothing queued).`,
+  pause: `Usage: sir-webhooks inbox pause [--handler NAME] --store STORE [--json]
+
+Pauses every handler, or the one named, on every receiver that uses this store:
+they start no run until "inbox resume"; deliveries are still verified, stored
+and acknowledged, and health() says paused. Receivers read the pause within
+about half a second. Needs a store with flow control.
+
+  --handler NAME  only this handler
+${storeFlags}
+
+Exit codes: 0 paused; 1 the store failed, or it has no flow control; 2 bad command line.`,
+  resume: `Usage: sir-webhooks inbox resume [--handler NAME] --store STORE [--json]
+
+Undoes "inbox pause": without --handler, every handler, those paused by name
+too. The waiting runs drain at each handler's configured pace.
+
+  --handler NAME  only this handler
+${storeFlags}
+
+Exit codes: 0 resumed; 1 the store failed, or it has no flow control; 2 bad command line.`,
   purge: `Usage: sir-webhooks inbox purge --before DATE --store STORE [--dry-run | --yes] [--json]
 
 Deletes the done and dead events that finished before DATE. Pending events are

@@ -2,6 +2,9 @@ import { schemaName } from '../postgres/options.js'
 import { EXIT_FAILED, EXIT_OK, UsageError, numberFlag, stringFlag, type Command, type Flags, type Io } from './args.js'
 import { deadTable, describeOutcome, moreDeadLetters, presenter } from './inbox-format.js'
 import { checkPurgeConsent, purgeBefore, runPurge } from './inbox-purge.js'
+import { FILTER_FLAGS, replayFilterFrom, runFilteredRedrive, wantsFilter } from './inbox-replay.js'
+import { describeSignals, flowSignals, runPause } from './inbox-flow.js'
+import type { ReplayFilter } from '../core/replay-filter.js'
 import { openStore, type OperatorInbox } from './inbox-stores.js'
 import { inboxHelp, inboxUsage } from './inbox-usage.js'
 import { printable } from './printable.js'
@@ -10,8 +13,12 @@ import { table } from './table.js'
 
 /** What to do, checked before the store is opened: a usage error should not wait on a connection. */
 interface Request {
-  subcommand: 'stats' | 'dead' | 'show' | 'redrive' | 'purge'
+  subcommand: 'stats' | 'dead' | 'show' | 'redrive' | 'purge' | 'pause' | 'resume'
   id?: string
+  /** `redrive --state …`: a redrive by filter. */
+  filter?: ReplayFilter
+  /** `pause|resume --handler NAME`. */
+  handler?: string
   limit?: number
   before?: Date
 }
@@ -53,13 +60,17 @@ function checkSchema (flags: Flags): void {
 
 function parseRequest (flags: Flags, positionals: readonly string[], io: Io): Request {
   const subcommand = positionals[0]
-  if (subcommand === undefined) throw new UsageError('which subcommand? stats, dead, show ID, redrive ID|--all or purge --before DATE')
-  const only = (flag: string, where: string): void => {
-    if (flags[flag] !== undefined && subcommand !== where) throw new UsageError(`--${flag} is for inbox ${where} only`)
+  if (subcommand === undefined) throw new UsageError('which subcommand? stats, dead, show ID, redrive ID|--all|--state …, purge --before DATE, pause or resume')
+  const only = (flag: string, ...where: string[]): void => {
+    const which = where.length === 1 ? where.join('') : `${where.slice(0, -1).join(', ')} and ${where.at(-1) ?? ''}`
+    if (flags[flag] !== undefined && !where.includes(subcommand)) throw new UsageError(`--${flag} is for inbox ${which} only`)
   }
-  for (const flag of ['before', 'dry-run', 'yes']) only(flag, 'purge')
+  only('before', 'purge')
+  for (const flag of ['dry-run', 'yes']) only(flag, 'purge', 'redrive')
   only('limit', 'dead')
   only('all', 'redrive')
+  for (const flag of FILTER_FLAGS) if (flag !== 'handler') only(flag, 'redrive')
+  only('handler', 'redrive', 'pause', 'resume')
   checkSchema(flags)
   switch (subcommand) {
     case 'stats':
@@ -75,11 +86,23 @@ function parseRequest (flags: Flags, positionals: readonly string[], io: Io): Re
     case 'show':
       return { subcommand, id: needId(positionals, subcommand) }
     case 'redrive':
+      if (wantsFilter(flags)) {
+        if (positionals.length > 1 || flags.all === true) throw new UsageError('inbox redrive takes an event id, --all, or a filter (--state …), one of them')
+        return { subcommand, filter: replayFilterFrom(flags) }
+      }
+      if (flags['dry-run'] !== undefined || flags.yes !== undefined) throw new UsageError('--dry-run and --yes are for a redrive by filter (--state dead|done …)')
       if (flags.all !== true) return { subcommand, id: needId(positionals, subcommand) }
       if (positionals.length > 1) throw new UsageError('inbox redrive takes an event id or --all, not both')
       return { subcommand }
+    case 'pause':
+    case 'resume': {
+      if (positionals.length > 1) throw new UsageError(`inbox ${subcommand} takes no event id; name one handler with --handler NAME`)
+      const handler = stringFlag(flags, 'handler')
+      if (handler === '') throw new UsageError('--handler must not be empty')
+      return handler === undefined ? { subcommand } : { subcommand, handler }
+    }
     default:
-      throw new UsageError(`unknown subcommand "${printable(subcommand)}": use stats, dead, show, redrive or purge`)
+      throw new UsageError(`unknown subcommand "${printable(subcommand)}": use stats, dead, show, redrive, purge, pause or resume`)
   }
 }
 
@@ -88,7 +111,9 @@ async function run (request: Request, inbox: OperatorInbox, flags: Flags, io: Io
   switch (request.subcommand) {
     case 'stats': {
       const counts = await inbox.counts()
-      show(counts, () => table(['STATE', 'EVENTS'], Object.entries(counts).map(([state, count]) => [state, String(count)])))
+      const signals = await flowSignals(inbox)
+      show({ ...counts, ...signals, paused: signals.paused ?? null, oldestWaitingMs: signals.oldestWaitingMs ?? null },
+        () => table(['STATE', 'EVENTS'], Object.entries(counts).map(([state, count]) => [state, String(count)])) + describeSignals(signals))
       return EXIT_OK
     }
     case 'dead': {
@@ -110,7 +135,11 @@ async function run (request: Request, inbox: OperatorInbox, flags: Flags, io: Io
       show(outcome, () => describeOutcome(outcome))
       return EXIT_OK
     }
+    case 'pause':
+    case 'resume':
+      return await runPause(inbox, request.subcommand === 'pause', request.handler, io, show)
     case 'redrive': {
+      if (request.filter !== undefined) return await runFilteredRedrive(inbox, request.filter, flags, io, show)
       if (request.id === undefined) {
         const result = await redriveAll(inbox)
         show(result, () => `re-drove ${result.redriven.length} dead event(s)${result.skipped.length > 0 ? `; ${result.skipped.length} were no longer dead` : ''}\n`)
@@ -129,7 +158,7 @@ async function run (request: Request, inbox: OperatorInbox, flags: Flags, io: Io
 
 export const inboxCommand: Command = {
   name: 'inbox',
-  summary: 'see and re-drive a durable inbox: stats, dead letters, show, redrive, purge',
+  summary: 'see and re-drive a durable inbox: stats, dead letters, show, redrive (by id or filter), purge, pause, resume',
   usage: inboxUsage,
   help: inboxHelp,
   positionals: true,
@@ -143,6 +172,11 @@ export const inboxCommand: Command = {
     'dry-run': { type: 'boolean' },
     yes: { type: 'boolean', short: 'y' },
     all: { type: 'boolean' },
+    state: { type: 'string' },
+    type: { type: 'string' },
+    since: { type: 'string' },
+    until: { type: 'string' },
+    handler: { type: 'string' },
     json: { type: 'boolean' }
   },
   async run (flags, io, positionals) {

@@ -18,6 +18,9 @@ import { checkSchema, migrate, SchemaError } from './schema.js'
 import { redactedStoreError } from './store-errors.js'
 import { StoreHealth } from './store-health.js'
 import { listEvents, type EventQuery } from './event-list.js'
+import { countMatching, replayDryRun, requeue, type ReplayEnvironment } from './replay.js'
+import type { ReplayFilter } from '../core/replay-filter.js'
+import type { ReplayRun } from '../core/replay.js'
 
 export type { PostgresInboxOptions } from './options.js'
 export type { PostgresHandlerExtra } from './run-event.js'
@@ -157,6 +160,12 @@ export class PostgresInbox implements Inbox<PostgresHandlerExtra> {
     if (revived) this.#backlog.added(1)
     return revived
   }
+
+  // Replay by filter (replay.ts): counted, queued again in batches of 500 rows per statement, or run dry and rolled back.
+  async countMatching (filter: ReplayFilter): Promise<number> { return await countMatching(this.#replayEnv(), filter) }
+  async requeue (filter: ReplayFilter): Promise<number> { return await requeue(this.#replayEnv(), filter, (count) => { this.#backlog.added(count) }) }
+  async replayDryRun (filter: ReplayFilter, limit: number): Promise<ReplayRun[]> { return await replayDryRun(this.#replayEnv(), this.#runtime, filter, limit) }
+  #replayEnv (): ReplayEnvironment { return { pool: async () => await this.#pool(), schema: this.#options.schema, wakeChannel: this.#sql.wakeChannel, now: () => this.#now() } }
 
   /** Events by state, for operators (`sir-webhooks inbox stats`). */
   async counts (): Promise<Record<OutcomeState, number>> {

@@ -51,23 +51,28 @@ export function countMatching (db: BetterSqlite3.Database, filter: ReplayFilter)
  * when given, so the runner runs exactly those handlers again. Each batch moves
  * its rows out of the filter's state, so the next batch finds the next rows.
  */
-export async function requeue (db: BetterSqlite3.Database, filter: ReplayFilter, write: (run: () => number) => Promise<number>, now: () => number, wake: () => void): Promise<number> {
+export async function requeue (db: BetterSqlite3.Database, filter: ReplayFilter, write: <T>(run: () => T) => Promise<T>, now: () => number, wake: () => void): Promise<number> {
   const checked = checkReplayFilter(filter, 'requeue(filter)')
   const { where, values } = whereOf(checked)
   const succeeded = checked.state === 'dead'
     ? 'succeeded'
     : checked.handler === undefined ? "'[]'" : '(SELECT json_group_array(value) FROM json_each(succeeded) WHERE value <> @handler)'
-  const statement = db.prepare<[Values]>(`
+  // In rowid order from a cursor: a replayed event that is done again before
+  // the last batch (a fast handler) is behind the cursor, not replayed twice.
+  const statement = db.prepare<[Values], number>(`
     UPDATE sir_webhook_events
     SET state = 'pending', attempts = 0, next_attempt_at = @now, finished_at = NULL, lease_owner = NULL, lease_until = NULL, succeeded = ${succeeded}
-    WHERE rowid IN (SELECT rowid FROM sir_webhook_events WHERE ${where} LIMIT ${REQUEUE_BATCH})`)
+    WHERE rowid IN (SELECT rowid FROM sir_webhook_events WHERE rowid > @after AND ${where} ORDER BY rowid LIMIT ${REQUEUE_BATCH})
+    RETURNING rowid`).pluck()
   let total = 0
+  let after = 0
   for (;;) {
-    const changed = await write(() => statement.run({ ...values, now: now() }).changes)
-    total += changed
+    const rowids = await write(() => statement.all({ ...values, now: now(), after }))
+    total += rowids.length
     // Woken at the first batch: the runner starts on the replay while the rest is queued.
-    if (changed > 0) wake()
-    if (changed < REQUEUE_BATCH) return total
+    if (rowids.length > 0) wake()
+    if (rowids.length < REQUEUE_BATCH) return total
+    after = Math.max(...rowids)
   }
 }
 

@@ -201,7 +201,9 @@ t.test('inbox <subcommand> --help gives each subcommand its own help', async (t)
 
 t.test('flags given to the wrong subcommand are refused before the store is opened', async (t) => {
   for (const [args, message] of [
-    [['inbox', 'stats', '--yes'], '--yes is for inbox purge only'],
+    [['inbox', 'stats', '--yes'], '--yes is for inbox purge and redrive only'],
+    [['inbox', 'stats', '--state', 'dead'], '--state is for inbox redrive only'],
+    [['inbox', 'dead', '--handler', 'audit'], '--handler is for inbox redrive, pause and resume only'],
     [['inbox', 'dead', '--before', '2026-01-01'], '--before is for inbox purge only'],
     [['inbox', 'stats', '--limit', '2'], '--limit is for inbox dead only'],
     [['inbox', 'show', 'evt_1', '--all'], '--all is for inbox redrive only'],

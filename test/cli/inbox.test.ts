@@ -75,7 +75,7 @@ async function operatorFlow (t: Test, store: string[], inbox: Inbox & { outcome:
   t.equal(missing.code, 1)
 
   const table = await runCli(['inbox', 'stats', ...store])
-  t.match(table.stdout, /^STATE\s+EVENTS\npending\s+0\ndone\s+1\ndead\s+0\n$/)
+  t.match(table.stdout, /^STATE\s+EVENTS\npending\s+0\ndone\s+1\ndead\s+0\n\noldest waiting  (none waiting|not known to this store)\npaused          (nothing|no flow control on this store)\n$/)
 
   const kept = JSON.parse((await runCli(['inbox', 'purge', '--before', '2000-01-01', '--yes', '--json', ...store])).stdout) as Record<string, unknown>
   t.match(kept, { done: 0, dead: 0 }, 'nothing finished before 2000')
@@ -145,7 +145,15 @@ t.test('usage errors exit 2 and name the problem, without echoing a password', a
     [['inbox', 'purge', '--before', 'last tuesday', '--store', 'sqlite:x'], /--before must be an ISO 8601 date/],
     [['inbox', 'purge', '--before', '0', '--yes', '--store', 'sqlite:x'], /--before must be an ISO 8601 date/],
     [['inbox', 'purge', '--before', '2999-01-01', '--yes', '--store', 'sqlite:x'], /--before must not be in the future/],
-    [['inbox', 'dead', '--limit', '0', '--store', 'sqlite:x'], /--limit must be at least 1/]
+    [['inbox', 'dead', '--limit', '0', '--store', 'sqlite:x'], /--limit must be at least 1/],
+    [['inbox', 'redrive', '--type', 'action.completed', '--store', 'sqlite:x'], /inbox redrive by filter needs --state dead/],
+    [['inbox', 'redrive', '--state', 'pending', '--store', 'sqlite:x'], /--state must be dead or done, got "pending"/],
+    [['inbox', 'redrive', 'evt_1', '--state', 'dead', '--store', 'sqlite:x'], /an event id, --all, or a filter/],
+    [['inbox', 'redrive', '--all', '--state', 'dead', '--store', 'sqlite:x'], /an event id, --all, or a filter/],
+    [['inbox', 'redrive', 'evt_1', '--dry-run', '--store', 'sqlite:x'], /--dry-run and --yes are for a redrive by filter/],
+    [['inbox', 'redrive', '--state', 'dead', '--since', 'yesterday', '--store', 'sqlite:x'], /--since must be an ISO 8601 date/],
+    [['inbox', 'redrive', '--state', 'dead', '--since', '2026-02-01', '--until', '2026-01-01', '--store', 'sqlite:x'], /--since \(2026-02-01T00:00:00.000Z\) must be before --until/],
+    [['inbox', 'pause', 'evt_1', '--store', 'sqlite:x'], /inbox pause takes no event id/]
   ]
   for (const [args, message] of cases) {
     const result = await runCli(args)

@@ -16,8 +16,8 @@ export function delivery (body: Envelope): Delivery {
  * which always succeeds and also takes token_pool.low_balance. Every run is
  * counted by handler and event id: what a replay runs again is what the test reads.
  */
-export function replayReceiver (t: Test, inbox: DurableInbox): {
-  webhooks: Webhooks<DurableInbox>
+export function replayReceiver<I extends DurableInbox> (t: Test, inbox: I): {
+  webhooks: Webhooks<I>
   broken: { credit: boolean }
   runs: (handler: string, id: string) => number
   send: (count: number, type?: string) => Promise<string[]>
@@ -150,4 +150,28 @@ export async function dryRunScenario (t: Test, inbox: DurableInbox): Promise<voi
   await settled(inbox, ids, 'done')
   await t.rejects(webhooks.replay({ state: 'pending' as 'dead' }), { name: 'WebhookOptionsError', message: /"state" must be 'dead' or 'done'/ })
   await t.rejects(webhooks.replay({ state: 'done' }, { dryRun: true, limit: 0 }), { message: /"limit" must be an integer from 1/ })
+}
+
+/**
+ * More than two pages (the stores requeue 500 at a time) of done events whose
+ * handler is fast enough to finish replayed events while the requeue is still
+ * paging: each is replayed exactly once, not again when it is done again.
+ */
+export async function largeReplayScenario (t: Test, inbox: DurableInbox, count = 1_100): Promise<void> {
+  const runs = new Map<string, number>()
+  const webhooks = new Webhooks({ secret: SECRET, logger: captureLogs().logger, inbox, retry: { attempts: 1 }, concurrency: 50 })
+  t.teardown(() => webhooks.close())
+  webhooks.on('token_pool.low_balance', function audit (event) { runs.set(event.id, (runs.get(event.id) ?? 0) + 1) })
+  for (let sent = 0; sent < count; sent += 100) {
+    const answers = await Promise.all(Array.from({ length: Math.min(100, count - sent) }, async () => await webhooks.receive(delivery(actionCompleted({ type: 'token_pool.low_balance' })))))
+    t.ok(answers.every((answer) => answer.code === 'ACCEPTED'))
+  }
+  await eventually(() => runs.size === count, 60_000, 'every event handled')
+  const deadline = Date.now() + 60_000
+  while ((await inbox.counts()).done < count && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50))
+  t.equal(await inbox.countMatching({ state: 'done' }), count)
+  t.equal(await inbox.requeue({ state: 'done' }), count, 'every done event queued again, once')
+  await eventually(() => [...runs.values()].every((ran) => ran >= 2), 60_000, 'every event replayed')
+  await new Promise((resolve) => setTimeout(resolve, 500))
+  t.same([...new Set(runs.values())], [2], 'each ran twice: once delivered, once replayed')
 }

@@ -31,9 +31,9 @@ export interface FlowStore {
   /** The pause state as last known: synchronous, read on every admission and by `health()`. */
   pauseState (): PauseState
   /**
-   * Reads the pause state afresh from where it is kept, where that is not this
-   * process (Redis). A receiver's store refreshes itself once started; a reader
-   * with no receiver (the CLI's dashboard) calls this before `pauseState()`.
+   * Reads the shared pause state now, where a store keeps it outside the process:
+   * for a one-shot reader such as `sir-webhooks inbox stats`, which never started
+   * the background refresh a receiver's store runs.
    */
   refresh? (): Promise<void>
   /** Stops whatever the store runs in the background. */
