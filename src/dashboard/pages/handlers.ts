@@ -57,7 +57,7 @@ export function handlersPage (context: PageContext, view: HandlersView): string 
       'see its own dashboard or metrics. Shown here: the pause kept in the store.'))
   }
   if (view.flow === 'none') {
-    notes.push(missingFeature('This inbox has no flow control, so handlers cannot be paused here (the memory and BullMQ inboxes have it).'))
+    notes.push(missingFeature('This inbox has no flow control, so handlers cannot be paused here (docs/design.md, "Flow control", says which inboxes have it).'))
   }
   const all = view.canPause
     ? html`<p class="pause-all">${view.pausedAll
