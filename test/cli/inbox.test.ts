@@ -75,7 +75,7 @@ async function operatorFlow (t: Test, store: string[], inbox: Inbox & { outcome:
   t.equal(missing.code, 1)
 
   const table = await runCli(['inbox', 'stats', ...store])
-  t.match(table.stdout, /^STATE\s+EVENTS\npending\s+0\ndone\s+1\ndead\s+0\n\noldest waiting  (none waiting|not known to this store)\npaused          (nothing|no flow control on this store)\n$/)
+  t.match(table.stdout, /^STATE\s+EVENTS\npending\s+0\ndone\s+1\ndead\s+0\n\noldest waiting {2}(none waiting|not known to this store)\npaused {10}(nothing|no flow control on this store)\n$/)
 
   const kept = JSON.parse((await runCli(['inbox', 'purge', '--before', '2000-01-01', '--yes', '--json', ...store])).stdout) as Record<string, unknown>
   t.match(kept, { done: 0, dead: 0 }, 'nothing finished before 2000')
