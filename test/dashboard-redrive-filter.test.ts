@@ -1,9 +1,48 @@
-import t from 'tap'
+import { randomUUID } from 'node:crypto'
+import { join } from 'node:path'
+import pg from 'pg'
+import t, { type Test } from 'tap'
+import type { Inbox } from '../src/index.js'
+import { bullmqInbox } from '../src/bullmq/inbox.js'
+import { postgresInbox } from '../src/postgres/inbox.js'
+import { sqliteInbox } from '../src/sqlite/inbox.js'
+import { freshSchema, postgresForTests } from './helpers/postgres.js'
+import { redisForTests } from './helpers/redis.js'
+import { tempDir } from './inbox-contract/scenarios.js'
 import { delivery, event, sleep, until } from './inbox-contract/support.js'
-import { BASIC, PREFIX, SAME_ORIGIN, fastifyApp, form, sqliteReceiver, tokenOn } from './dashboard/support.js'
+import { BASIC, PREFIX, SAME_ORIGIN, fastifyApp, form, tokenOn, withHandler } from './dashboard/support.js'
 
-t.test('SQLite: a filtered set of dead letters is counted first, then re-driven on confirmation, and only its handlers run', async (t) => {
-  const { webhooks, handled, failing } = sqliteReceiver(t)
+const postgres = await postgresForTests(t)
+const redis = await redisForTests(t)
+
+/** A fresh inbox on the store, or why there is none here (outside CI only). */
+function inboxOn (t: Test, store: 'sqlite' | 'postgres' | 'bullmq'): Inbox | string {
+  switch (store) {
+    case 'sqlite':
+      return sqliteInbox({ path: join(tempDir(t), 'inbox.db') })
+    case 'postgres': {
+      if (postgres.url === undefined) return postgres.reason
+      const schema = freshSchema('sir_dash_filter')
+      const url = postgres.url
+      t.teardown(async () => {
+        const admin = new pg.Client({ connectionString: url })
+        await admin.connect()
+        await admin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`)
+        await admin.end()
+      })
+      return postgresInbox({ connectionString: url, schema })
+    }
+    case 'bullmq':
+      if (redis.url === undefined) return redis.reason
+      return bullmqInbox({ connection: redis.connection, queueName: `dashboard-filter-${randomUUID()}` })
+  }
+}
+
+for (const store of ['sqlite', 'postgres', 'bullmq'] as const) {
+t.test(`${store}: a filtered set of dead letters is counted first, then re-driven on confirmation, and only its handlers run`, async (t) => {
+  const inbox = inboxOn(t, store)
+  if (typeof inbox === 'string') return t.comment(`${store} skipped: ${inbox}`)
+  const { webhooks, handled, failing } = withHandler(t, inbox)
   const campaign: string[] = []
   webhooks.on('campaign.paused', async function pauseCampaign (event) { if (failing.on) throw new Error('not yet'); campaign.push(event.id) })
   const dead = async (id: string, type?: string) => {
@@ -52,6 +91,7 @@ t.test('SQLite: a filtered set of dead letters is counted first, then re-driven 
   t.equal((await readOnly.inject({ method: 'POST', url: PREFIX + '/actions/redrive-filtered', headers: { ...SAME_ORIGIN, authorization: BASIC }, payload: form({ token, confirm: 'yes' }) })).statusCode, 403)
   t.equal((await webhooks.inbox.outcome?.('evt_old'))?.state, 'dead', 'still dead')
 })
+}
 
 t.test('a store without countMatching and requeue: the dead letters page says it cannot re-drive by filter', async (t) => {
   const outcome = { id: 'evt_x', type: 'action.completed', state: 'dead' as const, receivedAt: new Date(), attempts: 3, lastError: 'Error: no' }
