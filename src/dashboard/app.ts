@@ -109,7 +109,7 @@ export class Dashboard<Req> {
     }
   }
 
-  async overview (since = NaN, history = true): Promise<OverviewData> {
+  async overview (since = NaN, history = false): Promise<OverviewData> {
     const { webhooks, sampleIntervalMs } = this.#options
     const { counts, countsError, oldestPending } = await this.#storeView()
     const health = webhooks.health?.() ?? this.#inbox.health?.() ?? null
