@@ -36,7 +36,7 @@ export function overviewPage (context: PageContext, data: OverviewData, chartsAv
 <dt>duplicate</dt><dd>${stat('stats.deliveries.duplicate', stats.deliveries.duplicate)}</dd>
 <dt>refused</dt><dd>${stat('stats.deliveries.refused', stats.deliveries.refused)}</dd>
 </dl></section>
-<section><h2>Handlers</h2><dl>
+<section><h2><a href="${context.base}/handlers">Handlers</a></h2><dl>
 <dt>succeeded</dt><dd>${stat('stats.handlers.succeeded', stats.handlers.succeeded)}</dd>
 <dt>retried</dt><dd>${stat('stats.handlers.retried', stats.handlers.retried)}</dd>
 <dt>failed</dt><dd>${stat('stats.handlers.failed', stats.handlers.failed)}</dd>
