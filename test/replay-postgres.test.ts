@@ -54,7 +54,24 @@ t.test('Postgres: a dry run\'s writes through transaction are rolled back, wheth
   t.equal(await webhooks.replay({ state: 'dead', handler: 'ledger' }), 2)
   await settled(inbox, ids, 'done')
   t.equal(await credits(), 2, 'the replay wrote each row once')
+
+  // A replay of done events for ledger: its mark is deleted, and its new run's
+  // write commits with its new mark, in the claiming transaction.
+  t.equal(await webhooks.replay({ state: 'done', handler: 'ledger' }), 2)
+  await eventually(async () => await credits() === 4, 'the replayed ledger runs to commit')
+  await settled(inbox, ids, 'done')
+  t.equal(await credits(), 4, 'one more row per event, no more')
+  const marks = await admin.query<{ handler: string, n: string }>(`SELECT handler, count(*) AS n FROM ${schema}.handled WHERE handler = 'ledger' GROUP BY handler`)
+  t.same(marks.rows, [{ handler: 'ledger', n: '2' }], 'one ledger mark per event, written again')
 })
+
+async function eventually (predicate: () => Promise<boolean>, what: string): Promise<void> {
+  const deadline = Date.now() + 20_000
+  while (!await predicate()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
+    await new Promise((resolve) => setTimeout(resolve, 25))
+  }
+}
 
 t.test('Postgres: a replay larger than a batch replays each event once', async (t) => {
   const url = await database(t)

@@ -94,3 +94,23 @@ t.test('in a terminal, --yes skips the question', async (t) => {
   t.equal(io.err(), '')
   t.same(await inbox.counts(), { pending: 0, done: 0, dead: 0 })
 })
+
+t.test('in a terminal, redrive by filter shows the count and queues nothing unless the operator says yes', async (t) => {
+  const { path, inbox } = await store(t)
+  const redrive = async (io: Io): Promise<number> => {
+    const { flags, positionals } = parseFlags(inboxCommand, ['redrive', '--state', 'dead', '--type', 'action.completed', '--store', `sqlite:${path}`])
+    return await inboxCommand.run(flags, io, positionals)
+  }
+  const question = 're-drive 2 dead event(s) of type action.completed? [y/N] '
+  const no = terminal('n\n')
+  t.equal(await redrive(no), EXIT_FAILED)
+  t.equal(no.err(), question + 'sir-webhooks inbox redrive: not confirmed; nothing was queued\n')
+  t.same(await inbox.counts(), { pending: 0, done: 1, dead: 2 }, 'nothing queued')
+  const yes = terminal('y\n')
+  t.equal(await redrive(yes), EXIT_OK)
+  t.equal(yes.err(), question)
+  t.equal(yes.out(), 're-drove 2 dead event(s) of type action.completed: queued again, attempts reset; handlers that had succeeded do not run again\n')
+  const deadline = Date.now() + 15_000
+  while ((await inbox.counts()).done !== 3 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 25))
+  t.same(await inbox.counts(), { pending: 0, done: 3, dead: 0 }, 'the running receiver ran them')
+})

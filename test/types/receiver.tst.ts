@@ -10,6 +10,7 @@ import {
   verify,
   type AnyEvent,
   type DeadLetter,
+  type ReplayRun,
   type HandlerContext,
   type EventMap,
   type KnownEvent,
@@ -73,6 +74,13 @@ describe('on(type, handler)', () => {
     expect(new RetryLater({ afterMs: 2000 })).type.toBeAssignableTo<Error>()
     expect(webhooks.health().status).type.toBe<'ok' | 'degraded' | 'paused' | 'closing'>()
     expect(webhooks.stats().flow.oldestWaitingMs).type.toBe<number | undefined>()
+  })
+
+  test('replay: a count without dryRun, each run\'s outcome with it; the filter\'s state is dead or done', () => {
+    expect(webhooks.replay({ state: 'dead', type: 'action.completed', since: new Date() })).type.toBe<Promise<number>>()
+    expect(webhooks.replay({ state: 'done', handler: 'creditPartner' }, { dryRun: true, limit: 10 })).type.toBe<Promise<ReplayRun[]>>()
+    expect(webhooks.replay({ state: 'pending' })).type.toRaiseError()
+    expect(webhooks.on('action.completed', (_event, context) => context.replay?.dryRun)).type.toBe<Webhooks>()
   })
 
   test('returns the receiver, so registrations chain', () => {
