@@ -2,7 +2,9 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t, { type Test } from 'tap'
+import Database from 'better-sqlite3'
 import { sqliteInbox } from '../src/sqlite/inbox.js'
+import { requeue } from '../src/sqlite/replay.js'
 import { Webhooks } from '../src/index.js'
 import { SECRET } from './helpers/deliveries.js'
 import { dryRunScenario, largeReplayScenario, requeueScenario } from './replay/scenario.js'
@@ -30,4 +32,22 @@ t.test('the memory inbox keeps no finished events: replay() is refused', async (
 
 t.test('SQLite: a replay larger than a batch replays each event once', async (t) => {
   await largeReplayScenario(t, sqliteInbox({ path: tempPath(t), pollIntervalMs: 50 }))
+})
+
+t.test('SQLite requeue walks from a cursor: rows done again between batches are not replayed again', async (t) => {
+  const path = tempPath(t)
+  await sqliteInbox({ path }).close(0)
+  const db = new Database(path)
+  t.teardown(() => { db.close() })
+  const insert = db.prepare("INSERT INTO sir_webhook_events (id, type, event, state, received_at, next_attempt_at, succeeded, finished_at) VALUES (?, 'action.completed', '{}', 'done', 1, 1, '[\"audit\"]', 2)")
+  db.transaction(() => { for (let index = 0; index < 1_100; index++) insert.run(`evt_${index}`) })()
+  // A runner faster than the requeue: after each batch, every queued row is done again.
+  let batches = 0
+  const finishAll = db.prepare("UPDATE sir_webhook_events SET state = 'done', finished_at = 3 WHERE state = 'pending'")
+  const queued = await requeue(db, { state: 'done' }, async (run) => db.transaction(run)(), () => 10, () => {
+    if (++batches > 5) throw new Error('the requeue keeps finding the rows it queued')
+    finishAll.run()
+  })
+  t.equal(queued, 1_100, 'each row queued once')
+  t.equal(batches, 3, 'in three batches of at most 500')
 })

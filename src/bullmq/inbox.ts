@@ -6,14 +6,14 @@ import { defaults } from '../core/options.js'
 import type { DeadLetterQuery, EventOutcome, OutcomeState } from '../core/outcome.js'
 import { purgeCutoffs } from '../core/retention.js'
 import { settlesWithin, withDeadline } from '../core/timeouts.js'
-import { acceptInto, bodyDigest, seenValue } from './accept.js'
-import { cleanJobs, countJobs, isClientInstance, jobIdFor, loadBullmq, markSeen, toOutcome, type BullMQ, type JobData } from './jobs.js'
+import { acceptInto } from './accept.js'
+import { cleanJobs, countJobs, isClientInstance, jobIdFor, loadBullmq, toOutcome, type BullMQ, type JobData } from './jobs.js'
 import { MIN_DEDUPE_SECONDS, resolveBullmqOptions, type BullmqInboxOptions, type ResolvedBullmqOptions } from './options.js'
 import { RedisState, checkDatabase, forLog } from './redis-state.js'
 import { createWorker, runWhenHandled, type JobRunner } from './worker.js'
 import { RedisFlowStore } from './flow-store.js'
 import type { FlowStore } from '../core/flow/store.js'
-import { countMatching, replayDryRun, requeue, type ReplayEnvironment } from './replay.js'
+import { countMatching, replayDryRun, requeue, requeueJob, type ReplayEnvironment } from './replay.js'
 import type { ReplayFilter } from '../core/replay-filter.js'
 import type { ReplayRun } from '../core/replay.js'
 
@@ -220,27 +220,7 @@ export class BullmqInbox implements Inbox {
     const queue = await this.#queue()
     const job = await queue.getJob(jobIdFor(id))
     if (job === undefined || await job.getState() !== 'failed') return false
-    const client = await queue.client
-    const jobId = job.id ?? ''
-    // BullMQ's stalled counter (the "stc" field) is not reset by retry(): a job
-    // dead-lettered for stalling would fail again at its next stall.
-    await client.hdel(queue.toKey(jobId), 'stc')
-    // Its dedupe key may have expired since; the job runs only with one set.
-    const digest = typeof job.data.body === 'string' ? bodyDigest(job.data.body) : undefined
-    await markSeen(queue, this.#seenKey(jobId), jobId, seenValue(job.data.receivedAt, digest), this.#dedupeSeconds(this.#runtime), true)
-    // Attempts start afresh, so do the RetryLater bound and the deferral count
-    // (and a reserved token is long stale).
-    const { deferrals: _deferrals, reserved: _reserved, deferredRuns: _deferredRuns, ...fresh } = job.data
-    await job.updateData(fresh)
-    try {
-      await job.retry('failed', { resetAttemptsMade: true, resetAttemptsStarted: true })
-    } catch (error) {
-      // Re-driven by someone else between the state read and the retry: done, by them.
-      if (error instanceof Error && /is not in the failed state/.test(error.message)) return false
-      throw error
-    }
-    this.#reported.delete(jobId)
-    return true
+    return await requeueJob(this.#replayEnv(), queue, job, 'dead')
   }
 
   /**

@@ -90,9 +90,14 @@ export async function countMatching (env: ReplayEnvironment, filter: ReplayFilte
 export async function requeueJob (env: ReplayEnvironment, queue: Queue<JobData>, job: Job<JobData>, state: 'dead' | 'done', handler?: string): Promise<boolean> {
   const client = await queue.client
   const jobId = job.id ?? ''
+  // BullMQ's stalled counter (the "stc" field) is not reset by retry(): a job
+  // dead-lettered for stalling would fail again at its next stall.
   await client.hdel(queue.toKey(jobId), 'stc')
+  // Its dedupe key may have expired since; the job runs only with one set.
   const digest = typeof job.data.body === 'string' ? bodyDigest(job.data.body) : undefined
   await markSeen(queue, env.seenKey(jobId), jobId, seenValue(job.data.receivedAt, digest), env.dedupeSeconds(), true)
+  // Attempts start afresh, so do the RetryLater bound and the deferral count
+  // (and a reserved token is long stale).
   const { deferrals: _deferrals, reserved: _reserved, deferredRuns: _deferredRuns, ...fresh } = job.data
   if (state === 'done') {
     // A completed job's `succeeded` may miss the handlers of its last attempt: cleared, and `replayOnly` says what runs.
@@ -104,6 +109,7 @@ export async function requeueJob (env: ReplayEnvironment, queue: Queue<JobData>,
   try {
     await job.retry(setOf[state], { resetAttemptsMade: true, resetAttemptsStarted: true })
   } catch (error) {
+    // Moved by someone else between the state read and the retry: done, by them.
     if (error instanceof Error && /is not in the (failed|completed) state/.test(error.message)) return false
     throw error
   }

@@ -112,7 +112,8 @@ async function run (request: Request, inbox: OperatorInbox, flags: Flags, io: Io
     case 'stats': {
       const counts = await inbox.counts()
       const signals = await flowSignals(inbox)
-      show({ ...counts, ...signals, paused: signals.paused ?? null, oldestWaitingMs: signals.oldestWaitingMs ?? null },
+      // oldestWaitingMs: null when none waits, left out when the store cannot tell.
+      show({ ...counts, ...signals, paused: signals.paused ?? null },
         () => table(['STATE', 'EVENTS'], Object.entries(counts).map(([state, count]) => [state, String(count)])) + describeSignals(signals))
       return EXIT_OK
     }

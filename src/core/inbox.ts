@@ -144,7 +144,7 @@ export interface Inbox<Extra extends object = object> {
   requeue? (filter: ReplayFilter): Promise<number>
   /**
    * Runs the current handlers on at most `limit` stored events matching the
-   * filter, oldest received first, and records nothing (`webhooks.replay(filter,
+   * filter, oldest first, and records nothing (`webhooks.replay(filter,
    * { dryRun: true })`). Needs the runtime: called only after `start`.
    */
   replayDryRun? (filter: ReplayFilter, limit: number): Promise<ReplayRun[]>

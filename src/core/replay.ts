@@ -14,7 +14,7 @@ export interface ReplayOptions {
    * happen unless it checks `context.replay?.dryRun` and skips them.
    */
   dryRun?: boolean
-  /** A dry run replays at most this many events, the oldest received first. Default 100, at most 10 000. */
+  /** A dry run replays at most this many events, the oldest first (received on SQLite and Postgres, finished on BullMQ). Default 100, at most 10 000. */
   limit?: number
 }
 
