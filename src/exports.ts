@@ -39,7 +39,7 @@ export type { BlockedKey, KeyWait, OrderedEventRef, OrderingKeyCounts, OrderingS
 export type { OrderingControl } from './core/ordering/setup.js'
 // For writing an inbox of your own (docs/architecture.md).
 export type { AcceptOutcome, HandlerRun, Inbox, InboxContext, InboxHealth, InboxRuntime, PurgeOptions, PurgeResult, EventQuery } from './core/inbox.js'
-export type { WebhookStats } from './core/stats.js'
+export type { HandlerStats, WebhookStats } from './core/stats.js'
 export type { WebhookHealth } from './core/health.js'
 export type { TelemetryOptions, MeterProviderLike, TracerProviderLike } from './core/telemetry-types.js'
 export type { AttemptRecord, DeadLetterQuery, EventOutcome, OutcomeState } from './core/outcome.js'

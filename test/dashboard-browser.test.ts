@@ -1,4 +1,5 @@
 import { mkdirSync } from 'node:fs'
+import { createServer } from 'node:http'
 import { join } from 'node:path'
 import type { AddressInfo } from 'node:net'
 import Fastify from 'fastify'
@@ -16,9 +17,11 @@ import { sqliteInbox } from '../src/sqlite/inbox.js'
 import { freshSchema, postgresForTests } from './helpers/postgres.js'
 import { redisForTests } from './helpers/redis.js'
 import { tempDir } from './inbox-contract/scenarios.js'
-import { event, post, until } from './inbox-contract/support.js'
+import { event, post, sleep, until } from './inbox-contract/support.js'
 import { OPERATOR, PREFIX, TERMINAL, XSS, withHandler } from './dashboard/support.js'
 import { chromiumForTests } from './helpers/chromium.js'
+
+const READ_ONLY = PREFIX + '-read-only'
 
 // SIR_DASHBOARD_SCREENSHOTS=1 writes the pictures docs/dashboard.md shows.
 const SCREENSHOTS = process.env.SIR_DASHBOARD_SCREENSHOTS === '1' ? join(import.meta.dirname, '..', 'docs', 'images') : undefined
@@ -29,6 +32,8 @@ async function app (t: Test, inbox: Inbox) {
   const fastify = Fastify()
   await fastify.register(sirWebhooks, { webhooks: setup.webhooks })
   await fastify.register(dashboard, { webhooks: setup.webhooks, prefix: PREFIX, basicAuth: OPERATOR, sampleIntervalMs: 250 })
+  // The same dashboard, read-only, beside it.
+  await fastify.register(dashboard, { webhooks: setup.webhooks, prefix: READ_ONLY, basicAuth: OPERATOR, readOnly: true })
   await fastify.listen({ port: 0, host: '127.0.0.1' })
   t.teardown(() => fastify.close())
   const origin = `http://127.0.0.1:${(fastify.server.address() as AddressInfo).port}`
@@ -46,7 +51,7 @@ async function watchedPage (t: Test): Promise<{ page: Page, problems: string[] }
   const problems: string[] = []
   page.on('dialog', (dialog) => { problems.push(`dialog: ${dialog.message()}`); void dialog.dismiss() })
   page.on('pageerror', (error) => { problems.push(`page error: ${error.message}`) })
-  page.on('console', (message) => { if (message.type() === 'error') problems.push(`console error: ${message.text()}`) })
+  page.on('console', (message) => { if (message.type() === 'error') problems.push(`console error: ${message.text()} (${message.location().url})`) })
   return { page, problems }
 }
 
@@ -55,11 +60,11 @@ async function watchedPage (t: Test): Promise<{ page: Page, problems: string[] }
  * element. Any series counts: with a fast handler, "succeeded" is drawn over
  * "accepted" in the same sample.
  */
-async function seriesPixels (page: Page): Promise<number> {
+async function seriesPixels (page: Page, chart = '#chart'): Promise<number> {
   // Runs in the page; the test's TypeScript has no DOM types, hence the one cast.
-  return await page.evaluate((colours) => {
+  return await page.evaluate(([colours, chart]) => {
     interface Canvas { width: number, height: number, getContext (kind: '2d'): { getImageData (x: number, y: number, w: number, h: number): { data: Uint8ClampedArray } } }
-    const canvas = (globalThis as unknown as { document: { querySelector (selector: string): Canvas | null } }).document.querySelector('#chart canvas')
+    const canvas = (globalThis as unknown as { document: { querySelector (selector: string): Canvas | null } }).document.querySelector(`${chart} canvas`)
     if (canvas === null) return -1
     const { data } = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height)
     // Rows of the canvas holding a series' colour: a flat line at zero fills two or
@@ -70,7 +75,7 @@ async function seriesPixels (page: Page): Promise<number> {
       if (a > 200 && colours.some(([cr, cg, cb]) => Math.abs(r - (cr ?? 0)) < 8 && Math.abs(g - (cg ?? 0)) < 8 && Math.abs(b - (cb ?? 0)) < 8)) rows.add(Math.floor(index / 4 / canvas.width))
     }
     return rows.size
-  }, SERIES_COLOURS)
+  }, [SERIES_COLOURS, chart] as const)
 }
 
 /** Waits for a number on the page to read `value`: read through the driver, as the operator sees it. */
@@ -134,6 +139,10 @@ for (const store of ['memory', 'sqlite', 'postgres', 'bullmq'] as const) {
     // The deliveries fall in one sample; a few more samples draw the line through it.
     await until(async () => await seriesPixels(page) > 30, 'the series drawn on the canvas', 15_000)
     t.ok(await seriesPixels(page) > 30, 'the chart has drawn its series, rising above zero')
+    // The since-start chart comes with the page and every half minute: a reload brings it now.
+    await page.reload()
+    await until(async () => await seriesPixels(page, '#chart-history') > 30, 'the since-start series drawn', 15_000)
+    t.ok(await seriesPixels(page, '#chart-history') > 30, 'the since-start chart has drawn its series too')
     if (store === 'memory') {
       await page.goto(origin + PREFIX + '/events?q=evt_memory_live_0')
       t.match(await page.textContent('main'), 'This inbox keeps no record of events')
@@ -181,3 +190,100 @@ for (const store of ['sqlite', 'postgres', 'bullmq'] as const) {
     t.same(problems, [], 'no dialog, script error or CSP violation')
   })
 }
+
+t.test('memory: the Handlers page shows runs after real signed deliveries; its Pause button stops the handler\'s runs and Resume runs them', async (t) => {
+  const { deliver, failing, handled, webhooks, origin } = await app(t, new MemoryInbox())
+  failing.on = false
+  for (const id of ['evt_h_1', 'evt_h_2']) t.equal(await deliver(event(id)), 200)
+  await until(() => handled.length === 2, 'both handled')
+  const watched = await watchedPage(t)
+  if (watched === undefined) return
+  const { page, problems } = watched
+  await page.goto(origin + PREFIX + '/')
+  await Promise.all([page.waitForURL(/\/handlers$/), page.click('nav >> text=Handlers')])
+  t.equal(await page.textContent('tr[data-handler="award"] [data-field="runs"]'), '2', 'two runs, counted in the app')
+  t.equal(await page.textContent('tr[data-handler="award"] [data-field="succeeded"]'), '2')
+  t.equal(await page.textContent('tr[data-handler="award"] [data-field="paused"]'), 'running')
+
+  await Promise.all([page.waitForURL(/done=paused/), page.click('tr[data-handler="award"] button:has-text("Pause")')])
+  t.match(await page.textContent('[role="status"]'), 'Handler award paused')
+  t.equal(await page.textContent('tr[data-handler="award"] [data-field="paused"]'), 'paused')
+  t.equal(await deliver(event('evt_h_paused')), 200, 'a delivery while paused is taken')
+  await sleep(500)
+  t.notOk(handled.includes('evt_h_paused'), 'the paused handler did not run, in the app')
+  t.equal(webhooks.stats().flow.handlers.award?.deferred.paused, 1, 'its run was deferred as paused')
+  await page.reload()
+  t.match(await page.textContent('tr[data-handler="award"]'), 'paused 1', 'the page shows the deferral')
+  if (SCREENSHOTS !== undefined) {
+    mkdirSync(SCREENSHOTS, { recursive: true })
+    await page.screenshot({ path: join(SCREENSHOTS, 'dashboard-handlers.png'), fullPage: true })
+  }
+  await Promise.all([page.waitForURL(/done=resumed/), page.click('tr[data-handler="award"] button:has-text("Resume")')])
+  await until(() => handled.includes('evt_h_paused'), 'the resumed handler to run the waiting event, in the app')
+  t.equal(await page.textContent('tr[data-handler="award"] [data-field="paused"]'), 'running')
+  t.same(problems, [], 'no dialog, script error or CSP violation')
+})
+
+t.test('memory: a cross-origin form cannot pause a handler, and read-only mode has no pause that works', async (t) => {
+  const { webhooks, failing, origin } = await app(t, new MemoryInbox())
+  failing.on = false
+  const watched = await watchedPage(t)
+  if (watched === undefined) return
+  const { page, problems } = watched
+  // The real token, as if it had leaked: the origin check alone must refuse.
+  await page.goto(origin + PREFIX + '/handlers')
+  const token = await page.getAttribute('tr[data-handler="award"] form input[name="token"]', 'value') ?? ''
+  t.ok(token.length > 20, 'the page carries a pause token')
+  const hostile = createServer((request, response) => {
+    // A browser may ask any site for /favicon.ico: nothing there, and no 404 in the console.
+    if (request.url !== '/') return response.writeHead(204).end()
+    response.setHeader('content-type', 'text/html')
+    response.end(`<!doctype html><link rel="icon" href="data:,"><form method="post" action="${origin}${PREFIX}/actions/pause"><input type="hidden" name="handler" value="award">` +
+      `<input type="hidden" name="token" value="${token}"><button>win a prize</button></form>`)
+  })
+  await new Promise<void>((resolve) => hostile.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => { hostile.close() })
+  await page.goto(`http://localhost:${(hostile.address() as AddressInfo).port}/`)
+  const [refused] = await Promise.all([page.waitForResponse(/actions\/pause/), page.click('text=win a prize')])
+  t.equal(refused.status(), 403, 'the cross-origin POST is refused')
+  t.same(webhooks.stats().flow.handlers, {}, 'nothing was paused')
+
+  await page.goto(origin + READ_ONLY + '/handlers')
+  t.equal(await page.textContent('tr[data-handler="award"] [data-field="paused"]'), 'running')
+  t.equal(await page.locator('form[action$="/actions/pause"], form[action$="/actions/resume"]').count(), 0, 'no pause or resume button')
+  const status = await page.evaluate(async ([url, token]) => {
+    const answer = await fetch(url ?? '', { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: `handler=award&token=${token ?? ''}` })
+    return answer.status
+  }, [origin + READ_ONLY + '/actions/pause', token])
+  t.equal(status, 403, 'a same-origin POST with a real token is refused read-only')
+  t.same(webhooks.stats().flow.handlers, {}, 'still nothing paused')
+  // The refusal is a plain-text page: the browser asks the app for /favicon.ico after it, and the app has none.
+  t.same(problems.filter((problem) => !problem.includes('403') && !problem.endsWith('/favicon.ico)')), [], 'no dialog or script error')
+})
+
+t.test('sqlite: dead letters re-driven by filter with the buttons: the count first, then the confirmation, and only the filtered ones run', async (t) => {
+  const { deliver, failing, handled, webhooks, origin } = await app(t, sqliteInbox({ path: join(tempDir(t), 'inbox.db') }))
+  const campaign: string[] = []
+  webhooks.on('campaign.paused', async function pauseCampaign (event) { if (failing.on) throw new Error('not yet'); campaign.push(event.id) })
+  for (const [id, type] of [['evt_f_award', 'action.completed'], ['evt_f_campaign', 'campaign.paused']] as const) {
+    t.equal(await deliver(event(id, type)), 200)
+    await until(async () => (await webhooks.inbox.outcome?.(id))?.state === 'dead', `${id} to be dead`)
+  }
+  failing.on = false
+  const watched = await watchedPage(t)
+  if (watched === undefined) return
+  const { page, problems } = watched
+  await page.goto(origin + PREFIX + '/dead')
+  await page.fill('section.redrive-filtered input[name="type"]', 'action.completed')
+  await Promise.all([page.waitForResponse(/actions\/redrive-filtered/), page.click('text=Count and re-drive')])
+  t.equal(await page.textContent('[data-field="count"]'), '1', 'the count, before anything is queued')
+  t.same(handled, [], 'nothing ran yet')
+  const [answer] = await Promise.all([page.waitForResponse(/actions\/redrive-filtered/), page.click('text=Yes, re-drive them')])
+  t.equal(answer.status(), 303)
+  await page.waitForURL(/redriven=1/)
+  t.match(await page.textContent('[role="status"]'), 'Re-drove 1 dead event(s).')
+  await until(() => handled.includes('evt_f_award'), 'the filtered event\'s handler, in the app')
+  t.equal((await webhooks.inbox.outcome?.('evt_f_campaign'))?.state, 'dead', 'the other type is still dead')
+  t.same(campaign, [])
+  t.same(problems, [], 'no dialog, script error or CSP violation')
+})

@@ -10,8 +10,8 @@ import { delivery, event, receiver, until } from './inbox-contract/support.js'
 import { BASIC, OPERATOR, PREFIX, SAME_ORIGIN, TERMINAL, XSS, fastifyApp, form, sqliteReceiver, tokenOn } from './dashboard/support.js'
 import Fastify from 'fastify'
 
-const PAGES = ['/', '/api/overview', '/events', '/events?q=evt_1', '/dead', '/assets/dashboard.js', '/assets/dashboard.css', '/assets/uPlot.iife.min.js', '/nope']
-const ACTIONS = ['/actions/redrive', '/actions/redrive-all', '/actions/purge']
+const PAGES = ['/', '/api/overview', '/events', '/events?q=evt_1', '/dead', '/handlers', '/assets/dashboard.js', '/assets/dashboard.css', '/assets/uPlot.iife.min.js', '/nope']
+const ACTIONS = ['/actions/redrive', '/actions/redrive-all', '/actions/purge', '/actions/pause', '/actions/resume']
 
 /** An event whose handler failed for good: dead in the store. */
 async function deadEvent (t: Test, id: string, data: Record<string, unknown> = {}) {

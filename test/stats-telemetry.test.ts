@@ -99,10 +99,15 @@ test('known traffic: stats() and the OpenTelemetry exporters count the same deli
 
   const refusedBy = Object.fromEntries(Object.keys(refusalStatus).map((code) => [code, 1]))
   const stats = webhooks.stats()
-  t.same(stats, {
+  t.match(stats.handlers.byName, {
+    creditPartner: { runs: 3, succeeded: 3, retried: 0, failed: 0 },
+    flaky: { runs: 2, succeeded: 1, retried: 1, failed: 0 },
+    broken: { runs: 2, succeeded: 0, retried: 1, failed: 1 }
+  }, 'per handler, the same runs')
+  t.same({ ...stats, handlers: { ...stats.handlers, byName: {} } }, {
     deliveries: { accepted: 6, duplicate: 2, duplicateDiffers: 0, refused: 15, refusedBy },
     queue: { waiting: 0, running: 0 },
-    handlers: { succeeded: 4, retried: 2, failed: 1 },
+    handlers: { succeeded: 4, retried: 2, failed: 1, byName: {} },
     deadLetters: 1,
     flow: { handlers: {}, pausedAll: false, oldestWaitingMs: undefined }
   })

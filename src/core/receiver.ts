@@ -125,7 +125,7 @@ export class WebhookReceiver<I extends Inbox = Inbox> {
 
   /** Counts since this receiver was made, in this process. Synchronous and cheap. */
   stats (): WebhookStats {
-    const stats: WebhookStats = { ...this.#stats.snapshot(this.#queueCounts()), flow: flowSnapshot(this.#flow, this.inbox.oldestReceivedAt, this.options.clock()) }
+    const stats: WebhookStats = { ...this.#stats.snapshot(this.#queueCounts(), this.#registry.handlers), flow: flowSnapshot(this.#flow, this.inbox.oldestReceivedAt, this.options.clock()) }
     if (this.#ordering !== undefined) stats.ordering = this.#ordering.stats()
     return stats
   }

@@ -131,6 +131,11 @@ export class HandlerRegistry {
     return Object.freeze(limits === undefined ? { name: label, fn } : { name: label, fn, limits })
   }
 
+  /** Every event handler registered now, once each (a handler on several types is one), `onAny` ones last. */
+  get handlers (): readonly RegisteredHandler[] {
+    return [...new Set([...[...this.#byType.values()].flat(), ...this.#any])]
+  }
+
   /** Whether some registered event handler has this name. */
   hasName (name: string): boolean {
     if (this.#any.some((entry) => entry.name === name)) return true

@@ -8,6 +8,7 @@ import type { FlowGate } from './flow/gate.js'
 import type { OrderingEngine } from './ordering/engine.js'
 import { isRetryLater } from './flow/retry-later.js'
 import type { ReceiverStats } from './stats.js'
+import { isThenable } from './thenable.js'
 import type { Telemetry } from './telemetry.js'
 
 /**
@@ -62,8 +63,30 @@ export class HandlerRuntime<Extra extends object = object> implements InboxRunti
   }
 
   runHandler (run: HandlerRun, extra?: Extra): unknown {
-    if (this.#telemetry !== undefined) return this.#telemetry.runHandler(run, () => this.#call(run, extra))
-    return this.#call(run, extra)
+    const figures = this.#stats.handler(run.handler.name)
+    if (!figures.started()) return this.#invoke(run, extra)
+    const started = performance.now()
+    const ended = (): void => { figures.ran(performance.now() - started) }
+    let returned: unknown
+    try {
+      returned = this.#invoke(run, extra)
+    } catch (error) {
+      ended()
+      throw error
+    }
+    if (!isThenable(returned)) {
+      ended()
+      return returned
+    }
+    // A side branch for the duration, not a link in the chain: the caller waits on
+    // the handler's own promise, no later than without it.
+    const settled = returned instanceof Promise ? returned : Promise.resolve(returned)
+    settled.then(ended, ended)
+    return settled
+  }
+
+  #invoke (run: HandlerRun, extra: Extra | undefined): unknown {
+    return this.#telemetry === undefined ? this.#call(run, extra) : this.#telemetry.runHandler(run, () => this.#call(run, extra))
   }
 
   #call (run: HandlerRun, extra: Extra | undefined): unknown {
@@ -71,18 +94,21 @@ export class HandlerRuntime<Extra extends object = object> implements InboxRunti
     return run.handler.fn(run.event, extra === undefined ? context : Object.assign(context, extra))
   }
 
-  handlerSucceeded (): void {
+  handlerSucceeded (run: HandlerRun): void {
     this.#stats.succeeded += 1
+    this.#stats.handler(run.handler.name).succeeded += 1
   }
 
   handlerRetrying (run: HandlerRun, error: unknown, retryInMs: number): void {
     this.#stats.retried += 1
+    this.#stats.handler(run.handler.name).retried += 1
     this.#warnRetryLater(error)
     this.logger.warn({ event: eventTag(run.event), handler: run.handler.name, attempt: run.attempt, retryInMs, err: error }, 'handler failed; will retry')
   }
 
   async handlerFailed (run: HandlerRun, error: unknown): Promise<void> {
     this.#stats.failed += 1
+    this.#stats.handler(run.handler.name).failed += 1
     this.#warnRetryLater(error)
     const info = { handler: run.handler.name, attempts: run.attempt }
     for (const onError of this.#registry.errorHandlers) {

@@ -2,8 +2,11 @@ import { refusalStatus, type RefusalCode } from './errors.js'
 import type { ReceiveCode } from './delivery.js'
 import type { FlowStats } from './flow/snapshot.js'
 import type { OrderingStats } from './ordering/engine.js'
+import type { RegisteredHandler } from './handlers.js'
+import { HandlerFigures, type HandlerStats } from './handler-figures.js'
 
 export type { FlowStats } from './flow/snapshot.js'
+export type { HandlerStats } from './handler-figures.js'
 
 /** What `webhooks.stats()` returns: counts since this receiver was made, in this process. */
 export interface WebhookStats {
@@ -32,6 +35,11 @@ export interface WebhookStats {
     retried: number
     /** Handler runs that failed for good: their last attempt. */
     failed: number
+    /**
+     * The same per handler name, with runs and p50/p99 run duration: every handler
+     * registered now, and any that ran here before it was removed.
+     */
+    byName: Record<string, HandlerStats>
   }
   /** Events dead-lettered: a handler failed for good, or shutdown came first. */
   deadLetters: number
@@ -65,6 +73,18 @@ export class ReceiverStats {
   retried = 0
   failed = 0
   deadLetters = 0
+  /** Per handler name; made on a handler's first run, so bounded by the handlers registered. */
+  readonly #byName = new Map<string, HandlerFigures>()
+
+  /** The figures of one handler, made on first use. */
+  handler (name: string): HandlerFigures {
+    let figures = this.#byName.get(name)
+    if (figures === undefined) {
+      figures = new HandlerFigures()
+      this.#byName.set(name, figures)
+    }
+    return figures
+  }
 
   delivered (code: ReceiveCode): void {
     if (code === 'ACCEPTED') this.accepted += 1
@@ -75,11 +95,17 @@ export class ReceiverStats {
     }
   }
 
-  snapshot (queue: QueueCounts): Omit<WebhookStats, 'flow'> {
+  /** `registered`: the receiver's handlers now, listed with their limits even before they ran. */
+  snapshot (queue: QueueCounts, registered: readonly RegisteredHandler[] = []): Omit<WebhookStats, 'flow'> {
+    const byName: Record<string, HandlerStats> = {}
+    const limits = new Map(registered.map((handler) => [handler.name, handler.limits]))
+    for (const name of new Set([...limits.keys(), ...this.#byName.keys()])) {
+      byName[name] = (this.#byName.get(name) ?? new HandlerFigures()).snapshot(limits.get(name))
+    }
     return {
       deliveries: { accepted: this.accepted, duplicate: this.duplicate, duplicateDiffers: this.duplicateDiffers, refused: this.refused, refusedBy: { ...this.refusedBy } },
       queue: { waiting: Math.max(0, queue.size - queue.running), running: queue.running },
-      handlers: { succeeded: this.succeeded, retried: this.retried, failed: this.failed },
+      handlers: { succeeded: this.succeeded, retried: this.retried, failed: this.failed, byName },
       deadLetters: this.deadLetters
     }
   }

@@ -1,20 +1,47 @@
+import type { ReplayFilter } from '../core/replay-filter.js'
+import { moment } from './event-listing.js'
 import type { DashboardInbox } from './options.js'
-import { redriveAllConfirmPage, purgeConfirmPage } from './pages/dead-letters.js'
+import { redriveAllConfirmPage, purgeConfirmPage, redriveFilteredConfirmPage } from './pages/dead-letters.js'
 import type { PageContext } from './pages/layout.js'
 import { page, redirect, text, type DashboardResponse } from './responses.js'
 
-export const ACTIONS = ['redrive', 'redrive-all', 'purge'] as const
+export const ACTIONS = ['redrive', 'redrive-all', 'redrive-filtered', 'purge', 'pause', 'resume'] as const
 export type Action = typeof ACTIONS[number]
+/** The actions that change the inbox's events; pause and resume change flow control (flow-control.ts). */
+export type InboxAction = Exclude<Action, 'pause' | 'resume'>
 
-/** The inbox method each action needs: without it, the action is neither shown nor run. */
-export const NEEDS: Record<Action, 'redrive' | 'purge'> = { redrive: 'redrive', 'redrive-all': 'redrive', purge: 'purge' }
+/** The inbox methods each action needs: without them, the action is neither shown nor run. */
+export const NEEDS: Record<InboxAction, ReadonlyArray<'redrive' | 'purge' | 'countMatching' | 'requeue'>> = {
+  redrive: ['redrive'],
+  'redrive-all': ['redrive'],
+  // The count first, then the re-drive: a store with only one of them cannot do both steps.
+  'redrive-filtered': ['countMatching', 'requeue'],
+  purge: ['purge']
+}
+
+/** The dead letters a filtered re-drive selects, from its form; or what is wrong with the form. */
+export function deadFilter (form: URLSearchParams): ReplayFilter | string {
+  const filter: ReplayFilter = { state: 'dead' }
+  const type = (form.get('type') ?? '').trim()
+  const handler = (form.get('handler') ?? '').trim()
+  if (type !== '') filter.type = type
+  if (handler !== '') filter.handler = handler
+  for (const name of ['since', 'until'] as const) {
+    const given = (form.get(name) ?? '').trim()
+    const value = moment(given)
+    if (value !== undefined) filter[name] = value
+    else if (given !== '') return `"${given}" is not a date and time ("${name}")`
+  }
+  if (filter.since !== undefined && filter.until !== undefined && filter.since >= filter.until) return '"since" must be before "until", or nothing can match'
+  return filter
+}
 
 /**
  * Runs an action whose request has passed every check (access, read-only,
  * origin, token). The ones that change many events ask first: without
  * `confirm=yes` they answer a page saying what would happen.
  */
-export async function runAction (action: Action, form: URLSearchParams, inbox: DashboardInbox, context: PageContext): Promise<DashboardResponse> {
+export async function runAction (action: InboxAction, form: URLSearchParams, inbox: DashboardInbox, context: PageContext): Promise<DashboardResponse> {
   const { base } = context
   switch (action) {
     case 'redrive': {
@@ -30,6 +57,13 @@ export async function runAction (action: Action, form: URLSearchParams, inbox: D
       }
       const { redriven, skipped } = await redriveAll(inbox)
       return redirect(`${base}/dead?redriven=${redriven}&skipped=${skipped}`)
+    }
+    case 'redrive-filtered': {
+      const filter = deadFilter(form)
+      if (typeof filter === 'string') return text(400, `the re-drive's filter: ${filter}`)
+      if (form.get('confirm') !== 'yes') return page(redriveFilteredConfirmPage(context, filter, await inbox.countMatching!(filter)))
+      const redriven = await inbox.requeue!(filter)
+      return redirect(`${base}/dead?redriven=${redriven}`)
     }
     case 'purge': {
       const before = new Date(form.get('before') ?? '')

@@ -8,7 +8,9 @@ import type { PageContext } from './pages/layout.js'
 import { overviewPage, type OverviewData } from './pages/overview.js'
 import { Samples } from './samples.js'
 import { ACTIONS, NEEDS, runAction, type Action } from './actions.js'
-import { file, json, page, refusal, text, type DashboardResponse } from './responses.js'
+import { FlowControl } from './flow-control.js'
+import { handlersPage } from './pages/handlers.js'
+import { file, json, page, redirect, refusal, text, type DashboardResponse } from './responses.js'
 
 /** One request, as every adapter hands it over. */
 export interface DashboardRequest<Req> {
@@ -43,6 +45,7 @@ export class Dashboard<Req> {
   readonly #charts: boolean
   readonly #tokens = new ActionTokens()
   readonly #samples: Samples
+  readonly #flow: FlowControl
   #storeRead: { at: number, view: Promise<StoreView> } | undefined
 
   constructor (options: CheckedOptions<Req>, base: string) {
@@ -51,8 +54,9 @@ export class Dashboard<Req> {
     const { assets, charts } = loadAssets()
     this.#assets = assets
     this.#charts = charts
-    this.#samples = new Samples(Math.ceil(3_600_000 / options.sampleIntervalMs))
+    this.#samples = new Samples(Math.ceil(3_600_000 / options.sampleIntervalMs), options.sampleIntervalMs)
     const { webhooks } = options
+    this.#flow = new FlowControl(webhooks)
     if (webhooks.stats !== undefined) this.#samples.start(() => webhooks.stats!(), options.sampleIntervalMs)
   }
 
@@ -91,22 +95,25 @@ export class Dashboard<Req> {
       case '':
         return page(overviewPage(this.#context(), await this.overview(), this.#charts && this.#options.webhooks.stats !== undefined))
       case '/api/overview':
-        // `since`: the page's last sample, so that a refresh brings only the new ones.
-        return json(await this.overview(Number(request.query.get('since') ?? NaN)))
+        // `since`: the page's last sample, so that a refresh brings only the new ones;
+        // `history`: the since-start chart too, which the page asks for now and then.
+        return json(await this.overview(Number(request.query.get('since') ?? NaN), request.query.get('history') === '1'))
       case '/events':
         return page(await this.#eventsPage(request.query))
       case '/dead':
         return page(await this.#deadPage(request.query))
+      case '/handlers':
+        return page(await this.#handlersPage(request.query))
       default:
         return text(404, 'no such page')
     }
   }
 
-  async overview (since = NaN): Promise<OverviewData> {
+  async overview (since = NaN, history = false): Promise<OverviewData> {
     const { webhooks, sampleIntervalMs } = this.#options
     const { counts, countsError, oldestPending } = await this.#storeView()
     const health = webhooks.health?.() ?? this.#inbox.health?.() ?? null
-    return { stats: webhooks.stats?.() ?? null, health, counts, ...(countsError === undefined ? {} : { countsError }), ...(oldestPending === undefined ? {} : { oldestPending }), samples: this.#samples.list().filter((sample) => !(sample.t <= since)), sampleIntervalMs }
+    return { stats: webhooks.stats?.() ?? null, health, counts, ...(countsError === undefined ? {} : { countsError }), ...(oldestPending === undefined ? {} : { oldestPending }), samples: this.#samples.list().filter((sample) => !(sample.t <= since)), ...(history ? { history: this.#samples.history.view() } : {}), sampleIntervalMs }
   }
 
   /**
@@ -157,11 +164,30 @@ export class Dashboard<Req> {
       : query.has('redriven')
         ? `Re-drove ${count('redriven')} dead event(s)${count('skipped') > 0 ? `; ${count('skipped')} were no longer dead` : ''}.`
         : undefined
-    return deadLettersPage(this.#context(), { dead, limit: DEAD_LIMIT, canRedrive: this.#can('redrive'), canPurge: this.#can('purge'), ...(notice === undefined ? {} : { notice }) })
+    return deadLettersPage(this.#context(), { dead, limit: DEAD_LIMIT, canRedrive: this.#can('redrive'), canRedriveFiltered: NEEDS['redrive-filtered'].every((method) => typeof this.#inbox[method] === 'function'), canPurge: this.#can('purge'), ...(notice === undefined ? {} : { notice }) })
+  }
+
+  async #handlersPage (query: URLSearchParams): Promise<string> {
+    const done = query.get('done')
+    const who = query.get('handler') ?? ''
+    const notice = done === 'paused' || done === 'resumed'
+      ? `${who === '' ? 'Every handler' : `Handler ${who}`} ${done}${done === 'paused' ? ': deliveries are still taken; its runs wait' : ''}.`
+      : undefined
+    return handlersPage(this.#context(), { ...await this.#flow.data(), canPause: this.#can('pause'), ...(notice === undefined ? {} : { notice }) })
   }
 
   #can (action: Action): boolean {
-    return !this.#options.readOnly && typeof this.#inbox[NEEDS[action]] === 'function'
+    if (this.#options.readOnly) return false
+    if (action === 'pause' || action === 'resume') return this.#flow.available
+    return NEEDS[action].every((method) => typeof this.#inbox[method] === 'function')
+  }
+
+  /** Pause or resume: one handler by name, or every handler with an empty name. */
+  async #pause (action: 'pause' | 'resume', form: URLSearchParams): Promise<DashboardResponse> {
+    const name = (form.get('handler') ?? '').trim()
+    if (name !== '' && !this.#flow.knows(name, await this.#flow.data())) return text(400, `no handler named ${JSON.stringify(name)} here`)
+    await this.#flow.set(name === '' ? undefined : name, action === 'pause')
+    return redirect(`${this.#base}/handlers?done=${action === 'pause' ? 'paused' : 'resumed'}&handler=${encodeURIComponent(name)}`)
   }
 
   async #action (request: DashboardRequest<Req>): Promise<DashboardResponse> {
@@ -173,6 +199,7 @@ export class Dashboard<Req> {
     const form = request.form ?? new URLSearchParams()
     if (!this.#tokens.verify(action, form.get('token'))) return text(403, 'the action token is missing, wrong or expired: reload the page and try again')
     if (!this.#can(action)) return text(404, `this inbox cannot ${action}`)
+    if (action === 'pause' || action === 'resume') return await this.#pause(action, form)
     // An action changes the counts: the next overview reads them afresh.
     this.#storeRead = undefined
     return await runAction(action, form, this.#inbox, this.#context())

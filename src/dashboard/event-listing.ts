@@ -5,7 +5,7 @@ import type { Listing } from './pages/events.js'
 const LIMIT = 100
 
 /** A `datetime-local` value (or a date) as a moment; the browser sends no zone, so it is read as UTC. */
-function moment (value: string): Date | undefined {
+export function moment (value: string): Date | undefined {
   if (value === '') return undefined
   const date = new Date(/[zZ]|[+-]\d\d:\d\d$/.test(value) || !value.includes('T') ? value : value + 'Z')
   return Number.isNaN(date.getTime()) ? undefined : date

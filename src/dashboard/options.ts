@@ -6,7 +6,7 @@ import type { WebhookLogger } from '../core/logger.js'
 import type { WebhookStats } from '../core/stats.js'
 
 /** What the dashboard uses of an inbox, each where the inbox has it. */
-export type DashboardInbox = Pick<Inbox, 'counts' | 'outcome' | 'deadLetters' | 'redrive' | 'purge' | 'events' | 'health'>
+export type DashboardInbox = Pick<Inbox, 'counts' | 'outcome' | 'deadLetters' | 'redrive' | 'purge' | 'events' | 'health' | 'flowStore' | 'countMatching' | 'requeue'>
 
 /**
  * What the dashboard reads of a receiver: a `Webhooks` instance fits. Without
@@ -17,6 +17,9 @@ export interface DashboardReceiver {
   readonly inbox: DashboardInbox
   stats? (): WebhookStats
   health? (): WebhookHealth
+  /** Flow control's pause and resume (the Handlers page's buttons), where the receiver has them. */
+  pause? (handlerName?: string): Promise<void>
+  resume? (handlerName?: string): Promise<void>
   /** Where a store's failure on a page is logged. */
   readonly logger?: Pick<WebhookLogger, 'error'>
 }
@@ -63,7 +66,8 @@ export function checkOptions<Req> (options: unknown, extraKnown: readonly string
   const given = options as Partial<DashboardOptions<Req>>
   const webhooks = given.webhooks
   if (webhooks === null || typeof webhooks !== 'object' || webhooks.inbox === null || typeof webhooks.inbox !== 'object' ||
-    (webhooks.stats !== undefined && typeof webhooks.stats !== 'function') || (webhooks.health !== undefined && typeof webhooks.health !== 'function')) {
+    (webhooks.stats !== undefined && typeof webhooks.stats !== 'function') || (webhooks.health !== undefined && typeof webhooks.health !== 'function') ||
+    (webhooks.pause !== undefined && typeof webhooks.pause !== 'function') || (webhooks.resume !== undefined && typeof webhooks.resume !== 'function')) {
     throw new WebhookOptionsError(`${WHERE}: "webhooks" must be a Webhooks instance from sir-webhooks`)
   }
   if (given.authorize !== undefined && typeof given.authorize !== 'function') {

@@ -1,4 +1,8 @@
 import type { WebhookStats } from '../core/stats.js'
+import { History } from './history.js'
+
+/** Buckets of the since-start chart: about as many as a chart's width has room for. */
+const HISTORY_BUCKETS = 240
 
 /** What changed in one sample interval: the chart's points. */
 export interface Sample {
@@ -35,9 +39,12 @@ export class Samples {
   #next = 0
   #last: Totals | undefined
   #timer: ReturnType<typeof setInterval> | undefined
+  /** The same samples since start, downsampled: the second chart. */
+  readonly history: History
 
-  constructor (readonly capacity: number) {
+  constructor (readonly capacity: number, intervalMs = 5_000) {
     this.#ring = new Array<Sample | undefined>(capacity)
+    this.history = new History(HISTORY_BUCKETS, intervalMs / 1000)
   }
 
   start (read: () => WebhookStats, intervalMs: number): void {
@@ -58,6 +65,7 @@ export class Samples {
     const sample = { t: now / 1000 } as Sample
     for (const key of Object.keys(current) as Array<keyof Totals>) sample[key] = Math.max(0, current[key] - last[key])
     this.#ring[this.#next] = sample
+    this.history.add(sample)
     this.#next = (this.#next + 1) % this.capacity
   }
 

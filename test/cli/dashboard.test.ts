@@ -60,6 +60,9 @@ t.test('dashboard --store sqlite:PATH: loopback only, a one-time sign-in link, t
   const overview = await (await fetch(base + '/', { headers: { cookie } })).text()
   t.match(overview, '<span data-stat="counts.dead">1</span>')
   t.match(overview, 'No receiver runs in this process')
+  const handlers = await (await fetch(base + '/handlers', { headers: { cookie } })).text()
+  t.match(handlers, 'No receiver runs in this process', 'the Handlers page says what the store alone cannot show')
+  t.notMatch(handlers, 'data-field="runs"', 'and shows no runs it does not have')
   const dead = await (await fetch(base + '/dead', { headers: { cookie } })).text()
   t.match(dead, '&lt;b&gt;down&lt;/b&gt;')
   const token = /action="[^"]*\/actions\/redrive"[\s\S]*?name="token" value="([^"]+)"/.exec(dead)?.[1] ?? ''

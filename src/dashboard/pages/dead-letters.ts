@@ -1,5 +1,6 @@
 import type { EventOutcome } from '../../core/outcome.js'
-import { html } from '../escape.js'
+import type { ReplayFilter } from '../../core/replay-filter.js'
+import { html, type SafeHtml } from '../escape.js'
 import { actionForm, formatDate, layout, missingFeature, type PageContext } from './layout.js'
 
 export interface DeadLettersView {
@@ -7,6 +8,8 @@ export interface DeadLettersView {
   dead: EventOutcome[] | undefined
   limit: number
   canRedrive: boolean
+  /** Whether the store can count and re-drive a filtered set (`countMatching`, `requeue`); the form is hidden in read-only mode anyway. */
+  canRedriveFiltered: boolean
   canPurge: boolean
   notice?: string
 }
@@ -30,6 +33,7 @@ ${view.dead.length === 0
 <tbody>${rows}</tbody></table>
 ${view.canRedrive ? actionForm(context, 'redrive-all', {}, 'Re-drive every dead letter…') : ''}
 ${view.dead.length >= view.limit ? html`<p class="note">The oldest ${view.limit} are shown.</p>` : ''}`}
+${view.dead.length === 0 || context.readOnly ? '' : filteredRedrive(context, view.canRedriveFiltered)}
 ${view.canPurge && !context.readOnly
     ? html`<section class="purge"><h2>Purge finished events</h2>
 <p>Deletes done and dead events that finished before a date. Pending events are never purged. You will be asked to confirm.</p>
@@ -40,6 +44,49 @@ ${view.canPurge && !context.readOnly
 </form></section>`
     : ''}`
   return layout(context, '/dead', 'Dead letters', body)
+}
+
+/** Re-drive the dead letters a filter selects: the count is shown on the next page, before anything is queued. */
+function filteredRedrive (context: PageContext, canRedriveFiltered: boolean): SafeHtml {
+  if (!canRedriveFiltered) {
+    return html`<section class="redrive-filtered"><h2>Re-drive by filter</h2>${missingFeature('This store cannot count and re-drive dead letters by filter; re-drive them one by one or all at once.')}</section>`
+  }
+  return html`<section class="redrive-filtered"><h2>Re-drive by filter</h2>
+<p>Dead letters of one type, one failed handler or a time received (UTC); every field is optional. Their count is shown before anything is queued.</p>
+<form method="post" action="${context.base}/actions/redrive-filtered" class="filters">
+<label>Type <input name="type" placeholder="any" autocomplete="off"></label>
+<label>Handler <input name="handler" placeholder="any" autocomplete="off"></label>
+<label>Received since <input type="datetime-local" name="since"></label>
+<label>before <input type="datetime-local" name="until"></label>
+<input type="hidden" name="token" value="${context.token('redrive-filtered')}">
+<button type="submit">Count and re-drive…</button>
+</form></section>`
+}
+
+/** In words, what a filter selects. */
+function describeFilter (filter: ReplayFilter): string {
+  const parts = [
+    filter.type === undefined ? undefined : `of type ${filter.type}`,
+    filter.handler === undefined ? undefined : `failed by handler ${filter.handler}`,
+    filter.since === undefined ? undefined : `received since ${filter.since.toISOString()}`,
+    filter.until === undefined ? undefined : `received before ${filter.until.toISOString()}`
+  ].filter((part): part is string => part !== undefined)
+  return parts.length === 0 ? 'every dead event' : `dead events ${parts.join(', ')}`
+}
+
+/** The confirmation step of a filtered re-drive: how many it selects, and the same filter with `confirm=yes`. */
+export function redriveFilteredConfirmPage (context: PageContext, filter: ReplayFilter, count: number): string {
+  const fields: Record<string, string> = { confirm: 'yes' }
+  if (filter.type !== undefined) fields.type = filter.type
+  if (filter.handler !== undefined) fields.handler = filter.handler
+  if (filter.since !== undefined) fields.since = filter.since.toISOString()
+  if (filter.until !== undefined) fields.until = filter.until.toISOString()
+  const body = count === 0
+    ? html`<p data-field="count">No dead event matches: <span>${describeFilter(filter)}</span>.</p><p><a href="${context.base}/dead">Back</a></p>`
+    : html`<p>Queue <strong data-field="count">${count}</strong> <span>${describeFilter(filter)}</span> again, their attempts reset? Their handlers run again.</p>
+${actionForm(context, 'redrive-filtered', fields, 'Yes, re-drive them')}
+<p><a href="${context.base}/dead">Cancel</a></p>`
+  return layout(context, '/dead', 'Confirm the re-drive', body)
 }
 
 /** The confirmation step of a purge: the same form again, with `confirm=yes`. */

@@ -52,8 +52,20 @@ ${outcome.state === 'dead' && canRedrive ? actionForm(context, 'redrive', { id: 
 ${envelope === undefined
     ? missingFeature('The store no longer keeps this event\'s body.')
     : html`<pre data-field="envelope">${envelope}</pre>`}
-<p class="note">The store keeps the last error of an event, not every attempt's.</p>
+<h2>Attempts</h2>
+${attempts(outcome)}
 </section>`
+}
+
+/** Each failed or deferred run with its error, where the store keeps them; said plainly where it does not. */
+function attempts (outcome: EventOutcome): SafeHtml {
+  const log = outcome.attemptLog
+  if (log === undefined) return missingFeature('Each attempt\'s error is not kept by this store: the last error is shown above.')
+  if (log.length === 0) return html`<p>No failed or deferred run.</p>`
+  return html`<table class="attempts"><thead><tr><th>when</th><th>handler</th><th>attempt</th><th>outcome</th><th>error</th></tr></thead>
+<tbody>${log.map((record) => html`<tr data-attempt="${record.attempt}">
+<td>${formatDate(record.at)}</td><td>${record.handler}</td><td>${record.attempt}</td><td>${record.outcome}</td><td><code>${record.error}</code></td>
+</tr>`)}</tbody></table>`
 }
 
 function listing (context: PageContext, view: Listing | undefined): SafeHtml {

@@ -9,7 +9,7 @@ export interface PageContext {
   token: (action: string) => string
 }
 
-const NAV = [['', 'Overview'], ['/events', 'Events'], ['/dead', 'Dead letters']] as const
+const NAV = [['', 'Overview'], ['/events', 'Events'], ['/dead', 'Dead letters'], ['/handlers', 'Handlers']] as const
 
 /**
  * The page around every view. No inline script or style anywhere: the

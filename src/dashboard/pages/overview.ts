@@ -2,6 +2,7 @@ import type { OutcomeState } from '../../core/outcome.js'
 import type { WebhookHealth } from '../../core/health.js'
 import type { WebhookStats } from '../../core/stats.js'
 import { html } from '../escape.js'
+import type { HistoryView } from '../history.js'
 import type { Sample } from '../samples.js'
 import { layout, missingFeature, type PageContext } from './layout.js'
 
@@ -17,6 +18,8 @@ export interface OverviewData {
   /** How long the oldest pending event has waited, where the inbox can list events. */
   oldestPending?: string
   samples: Sample[]
+  /** Since the dashboard started, downsampled; sent with the page and when the refresh asks for it. */
+  history?: HistoryView
   sampleIntervalMs: number
 }
 
@@ -33,7 +36,7 @@ export function overviewPage (context: PageContext, data: OverviewData, chartsAv
 <dt>duplicate</dt><dd>${stat('stats.deliveries.duplicate', stats.deliveries.duplicate)}</dd>
 <dt>refused</dt><dd>${stat('stats.deliveries.refused', stats.deliveries.refused)}</dd>
 </dl></section>
-<section><h2>Handlers</h2><dl>
+<section><h2><a href="${context.base}/handlers">Handlers</a></h2><dl>
 <dt>succeeded</dt><dd>${stat('stats.handlers.succeeded', stats.handlers.succeeded)}</dd>
 <dt>retried</dt><dd>${stat('stats.handlers.retried', stats.handlers.retried)}</dd>
 <dt>failed</dt><dd>${stat('stats.handlers.failed', stats.handlers.failed)}</dd>
@@ -66,6 +69,10 @@ ${chartsAvailable
     ? html`<div id="chart" data-interval="${data.sampleIntervalMs}"></div>`
     : missingFeature('Charts need the uplot package next to sir-webhooks: npm install uplot')}
 </section>
+${chartsAvailable
+    ? html`<section><h2>Since start</h2><div id="chart-history"></div>
+<p class="note">Since this dashboard started, in <span data-stat="historyBucket"></span> buckets (wider as time goes on, so memory stays bounded); refreshed every half minute.</p></section>`
+    : ''}
 <section><h2>Refused, by reason</h2>
 <table><thead><tr><th>reason</th><th>deliveries</th></tr></thead><tbody>
 ${Object.entries(stats.deliveries.refusedBy).map(([code, count]) => html`<tr><td>${code}</td><td>${stat(`stats.deliveries.refusedBy.${code}`, count)}</td></tr>`)}
