@@ -59,6 +59,24 @@ t.test('sqlite: resume() starts a run paused by name at once, not after its wait
   t.ok((ran[0] ?? Infinity) - resumedAt < 900, `ran ${(ran[0] ?? 0) - resumedAt} ms after resume(), within a poll`)
 })
 
+t.test('sqlite: with two handlers paused, resuming the one the run did not wait for starts it at once', async (t) => {
+  const webhooks = receiver(sqliteInbox({ path: join(dir, `flow-${files++}.db`) }))
+  t.teardown(() => webhooks.close())
+  const ran: string[] = []
+  webhooks.on('action.completed', async function ledger () { ran.push('ledger') }, { name: 'ledger' })
+  webhooks.on('action.completed', async function email () { ran.push('email') }, { name: 'email' })
+  await webhooks.pause('ledger')
+  await webhooks.pause('email')
+  await webhooks.receive(delivery(event('evt_two_paused')))
+  await until(async () => (await webhooks.inbox.outcome?.('evt_two_paused'))?.attemptLog !== undefined, 'the runs to be deferred')
+  const resumedAt = Date.now()
+  // The row waits on the first paused handler (ledger); resuming email must reach it too.
+  await webhooks.resume('email')
+  await until(() => ran.includes('email'), 'email after its resume()', 5_000)
+  t.ok(Date.now() - resumedAt < 3_000, `email ran ${Date.now() - resumedAt} ms after resume(), not after the 5-minute paused wait`)
+  t.notOk(ran.includes('ledger'), 'ledger, still paused, did not run')
+})
+
 t.test('sqlite: a file of schema 2 is upgraded on open: its pending event runs under flow control', async (t) => {
   const path = join(dir, `flow-${files++}.db`)
   const old = new Database(path)

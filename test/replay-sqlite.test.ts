@@ -7,7 +7,7 @@ import { sqliteInbox } from '../src/sqlite/inbox.js'
 import { requeue } from '../src/sqlite/replay.js'
 import { Webhooks } from '../src/index.js'
 import { SECRET } from './helpers/deliveries.js'
-import { dryRunScenario, largeReplayScenario, requeueScenario } from './replay/scenario.js'
+import { dryRunScenario, largeReplayScenario, requeueResetsRetryLaterScenario, requeueScenario } from './replay/scenario.js'
 
 function tempPath (t: Test): string {
   const dir = mkdtempSync(join(tmpdir(), 'sir-replay-'))
@@ -43,11 +43,17 @@ t.test('SQLite requeue walks from a cursor: rows done again between batches are 
   db.transaction(() => { for (let index = 0; index < 1_100; index++) insert.run(`evt_${index}`) })()
   // A runner faster than the requeue: after each batch, every queued row is done again.
   let batches = 0
+  let counted = 0
   const finishAll = db.prepare("UPDATE sir_webhook_events SET state = 'done', finished_at = 3 WHERE state = 'pending'")
   const queued = await requeue(db, { state: 'done' }, async (run) => db.transaction(run)(), () => 10, () => {
     if (++batches > 5) throw new Error('the requeue keeps finding the rows it queued')
     finishAll.run()
-  })
+  }, (events) => { counted += events })
   t.equal(queued, 1_100, 'each row queued once')
+  t.equal(counted, 1_100, 'the backlog bound is told of each row made pending, in its batch')
   t.equal(batches, 3, 'in three batches of at most 500')
+})
+
+t.test('SQLite: a requeue of dead events starts the RetryLater bound afresh', async (t) => {
+  await requeueResetsRetryLaterScenario(t, sqliteInbox({ path: tempPath(t), pollIntervalMs: 50 }))
 })

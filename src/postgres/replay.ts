@@ -73,7 +73,7 @@ export async function requeue (env: ReplayEnvironment, filter: ReplayFilter, que
     WITH picked AS (
       SELECT e.id FROM ${s}.events e WHERE ${where} AND e.id > ${cursor} ORDER BY e.id LIMIT ${REQUEUE_BATCH}
     ), revived AS (
-      UPDATE ${s}.events SET state = 'pending', next_attempt_at = $1, finished_at = NULL
+      UPDATE ${s}.events SET state = 'pending', next_attempt_at = $1, finished_at = NULL, flow = NULL
       WHERE id IN (SELECT id FROM picked) AND state = $3 RETURNING id
     ), reset AS (
       UPDATE ${s}.attempts SET started = 0 WHERE event_id IN (SELECT id FROM revived)

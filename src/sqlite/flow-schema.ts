@@ -39,12 +39,12 @@ export interface FlowStatements {
   pause: Statement<[{ handler: string, now: number }]>
   unpause: Statement<[{ handler: string }]>
   unpauseAll: Statement<[]>
-  wakePaused: Statement<[{ handler: string | null, now: number }]>
+  wakePaused: Statement<[{ now: number }]>
   wakeConcurrency: Statement<[{ handler: string, now: number, limit: number }]>
   expireSlots: Statement<[{ handler: string, now: number }]>
   countSlots: Statement<[{ handler: string, now: number }], number>
   takeSlot: Statement<[{ handler: string, owner: string, leaseUntil: number }]>
-  releaseSlot: Statement<[number | bigint]>
+  releaseSlot: Statement<[{ id: number, owner: string }]>
   renewSlots: Statement<[{ owner: string, ids: string, leaseUntil: number }]>
   slotOwners: Statement<[], string>
   releaseOwnerSlots: Statement<[{ owner: string }]>
@@ -63,9 +63,12 @@ export function prepareFlow (db: BetterSqlite3.Database): FlowStatements {
     unpauseAll: db.prepare<[]>('DELETE FROM sir_webhook_flow_paused'),
     // Runs put off by a pause wait long (no poll of a paused backlog); a resume makes them due now.
     // INDEXED BY: without statistics the planner takes the due index, a scan of the whole backlog.
-    wakePaused: db.prepare<[{ handler: string | null, now: number }]>(`
+    // Every paused wait, whichever handler resumed: a row records only its first
+    // paused handler, and an event held by two paused handlers must be asked again
+    // when either resumes. One still paused is put back by its next claim.
+    wakePaused: db.prepare<[{ now: number }]>(`
       UPDATE sir_webhook_events INDEXED BY sir_webhook_events_waiting SET next_attempt_at = @now
-      WHERE wait_reason = 'paused' AND (@handler IS NULL OR wait_handler = @handler) AND state = 'pending' AND next_attempt_at > @now`),
+      WHERE wait_reason = 'paused' AND state = 'pending' AND next_attempt_at > @now`),
     // A slot freed: the runs that waited longest for one are due now.
     wakeConcurrency: db.prepare<[{ handler: string, now: number, limit: number }]>(`
       UPDATE sir_webhook_events SET next_attempt_at = @now WHERE id IN (
@@ -75,7 +78,8 @@ export function prepareFlow (db: BetterSqlite3.Database): FlowStatements {
     expireSlots: db.prepare<[{ handler: string, now: number }]>('DELETE FROM sir_webhook_flow_slots WHERE handler = @handler AND lease_until <= @now'),
     countSlots: db.prepare<[{ handler: string, now: number }], number>('SELECT count(*) FROM sir_webhook_flow_slots WHERE handler = @handler AND lease_until > @now').pluck(),
     takeSlot: db.prepare<[{ handler: string, owner: string, leaseUntil: number }]>('INSERT INTO sir_webhook_flow_slots (handler, owner, lease_until) VALUES (@handler, @owner, @leaseUntil)'),
-    releaseSlot: db.prepare<[number | bigint]>('DELETE FROM sir_webhook_flow_slots WHERE id = ?'),
+    // By owner too: an id may be reused once a lapsed slot is expired, and a late release must not free another process's slot.
+    releaseSlot: db.prepare<[{ id: number, owner: string }]>('DELETE FROM sir_webhook_flow_slots WHERE id = @id AND owner = @owner'),
     renewSlots: db.prepare<[{ owner: string, ids: string, leaseUntil: number }]>(
       'UPDATE sir_webhook_flow_slots SET lease_until = @leaseUntil WHERE owner = @owner AND id IN (SELECT value FROM json_each(@ids))'
     ),

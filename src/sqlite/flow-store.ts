@@ -101,7 +101,7 @@ export class SqliteFlowStore implements FlowStore {
       // resume() without a name resumes everything, the handlers paused by name too.
       else if (handler === undefined) sql.unpauseAll.run()
       else sql.unpause.run({ handler })
-      if (!paused) sql.wakePaused.run({ handler: handler ?? null, now })
+      if (!paused) sql.wakePaused.run({ now })
     })
     // Read back at once, so this process acts on its own pause without waiting for the timer.
     this.#state = this.#read()
@@ -134,11 +134,11 @@ export class SqliteFlowStore implements FlowStore {
 
   /** A slot freed: the run that waited longest for one of this handler's may start now, in whichever process. */
   #releaseSlot (handler: string, id: number): void {
-    const { sql } = this.#parts
+    const { sql, owner } = this.#parts
     // No longer renewed even if the delete fails: the row then lapses with its lease.
     this.#slots.delete(id)
     this.#write(() => {
-      sql.releaseSlot.run(id)
+      sql.releaseSlot.run({ id, owner })
       return sql.wakeConcurrency.run({ handler, now: Date.now(), limit: 1 }).changes
     }).then((woken) => { if (woken > 0) this.#parts.onResumed(handler) }, (error: unknown) => {
       this.#parts.logger()?.warn({ err: error, handler }, 'the SQLite inbox could not give back a concurrency slot; it counts until its lease lapses')
@@ -148,7 +148,7 @@ export class SqliteFlowStore implements FlowStore {
   /** Another process (or `inbox resume`) resumed: the runs put off by the pause are made due, and this process claims them. */
   #resumedElsewhere (handler: string | undefined): void {
     const { sql } = this.#parts
-    this.#write(() => sql.wakePaused.run({ handler: handler ?? null, now: Date.now() }))
+    this.#write(() => sql.wakePaused.run({ now: Date.now() }))
       .then(() => { this.#parts.onResumed(handler) }, (error: unknown) => {
         this.#parts.logger()?.warn({ err: error }, 'the SQLite inbox could not wake the runs put off by a pause; they start within their wait')
       })

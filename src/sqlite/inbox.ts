@@ -180,7 +180,7 @@ export class SqliteInbox implements Inbox {
 
   // Replay by filter (replay.ts): counted, queued again in batches of 500 rows per write, or run dry.
   async countMatching (filter: ReplayFilter): Promise<number> { this.#open(); return countMatching(this.#db!, filter) }
-  async requeue (filter: ReplayFilter): Promise<number> { this.#open(); return await requeue(this.#db!, filter, async (run) => await this.#adminWrite(run), () => this.#now(), () => this.#runner?.wake()) }
+  async requeue (filter: ReplayFilter): Promise<number> { this.#open(); return await requeue(this.#db!, filter, async (run) => await this.#adminWrite(run), () => this.#now(), () => this.#runner?.wake(), (events) => { this.#backlog.added(events) }) }
   async replayDryRun (filter: ReplayFilter, limit: number): Promise<ReplayRun[]> { this.#open(); return await replayDryRun(this.#db!, this.#runtime, filter, limit) }
 
   async redrive (id: string): Promise<boolean> {

@@ -51,7 +51,7 @@ export function countMatching (db: BetterSqlite3.Database, filter: ReplayFilter)
  * when given, so the runner runs exactly those handlers again. Each batch moves
  * its rows out of the filter's state, so the next batch finds the next rows.
  */
-export async function requeue (db: BetterSqlite3.Database, filter: ReplayFilter, write: <T>(run: () => T) => Promise<T>, now: () => number, wake: () => void): Promise<number> {
+export async function requeue (db: BetterSqlite3.Database, filter: ReplayFilter, write: <T>(run: () => T) => Promise<T>, now: () => number, wake: () => void, added: (events: number) => void): Promise<number> {
   const checked = checkReplayFilter(filter, 'requeue(filter)')
   const { where, values } = whereOf(checked)
   const succeeded = checked.state === 'dead'
@@ -61,13 +61,19 @@ export async function requeue (db: BetterSqlite3.Database, filter: ReplayFilter,
   // the last batch (a fast handler) is behind the cursor, not replayed twice.
   const statement = db.prepare<[Values], number>(`
     UPDATE sir_webhook_events
-    SET state = 'pending', attempts = 0, next_attempt_at = @now, finished_at = NULL, lease_owner = NULL, lease_until = NULL, succeeded = ${succeeded}
+    SET state = 'pending', attempts = 0, next_attempt_at = @now, finished_at = NULL, lease_owner = NULL, lease_until = NULL,
+      flow = NULL, wait_reason = NULL, wait_handler = NULL, succeeded = ${succeeded}
     WHERE rowid IN (SELECT rowid FROM sir_webhook_events WHERE rowid > @after AND ${where} ORDER BY rowid LIMIT ${REQUEUE_BATCH})
     RETURNING rowid`).pluck()
   let total = 0
   let after = 0
   for (;;) {
-    const rowids = await write(() => statement.all({ ...values, now: now(), after }))
+    const rowids = await write(() => {
+      const changed = statement.all({ ...values, now: now(), after })
+      // In the same transaction: the backlog bound counts these pending again at once.
+      added(changed.length)
+      return changed
+    })
     total += rowids.length
     // Woken at the first batch: the runner starts on the replay while the rest is queued.
     if (rowids.length > 0) wake()

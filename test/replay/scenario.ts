@@ -1,5 +1,5 @@
 import type { Test } from 'tap'
-import { Webhooks, type Delivery, type Inbox } from '../../src/index.js'
+import { RetryLater, Webhooks, type Delivery, type Inbox } from '../../src/index.js'
 import { captureLogs } from '../helpers/logs.js'
 import { SECRET, actionCompleted, eventually, signedRequest, type Envelope } from '../helpers/deliveries.js'
 
@@ -174,4 +174,27 @@ export async function largeReplayScenario (t: Test, inbox: DurableInbox, count =
   await eventually(() => [...runs.values()].every((ran) => ran >= 2), 60_000, 'every event replayed')
   await new Promise((resolve) => setTimeout(resolve, 500))
   t.same([...new Set(runs.values())], [2], 'each ran twice: once delivered, once replayed')
+}
+
+/**
+ * A requeue of dead events starts the RetryLater bound afresh, as `redrive(id)`
+ * does: an event re-driven while the partner still answers 429 is deferred
+ * again, not dead at its first RetryLater.
+ */
+export async function requeueResetsRetryLaterScenario (t: Test, inbox: DurableInbox): Promise<void> {
+  const webhooks = new Webhooks({ secret: SECRET, logger: captureLogs().logger, inbox, retry: { attempts: 1 }, retryLater: { maxDeferrals: 3, maxDeferredMs: 60_000 } })
+  t.teardown(() => webhooks.close())
+  let runs = 0
+  webhooks.on('action.completed', async function callPartner () {
+    runs += 1
+    throw new RetryLater({ afterMs: 10 })
+  }, { name: 'callPartner' })
+  const id = `evt_bound_${Date.now()}`
+  t.equal((await webhooks.receive(delivery(actionCompleted({ id })))).status, 200)
+  await settled(inbox, [id], 'dead')
+  t.equal(runs, 4, 'three deferrals, then the run that counts as the failure')
+  runs = 0
+  t.equal(await inbox.requeue({ state: 'dead' }), 1)
+  await settled(inbox, [id], 'dead')
+  t.equal(runs, 4, 'the bound starts afresh: three deferrals again, then the failure')
 }
