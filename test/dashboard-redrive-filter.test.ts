@@ -65,6 +65,7 @@ t.test(`${store}: a filtered set of dead letters is counted first, then re-drive
   const counted = await post({ type: 'action.completed', since })
   t.equal(counted.statusCode, 200, 'the first POST only counts')
   t.match(counted.body, /Queue <strong data-field="count">1<\/strong> <span>dead events of type action.completed, received since /)
+  t.match(counted.body, /name="max" value="1"/, 'the confirmation carries the count it confirms')
   await sleep(100)
   t.same(handled, [], 'nothing ran yet')
   t.equal((await webhooks.inbox.outcome?.('evt_new'))?.state, 'dead')
@@ -73,7 +74,8 @@ t.test(`${store}: a filtered set of dead letters is counted first, then re-drive
   t.equal((await post({ since: 'yesterday-ish' })).statusCode, 400, 'a date that is none')
   t.equal((await post({ since, until: since })).statusCode, 400, 'an empty range')
 
-  const confirmed = await post({ type: 'action.completed', since, confirm: 'yes', token: tokenOn(counted.body, 'redrive-filtered') })
+  t.equal((await post({ type: 'action.completed', since, confirm: 'yes', token: tokenOn(counted.body, 'redrive-filtered') })).statusCode, 400, 'a confirmation without the count it confirms')
+  const confirmed = await post({ type: 'action.completed', since, confirm: 'yes', max: '1', token: tokenOn(counted.body, 'redrive-filtered') })
   t.equal(confirmed.statusCode, 303)
   t.equal(confirmed.headers.location, `${PREFIX}/dead?redriven=1`)
   await until(() => handled.includes('evt_new'), 'the re-driven handler, in the app')

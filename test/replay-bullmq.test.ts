@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto'
 import t from 'tap'
 import { bullmqInbox } from '../src/bullmq/inbox.js'
 import { redisForTests } from './helpers/redis.js'
-import { dryRunScenario, largeReplayScenario, requeueResetsRetryLaterScenario, requeueScenario } from './replay/scenario.js'
+import { dryRunScenario, largeReplayScenario, requeueCapScenario, requeueResetsRetryLaterScenario, requeueScenario } from './replay/scenario.js'
 
 t.test('BullMQ: countMatching and requeue by state, type, time and handler', async (t) => {
   const redis = await redisForTests(t)
@@ -26,4 +26,10 @@ t.test('BullMQ: a requeue of dead events starts the RetryLater bound afresh', as
   const redis = await redisForTests(t)
   if (redis.url === undefined) return t.comment(`skipped, needs Redis: ${redis.reason}`)
   await requeueResetsRetryLaterScenario(t, bullmqInbox({ connection: redis.connection, queueName: `replay-${randomUUID()}` }))
+})
+
+t.test('BullMQ: requeue({ max }) queues no more than the confirmed count', async (t) => {
+  const redis = await redisForTests(t)
+  if (redis.url === undefined) return t.comment(`skipped, needs Redis: ${redis.reason}`)
+  await requeueCapScenario(t, bullmqInbox({ connection: redis.connection, queueName: `replay-${randomUUID()}` }))
 })

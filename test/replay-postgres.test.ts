@@ -2,7 +2,7 @@ import t, { type Test } from 'tap'
 import pg from 'pg'
 import { postgresInbox } from '../src/postgres/inbox.js'
 import { freshSchema, postgresForTests } from './helpers/postgres.js'
-import { dryRunScenario, largeReplayScenario, requeueResetsRetryLaterScenario, requeueScenario, replayReceiver, settled } from './replay/scenario.js'
+import { dryRunScenario, largeReplayScenario, requeueCapScenario, requeueResetsRetryLaterScenario, requeueScenario, replayReceiver, settled } from './replay/scenario.js'
 
 async function database (t: Test): Promise<string | undefined> {
   const server = await postgresForTests(t)
@@ -83,4 +83,10 @@ t.test('Postgres: a requeue of dead events starts the RetryLater bound afresh', 
   const url = await database(t)
   if (url === undefined) return
   await requeueResetsRetryLaterScenario(t, postgresInbox({ connectionString: url, schema: freshSchema(), pollIntervalMs: 50 }))
+})
+
+t.test('Postgres: requeue({ max }) queues no more than the confirmed count', async (t) => {
+  const url = await database(t)
+  if (url === undefined) return
+  await requeueCapScenario(t, postgresInbox({ connectionString: url, schema: freshSchema(), pollIntervalMs: 50 }))
 })

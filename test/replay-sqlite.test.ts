@@ -7,7 +7,7 @@ import { sqliteInbox } from '../src/sqlite/inbox.js'
 import { requeue } from '../src/sqlite/replay.js'
 import { Webhooks } from '../src/index.js'
 import { SECRET } from './helpers/deliveries.js'
-import { dryRunScenario, largeReplayScenario, requeueResetsRetryLaterScenario, requeueScenario } from './replay/scenario.js'
+import { dryRunScenario, largeReplayScenario, requeueCapScenario, requeueResetsRetryLaterScenario, requeueScenario } from './replay/scenario.js'
 
 function tempPath (t: Test): string {
   const dir = mkdtempSync(join(tmpdir(), 'sir-replay-'))
@@ -56,4 +56,8 @@ t.test('SQLite requeue walks from a cursor: rows done again between batches are 
 
 t.test('SQLite: a requeue of dead events starts the RetryLater bound afresh', async (t) => {
   await requeueResetsRetryLaterScenario(t, sqliteInbox({ path: tempPath(t), pollIntervalMs: 50 }))
+})
+
+t.test('SQLite: requeue({ max }) queues no more than the confirmed count', async (t) => {
+  await requeueCapScenario(t, sqliteInbox({ path: tempPath(t), pollIntervalMs: 50 }))
 })

@@ -18,7 +18,7 @@ import { RedisMemory } from './memory-floor.js'
 import { backlogLimit } from '../core/backlog-bound.js'
 import type { FlowStore } from '../core/flow/store.js'
 import { countMatching, replayDryRun, requeue, requeueJob, type ReplayEnvironment } from './replay.js'
-import type { ReplayFilter } from '../core/replay-filter.js'
+import type { ReplayFilter, RequeueOptions } from '../core/replay-filter.js'
 import type { ReplayRun } from '../core/replay.js'
 
 export { jobIdFor } from './jobs.js'
@@ -238,7 +238,7 @@ export class BullmqInbox implements Inbox {
 
   // Replay by filter (replay.ts): the completed or failed set read a page of 500 jobs at a time.
   async countMatching (filter: ReplayFilter): Promise<number> { return await countMatching(this.#replayEnv(), filter) }
-  async requeue (filter: ReplayFilter): Promise<number> { return await requeue(this.#replayEnv(), filter) }
+  async requeue (filter: ReplayFilter, options?: RequeueOptions): Promise<number> { return await requeue(this.#replayEnv(), filter, options?.max) }
   async replayDryRun (filter: ReplayFilter, limit: number): Promise<ReplayRun[]> { return await replayDryRun(this.#replayEnv(), this.#runtime, filter, limit) }
   #replayEnv (): ReplayEnvironment {
     return { queue: async () => await this.#queue(), seenKey: (jobId) => this.#seenKey(jobId), dedupeSeconds: () => this.#dedupeSeconds(this.#runtime), requeued: (jobId) => { this.#reported.delete(jobId) } }

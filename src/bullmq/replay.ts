@@ -117,17 +117,18 @@ export async function requeueJob (env: ReplayEnvironment, queue: Queue<JobData>,
   return true
 }
 
-export async function requeue (env: ReplayEnvironment, filter: ReplayFilter): Promise<number> {
+export async function requeue (env: ReplayEnvironment, filter: ReplayFilter, max = Infinity): Promise<number> {
   const checked = checkReplayFilter(filter, 'requeue(filter)')
   const queue = await env.queue()
   let queued = 0
   await eachPage(queue, checked, async (jobs) => {
     let moved = 0
     for (const job of jobs) {
+      if (queued + moved >= max) break
       if (await requeueJob(env, queue, job, checked.state, checked.handler)) moved++
     }
     queued += moved
-    return moved
+    return queued >= max ? false : moved
   })
   return queued
 }

@@ -85,7 +85,8 @@ export async function runFilteredRedrive (inbox: OperatorInbox, filter: ReplayFi
       return EXIT_FAILED
     }
   }
-  const requeued = await inbox.requeue(filter)
+  // At most what was counted and confirmed: events matching only since are left alone.
+  const requeued = await inbox.requeue(filter, { max: matched })
   show({ ...json, requeued }, () => `${verb === 're-drive' ? 're-drove' : 'replayed'} ${described(filter, requeued)}: queued again, ${consequence(filter)}\n`)
   return EXIT_OK
 }

@@ -6,7 +6,7 @@ import { WebhookOptionsError } from './errors.js'
 import type { DeadLetterQuery, EventOutcome, OutcomeState } from './outcome.js'
 import type { FlowGate } from './flow/gate.js'
 import type { FlowStore } from './flow/store.js'
-import type { ReplayFilter } from './replay-filter.js'
+import type { ReplayFilter, RequeueOptions } from './replay-filter.js'
 import type { HandlerOrdering, OrderingEngine } from './ordering/engine.js'
 import type { OrderingStore } from './ordering/store.js'
 import type { ReplayRun } from './replay.js'
@@ -164,7 +164,7 @@ export interface Inbox<Extra extends object = object> {
    * Queues every event matching the filter again, attempts reset (for `done`
    * with `handler`, only that handler's run); answers how many it queued.
    */
-  requeue? (filter: ReplayFilter): Promise<number>
+  requeue? (filter: ReplayFilter, options?: RequeueOptions): Promise<number>
   /**
    * Runs the current handlers on at most `limit` stored events matching the
    * filter, oldest first, and records nothing (`webhooks.replay(filter,

@@ -31,6 +31,16 @@ export interface CheckedReplayFilter {
   handler: string | undefined
 }
 
+/** How a requeue is bounded. */
+export interface RequeueOptions {
+  /**
+   * Queue at most this many: the count an operator confirmed (`inbox redrive`'s
+   * `--yes`, the dashboard's confirmation). Events that match only since the
+   * count are left alone rather than touched unconfirmed.
+   */
+  max?: number
+}
+
 /** Checks a filter as the stores need it; `where` names the call in the message (`requeue(filter)`). */
 export function checkReplayFilter (filter: ReplayFilter, where: string): CheckedReplayFilter {
   if (typeof filter !== 'object' || filter === null) throw new WebhookOptionsError(`${where}: the filter must be an object such as { state: 'dead' }`)

@@ -62,7 +62,9 @@ export async function runAction (action: InboxAction, form: URLSearchParams, inb
       const filter = deadFilter(form)
       if (typeof filter === 'string') return text(400, `the re-drive's filter: ${filter}`)
       if (form.get('confirm') !== 'yes') return page(redriveFilteredConfirmPage(context, filter, await inbox.countMatching!(filter)))
-      const redriven = await inbox.requeue!(filter)
+      const max = Number(form.get('max'))
+      if (!Number.isSafeInteger(max) || max < 1) return text(400, 'the re-drive\'s confirmation must carry the count it confirmed ("max")')
+      const redriven = await inbox.requeue!(filter, { max })
       return redirect(`${base}/dead?redriven=${redriven}`)
     }
     case 'purge': {

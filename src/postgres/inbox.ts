@@ -20,7 +20,7 @@ import { redactedStoreError } from './store-errors.js'
 import { StoreHealth } from './store-health.js'
 import { listEvents, type EventQuery } from './event-list.js'
 import { countMatching, replayDryRun, requeue, type ReplayEnvironment } from './replay.js'
-import type { ReplayFilter } from '../core/replay-filter.js'
+import type { ReplayFilter, RequeueOptions } from '../core/replay-filter.js'
 import type { ReplayRun } from '../core/replay.js'
 
 export type { PostgresInboxOptions } from './options.js'
@@ -206,7 +206,7 @@ export class PostgresInbox implements Inbox<PostgresHandlerExtra> {
 
   // Replay by filter (replay.ts): counted, queued again in batches of 500 rows per statement, or run dry and rolled back.
   async countMatching (filter: ReplayFilter): Promise<number> { return await countMatching(this.#replayEnv(), filter) }
-  async requeue (filter: ReplayFilter): Promise<number> { return await requeue(this.#replayEnv(), filter, (count) => { this.#backlog.added(count) }) }
+  async requeue (filter: ReplayFilter, options?: RequeueOptions): Promise<number> { return await requeue(this.#replayEnv(), filter, (count) => { this.#backlog.added(count) }, options?.max) }
   async replayDryRun (filter: ReplayFilter, limit: number): Promise<ReplayRun[]> { return await replayDryRun(this.#replayEnv(), this.#runtime, filter, limit) }
   #replayEnv (): ReplayEnvironment { return { pool: async () => await this.#pool(), schema: this.#options.schema, wakeChannel: this.#sql.wakeChannel, now: () => this.#now() } }
 

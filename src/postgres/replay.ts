@@ -59,7 +59,7 @@ export async function countMatching (env: ReplayEnvironment, filter: ReplayFilte
  * claiming transaction, its writes committing with its new "handled" mark.
  * `queued` hears each batch's count as it commits.
  */
-export async function requeue (env: ReplayEnvironment, filter: ReplayFilter, queued: (count: number) => void): Promise<number> {
+export async function requeue (env: ReplayEnvironment, filter: ReplayFilter, queued: (count: number) => void, max = Infinity): Promise<number> {
   const checked = checkReplayFilter(filter, 'requeue(filter)')
   const s = quoted(env.schema)
   const { where, values } = whereOf(checked, s, 3)
@@ -69,9 +69,11 @@ export async function requeue (env: ReplayEnvironment, filter: ReplayFilter, que
   // In id order from a cursor (the last parameter): a replayed event
   // that is done again before the last batch is behind the cursor, not replayed twice.
   const cursor = `$${values.length + 3 + (checked.state === 'done' && checked.handler !== undefined ? 1 : 0)}`
+  // The batch size after it: smaller for the last batch under `max`.
+  const batch = `$${values.length + 4 + (checked.state === 'done' && checked.handler !== undefined ? 1 : 0)}`
   const statement = `
     WITH picked AS (
-      SELECT e.id FROM ${s}.events e WHERE ${where} AND e.id > ${cursor} ORDER BY e.id LIMIT ${REQUEUE_BATCH}
+      SELECT e.id FROM ${s}.events e WHERE ${where} AND e.id > ${cursor} ORDER BY e.id LIMIT ${batch}::integer
     ), revived AS (
       UPDATE ${s}.events SET state = 'pending', next_attempt_at = $1, finished_at = NULL, flow = NULL
       WHERE id IN (SELECT id FROM picked) AND state = $3 RETURNING id
@@ -86,11 +88,11 @@ export async function requeue (env: ReplayEnvironment, filter: ReplayFilter, que
   let total = 0
   let after = ''
   for (;;) {
-    const { rows } = await pool.query<{ queued: number, picked: number, last: string | null }>(statement, [env.now(), env.wakeChannel, ...values, ...extra, after])
+    const { rows } = await pool.query<{ queued: number, picked: number, last: string | null }>(statement, [env.now(), env.wakeChannel, ...values, ...extra, after, Math.min(REQUEUE_BATCH, max - total)])
     const changed = rows[0]?.queued ?? 0
     total += changed
     if (changed > 0) queued(changed)
-    if ((rows[0]?.picked ?? 0) < REQUEUE_BATCH || rows[0]?.last == null) return total
+    if ((rows[0]?.picked ?? 0) < REQUEUE_BATCH || rows[0]?.last == null || total >= max) return total
     after = rows[0].last
   }
 }

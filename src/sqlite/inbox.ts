@@ -21,7 +21,7 @@ import { purgeCutoffs, purgeQuietly } from '../core/retention.js'
 import { listEvents, type EventQuery } from './event-list.js'
 import type { FlowStore } from '../core/flow/store.js'
 import { SqliteFlowStore } from './flow-store.js'
-import { countMatching, replayDryRun, requeue, type ReplayFilter, type ReplayRun } from './replay.js'
+import { countMatching, replayDryRun, requeue, type ReplayFilter, type ReplayRun, type RequeueOptions } from './replay.js'
 
 export type { SqliteInboxOptions, StartupCheck } from './options.js'
 export type { InboxHealth, PurgeOptions, PurgeResult } from '../core/inbox.js'
@@ -180,7 +180,7 @@ export class SqliteInbox implements Inbox {
 
   // Replay by filter (replay.ts): counted, queued again in batches of 500 rows per write, or run dry.
   async countMatching (filter: ReplayFilter): Promise<number> { this.#open(); return countMatching(this.#db!, filter) }
-  async requeue (filter: ReplayFilter): Promise<number> { this.#open(); return await requeue(this.#db!, filter, async (run) => await this.#adminWrite(run), () => this.#now(), () => this.#runner?.wake(), (events) => { this.#backlog.added(events) }) }
+  async requeue (filter: ReplayFilter, options?: RequeueOptions): Promise<number> { this.#open(); return await requeue(this.#db!, filter, async (run) => await this.#adminWrite(run), () => this.#now(), () => this.#runner?.wake(), (events) => { this.#backlog.added(events) }, options?.max) }
   async replayDryRun (filter: ReplayFilter, limit: number): Promise<ReplayRun[]> { this.#open(); return await replayDryRun(this.#db!, this.#runtime, filter, limit) }
 
   async redrive (id: string): Promise<boolean> {

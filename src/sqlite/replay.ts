@@ -7,7 +7,7 @@ import { idFromKey } from './ids.js'
 import { storedEvent } from './rows.js'
 import type { EventRow } from './schema.js'
 
-export type { ReplayFilter } from '../core/replay-filter.js'
+export type { ReplayFilter, RequeueOptions } from '../core/replay-filter.js'
 export type { ReplayRun } from '../core/replay.js'
 
 /**
@@ -51,7 +51,7 @@ export function countMatching (db: BetterSqlite3.Database, filter: ReplayFilter)
  * when given, so the runner runs exactly those handlers again. Each batch moves
  * its rows out of the filter's state, so the next batch finds the next rows.
  */
-export async function requeue (db: BetterSqlite3.Database, filter: ReplayFilter, write: <T>(run: () => T) => Promise<T>, now: () => number, wake: () => void, added: (events: number) => void): Promise<number> {
+export async function requeue (db: BetterSqlite3.Database, filter: ReplayFilter, write: <T>(run: () => T) => Promise<T>, now: () => number, wake: () => void, added: (events: number) => void, max = Infinity): Promise<number> {
   const checked = checkReplayFilter(filter, 'requeue(filter)')
   const { where, values } = whereOf(checked)
   const succeeded = checked.state === 'dead'
@@ -63,13 +63,13 @@ export async function requeue (db: BetterSqlite3.Database, filter: ReplayFilter,
     UPDATE sir_webhook_events
     SET state = 'pending', attempts = 0, next_attempt_at = @now, finished_at = NULL, lease_owner = NULL, lease_until = NULL,
       flow = NULL, wait_reason = NULL, wait_handler = NULL, succeeded = ${succeeded}
-    WHERE rowid IN (SELECT rowid FROM sir_webhook_events WHERE rowid > @after AND ${where} ORDER BY rowid LIMIT ${REQUEUE_BATCH})
+    WHERE rowid IN (SELECT rowid FROM sir_webhook_events WHERE rowid > @after AND ${where} ORDER BY rowid LIMIT @batch)
     RETURNING rowid`).pluck()
   let total = 0
   let after = 0
   for (;;) {
     const rowids = await write(() => {
-      const changed = statement.all({ ...values, now: now(), after })
+      const changed = statement.all({ ...values, now: now(), after, batch: Math.min(REQUEUE_BATCH, max - total) })
       // In the same transaction: the backlog bound counts these pending again at once.
       added(changed.length)
       return changed
@@ -77,7 +77,7 @@ export async function requeue (db: BetterSqlite3.Database, filter: ReplayFilter,
     total += rowids.length
     // Woken at the first batch: the runner starts on the replay while the rest is queued.
     if (rowids.length > 0) wake()
-    if (rowids.length < REQUEUE_BATCH) return total
+    if (rowids.length < REQUEUE_BATCH || total >= max) return total
     after = Math.max(...rowids)
   }
 }

@@ -198,3 +198,16 @@ export async function requeueResetsRetryLaterScenario (t: Test, inbox: DurableIn
   await settled(inbox, [id], 'dead')
   t.equal(runs, 4, 'the bound starts afresh: three deferrals again, then the failure')
 }
+
+/** `requeue(filter, { max })` queues no more than the count confirmed, whatever matches by then. */
+export async function requeueCapScenario (t: Test, inbox: DurableInbox): Promise<void> {
+  const { send } = replayReceiver(t, inbox)
+  const ids = await send(3)
+  await settled(inbox, ids, 'dead')
+  t.equal(await inbox.countMatching({ state: 'dead' }), 3)
+  t.equal(await inbox.requeue({ state: 'dead' }, { max: 2 }), 2, 'two queued: the cap')
+  const states = await Promise.all(ids.map(async (id) => (await inbox.outcome(id))?.state))
+  t.equal(states.filter((state) => state === 'dead').length >= 1, true, `one left dead (${states.join(', ')})`)
+  await settled(inbox, ids, 'dead')
+  t.equal(await inbox.requeue({ state: 'dead' }, { max: 1 }), 1, 'one queued')
+}

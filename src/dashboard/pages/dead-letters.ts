@@ -76,7 +76,8 @@ function describeFilter (filter: ReplayFilter): string {
 
 /** The confirmation step of a filtered re-drive: how many it selects, and the same filter with `confirm=yes`. */
 export function redriveFilteredConfirmPage (context: PageContext, filter: ReplayFilter, count: number): string {
-  const fields: Record<string, string> = { confirm: 'yes' }
+  // The count shown is the most the confirmation queues (`max`): later matches are not touched unconfirmed.
+  const fields: Record<string, string> = { confirm: 'yes', max: String(count) }
   if (filter.type !== undefined) fields.type = filter.type
   if (filter.handler !== undefined) fields.handler = filter.handler
   if (filter.since !== undefined) fields.since = filter.since.toISOString()
