@@ -4,7 +4,8 @@ import { randomUUID } from 'node:crypto'
 import t from 'tap'
 import { bullmqInbox, type BullmqInbox } from '../src/bullmq/inbox.js'
 import type { Webhooks } from '../src/index.js'
-import { until } from './inbox-contract/support.js'
+import { describeOutcome } from '../src/cli/inbox-format.js'
+import { delivery, receiver, sleep, until } from './inbox-contract/support.js'
 import { redisForTests } from './helpers/redis.js'
 import { runOrderingProperty } from './ordering/property.js'
 import { runOrderingScenarios } from './ordering/scenarios.js'
@@ -22,4 +23,64 @@ if (redis.url === undefined) {
   }
   runOrderingProperty(t, { name: 'bullmq', inbox, settled }, 4)
   runOrderingScenarios(t, { name: 'bullmq', inbox, settled, durable: true })
+}
+
+if (redis.url !== undefined) {
+  const { connection } = redis
+  const byAction = { key: (event: { data: unknown }) => `action:${(event.data as { actionId: string }).actionId}` }
+  const keyed = (id: string, second: number): Record<string, unknown> =>
+    ({ id, type: 'action.completed', createdAt: new Date(Date.UTC(2026, 4, 10, 9, 0, second)).toISOString(), data: { actionId: 'a1' } })
+  const drained = async (inbox: BullmqInbox): Promise<void> => {
+    await until(async () => (await inbox.counts()).pending === 0 && inbox.running === 0, 'the queue to drain', 30_000)
+  }
+
+  t.test('bullmq: a stale event skipped by skipStale is done with the outcome stale, in outcome(id) and inbox show', async (t) => {
+    const inbox = bullmqInbox({ connection, queueName: `order-${randomUUID()}` })
+    const webhooks = receiver(inbox, { ordering: { ...byAction, skipStale: true } })
+    t.teardown(() => webhooks.close())
+    const ran: string[] = []
+    webhooks.on('action.completed', function ledger (event) { ran.push(event.id) }, { name: 'ledger' })
+    const id = `evt_obq_stale_${randomUUID()}`
+    await webhooks.receive(delivery(keyed(`${id}_newer`, 9)))
+    await drained(inbox)
+    await webhooks.receive(delivery(keyed(`${id}_older`, 3)))
+    await drained(inbox)
+    t.same(ran, [`${id}_newer`], 'the older one did not run')
+    t.match(await inbox.outcome(`${id}_older`), { state: 'done', skipped: 'stale' })
+    t.notOk((await inbox.outcome(`${id}_newer`))?.skipped, 'a handled event has no skipped outcome')
+    t.match(describeOutcome(await inbox.outcome(`${id}_older`) as NonNullable<Awaited<ReturnType<typeof inbox.outcome>>>), /^outcome +stale: not run/m)
+  })
+
+  t.test('bullmq: an ordered event deferred by flow control keeps its key; a newer one does not pass it', async (t) => {
+    const inbox = bullmqInbox({ connection, queueName: `order-${randomUUID()}` })
+    const webhooks = receiver(inbox, { concurrency: 10, ordering: byAction })
+    t.teardown(() => webhooks.close())
+    const ran: Array<{ id: string, stale: boolean | undefined }> = []
+    // One token each 400 ms: the second and third event are deferred by the rate, not by their key.
+    webhooks.on('action.completed', function ledger (event, { ordering }) { ran.push({ id: event.id.slice(-2), stale: ordering?.stale }) },
+      { name: 'ledger', rate: { perSecond: 2.5, burst: 1 } })
+    const id = `evt_obq_flow_${randomUUID()}`
+    for (const [suffix, second] of [['_a', 1], ['_b', 2], ['_c', 3], ['_d', 4]] as const) await webhooks.receive(delivery(keyed(`${id}${suffix}`, second)))
+    await drained(inbox)
+    t.same(ran, [{ id: '_a', stale: false }, { id: '_b', stale: false }, { id: '_c', stale: false }, { id: '_d', stale: false }], 'in createdAt order, once each, none stale')
+  })
+
+  t.test('bullmq: a key idle for the dedupe window forgets its newest handled createdAt; until then Redis keeps it', async (t) => {
+    const queueName = `order-${randomUUID()}`
+    const inbox = bullmqInbox({ connection, queueName })
+    const webhooks = receiver(inbox, { ordering: byAction })
+    t.teardown(() => webhooks.close())
+    webhooks.on('action.completed', function ledger () {}, { name: 'ledger' })
+    await webhooks.receive(delivery(keyed(`evt_obq_ttl_${randomUUID()}`, 9)))
+    await drained(inbox)
+    await sleep(50)
+    const { Redis } = await import('ioredis')
+    const client = new Redis(connection as object)
+    t.teardown(() => { client.disconnect() })
+    const state = `bull:${queueName}:sir-order:state:action:a1`
+    t.equal(await client.hget(state, 'newest'), String(Date.UTC(2026, 4, 10, 9, 0, 9)), 'the newest handled createdAt is in Redis')
+    const ttl = await client.pttl(state)
+    t.ok(ttl > 604_700_000 && ttl <= 604_800_000, `kept for the dedupe window (7 days) once the key is idle (${ttl} ms left)`)
+    t.equal(await client.zcard(`bull:${queueName}:sir-order:line:action:a1`), 0, 'the key\'s line is empty')
+  })
 }
