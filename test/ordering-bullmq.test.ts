@@ -21,7 +21,7 @@ if (redis.url === undefined) {
     const queue = webhooks.inbox as BullmqInbox
     await until(async () => (await queue.counts()).pending === 0 && queue.running === 0, 'the queue to drain', 60_000)
   }
-  runOrderingProperty(t, { name: 'bullmq', inbox, settled }, 4)
+  runOrderingProperty(t, { name: 'bullmq', inbox, settled }, 6)
   runOrderingScenarios(t, { name: 'bullmq', inbox, settled, durable: true })
 }
 
@@ -82,5 +82,47 @@ if (redis.url !== undefined) {
     const ttl = await client.pttl(state)
     t.ok(ttl > 604_700_000 && ttl <= 604_800_000, `kept for the dedupe window (7 days) once the key is idle (${ttl} ms left)`)
     t.equal(await client.zcard(`bull:${queueName}:sir-order:line:action:a1`), 0, 'the key\'s line is empty')
+  })
+}
+
+if (redis.url !== undefined) {
+  const { connection } = redis
+  t.test('bullmq: a hot key on two receivers of one queue runs strictly one at a time, oldest createdAt first', async (t) => {
+    const queueName = `order-hot-${randomUUID()}`
+    const options = { concurrency: 8, ordering: { key: () => 'hot' } }
+    const inboxes = [bullmqInbox({ connection, queueName }), bullmqInbox({ connection, queueName })]
+    const [a, b] = inboxes.map((inbox) => receiver(inbox, options)) as [ReturnType<typeof receiver>, ReturnType<typeof receiver>]
+    t.teardown(async () => { await Promise.all([a.close(), b.close()]) })
+    let active = 0
+    let most = 0
+    const ran: Array<{ by: string, createdAt: number }> = []
+    let allAccepted: () => void = () => {}
+    const accepted = new Promise<void>((resolve) => { allAccepted = resolve })
+    for (const [by, webhooks] of [['a', a], ['b', b]] as const) {
+      webhooks.on('action.completed', async function ledger (event) {
+        active += 1
+        most = Math.max(most, active)
+        ran.push({ by, createdAt: Date.parse(event.createdAt) })
+        // The first run holds the key until every event is accepted: the rest must then run oldest first.
+        if (ran.length === 1) await accepted
+        await sleep(2)
+        active -= 1
+      }, { name: 'ledger' })
+    }
+    // All accepted before the first can finish: 120 events, created in scrambled order, half through each receiver.
+    const id = `evt_obq_hot_${randomUUID()}`
+    const seconds = Array.from({ length: 120 }, (_, index) => (index * 37) % 120)
+    await Promise.all(seconds.map(async (second, index) => {
+      const body = { id: `${id}_${index}`, type: 'action.completed', createdAt: new Date(Date.UTC(2026, 4, 10, 9, 0, 0) + second * 1000).toISOString(), data: { actionId: 'x' } }
+      t.equal((await (index % 2 === 0 ? a : b).receive(delivery(body))).status, 200)
+    }))
+    allAccepted()
+    await until(() => ran.length === 120, 'every event to run', 60_000)
+    await sleep(50)
+    t.equal(most, 1, 'never two runs of the key at once, across both receivers')
+    t.equal(ran.length, 120, 'each ran once')
+    t.ok(ran.some((run) => run.by === 'a') && ran.some((run) => run.by === 'b'), 'both receivers ran some')
+    const afterFirst = ran.slice(1).map((run) => run.createdAt)
+    t.same(afterFirst, [...afterFirst].sort((x, y) => x - y), 'after the first (held until all were accepted), oldest createdAt first')
   })
 }
