@@ -82,7 +82,7 @@ if (redis.url === undefined) {
     // The first 1 200 wait before anything runs: they must run exactly oldest first.
     const early = events.slice(0, 1200)
     await accept(early)
-    const workers = await Promise.all([startWorker(env), startWorker(env)])
+    const workers: ChildProcess[] = await Promise.all([startWorker(env), startWorker(env)])
     t.teardown(async () => { await Promise.all(workers.map(async (worker) => { await stop(worker, 'SIGKILL') })) })
     // The other 800 while the workers run: some arrive after newer events of their key ran.
     const late = accept(events.slice(1200))
