@@ -135,5 +135,13 @@ if (redis.url === undefined) {
       }
     }
     t.same(failures.slice(0, 10), [], `per key: no overlap, oldest first, stale flags exact (${runs.length} lines, ${runs.filter((line) => line.stale).length} stale runs)`)
+
+    // The restarted worker alone now: it takes jobs like the others.
+    await stop(workers[1] as ChildProcess, 'SIGTERM')
+    const after = Array.from({ length: 20 }, (_, index) => ({ id: `evt_mp_${seed}_after_${index}`, key: 'kz', createdAt: base + index * 1000 }))
+    await accept(after)
+    await until(() => readRuns(runsFile).filter((line) => line.at === 'end' && line.key === 'kz').length === 20, 'the restarted worker to run 20 more', 60_000)
+    const restarted = readRuns(runsFile).filter((line) => line.at === 'end' && line.key === 'kz')
+    t.ok(restarted.every((line) => line.pid === workers[2]?.pid), 'the restarted worker ran them')
   })
 }
