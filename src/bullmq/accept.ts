@@ -6,6 +6,7 @@ import type { Queue } from 'bullmq'
 import type { AnyEvent } from '../core/events.js'
 import type { AcceptOutcome, InboxRuntime } from '../core/inbox.js'
 import { HOLD_MS, jobIdFor, markSeen, type JobData } from './jobs.js'
+import { forLog } from './redis-state.js'
 
 export interface AcceptStep {
   queue: Queue<JobData>
@@ -72,6 +73,9 @@ export async function acceptInto (step: AcceptStep, event: AnyEvent, receivedAt:
   const data: JobData = rawBody === undefined
     ? { event, receivedAt }
     : { body: Buffer.from(rawBody.buffer, rawBody.byteOffset, rawBody.byteLength).toString('utf8'), receivedAt }
+  // The key, computed once, kept with the job: every worker orders by what the accept computed.
+  const ref = runtime.ordering?.refFor(event, receivedAt)
+  if (ref !== undefined) data.ordering = { key: ref.key, createdAt: ref.createdAt, notBefore: ref.notBefore }
   // Held: if this delivery is refused while the add is in flight, the job
   // exists but must not run, since "503 records nothing".
   const job = await queue.add(event.type, data, {
@@ -97,6 +101,14 @@ export async function acceptInto (step: AcceptStep, event: AnyEvent, receivedAt:
   }
   if (marked === 'finished') return await recordedDuplicate(queue, jobId, digest)
   if (marked !== 'marked') return duplicateOf(marked.seen, digest)
+  if (ref !== undefined) {
+    // Before the promotion, so the job is in its key's line when it first runs. Should
+    // this fail, the job's first take puts it there: the accept stands.
+    const ordering = runtime.ordering
+    await Promise.resolve().then(async () => { await ordering?.store.enqueue({ ...ref, jobId } as typeof ref) }).catch((error: unknown) => {
+      runtime.logger.warn({ err: forLog(error), event: { id: event.id, type: event.type } }, 'the BullMQ inbox could not put the event in its ordering key\'s line; it is put there when it runs')
+    })
+  }
   // The key is set, so the event must run even if this answer is now late
   // (another delivery of the id may already have been told "duplicate").
   await job.promote().catch(() => {

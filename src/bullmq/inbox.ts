@@ -13,11 +13,13 @@ import { RedisState, checkDatabase, forLog } from './redis-state.js'
 import { createWorker, runWhenHandled, type JobRunner } from './worker.js'
 import { PAUSE_REFRESH_MS, RedisFlowStore } from './flow-store.js'
 import { OldestPending } from './pending.js'
+import { RedisOrderingStore } from './ordering-store.js'
+import type { ResolvedOptions } from '../core/resolved-options.js'
 import { listEvents } from './listing.js'
 import { RedisMemory } from './memory-floor.js'
 import { backlogLimit } from '../core/backlog-bound.js'
 import type { FlowStore } from '../core/flow/store.js'
-import { countMatching, replayDryRun, requeue, requeueJob, type ReplayEnvironment } from './replay.js'
+import { countMatching, redriveJob, replayDryRun, requeue, type ReplayEnvironment } from './replay.js'
 import type { ReplayFilter, RequeueOptions } from '../core/replay-filter.js'
 import type { ReplayRun } from '../core/replay.js'
 
@@ -58,6 +60,7 @@ export class BullmqInbox implements Inbox {
   #bullmq: BullMQ | undefined
   readonly #flow: RedisFlowStore
   readonly #oldest = new OldestPending()
+  #ordering: RedisOrderingStore | undefined
   readonly #memory = new RedisMemory(async () => await (await (await this.#ready).queue.client).info())
 
   constructor (options: BullmqInboxOptions) {
@@ -107,7 +110,8 @@ export class BullmqInbox implements Inbox {
       onError: (error) => { this.#redis.error(error) },
       running: this.#running,
       reported: this.#reported,
-      flow: this.#flow
+      flow: this.#flow,
+      ordering: this.#ordering
     }
     const worker = createWorker(runner)
     this.#worker = worker
@@ -117,6 +121,7 @@ export class BullmqInbox implements Inbox {
     const begin = (): void => {
       this.#databaseChecked().then(() => {
         this.#flow.start()
+        this.#ordering?.start()
         this.#oldest.start(async () => await this.#queue(), PAUSE_REFRESH_MS, (error) => { this.#redis.error(error) })
         this.#memory.start()
         runWhenHandled(worker, runner, () => this.#closing)
@@ -172,6 +177,12 @@ export class BullmqInbox implements Inbox {
     return this.#flow
   }
 
+  /** Ordering kept in Redis for every worker on the queue; a key's newest handled createdAt kept for the dedupe window. */
+  orderingStore (options: ResolvedOptions): RedisOrderingStore {
+    const settings = { ttlMs: () => this.#dedupeSeconds(this.#runtime) * 1000, onDeadLetter: options.ordering?.onDeadLetter ?? 'skip', onError: (error: Error) => { this.#redis.error(error) } }
+    return (this.#ordering = new RedisOrderingStore(async () => await this.#queue(), settings))
+  }
+
   /** Whether Redis is reachable: degraded while it is not, as every delivery then gets 503. */
   health (): InboxHealth {
     const own = this.#redis.health()
@@ -197,22 +208,16 @@ export class BullmqInbox implements Inbox {
    * When the oldest event accepted and not finished was received, across every
    * receiver on the queue: from the pending index (pending.ts), read every 500 ms.
    */
-  get oldestReceivedAt (): number | undefined {
-    return this.#oldest.value
-  }
+  get oldestReceivedAt (): number | undefined { return this.#oldest.value }
 
   /** Jobs this process's worker is running now. */
-  get running (): number {
-    return this.#running.count
-  }
+  get running (): number { return this.#running.count }
 
   /**
    * Jobs by state. `pending` includes held jobs, a refused delivery's included,
    * until the sender's retry or their hold runs out.
    */
-  async counts (): Promise<Record<OutcomeState, number>> {
-    return await countJobs(await this.#queue())
-  }
+  async counts (): Promise<Record<OutcomeState, number>> { return await countJobs(await this.#queue()) }
 
   async outcome (id: string): Promise<EventOutcome | undefined> {
     const queue = await this.#queue()
@@ -245,12 +250,7 @@ export class BullmqInbox implements Inbox {
   }
 
   /** False also when another redrive (a second operator, say) queued it again first. */
-  async redrive (id: string): Promise<boolean> {
-    const queue = await this.#queue()
-    const job = await queue.getJob(jobIdFor(id))
-    if (job === undefined || await job.getState() !== 'failed') return false
-    return await requeueJob(this.#replayEnv(), queue, job, 'dead')
-  }
+  async redrive (id: string): Promise<boolean> { return await redriveJob(this.#replayEnv(), id) }
 
   /**
    * Removes done jobs older than `retentionSeconds` and dead ones older than
@@ -274,6 +274,7 @@ export class BullmqInbox implements Inbox {
     if (this.#closing) return
     this.#closing = true
     this.#flow.close()
+    this.#ordering?.close()
     this.#oldest.stop()
     this.#memory.stop()
     const worker = this.#worker

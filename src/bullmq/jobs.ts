@@ -8,6 +8,7 @@ import type { AnyEvent } from '../core/events.js'
 import type { DeferralRecord } from '../core/flow/gate.js'
 import type { EventOutcome, OutcomeState } from '../core/outcome.js'
 import { attemptRecords, type StoredAttempt } from './attempt-log.js'
+import type { StoredOrdering } from './ordering-store.js'
 
 export type BullMQ = typeof BullMQModule
 
@@ -42,6 +43,8 @@ export interface JobData {
    * (the last attempt's successes are not written back), so this says it instead.
    */
   replayOnly?: string[]
+  /** With the receiver's `ordering` option, the event's place in its key's line, computed once at accept (ordering-store.ts). */
+  ordering?: StoredOrdering
 }
 
 /** What the processor throws when an attempt fails, so BullMQ's backoff uses the delay already logged. */
@@ -188,6 +191,7 @@ export function toOutcome (job: Job<JobData>, state: string): EventOutcome {
   if (typeof job.finishedOn === 'number' && outcome.state !== 'pending') outcome.finishedAt = new Date(job.finishedOn)
   const attemptLog = attemptRecords(job.data.attemptLog)
   if (attemptLog !== undefined) outcome.attemptLog = attemptLog
+  if (job.data.ordering?.skipped === 'stale' && outcome.state === 'done') outcome.skipped = 'stale'
   return outcome
 }
 

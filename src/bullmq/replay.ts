@@ -7,7 +7,7 @@ import type { InboxRuntime } from '../core/inbox.js'
 import { checkReplayFilter, type CheckedReplayFilter, type ReplayFilter } from '../core/replay-filter.js'
 import { dryRunEvent, type ReplayRun } from '../core/replay.js'
 import { bodyDigest, seenValue } from './accept.js'
-import { jobEvent, markSeen, type JobData } from './jobs.js'
+import { jobEvent, jobIdFor, markSeen, type JobData } from './jobs.js'
 
 /**
  * Jobs read per round trip. Redis has no index on a job's type or time, so a
@@ -156,4 +156,12 @@ export async function replayDryRun (env: ReplayEnvironment, runtime: InboxRuntim
     return left > 0 ? 0 : false
   })
   return runs
+}
+
+/** Runs a dead event again (`inbox redrive`); false when it is not dead, or another redrive queued it first. */
+export async function redriveJob (env: ReplayEnvironment, id: string): Promise<boolean> {
+  const queue = await env.queue()
+  const job = await queue.getJob(jobIdFor(id))
+  if (job === undefined || await job.getState() !== 'failed') return false
+  return await requeueJob(env, queue, job, 'dead')
 }

@@ -11,6 +11,8 @@ import type { ResolvedBullmqOptions } from './options.js'
 import { jobFinished } from './pending.js'
 import { withAttempts } from './attempt-log.js'
 import { handledBefore } from './replay.js'
+import { endTurn, takeKey } from './ordering-run.js'
+import type { RedisOrderingStore } from './ordering-store.js'
 
 export interface JobRunner {
   bullmq: BullMQ
@@ -27,6 +29,8 @@ export interface JobRunner {
   reported: Set<string>
   /** Where a job put back for want of a handler's slot waits to be woken. */
   flow: { waitForSlot: (handler: string, jobId: string, receivedAt: number) => Promise<void> }
+  /** With the receiver's `ordering` option: the keys' lines in Redis. */
+  ordering?: RedisOrderingStore | undefined
 }
 
 /**
@@ -103,13 +107,21 @@ async function processJob (runner: JobRunner, job: Job<JobData>, token: string |
     // never answered. It waits for the sender's retry to set the key.
     await putBack(runner, job, token, HOLD_MS)
   }
+  // The key first: a job that may not take it is parked, no attempt used.
+  const turn = await takeKey(runner.bullmq, runtime, runner.ordering, job, event, token)
+  if (turn?.skip === true) {
+    // Stale under skipStale: done unrun, its outcome `stale`.
+    await job.updateData({ ...job.data, ordering: { ...job.data.ordering as NonNullable<JobData['ordering']>, skipped: 'stale' } })
+    await endTurn(runtime, turn, 'stale')
+    return
+  }
   // attemptsStarted counts an attempt cut short by a crash; attemptsMade does not.
   // Each pick-up of a deferred job counts as started too, but used no attempt.
-  const attempt = Math.max(job.attemptsStarted - deferredRuns, job.attemptsMade + 1)
+  const attempt = Math.max(job.attemptsStarted - (job.data.deferredRuns ?? 0), job.attemptsMade + 1)
   const flow = runtime.flow
   const result: AttemptResult & Partial<FlowAttemptResult> = flow === undefined
-    ? await runAttempt(runtime, event, receivedAt, attempt, succeeded)
-    : await runFlowAttempt(runtime, flow, { event, receivedAt, attempt }, succeeded, job.data)
+    ? await runAttempt(runtime, event, receivedAt, attempt, succeeded, turn?.context)
+    : await runFlowAttempt(runtime, flow, { event, receivedAt, attempt, ordering: turn?.context }, succeeded, job.data)
   // Shutdown cut this attempt short: a handler that returned since may have
   // stopped half-way, so nothing of it is recorded. The job goes back to be run
   // at once by another receiver or the next start; the attempt counts as started.
@@ -120,7 +132,7 @@ async function processJob (runner: JobRunner, job: Job<JobData>, token: string |
     : withAttempts(job.data.attemptLog, attempt, result.failures, result.deferred ?? [], Date.now())
   if (last === undefined && (result.deferred ?? []).length > 0) {
     // Nothing failed, something may not run yet: back to wait, no attempt used.
-    await job.updateData({ ...job.data, succeeded: result.succeeded, deferrals: result.deferrals, reserved: result.reserved, deferredRuns: deferredRuns + 1, attemptLog })
+    await job.updateData({ ...job.data, succeeded: result.succeeded, deferrals: result.deferrals, reserved: result.reserved, deferredRuns: (job.data.deferredRuns ?? 0) + 1, attemptLog })
     const deferred = (result.deferred ?? []).map((run) => run.reason === 'concurrency' ? { ...run, retryInMs: Math.max(run.retryInMs, SLOT_WAIT_MS) } : run)
     await job.moveToDelayed(Date.now() + earliestRetry(deferred), token)
     // Once delayed, so that a release finds it there to wake.
@@ -128,17 +140,21 @@ async function processJob (runner: JobRunner, job: Job<JobData>, token: string |
     await Promise.all([...new Set(slots)].map(async (handler) => { await runner.flow.waitForSlot(handler, job.id ?? '', receivedAt) })).catch(runner.onError)
     throw new runner.bullmq.DelayedError()
   }
-  if (last === undefined) return
+  if (last === undefined) {
+    await endTurn(runtime, turn, 'handled')
+    return
+  }
   const final = job.attemptsMade + 1 >= (job.opts.attempts ?? 1)
   const message = `${last.key}: ${errorSummary(last.error)}` + (final ? notRun(runner, job, result.deferred ?? []) : '')
   await job.updateData({ ...job.data, succeeded: result.succeeded, deferrals: result.deferrals, reserved: result.reserved, attemptLog })
   if (final) {
     runner.reported.add(job.id ?? '')
-    await reportFailures(runtime, event, receivedAt, attempt, result.failures, undefined)
+    await reportFailures(runtime, event, receivedAt, attempt, result.failures, undefined, turn?.context)
+    await endTurn(runtime, turn, 'dead')
     throw new AttemptFailed(message, 0)
   }
   const delay = backoffDelay(job.attemptsMade + 1, runtime.options.retry)
-  await reportFailures(runtime, event, receivedAt, attempt, result.failures, delay)
+  await reportFailures(runtime, event, receivedAt, attempt, result.failures, delay, turn?.context)
   throw new AttemptFailed(message, delay)
 }
 

@@ -1,6 +1,7 @@
 import type { AnyEvent } from './events.js'
 import type { RegisteredHandler } from './handlers.js'
 import type { HandlerRun, InboxRuntime } from './inbox.js'
+import type { HandlerOrdering } from './ordering/engine.js'
 
 export interface KeyedHandler {
   handler: RegisteredHandler
@@ -36,11 +37,11 @@ export function keyedHandlers (handlers: readonly RegisteredHandler[]): KeyedHan
  * every handler that has not yet succeeded. At-least-once: a handler that
  * succeeded in an attempt cut short by a crash runs again.
  */
-export async function runAttempt (runtime: InboxRuntime, event: AnyEvent, receivedAt: number, attempt: number, succeededBefore: Iterable<string>): Promise<AttemptResult> {
+export async function runAttempt (runtime: InboxRuntime, event: AnyEvent, receivedAt: number, attempt: number, succeededBefore: Iterable<string>, ordering?: HandlerOrdering): Promise<AttemptResult> {
   const done = new Set(succeededBefore)
   const keyed = keyedHandlers(runtime.handlersFor(event.type))
   const pending = keyed.filter(({ key }) => !done.has(key))
-  const runs: HandlerRun[] = pending.map(({ handler }) => ({ event, handler, attempt, receivedAt }))
+  const runs: HandlerRun[] = pending.map(({ handler }) => ({ event, handler, attempt, receivedAt, ordering }))
   // async: a synchronous handler's throw becomes this handler's rejection, not the attempt's.
   const settled = await Promise.allSettled(runs.map(async (run) => { await runtime.runHandler(run) }))
   const failures: AttemptFailure[] = []
@@ -63,9 +64,9 @@ export async function runAttempt (runtime: InboxRuntime, event: AnyEvent, receiv
  * be retried, `onError` and `onDeadLetter` (through the runtime, as the memory
  * inbox does) when it will not.
  */
-export async function reportFailures (runtime: InboxRuntime, event: AnyEvent, receivedAt: number, attempt: number, failures: readonly AttemptFailure[], retryInMs: number | undefined): Promise<void> {
+export async function reportFailures (runtime: InboxRuntime, event: AnyEvent, receivedAt: number, attempt: number, failures: readonly AttemptFailure[], retryInMs: number | undefined, ordering?: HandlerOrdering): Promise<void> {
   for (const { handler, error } of failures) {
-    const run: HandlerRun = { event, handler, attempt, receivedAt }
+    const run: HandlerRun = { event, handler, attempt, receivedAt, ordering }
     if (retryInMs === undefined) await runtime.handlerFailed(run, error)
     else runtime.handlerRetrying(run, error, retryInMs)
   }

@@ -4,7 +4,7 @@
 // are one shape (a plan of events), shrinking a plan of 60 timed deliveries buys
 // little, and the seed replays a failure exactly: ORDERING_SEED=<seed>.
 import type { Test } from 'tap'
-import type { HandlerContext, Inbox, WebhooksOptions } from '../../src/index.js'
+import type { HandlerContext, Inbox, Webhooks, WebhooksOptions } from '../../src/index.js'
 import { seededRandom } from '../../src/testing/random.js'
 import { delivery, receiver, sleep } from '../inbox-contract/support.js'
 
@@ -13,6 +13,8 @@ export interface OrderingPlace {
   /** A fresh inbox on a fresh store. */
   inbox: () => Inbox
   options?: Partial<WebhooksOptions>
+  /** Resolves once the receiver's work is done; `webhooks.idle()` unless the inbox has none (BullMQ: its queue drained). */
+  settled?: (webhooks: Webhooks) => Promise<void>
 }
 
 interface PlannedEvent {
@@ -123,7 +125,7 @@ async function play (place: OrderingPlace, plan: Plan, random: () => number): Pr
       if (random() < 0.3) await sleep(Math.floor(random() * 4))
     }
     await Promise.all(answers)
-    await webhooks.idle()
+    await (place.settled === undefined ? webhooks.idle() : place.settled(webhooks))
   } finally {
     await webhooks.close()
   }

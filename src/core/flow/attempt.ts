@@ -1,6 +1,7 @@
 import { keyedHandlers, type AttemptFailure, type AttemptResult } from '../attempt.js'
 import type { AnyEvent } from '../events.js'
 import type { HandlerRun, InboxRuntime } from '../inbox.js'
+import type { HandlerOrdering } from '../ordering/engine.js'
 import { isDeferral, type DeferReason, type DeferralRecord, type FlowGate } from './gate.js'
 
 export interface DeferredRun {
@@ -53,11 +54,11 @@ export const STORE_RETRY_MS = 1_000
 export async function runFlowAttempt (
   runtime: InboxRuntime,
   gate: FlowGate,
-  run: { event: AnyEvent, receivedAt: number, attempt: number },
+  run: { event: AnyEvent, receivedAt: number, attempt: number, ordering?: HandlerOrdering | undefined },
   succeededBefore: Iterable<string>,
   carried: FlowCarry = {}
 ): Promise<FlowAttemptResult> {
-  const { event, receivedAt, attempt } = run
+  const { event, receivedAt, attempt, ordering } = run
   const done = new Set(succeededBefore)
   const pending = keyedHandlers(runtime.handlersFor(event.type)).filter(({ key }) => !done.has(key))
   const failures: AttemptFailure[] = []
@@ -96,7 +97,7 @@ export async function runFlowAttempt (
       return
     }
     delete reserved[keyed.key]
-    const handlerRun: HandlerRun = { event, handler: keyed.handler, attempt, receivedAt }
+    const handlerRun: HandlerRun = { event, handler: keyed.handler, attempt, receivedAt, ordering }
     try {
       await runtime.runHandler(handlerRun)
       done.add(keyed.key)
