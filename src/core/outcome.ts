@@ -32,6 +32,8 @@ export interface EventOutcome {
    * them (the dashboard's attempt history); `lastError` is the newest one's message.
    */
   attemptLog?: AttemptRecord[]
+  /** `stale`: done without a handler run, since a newer event of its ordering key was handled first (`ordering.skipStale`). */
+  skipped?: 'stale'
 }
 
 /** One handler run that did not succeed, as an inbox records it. Never the event body. */

@@ -120,8 +120,7 @@ export class SqliteInbox implements Inbox {
 
   /** Ordering kept in the file, one run of a key at a time across every process on it (ordering-store.ts). Asked for once, by the receiver. */
   orderingStore (): SqliteOrderingStore {
-    this.#ordering ??= new SqliteOrderingStore({ db: this.#db as BetterSqlite3.Database, sql: this.#open(), writer: this.#writer as GroupCommit, clock: () => this.#now(), onUnblock: () => { this.#runner?.wake() } })
-    return this.#ordering
+    return (this.#ordering ??= new SqliteOrderingStore({ db: this.#db!, sql: this.#open(), writer: this.#writer!, clock: () => this.#now(), onUnblock: () => { this.#runner?.wake() } }))
   }
 
   /** Pending events before deliveries get 503 (the receiver's `maxQueueSize` too, when set). */
@@ -214,13 +213,8 @@ export class SqliteInbox implements Inbox {
     return await purgeEvents(this.#open(), cutoffs, options.dryRun === true, async (run) => await this.#adminWrite(run))
   }
 
-  /**
-   * How the inbox's own connection commits accepts: what a 2xx stands on. For
-   * operators and tests; the values are SQLite's pragma names.
-   */
-  durability (): Durability {
-    return durabilityOf(this.#db)
-  }
+  /** How the inbox's own connection commits accepts: what a 2xx stands on. For operators and tests; the values are SQLite's pragma names. */
+  durability (): Durability { return durabilityOf(this.#db) }
 
   /**
    * Stops taking work and waits up to `graceMs` for running events. Unlike the

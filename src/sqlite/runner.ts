@@ -12,11 +12,11 @@ import type { ResolvedSqliteOptions } from './options.js'
 import type { SqliteBacklog } from './backlog.js'
 import { idFromKey, idLists } from './ids.js'
 import { afterLeaseLost, afterOutcomeNotRecorded, type LateRun } from './lease-lost.js'
-import { storedEvent } from './rows.js'
 import type { EventRow, Statements } from './schema.js'
 import type { OrderedOutcome } from '../core/ordering/engine.js'
 import type { OrderedEventRef } from '../core/ordering/store.js'
 import { orderedRuntime, orderingOf, refOf } from './ordered-run.js'
+import { beforeRun } from './pre-run.js'
 import { attemptLogAfter, PAUSE_REFRESH_MS, carriedFlow, flowRecord, nextRun, notRunNote, type SqliteAttemptResult } from './flow-attempt.js'
 
 /**
@@ -105,9 +105,8 @@ export class EventRunner {
       const free = runtime.options.concurrency - this.#inAttempt
       if (free <= 0) return { rows: [], durable: batch.durable }
       const now = this.#now()
-      // Accepts queued after this claim in the same transaction may bring an event
-      // older than a head it would take, answered 2xx before that head starts:
-      // such a claim takes no new key, and the runner claims again after it.
+      // Accepts after this claim in its transaction may bring an event older than a head it takes,
+      // answered before that head starts: such a claim takes no new key, and claims again after it.
       const rows = sql.claim.all({ owner, now, leaseUntil: now + options.leaseMs, limit: free, takeKeys: batch.durable && runtime.ordering !== undefined ? 0 : 1, ...this.runningIds() })
       return { rows, durable: batch.durable }
     }).then(({ rows, durable }) => {
@@ -220,32 +219,15 @@ export class EventRunner {
     const ordering = ref === undefined ? undefined : orderingOf(this.#parts.runtime.ordering, ref, sql.ordering.newest.get(ref.key) ?? undefined, row.attempts === 1)
     // Every run of an ordered event, and its dead letter, carry its place in its key.
     const runtime = orderedRuntime(this.#parts.runtime, ordering)
-    let event: AnyEvent
-    try {
-      event = storedEvent(row)
-    } catch (error) {
+    const prepared = beforeRun(row, runtime, ordering)
+    if (prepared.event === undefined) {
       attemptEnded()
-      // Running it would fail the same way every time.
-      runtime.logger.error({ err: error, event: { id: idFromKey(row.id), type: row.type } }, 'the SQLite inbox cannot parse a stored event; it is marked dead without running')
-      await this.#finish(row, { state: 'dead', succeeded: row.succeeded, lastError: errorSummary(error) }, ref)
+      await this.#finish(row, prepared.finish, ref)
+      if (prepared.deadLetter !== undefined) await runtime.deadLetter(prepared.deadLetter)
       return
     }
-    if (ordering !== undefined && runtime.ordering?.skips(ordering) === true) {
-      attemptEnded()
-      // Stale, and `skipStale`: done without a handler run, recorded as such.
-      await this.#finish(row, { state: 'done', succeeded: row.succeeded, lastError: null, skipped: 'stale' }, ref)
-      return
-    }
+    const { event } = prepared
     const { retry } = runtime.options
-    if (row.attempts > retry.attempts) {
-      attemptEnded()
-      // Started as often as retries allow and never finished: the process died
-      // each time. Running it again could crash the receiver forever.
-      const error = new Error(`the receiver stopped during each of ${row.attempts - 1} attempts`)
-      await this.#finish(row, { state: 'dead', succeeded: row.succeeded, lastError: errorSummary(error) }, ref)
-      await runtime.deadLetter({ event, reason: 'handler_failed', error, attempts: row.attempts - 1, receivedAt: new Date(row.received_at) })
-      return
-    }
     const startedAt = performance.now()
     const succeededBefore = JSON.parse(row.succeeded) as string[]
     const flow = runtime.flow
@@ -314,5 +296,4 @@ export class EventRunner {
   #now (): number {
     return this.#parts.runtime.options.clock()
   }
-
 }
