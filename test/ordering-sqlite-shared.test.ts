@@ -25,7 +25,7 @@ type Line = { kind: 'start', id: string, key: string, pid: number, attempt: numb
   | { kind: 'killed', pid: number }
 
 function readLines (file: string): Line[] {
-  let text = ''
+  let text: string
   try { text = readFileSync(file, 'utf8') } catch { return [] }
   return text.split('\n').filter((line) => line !== '').map((line): Line => {
     const [kind, a = '', b = '', c = '', d = '', e = '', f = ''] = line.split(' ')
