@@ -126,7 +126,8 @@ async function run (request: Request, inbox: OperatorInbox, flags: Flags, io: Io
       // Left out where the store keeps no ordering state.
       const keys = orderingCounts(inbox)
       const ordering = keys === undefined ? {} : { ordering: { waitingKeys: keys.waiting, blockedKeys: keys.blocked } }
-      const keyLine = keys === undefined ? '' : `ordering keys: ${keys.waiting} waiting, ${keys.blocked} blocked behind a dead letter${keys.blocked > 0 ? ' (inbox blocked lists them)' : ''}\n`
+      // Printed when a key waits or is blocked: a store without ordered events says nothing new.
+      const keyLine = keys === undefined || keys.waiting + keys.blocked === 0 ? '' : `ordering keys: ${keys.waiting} waiting, ${keys.blocked} blocked behind a dead letter${keys.blocked > 0 ? ' (inbox blocked lists them)' : ''}\n`
       // oldestWaitingMs: null when none waits, left out when the store cannot tell.
       show({ ...counts, ...signals, paused: signals.paused ?? null, ...ordering },
         () => table(['STATE', 'EVENTS'], Object.entries(counts).map(([state, count]) => [state, String(count)])) + describeSignals(signals) + keyLine)
