@@ -3,6 +3,7 @@ import Database from 'better-sqlite3'
 import t from 'tap'
 import { RetryLater } from '../src/index.js'
 import { sqliteInbox } from '../src/sqlite/inbox.js'
+import { SCHEMA_VERSION } from '../src/sqlite/schema.js'
 import { runFlowScenarios } from './flow/scenarios.js'
 import { otelForTests } from './helpers/otel.js'
 import { tempDir } from './inbox-contract/scenarios.js'
@@ -106,7 +107,7 @@ t.test('sqlite: a file of schema 2 is upgraded on open: its pending event runs u
   await until(() => inbox.oldestReceivedAt === undefined, 'none pending: undefined')
   const check = new Database(path, { readonly: true })
   t.teardown(() => { check.close() })
-  t.equal(check.pragma('user_version', { simple: true }), 3)
+  t.equal(check.pragma('user_version', { simple: true }), SCHEMA_VERSION)
 })
 
 t.test('sqlite: a pause is kept in the file: a receiver started after it is paused too, until resume()', async (t) => {

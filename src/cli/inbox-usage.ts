@@ -33,6 +33,9 @@ that reaches the store. Receivers may keep running meanwhile.
                                deliveries are still accepted
   inbox resume [--handler NAME]
                                the paused runs drain at each handler's pace
+  inbox blocked                ordering keys blocked behind a dead letter (ordering.onDeadLetter
+                               "block"), each with the event that holds it
+  inbox unblock KEY            move a blocked key on: its next event runs on every receiver
   inbox purge --before DATE    delete done and dead events that finished before DATE (ISO 8601);
                                pending events are never purged. Asks first in a terminal,
                                needs --yes otherwise; --dry-run only counts
@@ -128,6 +131,26 @@ too. The waiting runs drain at each handler's configured pace.
 ${storeFlags}
 
 Exit codes: 0 resumed; 1 the store failed, or it has no flow control; 2 bad command line.`,
+  blocked: `Usage: sir-webhooks inbox blocked --store STORE [--json]
+
+The ordering keys blocked behind a dead letter (the receivers' ordering option
+with onDeadLetter "block"), each with the id of the dead event that holds it and
+since when. Later events of a blocked key wait. Re-drive the event to run it in
+its place (by createdAt), or "inbox unblock KEY" to move on without it.
+
+${storeFlags}
+
+Exit codes: 0 listed; 1 the store failed, or it keeps no ordering state; 2 bad command line.`,
+  unblock: `Usage: sir-webhooks inbox unblock KEY --store STORE [--json]
+
+Moves a blocked ordering key on: every receiver on the store runs its next
+event, oldest createdAt first. The dead letter that held it stays, to re-drive
+(it then runs flagged stale if newer events of its key were handled) or purge.
+
+${storeFlags}
+
+Exit codes: 0 unblocked; 1 the store failed, it keeps no ordering state, or the
+key was not blocked; 2 bad command line.`,
   purge: `Usage: sir-webhooks inbox purge --before DATE --store STORE [--dry-run | --yes] [--json]
 
 Deletes the done and dead events that finished before DATE. Pending events are

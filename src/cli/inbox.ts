@@ -4,6 +4,7 @@ import { deadTable, describeOutcome, moreDeadLetters, presenter } from './inbox-
 import { checkPurgeConsent, purgeBefore, runPurge } from './inbox-purge.js'
 import { FILTER_FLAGS, replayFilterFrom, runFilteredRedrive, wantsFilter } from './inbox-replay.js'
 import { describeSignals, flowSignals, runPause } from './inbox-flow.js'
+import { orderingCounts, runBlocked, runUnblock } from './inbox-ordering.js'
 import type { ReplayFilter } from '../core/replay-filter.js'
 import { openStore, type OperatorInbox } from './inbox-stores.js'
 import { inboxHelp, inboxUsage } from './inbox-usage.js'
@@ -13,8 +14,10 @@ import { table } from './table.js'
 
 /** What to do, checked before the store is opened: a usage error should not wait on a connection. */
 interface Request {
-  subcommand: 'stats' | 'dead' | 'show' | 'redrive' | 'purge' | 'pause' | 'resume'
+  subcommand: 'stats' | 'dead' | 'show' | 'redrive' | 'purge' | 'pause' | 'resume' | 'blocked' | 'unblock'
   id?: string
+  /** `unblock KEY`. */
+  key?: string
   /** `redrive --state …`: a redrive by filter. */
   filter?: ReplayFilter
   /** `pause|resume --handler NAME`. */
@@ -60,7 +63,7 @@ function checkSchema (flags: Flags): void {
 
 function parseRequest (flags: Flags, positionals: readonly string[], io: Io): Request {
   const subcommand = positionals[0]
-  if (subcommand === undefined) throw new UsageError('which subcommand? stats, dead, show ID, redrive ID|--all|--state …, purge --before DATE, pause or resume')
+  if (subcommand === undefined) throw new UsageError('which subcommand? stats, dead, show ID, redrive ID|--all|--state …, purge --before DATE, pause, resume, blocked or unblock KEY')
   const only = (flag: string, ...where: string[]): void => {
     const which = where.length === 1 ? where.join('') : `${where.slice(0, -1).join(', ')} and ${where.at(-1) ?? ''}`
     if (flags[flag] !== undefined && !where.includes(subcommand)) throw new UsageError(`--${flag} is for inbox ${which} only`)
@@ -85,6 +88,14 @@ function parseRequest (flags: Flags, positionals: readonly string[], io: Io): Re
       return { subcommand, limit: numberFlag(flags, 'limit', { min: 1, integer: true }) ?? 100 }
     case 'show':
       return { subcommand, id: needId(positionals, subcommand) }
+    case 'blocked':
+      if (positionals.length > 1) throw new UsageError('inbox blocked takes no argument')
+      return { subcommand }
+    case 'unblock': {
+      const key = positionals[1]
+      if (key === undefined || key.length === 0 || positionals.length > 2) throw new UsageError('inbox unblock takes one ordering key: sir-webhooks inbox unblock KEY')
+      return { subcommand, key }
+    }
     case 'redrive':
       if (wantsFilter(flags)) {
         if (positionals.length > 1 || flags.all === true) throw new UsageError('inbox redrive takes an event id, --all, or a filter (--state …), one of them')
@@ -102,7 +113,7 @@ function parseRequest (flags: Flags, positionals: readonly string[], io: Io): Re
       return handler === undefined ? { subcommand } : { subcommand, handler }
     }
     default:
-      throw new UsageError(`unknown subcommand "${printable(subcommand)}": use stats, dead, show, redrive, purge, pause or resume`)
+      throw new UsageError(`unknown subcommand "${printable(subcommand)}": use stats, dead, show, redrive, purge, pause, resume, blocked or unblock`)
   }
 }
 
@@ -112,9 +123,14 @@ async function run (request: Request, inbox: OperatorInbox, flags: Flags, io: Io
     case 'stats': {
       const counts = await inbox.counts()
       const signals = await flowSignals(inbox)
+      // Left out where the store keeps no ordering state.
+      const keys = orderingCounts(inbox)
+      const ordering = keys === undefined ? {} : { ordering: { waitingKeys: keys.waiting, blockedKeys: keys.blocked } }
+      // Printed when a key waits or is blocked: a store without ordered events says nothing new.
+      const keyLine = keys === undefined || keys.waiting + keys.blocked === 0 ? '' : `ordering keys: ${keys.waiting} waiting, ${keys.blocked} blocked behind a dead letter${keys.blocked > 0 ? ' (inbox blocked lists them)' : ''}\n`
       // oldestWaitingMs: null when none waits, left out when the store cannot tell.
-      show({ ...counts, ...signals, paused: signals.paused ?? null },
-        () => table(['STATE', 'EVENTS'], Object.entries(counts).map(([state, count]) => [state, String(count)])) + describeSignals(signals))
+      show({ ...counts, ...signals, paused: signals.paused ?? null, ...ordering },
+        () => table(['STATE', 'EVENTS'], Object.entries(counts).map(([state, count]) => [state, String(count)])) + describeSignals(signals) + keyLine)
       return EXIT_OK
     }
     case 'dead': {
@@ -152,6 +168,10 @@ async function run (request: Request, inbox: OperatorInbox, flags: Flags, io: Io
       if (!redriven) io.stderr.write(`sir-webhooks inbox redrive: no dead event with id "${printable(id)}"\n`)
       return redriven ? EXIT_OK : EXIT_FAILED
     }
+    case 'blocked':
+      return await runBlocked(inbox, io, show)
+    case 'unblock':
+      return await runUnblock(inbox, request.key ?? '', io, show)
     case 'purge':
       return await runPurge(inbox, request.before ?? new Date(0), flags, io, show)
   }
@@ -159,7 +179,7 @@ async function run (request: Request, inbox: OperatorInbox, flags: Flags, io: Io
 
 export const inboxCommand: Command = {
   name: 'inbox',
-  summary: 'see and re-drive a durable inbox: stats, dead letters, show, redrive (by id or filter), purge, pause, resume',
+  summary: 'see and re-drive a durable inbox: stats, dead letters, show, redrive (by id or filter), purge, pause, resume, blocked, unblock',
   usage: inboxUsage,
   help: inboxHelp,
   positionals: true,

@@ -65,4 +65,13 @@ export class SqliteBacklog {
     this.#count = count
     return count
   }
+
+  /**
+   * Resolves once no event in the file is pending (waiting, held, backing off or
+   * behind its ordering key, in any process) and none runs here: `idle()`.
+   * Polled, since other processes' writes send no signal.
+   */
+  async whenEmpty (running: () => number, pollMs: number): Promise<void> {
+    while (this.recount() > 0 || running() > 0) await new Promise((resolve) => { setTimeout(resolve, pollMs) })
+  }
 }

@@ -22,6 +22,8 @@ import { listEvents, type EventQuery } from './event-list.js'
 import type { FlowStore } from '../core/flow/store.js'
 import { SqliteFlowStore } from './flow-store.js'
 import { countMatching, replayDryRun, requeue, type ReplayFilter, type ReplayRun, type RequeueOptions } from './replay.js'
+import { SqliteOrderingStore } from './ordering-store.js'
+import { purgeEvents } from './purge.js'
 
 export type { SqliteInboxOptions, StartupCheck } from './options.js'
 export type { InboxHealth, PurgeOptions, PurgeResult } from '../core/inbox.js'
@@ -55,6 +57,7 @@ export class SqliteInbox implements Inbox {
   #runner: EventRunner | undefined
   #runtime: InboxRuntime | undefined
   #flow: SqliteFlowStore | undefined
+  #ordering: SqliteOrderingStore | undefined
   #closing = false
   #closed: Promise<void> | undefined
 
@@ -115,11 +118,19 @@ export class SqliteInbox implements Inbox {
     return this.#flow
   }
 
+  /** Ordering kept in the file, one run of a key at a time across every process on it (ordering-store.ts). Asked for once, by the receiver. */
+  orderingStore (): SqliteOrderingStore {
+    return (this.#ordering ??= new SqliteOrderingStore({ db: this.#db!, sql: this.#open(), writer: this.#writer!, clock: () => this.#now(), onUnblock: () => { this.#runner?.wake() } }))
+  }
+
   /** Pending events before deliveries get 503 (the receiver's `maxQueueSize` too, when set). */
   get maxBacklog (): number { return this.#options.maxBacklog }
 
   /** Events whose handlers this process is running now. */
   get running (): number { return this.#runner?.running ?? 0 }
+
+  /** Resolves once no event in the file is pending, in any process, and none runs here (backlog.ts). */
+  async idle (): Promise<void> { await this.#backlog.whenEmpty(() => this.running, Math.min(20, this.#options.pollIntervalMs)) }
 
   /** Events in the file by state, across every process sharing it. */
   async counts (): Promise<Record<OutcomeState, number>> { return countsByState(this.#open().countByState.all()) }
@@ -155,7 +166,9 @@ export class SqliteInbox implements Inbox {
     const row = { id: idKey(event.id), type: event.type, body: bodyToStore(event, rawBody), receivedAt }
     // Under the disk floor nothing new fits; a duplicate still is one (acceptRow), so it is asked too.
     const limit = this.#disk.low ? 0 : backlogLimit(this.#options.maxBacklog, this.#runtime?.options)
-    const accepted = writer.write(() => acceptRow(sql, this.#backlog, row, limit), { durable: true, deadline: Date.now() + this.#options.acceptTimeoutMs })
+    const ordering = this.#runtime?.ordering
+    const placeOf = ordering === undefined ? undefined : () => ordering.refFor(event, receivedAt)
+    const accepted = writer.write(() => acceptRow(sql, this.#backlog, row, limit, placeOf), { durable: true, deadline: Date.now() + this.#options.acceptTimeoutMs })
     return accepted.then((outcome) => {
       if (outcome === 'accepted') this.#runner?.wake()
       return outcome
@@ -196,26 +209,12 @@ export class SqliteInbox implements Inbox {
    * finished before it. Pending events are never purged.
    */
   async purge (options: PurgeOptions = {}): Promise<PurgeResult> {
-    const sql = this.#open()
-    const now = this.#now()
-    const cutoffs = purgeCutoffs(now, options, this.#options, this.#runtime?.options)
-    if (options.dryRun === true) {
-      const count = (state: 'done' | 'dead', before: number): number => sql.countPurgeable.get({ state, before }) ?? 0
-      return { done: count('done', cutoffs.done), dead: cutoffs.dead === undefined ? 0 : count('dead', cutoffs.dead) }
-    }
-    return await this.#adminWrite(() => ({
-      done: sql.purge.run({ state: 'done', before: cutoffs.done }).changes,
-      dead: cutoffs.dead === undefined ? 0 : sql.purge.run({ state: 'dead', before: cutoffs.dead }).changes
-    }))
+    const cutoffs = purgeCutoffs(this.#now(), options, this.#options, this.#runtime?.options)
+    return await purgeEvents(this.#open(), cutoffs, options.dryRun === true, async (run) => await this.#adminWrite(run))
   }
 
-  /**
-   * How the inbox's own connection commits accepts: what a 2xx stands on. For
-   * operators and tests; the values are SQLite's pragma names.
-   */
-  durability (): Durability {
-    return durabilityOf(this.#db)
-  }
+  /** How the inbox's own connection commits accepts: what a 2xx stands on. For operators and tests; the values are SQLite's pragma names. */
+  durability (): Durability { return durabilityOf(this.#db) }
 
   /**
    * Stops taking work and waits up to `graceMs` for running events. Unlike the

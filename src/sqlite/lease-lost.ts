@@ -2,6 +2,7 @@ import type { AttemptFailure } from '../core/attempt.js'
 import type { AnyEvent } from '../core/events.js'
 import type { WebhookLogger } from '../core/logger.js'
 import type { EventRow, Statements } from './schema.js'
+import { idFromKey } from './ids.js'
 
 /** A run whose outcome write matched no row: how long it ran, and how it ended. */
 export interface LateRun {
@@ -48,4 +49,22 @@ export async function afterLeaseLost (parts: LeaseLostParts, row: EventRow, even
   const succeeded = run.succeeded
   const changes = await parts.write(() => sql.finishAfterLeaseLost.run({ id: row.id, now, succeeded, note }).changes)
   logger.warn({ ...fields, recorded: changes === 1 }, "the event's lease ran out while its handlers ran here, and another process took it over; its handlers succeeded, so it is recorded done")
+}
+
+/**
+ * An outcome write failed (a full disk, a lock held too long…): the row still
+ * says this process runs it. Its lease is expired now (`expire`, undefined once
+ * close() gave up on the run), so that it is claimed again and re-run
+ * (at-least-once); if even that write fails, the lease runs out within leaseMs,
+ * since only rows still running are renewed.
+ */
+export async function afterOutcomeNotRecorded (logger: WebhookLogger, row: EventRow, error: unknown, expire: (() => Promise<void>) | undefined): Promise<void> {
+  const tag = { id: idFromKey(row.id), type: row.type }
+  logger.error({ err: error, event: tag }, 'the SQLite inbox could not record an outcome; the event will run again')
+  if (expire === undefined) return
+  try {
+    await expire()
+  } catch (expireError) {
+    logger.error({ err: expireError, event: tag }, 'the SQLite inbox could not expire the lease either; the event runs again once it lapses')
+  }
 }

@@ -67,5 +67,6 @@ export function toOutcome (row: EventRow): EventOutcome {
   if (row.finished_at !== null) outcome.finishedAt = new Date(row.finished_at)
   const log = attemptLog(row)
   if (log !== undefined) outcome.attemptLog = log
+  if (row.skipped === 'stale') outcome.skipped = 'stale'
   return outcome
 }

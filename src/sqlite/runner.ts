@@ -11,9 +11,12 @@ import type { HealthCheckedStep, HealthTracker } from './health.js'
 import type { ResolvedSqliteOptions } from './options.js'
 import type { SqliteBacklog } from './backlog.js'
 import { idFromKey, idLists } from './ids.js'
-import { afterLeaseLost, type LateRun } from './lease-lost.js'
-import { storedEvent } from './rows.js'
+import { afterLeaseLost, afterOutcomeNotRecorded, type LateRun } from './lease-lost.js'
 import type { EventRow, Statements } from './schema.js'
+import type { OrderedOutcome } from '../core/ordering/engine.js'
+import type { OrderedEventRef } from '../core/ordering/store.js'
+import { orderedRuntime, orderingOf, refOf } from './ordered-run.js'
+import { beforeRun } from './pre-run.js'
 import { attemptLogAfter, PAUSE_REFRESH_MS, carriedFlow, flowRecord, nextRun, notRunNote, type SqliteAttemptResult } from './flow-attempt.js'
 
 /**
@@ -102,9 +105,12 @@ export class EventRunner {
       const free = runtime.options.concurrency - this.#inAttempt
       if (free <= 0) return { rows: [], durable: batch.durable }
       const now = this.#now()
-      const rows = sql.claim.all({ owner, now, leaseUntil: now + options.leaseMs, limit: free, ...this.runningIds() })
+      // Accepts after this claim in its transaction may bring an event older than a head it takes,
+      // answered before that head starts: such a claim takes no new key, and claims again after it.
+      const rows = sql.claim.all({ owner, now, leaseUntil: now + options.leaseMs, limit: free, takeKeys: batch.durable && runtime.ordering !== undefined ? 0 : 1, ...this.runningIds() })
       return { rows, durable: batch.durable }
     }).then(({ rows, durable }) => {
+      if (durable && runtime.ordering !== undefined) this.wake()
       for (const row of rows) this.#active.add(idFromKey(row.id))
       this.#inAttempt += rows.length
       // Rows claimed in the batch that accepted them start on the next turn, once
@@ -191,38 +197,37 @@ export class EventRunner {
     }
   }
 
-  async #finish (row: EventRow, fields: { state: 'done' | 'dead', succeeded: string, lastError: string | null, attemptLog?: string | null }): Promise<number> {
-    const { sql, owner } = this.#parts
-    return await this.#write('outcome write', () => {
-      const changes = sql.finish.run({ id: row.id, owner, now: this.#now(), attemptLog: null, ...fields }).changes
+  /** An ordered event's key is released (done: with its createdAt as the newest handled) or blocked in the same transaction. */
+  async #finish (row: EventRow, fields: { state: 'done' | 'dead', succeeded: string, lastError: string | null, attemptLog?: string | null, skipped?: 'stale' }, ref?: OrderedEventRef): Promise<number> {
+    const { sql, owner, runtime } = this.#parts
+    const changes = await this.#write('outcome write', () => {
+      const changes = sql.finish.run({ id: row.id, owner, now: this.#now(), attemptLog: null, skipped: null, ...fields }).changes
       this.#parts.backlog?.finished(changes)
+      const outcome: OrderedOutcome = fields.state === 'dead' ? 'dead' : fields.skipped ?? 'handled'
+      if (changes === 1 && ref !== undefined) void runtime.ordering?.finished(ref, outcome)
       return changes
     })
+    // The next event of the key may be claimed now: the claim asked for as the slot freed ran before this write.
+    if (ref !== undefined) this.pump()
+    return changes
   }
 
   /** `attemptEnded` frees the event's slot once no handler of it runs any more. */
   async #process (row: EventRow, attemptEnded: () => void): Promise<void> {
-    const { runtime, sql, owner } = this.#parts
-    let event: AnyEvent
-    try {
-      event = storedEvent(row)
-    } catch (error) {
+    const { sql, owner } = this.#parts
+    const ref = refOf(row, this.#parts.runtime.ordering)
+    const ordering = ref === undefined ? undefined : orderingOf(this.#parts.runtime.ordering, ref, sql.ordering.newest.get(ref.key) ?? undefined, row.attempts === 1)
+    // Every run of an ordered event, and its dead letter, carry its place in its key.
+    const runtime = orderedRuntime(this.#parts.runtime, ordering)
+    const prepared = beforeRun(row, runtime, ordering)
+    if (prepared.event === undefined) {
       attemptEnded()
-      // Running it would fail the same way every time.
-      runtime.logger.error({ err: error, event: { id: idFromKey(row.id), type: row.type } }, 'the SQLite inbox cannot parse a stored event; it is marked dead without running')
-      await this.#finish(row, { state: 'dead', succeeded: row.succeeded, lastError: errorSummary(error) })
+      await this.#finish(row, prepared.finish, ref)
+      if (prepared.deadLetter !== undefined) await runtime.deadLetter(prepared.deadLetter)
       return
     }
+    const { event } = prepared
     const { retry } = runtime.options
-    if (row.attempts > retry.attempts) {
-      attemptEnded()
-      // Started as often as retries allow and never finished: the process died
-      // each time. Running it again could crash the receiver forever.
-      const error = new Error(`the receiver stopped during each of ${row.attempts - 1} attempts`)
-      await this.#finish(row, { state: 'dead', succeeded: row.succeeded, lastError: errorSummary(error) })
-      await runtime.deadLetter({ event, reason: 'handler_failed', error, attempts: row.attempts - 1, receivedAt: new Date(row.received_at) })
-      return
-    }
     const startedAt = performance.now()
     const succeededBefore = JSON.parse(row.succeeded) as string[]
     const flow = runtime.flow
@@ -253,7 +258,7 @@ export class EventRunner {
       return
     }
     if (last === undefined) {
-      if (await this.#finish(row, { state: 'done', succeeded, lastError: null, attemptLog }) === 0) await this.#leaseLost(row, event, { ranMs, succeeded })
+      if (await this.#finish(row, { state: 'done', succeeded, lastError: null, attemptLog }, ref) === 0) await this.#leaseLost(row, event, { ranMs, succeeded })
       return
     }
     const lastError = `${last.key}: ${errorSummary(last.error)}`
@@ -267,26 +272,15 @@ export class EventRunner {
     }
     if (deferred.length > 0) runtime.logger.warn({ event: { id: event.id, type: event.type }, handlers: deferred.map((run) => run.key) }, 'a handler of this event failed for good while others were deferred: they did not run; redrive the dead letter to run them')
     const dead = { state: 'dead' as const, succeeded, lastError: lastError + notRunNote(deferred), attemptLog }
-    if (await this.#finish(row, dead) === 0) return await this.#leaseLost(row, event, { ranMs, failure: last })
+    if (await this.#finish(row, dead, ref) === 0) return await this.#leaseLost(row, event, { ranMs, failure: last })
     await reportFailures(runtime, event, row.received_at, row.attempts, result.failures, undefined)
   }
 
-  /**
-   * An outcome write failed (a full disk, a lock held too long…): the row still
-   * says this process runs it. Its lease is expired now, so that it is claimed
-   * again and re-run (at-least-once); if even that write fails, the lease runs
-   * out within leaseMs, since only rows still running are renewed.
-   */
+  /** An outcome write failed: the lease is expired so that the event runs again (lease-lost.ts). */
   async #outcomeNotRecorded (row: EventRow, error: unknown): Promise<void> {
     const { runtime, sql, owner, writer } = this.#parts
-    const tag = { id: idFromKey(row.id), type: row.type }
-    runtime.logger.error({ err: error, event: tag }, 'the SQLite inbox could not record an outcome; the event will run again')
-    if (this.#abandoned) return
-    try {
-      await writer.write(() => sql.expireLease.run({ id: row.id, owner, now: this.#now() }), { durable: false, deadline: this.#deadline() })
-    } catch (expireError) {
-      runtime.logger.error({ err: expireError, event: tag }, 'the SQLite inbox could not expire the lease either; the event runs again once it lapses')
-    }
+    const expire = async (): Promise<void> => { await writer.write(() => sql.expireLease.run({ id: row.id, owner, now: this.#now() }), { durable: false, deadline: this.#deadline() }) }
+    await afterOutcomeNotRecorded(runtime.logger, row, error, this.#abandoned ? undefined : expire)
   }
 
   /** The outcome write matched no row: this run's lease ran out (lease-lost.ts). */
@@ -302,5 +296,4 @@ export class EventRunner {
   #now (): number {
     return this.#parts.runtime.options.clock()
   }
-
 }

@@ -1,5 +1,6 @@
 import type BetterSqlite3 from 'better-sqlite3'
 import { createFlowTables, FLOW_EVENT_COLUMNS, prepareFlow, type FlowStatements } from './flow-schema.js'
+import { createOrderingTables, MAY_TAKE_KEY, ORDERING_EVENT_COLUMNS, prepareOrdering, type OrderingStatements } from './ordering-schema.js'
 import type { IdKey } from './ids.js'
 
 /**
@@ -7,8 +8,10 @@ import type { IdKey } from './ids.js'
  * `event`), and ids that are not well-formed UTF-16 are stored as BLOBs (ids.ts).
  * 3: flow control (flow-schema.ts): an event's flow record, attempt log and what
  * it waits for, and the tables of tokens, pauses and run slots.
+ * 4: ordering (ordering-schema.ts): an event's key, createdAt and whether it
+ * holds its key, and the newest handled createdAt per key.
  */
-export const SCHEMA_VERSION = 3
+export const SCHEMA_VERSION = 4
 
 /**
  * One row per event id: the id is the primary key, so the row that queues an
@@ -33,7 +36,11 @@ CREATE TABLE IF NOT EXISTS sir_webhook_events (
   flow TEXT,
   attempt_log TEXT,
   wait_reason TEXT,
-  wait_handler TEXT
+  wait_handler TEXT,
+  ordering_key TEXT,
+  created_at_ms INTEGER,
+  holds_key INTEGER,
+  skipped TEXT
 );
 `
 
@@ -68,10 +75,18 @@ export interface EventRow {
   /** Why a deferred event waits (`paused`, `concurrency`…) and for which handler: what resume() and a freed slot wake. */
   wait_reason: string | null
   wait_handler: string | null
+  /** The event's ordering key, when the receiver has the `ordering` option and gave it one; null otherwise. */
+  ordering_key: string | null
+  /** Its `createdAt` in ms (the acceptance time where the sender's does not parse), for its place in its key's line. */
+  created_at_ms: number | null
+  /** 1 while it holds its key, and on a dead event that blocks its key. */
+  holds_key: number | null
+  /** `stale`: done without running (`ordering.skipStale`). */
+  skipped: string | null
 }
 
 type Statement<Bind extends unknown[], Result = unknown> = BetterSqlite3.Statement<Bind, Result>
-type AcceptRow = { id: IdKey, type: string, body: Buffer, receivedAt: number }
+type AcceptRow = { id: IdKey, type: string, body: Buffer, receivedAt: number, orderingKey: string | null, createdAtMs: number | null, notBefore: number }
 type Owned = { id: IdKey, owner: string }
 /** The ids a process is running, as ids.ts's `idLists` gives them. */
 type Running = { running: string, runningBlobs: string }
@@ -81,11 +96,11 @@ export interface Statements {
   countPending: Statement<[], number>
   countByState: Statement<[], { state: 'pending' | 'done' | 'dead', count: number }>
   insert: Statement<[AcceptRow]>
-  claim: Statement<[Running & { owner: string, now: number, leaseUntil: number, limit: number }], EventRow>
+  claim: Statement<[Running & { owner: string, now: number, leaseUntil: number, limit: number, takeKeys: 0 | 1 }], EventRow>
   renewLeases: Statement<[Running & { owner: string, leaseUntil: number }]>
   releaseLeases: Statement<[Running & { owner: string }]>
   expireLease: Statement<[Owned & { now: number }]>
-  finish: Statement<[Owned & { state: 'done' | 'dead', now: number, succeeded: string, lastError: string | null, attemptLog: string | null }]>
+  finish: Statement<[Owned & { state: 'done' | 'dead', now: number, succeeded: string, lastError: string | null, attemptLog: string | null, skipped: string | null }]>
   retryLater: Statement<[Owned & { nextAttemptAt: number, succeeded: string, lastError: string, flow: string | null, attemptLog: string | null }]>
   defer: Statement<[Owned & Deferred]>
   finishAfterLeaseLost: Statement<[{ id: IdKey, now: number, succeeded: string, note: string }]>
@@ -98,6 +113,7 @@ export interface Statements {
   releaseOwner: Statement<[{ owner: string }]>
   oldestPending: Statement<[], number | null>
   flow: FlowStatements
+  ordering: OrderingStatements
 }
 
 /** What a deferral writes: the event waits until `nextAttemptAt` with no attempt used. */
@@ -144,11 +160,12 @@ function migrate (db: BetterSqlite3.Database): void {
     if (schemaVersion(db) === SCHEMA_VERSION) return
     db.exec(createTable)
     const columns = db.prepare<[], string>("SELECT name FROM pragma_table_info('sir_webhook_events')").pluck().all()
-    for (const [name, type] of [['body', 'BLOB'], ...FLOW_EVENT_COLUMNS]) {
+    for (const [name, type] of [['body', 'BLOB'], ...FLOW_EVENT_COLUMNS, ...ORDERING_EVENT_COLUMNS]) {
       if (!columns.includes(name)) db.exec(`ALTER TABLE sir_webhook_events ADD COLUMN ${name} ${type}`)
     }
     db.exec(createIndexes)
     createFlowTables(db)
+    createOrderingTables(db)
     db.pragma(`user_version = ${SCHEMA_VERSION}`)
   }).immediate()
 }
@@ -162,18 +179,22 @@ function prepare (db: BetterSqlite3.Database): Statements {
     countPending: db.prepare<[], number>("SELECT count(*) FROM sir_webhook_events WHERE state = 'pending'").pluck(),
     countByState: db.prepare<[], { state: 'pending' | 'done' | 'dead', count: number }>('SELECT state, count(*) AS count FROM sir_webhook_events GROUP BY state'),
     insert: db.prepare<[AcceptRow]>(
-      "INSERT INTO sir_webhook_events (id, type, event, body, state, received_at, next_attempt_at) VALUES (@id, @type, '', @body, 'pending', @receivedAt, @receivedAt)"
+      // An ordered event's hold (`ordering.holdMs`) is its first next_attempt_at: the 2xx is not held, its run is.
+      'INSERT INTO sir_webhook_events (id, type, event, body, state, received_at, next_attempt_at, ordering_key, created_at_ms) ' +
+      "VALUES (@id, @type, '', @body, 'pending', @receivedAt, @notBefore, @orderingKey, @createdAtMs)"
     ),
     // @running, @runningBlobs: the ids this process is running (ids.ts). Our own lease can
     // lapse while a handler blocks the event loop; claiming such a row again would
-    // count an attempt that never runs.
-    claim: db.prepare<[Running & { owner: string, now: number, leaseUntil: number, limit: number }], EventRow>(`
-      UPDATE sir_webhook_events SET attempts = attempts + 1, lease_owner = @owner, lease_until = @leaseUntil
+    // count an attempt that never runs. An ordered event is claimed only as its
+    // key's holder or head (MAY_TAKE_KEY), and the claim makes it the holder.
+    claim: db.prepare<[Running & { owner: string, now: number, leaseUntil: number, limit: number, takeKeys: 0 | 1 }], EventRow>(`
+      UPDATE sir_webhook_events SET attempts = attempts + 1, lease_owner = @owner, lease_until = @leaseUntil,
+        holds_key = CASE WHEN ordering_key IS NULL THEN NULL ELSE 1 END
       WHERE id IN (
-        SELECT id FROM sir_webhook_events
-        WHERE state = 'pending' AND next_attempt_at <= @now AND (lease_until IS NULL OR lease_until <= @now)
-          AND id NOT IN (${running})
-        ORDER BY next_attempt_at LIMIT @limit
+        SELECT e.id FROM sir_webhook_events e
+        WHERE e.state = 'pending' AND e.next_attempt_at <= @now AND (e.lease_until IS NULL OR e.lease_until <= @now)
+          AND e.id NOT IN (${running}) AND ${MAY_TAKE_KEY}
+        ORDER BY e.next_attempt_at LIMIT @limit
       )
       RETURNING *`),
     // Only rows still running here: a row whose outcome write failed is owned by
@@ -191,10 +212,11 @@ function prepare (db: BetterSqlite3.Database): Statements {
     expireLease: db.prepare<[{ id: IdKey, owner: string, now: number }]>(
       "UPDATE sir_webhook_events SET lease_until = @now WHERE id = @id AND lease_owner = @owner AND state = 'pending'"
     ),
-    finish: db.prepare<[{ id: IdKey, owner: string, state: 'done' | 'dead', now: number, succeeded: string, lastError: string | null, attemptLog: string | null }]>(`
+    // An ordered event's key is released or blocked in the same transaction (ordering-store.ts).
+    finish: db.prepare<[{ id: IdKey, owner: string, state: 'done' | 'dead', now: number, succeeded: string, lastError: string | null, attemptLog: string | null, skipped: string | null }]>(`
       UPDATE sir_webhook_events
       SET state = @state, finished_at = @now, succeeded = @succeeded, last_error = coalesce(@lastError, last_error), lease_owner = NULL, lease_until = NULL,
-        attempt_log = coalesce(@attemptLog, attempt_log), flow = NULL, wait_reason = NULL, wait_handler = NULL
+        attempt_log = coalesce(@attemptLog, attempt_log), flow = NULL, wait_reason = NULL, wait_handler = NULL, skipped = @skipped
       WHERE id = @id AND lease_owner = @owner AND state = 'pending'`),
     retryLater: db.prepare<[{ id: IdKey, owner: string, nextAttemptAt: number, succeeded: string, lastError: string, flow: string | null, attemptLog: string | null }]>(`
       UPDATE sir_webhook_events
@@ -213,7 +235,7 @@ function prepare (db: BetterSqlite3.Database): Statements {
     // the row finished and changes nothing.
     finishAfterLeaseLost: db.prepare<[{ id: IdKey, now: number, succeeded: string, note: string }]>(`
       UPDATE sir_webhook_events
-      SET state = 'done', finished_at = @now, succeeded = @succeeded, last_error = @note, lease_owner = NULL, lease_until = NULL
+      SET state = 'done', finished_at = @now, succeeded = @succeeded, last_error = @note, lease_owner = NULL, lease_until = NULL, holds_key = NULL
       WHERE id = @id AND state = 'pending'`),
     get: db.prepare<[IdKey], EventRow>('SELECT * FROM sir_webhook_events WHERE id = ?'),
     deadLetters: db.prepare<[number], EventRow>("SELECT * FROM sir_webhook_events WHERE state = 'dead' ORDER BY finished_at, id LIMIT ?"),
@@ -221,8 +243,11 @@ function prepare (db: BetterSqlite3.Database): Statements {
       UPDATE sir_webhook_events
       SET state = 'pending', attempts = 0, next_attempt_at = @now, finished_at = NULL, lease_owner = NULL, lease_until = NULL, flow = NULL
       WHERE id = @id AND state = 'dead'`),
-    purge: db.prepare<[{ state: 'done' | 'dead', before: number }]>('DELETE FROM sir_webhook_events WHERE state = @state AND finished_at < @before'),
-    countPurgeable: db.prepare<[{ state: 'done' | 'dead', before: number }], number>('SELECT count(*) FROM sir_webhook_events WHERE state = @state AND finished_at < @before').pluck(),
+    // A dead event that blocks its key is kept until it is re-driven or its key unblocked: purged, it would unblock the key unseen.
+    purge: db.prepare<[{ state: 'done' | 'dead', before: number }]>('DELETE FROM sir_webhook_events WHERE state = @state AND finished_at < @before AND holds_key IS NULL'),
+    countPurgeable: db.prepare<[{ state: 'done' | 'dead', before: number }], number>(
+      'SELECT count(*) FROM sir_webhook_events WHERE state = @state AND finished_at < @before AND holds_key IS NULL'
+    ).pluck(),
     leaseOwners: db.prepare<[{ now: number }], string>(
       "SELECT DISTINCT lease_owner FROM sir_webhook_events WHERE state = 'pending' AND lease_owner IS NOT NULL AND lease_until > @now"
     ).pluck(),
@@ -232,6 +257,7 @@ function prepare (db: BetterSqlite3.Database): Statements {
     ),
     // One seek in the partial index of pending events by received_at (named: without statistics the planner picks another).
     oldestPending: db.prepare<[], number | null>("SELECT min(received_at) FROM sir_webhook_events INDEXED BY sir_webhook_events_pending_received WHERE state = 'pending'").pluck(),
-    flow: prepareFlow(db)
+    flow: prepareFlow(db),
+    ordering: prepareOrdering(db)
   }
 }

@@ -13,8 +13,9 @@ export class FlowChild {
   readonly #waiting = new Map<string, (answer: string) => void>()
   #next = 0
 
-  constructor (t: Test, env: Record<string, string>) {
-    this.child = spawn(process.execPath, [...loaderArgs, script], { env: { ...process.env, ...env }, stdio: ['pipe', 'pipe', 'inherit'] })
+  /** `fixture`: another receiver script speaking the same line protocol (test/fixtures/ordering-receiver.ts). */
+  constructor (t: Test, env: Record<string, string>, fixture = script) {
+    this.child = spawn(process.execPath, [...loaderArgs, fixture], { env: { ...process.env, ...env }, stdio: ['pipe', 'pipe', 'inherit'] })
     const killOnExit = (): void => { this.child.kill('SIGKILL') }
     process.once('exit', killOnExit)
     this.child.once('exit', () => { process.removeListener('exit', killOnExit) })
