@@ -42,7 +42,7 @@ export class SqliteFlowStore implements FlowStore {
   constructor (parts: SqliteFlowParts) {
     this.#parts = parts
     this.#state = this.#read()
-    this.#timer = setInterval(() => { this.refresh() }, PAUSE_REFRESH_MS)
+    this.#timer = setInterval(() => { void this.refresh() }, PAUSE_REFRESH_MS)
     this.#timer.unref()
   }
 
@@ -112,8 +112,8 @@ export class SqliteFlowStore implements FlowStore {
     return this.#state
   }
 
-  /** Reads what is paused, as any process on the file left it, and wakes the runs of what was resumed. */
-  refresh (): void {
+  /** Reads what is paused, as any process on the file left it, and wakes the runs of what was resumed. Async only for FlowStore's shape. */
+  async refresh (): Promise<void> {
     let next: PauseState
     try {
       next = this.#read()
