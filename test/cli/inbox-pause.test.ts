@@ -120,3 +120,25 @@ t.test('SQLite: inbox stats gives the oldest waiting event\'s age', async (t) =>
   const text = await runCli(['inbox', 'stats', '--store', `sqlite:${path}`])
   t.match(text.stdout, /\noldest waiting {2}\ds \(received \d{4}-\d\d-\d\dT[^)]+\)\n/)
 })
+
+t.test('SQLite: inbox stats counts the events waiting on flow control, by handler and reason', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'sir-cli-waiting-'))
+  t.teardown(() => { rmSync(dir, { recursive: true, force: true }) })
+  const path = join(dir, 'inbox.db')
+  const webhooks = new Webhooks({ secret: SECRET, logger: captureLogs().logger, inbox: sqliteInbox({ path, pollIntervalMs: 50 }) })
+  t.teardown(() => webhooks.close())
+  const ran: string[] = []
+  // One run every 100 s: the first event runs, the next two wait for tokens.
+  webhooks.on('action.completed', function callPartner (event) { ran.push(event.id) }, { rate: { perSecond: 0.01 } })
+  const store = ['--store', `sqlite:${path}`]
+  t.match(JSON.parse((await runCli(['inbox', 'stats', '--json', ...store])).stdout), { waiting: [] }, 'none waiting yet')
+  for (let index = 0; index < 3; index++) t.equal((await webhooks.receive(delivery(actionCompleted()))).code, 'ACCEPTED')
+  await eventually(() => ran.length === 1, 20_000, 'the first event to run')
+  for (const deadline = Date.now() + 20_000; (await webhooks.inbox.waiting?.())?.[0]?.events !== 2;) {
+    if (Date.now() > deadline) throw new Error('the other two were not deferred within 20 s')
+    await new Promise((resolve) => setTimeout(resolve, 50))
+  }
+  const stats = JSON.parse((await runCli(['inbox', 'stats', '--json', ...store])).stdout) as Record<string, unknown>
+  t.same(stats.waiting, [{ handler: 'callPartner', reason: 'rate', events: 2 }])
+  t.match((await runCli(['inbox', 'stats', ...store])).stdout, /\ndeferred {8}callPartner: 2 rate\n$/)
+})
