@@ -75,10 +75,10 @@ export function describeSignals (signals: FlowSignals): string {
   return `\noldest waiting  ${oldest}\npaused          ${pausedText}\n` + describeWaiting(signals.waiting)
 }
 
-/** `deferred        callPartner: 120 rate, 3 retryLater`, one line per handler; nothing where the store cannot tell. */
+/** `deferred        callPartner: 120 rate, 3 retryLater`, one line per handler; nothing where none waits or the store cannot tell. */
 function describeWaiting (waiting: WaitingRuns[] | undefined): string {
+  // None waiting: no line, so the table reads as on a store that cannot tell (--json says []).
   if (waiting === undefined) return ''
-  if (waiting.length === 0) return 'deferred        none\n'
   const byHandler = new Map<string, string[]>()
   for (const { handler, reason, events } of waiting) byHandler.set(handler, [...(byHandler.get(handler) ?? []), `${events} ${printable(reason)}`])
   return [...byHandler].map(([handler, counts], index) => `${index === 0 ? 'deferred' : ''}`.padEnd(16) + `${printable(handler)}: ${counts.join(', ')}\n`).join('')
