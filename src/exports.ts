@@ -38,7 +38,7 @@ export type { DeadLetterOrdering, HandlerOrdering, OrderingStats } from './core/
 export type { BlockedKey, KeyWait, OrderedEventRef, OrderingKeyCounts, OrderingStore, TakeAnswer } from './core/ordering/store.js'
 export type { OrderingControl } from './core/ordering/setup.js'
 // For writing an inbox of your own (docs/architecture.md).
-export type { AcceptOutcome, HandlerRun, Inbox, InboxContext, InboxHealth, InboxRuntime, PurgeOptions, PurgeResult, EventQuery } from './core/inbox.js'
+export type { AcceptOutcome, HandlerRun, Inbox, InboxContext, InboxHealth, InboxRuntime, PurgeOptions, PurgeResult, EventQuery, WaitingRuns } from './core/inbox.js'
 export type { HandlerStats, WebhookStats } from './core/stats.js'
 export type { WebhookHealth } from './core/health.js'
 export type { TelemetryOptions, MeterProviderLike, TracerProviderLike } from './core/telemetry-types.js'

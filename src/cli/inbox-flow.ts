@@ -1,3 +1,4 @@
+import type { WaitingRuns } from '../core/inbox.js'
 import type { EventOutcome } from '../core/outcome.js'
 import { EXIT_FAILED, EXIT_OK, type Io } from './args.js'
 import type { Show } from './inbox-format.js'
@@ -35,6 +36,8 @@ export interface FlowSignals {
   oldestWaitingReceivedAt?: string
   /** What is paused; undefined when the store has no flow control. */
   paused: { all: boolean, handlers: string[] } | undefined
+  /** Events waiting on flow control, by handler and reason; left out where the store does not record why. */
+  waiting?: WaitingRuns[]
 }
 
 /** What `inbox stats` shows besides the counts, each where the store can tell. */
@@ -49,6 +52,7 @@ export async function flowSignals (inbox: OperatorInbox, now = Date.now()): Prom
     paused: state === undefined ? undefined : { all: state.all, handlers: [...state.handlers].sort() }
   }
   if (oldest !== undefined && oldest !== null) signals.oldestWaitingReceivedAt = oldest.receivedAt.toISOString()
+  if (inbox.waiting !== undefined) signals.waiting = await inbox.waiting()
   return signals
 }
 
@@ -68,5 +72,14 @@ export function describeSignals (signals: FlowSignals): string {
   const pausedText = paused === undefined
     ? 'no flow control on this store'
     : paused.all ? 'every handler' : paused.handlers.length === 0 ? 'nothing' : paused.handlers.map(printable).join(', ')
-  return `\noldest waiting  ${oldest}\npaused          ${pausedText}\n`
+  return `\noldest waiting  ${oldest}\npaused          ${pausedText}\n` + describeWaiting(signals.waiting)
+}
+
+/** `deferred        callPartner: 120 rate, 3 retryLater`, one line per handler; nothing where none waits or the store cannot tell. */
+function describeWaiting (waiting: WaitingRuns[] | undefined): string {
+  // None waiting: no line, so the table reads as on a store that cannot tell (--json says []).
+  if (waiting === undefined) return ''
+  const byHandler = new Map<string, string[]>()
+  for (const { handler, reason, events } of waiting) byHandler.set(handler, [...(byHandler.get(handler) ?? []), `${events} ${printable(reason)}`])
+  return [...byHandler].map(([handler, counts], index) => `${index === 0 ? 'deferred' : ''}`.padEnd(16) + `${printable(handler)}: ${counts.join(', ')}\n`).join('')
 }

@@ -8,7 +8,7 @@ import { UsageError, stringFlag, type Flags, type Io } from './args.js'
  * needs it says so when the store lacks it.
  */
 export type OperatorInbox = Required<Pick<Inbox, 'counts' | 'deadLetters' | 'outcome' | 'redrive' | 'purge' | 'close'>> &
-  Pick<Inbox, 'countMatching' | 'requeue' | 'flowStore' | 'orderingStore' | 'events'>
+  Pick<Inbox, 'countMatching' | 'requeue' | 'flowStore' | 'orderingStore' | 'events' | 'waiting'>
 
 type Opener = (url: URL, flags: Flags) => Promise<OperatorInbox>
 

@@ -86,6 +86,13 @@ export interface InboxHealth {
   reasons: string[]
 }
 
+/** `inbox stats`: how many events wait for one handler, and why (a DeferReason: paused, rate, concurrency, retryLater). */
+export interface WaitingRuns {
+  handler: string
+  reason: string
+  events: number
+}
+
 /**
  * Where accepted events wait and are deduplicated. Dedupe and enqueue sit behind
  * one call so that a durable or shared store can make them one atomic step.
@@ -158,6 +165,8 @@ export interface Inbox<Extra extends object = object> {
   deadLetters? (query?: DeadLetterQuery): Promise<EventOutcome[]>
   /** Events by filter, newest received first, where the inbox keeps them (the dashboard's listing). */
   events? (query?: EventQuery): Promise<EventOutcome[]>
+  /** Events whose last run flow control put off, by the handler key and reason they wait for, where the store records it (SQLite): `inbox stats`. */
+  waiting? (): Promise<WaitingRuns[]>
   /** How many stored events a replay with this filter would touch (`inbox redrive --dry-run`, the dashboard's count). */
   countMatching? (filter: ReplayFilter): Promise<number>
   /**

@@ -4,6 +4,7 @@
 // as run slots, and a table of what is paused, heard through LISTEN/NOTIFY.
 import type { RateLimit } from '../core/flow/limits.js'
 import type { FlowStore, PauseState, SlotLease } from '../core/flow/store.js'
+import type { QueryResult, QueryResultRow } from 'pg'
 import { withDeadline } from '../core/timeouts.js'
 import type { ControlConnection } from './control-connection.js'
 import { quoted } from './schema.js'
@@ -17,10 +18,20 @@ const PAUSE_WAITS_FOR_START_MS = 10_000
 /** The pause table's row for `pause()` without a name: no handler name is empty. */
 const ALL = ''
 
+/** What the pause table is read and written through: the control connection, or a pool. */
+export interface Queryable {
+  query: <Row extends QueryResultRow>(text: string, values?: unknown[]) => Promise<QueryResult<Row>>
+}
+
 export interface FlowStoreEnvironment {
   schema: string
   /** The control connection once the inbox has reached its tables, else undefined. */
   control (): ControlConnection | undefined
+  /**
+   * In an inbox never started (the CLI's `inbox pause|resume|stats`): a pool to
+   * write and read the pause table with. Undefined once start() has run.
+   */
+  unstarted?: () => Promise<Queryable> | undefined
   /** Resolves once the tables are there (start() migrated or checked them). */
   ready: Promise<void>
   /** A refresh (the first of a run of failures) or a slot's release failed: the state stays as last read. */
@@ -147,9 +158,8 @@ export class PostgresFlowStore implements FlowStore {
   }
 
   async setPaused (handler: string | undefined, paused: boolean): Promise<void> {
-    const ready = await withDeadline(this.#env.ready.then(() => true), PAUSE_WAITS_FOR_START_MS, () => false)
-    if (!ready) throw new Error('sir-webhooks: the Postgres inbox has not reached its database yet, so the pause could not be recorded; try again')
-    const control = this.#control()
+    const unstarted = this.#env.unstarted?.()
+    const control = unstarted === undefined ? await this.#started() : await unstarted
     if (paused) await control.query(this.#sql.pause, [handler ?? ALL])
     else if (handler === undefined) await control.query(this.#sql.resumeAll)
     else await control.query(this.#sql.resume, [handler])
@@ -173,8 +183,15 @@ export class PostgresFlowStore implements FlowStore {
     this.#timer = undefined
   }
 
+  /** The control connection, once start() has reached the tables (waited for up to 10 s). */
+  async #started (): Promise<ControlConnection> {
+    const ready = await withDeadline(this.#env.ready.then(() => true), PAUSE_WAITS_FOR_START_MS, () => false)
+    if (!ready) throw new Error('sir-webhooks: the Postgres inbox has not reached its database yet, so the pause could not be recorded; try again')
+    return this.#control()
+  }
+
   async #read (): Promise<void> {
-    const control = this.#env.control()
+    const control: Queryable | undefined = this.#env.control() ?? await this.#env.unstarted?.()
     if (control === undefined) return
     const { rows } = await control.query<{ handler: string }>(this.#sql.readPaused)
     const names = rows.map((row) => row.handler)

@@ -78,6 +78,8 @@ export class PostgresInbox implements Inbox<PostgresHandlerExtra> {
     this.#flow = new PostgresFlowStore({
       schema: this.#options.schema,
       control: () => this.#running?.control,
+      // The CLI's inbox is never started: its pause and resume go through the query pool.
+      unstarted: () => this.#runtime === undefined ? this.#pool() : undefined,
       ready: this.#readyOnce.promise,
       onError: (error) => { this.#runtime?.logger.warn({ err: redactedStoreError(error) }, 'flow control could not read or release its state in Postgres; it is tried again') },
       onChange: (state) => {

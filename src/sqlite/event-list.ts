@@ -1,6 +1,6 @@
 import type BetterSqlite3 from 'better-sqlite3'
 import { checkEventQuery } from '../core/event-query.js'
-import type { EventQuery } from '../core/inbox.js'
+import type { EventQuery, WaitingRuns } from '../core/inbox.js'
 import type { EventOutcome } from '../core/outcome.js'
 import type { EventRow } from './schema.js'
 
@@ -21,4 +21,15 @@ export function listEvents (db: BetterSqlite3.Database, query: EventQuery | unde
   if (checked.until !== undefined) { where.push('received_at < @until'); values.until = checked.until }
   const sql = `SELECT * FROM sir_webhook_events ${where.length === 0 ? '' : 'WHERE ' + where.join(' AND ')} ORDER BY received_at ${checked.order}, id ${checked.order} LIMIT @limit`
   return db.prepare<[Record<string, string | number>], EventRow>(sql).all(values).map(toOutcome)
+}
+
+/**
+ * Events whose last run was put off by flow control and not run since, by the
+ * handler key and reason the deferral wrote (`wait_handler`, `wait_reason`):
+ * read from the partial index that only deferred events enter.
+ */
+export function waitingRuns (db: BetterSqlite3.Database): WaitingRuns[] {
+  return db.prepare<[], WaitingRuns>(`
+    SELECT wait_handler AS handler, wait_reason AS reason, count(*) AS events FROM sir_webhook_events
+    WHERE wait_reason IS NOT NULL AND state = 'pending' GROUP BY wait_reason, wait_handler ORDER BY wait_handler, wait_reason`).all()
 }

@@ -112,7 +112,7 @@ export class SqliteFlowStore implements FlowStore {
     return this.#state
   }
 
-  /** Reads what is paused, as any process on the file left it, and wakes the runs of what was resumed. */
+  /** Reads what is paused, as any process on the file left it, and wakes the runs of what was resumed. Async only for FlowStore's shape. */
   async refresh (): Promise<void> {
     let next: PauseState
     try {

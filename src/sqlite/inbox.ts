@@ -1,6 +1,6 @@
 import type BetterSqlite3 from 'better-sqlite3'
 import type { AnyEvent } from '../core/events.js'
-import { assertNotStarted, type AcceptOutcome, type Inbox, type InboxHealth, type InboxRuntime, type PurgeOptions, type PurgeResult } from '../core/inbox.js'
+import { assertNotStarted, type AcceptOutcome, type Inbox, type InboxHealth, type InboxRuntime, type PurgeOptions, type PurgeResult, type WaitingRuns } from '../core/inbox.js'
 import { backlogLimit } from '../core/backlog-bound.js'
 import { UnrefTimers } from '../core/unref-timers.js'
 import { countsByState, type DeadLetterQuery, type EventOutcome, type OutcomeState } from '../core/outcome.js'
@@ -18,7 +18,7 @@ import { bodyToStore, toOutcome } from './rows.js'
 import { EventRunner } from './runner.js'
 import type { Statements } from './schema.js'
 import { purgeCutoffs, purgeQuietly } from '../core/retention.js'
-import { listEvents, type EventQuery } from './event-list.js'
+import { listEvents, waitingRuns, type EventQuery } from './event-list.js'
 import type { FlowStore } from '../core/flow/store.js'
 import { SqliteFlowStore } from './flow-store.js'
 import { countMatching, replayDryRun, requeue, type ReplayFilter, type ReplayRun, type RequeueOptions } from './replay.js'
@@ -190,6 +190,7 @@ export class SqliteInbox implements Inbox {
   }
 
   async events (query?: EventQuery): Promise<EventOutcome[]> { this.#open(); return listEvents(this.#db as BetterSqlite3.Database, query, toOutcome) }
+  async waiting (): Promise<WaitingRuns[]> { this.#open(); return waitingRuns(this.#db as BetterSqlite3.Database) }
 
   // Replay by filter (replay.ts): counted, queued again in batches of 500 rows per write, or run dry.
   async countMatching (filter: ReplayFilter): Promise<number> { this.#open(); return countMatching(this.#db!, filter) }

@@ -3,10 +3,13 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { randomUUID } from 'node:crypto'
 import { PassThrough } from 'node:stream'
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { Webhooks } from '../../src/index.js'
 import { bullmqInbox } from '../../src/bullmq/inbox.js'
 import { sqliteInbox } from '../../src/sqlite/inbox.js'
+import { postgresInbox } from '../../src/postgres/inbox.js'
+import type { Inbox } from '../../src/core/inbox.js'
+import { freshSchema, postgresForTests } from '../helpers/postgres.js'
 import { runPause } from '../../src/cli/inbox-flow.js'
 import type { OperatorInbox } from '../../src/cli/inbox-stores.js'
 import { captureLogs } from '../helpers/logs.js'
@@ -17,13 +20,14 @@ import { ensureBuilt, runCli } from './helpers.js'
 
 ensureBuilt()
 
-t.test('BullMQ: inbox pause stops a running receiver\'s handlers, deliveries still accepted; resume drains', async (t) => {
-  const redis = await redisForTests(t)
-  if (redis.url === undefined) return t.comment(`skipped, needs Redis: ${redis.reason}`)
-  const queueName = `cli-pause-${randomUUID()}`
-  const store = ['--store', redis.url, '--queue', queueName]
+/**
+ * A receiver running on `inbox`; the CLI, on the same store, pauses every
+ * handler, then one by name, and resumes: the receiver stops running within
+ * about a second, still accepts, and drains on resume.
+ */
+async function pauseAndResume (t: Test, store: string[], inbox: Inbox, scope: string): Promise<void> {
   const ran: string[] = []
-  const webhooks = new Webhooks({ secret: SECRET, logger: captureLogs().logger, inbox: bullmqInbox({ connection: redis.connection, queueName }) })
+  const webhooks = new Webhooks({ secret: SECRET, logger: captureLogs().logger, inbox })
   t.teardown(() => webhooks.close())
   webhooks.on('action.completed', function credit (event) { ran.push(`credit ${event.id}`) })
   webhooks.on('action.completed', function audit (event) { ran.push(`audit ${event.id}`) })
@@ -33,7 +37,7 @@ t.test('BullMQ: inbox pause stops a running receiver\'s handlers, deliveries sti
 
   const paused = await runCli(['inbox', 'pause', ...store])
   t.equal(paused.code, 0, paused.stderr)
-  t.match(paused.stdout, /^paused every handler on every receiver of this store \(Redis\): deliveries are still accepted/)
+  t.equal(paused.stdout.split('\n')[0], `paused every handler on every receiver of this store (${scope}): deliveries are still accepted; runs wait until "inbox resume"`)
   await eventually(() => webhooks.health().status === 'paused', 10_000, 'the receiver to see the pause')
   const held = actionCompleted()
   t.equal((await webhooks.receive(delivery(held))).code, 'ACCEPTED', 'a delivery while paused is still accepted')
@@ -61,6 +65,27 @@ t.test('BullMQ: inbox pause stops a running receiver\'s handlers, deliveries sti
   t.match(JSON.parse((await runCli(['inbox', 'stats', '--json', ...store])).stdout), { paused: { all: false, handlers: ['credit'] } })
   t.equal((await runCli(['inbox', 'resume', '--handler', 'credit', ...store])).code, 0)
   await eventually(() => ran.includes(`credit ${one.id}`), 20_000, 'credit to run after resume')
+}
+
+t.test('BullMQ: inbox pause stops a running receiver\'s handlers, deliveries still accepted; resume drains', async (t) => {
+  const redis = await redisForTests(t)
+  if (redis.url === undefined) return t.comment(`skipped, needs Redis: ${redis.reason}`)
+  const queueName = `cli-pause-${randomUUID()}`
+  await pauseAndResume(t, ['--store', redis.url, '--queue', queueName], bullmqInbox({ connection: redis.connection, queueName }), 'Redis')
+})
+
+t.test('SQLite: inbox pause stops a running receiver on the file, deliveries still accepted; resume drains', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'sir-cli-pause-'))
+  t.teardown(() => { rmSync(dir, { recursive: true, force: true }) })
+  const path = join(dir, 'inbox.db')
+  await pauseAndResume(t, ['--store', `sqlite:${path}`], sqliteInbox({ path, pollIntervalMs: 50 }), 'this SQLite file')
+})
+
+t.test('Postgres: inbox pause stops a running receiver on the schema, deliveries still accepted; resume drains', async (t) => {
+  const server = await postgresForTests(t)
+  if (server.url === undefined) return t.comment(`skipped, needs PostgreSQL: ${server.reason}`)
+  const schema = freshSchema()
+  await pauseAndResume(t, ['--store', server.url, '--schema', schema], postgresInbox({ connectionString: server.url, schema, pollIntervalMs: 50 }), `Postgres schema ${schema}`)
 })
 
 t.test('a store without flow control: pause and resume say so and exit 1, changing nothing', async (t) => {
@@ -94,4 +119,26 @@ t.test('SQLite: inbox stats gives the oldest waiting event\'s age', async (t) =>
   t.ok(stats.oldestWaitingMs >= 1_000, `its age counts from then (${stats.oldestWaitingMs} ms)`)
   const text = await runCli(['inbox', 'stats', '--store', `sqlite:${path}`])
   t.match(text.stdout, /\noldest waiting {2}\ds \(received \d{4}-\d\d-\d\dT[^)]+\)\n/)
+})
+
+t.test('SQLite: inbox stats counts the events waiting on flow control, by handler and reason', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'sir-cli-waiting-'))
+  t.teardown(() => { rmSync(dir, { recursive: true, force: true }) })
+  const path = join(dir, 'inbox.db')
+  const webhooks = new Webhooks({ secret: SECRET, logger: captureLogs().logger, inbox: sqliteInbox({ path, pollIntervalMs: 50 }) })
+  t.teardown(() => webhooks.close())
+  const ran: string[] = []
+  // One run every 100 s: the first event runs, the next two wait for tokens.
+  webhooks.on('action.completed', function callPartner (event) { ran.push(event.id) }, { rate: { perSecond: 0.01 } })
+  const store = ['--store', `sqlite:${path}`]
+  t.match(JSON.parse((await runCli(['inbox', 'stats', '--json', ...store])).stdout), { waiting: [] }, 'none waiting yet')
+  for (let index = 0; index < 3; index++) t.equal((await webhooks.receive(delivery(actionCompleted()))).code, 'ACCEPTED')
+  await eventually(() => ran.length === 1, 20_000, 'the first event to run')
+  for (const deadline = Date.now() + 20_000; (await webhooks.inbox.waiting?.())?.[0]?.events !== 2;) {
+    if (Date.now() > deadline) throw new Error('the other two were not deferred within 20 s')
+    await new Promise((resolve) => setTimeout(resolve, 50))
+  }
+  const stats = JSON.parse((await runCli(['inbox', 'stats', '--json', ...store])).stdout) as Record<string, unknown>
+  t.same(stats.waiting, [{ handler: 'callPartner', reason: 'rate', events: 2 }])
+  t.match((await runCli(['inbox', 'stats', ...store])).stdout, /\ndeferred {8}callPartner: 2 rate\n$/)
 })

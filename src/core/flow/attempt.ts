@@ -29,15 +29,23 @@ export interface FlowCarry {
 }
 
 /**
- * How late a reserved token is still used: one token interval (at least a
- * timer's jitter). Later than that (a lag, a stalled event loop), the jobs whose
- * tokens fell due meanwhile would all run at once, above the rate; each asks for
- * a fresh token instead, and the one reserved is left unused (slower, never faster).
+ * The longest wait for a start that a run holding its reserved token sits out
+ * in the process rather than being put back (a wait is at most one token
+ * interval: another run took the start). Put back, it would come back behind
+ * the store's own lag (BullMQ's delayed jobs queue behind new ones); waited
+ * here, it starts on the token. Longer waits (rates under 4/s) are put back.
  */
-export const RESERVATION_MIN_GRACE_MS = 20
+export const HELD_WAIT_MAX_MS = 250
 
-export function reservationGraceMs (perSecond: number | undefined): number {
-  return perSecond === undefined ? RESERVATION_MIN_GRACE_MS : Math.max(RESERVATION_MIN_GRACE_MS, 1000 / perSecond)
+/** The time and the waits of an attempt: the system's, or a test's virtual clock. */
+export interface FlowClock {
+  now: () => number
+  sleep: (ms: number) => Promise<void>
+}
+
+const SYSTEM_CLOCK: FlowClock = {
+  now: Date.now,
+  sleep: async (ms) => { await new Promise((resolve) => setTimeout(resolve, ms)) }
 }
 
 /** How long a run waits when the store could not be asked. */
@@ -56,7 +64,8 @@ export async function runFlowAttempt (
   gate: FlowGate,
   run: { event: AnyEvent, receivedAt: number, attempt: number, ordering?: HandlerOrdering | undefined },
   succeededBefore: Iterable<string>,
-  carried: FlowCarry = {}
+  carried: FlowCarry = {},
+  clock: FlowClock = SYSTEM_CLOCK
 ): Promise<FlowAttemptResult> {
   const { event, receivedAt, attempt, ordering } = run
   const done = new Set(succeededBefore)
@@ -72,19 +81,26 @@ export async function runFlowAttempt (
     if (at !== undefined) reserved[key] = at
   }
   await Promise.all(pending.map(async (keyed) => {
-    const now = Date.now()
+    const now = clock.now()
     const at = reserved[keyed.key]
     if (at !== undefined && at - now > 5) {
       // Back early (another handler of the event was due sooner): its token is still ahead.
       deferred.push({ key: keyed.key, handler: keyed.handler.name, reason: 'rate', retryInMs: at - now })
       return
     }
-    const holdsToken = at !== undefined && now - at <= reservationGraceMs(keyed.handler.limits?.rate?.perSecond)
-    if (at !== undefined && !holdsToken) delete reserved[keyed.key]
-    // Reserving: a job put back comes back to its own token, not to a race for the next one.
+    // Reserving: a job put back comes back to its own token, not to a race for
+    // the next one. A token reserved is kept however late the job comes back:
+    // the start it still needs keeps the late ones from starting together.
+    const holdsToken = at !== undefined
     let admission: Awaited<ReturnType<FlowGate['admit']>>
     try {
       admission = await gate.admit(keyed.handler, { reserve: true, holdsToken })
+      let waited = 0
+      while (isDeferral(admission) && admission.held === true && admission.retryInMs <= HELD_WAIT_MAX_MS && waited < HELD_WAIT_MAX_MS && !runtime.signal.aborted) {
+        await clock.sleep(admission.retryInMs)
+        waited += admission.retryInMs
+        admission = await gate.admit(keyed.handler, { holdsToken: true })
+      }
     } catch (error) {
       // The store did not answer (Redis down): not the handler's failure, so no attempt used.
       runtime.logger.warn({ err: error, handler: keyed.handler.name }, 'flow control could not ask its store; the run is put off')
@@ -92,7 +108,7 @@ export async function runFlowAttempt (
       return
     }
     if (isDeferral(admission)) {
-      if (admission.reserved === true) reserved[keyed.key] = now + admission.retryInMs
+      if (admission.reserved === true) reserved[keyed.key] = admission.held === true ? (at ?? now) : now + admission.retryInMs
       deferred.push({ key: keyed.key, handler: keyed.handler.name, reason: admission.reason, retryInMs: admission.retryInMs })
       return
     }
@@ -104,7 +120,7 @@ export async function runFlowAttempt (
       delete deferrals[keyed.key]
       runtime.handlerSucceeded(handlerRun)
     } catch (error) {
-      const later = gate.retryLater(keyed.handler.name, error, deferrals[keyed.key], Date.now())
+      const later = gate.retryLater(keyed.handler.name, error, deferrals[keyed.key], clock.now())
       if (later === undefined) {
         failures.push({ ...keyed, error })
       } else {

@@ -3,6 +3,7 @@ import type { WebhookLogger } from '../logger.js'
 import type { ResolvedRetryLater } from '../resolved-options.js'
 import { isThenable } from '../thenable.js'
 import { isRetryLater } from './retry-later.js'
+import type { RateLimit } from './limits.js'
 import type { FlowStore, PauseState, SlotLease } from './store.js'
 
 /** Why a handler's run of an event was put off. */
@@ -18,9 +19,18 @@ export interface Deferral {
   readonly retryInMs: number
   /** A rate deferral asked with `reserve`: the token at `retryInMs` is this run's. */
   readonly reserved?: boolean
+  /**
+   * With `reserved`: the run holds a reserved token already due (now), and
+   * `retryInMs` is only its wait for a start (the second bucket, below).
+   */
+  readonly held?: boolean
 }
 
-/** How a run asks: `reserve` a future token when none is there now; or it `holdsToken` reserved earlier. */
+/**
+ * How a run asks: `reserve` a future token when none is there now; or it
+ * `holdsToken` reserved earlier. Either way it then needs a start (the second
+ * bucket, `startsBucket`); see "Reservations and starts" in docs/design.md.
+ */
 export interface AdmitOptions {
   reserve?: boolean
   holdsToken?: boolean
@@ -49,6 +59,19 @@ export type DeferralCounts = Record<DeferReason, number>
 const ADMITTED_FREE: Admitted = Object.freeze({ release: () => {} })
 // A default that allocates nothing: admit() runs before every handler run of the memory inbox.
 const ASK_PLAINLY: AdmitOptions = Object.freeze({})
+
+/**
+ * The bucket that counts the starts of a handler whose runs reserve tokens:
+ * a run that holds its reserved token still takes one from here, without
+ * reserving, so however late reservations come back (a lag, a stall, BullMQ's
+ * delayed jobs queued behind new ones) the starts keep the token bucket's bound.
+ * The reservations stay in the handler's own bucket (a store upgraded in place
+ * keeps its debts there). U+001F cannot be typed into a handler's name by
+ * accident, and is allowed in a Redis key, a Postgres text and a SQLite text.
+ */
+export function startsBucket (handler: string): string {
+  return `${handler}\u001fstarts`
+}
 
 export function isDeferral (admission: Admission): admission is Deferral {
   return 'reason' in admission
@@ -117,24 +140,45 @@ export class FlowGate {
   #afterSlot (handler: RegisteredHandler, how: AdmitOptions, slot: SlotLease | undefined): Admission | Promise<Admission> {
     const name = handler.name
     const rate = handler.limits?.rate
-    if (rate === undefined || how.holdsToken === true) return this.#admitted(name, slot)
-    const reserve = how.reserve === true
+    if (rate === undefined) return this.#admitted(name, slot)
     const giveBack = (): void => {
       slot?.release()
       this.#free(name)
     }
+    if (how.reserve === true || how.holdsToken === true) {
+      return this.#reservedStart(name, rate, how.holdsToken === true, slot).catch((error: unknown) => {
+        giveBack()
+        throw error
+      })
+    }
     let waitMs: number | Promise<number>
     try {
-      waitMs = this.store.takeToken(name, rate, reserve)
+      waitMs = this.store.takeToken(name, rate, false)
     } catch (error) {
       giveBack()
       throw error
     }
-    if (!isThenable(waitMs)) return this.#afterToken(name, waitMs, reserve, slot)
-    return Promise.resolve(waitMs).then((ms) => this.#afterToken(name, ms, reserve, slot), (error: unknown) => {
+    if (!isThenable(waitMs)) return this.#afterToken(name, waitMs, false, slot)
+    return Promise.resolve(waitMs).then((ms) => this.#afterToken(name, ms, false, slot), (error: unknown) => {
       giveBack()
       throw error
     })
+  }
+
+  /**
+   * A run that reserves (or holds) a token: the handler's bucket says when the
+   * run's turn is, the starts bucket when it may actually start. A token reserved
+   * is never given up, however late its run comes back: it waits at most one
+   * token interval for a start instead (two runs whose lag ended together).
+   */
+  async #reservedStart (name: string, rate: Required<RateLimit>, holds: boolean, slot: SlotLease | undefined): Promise<Admission> {
+    if (!holds) {
+      const turnMs = await this.store.takeToken(name, rate, true)
+      if (turnMs > 0) return this.#afterToken(name, turnMs, true, slot)
+    }
+    const startMs = await this.store.takeToken(startsBucket(name), rate, false)
+    if (startMs <= 0) return this.#admitted(name, slot)
+    return { ...(this.#afterToken(name, startMs, true, slot) as Deferral), held: true }
   }
 
   /**
@@ -179,7 +223,7 @@ export class FlowGate {
     return this.#counts
   }
 
-  #afterToken (name: string, waitMs: number, reserved: boolean, slot: SlotLease | undefined): Admission {
+  #afterToken (name: string, waitMs: number, reserved: boolean, slot: SlotLease | undefined): Admitted | Deferral {
     if (waitMs <= 0) return this.#admitted(name, slot)
     slot?.release()
     this.#free(name)
