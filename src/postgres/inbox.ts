@@ -9,6 +9,7 @@ import { purgeQuietly } from '../core/retention.js'
 import { Backlog } from './backlog.js'
 import { Candidates } from './candidates.js'
 import { PostgresFlowStore } from './flow-store.js'
+import { PostgresOrderingStore } from './ordering-store.js'
 import { loadPg } from './driver.js'
 import { idleLimitInSession, resolvePostgresOptions, type PostgresInboxOptions, type ResolvedPostgresOptions } from './options.js'
 import { queriesFor, type Queries } from './queries.js'
@@ -60,6 +61,7 @@ export class PostgresInbox implements Inbox<PostgresHandlerExtra> {
   readonly #candidates = new Candidates()
   readonly #flow: PostgresFlowStore
   #flowOffered = false
+  #ordering: PostgresOrderingStore | undefined
   /** Resolves once the tables are there: a pause() before then waits for it. */
   readonly #readyOnce: { promise: Promise<void>, resolve: () => void }
 
@@ -100,6 +102,7 @@ export class PostgresInbox implements Inbox<PostgresHandlerExtra> {
       candidates: this.#candidates,
       timers: this.#timers,
       now: () => this.#now(),
+      orderingSql: this.#ordering?.sql,
       wake: () => { this.#wake() },
       wakeToScan: () => { this.#wakeToScan() }
     })
@@ -167,6 +170,22 @@ export class PostgresInbox implements Inbox<PostgresHandlerExtra> {
   flowStore (): PostgresFlowStore {
     this.#flowOffered = true
     return this.#flow
+  }
+
+  /**
+   * Ordering shared by every receiver on the schema: an ordered event is claimed
+   * only as the head of its key, with the key's row locked by the transaction
+   * that runs it (ordering-store.ts); the newest handled createdAt per key is
+   * kept as long as event ids are (`dedupe.ttlSeconds`).
+   */
+  orderingStore (): PostgresOrderingStore {
+    this.#ordering ??= new PostgresOrderingStore({
+      schema: this.#options.schema,
+      pool: async () => await this.#pool(),
+      wakeChannel: this.#sql.wakeChannel,
+      onError: (error) => { this.#runtime?.logger.warn({ err: redactedStoreError(error) }, 'ordering could not count its keys in Postgres; stats() shows the last count') }
+    })
+    return this.#ordering
   }
 
   /** Pending events before deliveries get 503 (the receiver's `maxQueueSize` too, when set). */
@@ -294,10 +313,17 @@ export class PostgresInbox implements Inbox<PostgresHandlerExtra> {
   #poll (): void {
     this.#wakeToScan()
     void this.#backlog.refresh()
+    this.#ordering?.refresh()
   }
 
   #purgeQuietly (): void {
-    purgeQuietly(async () => await this.purge().catch((error: unknown) => { throw redactedStoreError(error) }), this.#runtime?.logger, 'Postgres')
+    const ordering = this.#ordering
+    const ttlMs = (this.#runtime?.options.dedupe.ttlSeconds ?? 0) * 1000
+    purgeQuietly(async () => {
+      const result = await this.purge().catch((error: unknown) => { throw redactedStoreError(error) })
+      await ordering?.purge(this.#now() - ttlMs).catch((error: unknown) => { throw redactedStoreError(error) })
+      return result
+    }, this.#runtime?.logger, 'Postgres')
   }
 }
 

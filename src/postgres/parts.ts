@@ -10,6 +10,8 @@ import { GroupCommit, MAX_IN_FLIGHT } from './group-commit.js'
 import { WakeNotifier } from './notifier.js'
 import { sessionOptions, type ResolvedPostgresOptions } from './options.js'
 import type { Queries } from './queries.js'
+import type { OrderingQueries } from './ordering-sql.js'
+import { storedKey } from './stored-text.js'
 import type { PostgresHandlerExtra } from './run-event.js'
 import { redactedStoreError } from './store-errors.js'
 import type { StoreHealth } from './store-health.js'
@@ -34,6 +36,8 @@ export interface InboxState {
   backlog: Backlog
   candidates: Candidates
   timers: UnrefTimers
+  /** With the `ordering` option: the SQL of the keys (ordering-store.ts). */
+  orderingSql: OrderingQueries | undefined
   now (): number
   /** Wakes the workers for this process's own accepts. */
   wake (): void
@@ -78,11 +82,26 @@ export async function startParts (inbox: InboxState): Promise<Running> {
         inbox.wake()
       }
     }, runtime.logger)
-  const accepts = new GroupCommit(pool, inbox.sql, { ...options, begin: inbox.sql.beginAccept }, {
+  const ordering = inbox.orderingSql === undefined ? undefined : runtime.ordering
+  const accepts = new GroupCommit(pool, inbox.sql, {
+    ...options,
+    begin: inbox.sql.beginAccept,
+    // The key is computed once, here, before the INSERT that stores it (so a duplicate's too).
+    ...(ordering === undefined
+      ? {}
+      : {
+          orderingOf: (event, receivedAt) => {
+            const ref = ordering.refFor(event, receivedAt)
+            return ref === undefined ? undefined : { key: storedKey(ref.key), createdAt: ref.createdAt, notBefore: ref.notBefore }
+          }
+        })
+  }, {
     committed: (inserted) => {
       inbox.backlog.added(inserted.size)
       inbox.health.succeeded()
       if (inserted.size === 0) return
+      // Held events (ordering.holdMs) are due once their hold ends: looked for then.
+      if (ordering !== undefined && ordering.options.holdMs > 0) inbox.timers.after(ordering.options.holdMs + 1, () => { inbox.wakeToScan() })
       // A process without handlers would only pile the ids up; its poll scans once it has some.
       if (runtime.hasHandlers) inbox.candidates.addAccepted(inserted)
       inbox.wake()
@@ -108,6 +127,7 @@ export async function startParts (inbox: InboxState): Promise<Running> {
     slots,
     now: () => inbox.now(),
     countAttempt: async (id) => { await control.countAttempt(id) },
+    orderingSql: ordering === undefined ? undefined : inbox.orderingSql,
     failed: (error) => {
       const err = redactedStoreError(error)
       inbox.health.failed(err)
