@@ -1,6 +1,5 @@
 import type { Pool } from 'pg'
 import type { AnyEvent } from '../core/events.js'
-import { wakeOrTimeout } from '../core/timeouts.js'
 import { UnrefTimers } from '../core/unref-timers.js'
 import { assertNotStarted, type AcceptOutcome, type Inbox, type InboxHealth, type InboxRuntime, type PurgeOptions, type PurgeResult } from '../core/inbox.js'
 import { backlogLimit } from '../core/backlog-bound.js'
@@ -13,7 +12,7 @@ import { PostgresOrderingStore } from './ordering-store.js'
 import { loadPg } from './driver.js'
 import { idleLimitInSession, resolvePostgresOptions, type PostgresInboxOptions, type ResolvedPostgresOptions } from './options.js'
 import { queriesFor, type Queries } from './queries.js'
-import { startParts, type Running } from './parts.js'
+import { startParts, stopParts, type Running } from './parts.js'
 import { Records } from './records.js'
 import type { PostgresHandlerExtra } from './run-event.js'
 import { checkSchema, migrate, SchemaError } from './schema.js'
@@ -162,29 +161,15 @@ export class PostgresInbox implements Inbox<PostgresHandlerExtra> {
     return this.#backlog.oldestReceivedAt
   }
 
-  /**
-   * Flow control shared by every receiver on the schema: rate (a token bucket
-   * row per handler, on the server's clock), concurrency (advisory locks as run
-   * slots) and pause (a table, announced with NOTIFY). See flow-store.ts.
-   */
+  /** Flow control shared by every receiver on the schema: rate, concurrency and pause (flow-store.ts). */
   flowStore (): PostgresFlowStore {
     this.#flowOffered = true
     return this.#flow
   }
 
-  /**
-   * Ordering shared by every receiver on the schema: an ordered event is claimed
-   * only as the head of its key, with the key's row locked by the transaction
-   * that runs it (ordering-store.ts); the newest handled createdAt per key is
-   * kept as long as event ids are (`dedupe.ttlSeconds`).
-   */
+  /** Ordering shared by every receiver on the schema: a key's run holds its row lock (ordering-store.ts). */
   orderingStore (): PostgresOrderingStore {
-    this.#ordering ??= new PostgresOrderingStore({
-      schema: this.#options.schema,
-      pool: async () => await this.#pool(),
-      wakeChannel: this.#sql.wakeChannel,
-      onError: (error) => { this.#runtime?.logger.warn({ err: redactedStoreError(error) }, 'ordering could not count its keys in Postgres; stats() shows the last count') }
-    })
+    this.#ordering ??= new PostgresOrderingStore({ schema: this.#options.schema, pool: async () => await this.#pool(), wakeChannel: this.#sql.wakeChannel, logger: () => this.#runtime?.logger })
     return this.#ordering
   }
 
@@ -230,25 +215,16 @@ export class PostgresInbox implements Inbox<PostgresHandlerExtra> {
   #replayEnv (): ReplayEnvironment { return { pool: async () => await this.#pool(), schema: this.#options.schema, wakeChannel: this.#sql.wakeChannel, now: () => this.#now() } }
 
   /** Events by state, for operators (`sir-webhooks inbox stats`). */
-  async counts (): Promise<Record<OutcomeState, number>> {
-    return await this.#records.counts()
-  }
+  async counts (): Promise<Record<OutcomeState, number>> { return await this.#records.counts() }
 
-  /**
-   * Deletes done events past `retentionSeconds` and dead ones past
-   * `deadLetterRetentionSeconds`, or, with `before`, both that finished before it.
-   * Pending events are never purged.
-   */
+  /** Deletes done events past `retentionSeconds`, dead ones past `deadLetterRetentionSeconds` (or both finished before `before`); never pending ones. */
   async purge (options: PurgeOptions = {}): Promise<PurgeResult> {
     return await this.#records.purge(options)
   }
 
   /**
-   * Stops taking work, lets the batches being committed finish, and waits up to
-   * `graceMs` for running events. Dead-letters nothing: what is unfinished stays
-   * pending in the table. Events still running after the grace period have their
-   * connection ended, so their transactions roll back and another instance (or
-   * the next start) takes them at once. Safe to call more than once.
+   * Stops taking work and waits up to `graceMs` for running events (parts.ts,
+   * `stopParts`). Dead-letters nothing: what is unfinished stays pending. Safe to call more than once.
    */
   close (graceMs: number): Promise<void> {
     this.#closed ??= this.#close(graceMs)
@@ -258,18 +234,11 @@ export class PostgresInbox implements Inbox<PostgresHandlerExtra> {
   async #close (graceMs: number): Promise<void> {
     this.#closing = true
     await this.#queryPool?.end()
-    const running = this.#running
-    if (running === undefined) return
-    running.workers.stop()
-    running.notifier.stop()
-    await running.accepts.settled()
-    await wakeOrTimeout(graceMs, (wake) => { running.workers.onIdle(wake) })
-    const cut = running.workers.releaseByForce()
-    if (cut > 0) this.#runtime?.logger.warn({ events: cut }, 'close() ran out of time; the unfinished events were rolled back and stay pending for another instance or the next start')
-    this.#timers.clear()
-    this.#flow.close()
-    await running.control.close()
-    if (running.ownsPool) await running.pool.end()
+    if (this.#running === undefined) return
+    await stopParts(this.#running, graceMs, this.#runtime?.logger, () => {
+      this.#timers.clear()
+      this.#flow.close()
+    })
   }
 
   /**
@@ -317,13 +286,9 @@ export class PostgresInbox implements Inbox<PostgresHandlerExtra> {
   }
 
   #purgeQuietly (): void {
-    const ordering = this.#ordering
-    const ttlMs = (this.#runtime?.options.dedupe.ttlSeconds ?? 0) * 1000
-    purgeQuietly(async () => {
-      const result = await this.purge().catch((error: unknown) => { throw redactedStoreError(error) })
-      await ordering?.purge(this.#now() - ttlMs).catch((error: unknown) => { throw redactedStoreError(error) })
-      return result
-    }, this.#runtime?.logger, 'Postgres')
+    purgeQuietly(async () => await this.purge().catch((error: unknown) => { throw redactedStoreError(error) }), this.#runtime?.logger, 'Postgres')
+    // Keys idle for as long as event ids are remembered.
+    this.#ordering?.purgeQuietly(this.#now() - (this.#runtime?.options.dedupe.ttlSeconds ?? 0) * 1000)
   }
 }
 

@@ -19,6 +19,8 @@ export interface OrderingQueries {
   handled (literal: Literal, key: string, createdAt: number, now: number): string
   /** The event dead-lettered under onDeadLetter 'block': the key waits for it. */
   block (literal: Literal, key: string, id: string, now: number): string
+  /** In a redrive or requeue: the keys blocked by the events of `revived` move on. */
+  unblockRevived: string
   /** $1 key: unblocks it; the key, when it was blocked. */
   unblock: string
   blocked: string
@@ -45,6 +47,7 @@ export function orderingQueriesFor (schema: string): OrderingQueries {
     block: (literal, key, id, now) => `
       UPDATE ${s}.ordering_keys SET blocked_event = ${literal(id)}, blocked_at = ${literal(now)}, updated_at = ${literal(now)}
       WHERE key = ${literal(key)} AND blocked_event IS NULL`,
+    unblockRevived: `UPDATE ${s}.ordering_keys SET blocked_event = NULL, blocked_at = NULL WHERE blocked_event IN (SELECT id FROM revived)`,
     unblock: `UPDATE ${s}.ordering_keys SET blocked_event = NULL, blocked_at = NULL WHERE key = $1 AND blocked_event IS NOT NULL RETURNING key`,
     blocked: `SELECT key, blocked_event, blocked_at FROM ${s}.ordering_keys WHERE blocked_event IS NOT NULL ORDER BY blocked_at, key`,
     // Waiting: keys with an event that is not the one running or due next (behind it, or behind a block).

@@ -9,9 +9,11 @@
 // that finishes the event moves the key's newest handled createdAt or blocks the
 // key (run-event.ts), so neither can be lost between the two.
 import type { Pool } from 'pg'
+import type { WebhookLogger } from '../core/logger.js'
 import type { BlockedKey, OrderedEventRef, OrderingKeyCounts, OrderingStore, TakeAnswer } from '../core/ordering/store.js'
 import { orderingQueriesFor, type OrderingQueries } from './ordering-sql.js'
 import { quoted } from './schema.js'
+import { redactedStoreError } from './store-errors.js'
 import { storedKey } from './stored-text.js'
 
 export interface PostgresOrderingEnvironment {
@@ -20,8 +22,8 @@ export interface PostgresOrderingEnvironment {
   pool (): Promise<Pool>
   /** Wakes every receiver on the schema: a key moved on. */
   wakeChannel: string
-  /** A refresh of the counts failed: they stay as last read. */
-  onError (error: unknown): void
+  /** The receiver's logger, once it has started the inbox. */
+  logger (): WebhookLogger | undefined
 }
 
 export class PostgresOrderingStore implements OrderingStore {
@@ -100,7 +102,9 @@ export class PostgresOrderingStore implements OrderingStore {
       this.#again = true
       return
     }
-    this.#refreshing = this.#read().catch((error: unknown) => { this.#env.onError(error) }).finally(() => {
+    this.#refreshing = this.#read().catch((error: unknown) => {
+      this.#env.logger()?.warn({ err: redactedStoreError(error) }, 'ordering could not count its keys in Postgres; stats() shows the last count')
+    }).finally(() => {
       this.#refreshing = undefined
       if (this.#again) {
         this.#again = false
@@ -125,6 +129,13 @@ export class PostgresOrderingStore implements OrderingStore {
     const { rowCount } = await pool.query(this.sql.purgeKeys, [cutoff])
     await pool.query(this.sql.healKeys)
     return rowCount ?? 0
+  }
+
+  /** The inbox's periodic purge: a failure is logged (redacted) and tried again at the next. */
+  purgeQuietly (cutoff: number): void {
+    this.purge(cutoff).catch((error: unknown) => {
+      this.#env.logger()?.error({ err: redactedStoreError(error) }, 'the Postgres inbox could not forget idle ordering keys; it tries again at the next purge')
+    })
   }
 
   async #read (): Promise<void> {

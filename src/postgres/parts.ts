@@ -1,5 +1,7 @@
 import type { Pool } from 'pg'
 import type { InboxRuntime } from '../core/inbox.js'
+import type { WebhookLogger } from '../core/logger.js'
+import { wakeOrTimeout } from '../core/timeouts.js'
 import { eventTag } from '../core/run-context.js'
 import type { UnrefTimers } from '../core/unref-timers.js'
 import type { Backlog } from './backlog.js'
@@ -140,4 +142,23 @@ export async function startParts (inbox: InboxState): Promise<Running> {
     wakeIn: (ms) => { inbox.timers.after(ms, () => { inbox.wakeToScan() }) }
   })
   return { pool, ownsPool: options.pool === undefined, control, accepts, workers, notifier }
+}
+
+/**
+ * Stops what `startParts` started: no new claims, the accepts' batches settled,
+ * up to `graceMs` for running events, then the connections of those still
+ * running ended (their transactions roll back: the events stay pending for
+ * another instance or the next start). `stopTimers` runs before the control
+ * connection closes.
+ */
+export async function stopParts (running: Running, graceMs: number, logger: WebhookLogger | undefined, stopTimers: () => void): Promise<void> {
+  running.workers.stop()
+  running.notifier.stop()
+  await running.accepts.settled()
+  await wakeOrTimeout(graceMs, (wake) => { running.workers.onIdle(wake) })
+  const cut = running.workers.releaseByForce()
+  if (cut > 0) logger?.warn({ events: cut }, 'close() ran out of time; the unfinished events were rolled back and stay pending for another instance or the next start')
+  stopTimers()
+  await running.control.close()
+  if (running.ownsPool) await running.pool.end()
 }

@@ -225,16 +225,15 @@ export function queriesFor (schema: string, handlerSynchronousCommit: boolean, i
     deadLetters: `
       SELECT ${EVENT_COLUMNS}, e.attempt_log FROM ${s}.events e LEFT JOIN ${s}.attempts a ON a.event_id = e.id
       WHERE e.state = 'dead' ORDER BY e.finished_at, e.id LIMIT $1`,
-    // One statement: the event is pending again, its attempts (and RetryLater's count) start from 0, and
-    // every instance is woken, or none of it happened. Handlers that succeeded
-    // keep their record and are not run again.
+    // One statement: the event is pending again, its attempts (and RetryLater's count) start from 0, the
+    // ordering key it blocked moves on (it runs in its place, by createdAt), and every instance is woken,
+    // or none of it happened. Handlers that succeeded keep their record and are not run again.
     redrive: `
       WITH revived AS (
-        UPDATE ${s}.events SET state = 'pending', next_attempt_at = $2, finished_at = NULL, flow = NULL
-        WHERE id = $1 AND state = 'dead' RETURNING id
+        UPDATE ${s}.events SET state = 'pending', next_attempt_at = $2, finished_at = NULL, flow = NULL WHERE id = $1 AND state = 'dead' RETURNING id
       ), reset AS (
         UPDATE ${s}.attempts SET started = 0 WHERE event_id IN (SELECT id FROM revived)
-      )
+      ), unblocked AS (${ordering.unblockRevived})
       SELECT id, pg_notify($3, '') FROM revived`,
     // The event's handler and attempt records go with it, in the same statement.
     purge: `
