@@ -1,9 +1,11 @@
 // Ordering on the Postgres inbox: the property harness and the fixed scenarios
 // every inbox with an ordering store passes, on a fresh schema each.
+import pg from 'pg'
 import t from 'tap'
-import type { Inbox } from '../src/index.js'
-import { postgresInbox, type PostgresInbox } from '../src/postgres/inbox.js'
+import { Webhooks, type Inbox, type WebhooksOptions } from '../src/index.js'
+import { migrationSql, postgresInbox, type PostgresInbox } from '../src/postgres/inbox.js'
 import { freshSchema, postgresForTests } from './helpers/postgres.js'
+import { captureLogger, delivery, SECRET, until } from './inbox-contract/support.js'
 import { runOrderingProperty } from './ordering/property.js'
 import { runOrderingScenarios } from './ordering/scenarios.js'
 
@@ -34,6 +36,59 @@ if (postgres.url === undefined) {
 } else {
   const connectionString = postgres.url
   const inbox = (): Inbox => withIdle(postgresInbox({ connectionString, schema: freshSchema('ord'), pollIntervalMs: 100 }))
-  runOrderingProperty(t, { name: 'postgres', inbox }, 4)
+  runOrderingProperty(t, { name: 'postgres', inbox }, 8)
   runOrderingScenarios(t, { name: 'postgres', inbox, durable: true })
+
+  const admin = new pg.Pool({ connectionString, max: 2 })
+  t.teardown(async () => { await admin.end() })
+  const keyed = (id: string, key: string, second: number): Record<string, unknown> =>
+    ({ id, type: 'action.completed', createdAt: new Date(Date.UTC(2026, 4, 10, 9, 0, second)).toISOString(), data: { actionId: key } })
+  const ordered = (schema: string, options: Partial<WebhooksOptions<PostgresInbox>> = {}): Webhooks<PostgresInbox> => new Webhooks<PostgresInbox>({
+    secret: SECRET,
+    logger: captureLogger(),
+    retry: { attempts: 2, minDelayMs: 5, maxDelayMs: 10 },
+    inbox: postgresInbox({ connectionString, schema, pollIntervalMs: 100 }),
+    ordering: { key: (event) => `action:${(event.data as { actionId: string }).actionId}`, onDeadLetter: 'block' },
+    ...options
+  })
+
+  t.test('postgres: redriving the dead letter that blocks a key moves the key on; it runs in its place, before the newer events of its key', async (t) => {
+    const schema = freshSchema('ord_redrive')
+    t.teardown(() => admin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`))
+    const webhooks = ordered(schema)
+    t.teardown(() => webhooks.close())
+    let broken = true
+    const ran: string[] = []
+    webhooks.on('action.completed', async function ledger (event) {
+      if (event.id === 'evt_redrive_old' && broken) throw new Error('downstream said no')
+      ran.push(event.id)
+    }, { name: 'ledger' })
+    t.equal((await webhooks.receive(delivery(keyed('evt_redrive_old', 'a1', 1)))).status, 200)
+    await until(async () => (await webhooks.ordering.blocked()).length === 1, 'the key to be blocked')
+    t.equal((await webhooks.receive(delivery(keyed('evt_redrive_new', 'a1', 2)))).status, 200)
+    await new Promise((resolve) => setTimeout(resolve, 300))
+    t.same(ran, [], 'the newer event waits behind the dead letter')
+    broken = false
+    t.ok(await webhooks.inbox.redrive('evt_redrive_old'), 'redriven')
+    await until(() => ran.length === 2, 'both events to run')
+    t.same(ran, ['evt_redrive_old', 'evt_redrive_new'], 'the redriven event first, by createdAt')
+    t.same(await webhooks.ordering.blocked(), [], 'the key is no longer blocked')
+  })
+
+  t.test('postgres: tables at version 2 are brought to version 3 (ordering); an event stored before runs, unordered, beside ordered ones', async (t) => {
+    const schema = freshSchema('ord_v2')
+    t.teardown(() => admin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`))
+    await admin.query(migrationSql(schema))
+    await admin.query(`DROP TABLE ${schema}.ordering_keys; DROP SEQUENCE ${schema}.events_order_seq; ALTER TABLE ${schema}.events DROP COLUMN ordering_key, DROP COLUMN created_at_ms, DROP COLUMN order_seq; DELETE FROM ${schema}.migrations WHERE version = 3`)
+    await admin.query(`INSERT INTO ${schema}.events (id, type, body, received_at, next_attempt_at) VALUES ('evt_v2', 'action.completed', $1, 1, 1)`, [JSON.stringify(keyed('evt_v2', 'a2', 5))])
+    const webhooks = ordered(schema)
+    t.teardown(() => webhooks.close())
+    const ran: Array<[string, boolean]> = []
+    webhooks.on('action.completed', async function ledger (event, { ordering }) { ran.push([event.id, ordering === undefined]) }, { name: 'ledger' })
+    t.equal((await webhooks.receive(delivery(keyed('evt_v3', 'a2', 1)))).status, 200)
+    await until(() => ran.length === 2, 'both events to run')
+    t.same(ran.sort(), [['evt_v2', true], ['evt_v3', false]], 'the stored event runs unordered, the new one ordered')
+    const { rows } = await admin.query(`SELECT version FROM ${schema}.migrations ORDER BY version`)
+    t.same(rows, [{ version: 1 }, { version: 2 }, { version: 3 }])
+  })
 }
