@@ -75,6 +75,24 @@ if (postgres.url === undefined) {
     t.same(await webhooks.ordering.blocked(), [], 'the key is no longer blocked')
   })
 
+  t.test('postgres: an ordered event deferred by flow control keeps its key: the key\'s newer events wait, and the order holds', async (t) => {
+    const schema = freshSchema('ord_flow')
+    t.teardown(() => admin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`))
+    const webhooks = ordered(schema)
+    t.teardown(() => webhooks.close())
+    const ran: Array<[number, number]> = []
+    // Five a second, one at a time: most runs are deferred (no attempt used) before they start.
+    webhooks.on('action.completed', async function ledger (event, { attempt }) {
+      ran.push([new Date(event.createdAt).getUTCSeconds(), attempt])
+    }, { name: 'ledger', rate: { perSecond: 5, burst: 1 } })
+    const seconds = [7, 3, 9, 1, 5, 8]
+    // Accepted together (one batch): the oldest runs first, and each deferred head keeps the key.
+    const answers = await Promise.all(seconds.map(async (second) => await webhooks.receive(delivery(keyed(`evt_flow_${second}`, 'a3', second)))))
+    t.ok(answers.every((answer) => answer.status === 200))
+    await until(() => ran.length === seconds.length, 'every event to run', 10_000)
+    t.same(ran, [...seconds].sort((a, b) => a - b).map((second) => [second, 1]), 'oldest createdAt first, each on its first attempt')
+  })
+
   t.test('postgres: tables at version 2 are brought to version 3 (ordering); an event stored before runs, unordered, beside ordered ones', async (t) => {
     const schema = freshSchema('ord_v2')
     t.teardown(() => admin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`))
