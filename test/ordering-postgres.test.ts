@@ -93,6 +93,24 @@ if (postgres.url === undefined) {
     t.same(ran, [...seconds].sort((a, b) => a - b).map((second) => [second, 1]), 'oldest createdAt first, each on its first attempt')
   })
 
+  t.test('postgres: an event retried keeps its key against an older event delivered during its backoff: that one runs after it, stale', async (t) => {
+    const schema = freshSchema('ord_hold')
+    t.teardown(() => admin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`))
+    const webhooks = ordered(schema, { retry: { attempts: 3, minDelayMs: 400, maxDelayMs: 400 } })
+    t.teardown(() => webhooks.close())
+    const ran: Array<[string, number, boolean | undefined]> = []
+    webhooks.on('action.completed', async function ledger (event, { attempt, ordering }) {
+      ran.push([event.id, attempt, ordering?.stale])
+      if (event.id === 'evt_hold_newer' && attempt === 1) throw new Error('downstream said no')
+    }, { name: 'ledger' })
+    t.equal((await webhooks.receive(delivery(keyed('evt_hold_newer', 'a4', 9)))).status, 200)
+    await until(() => ran.length === 1, 'the first attempt')
+    // In its backoff: the older event is the head of the key now, but the key is the retried event's.
+    t.equal((await webhooks.receive(delivery(keyed('evt_hold_older', 'a4', 1)))).status, 200)
+    await until(() => ran.length === 3, 'the retry and the older event')
+    t.same(ran, [['evt_hold_newer', 1, false], ['evt_hold_newer', 2, false], ['evt_hold_older', 1, true]], 'the retried event first, then the older one, stale')
+  })
+
   t.test('postgres: tables at version 2 are brought to version 3 (ordering); an event stored before runs, unordered, beside ordered ones', async (t) => {
     const schema = freshSchema('ord_v2')
     t.teardown(() => admin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`))

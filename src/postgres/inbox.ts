@@ -102,6 +102,7 @@ export class PostgresInbox implements Inbox<PostgresHandlerExtra> {
       timers: this.#timers,
       now: () => this.#now(),
       orderingSql: this.#ordering?.sql,
+      orderingAccepted: () => { this.#ordering?.refreshSoon() },
       wake: () => { this.#wake() },
       wakeToScan: () => { this.#wakeToScan() }
     })
@@ -238,6 +239,7 @@ export class PostgresInbox implements Inbox<PostgresHandlerExtra> {
     await stopParts(this.#running, graceMs, this.#runtime?.logger, () => {
       this.#timers.clear()
       this.#flow.close()
+      this.#ordering?.close()
     })
   }
 

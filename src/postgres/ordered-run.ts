@@ -59,11 +59,17 @@ export function keyEnd (engine: OrderingEngine, sql: OrderingQueries, literal: L
   const { ref } = claim
   const key = storedKey(ref.key)
   const block = outcome === 'dead' && engine.options.onDeadLetter === 'block'
+  const id = storedKey(ref.id)
   return {
     statement: outcome !== 'dead'
       ? sql.handled(literal, key, ref.createdAt, now)
-      : block ? sql.block(literal, key, storedKey(ref.id), now) : undefined,
+      : block ? sql.block(literal, key, id, now) : sql.skip(literal, key, id),
     released: block ? undefined : key,
     afterCommit: async () => { await engine.finished(ref, outcome) }
   }
+}
+
+/** The event runs again (a retry, or flow control deferred it): it keeps its key in between, written in the same commit. */
+export function keyHeld (sql: OrderingQueries, literal: Literal, claim: OrderedClaim): KeyEnd {
+  return { statement: sql.hold(literal, storedKey(claim.ref.key), storedKey(claim.ref.id)), released: undefined, afterCommit: async () => {} }
 }

@@ -16,6 +16,9 @@ import { quoted } from './schema.js'
 import { redactedStoreError } from './store-errors.js'
 import { storedKey } from './stored-text.js'
 
+/** How long after a finished ordered event the counts are read again. */
+const REFRESH_AFTER_MS = 100
+
 export interface PostgresOrderingEnvironment {
   schema: string
   /** The inbox's pool (its running one, or one for queries before start). */
@@ -33,6 +36,7 @@ export class PostgresOrderingStore implements OrderingStore {
   #counts: OrderingKeyCounts = { waiting: 0, blocked: 0 }
   #refreshing: Promise<void> | undefined
   #again = false
+  #soon: NodeJS.Timeout | undefined
 
   constructor (env: PostgresOrderingEnvironment) {
     this.#env = env
@@ -52,15 +56,16 @@ export class PostgresOrderingStore implements OrderingStore {
     const s = quoted(this.#env.schema)
     try {
       await client.query('BEGIN')
-      const key = await client.query<{ blocked_event: string | null, newest_handled_ms: string | null }>(
-        `SELECT blocked_event, newest_handled_ms FROM ${s}.ordering_keys WHERE key = $1 FOR NO KEY UPDATE SKIP LOCKED`, [ref.key])
+      const key = await client.query<{ live_event: string | null, blocked_event: string | null, newest_handled_ms: string | null }>(
+        `SELECT live_event, blocked_event, newest_handled_ms FROM ${s}.ordering_keys WHERE key = $1 FOR NO KEY UPDATE SKIP LOCKED`, [storedKey(ref.key)])
       const row = key.rows[0]
       if (row === undefined) return { taken: false, wait: 'busy' }
       if (row.blocked_event !== null) return { taken: false, wait: 'blocked' }
-      const head = await client.query<{ id: string, next_attempt_at: string }>(this.sql.nextHeads, [[ref.key]])
+      if (row.live_event !== null && row.live_event !== storedKey(ref.id)) return { taken: false, wait: 'busy' }
+      const head = await client.query<{ id: string, next_attempt_at: string }>(this.sql.nextHeads, [[storedKey(ref.key)]])
       const first = head.rows[0]
-      if (first === undefined || first.id !== storedKey(ref.id)) return { taken: false, wait: 'behind' }
-      const due = Number(first.next_attempt_at)
+      if (row.live_event === null && first?.id !== storedKey(ref.id)) return { taken: false, wait: 'behind' }
+      const due = Number(first?.next_attempt_at ?? 0)
       if (due > now) return { taken: false, wait: 'held', retryInMs: due - now }
       return { taken: true, newestHandledAt: row.newest_handled_ms === null ? undefined : Number(row.newest_handled_ms) }
     } finally {
@@ -69,14 +74,14 @@ export class PostgresOrderingStore implements OrderingStore {
     }
   }
 
-  /** Written by the commit that finished the event (run-event.ts): the key's lock went with it. Counts are read again. */
+  /** Written by the commit that finished the event (run-event.ts): the key's lock went with it. Counts are read again soon. */
   release (_ref: OrderedEventRef, _handledCreatedAt: number | undefined): void {
-    this.refresh()
+    this.refreshSoon()
   }
 
-  /** Written by the commit that dead-lettered the event (run-event.ts). Counts are read again. */
+  /** Written by the commit that dead-lettered the event (run-event.ts). Counts are read again soon. */
   block (_ref: OrderedEventRef, _now: number): void {
-    this.refresh()
+    this.refreshSoon()
   }
 
   async unblock (key: string): Promise<boolean> {
@@ -136,6 +141,25 @@ export class PostgresOrderingStore implements OrderingStore {
     this.purge(cutoff).catch((error: unknown) => {
       this.#env.logger()?.error({ err: redactedStoreError(error) }, 'the Postgres inbox could not forget idle ordering keys; it tries again at the next purge')
     })
+  }
+
+  /**
+   * One read for the events accepted or finished within REFRESH_AFTER_MS: a read
+   * per event would group the pending ordered events over and over under load.
+   */
+  refreshSoon (): void {
+    if (this.#soon !== undefined) return
+    this.#soon = setTimeout(() => {
+      this.#soon = undefined
+      this.refresh()
+    }, REFRESH_AFTER_MS)
+    this.#soon.unref()
+  }
+
+  /** Stops the pending read of the counts (the inbox's close). */
+  close (): void {
+    clearTimeout(this.#soon)
+    this.#soon = undefined
   }
 
   async #read (): Promise<void> {

@@ -38,8 +38,9 @@ export interface InboxState {
   backlog: Backlog
   candidates: Candidates
   timers: UnrefTimers
-  /** With the `ordering` option: the SQL of the keys (ordering-store.ts). */
+  /** With the `ordering` option: the SQL of the keys, and a call to count them again soon (ordering-store.ts). */
   orderingSql: OrderingQueries | undefined
+  orderingAccepted (): void
   now (): number
   /** Wakes the workers for this process's own accepts. */
   wake (): void
@@ -104,6 +105,7 @@ export async function startParts (inbox: InboxState): Promise<Running> {
       if (inserted.size === 0) return
       // Held events (ordering.holdMs) are due once their hold ends: looked for then.
       if (ordering !== undefined && ordering.options.holdMs > 0) inbox.timers.after(ordering.options.holdMs + 1, () => { inbox.wakeToScan() })
+      if (ordering !== undefined) inbox.orderingAccepted()
       // A process without handlers would only pile the ids up; its poll scans once it has some.
       if (runtime.hasHandlers) inbox.candidates.addAccepted(inserted)
       inbox.wake()

@@ -5,7 +5,7 @@ import { earliestRetry, runFlowAttempt, type DeferredRun, type FlowAttemptResult
 import type { InboxRuntime } from '../core/inbox.js'
 import { errorSummary } from '../core/outcome.js'
 import { HandlerTurns } from './handler-turns.js'
-import { keyEnd, orderedClaim, type KeyEnd } from './ordered-run.js'
+import { keyEnd, keyHeld, orderedClaim, type KeyEnd } from './ordered-run.js'
 import type { OrderingQueries } from './ordering-sql.js'
 import { literalsOf, type ClaimedRow, type Literal, type LoggedRun, type Queries } from './queries.js'
 import { MAX_SAVEPOINTS, type Savepoint } from './savepoint.js'
@@ -133,8 +133,10 @@ async function runClaimedEvent (env: RunEnvironment, client: PoolClient, literal
     : row.event === undefined ? new Error('the stored body is no longer a valid event') : undefined
   // Claimed as the head of its key: its turn began with this claim and ends when it is done or dead.
   const ordered = orderedClaim(runtime.ordering, row, event.id)
-  const ends = (outcome: 'handled' | 'stale' | 'dead'): { key?: KeyEnd } =>
-    ordered === undefined || runtime.ordering === undefined || env.orderingSql === undefined ? {} : { key: keyEnd(runtime.ordering, env.orderingSql, literal, ordered, outcome, env.now()) }
+  const ends = (outcome: 'handled' | 'stale' | 'dead' | 'again'): { key?: KeyEnd } =>
+    ordered === undefined || runtime.ordering === undefined || env.orderingSql === undefined
+      ? {}
+      : { key: outcome === 'again' ? keyHeld(env.orderingSql, literal, ordered) : keyEnd(runtime.ordering, env.orderingSql, literal, ordered, outcome, env.now()) }
   if (unrunnable !== undefined) {
     const note = ordered === undefined ? {} : { ordering: runtime.ordering?.deadLetterNote(ordered.ref.key) }
     return {
@@ -174,7 +176,7 @@ async function runClaimedEvent (env: RunEnvironment, client: PoolClient, literal
     const retryInMs = Math.max(1, Math.ceil(earliestRetry(deferred)))
     const record = sql.retryLater(literal, row.id, now + retryInMs, null, sql.flowColumns(literal, carry, log)) +
       (turns.counted ? ';\n' + sql.uncountAttempt(literal, row.id) : '')
-    return { id: row.id, handled, record, afterCommit: async () => { turns.told() }, retryInMs, finished: false }
+    return { id: row.id, handled, record, afterCommit: async () => { turns.told() }, retryInMs, finished: false, ...ends('again') }
   }
   const lastError = `${last.key}: ${errorSummary(last.error)}`
   if (attempt < retry.attempts) {
@@ -188,7 +190,8 @@ async function runClaimedEvent (env: RunEnvironment, client: PoolClient, literal
         await reportFailures(turns.runtime, event, receivedAt, attempt, failures, retryInMs)
       },
       retryInMs,
-      finished: false
+      finished: false,
+      ...ends('again')
     }
   }
   const notRun = deferred.length === 0 ? '' : `; not run: deferred (${deferred.map((run) => `${run.key}: ${run.reason}`).join(', ')})`

@@ -203,7 +203,15 @@ export class Workers {
   async #nextHeads (client: PoolClient, keys: readonly string[]): Promise<void> {
     const sql = this.#env.orderingSql
     if (sql === undefined) return
-    const { rows } = await client.query<{ id: string, next_attempt_at: string }>(sql.nextHeads, [keys])
+    let rows: Array<{ id: string, next_attempt_at: string }>
+    try {
+      rows = (await client.query<{ id: string, next_attempt_at: string }>(sql.nextHeads, [keys])).rows
+    } catch {
+      // The batch is committed: what this lookup would have found, a scan finds (a broken client is discarded as ever).
+      this.#env.candidates.wantScan()
+      this.#env.wakeIn(RETRY_AFTER_FAILURE_MS)
+      return
+    }
     const now = this.#env.now()
     const due = rows.filter((row) => Number(row.next_attempt_at) <= now).map(({ id }) => id)
     if (due.length > 0) {
