@@ -37,11 +37,19 @@ t.test('the ordering option is checked at construction, with messages naming the
   await webhooks.close()
 })
 
+/** An inbox of a user's own, with no ordering store. */
+class PlainInbox {
+  start (): void {}
+  accept (): 'accepted' { return 'accepted' }
+  async close (): Promise<void> {}
+}
+
 t.test('an inbox without an ordering store refuses the option, naming the inbox, rather than ignoring it', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'sir-ordering-'))
   t.teardown(() => { rmSync(dir, { recursive: true, force: true }) })
   const inboxes = [
-    ['PostgresInbox', postgresInbox({ connectionString: 'postgres://127.0.0.1:1/never' })]
+    // A custom inbox without orderingStore(): every built-in inbox has one now.
+    ['PlainInbox', new PlainInbox()]
   ] as const
   // SQLite has its ordering store (test/ordering-sqlite.test.ts): the option is taken.
   const sqlite = new Webhooks({ secret: SECRET, inbox: sqliteInbox({ path: join(dir, 'inbox.db') }), ordering: byAction })
@@ -53,6 +61,10 @@ t.test('an inbox without an ordering store refuses the option, naming the inbox,
       message: new RegExp(`^sir-webhooks: "ordering" needs an inbox that keeps the events of one key in order, and the inbox ${name} does not yet`)
     }, name)
   }
+  // The Postgres inbox has its store: the option is taken (the store is unreachable here, which changes nothing at construction).
+  const withPostgres = new Webhooks({ secret: SECRET, inbox: postgresInbox({ connectionString: 'postgres://127.0.0.1:1/never' }), ordering: byAction })
+  t.equal(withPostgres.stats().ordering?.blockedKeys, 0, 'the Postgres inbox takes the option')
+  await withPostgres.close()
   // Made, a BullMQ inbox connects at once; its class says enough (test/ordering-bullmq.test.ts runs it).
   t.ok('orderingStore' in BullmqInbox.prototype, 'the BullMQ inbox has an ordering store, so it is not refused')
   const plain = new Webhooks({ secret: SECRET })

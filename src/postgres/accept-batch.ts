@@ -9,6 +9,8 @@ export interface BatchRow {
   /** The body as received. */
   body: string
   receivedAt: number
+  /** Its place in its ordering key (the receiver's `ordering` option), or null for an event without a key. */
+  ordered: { key: string, createdAt: number, notBefore: number } | null
 }
 
 /** What became of one row: recorded now, already there (with the same body or not), or refused by the database on its own. */
@@ -47,7 +49,10 @@ export async function insertRows (client: PoolClient, sql: Queries, rows: readon
       part.map(({ key }) => key),
       part.map(({ type }) => type),
       part.map(({ body }) => body),
-      part.map(({ receivedAt }) => receivedAt)
+      part.map(({ receivedAt }) => receivedAt),
+      part.map(({ ordered }) => ordered?.key ?? null),
+      part.map(({ ordered }) => ordered?.createdAt ?? null),
+      part.map(({ receivedAt, ordered }) => ordered?.notBefore ?? receivedAt)
     ])
     for (const { id } of result.rows) inserted.add(id)
   }

@@ -18,6 +18,8 @@ export interface GroupCommitOptions {
   acceptTimeoutMs: number
   /** The statement that opens a batch's transaction (with its session limits). */
   begin: string
+  /** The event's place in its ordering key (the engine's `refFor`), stored with it; absent without the `ordering` option. */
+  orderingOf?: (event: AnyEvent, receivedAt: number) => BatchRow['ordered'] | undefined
 }
 
 export interface GroupCommitEvents {
@@ -69,7 +71,8 @@ export class GroupCommit {
   add (event: AnyEvent, receivedAt: number, rawBody: Uint8Array | undefined, calledAt = Date.now()): Promise<AcceptOutcome> {
     return new Promise((resolve) => {
       const deadline = calledAt + this.#options.acceptTimeoutMs
-      this.#waiting.push({ event, key: storedKey(event.id), type: storedKey(event.type), body: bodyText(event, rawBody), receivedAt, deadline, resolve })
+      const ordered = this.#options.orderingOf?.(event, receivedAt) ?? null
+      this.#waiting.push({ event, key: storedKey(event.id), type: storedKey(event.type), body: bodyText(event, rawBody), receivedAt, ordered, deadline, resolve })
       if (this.#waiting.length >= MAX_BATCH) this.#flush()
       else this.#timer ??= setTimeout(() => { this.#flush() }, this.#options.groupCommitMs)
       this.#armExpiry()

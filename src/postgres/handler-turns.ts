@@ -1,5 +1,6 @@
 import type { PoolClient } from 'pg'
 import type { HandlerRun, InboxRuntime } from '../core/inbox.js'
+import type { HandlerOrdering } from '../core/ordering/engine.js'
 import type { PostgresHandlerExtra } from './run-event.js'
 import { checkTransaction, renewSavepoint, type Savepoint } from './savepoint.js'
 
@@ -11,7 +12,8 @@ import { checkTransaction, renewSavepoint, type Savepoint } from './savepoint.js
  * counted before the first run and only if one runs (a run deferred before it
  * starts uses none), and a handler that threw, `RetryLater` included, rolled
  * back to its savepoint: nothing of it commits. Successes are held for
- * `told()`, after the COMMIT that records them.
+ * `told()`, after the COMMIT that records them. An ordered event's runs carry
+ * where it stands in its key (`ordering`): the handler context's, and the dead letter's.
  */
 export class HandlerTurns {
   readonly runtime: InboxRuntime
@@ -25,7 +27,8 @@ export class HandlerTurns {
   /** The transaction (or the attempt count) broke: the batch is lost, whatever the handlers did. */
   broken: unknown
 
-  constructor (outer: InboxRuntime, client: PoolClient, savepoint: Savepoint, countAttempt: () => Promise<void>) {
+  constructor (outer: InboxRuntime, client: PoolClient, savepoint: Savepoint, countAttempt: () => Promise<void>, ordering?: HandlerOrdering) {
+    const told = (run: HandlerRun): HandlerRun => ordering === undefined ? run : { ...run, ordering }
     this.#outer = outer
     this.#client = client
     this.#savepoint = savepoint
@@ -38,13 +41,13 @@ export class HandlerTurns {
       flow: outer.flow,
       handlersFor: (type) => outer.handlersFor(type),
       runHandler: async (run) => {
-        const turn = this.#queue.then(async () => { await this.#run(run) })
+        const turn = this.#queue.then(async () => { await this.#run(told(run)) })
         this.#queue = turn.catch(() => {})
         await turn
       },
-      handlerSucceeded: (run) => { this.#succeeded.push(run) },
-      handlerRetrying: (run, error, retryInMs) => { outer.handlerRetrying(run, error, retryInMs) },
-      handlerFailed: async (run, error) => { await outer.handlerFailed(run, error) },
+      handlerSucceeded: (run) => { this.#succeeded.push(told(run)) },
+      handlerRetrying: (run, error, retryInMs) => { outer.handlerRetrying(told(run), error, retryInMs) },
+      handlerFailed: async (run, error) => { await outer.handlerFailed(told(run), error) },
       deadLetter: async (deadLetter) => { await outer.deadLetter(deadLetter) }
     }
   }

@@ -1,6 +1,5 @@
 import type { Pool } from 'pg'
 import type { AnyEvent } from '../core/events.js'
-import { wakeOrTimeout } from '../core/timeouts.js'
 import { UnrefTimers } from '../core/unref-timers.js'
 import { assertNotStarted, type AcceptOutcome, type Inbox, type InboxHealth, type InboxRuntime, type PurgeOptions, type PurgeResult } from '../core/inbox.js'
 import { backlogLimit } from '../core/backlog-bound.js'
@@ -9,10 +8,11 @@ import { purgeQuietly } from '../core/retention.js'
 import { Backlog } from './backlog.js'
 import { Candidates } from './candidates.js'
 import { PostgresFlowStore } from './flow-store.js'
+import { PostgresOrderingStore } from './ordering-store.js'
 import { loadPg } from './driver.js'
 import { idleLimitInSession, resolvePostgresOptions, type PostgresInboxOptions, type ResolvedPostgresOptions } from './options.js'
 import { queriesFor, type Queries } from './queries.js'
-import { startParts, type Running } from './parts.js'
+import { startParts, stopParts, type Running } from './parts.js'
 import { Records } from './records.js'
 import type { PostgresHandlerExtra } from './run-event.js'
 import { checkSchema, migrate, SchemaError } from './schema.js'
@@ -60,6 +60,7 @@ export class PostgresInbox implements Inbox<PostgresHandlerExtra> {
   readonly #candidates = new Candidates()
   readonly #flow: PostgresFlowStore
   #flowOffered = false
+  #ordering: PostgresOrderingStore | undefined
   /** Resolves once the tables are there: a pause() before then waits for it. */
   readonly #readyOnce: { promise: Promise<void>, resolve: () => void }
 
@@ -102,6 +103,8 @@ export class PostgresInbox implements Inbox<PostgresHandlerExtra> {
       candidates: this.#candidates,
       timers: this.#timers,
       now: () => this.#now(),
+      orderingSql: this.#ordering?.sql,
+      orderingAccepted: () => { this.#ordering?.refreshSoon() },
       wake: () => { this.#wake() },
       wakeToScan: () => { this.#wakeToScan() }
     })
@@ -161,14 +164,16 @@ export class PostgresInbox implements Inbox<PostgresHandlerExtra> {
     return this.#backlog.oldestReceivedAt
   }
 
-  /**
-   * Flow control shared by every receiver on the schema: rate (a token bucket
-   * row per handler, on the server's clock), concurrency (advisory locks as run
-   * slots) and pause (a table, announced with NOTIFY). See flow-store.ts.
-   */
+  /** Flow control shared by every receiver on the schema: rate, concurrency and pause (flow-store.ts). */
   flowStore (): PostgresFlowStore {
     this.#flowOffered = true
     return this.#flow
+  }
+
+  /** Ordering shared by every receiver on the schema: a key's run holds its row lock (ordering-store.ts). */
+  orderingStore (): PostgresOrderingStore {
+    this.#ordering ??= new PostgresOrderingStore({ schema: this.#options.schema, pool: async () => await this.#pool(), wakeChannel: this.#sql.wakeChannel, logger: () => this.#runtime?.logger })
+    return this.#ordering
   }
 
   /** Pending events before deliveries get 503 (the receiver's `maxQueueSize` too, when set). */
@@ -213,25 +218,16 @@ export class PostgresInbox implements Inbox<PostgresHandlerExtra> {
   #replayEnv (): ReplayEnvironment { return { pool: async () => await this.#pool(), schema: this.#options.schema, wakeChannel: this.#sql.wakeChannel, now: () => this.#now() } }
 
   /** Events by state, for operators (`sir-webhooks inbox stats`). */
-  async counts (): Promise<Record<OutcomeState, number>> {
-    return await this.#records.counts()
-  }
+  async counts (): Promise<Record<OutcomeState, number>> { return await this.#records.counts() }
 
-  /**
-   * Deletes done events past `retentionSeconds` and dead ones past
-   * `deadLetterRetentionSeconds`, or, with `before`, both that finished before it.
-   * Pending events are never purged.
-   */
+  /** Deletes done events past `retentionSeconds`, dead ones past `deadLetterRetentionSeconds` (or both finished before `before`); never pending ones. */
   async purge (options: PurgeOptions = {}): Promise<PurgeResult> {
     return await this.#records.purge(options)
   }
 
   /**
-   * Stops taking work, lets the batches being committed finish, and waits up to
-   * `graceMs` for running events. Dead-letters nothing: what is unfinished stays
-   * pending in the table. Events still running after the grace period have their
-   * connection ended, so their transactions roll back and another instance (or
-   * the next start) takes them at once. Safe to call more than once.
+   * Stops taking work and waits up to `graceMs` for running events (parts.ts,
+   * `stopParts`). Dead-letters nothing: what is unfinished stays pending. Safe to call more than once.
    */
   close (graceMs: number): Promise<void> {
     this.#closed ??= this.#close(graceMs)
@@ -241,18 +237,12 @@ export class PostgresInbox implements Inbox<PostgresHandlerExtra> {
   async #close (graceMs: number): Promise<void> {
     this.#closing = true
     await this.#queryPool?.end()
-    const running = this.#running
-    if (running === undefined) return
-    running.workers.stop()
-    running.notifier.stop()
-    await running.accepts.settled()
-    await wakeOrTimeout(graceMs, (wake) => { running.workers.onIdle(wake) })
-    const cut = running.workers.releaseByForce()
-    if (cut > 0) this.#runtime?.logger.warn({ events: cut }, 'close() ran out of time; the unfinished events were rolled back and stay pending for another instance or the next start')
-    this.#timers.clear()
-    this.#flow.close()
-    await running.control.close()
-    if (running.ownsPool) await running.pool.end()
+    if (this.#running === undefined) return
+    await stopParts(this.#running, graceMs, this.#runtime?.logger, () => {
+      this.#timers.clear()
+      this.#flow.close()
+      this.#ordering?.close()
+    })
   }
 
   /**
@@ -296,10 +286,13 @@ export class PostgresInbox implements Inbox<PostgresHandlerExtra> {
   #poll (): void {
     this.#wakeToScan()
     void this.#backlog.refresh()
+    this.#ordering?.refresh()
   }
 
   #purgeQuietly (): void {
     purgeQuietly(async () => await this.purge().catch((error: unknown) => { throw redactedStoreError(error) }), this.#runtime?.logger, 'Postgres')
+    // Keys idle for as long as event ids are remembered.
+    this.#ordering?.purgeQuietly(this.#now() - (this.#runtime?.options.dedupe.ttlSeconds ?? 0) * 1000)
   }
 }
 

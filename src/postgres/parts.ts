@@ -1,5 +1,7 @@
 import type { Pool } from 'pg'
 import type { InboxRuntime } from '../core/inbox.js'
+import type { WebhookLogger } from '../core/logger.js'
+import { wakeOrTimeout } from '../core/timeouts.js'
 import { eventTag } from '../core/run-context.js'
 import type { UnrefTimers } from '../core/unref-timers.js'
 import type { Backlog } from './backlog.js'
@@ -10,6 +12,8 @@ import { GroupCommit, MAX_IN_FLIGHT } from './group-commit.js'
 import { WakeNotifier } from './notifier.js'
 import { sessionOptions, type ResolvedPostgresOptions } from './options.js'
 import type { Queries } from './queries.js'
+import type { OrderingQueries } from './ordering-sql.js'
+import { storedKey } from './stored-text.js'
 import type { PostgresHandlerExtra } from './run-event.js'
 import { redactedStoreError } from './store-errors.js'
 import type { StoreHealth } from './store-health.js'
@@ -34,6 +38,9 @@ export interface InboxState {
   backlog: Backlog
   candidates: Candidates
   timers: UnrefTimers
+  /** With the `ordering` option: the SQL of the keys, and a call to count them again soon (ordering-store.ts). */
+  orderingSql: OrderingQueries | undefined
+  orderingAccepted (): void
   now (): number
   /** Wakes the workers for this process's own accepts. */
   wake (): void
@@ -78,11 +85,27 @@ export async function startParts (inbox: InboxState): Promise<Running> {
         inbox.wake()
       }
     }, runtime.logger)
-  const accepts = new GroupCommit(pool, inbox.sql, { ...options, begin: inbox.sql.beginAccept }, {
+  const ordering = inbox.orderingSql === undefined ? undefined : runtime.ordering
+  const accepts = new GroupCommit(pool, inbox.sql, {
+    ...options,
+    begin: inbox.sql.beginAccept,
+    // The key is computed once, here, before the INSERT that stores it (so a duplicate's too).
+    ...(ordering === undefined
+      ? {}
+      : {
+          orderingOf: (event, receivedAt) => {
+            const ref = ordering.refFor(event, receivedAt)
+            return ref === undefined ? undefined : { key: storedKey(ref.key), createdAt: ref.createdAt, notBefore: ref.notBefore }
+          }
+        })
+  }, {
     committed: (inserted) => {
       inbox.backlog.added(inserted.size)
       inbox.health.succeeded()
       if (inserted.size === 0) return
+      // Held events (ordering.holdMs) are due once their hold ends: looked for then.
+      if (ordering !== undefined && ordering.options.holdMs > 0) inbox.timers.after(ordering.options.holdMs + 1, () => { inbox.wakeToScan() })
+      if (ordering !== undefined) inbox.orderingAccepted()
       // A process without handlers would only pile the ids up; its poll scans once it has some.
       if (runtime.hasHandlers) inbox.candidates.addAccepted(inserted)
       inbox.wake()
@@ -108,6 +131,7 @@ export async function startParts (inbox: InboxState): Promise<Running> {
     slots,
     now: () => inbox.now(),
     countAttempt: async (id) => { await control.countAttempt(id) },
+    orderingSql: ordering === undefined ? undefined : inbox.orderingSql,
     failed: (error) => {
       const err = redactedStoreError(error)
       inbox.health.failed(err)
@@ -120,4 +144,23 @@ export async function startParts (inbox: InboxState): Promise<Running> {
     wakeIn: (ms) => { inbox.timers.after(ms, () => { inbox.wakeToScan() }) }
   })
   return { pool, ownsPool: options.pool === undefined, control, accepts, workers, notifier }
+}
+
+/**
+ * Stops what `startParts` started: no new claims, the accepts' batches settled,
+ * up to `graceMs` for running events, then the connections of those still
+ * running ended (their transactions roll back: the events stay pending for
+ * another instance or the next start). `stopTimers` runs before the control
+ * connection closes.
+ */
+export async function stopParts (running: Running, graceMs: number, logger: WebhookLogger | undefined, stopTimers: () => void): Promise<void> {
+  running.workers.stop()
+  running.notifier.stop()
+  await running.accepts.settled()
+  await wakeOrTimeout(graceMs, (wake) => { running.workers.onIdle(wake) })
+  const cut = running.workers.releaseByForce()
+  if (cut > 0) logger?.warn({ events: cut }, 'close() ran out of time; the unfinished events were rolled back and stay pending for another instance or the next start')
+  stopTimers()
+  await running.control.close()
+  if (running.ownsPool) await running.pool.end()
 }

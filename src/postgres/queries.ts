@@ -1,6 +1,7 @@
 import type { AnyEvent } from '../core/events.js'
 import type { FlowCarry } from '../core/flow/attempt.js'
 import type { AttemptRecord, EventOutcome, OutcomeState } from '../core/outcome.js'
+import { orderingQueriesFor } from './ordering-sql.js'
 import { quoted } from './schema.js'
 import { eventOf, storedText } from './stored-text.js'
 
@@ -34,6 +35,11 @@ export const ATTEMPT_LOG_MAX = 50
 
 export interface ClaimedRow extends EventRow {
   succeeded: string[]
+  /** An ordered event's key, createdAt (ms), acceptance order and the key's newest handled createdAt; absent or null otherwise. */
+  ordering_key?: string | null
+  created_at_ms?: string | null
+  order_seq?: string | null
+  newest_handled_ms?: string | null
   /** What flow control keeps with a deferred event between its runs. */
   flow: FlowCarry | null
   /** The body parsed (workers.ts); undefined if the row no longer holds an event. */
@@ -52,7 +58,11 @@ export type Literal = (value: string | number | null) => string
 export interface Queries {
   /** Opens an accept's transaction. */
   beginAccept: string
-  /** $1 ids, $2 types, $3 bodies, $4 received_at: the ids actually inserted (the others were there already). */
+  /**
+   * $1 ids, $2 types, $3 bodies, $4 received_at, $5 ordering keys, $6 createdAt ms,
+   * $7 not before (received_at plus `ordering.holdMs`): the ids actually inserted
+   * (the others were there already). An ordered event's key row is made with it.
+   */
   acceptBatch: string
   /** $1 ids, $2 bodies: the positions (from 1) of the pairs whose stored body is not the one given (duplicates only). */
   bodiesDiffer: string
@@ -62,11 +72,15 @@ export interface Queries {
   countPending: string
   /** $1 now, $2 limit, $3 ids to leave out (running here): ids of pending events due by now, oldest first, without locking them. */
   dueIds: string
+  /** `dueIds` with the `ordering` option: of an ordered key, only its head, and none of a blocked key. */
+  dueIdsOrdered: string
   /**
    * Opens the worker's transaction, claims in it those of `ids` that are
    * pending, due and held by nobody, and opens the savepoint for the first handler.
+   * `ordered` (the `ordering` option): an ordered event is claimed only as the
+   * head of its key, not blocked, with its key's row locked too (ordering-store.ts).
    */
-  beginAndClaim (literal: Literal, ids: readonly string[], now: number): string
+  beginAndClaim (literal: Literal, ids: readonly string[], now: number, ordered?: boolean): string
   /** Attempts started, counted on another connection in a simple (unparameterised) query: the ids come as escaped literals. */
   countAttempts (idLiterals: string[]): string
   /** The handlers that succeeded, as [event id, handler] pairs. */
@@ -97,6 +111,7 @@ const EVENT_COLUMNS = 'e.id, e.type, e.body, e.state, e.received_at, e.last_erro
 
 export function queriesFor (schema: string, handlerSynchronousCommit: boolean, idleInTransactionTimeoutMs: number): Queries {
   const s = quoted(schema)
+  const ordering = orderingQueriesFor(schema)
   // An event's transaction commits without waiting for the WAL flush unless asked
   // to: should the server crash before the flush, the handlers' writes, their
   // success records and the event's state are lost together, so the event is
@@ -118,12 +133,26 @@ export function queriesFor (schema: string, handlerSynchronousCommit: boolean, i
     // through its commit, WAL flush included, so accepts that notified committed
     // one at a time (~230 a second on a 4.4 ms fsync) however many were in flight.
     // Other instances are woken by `notifyOthers` after the commit instead.
+    // An ordered event's hold is its first due time: it waits in its key's line
+    // as the head, so nothing of its key passes it. Its sequence number is taken
+    // in the batch's order, the acceptance order that breaks createdAt's ties.
+    // The key rows go in sorted, so that two batches never wait on each other's.
     acceptBatch: `
-      INSERT INTO ${s}.events (id, type, body, received_at, next_attempt_at)
-      SELECT id, type, body, received_at, received_at
-      FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[]) AS batch (id, type, body, received_at)
-      ON CONFLICT (id) DO NOTHING
-      RETURNING id`,
+      WITH inserted AS (
+        INSERT INTO ${s}.events (id, type, body, received_at, next_attempt_at, ordering_key, created_at_ms, order_seq)
+        SELECT id, type, body, received_at, not_before, ordering_key, created_at_ms,
+          CASE WHEN ordering_key IS NULL THEN NULL ELSE nextval('${s}.events_order_seq') END
+        FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::bigint[], $7::bigint[])
+          WITH ORDINALITY AS batch (id, type, body, received_at, ordering_key, created_at_ms, not_before, position)
+        ORDER BY position
+        ON CONFLICT (id) DO NOTHING
+        RETURNING id, ordering_key
+      ), keys AS (
+        INSERT INTO ${s}.ordering_keys (key)
+        SELECT DISTINCT ordering_key FROM inserted WHERE ordering_key IS NOT NULL ORDER BY ordering_key
+        ON CONFLICT (key) DO NOTHING
+      )
+      SELECT id FROM inserted`,
     bodiesDiffer: `
       SELECT b.position FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS b (id, body, position)
       JOIN ${s}.events e ON e.id = b.id WHERE e.body <> b.body`,
@@ -140,20 +169,33 @@ export function queriesFor (schema: string, handlerSynchronousCommit: boolean, i
       WHERE state = 'pending' AND next_attempt_at <= $1 AND NOT (id = ANY ($3::text[]))
       ORDER BY next_attempt_at
       LIMIT $2`,
+    dueIdsOrdered: `
+      SELECT id FROM ${s}.events e
+      WHERE state = 'pending' AND next_attempt_at <= $1 AND NOT (id = ANY ($3::text[])) AND ${ordering.dueHead}
+      ORDER BY next_attempt_at
+      LIMIT $2`,
     // The state and time are written so that no index can serve them: given the
     // plain conditions, the planner ANDed the primary key with the due-events
     // index, and read that index's dead entries all over again (see candidates.ts).
     // FOR NO KEY UPDATE, the lock an UPDATE that keeps the key takes: it excludes
     // every other claim and any UPDATE, and is the weakest lock that does.
-    beginAndClaim: (literal, ids, now) => `
-      ${begin};
+    beginAndClaim: (literal, ids, now, ordered = false) => {
+      const claim = (more: string, join: string): string => `
       SELECT ${EVENT_COLUMNS}, e.flow,
-        coalesce((SELECT array_agg(h.handler) FROM ${s}.handled h WHERE h.event_id = e.id), '{}') AS succeeded
-      FROM ${s}.events e LEFT JOIN ${s}.attempts a ON a.event_id = e.id
+        coalesce((SELECT array_agg(h.handler) FROM ${s}.handled h WHERE h.event_id = e.id), '{}') AS succeeded${more}
+      FROM ${s}.events e ${join}LEFT JOIN ${s}.attempts a ON a.event_id = e.id
       WHERE e.id IN (${ids.map(literal).join(', ')})
-        AND coalesce(e.state, '') = 'pending' AND e.next_attempt_at + 0 <= ${integer(now)}
-      FOR NO KEY UPDATE OF e SKIP LOCKED;
-      SAVEPOINT sir_handler`,
+        AND coalesce(e.state, '') = 'pending' AND e.next_attempt_at + 0 <= ${integer(now)}`
+      if (!ordered) return `${begin};${claim('', '')}\n      FOR NO KEY UPDATE OF e SKIP LOCKED;\n      SAVEPOINT sir_handler`
+      // Two claims: a key row cannot be locked from the nullable side of an outer
+      // join. The key's row lock is the key's: held to this transaction's end, so
+      // one run of a key at a time across every receiver, freed by a crash.
+      return `${begin};${claim('', '')} AND e.ordering_key IS NULL
+      FOR NO KEY UPDATE OF e SKIP LOCKED;${claim(', e.ordering_key, e.created_at_ms, e.order_seq, k.newest_handled_ms', `JOIN ${s}.ordering_keys k ON k.key = e.ordering_key `)}
+        AND ${ordering.claimable}
+      FOR NO KEY UPDATE OF e, k SKIP LOCKED;
+      SAVEPOINT sir_handler`
+    },
     countAttempts: (idLiterals) => `
       INSERT INTO ${s}.attempts (event_id, started) VALUES ${idLiterals.map((id) => `(${id}, 1)`).join(', ')}
       ON CONFLICT (event_id) DO UPDATE SET started = ${s}.attempts.started + 1`,
@@ -183,16 +225,15 @@ export function queriesFor (schema: string, handlerSynchronousCommit: boolean, i
     deadLetters: `
       SELECT ${EVENT_COLUMNS}, e.attempt_log FROM ${s}.events e LEFT JOIN ${s}.attempts a ON a.event_id = e.id
       WHERE e.state = 'dead' ORDER BY e.finished_at, e.id LIMIT $1`,
-    // One statement: the event is pending again, its attempts (and RetryLater's count) start from 0, and
-    // every instance is woken, or none of it happened. Handlers that succeeded
-    // keep their record and are not run again.
+    // One statement: the event is pending again, its attempts (and RetryLater's count) start from 0, the
+    // ordering key it blocked moves on (it runs in its place, by createdAt), and every instance is woken,
+    // or none of it happened. Handlers that succeeded keep their record and are not run again.
     redrive: `
       WITH revived AS (
-        UPDATE ${s}.events SET state = 'pending', next_attempt_at = $2, finished_at = NULL, flow = NULL
-        WHERE id = $1 AND state = 'dead' RETURNING id
+        UPDATE ${s}.events SET state = 'pending', next_attempt_at = $2, finished_at = NULL, flow = NULL WHERE id = $1 AND state = 'dead' RETURNING id
       ), reset AS (
         UPDATE ${s}.attempts SET started = 0 WHERE event_id IN (SELECT id FROM revived)
-      )
+      ), unblocked AS (${ordering.unblockRevived})
       SELECT id, pg_notify($3, '') FROM revived`,
     // The event's handler and attempt records go with it, in the same statement.
     purge: `

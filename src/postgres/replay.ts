@@ -1,3 +1,4 @@
+import { orderingQueriesFor } from './ordering-sql.js'
 import type { Pool, PoolClient } from 'pg'
 import type { InboxRuntime } from '../core/inbox.js'
 import { checkReplayFilter, type CheckedReplayFilter, type ReplayFilter } from '../core/replay-filter.js'
@@ -79,7 +80,7 @@ export async function requeue (env: ReplayEnvironment, filter: ReplayFilter, que
       WHERE id IN (SELECT id FROM picked) AND state = $3 RETURNING id
     ), reset AS (
       UPDATE ${s}.attempts SET started = 0 WHERE event_id IN (SELECT id FROM revived)
-    )${unmark}
+    ), unblocked AS (${orderingQueriesFor(env.schema).unblockRevived})${unmark}
     SELECT n AS queued, (SELECT count(*)::integer FROM picked) AS picked, (SELECT max(id) FROM picked) AS last,
       CASE WHEN n > 0 THEN pg_notify($2, '') END AS woken
     FROM (SELECT count(*)::integer AS n FROM revived) c`

@@ -5,6 +5,8 @@ import { earliestRetry, runFlowAttempt, type DeferredRun, type FlowAttemptResult
 import type { InboxRuntime } from '../core/inbox.js'
 import { errorSummary } from '../core/outcome.js'
 import { HandlerTurns } from './handler-turns.js'
+import { keyEnd, keyHeld, orderedClaim, type KeyEnd } from './ordered-run.js'
+import type { OrderingQueries } from './ordering-sql.js'
 import { literalsOf, type ClaimedRow, type Literal, type LoggedRun, type Queries } from './queries.js'
 import { MAX_SAVEPOINTS, type Savepoint } from './savepoint.js'
 
@@ -24,6 +26,8 @@ export interface RunEnvironment {
   now (): number
   /** Counts the attempt on a connection of its own, committed before any handler runs. */
   countAttempt (id: string): Promise<void>
+  /** With the `ordering` option: what the end of an ordered event writes of its key. */
+  orderingSql?: OrderingQueries | undefined
 }
 
 /** How one event's attempt ended, before the batch's transaction commits. */
@@ -38,6 +42,8 @@ interface EventEnd {
   retryInMs?: number
   /** Done or dead: no longer pending. */
   finished: boolean
+  /** An ordered event's turn ended: what its commit writes of its key. */
+  key?: KeyEnd
 }
 
 export interface BatchEnd {
@@ -47,6 +53,8 @@ export interface BatchEnd {
   retriesInMs: number[]
   /** Events of the batch now done or dead. */
   finished: number
+  /** Ordering keys (as stored) this batch's commit freed: their next heads may be claimed now. */
+  releasedKeys: string[]
 }
 
 /**
@@ -80,7 +88,7 @@ export async function runClaimedBatch (env: RunEnvironment, client: PoolClient, 
     // their attempts counted.
     if (end === undefined) {
       await client.query('ROLLBACK')
-      return { unrun: [], retriesInMs: [], finished: 0 }
+      return { unrun: [], retriesInMs: [], finished: 0, releasedKeys: [] }
     }
     ends.push(end)
     count++
@@ -88,11 +96,14 @@ export async function runClaimedBatch (env: RunEnvironment, client: PoolClient, 
   }
   await client.query(commitStatements(env.sql, literal, env.now(), ends))
   const retriesInMs: number[] = []
+  const releasedKeys: string[] = []
   for (const end of ends) {
     await end.afterCommit()
+    await end.key?.afterCommit()
     if (end.retryInMs !== undefined) retriesInMs.push(end.retryInMs)
+    if (end.key?.released !== undefined) releasedKeys.push(end.key.released)
   }
-  return { unrun: rows.slice(count), retriesInMs, finished: ends.filter(({ finished }) => finished).length }
+  return { unrun: rows.slice(count), retriesInMs, finished: ends.filter(({ finished }) => finished).length, releasedKeys }
 }
 
 /** The batch's last round trip: every success record, every event's new state, COMMIT. */
@@ -100,6 +111,7 @@ function commitStatements (sql: Queries, literal: Literal, now: number, ends: re
   const handled = ends.flatMap(({ id, handled }) => handled.map((key) => [id, key] as const))
   const done = ends.filter(({ record }) => record === 'done').map(({ id }) => id)
   const statements = ends.flatMap(({ record }) => record === 'done' ? [] : [record])
+  for (const { key } of ends) if (key?.statement !== undefined) statements.push(key.statement)
   if (handled.length > 0) statements.unshift(sql.recordHandled(literal, handled, now))
   if (done.length > 0) statements.push(sql.finishDone(literal, done, now))
   statements.push('COMMIT')
@@ -119,16 +131,25 @@ async function runClaimedEvent (env: RunEnvironment, client: PoolClient, literal
   const unrunnable = attempt > retry.attempts
     ? new Error(`the receiver stopped during each of ${row.started} attempts`)
     : row.event === undefined ? new Error('the stored body is no longer a valid event') : undefined
+  // Claimed as the head of its key: its turn began with this claim and ends when it is done or dead.
+  const ordered = orderedClaim(runtime.ordering, row, event.id)
+  const ends = (outcome: 'handled' | 'stale' | 'dead' | 'again'): { key?: KeyEnd } =>
+    ordered === undefined || runtime.ordering === undefined || env.orderingSql === undefined
+      ? {}
+      : { key: outcome === 'again' ? keyHeld(env.orderingSql, literal, ordered) : keyEnd(runtime.ordering, env.orderingSql, literal, ordered, outcome, env.now()) }
   if (unrunnable !== undefined) {
+    const note = ordered === undefined ? {} : { ordering: runtime.ordering?.deadLetterNote(ordered.ref.key) }
     return {
       id: row.id,
       handled: [],
       record: sql.finish(literal, row.id, 'dead', env.now(), errorSummary(unrunnable)),
-      afterCommit: async () => { await runtime.deadLetter({ event, reason: 'handler_failed', error: unrunnable, attempts: row.started, receivedAt: new Date(receivedAt) }) },
-      finished: true
+      afterCommit: async () => { await runtime.deadLetter({ event, reason: 'handler_failed', error: unrunnable, attempts: row.started, receivedAt: new Date(receivedAt), ...note }) },
+      finished: true,
+      ...ends('dead')
     }
   }
-  const turns = new HandlerTurns(runtime, client, savepoint, async () => { await env.countAttempt(row.id) })
+  if (ordered !== undefined && runtime.ordering?.skips(ordered.told) === true) return skippedStale(row.id, ends('stale'))
+  const turns = new HandlerTurns(runtime, client, savepoint, async () => { await env.countAttempt(row.id) }, ordered?.told)
   const flow = runtime.flow
   const result: AttemptResult & Partial<FlowAttemptResult> = flow === undefined
     ? await runAttempt(turns.runtime, event, receivedAt, attempt, row.succeeded)
@@ -147,7 +168,7 @@ async function runClaimedEvent (env: RunEnvironment, client: PoolClient, literal
     : null
   const last = failures.at(-1)
   if (last === undefined && deferred.length === 0) {
-    return { id: row.id, handled, record: 'done', afterCommit: async () => { turns.told() }, finished: true }
+    return { id: row.id, handled, record: 'done', afterCommit: async () => { turns.told() }, finished: true, ...ends('handled') }
   }
   if (last === undefined) {
     // Nothing failed, some runs may not start yet: back to wait, no attempt used
@@ -155,7 +176,7 @@ async function runClaimedEvent (env: RunEnvironment, client: PoolClient, literal
     const retryInMs = Math.max(1, Math.ceil(earliestRetry(deferred)))
     const record = sql.retryLater(literal, row.id, now + retryInMs, null, sql.flowColumns(literal, carry, log)) +
       (turns.counted ? ';\n' + sql.uncountAttempt(literal, row.id) : '')
-    return { id: row.id, handled, record, afterCommit: async () => { turns.told() }, retryInMs, finished: false }
+    return { id: row.id, handled, record, afterCommit: async () => { turns.told() }, retryInMs, finished: false, ...ends('again') }
   }
   const lastError = `${last.key}: ${errorSummary(last.error)}`
   if (attempt < retry.attempts) {
@@ -166,10 +187,11 @@ async function runClaimedEvent (env: RunEnvironment, client: PoolClient, literal
       record: sql.retryLater(literal, row.id, now + retryInMs, lastError, sql.flowColumns(literal, carry, log)),
       afterCommit: async () => {
         turns.told()
-        await reportFailures(runtime, event, receivedAt, attempt, failures, retryInMs)
+        await reportFailures(turns.runtime, event, receivedAt, attempt, failures, retryInMs)
       },
       retryInMs,
-      finished: false
+      finished: false,
+      ...ends('again')
     }
   }
   const notRun = deferred.length === 0 ? '' : `; not run: deferred (${deferred.map((run) => `${run.key}: ${run.reason}`).join(', ')})`
@@ -183,10 +205,16 @@ async function runClaimedEvent (env: RunEnvironment, client: PoolClient, literal
     record: sql.finish(literal, row.id, 'dead', now, lastError + notRun, sql.flowColumns(literal, carry, log)),
     afterCommit: async () => {
       turns.told()
-      await reportFailures(runtime, event, receivedAt, attempt, failures, undefined)
+      await reportFailures(turns.runtime, event, receivedAt, attempt, failures, undefined)
     },
-    finished: true
+    finished: true,
+    ...ends('dead')
   }
+}
+
+/** Stale, with `ordering.skipStale`: done, no handler run, no attempt used; its key moves on. */
+function skippedStale (id: string, end: { key?: KeyEnd }): EventEnd {
+  return { id, handled: [], record: 'done', afterCommit: async () => {}, finished: true, ...end }
 }
 
 /** The attempt log's new entries: each failed and each deferred run of this attempt. Never the body. */

@@ -70,7 +70,26 @@ CREATE TABLE ${s}.flow_paused (
   handler text PRIMARY KEY,
   paused_at timestamptz NOT NULL DEFAULT now()
 );
-ALTER TABLE ${s}.events ADD COLUMN flow jsonb, ADD COLUMN attempt_log jsonb;`
+ALTER TABLE ${s}.events ADD COLUMN flow jsonb, ADD COLUMN attempt_log jsonb;`,
+  // Ordering (ordering-store.ts): on `events`, an ordered event's key, its
+  // `createdAt` in ms and its acceptance order (`order_seq`, the tie-break);
+  // NULL for an event without a key, so no row is rewritten. `ordering_keys`:
+  // one row per key, whose row lock is the key's lock (held by the run's own
+  // transaction, so a crash frees it with the connection), and which keeps the
+  // event that holds the key between its attempts (`live_event`), the key's
+  // dead letter under onDeadLetter 'block' and its newest handled createdAt.
+  (s) => `
+CREATE SEQUENCE ${s}.events_order_seq;
+ALTER TABLE ${s}.events ADD COLUMN ordering_key text, ADD COLUMN created_at_ms bigint, ADD COLUMN order_seq bigint;
+CREATE INDEX events_ordering_head ON ${s}.events (ordering_key, created_at_ms, order_seq) WHERE state = 'pending' AND ordering_key IS NOT NULL;
+CREATE TABLE ${s}.ordering_keys (
+  key text PRIMARY KEY,
+  live_event text,
+  blocked_event text,
+  blocked_at bigint,
+  newest_handled_ms bigint,
+  updated_at bigint
+);`
 ]
 
 export const SCHEMA_VERSION = migrations.length

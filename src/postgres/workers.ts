@@ -65,6 +65,10 @@ export class Workers {
     this.#env = env
   }
 
+  get #ordered (): boolean {
+    return this.#env.orderingSql !== undefined && this.#env.runtime.ordering !== undefined
+  }
+
   /**
    * Looks for work: starts a worker unless one is already looking (it will look
    * again when it finds nothing) or every worker is busy (each looks again when
@@ -138,6 +142,7 @@ export class Workers {
         env.succeeded(end.finished)
         if (end.unrun.length > 0) env.candidates.putBack(end.unrun.map(({ id }) => id))
         for (const ms of end.retriesInMs) env.wakeIn(ms)
+        if (end.releasedKeys.length > 0) await this.#nextHeads(slot.client, end.releasedKeys)
       }
     } catch (error) {
       broken = error instanceof Error ? error : new Error(String(error))
@@ -190,17 +195,44 @@ export class Workers {
     }
   }
 
+  /**
+   * Keys this worker's commit freed: their next heads go first in line (a claim
+   * of theirs made while the key was held failed and dropped them), or, still
+   * held or backing off, are looked for when they are due.
+   */
+  async #nextHeads (client: PoolClient, keys: readonly string[]): Promise<void> {
+    const sql = this.#env.orderingSql
+    if (sql === undefined) return
+    let rows: Array<{ id: string, next_attempt_at: string }>
+    try {
+      rows = (await client.query<{ id: string, next_attempt_at: string }>(sql.nextHeads, [keys])).rows
+    } catch {
+      // The batch is committed: what this lookup would have found, a scan finds (a broken client is discarded as ever).
+      this.#env.candidates.wantScan()
+      this.#env.wakeIn(RETRY_AFTER_FAILURE_MS)
+      return
+    }
+    const now = this.#env.now()
+    const due = rows.filter((row) => Number(row.next_attempt_at) <= now).map(({ id }) => id)
+    if (due.length > 0) {
+      this.#env.candidates.putBack(due)
+      this.wake()
+    }
+    for (const row of rows) if (Number(row.next_attempt_at) > now) this.#env.wakeIn(Number(row.next_attempt_at) - now)
+  }
+
   async #scanFor (client: PoolClient): Promise<void> {
     const { candidates, sql } = this.#env
     candidates.scanStarted()
-    const { rows } = await client.query<{ id: string }>(sql.dueIds, [Math.floor(this.#env.now()), SCAN_LIMIT, [...this.#running]])
+    const { rows } = await client.query<{ id: string }>(this.#ordered ? sql.dueIdsOrdered : sql.dueIds, [Math.floor(this.#env.now()), SCAN_LIMIT, [...this.#running]])
     candidates.addScanned(rows.map(({ id }) => id), SCAN_LIMIT, this.#running)
   }
 
   async #claim (client: PoolClient, ids: readonly string[]): Promise<ClaimedRow[]> {
     // Several statements in one query: pg answers with one result per statement.
-    const results = await client.query(this.#env.sql.beginAndClaim(literalsOf(client), ids, this.#env.now())) as unknown as Array<QueryResult<ClaimedRow>>
-    const rows = results.find((result) => result.command === 'SELECT')?.rows ?? []
+    const results = await client.query(this.#env.sql.beginAndClaim(literalsOf(client), ids, this.#env.now(), this.#ordered)) as unknown as Array<QueryResult<ClaimedRow>>
+    // With ordering, two claims: the unordered events, then the heads of their keys.
+    const rows = results.filter((result) => result.command === 'SELECT').flatMap((result) => result.rows)
     if (rows.length === 0) await client.query('ROLLBACK')
     for (const row of rows) row.event = eventOf(row.body)
     return rows

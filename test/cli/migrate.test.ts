@@ -16,18 +16,27 @@ t.test('migrate --print prints the SQL for a schema, in one transaction', async 
 })
 
 t.test('migrate --print --from the current version prints no table to create', async (t) => {
-  const result = await runCli(['migrate', '--print', '--from', '2'])
+  const result = await runCli(['migrate', '--print', '--from', '3'])
   t.equal(result.code, 0)
   t.notMatch(result.stdout, /CREATE TABLE "/, 'only the migrations table, IF NOT EXISTS')
 })
 
-t.test('migrate --print --from 1 prints only version 2: the flow-control tables and columns', async (t) => {
+t.test('migrate --print --from 1 prints versions 2 and 3, not 1: the flow-control tables and columns first', async (t) => {
   const result = await runCli(['migrate', '--print', '--from', '1'])
   t.equal(result.code, 0)
   t.notMatch(result.stdout, /CREATE TABLE "sir_webhooks"\.events/)
   t.match(result.stdout, /CREATE TABLE "sir_webhooks"\.flow_buckets/)
   t.match(result.stdout, /ALTER TABLE "sir_webhooks"\.events ADD COLUMN flow jsonb/)
   t.match(result.stdout, /VALUES \(2\);/)
+})
+
+t.test('migrate --print --from 2 prints only version 3: the ordering table and columns', async (t) => {
+  const result = await runCli(['migrate', '--print', '--from', '2'])
+  t.equal(result.code, 0)
+  t.notMatch(result.stdout, /flow_buckets/)
+  t.match(result.stdout, /CREATE TABLE "sir_webhooks"\.ordering_keys/)
+  t.match(result.stdout, /ADD COLUMN ordering_key text/)
+  t.match(result.stdout, /VALUES \(3\);/)
 })
 
 t.test('migrate refuses what it cannot do, naming the flag', async (t) => {
@@ -39,7 +48,7 @@ t.test('migrate refuses what it cannot do, naming the flag', async (t) => {
   t.match(badSchema.stderr, /--schema must be a lower-case SQL name/)
   const tooNew = await runCli(['migrate', '--print', '--from', '99'])
   t.equal(tooNew.code, 2)
-  t.match(tooNew.stderr, /--from must be at most 2/)
+  t.match(tooNew.stderr, /--from must be at most 3/)
 })
 
 const postgres = await postgresForTests(t)
@@ -54,5 +63,5 @@ t.test('the printed SQL applies to a real database', { skip: postgres.url === un
   })
   await client.query(result.stdout)
   const { rows } = await client.query(`SELECT version FROM ${schema}.migrations ORDER BY version`)
-  t.same(rows, [{ version: 1 }, { version: 2 }])
+  t.same(rows, [{ version: 1 }, { version: 2 }, { version: 3 }])
 })

@@ -1,0 +1,80 @@
+import type { Literal } from './queries.js'
+import { quoted } from './schema.js'
+
+/** An ordered event is the head of its key: no pending event of the key comes before it by (createdAt, acceptance). */
+function isHead (s: string, e: string): string {
+  return `NOT EXISTS (SELECT 1 FROM ${s}.events o WHERE o.ordering_key = ${e}.ordering_key AND o.state = 'pending'
+    AND (o.created_at_ms, o.order_seq) < (${e}.created_at_ms, ${e}.order_seq))`
+}
+
+/** The SQL ordering adds to the inbox's (ordering-store.ts says how it holds together). */
+export interface OrderingQueries {
+  /** The claim's conditions on an ordered event `e` joined to its key row `k`: the key not blocked, and the event its holder or, held by none, its head. */
+  claimable: string
+  /** For the scan of due ids: unordered, or the head of a key not blocked (a behind event would only fail its claim). */
+  dueHead: string
+  /** $1 keys: each key's head, with when it is due. */
+  nextHeads: string
+  /** The event was handled (or skipped as stale): its createdAt is the key's newest handled, if newer; the key is free. */
+  handled (literal: Literal, key: string, createdAt: number, now: number): string
+  /** The event dead-lettered under onDeadLetter 'block': the key waits for it. */
+  block (literal: Literal, key: string, id: string, now: number): string
+  /** The event dead-lettered under onDeadLetter 'skip': the key is free. */
+  skip (literal: Literal, key: string, id: string): string
+  /** The event failed or was deferred, and runs again: it holds its key until then. */
+  hold (literal: Literal, key: string, id: string): string
+  /** In a redrive or requeue: the keys blocked by the events of `revived` move on. */
+  unblockRevived: string
+  /** $1 key: unblocks it; the key, when it was blocked. */
+  unblock: string
+  blocked: string
+  counts: string
+  /** $1 cutoff: forgets keys with nothing pending nor blocked whose newest handled was last moved before it. */
+  purgeKeys: string
+  /** Makes the key row of any pending ordered event that lacks one (an accept that raced the purge of its key). */
+  healKeys: string
+}
+
+export function orderingQueriesFor (schema: string): OrderingQueries {
+  const s = quoted(schema)
+  return {
+    // A failed or deferred event holds its key between its attempts (`live_event`):
+    // an older event delivered meanwhile waits for it, as a newer one does.
+    claimable: `k.blocked_event IS NULL AND (k.live_event = e.id OR (k.live_event IS NULL AND ${isHead(s, 'e')}))`,
+    dueHead: `(e.ordering_key IS NULL OR (
+      NOT EXISTS (SELECT 1 FROM ${s}.ordering_keys b WHERE b.key = e.ordering_key AND (b.blocked_event IS NOT NULL OR b.live_event <> e.id))
+      AND (${isHead(s, 'e')} OR EXISTS (SELECT 1 FROM ${s}.ordering_keys l WHERE l.key = e.ordering_key AND l.live_event = e.id))))`,
+    nextHeads: `
+      SELECT DISTINCT ON (ordering_key) id, next_attempt_at FROM ${s}.events
+      WHERE ordering_key = ANY ($1::text[]) AND state = 'pending'
+      ORDER BY ordering_key, created_at_ms, order_seq`,
+    handled: (literal, key, createdAt, now) => `
+      UPDATE ${s}.ordering_keys SET newest_handled_ms = greatest(coalesce(newest_handled_ms, ${literal(createdAt)}), ${literal(createdAt)}), updated_at = ${literal(now)}, live_event = NULL
+      WHERE key = ${literal(key)}`,
+    block: (literal, key, id, now) => `
+      UPDATE ${s}.ordering_keys SET blocked_event = ${literal(id)}, blocked_at = ${literal(now)}, updated_at = ${literal(now)}, live_event = NULL
+      WHERE key = ${literal(key)} AND blocked_event IS NULL`,
+    skip: (literal, key, id) => `UPDATE ${s}.ordering_keys SET live_event = NULL WHERE key = ${literal(key)} AND live_event = ${literal(id)}`,
+    hold: (literal, key, id) => `UPDATE ${s}.ordering_keys SET live_event = ${literal(id)} WHERE key = ${literal(key)}`,
+    unblockRevived: `UPDATE ${s}.ordering_keys SET blocked_event = NULL, blocked_at = NULL WHERE blocked_event IN (SELECT id FROM revived)`,
+    unblock: `UPDATE ${s}.ordering_keys SET blocked_event = NULL, blocked_at = NULL WHERE key = $1 AND blocked_event IS NOT NULL RETURNING key`,
+    blocked: `SELECT key, blocked_event, blocked_at FROM ${s}.ordering_keys WHERE blocked_event IS NOT NULL ORDER BY blocked_at, key`,
+    // Waiting: keys with an event that is not the one running or due next (behind it, or behind a block).
+    counts: `
+      SELECT
+        (SELECT count(*)::integer FROM (
+          SELECT e.ordering_key FROM ${s}.events e LEFT JOIN ${s}.ordering_keys k ON k.key = e.ordering_key
+          WHERE e.state = 'pending' AND e.ordering_key IS NOT NULL
+          GROUP BY e.ordering_key HAVING count(*) > 1 OR bool_or(k.blocked_event IS NOT NULL)) w) AS waiting,
+        (SELECT count(*)::integer FROM ${s}.ordering_keys WHERE blocked_event IS NOT NULL) AS blocked`,
+    purgeKeys: `
+      DELETE FROM ${s}.ordering_keys k WHERE k.blocked_event IS NULL AND coalesce(k.updated_at, 0) < $1
+        AND NOT EXISTS (SELECT 1 FROM ${s}.events e WHERE e.ordering_key = k.key AND e.state = 'pending')`,
+    healKeys: `
+      INSERT INTO ${s}.ordering_keys (key)
+      SELECT DISTINCT e.ordering_key FROM ${s}.events e
+      WHERE e.state = 'pending' AND e.ordering_key IS NOT NULL
+        AND NOT EXISTS (SELECT 1 FROM ${s}.ordering_keys k WHERE k.key = e.ordering_key)
+      ORDER BY 1 ON CONFLICT (key) DO NOTHING`
+  }
+}
