@@ -3,6 +3,10 @@ import type { Pool, PoolClient } from 'pg'
 import type { InboxRuntime } from '../core/inbox.js'
 import { checkReplayFilter, type CheckedReplayFilter, type ReplayFilter } from '../core/replay-filter.js'
 import { dryRunEvent, type ReplayRun } from '../core/replay.js'
+
+// What the inbox's delegating methods name, from one import.
+export type { ReplayFilter, RequeueOptions } from '../core/replay-filter.js'
+export type { ReplayRun } from '../core/replay.js'
 import type { PostgresHandlerExtra } from './run-event.js'
 import { quoted } from './schema.js'
 import { eventOf, storedKey, storedText } from './stored-text.js'
