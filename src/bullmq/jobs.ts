@@ -192,6 +192,7 @@ export function toOutcome (job: Job<JobData>, state: string): EventOutcome {
   const attemptLog = attemptRecords(job.data.attemptLog)
   if (attemptLog !== undefined) outcome.attemptLog = attemptLog
   if (job.data.ordering?.skipped === 'stale' && outcome.state === 'done') outcome.skipped = 'stale'
+  if (job.data.ordering !== undefined) outcome.orderingKey = job.data.ordering.key
   return outcome
 }
 

@@ -47,6 +47,7 @@ export function describeOutcome (outcome: EventOutcome): string {
   ]
   if (outcome.lastError !== undefined) rows.push(['last error', printable(oneLine(outcome.lastError, 1000))])
   if (outcome.finishedAt !== undefined) rows.push(['finished', outcome.finishedAt.toISOString()])
+  if (outcome.orderingKey !== undefined) rows.push(['ordering key', printable(outcome.orderingKey)])
   if (outcome.skipped === 'stale') rows.push(['outcome', 'stale: not run, a newer event of its ordering key was handled first (ordering.skipStale)'])
   const width = Math.max(...rows.map(([label]) => label.length))
   const lines = rows.map(([label, value]) => `${label.padEnd(width)}  ${value}`)

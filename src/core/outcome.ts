@@ -32,6 +32,8 @@ export interface EventOutcome {
    * them (the dashboard's attempt history); `lastError` is the newest one's message.
    */
   attemptLog?: AttemptRecord[]
+  /** The event's ordering key, where the receiver's `ordering` gave it one and the inbox keeps it. */
+  orderingKey?: string
   /** `stale`: done without running, skipped by `ordering.skipStale` as a newer event of its key was handled first. */
   skipped?: 'stale'
 }

@@ -19,6 +19,8 @@ export interface EventRow {
   started: number
   /** The newest failed or deferred handler runs, oldest first (only the outcome queries read it). */
   attempt_log?: LoggedRun[] | null
+  /** Only the outcome queries read it. */
+  ordering_key?: string | null
 }
 
 /** An attempt log entry as stored (jsonb): `at` in ms since the epoch. */
@@ -221,7 +223,7 @@ export function queriesFor (schema: string, handlerSynchronousCommit: boolean, i
         WHERE position > jsonb_array_length(${appended}) - ${ATTEMPT_LOG_MAX})`
     },
     uncountAttempt: (literal, id) => `UPDATE ${s}.attempts SET started = greatest(0, started - 1) WHERE event_id = ${literal(id)}`,
-    outcome: `SELECT ${EVENT_COLUMNS}, e.attempt_log FROM ${s}.events e LEFT JOIN ${s}.attempts a ON a.event_id = e.id WHERE e.id = $1`,
+    outcome: `SELECT ${EVENT_COLUMNS}, e.attempt_log, e.ordering_key FROM ${s}.events e LEFT JOIN ${s}.attempts a ON a.event_id = e.id WHERE e.id = $1`,
     deadLetters: `
       SELECT ${EVENT_COLUMNS}, e.attempt_log FROM ${s}.events e LEFT JOIN ${s}.attempts a ON a.event_id = e.id
       WHERE e.state = 'dead' ORDER BY e.finished_at, e.id LIMIT $1`,
@@ -291,6 +293,7 @@ export function toOutcome (row: EventRow): EventOutcome {
   if (row.last_error !== null) outcome.lastError = row.last_error
   if (row.finished_at !== null) outcome.finishedAt = new Date(Number(row.finished_at))
   if (row.attempt_log !== undefined && row.attempt_log !== null) outcome.attemptLog = row.attempt_log.map(attemptRecord)
+  if (row.ordering_key !== undefined && row.ordering_key !== null) outcome.orderingKey = row.ordering_key
   return outcome
 }
 

@@ -68,5 +68,6 @@ export function toOutcome (row: EventRow): EventOutcome {
   const log = attemptLog(row)
   if (log !== undefined) outcome.attemptLog = log
   if (row.skipped === 'stale') outcome.skipped = 'stale'
+  if (row.ordering_key !== null && row.ordering_key !== undefined) outcome.orderingKey = row.ordering_key
   return outcome
 }

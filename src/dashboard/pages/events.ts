@@ -46,6 +46,8 @@ function record (context: PageContext, outcome: EventOutcome, canRedrive: boolea
 <dt>received</dt><dd>${formatDate(outcome.receivedAt)}</dd>
 ${outcome.finishedAt === undefined ? '' : html`<dt>finished</dt><dd>${formatDate(outcome.finishedAt)}</dd>`}
 ${outcome.lastError === undefined ? '' : html`<dt>last error</dt><dd data-field="lastError"><code>${outcome.lastError}</code></dd>`}
+${outcome.orderingKey === undefined ? '' : html`<dt>ordering key</dt><dd data-field="orderingKey"><code>${outcome.orderingKey}</code></dd>`}
+${outcome.skipped === 'stale' ? html`<dt>outcome</dt><dd data-field="skipped">stale: not run, a newer event of its key was handled first (ordering.skipStale)</dd>` : ''}
 </dl>
 ${outcome.state === 'dead' && canRedrive ? actionForm(context, 'redrive', { id: outcome.id }, 'Re-drive this event') : ''}
 <h2>Envelope</h2>
