@@ -3,6 +3,7 @@ import Database from 'better-sqlite3'
 import t from 'tap'
 import { sign, type AnyEvent, type Delivery } from '../src/index.js'
 import { sqliteInbox } from '../src/sqlite/inbox.js'
+import { SCHEMA_VERSION } from '../src/sqlite/schema.js'
 import { tempDir } from './inbox-contract/scenarios.js'
 import { SECRET, delivery, event, receiver, sleep, until } from './inbox-contract/support.js'
 
@@ -110,7 +111,7 @@ t.test('a file of schema 1 is upgraded in place: its events still run and show, 
   t.equal((await webhooks.receive(delivery({ ...event('evt_old'), data: {} }))).code, 'DUPLICATE', 'its duplicates are still caught')
   const check = new Database(path, { readonly: true })
   t.teardown(() => { check.close() })
-  t.equal(check.pragma('user_version', { simple: true }), 3, 'upgraded to the current schema')
+  t.equal(check.pragma('user_version', { simple: true }), SCHEMA_VERSION, 'upgraded to the current schema')
 })
 
 t.test('issue 21 item 7: a dead letter carries its body exactly as received', async (t) => {
