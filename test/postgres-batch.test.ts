@@ -212,36 +212,46 @@ if (postgres.url === undefined) {
   })
 
   t.test('without pg\'s transaction status (pg before 8.21), the round-trip check still fails a handler that swallowed a failed query, and lets good ones succeed', async (t) => {
-    const schema = freshSchema()
-    const table = await userTable(t, schema)
-    const webhooks = receiverOn(t, schema, { pollIntervalMs: 100 }, { concurrency: 1, retry: { attempts: 3, minDelayMs: 20, maxDelayMs: 60 } })
-    const ids = ['evt_plain', 'evt_careless', 'evt_recovered', 'evt_pair', 'evt_after']
-    await acceptAll(t, webhooks, ids)
+    // A batch starts no event after its 50 ms budget, so on a loaded machine the
+    // event after the careless one can fall to the next batch, and the case this
+    // test is about does not arise. The round is run again (up to five times)
+    // until it does; a batch that never shares fails the test.
+    const legacyRound = async () => {
+      const schema = freshSchema()
+      const table = await userTable(t, schema)
+      const webhooks = receiverOn(t, schema, { pollIntervalMs: 100 }, { concurrency: 1, retry: { attempts: 3, minDelayMs: 20, maxDelayMs: 60 } })
+      const ids = ['evt_plain', 'evt_careless', 'evt_recovered', 'evt_pair', 'evt_after']
+      await acceptAll(t, webhooks, ids)
 
-    const runs: Array<{ id: string, handler: string, attempt: number, tx: string }> = []
-    webhooks.on('action.completed', async function legacy (evt, { attempt, transaction }) {
-      asOldPg(transaction)
-      runs.push({ id: evt.id, handler: 'legacy', attempt, tx: await transactionId(transaction) })
-      await transaction.query(`INSERT INTO ${table} VALUES ($1, 'legacy')`, [evt.id])
-      if (evt.id === 'evt_careless' && attempt === 1) {
-        await transaction.query('SELECT * FROM no_such_table').catch(() => {})
-      }
-      if (evt.id === 'evt_recovered') {
-        // What the docs allow: a failed query inside a savepoint of the handler's own, rolled back to.
-        await transaction.query('SAVEPOINT mine')
-        await transaction.query('SELECT * FROM no_such_table').catch(() => {})
-        await transaction.query('ROLLBACK TO SAVEPOINT mine')
-      }
-    })
-    webhooks.on('action.completed', async function second (evt, { attempt, transaction }) {
-      if (evt.id !== 'evt_pair') return
-      asOldPg(transaction)
-      runs.push({ id: evt.id, handler: 'second', attempt, tx: await transactionId(transaction) })
-      await transaction.query(`INSERT INTO ${table} VALUES ($1, 'second')`, [evt.id])
-      if (attempt === 1) throw new Error('second fails once')
-    })
-
-    await until(async () => (await stateCounts(schema)).done === ids.length, 'every event to be done', 30_000)
+      const runs: Array<{ id: string, handler: string, attempt: number, tx: string }> = []
+      webhooks.on('action.completed', async function legacy (evt, { attempt, transaction }) {
+        asOldPg(transaction)
+        runs.push({ id: evt.id, handler: 'legacy', attempt, tx: await transactionId(transaction) })
+        await transaction.query(`INSERT INTO ${table} VALUES ($1, 'legacy')`, [evt.id])
+        if (evt.id === 'evt_careless' && attempt === 1) {
+          await transaction.query('SELECT * FROM no_such_table').catch(() => {})
+        }
+        if (evt.id === 'evt_recovered') {
+          // What the docs allow: a failed query inside a savepoint of the handler's own, rolled back to.
+          await transaction.query('SAVEPOINT mine')
+          await transaction.query('SELECT * FROM no_such_table').catch(() => {})
+          await transaction.query('ROLLBACK TO SAVEPOINT mine')
+        }
+      })
+      webhooks.on('action.completed', async function second (evt, { attempt, transaction }) {
+        if (evt.id !== 'evt_pair') return
+        asOldPg(transaction)
+        runs.push({ id: evt.id, handler: 'second', attempt, tx: await transactionId(transaction) })
+        await transaction.query(`INSERT INTO ${table} VALUES ($1, 'second')`, [evt.id])
+        if (attempt === 1) throw new Error('second fails once')
+      })
+      await until(async () => (await stateCounts(schema)).done === ids.length, 'every event to be done', 30_000)
+      const careless1 = runs.find((run) => run.id === 'evt_careless' && run.attempt === 1)!.tx
+      return { webhooks, table, runs, shared: runs.some((run) => run.id === 'evt_after' && run.tx === careless1) }
+    }
+    let round = await legacyRound()
+    for (let tries = 1; !round.shared && tries < 5; tries++) round = await legacyRound()
+    const { webhooks, table, runs } = round
 
     const careless = await webhooks.inbox.outcome('evt_careless')
     t.match(careless, { state: 'done', attempts: 2 }, 'the handler that swallowed a failed query was retried')
@@ -253,8 +263,7 @@ if (postgres.url === undefined) {
       t.same(await rowsFor(table, id), ['legacy'])
       t.same(runs.filter((run) => run.id === id).map((run) => run.attempt), [1])
     }
-    const careless1 = runs.find((run) => run.id === 'evt_careless' && run.attempt === 1)!.tx
-    t.ok(runs.some((run) => run.id === 'evt_after' && run.tx === careless1), 'an event after the careless one in the same batch kept its writes')
+    t.ok(round.shared, 'an event after the careless one in the same batch kept its writes')
 
     t.match(await webhooks.inbox.outcome('evt_pair'), { state: 'done', attempts: 2 })
     t.same(runs.filter((run) => run.id === 'evt_pair').map((run) => `${run.handler}@${run.attempt}`), ['legacy@1', 'second@1', 'second@2'])
