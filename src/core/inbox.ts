@@ -203,6 +203,12 @@ export interface EventQuery {
   limit?: number
   /** Oldest received first instead: the longest-waiting pending event is `{ state: 'pending', limit: 1, oldestFirst: true }`. */
   oldestFirst?: boolean
+  /**
+   * Only events with a failed or deferred run of this handler (its key, as in
+   * `AttemptRecord.handler`) in their attempt log: what the handler has been
+   * failing on. Inboxes without an attempt log refuse it.
+   */
+  handler?: string
 }
 
 export interface PurgeOptions {

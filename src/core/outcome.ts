@@ -36,6 +36,19 @@ export interface EventOutcome {
   orderingKey?: string
   /** `stale`: done without running, skipped by `ordering.skipStale` as a newer event of its key was handled first. */
   skipped?: 'stale'
+  /**
+   * `true` when the event ran, or was skipped, after a newer event of its
+   * ordering key had been handled: its handlers were told `ordering.stale`.
+   * Where the inbox keeps it; absent for an unordered event.
+   */
+  stale?: boolean
+  /**
+   * Keys of the handlers that finished this event (the name, `name#2` for a
+   * second handler of that name), where the inbox keeps them: what a retry or
+   * a re-drive will not run again. A done event's handlers all finished; an
+   * inbox may leave this out for it.
+   */
+  handled?: string[]
 }
 
 /** One handler run that did not succeed, as an inbox records it. Never the event body. */
