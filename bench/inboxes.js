@@ -5,15 +5,13 @@
 // p99, non-2xx, and how long the handlers take to finish the backlog once the load
 // stops. Method and the committed run: docs/performance.md ("Inboxes").
 import { spawn } from 'node:child_process'
-import { mkdtempSync, rmSync } from 'node:fs'
 import os from 'node:os'
-import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import autocannon from 'autocannon'
 import { DeliverySource, PATH, SECRET, freshDeliveries } from './deliveries.js'
-import { canPin, nodeOnServerCpu, pinSelfToLoadCpu, unpinSelf } from './pinning.js'
-import { freePort, startPostgresCluster } from '../test/helpers/postgres-cluster.js'
+import { nodeOnServerCpu } from './pinning.js'
+import { ask, pinned, readyOf, stopReceiver as stopServer, stopStores, storeFor } from './stores.js'
 
 const { values: flags } = parseArgs({
   options: {
@@ -31,53 +29,6 @@ const connections = Number(flags.connections)
 const drainLimitSeconds = Number(flags['drain-limit'])
 const instances = Number(flags.instances)
 const here = (file) => fileURLToPath(new URL(file, import.meta.url))
-const cleanups = []
-
-// Load generator on CPU 0, receiver on CPU 1. The stores (Postgres, Redis) are not
-// pinned: they are other processes, as they would be on other machines.
-const pinned = canPin()
-if (pinned) pinSelfToLoadCpu()
-
-/**
- * Starts a store on every CPU, as it would run on a machine of its own: a child
- * inherits this process's CPU 0 otherwise, and Postgres's backends then shared
- * one core with autocannon (about 3 000 acknowledged/s where unpinned gave 4 400).
- */
-async function unpinnedWhile (start) {
-  if (!pinned) return await start()
-  unpinSelf()
-  try {
-    return await start()
-  } finally {
-    pinSelfToLoadCpu()
-  }
-}
-
-/** Where each inbox stores, started here unless given (SIR_POSTGRES_URL, SIR_REDIS_URL). */
-async function storeFor (kind) {
-  if (kind === 'memory') return ''
-  if (kind === 'sqlite') {
-    const dir = mkdtempSync(join(os.tmpdir(), 'sir-bench-'))
-    cleanups.push(() => rmSync(dir, { recursive: true, force: true }))
-    return join(dir, 'inbox.db')
-  }
-  if (kind === 'postgres') {
-    if (process.env.SIR_POSTGRES_URL) return process.env.SIR_POSTGRES_URL
-    // fsync on: the number is for commits that survive a power cut.
-    const cluster = await startPostgresCluster({ fsync: true })
-    cleanups.push(() => cluster.stop())
-    return cluster.url
-  }
-  if (kind === 'bullmq') {
-    if (process.env.SIR_REDIS_URL) return process.env.SIR_REDIS_URL
-    const port = await freePort()
-    const redis = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' })
-    cleanups.push(() => redis.kill('SIGTERM'))
-    await new Promise((resolve) => setTimeout(resolve, 500))
-    return `redis://127.0.0.1:${port}`
-  }
-  throw new Error(`unknown inbox ${kind}`)
-}
 
 function startServer (kind, target, schema) {
   const args = [here('./inbox-server.js'), kind, target]
@@ -85,26 +36,7 @@ function startServer (kind, target, schema) {
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     env: { ...process.env, SIR_BENCH_SECRET: SECRET, NODE_ENV: 'production', ...(schema === undefined ? {} : { SIR_BENCH_SCHEMA: schema }) }
   })
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${kind}: no "ready" within 30 s`)), 30_000)
-    child.once('message', (message) => { clearTimeout(timer); resolve({ child, port: message.port }) })
-    child.once('exit', (code) => { clearTimeout(timer); reject(new Error(`${kind}: exited with ${code} before it was ready`)) })
-  })
-}
-
-function ask (child, question) {
-  return new Promise((resolve) => {
-    child.once('message', (message) => resolve(message))
-    child.send(question)
-  })
-}
-
-async function stopServer (child) {
-  const exited = new Promise((resolve) => child.once('exit', resolve))
-  child.send('stop')
-  const timer = setTimeout(() => child.kill('SIGKILL'), 15_000)
-  await exited
-  clearTimeout(timer)
+  return readyOf(child, kind)
 }
 
 function load (port, duration, share = connections) {
@@ -151,7 +83,7 @@ async function handledAtLeast (servers, count, limitMs) {
 }
 
 async function run (kind) {
-  const target = await unpinnedWhile(() => storeFor(kind))
+  const target = await storeFor(kind)
   const count = kind === 'postgres' ? instances : 1
   const schema = count > 1 ? `bench_shared_${process.pid}` : undefined
   const servers = []
@@ -206,5 +138,5 @@ try {
     console.log(`| ${row.inbox} | ${fmt(row.acknowledgedPerSecond)} | ${fmt(row.p50, 1)} | ${fmt(row.p99, 1)} | ${row.non2xx} | ${row.errors} | ${row.drainSeconds >= 0 ? fmt(row.drainSeconds, 1) + ' s' : `> ${drainLimitSeconds} s`} |`)
   }
 } finally {
-  for (const cleanup of cleanups.reverse()) cleanup()
+  await stopStores()
 }
