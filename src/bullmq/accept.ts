@@ -5,6 +5,7 @@ import { createHash } from 'node:crypto'
 import type { Queue } from 'bullmq'
 import type { AnyEvent } from '../core/events.js'
 import type { AcceptOutcome, InboxRuntime } from '../core/inbox.js'
+import type { BacklogCount } from './backlog-count.js'
 import { HOLD_MS, jobIdFor, markSeen, type JobData } from './jobs.js'
 import { forLog } from './redis-state.js'
 
@@ -18,6 +19,7 @@ export interface AcceptStep {
   deadLetterSeconds: number | undefined
   /** Unfinished jobs from which the answer is `full` (core/backlog-bound.ts); 0 while Redis memory is past its share. */
   limit: number
+  backlog: BacklogCount
 }
 
 /** What the seen key holds: when the event was accepted and, when known, a digest of its body. */
@@ -58,13 +60,8 @@ export async function acceptInto (step: AcceptStep, event: AnyEvent, receivedAt:
   const jobId = jobIdFor(event.id)
   const seenKey = step.seenKey(jobId)
   const digest = rawBody === undefined ? undefined : bodyDigest(rawBody)
-  const [seen, counts] = await Promise.all([
-    client.get(seenKey),
-    // Delayed jobs count: a job backing off before its retry is still unfinished work.
-    queue.getJobCounts('wait', 'active', 'delayed', 'prioritized', 'paused')
-  ])
+  const [seen, unfinished] = await Promise.all([client.get(seenKey), step.backlog.unfinished(step.limit)])
   if (seen !== null) return duplicateOf(seen, digest)
-  const unfinished = Object.values(counts).reduce<number>((sum, count) => sum + Number(count), 0)
   if (unfinished >= step.limit) return 'full'
   // Redis answered too late for this delivery, which already got its 503: add nothing.
   if (abandoned.aborted) return 'unavailable'
@@ -86,6 +83,7 @@ export async function acceptInto (step: AcceptStep, event: AnyEvent, receivedAt:
     removeOnComplete: { age: step.retentionSeconds },
     removeOnFail: step.deadLetterSeconds === undefined ? false : { age: step.deadLetterSeconds }
   })
+  step.backlog.added()
   // Too late for this answer: the sender gets a 503 and retries; the held job
   // stays held until a retry sets the key. Nothing is marked seen here.
   if (abandoned.aborted) return 'unavailable'

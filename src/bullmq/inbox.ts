@@ -6,6 +6,7 @@ import { defaults } from '../core/options.js'
 import type { DeadLetterQuery, EventOutcome, OutcomeState } from '../core/outcome.js'
 import { purgeCutoffs } from '../core/retention.js'
 import { settlesWithin, withDeadline } from '../core/timeouts.js'
+import { BacklogCount } from './backlog-count.js'
 import { acceptInto } from './accept.js'
 import { cleanJobs, countJobs, isClientInstance, jobIdFor, loadBullmq, toOutcome, type BullMQ, type JobData } from './jobs.js'
 import { MIN_DEDUPE_SECONDS, resolveBullmqOptions, type BullmqInboxOptions, type ResolvedBullmqOptions } from './options.js'
@@ -47,7 +48,7 @@ export class BullmqInbox implements Inbox {
   /** Events survive restarts; handlers are told apart by name. */
   readonly durable = true
   readonly #options: ResolvedBullmqOptions
-  readonly #ready: Promise<{ queue: Queue<JobData> }>
+  readonly #ready: Promise<{ queue: Queue<JobData>, backlog: BacklogCount }>
   /** Settles once Redis has said the database it was given exists; redone after a failure that does not say it has not. */
   #database: Promise<void> | undefined
   readonly #redis = new RedisState(() => this.#runtime?.logger)
@@ -77,7 +78,7 @@ export class BullmqInbox implements Inbox {
       // nothing, and the database is not yet known to exist. start() writes it.
       const queue = new bullmq.Queue<JobData>(queueName, { connection: queueConnection, prefix, skipMetasUpdate: true })
       queue.on('error', (error) => { this.#redis.error(error) })
-      return { queue }
+      return { queue, backlog: new BacklogCount(queue) }
     })
     // Reported where it is awaited (start, accepts, queries); this only keeps Node quiet.
     this.#ready.catch(() => {})
@@ -156,10 +157,11 @@ export class BullmqInbox implements Inbox {
   }
 
   async #accept (event: AnyEvent, receivedAt: number, runtime: InboxRuntime, rawBody: Uint8Array | undefined, abandoned: AbortSignal): Promise<AcceptOutcome> {
-    const { queue } = await this.#ready
+    const { queue, backlog } = await this.#ready
     await this.#databaseChecked()
     return await acceptInto({
       queue,
+      backlog,
       runtime,
       seenKey: (jobId) => this.#seenKey(jobId),
       dedupeSeconds: this.#dedupeSeconds(runtime),
