@@ -3,7 +3,7 @@
 // bucket row per handler (one statement, on the server's clock), advisory locks
 // as run slots, and a table of what is paused, heard through LISTEN/NOTIFY.
 import type { RateLimit } from '../core/flow/limits.js'
-import type { FlowStore, PauseState, SlotLease } from '../core/flow/store.js'
+import { leaseOnce, type FlowStore, type PauseState, type SlotLease } from '../core/flow/store.js'
 import type { QueryResult, QueryResultRow } from 'pg'
 import { withDeadline } from '../core/timeouts.js'
 import type { ControlConnection } from './control-connection.js'
@@ -137,14 +137,7 @@ export class PostgresFlowStore implements FlowStore {
     if (slot === undefined) return undefined
     held.add(slot)
     this.#held.set(handler, held)
-    let released = false
-    return {
-      release: () => {
-        if (released) return
-        released = true
-        this.#freeSlot(handler, slot)
-      }
-    }
+    return leaseOnce(() => { this.#freeSlot(handler, slot) })
   }
 
   #freeSlot (handler: string, slot: number): void {

@@ -1,7 +1,7 @@
 // Flow control's state for the SQLite inbox, kept in the inbox file so that every
 // process on it shares one rate, one pause and one count of each handler's runs.
 import type { RateLimit } from '../core/flow/limits.js'
-import type { FlowStore, PauseState, SlotLease } from '../core/flow/store.js'
+import { leaseOnce, type FlowStore, type PauseState, type SlotLease } from '../core/flow/store.js'
 import type { WebhookLogger } from '../core/logger.js'
 import { PAUSE_REFRESH_MS } from './flow-attempt.js'
 import type { FlowStatements } from './flow-schema.js'
@@ -74,14 +74,7 @@ export class SqliteFlowStore implements FlowStore {
     })
     if (id === undefined) return undefined
     this.#slots.add(id)
-    let released = false
-    return {
-      release: () => {
-        if (released) return
-        released = true
-        this.#releaseSlot(handler, id)
-      }
-    }
+    return leaseOnce(() => { this.#releaseSlot(handler, id) })
   }
 
   /** Extends the leases of this process's slots: called with the events' lease renewal. */

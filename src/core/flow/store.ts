@@ -13,6 +13,18 @@ export interface SlotLease {
   release (): void
 }
 
+/** A lease whose `release()` frees the slot the first time only: a second call must not free a slot another run took since. */
+export function leaseOnce (free: () => void): SlotLease {
+  let released = false
+  return {
+    release: () => {
+      if (released) return
+      released = true
+      free()
+    }
+  }
+}
+
 /**
  * The questions flow control asks an inbox's store: River's driver shape, where
  * the engine (`gate.ts`) decides and the store only answers small questions. A
