@@ -49,7 +49,7 @@ t.test('a store that keeps no attempt log says so instead of an empty table', as
 t.test('the event page shows an ordered event\'s key, as text, and a stale skip', async (t) => {
   const body = await pageFor(t, { ...RECORD, state: 'done', orderingKey: `action:${XSS}`, skipped: 'stale' })
   t.match(body, /<dd data-field="orderingKey"><code>action:&lt;img src=x onerror=alert\(1\)&gt;<\/code><\/dd>/)
-  t.match(body, /<dd data-field="skipped">stale: not run/)
+  t.match(body, /<dd data-field="skipped">skipped: stale. Not run/)
   t.notMatch(body, '<img', 'the key made no element')
   const plain = await pageFor(t, RECORD)
   t.notMatch(plain, 'ordering key', 'no ordering row for an event without a key')

@@ -27,8 +27,8 @@ const READ_ONLY = PREFIX + '-read-only'
 const SCREENSHOTS = process.env.SIR_DASHBOARD_SCREENSHOTS === '1' ? join(import.meta.dirname, '..', 'docs', 'images') : undefined
 
 /** The app a user would run: the webhook route and the dashboard, on a real port. */
-async function app (t: Test, inbox: Inbox) {
-  const setup = withHandler(t, inbox)
+async function app (t: Test, inbox: Inbox, options: Parameters<typeof withHandler>[2] = {}) {
+  const setup = withHandler(t, inbox, options)
   const fastify = Fastify()
   await fastify.register(sirWebhooks, { webhooks: setup.webhooks })
   await fastify.register(dashboard, { webhooks: setup.webhooks, prefix: PREFIX, basicAuth: OPERATOR, sampleIntervalMs: 250 })
@@ -178,7 +178,6 @@ for (const store of ['sqlite', 'postgres', 'bullmq'] as const) {
     t.match(envelope, '"note": "<img src=x onerror=alert(1)> \\u001b[2J"', 'the payload is shown as the text it is')
     t.match(await page.textContent('[data-field="lastError"]'), `award failed for ${XSS} \\u001b[2J`)
     t.equal(await page.locator('img').count(), 0, 'no element was made from the payload')
-    if (SCREENSHOTS !== undefined && store === 'sqlite') await page.screenshot({ path: join(SCREENSHOTS, 'dashboard-event.png'), fullPage: true })
     failing.on = false
     const [answer] = await Promise.all([page.waitForResponse(/actions\/redrive/), page.click('text=Re-drive this event')])
     t.equal(answer.status(), 303, `the re-drive was answered ${answer.status()}${answer.status() === 303 ? '' : ': ' + await answer.text()}`)
@@ -187,6 +186,49 @@ for (const store of ['sqlite', 'postgres', 'bullmq'] as const) {
     await until(() => handled.includes(id), 'the re-driven handler, in the app')
     await until(async () => (await webhooks.inbox.outcome?.(id))?.state === 'done', 'the event to be done')
     t.same(handled, [id])
+    t.same(problems, [], 'no dialog, script error or CSP violation')
+  })
+}
+
+for (const store of ['sqlite', 'postgres', 'bullmq'] as const) {
+  t.test(`${store}: an ordered event's record shows its key, its stale flag, the handlers that finished and its attempts; the Handlers page links to the events a handler failed on`, async (t) => {
+    const inbox = inboxOn(t, store)
+    if (typeof inbox === 'string') return t.comment(`${store} skipped: ${inbox}`)
+    const ordering = { key: (event: { type: string, data: unknown }) => event.type.startsWith('action.') ? `action:${(event.data as { actionId: string }).actionId}` : undefined }
+    const { deliver, failing, webhooks, origin } = await app(t, inbox, { ordering })
+    webhooks.on('action.completed', async function notify () {}, { name: 'notify' })
+    const of = (id: string, second: number): Record<string, unknown> => ({ id, type: 'action.completed', createdAt: `2026-05-10T09:12:0${second}Z`, data: { actionId: 'act_7', tokensDistributed: 5 } })
+    // The reversal's newer event is handled first; the older one, delivered late, runs stale and its award fails for good.
+    failing.on = false
+    t.equal(await deliver(of('evt_order_newer', 9)), 200)
+    await until(async () => (await webhooks.inbox.outcome?.('evt_order_newer'))?.state === 'done', 'the newer event to be done')
+    failing.on = true
+    t.equal(await deliver(of('evt_order_older', 3)), 200)
+    await until(async () => (await webhooks.inbox.outcome?.('evt_order_older'))?.state === 'dead', 'the older event to be dead')
+    const watched = await watchedPage(t)
+    if (watched === undefined) return
+    const { page, problems } = watched
+    await page.goto(origin + PREFIX + '/handlers')
+    await Promise.all([page.waitForURL(/events\?handler=award$/), page.click('tr[data-handler="award"] a')])
+    t.equal(await page.inputValue('input[name="handler"]'), 'award', 'the filter is filled in')
+    t.same(await page.locator('table.events tbody tr td:first-child').allTextContents(), ['evt_order_older'], 'only the event award failed on')
+    await page.fill('input[name="handler"]', 'notify')
+    await Promise.all([page.waitForURL(/handler=notify/), page.click('form.filters button')])
+    t.match(await page.textContent('main'), 'No event matches.', 'notify failed on none')
+
+    await Promise.all([page.waitForURL(/q=evt_order_older/), page.goto(origin + PREFIX + '/events?q=evt_order_older')])
+    t.equal(await page.textContent('[data-field="orderingKey"]'), 'action:act_7')
+    t.match(await page.textContent('[data-field="stale"]'), /^yes: a newer event of its key was handled first/)
+    t.equal(await page.textContent('[data-field="handled"]'), 'notify', 'notify finished; a re-drive runs award only')
+    t.same(await page.locator('table.attempts tbody tr td:nth-child(2)').allTextContents(), ['award', 'award'], 'both failed runs of award')
+    t.equal(await page.locator('img').count(), 0, 'the error in the attempts made no element')
+    if (SCREENSHOTS !== undefined && store === 'sqlite') {
+      mkdirSync(SCREENSHOTS, { recursive: true })
+      await page.screenshot({ path: join(SCREENSHOTS, 'dashboard-event.png'), fullPage: true })
+    }
+    await page.goto(origin + PREFIX + '/events?q=evt_order_newer')
+    t.equal(await page.textContent('[data-field="stale"]'), 'no')
+    t.equal(await page.textContent('[data-field="handled"]'), 'every handler')
     t.same(problems, [], 'no dialog, script error or CSP violation')
   })
 }

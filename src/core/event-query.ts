@@ -11,6 +11,8 @@ export interface CheckedEventQuery {
   limit: number
   /** `ASC` or `DESC`: written into the SQL, so only ever one of these two. */
   order: 'ASC' | 'DESC'
+  /** A handler key to find in the attempt log; a store without one refuses the query. */
+  handler: string | undefined
 }
 
 const STATES: readonly string[] = ['pending', 'done', 'dead']
@@ -24,5 +26,8 @@ export function checkEventQuery (query: EventQuery = {}): CheckedEventQuery {
   }
   if (!Number.isInteger(limit) || limit < 1 || limit > 500) throw new WebhookOptionsError(`events(query): "limit" must be an integer from 1 to 500, got ${JSON.stringify(limit)}`)
   if (query.oldestFirst !== undefined && typeof query.oldestFirst !== 'boolean') throw new WebhookOptionsError('events(query): "oldestFirst" must be true or false')
-  return { type, state, since: since?.getTime(), until: until?.getTime(), limit, order: query.oldestFirst === true ? 'ASC' : 'DESC' }
+  const { handler } = query
+  if (handler !== undefined && (typeof handler !== 'string' || handler === '')) throw new WebhookOptionsError(`events(query): "handler" must be a non-empty string (a handler's key, as in its attempt log), got ${JSON.stringify(handler)}`)
+  return { type, state, since: since?.getTime(), until: until?.getTime(), limit, order: query.oldestFirst === true ? 'ASC' : 'DESC', handler }
 }
+

@@ -173,7 +173,7 @@ export class Dashboard<Req> {
     const notice = done === 'paused' || done === 'resumed'
       ? `${who === '' ? 'Every handler' : `Handler ${who}`} ${done}${done === 'paused' ? ': deliveries are still taken; its runs wait' : ''}.`
       : undefined
-    return handlersPage(this.#context(), { ...await this.#flow.data(), canPause: this.#can('pause'), ...(notice === undefined ? {} : { notice }) })
+    return handlersPage(this.#context(), { ...await this.#flow.data(), canPause: this.#can('pause'), canList: typeof this.#inbox.events === 'function', ...(notice === undefined ? {} : { notice }) })
   }
 
   #can (action: Action): boolean {

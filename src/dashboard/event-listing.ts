@@ -11,13 +11,14 @@ export function moment (value: string): Date | undefined {
   return Number.isNaN(date.getTime()) ? undefined : date
 }
 
-/** The Events page's filters, read from its query string, and the events they select. */
+/** The Events page's filters, read from its query string, and the events they select (`handler`: those it failed or was deferred on). */
 export async function eventListing (events: (query: EventQuery) => Promise<EventOutcome[]>, params: URLSearchParams): Promise<Listing> {
   const filters = {
     type: (params.get('type') ?? '').trim(),
     state: params.get('state') ?? '',
     since: params.get('since') ?? '',
-    until: params.get('until') ?? ''
+    until: params.get('until') ?? '',
+    handler: (params.get('handler') ?? '').trim()
   }
   const query: EventQuery = { limit: LIMIT }
   const problems: string[] = []
@@ -29,6 +30,18 @@ export async function eventListing (events: (query: EventQuery) => Promise<Event
     if (value !== undefined) query[name] = value
     else if (filters[name] !== '') problems.push(`"${filters[name]}" is not a date and time`)
   }
-  const found = await events(query)
-  return { filters, events: found, limit: LIMIT, ...(problems.length === 0 ? {} : { problem: `Ignored: ${problems.join('; ')}.` }) }
+  if (filters.handler !== '') query.handler = filters.handler
+  const problem = problems.length === 0 ? {} : { problem: `Ignored: ${problems.join('; ')}.` }
+  try {
+    return { filters, events: await events(query), limit: LIMIT, ...problem }
+  } catch (error) {
+    // An inbox without an attempt log refuses `handler` (core/inbox.ts): the page says so
+    // rather than answering 503 or listing every event as if each had failed.
+    if (query.handler !== undefined && isOptionError(error)) return { filters, events: [], limit: LIMIT, ...problem, handlerUnsupported: true }
+    throw error
+  }
+}
+
+function isOptionError (error: unknown): boolean {
+  return typeof error === 'object' && error !== null && (error as { code?: unknown }).code === 'INVALID_OPTION'
 }

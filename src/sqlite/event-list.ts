@@ -7,7 +7,17 @@ import type { EventRow } from './schema.js'
 export type { EventQuery } from '../core/inbox.js'
 
 /**
- * The dashboard's listing: events by type, state and time received, newest
+ * A failed or deferred run of `@handler` in the row's attempt log (its newest 50
+ * runs, flow-attempt.ts). An operator's query: a scan of the rows the other
+ * filters leave, no index. CASE, not AND: a log that is not JSON (a hand edit)
+ * is passed over instead of failing the whole listing.
+ */
+const HAS_HANDLER_RUN = `CASE WHEN json_valid(attempt_log)
+  THEN EXISTS (SELECT 1 FROM json_each(sir_webhook_events.attempt_log) WHERE json_extract(value, '$.handler') = @handler)
+  ELSE 0 END`
+
+/**
+ * The dashboard's listing: events by type, state, time received and handler, newest
  * first. Built per call from fixed fragments and bound parameters; an operator's
  * page, not a hot path, so the statement is not cached.
  */
@@ -19,6 +29,7 @@ export function listEvents (db: BetterSqlite3.Database, query: EventQuery | unde
   if (checked.state !== undefined) { where.push('state = @state'); values.state = checked.state }
   if (checked.since !== undefined) { where.push('received_at >= @since'); values.since = checked.since }
   if (checked.until !== undefined) { where.push('received_at < @until'); values.until = checked.until }
+  if (checked.handler !== undefined) { where.push(HAS_HANDLER_RUN); values.handler = checked.handler }
   const sql = `SELECT * FROM sir_webhook_events ${where.length === 0 ? '' : 'WHERE ' + where.join(' AND ')} ORDER BY received_at ${checked.order}, id ${checked.order} LIMIT @limit`
   return db.prepare<[Record<string, string | number>], EventRow>(sql).all(values).map(toOutcome)
 }

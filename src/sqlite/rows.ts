@@ -69,5 +69,18 @@ export function toOutcome (row: EventRow): EventOutcome {
   if (log !== undefined) outcome.attemptLog = log
   if (row.skipped === 'stale') outcome.skipped = 'stale'
   if (row.ordering_key !== null && row.ordering_key !== undefined) outcome.orderingKey = row.ordering_key
+  if (outcome.orderingKey !== undefined && row.stale !== null && row.stale !== undefined) outcome.stale = row.stale === 1
+  // A done event's handlers all finished: the list is what a pending or dead one will not run again.
+  if (row.state !== 'done') outcome.handled = handledKeys(row.succeeded)
   return outcome
+}
+
+/** The `succeeded` column's handler keys; a list that cannot be read shows as none, as the runner would run them all. */
+function handledKeys (succeeded: string): string[] {
+  try {
+    const keys: unknown = JSON.parse(succeeded)
+    return Array.isArray(keys) ? keys.filter((key): key is string => typeof key === 'string') : []
+  } catch {
+    return []
+  }
 }

@@ -107,7 +107,7 @@ export class EventRunner {
       const now = this.#now()
       // Accepts after this claim in its transaction may bring an event older than a head it takes,
       // answered before that head starts: such a claim takes no new key, and claims again after it.
-      const rows = sql.claim.all({ owner, now, leaseUntil: now + options.leaseMs, limit: free, takeKeys: batch.durable && runtime.ordering !== undefined ? 0 : 1, ...this.runningIds() })
+      const rows = sql.claim.all({ owner, now, leaseUntil: now + options.leaseMs, limit: free, takeKeys: batch.durable && runtime.ordering !== undefined ? 0 : 1, ordered: runtime.ordering === undefined ? 0 : 1, ...this.runningIds() })
       return { rows, durable: batch.durable }
     }).then(({ rows, durable }) => {
       if (durable && runtime.ordering !== undefined) this.wake()

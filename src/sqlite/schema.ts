@@ -2,6 +2,7 @@ import type BetterSqlite3 from 'better-sqlite3'
 import { createFlowTables, FLOW_EVENT_COLUMNS, prepareFlow, type FlowStatements } from './flow-schema.js'
 import { createOrderingTables, MAY_TAKE_KEY, ORDERING_EVENT_COLUMNS, prepareOrdering, type OrderingStatements } from './ordering-schema.js'
 import type { IdKey } from './ids.js'
+import { RECORD_EVENT_COLUMNS, STALE_AT_CLAIM } from './record-schema.js'
 
 /**
  * 2: `body` holds the exact bytes received (rows of schema 1 keep their event in
@@ -10,8 +11,9 @@ import type { IdKey } from './ids.js'
  * it waits for, and the tables of tokens, pauses and run slots.
  * 4: ordering (ordering-schema.ts): an event's key, createdAt and whether it
  * holds its key, and the newest handled createdAt per key.
+ * 5: the event's record (record-schema.ts): whether its handlers were told `stale`.
  */
-export const SCHEMA_VERSION = 4
+export const SCHEMA_VERSION = 5
 
 /**
  * One row per event id: the id is the primary key, so the row that queues an
@@ -40,7 +42,8 @@ CREATE TABLE IF NOT EXISTS sir_webhook_events (
   ordering_key TEXT,
   created_at_ms INTEGER,
   holds_key INTEGER,
-  skipped TEXT
+  skipped TEXT,
+  stale INTEGER
 );
 `
 
@@ -83,6 +86,8 @@ export interface EventRow {
   holds_key: number | null
   /** `stale`: done without running (`ordering.skipStale`). */
   skipped: string | null
+  /** 1: its handlers were told `ordering.stale`; 0: told not; null: unordered, or not run yet (record-schema.ts). */
+  stale: number | null
 }
 
 type Statement<Bind extends unknown[], Result = unknown> = BetterSqlite3.Statement<Bind, Result>
@@ -96,7 +101,7 @@ export interface Statements {
   countPending: Statement<[], number>
   countByState: Statement<[], { state: 'pending' | 'done' | 'dead', count: number }>
   insert: Statement<[AcceptRow]>
-  claim: Statement<[Running & { owner: string, now: number, leaseUntil: number, limit: number, takeKeys: 0 | 1 }], EventRow>
+  claim: Statement<[Running & { owner: string, now: number, leaseUntil: number, limit: number, takeKeys: 0 | 1, ordered: 0 | 1 }], EventRow>
   renewLeases: Statement<[Running & { owner: string, leaseUntil: number }]>
   releaseLeases: Statement<[Running & { owner: string }]>
   expireLease: Statement<[Owned & { now: number }]>
@@ -160,7 +165,7 @@ function migrate (db: BetterSqlite3.Database): void {
     if (schemaVersion(db) === SCHEMA_VERSION) return
     db.exec(createTable)
     const columns = db.prepare<[], string>("SELECT name FROM pragma_table_info('sir_webhook_events')").pluck().all()
-    for (const [name, type] of [['body', 'BLOB'], ...FLOW_EVENT_COLUMNS, ...ORDERING_EVENT_COLUMNS]) {
+    for (const [name, type] of [['body', 'BLOB'], ...FLOW_EVENT_COLUMNS, ...ORDERING_EVENT_COLUMNS, ...RECORD_EVENT_COLUMNS]) {
       if (!columns.includes(name)) db.exec(`ALTER TABLE sir_webhook_events ADD COLUMN ${name} ${type}`)
     }
     db.exec(createIndexes)
@@ -187,9 +192,9 @@ function prepare (db: BetterSqlite3.Database): Statements {
     // lapse while a handler blocks the event loop; claiming such a row again would
     // count an attempt that never runs. An ordered event is claimed only as its
     // key's holder or head (MAY_TAKE_KEY), and the claim makes it the holder.
-    claim: db.prepare<[Running & { owner: string, now: number, leaseUntil: number, limit: number, takeKeys: 0 | 1 }], EventRow>(`
+    claim: db.prepare<[Running & { owner: string, now: number, leaseUntil: number, limit: number, takeKeys: 0 | 1, ordered: 0 | 1 }], EventRow>(`
       UPDATE sir_webhook_events SET attempts = attempts + 1, lease_owner = @owner, lease_until = @leaseUntil,
-        holds_key = CASE WHEN ordering_key IS NULL THEN NULL ELSE 1 END
+        holds_key = CASE WHEN ordering_key IS NULL THEN NULL ELSE 1 END, ${STALE_AT_CLAIM}
       WHERE id IN (
         SELECT e.id FROM sir_webhook_events e
         WHERE e.state = 'pending' AND e.next_attempt_at <= @now AND (e.lease_until IS NULL OR e.lease_until <= @now)

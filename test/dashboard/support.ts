@@ -22,8 +22,9 @@ export function sqliteReceiver (t: Teardown): { webhooks: ReturnType<typeof rece
   return withHandler(t, inbox)
 }
 
-export function withHandler (t: Teardown, inbox: Inbox): { webhooks: ReturnType<typeof receiver>, handled: string[], failing: { on: boolean } } {
-  const webhooks = receiver(inbox, { retry: { attempts: 2, minDelayMs: 5, maxDelayMs: 10 } })
+/** `options`: more receiver options, such as `ordering`. */
+export function withHandler (t: Teardown, inbox: Inbox, options: Parameters<typeof receiver>[1] = {}): { webhooks: ReturnType<typeof receiver>, handled: string[], failing: { on: boolean } } {
+  const webhooks = receiver(inbox, { retry: { attempts: 2, minDelayMs: 5, maxDelayMs: 10 }, ...options })
   t.teardown(() => webhooks.close())
   const handled: string[] = []
   const failing = { on: true }

@@ -16,11 +16,13 @@ export interface EventsView {
 }
 
 export interface Listing {
-  filters: { type: string, state: string, since: string, until: string }
+  filters: { type: string, state: string, since: string, until: string, handler: string }
   events: EventOutcome[]
   limit: number
   /** Why the filters were not used, in words. */
   problem?: string
+  /** The inbox refused the handler filter: it keeps no attempt log. */
+  handlerUnsupported?: boolean
 }
 
 /** The body as received, pretty-printed when it is JSON; else the envelope the inbox kept. */
@@ -47,7 +49,9 @@ function record (context: PageContext, outcome: EventOutcome, canRedrive: boolea
 ${outcome.finishedAt === undefined ? '' : html`<dt>finished</dt><dd>${formatDate(outcome.finishedAt)}</dd>`}
 ${outcome.lastError === undefined ? '' : html`<dt>last error</dt><dd data-field="lastError"><code>${outcome.lastError}</code></dd>`}
 ${outcome.orderingKey === undefined ? '' : html`<dt>ordering key</dt><dd data-field="orderingKey"><code>${outcome.orderingKey}</code></dd>`}
-${outcome.skipped === 'stale' ? html`<dt>outcome</dt><dd data-field="skipped">stale: not run, a newer event of its key was handled first (ordering.skipStale)</dd>` : ''}
+${outcome.stale === undefined ? '' : html`<dt>stale</dt><dd data-field="stale">${outcome.stale ? 'yes: a newer event of its key was handled first; its handlers were told ordering.stale' : 'no'}</dd>`}
+${outcome.skipped === 'stale' ? html`<dt>outcome</dt><dd data-field="skipped">skipped: stale. Not run, a newer event of its key was handled first (ordering.skipStale)</dd>` : ''}
+<dt>handlers finished</dt><dd data-field="handled">${handledText(outcome)}</dd>
 </dl>
 ${outcome.state === 'dead' && canRedrive ? actionForm(context, 'redrive', { id: outcome.id }, 'Re-drive this event') : ''}
 <h2>Envelope</h2>
@@ -57,6 +61,13 @@ ${envelope === undefined
 <h2>Attempts</h2>
 ${attempts(outcome)}
 </section>`
+}
+
+/** Which handlers finished: what a retry or a re-drive will not run again. */
+function handledText (outcome: EventOutcome): string {
+  if (outcome.handled !== undefined) return outcome.handled.length > 0 ? outcome.handled.join(', ') : outcome.state === 'pending' ? 'none yet' : 'none'
+  if (outcome.state !== 'done') return 'unknown: this store does not record it'
+  return outcome.skipped === 'stale' ? 'none: skipped as stale' : 'every handler'
 }
 
 /** Each failed or deferred run with its error, where the store keeps them; said plainly where it does not. */
@@ -83,10 +94,13 @@ function listing (context: PageContext, view: Listing | undefined): SafeHtml {
 <label>State <select name="state">${['', 'pending', 'done', 'dead'].map((state) => html`<option value="${state}"${state === filters.state ? html` selected` : ''}>${state === '' ? 'any' : state}</option>`)}</select></label>
 <label>Received since <input type="datetime-local" name="since" value="${filters.since}"></label>
 <label>before <input type="datetime-local" name="until" value="${filters.until}"></label>
+<label title="events with a failed or deferred run of this handler">Handler <input name="handler" value="${filters.handler}" placeholder="any" autocomplete="off"></label>
 <button type="submit">Filter</button>
 </form>
 ${view.problem === undefined ? '' : html`<p class="missing">${view.problem}</p>`}
-${view.events.length === 0
+${view.handlerUnsupported === true
+    ? missingFeature('This store does not filter by handler: it keeps no attempt log. Clear the Handler field to list events.')
+    : view.events.length === 0
     ? html`<p>No event matches.</p>`
     : html`<table class="events"><thead><tr><th>id</th><th>type</th><th>state</th><th>attempts</th><th>received</th><th>last error</th></tr></thead>
 <tbody>${rows}</tbody></table>${view.events.length >= view.limit ? html`<p class="note">The newest ${view.limit} are shown; narrow the filters to see others.</p>` : ''}`}`

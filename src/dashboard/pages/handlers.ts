@@ -6,6 +6,8 @@ import { actionForm, layout, missingFeature, type PageContext } from './layout.j
 export interface HandlersView extends HandlersData {
   /** Whether the pause and resume buttons are shown (flow control, not read-only). */
   canPause: boolean
+  /** Whether each handler links to the Events page filtered by it (the inbox lists events). */
+  canList: boolean
   notice?: string
 }
 
@@ -37,7 +39,7 @@ function button (context: PageContext, view: HandlersView, row: HandlerRow): Saf
 
 function table (context: PageContext, view: HandlersView): SafeHtml {
   const rows = view.rows.map((row) => html`<tr data-handler="${row.name}">
-<td>${row.name}</td>
+<td>${view.canList ? html`<a href="${context.base}/events?handler=${encodeURIComponent(row.name)}" title="events this handler failed or was deferred on">${row.name}</a>` : row.name}</td>
 ${view.figures
     ? html`<td data-field="runs">${row.stats?.runs ?? 0}</td><td data-field="succeeded">${row.stats?.succeeded ?? 0}</td><td data-field="retried">${row.stats?.retried ?? 0}</td><td data-field="failed">${row.stats?.failed ?? 0}</td>
 <td data-field="p50">${milliseconds(row.stats?.p50Ms)}</td><td data-field="p99">${milliseconds(row.stats?.p99Ms)}</td><td>${pace(row.stats?.limits)}</td>`
