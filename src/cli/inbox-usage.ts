@@ -80,13 +80,14 @@ inbox keeps it, else the event as stored.
 ${storeFlags}
 
 Exit codes: 0 shown; 1 the store failed, or no event has this id; 2 bad command line.`,
-  redrive: `Usage: sir-webhooks inbox redrive (ID | --all) --store STORE [--json]
+  redrive: `Usage: sir-webhooks inbox redrive ID --store STORE [--json]
+       sir-webhooks inbox redrive --all [--dry-run | --yes] --store STORE [--json]
        sir-webhooks inbox redrive --state dead|done [--type T] [--since DATE]
          [--until DATE] [--handler NAME] [--dry-run | --yes] --store STORE [--json]
 
 Queues a dead event again, its attempts reset; a running receiver picks it up.
-With --all, every dead event, page by page; one re-driven or purged by someone
-else meanwhile is counted as skipped.
+With --all, every dead event: the same as --state dead with no other filter,
+counted first and confirmed (--yes, or a yes in a terminal, for more than one).
 
 With --state, every event that matches the filter, in batches:
   --state dead    dead events are re-driven: attempts reset, and only the

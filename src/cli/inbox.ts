@@ -26,23 +26,6 @@ interface Request {
   before?: Date
 }
 
-/** Re-drives every dead event, page by page, until a page brings nothing new. */
-async function redriveAll (inbox: OperatorInbox): Promise<{ redriven: string[], skipped: string[] }> {
-  const seen = new Set<string>()
-  const redriven: string[] = []
-  const skipped: string[] = []
-  for (;;) {
-    const page = (await inbox.deadLetters({ limit: 100 })).filter((outcome) => !seen.has(outcome.id))
-    if (page.length === 0) return { redriven, skipped }
-    for (const { id } of page) {
-      seen.add(id)
-      // false: re-driven or purged by someone else since the page was read.
-      if (await inbox.redrive(id)) redriven.push(id)
-      else skipped.push(id)
-    }
-  }
-}
-
 function needId (positionals: readonly string[], subcommand: string): string {
   const id = positionals[1]
   if (id === undefined || id.length === 0) throw new UsageError(`inbox ${subcommand} needs an event id: sir-webhooks inbox ${subcommand} ID`)
@@ -101,10 +84,13 @@ function parseRequest (flags: Flags, positionals: readonly string[], io: Io): Re
         if (positionals.length > 1 || flags.all === true) throw new UsageError('inbox redrive takes an event id, --all, or a filter (--state …), one of them')
         return { subcommand, filter: replayFilterFrom(flags) }
       }
-      if (flags['dry-run'] !== undefined || flags.yes !== undefined) throw new UsageError('--dry-run and --yes are for a redrive by filter (--state dead|done …)')
-      if (flags.all !== true) return { subcommand, id: needId(positionals, subcommand) }
-      if (positionals.length > 1) throw new UsageError('inbox redrive takes an event id or --all, not both')
-      return { subcommand }
+      if (flags.all === true) {
+        if (positionals.length > 1) throw new UsageError('inbox redrive takes an event id or --all, not both')
+        // Every dead letter: counted first and confirmed like any redrive by filter.
+        return { subcommand, filter: { state: 'dead' } }
+      }
+      if (flags['dry-run'] !== undefined || flags.yes !== undefined) throw new UsageError('--dry-run and --yes are for a redrive of many (--all, or a filter: --state dead|done …)')
+      return { subcommand, id: needId(positionals, subcommand) }
     case 'pause':
     case 'resume': {
       if (positionals.length > 1) throw new UsageError(`inbox ${subcommand} takes no event id; name one handler with --handler NAME`)
@@ -157,12 +143,7 @@ async function run (request: Request, inbox: OperatorInbox, flags: Flags, io: Io
       return await runPause(inbox, request.subcommand === 'pause', request.handler, io, show)
     case 'redrive': {
       if (request.filter !== undefined) return await runFilteredRedrive(inbox, request.filter, flags, io, show)
-      if (request.id === undefined) {
-        const result = await redriveAll(inbox)
-        show(result, () => `re-drove ${result.redriven.length} dead event(s)${result.skipped.length > 0 ? `; ${result.skipped.length} were no longer dead` : ''}\n`)
-        return EXIT_OK
-      }
-      const { id } = request
+      const id = request.id ?? ''
       const redriven = await inbox.redrive(id)
       show({ id, redriven }, () => redriven ? `re-drove ${printable(id)}: queued again, attempts reset\n` : '')
       if (!redriven) io.stderr.write(`sir-webhooks inbox redrive: no dead event with id "${printable(id)}"\n`)

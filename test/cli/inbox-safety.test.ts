@@ -115,11 +115,18 @@ t.test('inbox dead --limit says that more exist, and how many', async (t) => {
   t.equal(json.length, 2, '--json: the same array as before, --limit long')
 })
 
-t.test('inbox redrive --all re-drives several dead events, and they run', async (t) => {
+t.test('inbox redrive --all counts first, needs --yes outside a terminal, then re-drives several dead events, and they run', async (t) => {
   const { store, inbox } = await storeWith(t, { dead: 3 })
-  const redrive = await runCli(['inbox', 'redrive', '--all', ...store])
+  const unconfirmed = await runCli(['inbox', 'redrive', '--all', ...store])
+  t.equal(unconfirmed.code, 2, 'more than one, no terminal to ask in, no --yes: refused')
+  t.match(unconfirmed.stderr, /--yes/)
+  const counted = await runCli(['inbox', 'redrive', '--all', '--dry-run', ...store])
+  t.equal(counted.code, 0, counted.stderr)
+  t.match(counted.stdout, /\b3\b/, 'the dry run says how many')
+  t.same(await inbox.counts(), { pending: 0, done: 0, dead: 3 }, 'and neither queued anything')
+  const redrive = await runCli(['inbox', 'redrive', '--all', '--yes', ...store])
   t.equal(redrive.code, 0, redrive.stderr)
-  t.equal(redrive.stdout, 're-drove 3 dead event(s)\n')
+  t.match(redrive.stdout, /^re-drove 3 dead /)
   await until(async () => (await inbox.counts()).done === 3, 'the re-driven events to be done')
   t.same(await inbox.counts(), { pending: 0, done: 3, dead: 0 }, 'every one ran again and succeeded')
 })

@@ -150,7 +150,7 @@ t.test('usage errors exit 2 and name the problem, without echoing a password', a
     [['inbox', 'redrive', '--state', 'pending', '--store', 'sqlite:x'], /--state must be dead or done, got "pending"/],
     [['inbox', 'redrive', 'evt_1', '--state', 'dead', '--store', 'sqlite:x'], /an event id, --all, or a filter/],
     [['inbox', 'redrive', '--all', '--state', 'dead', '--store', 'sqlite:x'], /an event id, --all, or a filter/],
-    [['inbox', 'redrive', 'evt_1', '--dry-run', '--store', 'sqlite:x'], /--dry-run and --yes are for a redrive by filter/],
+    [['inbox', 'redrive', 'evt_1', '--dry-run', '--store', 'sqlite:x'], /--dry-run and --yes are for a redrive of many/],
     [['inbox', 'redrive', '--state', 'dead', '--since', 'yesterday', '--store', 'sqlite:x'], /--since must be an ISO 8601 date/],
     [['inbox', 'redrive', '--state', 'dead', '--since', '2026-02-01', '--until', '2026-01-01', '--store', 'sqlite:x'], /--since \(2026-02-01T00:00:00.000Z\) must be before --until/],
     [['inbox', 'pause', 'evt_1', '--store', 'sqlite:x'], /inbox pause takes no event id/]
