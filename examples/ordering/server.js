@@ -57,8 +57,13 @@ webhooks.on(['action.reversed', 'action.failed'], async function settleAction (e
 
 const listener = nodeListener(webhooks, { path: '/webhooks/sir' })
 
-// GET /ledger shows the totals: credited tokens, and actions by status.
+// GET /ledger shows the totals: credited tokens, and actions by status;
+// GET /ledger/actions each action's entry, by actionId.
 const server = http.createServer((request, response) => listener(request, response, () => {
+  if (request.method === 'GET' && request.url === '/ledger/actions') {
+    response.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(Object.fromEntries(ledger)))
+    return
+  }
   if (request.method === 'GET' && request.url === '/ledger') {
     const byStatus = {}
     let credited = 0

@@ -192,10 +192,18 @@ export function toOutcome (job: Job<JobData>, state: string): EventOutcome {
   const attemptLog = attemptRecords(job.data.attemptLog)
   if (attemptLog !== undefined) outcome.attemptLog = attemptLog
   if (job.data.ordering?.skipped === 'stale' && outcome.state === 'done') outcome.skipped = 'stale'
-  if (job.data.ordering !== undefined) outcome.orderingKey = job.data.ordering.key
+  if (job.data.ordering !== undefined) {
+    outcome.orderingKey = job.data.ordering.key
+    // Written when true (ordering-run.ts, `recordTurn`): a job that ran without it was not stale; one not run yet has none.
+    const stale = job.data.ordering.stale ?? (outcome.state !== 'pending' || job.attemptsMade > 0 ? false : undefined)
+    if (stale !== undefined) outcome.stale = stale
+  }
+  // The handlers that finished it, as its retries and a redrive read them. A done
+  // job's last attempt does not write its successes back: every handler finished.
+  // (A replay for one handler counts the others as finished without listing them.)
+  if (outcome.state !== 'done') outcome.handled = [...job.data.succeeded ?? []]
   return outcome
 }
-
 
 /** Jobs by outcome state; `pending` counts every job not yet completed or failed. */
 export async function countJobs (queue: Queue<JobData>): Promise<Record<OutcomeState, number>> {

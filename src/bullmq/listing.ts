@@ -23,8 +23,10 @@ export const SCAN_LIMIT = 1_000
 /**
  * KEYS: the set to read, completed, failed. ARGV: min, max, '1' for descending,
  * entries to read, a job's key without its id, type or '', since or '', until
- * or '', limit, '1' when the set is the pending index. Answers id, receivedAt
- * pairs. receivedAt is read from the job's data: by a pattern when the data
+ * or '', limit, '1' when the set is the pending index, handler or ''. Answers
+ * id, receivedAt pairs. With a handler, only jobs whose attempt log has a run of
+ * it (failed or deferred): their data decoded, so that filter costs a decode
+ * per entry looked at. receivedAt is read from the job's data: by a pattern when the data
  * starts with the body (a JSON string, in which every quote is escaped, so the
  * first unescaped `"receivedAt":` is the job's own), else decoded.
  */
@@ -39,6 +41,16 @@ local since = tonumber(ARGV[7])
 local before = tonumber(ARGV[8])
 local limit = tonumber(ARGV[9])
 local index = ARGV[10] == '1'
+local handler = ARGV[11]
+local function failedOn (data)
+  if not data then return false end
+  local ok, decoded = pcall(cjson.decode, data)
+  if not ok or type(decoded) ~= 'table' or type(decoded.attemptLog) ~= 'table' then return false end
+  for _, entry in ipairs(decoded.attemptLog) do
+    if type(entry) == 'table' and entry.handler == handler then return true end
+  end
+  return false
+end
 local function receivedAt (data)
   if not data then return nil end
   if string.sub(data, 1, 8) == '{"body":' then return tonumber(string.match(data, '"receivedAt":(%d+)')) end
@@ -51,7 +63,7 @@ for i = 1, #entries, 2 do
   local id = entries[i]
   local fields = redis.call('HMGET', ARGV[5] .. id, 'name', 'data')
   local finished = index and (redis.call('ZSCORE', KEYS[2], id) or redis.call('ZSCORE', KEYS[3], id))
-  if fields[1] and not finished and (ARGV[6] == '' or fields[1] == ARGV[6]) then
+  if fields[1] and not finished and (ARGV[6] == '' or fields[1] == ARGV[6]) and (handler == '' or failedOn(fields[2])) then
     local at = index and tonumber(entries[i + 1]) or receivedAt(fields[2])
     if at and (not since or at >= since) and (not before or at < before) then
       found[#found + 1] = id
@@ -74,6 +86,7 @@ const SOURCES: Record<OutcomeState, { key: (queue: Queue<JobData>) => string, st
 
 export async function listEvents (queue: Queue<JobData>, query: EventQuery | undefined): Promise<EventOutcome[]> {
   const checked = checkEventQuery(query)
+  const handler = checked.handler
   const client = await queue.client
   if (!defined.has(client)) {
     client.defineCommand(LIST, { numberOfKeys: 3, readOnly: true, lua: LIST_LUA })
@@ -89,7 +102,7 @@ export async function listEvents (queue: Queue<JobData>, query: EventQuery | und
       source.key(queue), queue.toKey('completed'), queue.toKey('failed'),
       min, max, descending ? '1' : '0', String(SCAN_LIMIT), queue.toKey(''), checked.type ?? '',
       checked.since === undefined ? '' : String(checked.since), checked.until === undefined ? '' : String(checked.until),
-      String(checked.limit), source.index ? '1' : '0'
+      String(checked.limit), source.index ? '1' : '0', handler ?? ''
     ]) as string[]
     const rows: Array<{ id: string, at: number, state: string }> = []
     for (let index = 0; index + 1 < pairs.length; index += 2) rows.push({ id: pairs[index] as string, at: Number(pairs[index + 1]), state: source.state })

@@ -66,3 +66,19 @@ export async function endTurn (runtime: InboxRuntime, turn: OrderedTurn | undefi
     runtime.logger.warn({ err: forLog(error), event: { id: turn.ref.id } }, 'ordering could not release the event\'s key; the next event of the key frees it')
   }
 }
+
+/**
+ * Keeps in the job what its turn was told, for its record (`outcome(id).stale`,
+ * `skipped`): stale, and skipped by `skipStale`. Written only when it differs
+ * from what the job holds, so a run that is not stale costs no write (its
+ * record reads `stale: false` once it ran); a replayed job that was skipped
+ * before loses its `skipped` when it runs.
+ */
+export async function recordTurn (job: Job<JobData>, turn: OrderedTurn): Promise<void> {
+  const stored = job.data.ordering
+  if (stored === undefined) return
+  const { stale } = turn.context
+  if ((stored.stale ?? false) === stale && (stored.skipped === 'stale') === turn.skip) return
+  const { skipped: _skipped, ...kept } = stored
+  await job.updateData({ ...job.data, ordering: { ...kept, stale, ...(turn.skip ? { skipped: 'stale' as const } : {}) } })
+}

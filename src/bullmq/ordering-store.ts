@@ -19,6 +19,8 @@ export interface StoredOrdering {
   notBefore: number
   /** Set when `skipStale` skipped it: its outcome is `stale`. */
   skipped?: 'stale'
+  /** Whether its handlers were told `ordering.stale`; written only when true or changed (ordering-run.ts, `recordTurn`). */
+  stale?: boolean
 }
 
 /**

@@ -11,7 +11,7 @@ import type { ResolvedBullmqOptions } from './options.js'
 import { jobFinished } from './pending.js'
 import { withAttempts } from './attempt-log.js'
 import { handledBefore } from './replay.js'
-import { endTurn, takeKey } from './ordering-run.js'
+import { endTurn, recordTurn, takeKey } from './ordering-run.js'
 import type { RedisOrderingStore } from './ordering-store.js'
 
 export interface JobRunner {
@@ -109,9 +109,9 @@ async function processJob (runner: JobRunner, job: Job<JobData>, token: string |
   }
   // The key first: a job that may not take it is parked, no attempt used.
   const turn = await takeKey(runner.bullmq, runtime, runner.ordering, job, event, token)
+  if (turn !== undefined) await recordTurn(job, turn)
   if (turn?.skip === true) {
-    // Stale under skipStale: done unrun, its outcome `stale`.
-    await job.updateData({ ...job.data, ordering: { ...job.data.ordering as NonNullable<JobData['ordering']>, skipped: 'stale' } })
+    // Stale under skipStale: done unrun, its outcome `stale` (recorded just above).
     await endTurn(runtime, turn, 'stale')
     return
   }

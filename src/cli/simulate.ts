@@ -26,7 +26,9 @@ export const simulateCommand: Command = {
 
 Sends events as SIR Giving's sender would: non-2xx answers (or none within the
 timeout) are retried with exponential backoff, each attempt signed afresh; a
-share of events is sent twice and a share out of order. Prints a summary table.
+share of events is sent twice and a share out of order. Half the actions it
+completes are reversed a few events later (same data.actionId), so reordering
+reaches one action's events. Prints a summary table.
 
   --url URL              the receiver's webhook route
   --secret SECRET        the signing secret (or set SIR_WEBHOOK_SECRET)
@@ -38,8 +40,8 @@ share of events is sent twice and a share out of order. Prints a summary table.
   --retry-schedule LIST  delays before each retry, e.g. 500ms,1s,2s, or none (default 1s,2s,4s,8s,16s)
   --timeout MS           an attempt with no answer after MS ms has failed (default 10000)
   --types LIST           comma-separated event types to draw from (default: all 14)
-  --seed N               repeat the same plan (types, order, duplicates); ids stay fresh
-  --json FILE            write the delivery history (id, attempts, statuses, latencies) as JSON
+  --seed N               repeat the same plan (types, reversals, order, duplicates); ids stay fresh
+  --json FILE            write the delivery history (id, createdAt, data, attempts, statuses, latencies) as JSON
 
 A progress bar is drawn on stderr when it is a terminal.
 

@@ -1,9 +1,10 @@
 import type { AnyEvent } from '../core/events.js'
 import type { FlowCarry } from '../core/flow/attempt.js'
-import type { AttemptRecord, EventOutcome, OutcomeState } from '../core/outcome.js'
+import type { OutcomeState } from '../core/outcome.js'
+import { recordColumns } from './event-record.js'
 import { orderingQueriesFor } from './ordering-sql.js'
 import { quoted } from './schema.js'
-import { eventOf, storedText } from './stored-text.js'
+import { storedText } from './stored-text.js'
 
 /** An `events` row as the claim and the outcome queries return it (bigints come back as strings). */
 export interface EventRow {
@@ -21,6 +22,10 @@ export interface EventRow {
   attempt_log?: LoggedRun[] | null
   /** Only the outcome queries read it. */
   ordering_key?: string | null
+  /** The outcome queries' `recordColumns` (event-record.ts). */
+  stale?: boolean | null
+  skipped?: string | null
+  handled?: string[]
 }
 
 /** An attempt log entry as stored (jsonb): `at` in ms since the epoch. */
@@ -87,8 +92,8 @@ export interface Queries {
   countAttempts (idLiterals: string[]): string
   /** The handlers that succeeded, as [event id, handler] pairs. */
   recordHandled (literal: Literal, handled: ReadonlyArray<readonly [string, string]>, now: number): string
-  /** These events are done. */
-  finishDone (literal: Literal, ids: readonly string[], now: number): string
+  /** These events are done; `more` adds SET clauses (`recordColumns`). */
+  finishDone (literal: Literal, ids: readonly string[], now: number, more?: string): string
   /** The event is done or dead; `more` adds SET clauses (`flowColumns`). */
   finish (literal: Literal, id: string, state: 'done' | 'dead', now: number, lastError: string | null, more?: string): string
   /** The event runs again at `nextAttemptAt`; a null `lastError` keeps the one there. */
@@ -205,8 +210,8 @@ export function queriesFor (schema: string, handlerSynchronousCommit: boolean, i
       INSERT INTO ${s}.handled (event_id, handler, handled_at)
       VALUES ${handled.map(([id, handler]) => `(${literal(id)}, ${literal(handler)}, ${literal(now)})`).join(', ')}`,
     // Done: no flow record to carry any more (a replay starts the RetryLater bound afresh).
-    finishDone: (literal, ids, now) => `
-      UPDATE ${s}.events SET state = 'done', finished_at = ${literal(now)}, flow = NULL WHERE id IN (${ids.map(literal).join(', ')})`,
+    finishDone: (literal, ids, now, more = '') => `
+      UPDATE ${s}.events SET state = 'done', finished_at = ${literal(now)}, flow = NULL${more} WHERE id IN (${ids.map(literal).join(', ')})`,
     finish: (literal, id, state, now, lastError, more = '') => `
       UPDATE ${s}.events SET state = ${literal(state)}, finished_at = ${literal(now)}, last_error = coalesce(${literal(lastError)}, last_error)${more}
       WHERE id = ${literal(id)}`,
@@ -223,9 +228,9 @@ export function queriesFor (schema: string, handlerSynchronousCommit: boolean, i
         WHERE position > jsonb_array_length(${appended}) - ${ATTEMPT_LOG_MAX})`
     },
     uncountAttempt: (literal, id) => `UPDATE ${s}.attempts SET started = greatest(0, started - 1) WHERE event_id = ${literal(id)}`,
-    outcome: `SELECT ${EVENT_COLUMNS}, e.attempt_log, e.ordering_key FROM ${s}.events e LEFT JOIN ${s}.attempts a ON a.event_id = e.id WHERE e.id = $1`,
+    outcome: `SELECT ${EVENT_COLUMNS}, e.attempt_log, e.ordering_key, ${recordColumns(s)} FROM ${s}.events e LEFT JOIN ${s}.attempts a ON a.event_id = e.id WHERE e.id = $1`,
     deadLetters: `
-      SELECT ${EVENT_COLUMNS}, e.attempt_log FROM ${s}.events e LEFT JOIN ${s}.attempts a ON a.event_id = e.id
+      SELECT ${EVENT_COLUMNS}, e.attempt_log, e.ordering_key, ${recordColumns(s)} FROM ${s}.events e LEFT JOIN ${s}.attempts a ON a.event_id = e.id
       WHERE e.state = 'dead' ORDER BY e.finished_at, e.id LIMIT $1`,
     // One statement: the event is pending again, its attempts (and RetryLater's count) start from 0, the
     // ordering key it blocked moves on (it runs in its place, by createdAt), and every instance is woken,
@@ -254,7 +259,7 @@ export function queriesFor (schema: string, handlerSynchronousCommit: boolean, i
 }
 
 /** A character as its JSON escape, in text: `\u0000`. */
-function writtenOut (character: string): string {
+export function writtenOut (character: string): string {
   return '\\u' + character.charCodeAt(0).toString(16).padStart(4, '0')
 }
 
@@ -276,27 +281,4 @@ function plain (value: string): string {
  */
 export function literalsOf (client: { escapeLiteral: (text: string) => string }): Literal {
   return (value) => value === null ? 'NULL' : typeof value === 'number' ? integer(value) : client.escapeLiteral(storedText(value))
-}
-
-/** The record of an event, its id and type as the body has them (the row's may be escaped), and the body as received. */
-export function toOutcome (row: EventRow): EventOutcome {
-  const event = eventOf(row.body)
-  const outcome: EventOutcome = {
-    id: event?.id ?? row.id,
-    type: event?.type ?? row.type,
-    state: row.state,
-    receivedAt: new Date(Number(row.received_at)),
-    attempts: row.started,
-    body: row.body
-  }
-  if (event !== undefined) outcome.event = event
-  if (row.last_error !== null) outcome.lastError = row.last_error
-  if (row.finished_at !== null) outcome.finishedAt = new Date(Number(row.finished_at))
-  if (row.attempt_log !== undefined && row.attempt_log !== null) outcome.attemptLog = row.attempt_log.map(attemptRecord)
-  if (row.ordering_key !== undefined && row.ordering_key !== null) outcome.orderingKey = row.ordering_key
-  return outcome
-}
-
-function attemptRecord (run: LoggedRun): AttemptRecord {
-  return { handler: run.handler, attempt: run.attempt, at: new Date(run.at), outcome: run.outcome, error: run.error }
 }

@@ -4,7 +4,8 @@ import { countsByState, type DeadLetterQuery, type EventOutcome, type OutcomeSta
 import type { ResolvedOptions } from '../core/resolved-options.js'
 import { purgeCutoffs } from '../core/retention.js'
 import type { ResolvedPostgresOptions } from './options.js'
-import { toOutcome, type EventRow, type Queries } from './queries.js'
+import { toOutcome } from './event-record.js'
+import type { EventRow, Queries } from './queries.js'
 import { storedKey } from './stored-text.js'
 
 export interface RecordsEnvironment {

@@ -4,6 +4,7 @@ import { backoffDelay } from '../core/backoff.js'
 import { earliestRetry, runFlowAttempt, type DeferredRun, type FlowAttemptResult } from '../core/flow/attempt.js'
 import type { InboxRuntime } from '../core/inbox.js'
 import { errorSummary } from '../core/outcome.js'
+import { staleColumns } from './event-record.js'
 import { HandlerTurns } from './handler-turns.js'
 import { keyEnd, keyHeld, orderedClaim, type KeyEnd } from './ordered-run.js'
 import type { OrderingQueries } from './ordering-sql.js'
@@ -37,6 +38,8 @@ interface EventEnd {
   handled: string[]
   /** How the event's row changes: done, or a statement for a retry or a dead letter. */
   record: 'done' | string
+  /** SET clauses a done event's row also gets (`staleColumns`): done events are finished by one statement per distinct `marks`. */
+  marks?: string
   /** What the runtime is told once that commit succeeded. */
   afterCommit (): Promise<void>
   retryInMs?: number
@@ -109,11 +112,12 @@ export async function runClaimedBatch (env: RunEnvironment, client: PoolClient, 
 /** The batch's last round trip: every success record, every event's new state, COMMIT. */
 function commitStatements (sql: Queries, literal: Literal, now: number, ends: readonly EventEnd[]): string {
   const handled = ends.flatMap(({ id, handled }) => handled.map((key) => [id, key] as const))
-  const done = ends.filter(({ record }) => record === 'done').map(({ id }) => id)
+  const done = new Map<string, string[]>()
+  for (const { id, record, marks = '' } of ends) if (record === 'done') done.set(marks, [...done.get(marks) ?? [], id])
   const statements = ends.flatMap(({ record }) => record === 'done' ? [] : [record])
   for (const { key } of ends) if (key?.statement !== undefined) statements.push(key.statement)
   if (handled.length > 0) statements.unshift(sql.recordHandled(literal, handled, now))
-  if (done.length > 0) statements.push(sql.finishDone(literal, done, now))
+  for (const [marks, ids] of done) statements.push(sql.finishDone(literal, ids, now, marks))
   statements.push('COMMIT')
   return statements.join(';\n')
 }
@@ -149,6 +153,8 @@ async function runClaimedEvent (env: RunEnvironment, client: PoolClient, literal
     }
   }
   if (ordered !== undefined && runtime.ordering?.skips(ordered.told) === true) return skippedStale(row.id, ends('stale'))
+  // What an ordered event's record keeps of what its handlers were told.
+  const marks = ordered === undefined ? '' : staleColumns(ordered.told.stale, false)
   const turns = new HandlerTurns(runtime, client, savepoint, async () => { await env.countAttempt(row.id) }, ordered?.told)
   const flow = runtime.flow
   const result: AttemptResult & Partial<FlowAttemptResult> = flow === undefined
@@ -168,13 +174,13 @@ async function runClaimedEvent (env: RunEnvironment, client: PoolClient, literal
     : null
   const last = failures.at(-1)
   if (last === undefined && deferred.length === 0) {
-    return { id: row.id, handled, record: 'done', afterCommit: async () => { turns.told() }, finished: true, ...ends('handled') }
+    return { id: row.id, handled, record: 'done', marks, afterCommit: async () => { turns.told() }, finished: true, ...ends('handled') }
   }
   if (last === undefined) {
     // Nothing failed, some runs may not start yet: back to wait, no attempt used
     // (one counted for a run that threw RetryLater is taken back in this commit).
     const retryInMs = Math.max(1, Math.ceil(earliestRetry(deferred)))
-    const record = sql.retryLater(literal, row.id, now + retryInMs, null, sql.flowColumns(literal, carry, log)) +
+    const record = sql.retryLater(literal, row.id, now + retryInMs, null, sql.flowColumns(literal, carry, log) + marks) +
       (turns.counted ? ';\n' + sql.uncountAttempt(literal, row.id) : '')
     return { id: row.id, handled, record, afterCommit: async () => { turns.told() }, retryInMs, finished: false, ...ends('again') }
   }
@@ -184,7 +190,7 @@ async function runClaimedEvent (env: RunEnvironment, client: PoolClient, literal
     return {
       id: row.id,
       handled,
-      record: sql.retryLater(literal, row.id, now + retryInMs, lastError, sql.flowColumns(literal, carry, log)),
+      record: sql.retryLater(literal, row.id, now + retryInMs, lastError, sql.flowColumns(literal, carry, log) + marks),
       afterCommit: async () => {
         turns.told()
         await reportFailures(turns.runtime, event, receivedAt, attempt, failures, retryInMs)
@@ -202,7 +208,7 @@ async function runClaimedEvent (env: RunEnvironment, client: PoolClient, literal
   return {
     id: row.id,
     handled,
-    record: sql.finish(literal, row.id, 'dead', now, lastError + notRun, sql.flowColumns(literal, carry, log)),
+    record: sql.finish(literal, row.id, 'dead', now, lastError + notRun, sql.flowColumns(literal, carry, log) + marks),
     afterCommit: async () => {
       turns.told()
       await reportFailures(turns.runtime, event, receivedAt, attempt, failures, undefined)
@@ -212,9 +218,9 @@ async function runClaimedEvent (env: RunEnvironment, client: PoolClient, literal
   }
 }
 
-/** Stale, with `ordering.skipStale`: done, no handler run, no attempt used; its key moves on. */
+/** Stale, with `ordering.skipStale`: done, no handler run, no attempt used, recorded as `skipped: 'stale'`; its key moves on. */
 function skippedStale (id: string, end: { key?: KeyEnd }): EventEnd {
-  return { id, handled: [], record: 'done', afterCommit: async () => {}, finished: true, ...end }
+  return { id, handled: [], record: 'done', marks: staleColumns(true, true), afterCommit: async () => {}, finished: true, ...end }
 }
 
 /** The attempt log's new entries: each failed and each deferred run of this attempt. Never the body. */

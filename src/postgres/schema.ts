@@ -89,7 +89,14 @@ CREATE TABLE ${s}.ordering_keys (
   blocked_at bigint,
   newest_handled_ms bigint,
   updated_at bigint
-);`
+);`,
+  // The event record (event-record.ts): `stale`, whether an ordered event's
+  // handlers were told `ordering.stale` (written as its attempt ends; NULL for
+  // an unordered event, or one not run yet), and `skipped`, 'stale' when
+  // `ordering.skipStale` finished it without running. Nullable, no default: no
+  // row is rewritten.
+  (s) => `
+ALTER TABLE ${s}.events ADD COLUMN stale boolean, ADD COLUMN skipped text CHECK (skipped IN ('stale'));`
 ]
 
 export const SCHEMA_VERSION = migrations.length

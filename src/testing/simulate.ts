@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import { eventNames, type EventName, type KnownEvent } from '../core/events.js'
-import { createEvent } from './event-factory.js'
+import { planEvents } from './plan-events.js'
 import { seededRandom } from './random.js'
 import { deliverWithRetries, type AttemptRecord, type DeliveryOutcome, type SenderOptions } from './sender.js'
 import { summarize, type SimulationSummary } from './summary.js'
@@ -14,9 +14,13 @@ export interface SimulateOptions extends Omit<SenderOptions, 'onAttempt'> {
   duplicates?: number
   /** Share of events (0 to 1) sent after events created later than them. Default 0.1. */
   outOfOrder?: number
-  /** Types to draw from. Default: all 14 documented types. */
+  /**
+   * Types to draw from. Default: all 14 documented types. With `action.reversed`
+   * among them, half the actions completed are reversed a little later (same
+   * `data.actionId`, later `createdAt`): see plan-events.ts.
+   */
   types?: readonly EventName[]
-  /** Makes the plan (types, order, duplicates) repeatable. Event ids stay fresh. */
+  /** Makes the plan (types, reversals, tokens, order, duplicates) repeatable. Event ids and action ids stay fresh. */
   seed?: number
   /** Called whenever a delivery makes progress, for a progress bar. */
   onProgress?: (progress: SimulationProgress) => void
@@ -36,6 +40,9 @@ export interface DeliveryRecord {
   deliveryId: string
   eventId: string
   type: string
+  /** The event's `createdAt` and `data` as sent: what a receiver's state should end up as can be worked out from them. */
+  createdAt: string
+  data: Record<string, unknown>
   /** A second delivery of an event already sent. */
   duplicate: boolean
   /** Started after an event that was created later. */
@@ -114,10 +121,7 @@ export async function simulate (options: SimulateOptions): Promise<SimulationRes
 
   const intervalMs = 1000 / rate
   const start = Date.now()
-  const events = Array.from({ length: count }, (_, index) => {
-    const type = types[Math.floor(random() * types.length)] as EventName
-    return createEvent(type, undefined, { createdAt: new Date(start + index * intervalMs) }) as KnownEvent
-  })
+  const events = planEvents(count, types, start, intervalMs, random)
   const plan = planDeliveries(events, duplicates, outOfOrder, random)
 
   const progress: SimulationProgress = { planned: plan.length, started: 0, finished: 0, delivered: 0, givenUp: 0, attempts: 0 }
@@ -148,6 +152,8 @@ export async function simulate (options: SimulateOptions): Promise<SimulationRes
         deliveryId: deliveryId(),
         eventId: planned.event.id,
         type: planned.event.type,
+        createdAt: planned.event.createdAt,
+        data: planned.event.data as Record<string, unknown>,
         duplicate: planned.duplicate,
         outOfOrder: late,
         outcome: result.outcome,

@@ -39,6 +39,14 @@ t.test('migrate --print --from 2 prints only version 3: the ordering table and c
   t.match(result.stdout, /VALUES \(3\);/)
 })
 
+t.test('migrate --print --from 3 prints only version 4: the event record\'s stale and skipped columns', async (t) => {
+  const result = await runCli(['migrate', '--print', '--from', '3'])
+  t.equal(result.code, 0)
+  t.notMatch(result.stdout, /ordering_keys/)
+  t.match(result.stdout, /ALTER TABLE "sir_webhooks"\.events ADD COLUMN stale boolean, ADD COLUMN skipped text/)
+  t.match(result.stdout, /VALUES \(4\);/)
+})
+
 t.test('migrate refuses what it cannot do, naming the flag', async (t) => {
   const bare = await runCli(['migrate'])
   t.equal(bare.code, 2)
@@ -48,7 +56,7 @@ t.test('migrate refuses what it cannot do, naming the flag', async (t) => {
   t.match(badSchema.stderr, /--schema must be a lower-case SQL name/)
   const tooNew = await runCli(['migrate', '--print', '--from', '99'])
   t.equal(tooNew.code, 2)
-  t.match(tooNew.stderr, /--from must be at most 3/)
+  t.match(tooNew.stderr, /--from must be at most 4/)
 })
 
 const postgres = await postgresForTests(t)
@@ -63,5 +71,5 @@ t.test('the printed SQL applies to a real database', { skip: postgres.url === un
   })
   await client.query(result.stdout)
   const { rows } = await client.query(`SELECT version FROM ${schema}.migrations ORDER BY version`)
-  t.same(rows, [{ version: 1 }, { version: 2 }, { version: 3 }])
+  t.same(rows, [{ version: 1 }, { version: 2 }, { version: 3 }, { version: 4 }])
 })

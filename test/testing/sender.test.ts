@@ -14,6 +14,7 @@ import {
   type DeliveryRecord
 } from '../../src/testing/index.js'
 import type { KnownEvent } from '../../src/index.js'
+import { planEvents } from '../../src/testing/plan-events.js'
 import { seededRandom } from '../../src/testing/random.js'
 import { serveForTest } from '../helpers/serve.js'
 
@@ -126,6 +127,23 @@ t.test('planDeliveries: repeatable with a seed; no shuffling or duplicates when 
   }
 })
 
+t.test('planEvents: a share of actions completed is reversed a little later, same actionId, later createdAt; repeatable with a seed', async (t) => {
+  const types = ['action.completed', 'action.reversed', 'campaign.paused'] as const
+  const events = planEvents(60, types, Date.UTC(2026, 4, 10), 100, seededRandom(5))
+  const shape = (list: KnownEvent[]): unknown[] => list.map((e) => [e.type, e.createdAt, e.type === 'action.completed' ? e.data.tokensDistributed : null])
+  t.same(shape(planEvents(60, types, Date.UTC(2026, 4, 10), 100, seededRandom(5))), shape(events), 'the same seed, the same plan')
+  const completions = new Map(events.flatMap((e, index) => e.type === 'action.completed' ? [[e.data.actionId, index] as const] : []))
+  const actionOf = (e: KnownEvent): string => (e.data as { actionId: string }).actionId
+  const reversals = events.flatMap((e, index): Array<[number, number]> => e.type === 'action.reversed' && completions.has(actionOf(e)) ? [[index, completions.get(actionOf(e)) as number]] : [])
+  t.ok(reversals.length >= 5, `reversals of an action completed before (${reversals.length} of ${completions.size} actions)`)
+  for (const [at, completedAt] of reversals) t.ok(at - completedAt >= 1 && at - completedAt <= 3, 'one to three events after its completion, so later created')
+  const tokens = new Set(events.flatMap((e) => e.type === 'action.completed' ? [e.data.tokensDistributed] : []))
+  t.ok(tokens.size > 1, 'completions credit different amounts')
+  const alone = planEvents(30, ['action.completed', 'campaign.paused'], 0, 100, seededRandom(5))
+  t.equal(new Set(alone.flatMap((e) => e.type === 'action.completed' ? [e.data.actionId] : [])).size, alone.filter((e) => e.type === 'action.completed').length,
+    'without action.reversed among the types, every action is its own')
+})
+
 t.test('simulate validates its options, naming them', async (t) => {
   await t.rejects(simulate({ url: 'http://127.0.0.1:1', secret, events: 0 }), { message: /"events" must be a positive integer/ })
   await t.rejects(simulate({ url: 'http://127.0.0.1:1', secret, duplicates: 2 }), { message: /"duplicates" must be a number from 0 to 1/ })
@@ -163,9 +181,9 @@ t.test('percentile is nearest-rank; summarize and formatSummary count what happe
   t.equal(percentile([10, 9, 8, 7, 6, 5, 4, 3, 2, 1], 99), 10)
   const attempt = (status: number | null, latencyMs: number) => ({ attempt: 1, sentAt: new Date().toISOString(), timestamp: '1', status, latencyMs, ...(status === null ? { error: 'timeout' } : {}) })
   const deliveries: DeliveryRecord[] = [
-    { deliveryId: 'dlv_1', eventId: 'evt_1', type: 'x', duplicate: false, outOfOrder: false, outcome: 'delivered', attempts: [attempt(200, 4)] },
-    { deliveryId: 'dlv_2', eventId: 'evt_1', type: 'x', duplicate: true, outOfOrder: false, outcome: 'delivered', attempts: [attempt(null, 500), attempt(200, 6)] },
-    { deliveryId: 'dlv_3', eventId: 'evt_2', type: 'x', duplicate: false, outOfOrder: true, outcome: 'given_up', attempts: [attempt(401, 2)] }
+    { deliveryId: 'dlv_1', eventId: 'evt_1', type: 'x', createdAt: '2026-05-10T09:12:00Z', data: {}, duplicate: false, outOfOrder: false, outcome: 'delivered', attempts: [attempt(200, 4)] },
+    { deliveryId: 'dlv_2', eventId: 'evt_1', type: 'x', createdAt: '2026-05-10T09:12:00Z', data: {}, duplicate: true, outOfOrder: false, outcome: 'delivered', attempts: [attempt(null, 500), attempt(200, 6)] },
+    { deliveryId: 'dlv_3', eventId: 'evt_2', type: 'x', createdAt: '2026-05-10T09:12:00Z', data: {}, duplicate: false, outOfOrder: true, outcome: 'given_up', attempts: [attempt(401, 2)] }
   ]
   const summary = summarize(deliveries, 1500)
   t.match(summary, { deliveries: 3, events: 2, duplicates: 1, outOfOrder: 1, delivered: 2, retried: 1, givenUp: 1, attempts: 4 })
