@@ -228,7 +228,8 @@ for (const store of ['sqlite', 'postgres', 'bullmq'] as const) {
     }
     await page.goto(origin + PREFIX + '/events?q=evt_order_newer')
     t.equal(await page.textContent('[data-field="stale"]'), 'no')
-    t.equal(await page.textContent('[data-field="handled"]'), 'every handler')
+    // A done event: Postgres lists the handlers from its marks; the others know only that every one finished.
+    t.match(await page.textContent('[data-field="handled"]'), /^(every handler|award, notify)$/)
     t.same(problems, [], 'no dialog, script error or CSP violation')
   })
 }

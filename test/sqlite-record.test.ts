@@ -128,3 +128,37 @@ t.test('sqlite: a receiver without ordering on a file with keyed rows records no
   t.equal((await inbox.outcome('evt_later'))?.stale, undefined)
   t.equal((await inbox.outcome('evt_first'))?.stale, false)
 })
+
+t.test('sqlite: review fixes: an odd attempt log does not break the handler listing; a paused claim records no stale flag; a replayed skip is no longer "skipped"', async (t) => {
+  const path = freshPath()
+  const inbox = sqliteInbox({ path, pollIntervalMs: 50 })
+  const webhooks = receiver(inbox, { ordering: { ...byAction, skipStale: true } })
+  t.teardown(() => webhooks.close())
+  webhooks.on('action.completed', async function award () {}, { name: 'award' })
+  await webhooks.receive(delivery(keyed('evt_newest', 'd', 9)))
+  await webhooks.idle()
+  await webhooks.receive(delivery(keyed('evt_late', 'd', 1)))
+  await until(async () => (await inbox.outcome('evt_late'))?.state === 'done', 'the late event to be skipped')
+
+  // A hand-edited log: valid JSON, but its entries are not objects.
+  const db = new Database(path)
+  t.teardown(() => db.close())
+  db.prepare('UPDATE sir_webhook_events SET attempt_log = ? WHERE id = ?').run('["award"]', 'evt_newest')
+  t.same((await inbox.events({ handler: 'award' })).map(({ id }) => id), [], 'the listing answers, passing the odd log over')
+
+  // Paused: the claim is deferred before any handler runs.
+  await webhooks.pause('award')
+  await webhooks.receive(delivery(keyed('evt_paused', 'e', 5)))
+  await until(async () => ((await inbox.outcome('evt_paused'))?.attemptLog ?? []).some((run) => run.outcome === 'deferred'), 'the paused run to be deferred')
+  t.equal((await inbox.outcome('evt_paused'))?.stale, undefined, 'a claim deferred by the pause ran no handler: no stale flag')
+  await webhooks.close()
+
+  // Replayed by an operator: pending again, so no longer "skipped", and nothing told yet.
+  const operator = sqliteInbox({ path })
+  t.teardown(() => operator.close?.())
+  t.equal(await operator.requeue?.({ state: 'done' }), 2)
+  const replayed = await operator.outcome('evt_late')
+  t.equal(replayed?.state, 'pending')
+  t.equal(replayed?.skipped, undefined, 'a pending event is not reported as skipped')
+  t.equal(replayed?.stale, undefined, 'nor stale: no handler has been told anything since the replay')
+})

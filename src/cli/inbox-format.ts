@@ -49,9 +49,9 @@ export function describeOutcome (outcome: EventOutcome): string {
   if (outcome.finishedAt !== undefined) rows.push(['finished', outcome.finishedAt.toISOString()])
   if (outcome.orderingKey !== undefined) rows.push(['ordering key', printable(outcome.orderingKey)])
   if (outcome.skipped === 'stale') rows.push(['outcome', 'stale: not run, a newer event of its ordering key was handled first (ordering.skipStale)'])
-  if (outcome.stale !== undefined) rows.push(['stale', outcome.stale ? 'yes: a newer event of its key was handled first; its handlers were told ordering.stale' : 'no'])
+  if (outcome.stale !== undefined) rows.push(['stale', !outcome.stale ? 'no' : outcome.skipped === 'stale' ? 'yes: a newer event of its key was handled first (not run: ordering.skipStale)' : 'yes: a newer event of its key was handled first; its handlers were told ordering.stale'])
   // What a retry or a re-drive will not run again; a done event's handlers all finished.
-  if (outcome.handled !== undefined) rows.push(['handled by', outcome.handled.length === 0 ? 'none yet' : outcome.handled.map((key) => printable(key)).join(', ')])
+  if (outcome.handled !== undefined) rows.push(['handled by', outcome.handled.length === 0 ? (outcome.state === 'pending' ? 'none yet' : 'none') : outcome.handled.map((key) => printable(key)).join(', ')])
   const width = Math.max(...rows.map(([label]) => label.length))
   const lines = rows.map(([label, value]) => `${label.padEnd(width)}  ${value}`)
   // What was received, byte for byte where the store keeps the body; otherwise

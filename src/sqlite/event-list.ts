@@ -9,11 +9,12 @@ export type { EventQuery } from '../core/inbox.js'
 /**
  * A failed or deferred run of `@handler` in the row's attempt log (its newest 50
  * runs, flow-attempt.ts). An operator's query: a scan of the rows the other
- * filters leave, no index. CASE, not AND: a log that is not JSON (a hand edit)
- * is passed over instead of failing the whole listing.
+ * filters leave, no index. CASE, not AND: a log that is not JSON, or an entry
+ * that is not an object (a hand edit), is passed over instead of failing the
+ * whole listing.
  */
 const HAS_HANDLER_RUN = `CASE WHEN json_valid(attempt_log)
-  THEN EXISTS (SELECT 1 FROM json_each(sir_webhook_events.attempt_log) WHERE json_extract(value, '$.handler') = @handler)
+  THEN EXISTS (SELECT 1 FROM json_each(sir_webhook_events.attempt_log) WHERE CASE WHEN type = 'object' THEN json_extract(value, '$.handler') END = @handler)
   ELSE 0 END`
 
 /**

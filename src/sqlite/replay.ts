@@ -62,7 +62,7 @@ export async function requeue (db: BetterSqlite3.Database, filter: ReplayFilter,
   const statement = db.prepare<[Values], number>(`
     UPDATE sir_webhook_events
     SET state = 'pending', attempts = 0, next_attempt_at = @now, finished_at = NULL, lease_owner = NULL, lease_until = NULL,
-      flow = NULL, wait_reason = NULL, wait_handler = NULL, succeeded = ${succeeded}
+      flow = NULL, wait_reason = NULL, wait_handler = NULL, skipped = NULL, stale = NULL, succeeded = ${succeeded}
     WHERE rowid IN (SELECT rowid FROM sir_webhook_events WHERE rowid > @after AND ${where} ORDER BY rowid LIMIT @batch)
     RETURNING rowid`).pluck()
   let total = 0

@@ -67,7 +67,7 @@ export function toOutcome (row: EventRow): EventOutcome {
   if (row.finished_at !== null) outcome.finishedAt = new Date(row.finished_at)
   const log = attemptLog(row)
   if (log !== undefined) outcome.attemptLog = log
-  if (row.skipped === 'stale') outcome.skipped = 'stale'
+  if (row.skipped === 'stale' && outcome.state === 'done') outcome.skipped = 'stale'
   if (row.ordering_key !== null && row.ordering_key !== undefined) outcome.orderingKey = row.ordering_key
   if (outcome.orderingKey !== undefined && row.stale !== null && row.stale !== undefined) outcome.stale = row.stale === 1
   // A done event's handlers all finished: the list is what a pending or dead one will not run again.

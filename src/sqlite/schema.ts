@@ -211,7 +211,7 @@ function prepare (db: BetterSqlite3.Database): Statements {
     // Rows still running keep their lease until it expires, or another process
     // would start them while this one's handlers are still at work.
     releaseLeases: db.prepare<[Running & { owner: string }]>(
-      `UPDATE sir_webhook_events SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = @owner AND state = 'pending' AND id NOT IN (${running})`
+      `UPDATE sir_webhook_events SET lease_owner = NULL, lease_until = NULL, stale = NULL WHERE lease_owner = @owner AND state = 'pending' AND id NOT IN (${running})`
     ),
     // After a failed outcome write: the row can be claimed again at once instead of after leaseMs.
     expireLease: db.prepare<[{ id: IdKey, owner: string, now: number }]>(
@@ -233,7 +233,8 @@ function prepare (db: BetterSqlite3.Database): Statements {
     defer: db.prepare<[{ id: IdKey, owner: string } & Deferred]>(`
       UPDATE sir_webhook_events
       SET attempts = max(0, attempts - 1), next_attempt_at = @nextAttemptAt, succeeded = @succeeded, flow = @flow,
-        attempt_log = coalesce(@attemptLog, attempt_log), wait_reason = @waitReason, wait_handler = @waitHandler, lease_owner = NULL, lease_until = NULL
+        attempt_log = coalesce(@attemptLog, attempt_log), wait_reason = @waitReason, wait_handler = @waitHandler, lease_owner = NULL, lease_until = NULL,
+        stale = NULL
       WHERE id = @id AND lease_owner = @owner AND state = 'pending'`),
     // A run that outlived its lease and succeeded: its handlers are done, wherever
     // else the event was started meanwhile. That run's own outcome write then finds

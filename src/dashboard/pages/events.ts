@@ -49,7 +49,7 @@ function record (context: PageContext, outcome: EventOutcome, canRedrive: boolea
 ${outcome.finishedAt === undefined ? '' : html`<dt>finished</dt><dd>${formatDate(outcome.finishedAt)}</dd>`}
 ${outcome.lastError === undefined ? '' : html`<dt>last error</dt><dd data-field="lastError"><code>${outcome.lastError}</code></dd>`}
 ${outcome.orderingKey === undefined ? '' : html`<dt>ordering key</dt><dd data-field="orderingKey"><code>${outcome.orderingKey}</code></dd>`}
-${outcome.stale === undefined ? '' : html`<dt>stale</dt><dd data-field="stale">${outcome.stale ? 'yes: a newer event of its key was handled first; its handlers were told ordering.stale' : 'no'}</dd>`}
+${outcome.stale === undefined ? '' : html`<dt>stale</dt><dd data-field="stale">${staleText(outcome)}</dd>`}
 ${outcome.skipped === 'stale' ? html`<dt>outcome</dt><dd data-field="skipped">skipped: stale. Not run, a newer event of its key was handled first (ordering.skipStale)</dd>` : ''}
 <dt>handlers finished</dt><dd data-field="handled">${handledText(outcome)}</dd>
 </dl>
@@ -61,6 +61,12 @@ ${envelope === undefined
 <h2>Attempts</h2>
 ${attempts(outcome)}
 </section>`
+}
+
+/** A skipStale skip ran no handler, so none was told anything. */
+function staleText (outcome: EventOutcome): string {
+  if (outcome.stale !== true) return 'no'
+  return outcome.skipped === 'stale' ? 'yes: a newer event of its key was handled first (not run: ordering.skipStale)' : 'yes: a newer event of its key was handled first; its handlers were told ordering.stale'
 }
 
 /** Which handlers finished: what a retry or a re-drive will not run again. */
