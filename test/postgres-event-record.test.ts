@@ -110,11 +110,11 @@ if (postgres.url === undefined) {
     t.same((await webhooks.inbox.events({ handler: 'credit', state: 'dead' })).map(({ id, handled }) => ({ id, handled })), [{ id: 'evt_retried', handled: ['audit'] }])
   })
 
-  t.test('postgres: tables at version 3 are brought to version 4 (the event record); an event stored before has no stale, new ones do', async (t) => {
+  t.test('postgres: tables at version 3 are brought to the current version (the event record, flow waits); an event stored before has no stale, new ones do', async (t) => {
     const schema = freshSchema('rec_v3')
     t.teardown(() => admin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`))
     await admin.query(migrationSql(schema))
-    await admin.query(`ALTER TABLE ${schema}.events DROP COLUMN stale, DROP COLUMN skipped; DELETE FROM ${schema}.migrations WHERE version = 4`)
+    await admin.query(`ALTER TABLE ${schema}.events DROP COLUMN wait_reason, DROP COLUMN wait_handler; DELETE FROM ${schema}.migrations WHERE version = 5; ALTER TABLE ${schema}.events DROP COLUMN stale, DROP COLUMN skipped; DELETE FROM ${schema}.migrations WHERE version = 4`)
     await admin.query(`INSERT INTO ${schema}.events (id, type, body, state, received_at, next_attempt_at, finished_at, ordering_key, created_at_ms, order_seq)
       VALUES ('evt_v3', 'action.completed', $1, 'done', 1, 1, 2, 'action:a3', 1, 1)`, [JSON.stringify(keyed('evt_v3', 'a3', 1))])
     const webhooks = receiverOn(schema, { ordering: byAction })
@@ -122,7 +122,7 @@ if (postgres.url === undefined) {
     t.equal((await webhooks.receive(delivery(keyed('evt_v4', 'a3', 5)))).status, 200)
     await finished(webhooks, 'evt_v4')
     const { rows } = await admin.query(`SELECT version FROM ${schema}.migrations ORDER BY version`)
-    t.same(rows, [{ version: 1 }, { version: 2 }, { version: 3 }, { version: 4 }])
+    t.same(rows, [{ version: 1 }, { version: 2 }, { version: 3 }, { version: 4 }, { version: 5 }])
     const before = await webhooks.inbox.outcome('evt_v3')
     t.match(before, { state: 'done', orderingKey: 'action:a3' }, 'the event stored before is kept')
     t.notOk(before !== undefined && 'stale' in before, 'with no stale: it was not recorded then')

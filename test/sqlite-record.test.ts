@@ -155,7 +155,7 @@ t.test('sqlite: review fixes: an odd attempt log does not break the handler list
 
   // Replayed by an operator: pending again, so no longer "skipped", and nothing told yet.
   const operator = sqliteInbox({ path })
-  t.teardown(() => operator.close?.())
+  t.teardown(() => operator.close(0))
   t.equal(await operator.requeue?.({ state: 'done' }), 2)
   const replayed = await operator.outcome('evt_late')
   t.equal(replayed?.state, 'pending')

@@ -36,8 +36,13 @@ export interface FlowStoreEnvironment {
   ready: Promise<void>
   /** A refresh (the first of a run of failures) or a slot's release failed: the state stays as last read. */
   onError (error: unknown): void
-  /** The pause state changed (here or on another receiver): runs put off may start. */
-  onChange (state: PauseState): void
+  /** Runs put off may start: the pause state changed (here or on another receiver), or a slot's release made a waiting run due. */
+  onWake (): void
+}
+
+/** A CTE that makes every paused wait due, `now` (ms) the parameter that holds the time. */
+function wakePaused (s: string, now: string): string {
+  return `woken AS (UPDATE ${s}.events SET next_attempt_at = ${now}::bigint WHERE state = 'pending' AND wait_reason = 'paused' AND next_attempt_at > ${now}::bigint)`
 }
 
 /** The SQL of the store, for one schema. */
@@ -72,12 +77,26 @@ function statements (schema: string): { takeToken: string, takeSlot: string, fre
       ) AS free
       WHERE pg_try_advisory_lock(hashtext($1), slot)
       LIMIT 1`,
-    freeSlot: 'SELECT pg_advisory_unlock(hashtext($1), $2::integer)',
+    // The slot, and the run that waited longest for one of this handler: due now.
+    // SKIP LOCKED: a run some worker holds is being decided; its wait ends by itself.
+    freeSlot: `
+      WITH woken AS (
+        UPDATE ${s}.events SET next_attempt_at = $3 WHERE id IN (
+          SELECT id FROM ${s}.events
+          WHERE state = 'pending' AND wait_reason = 'concurrency' AND wait_handler = $4 AND next_attempt_at > $3
+          ORDER BY next_attempt_at LIMIT 1 FOR UPDATE SKIP LOCKED)
+        RETURNING 1)
+      SELECT pg_advisory_unlock(hashtext($1), $2::integer), (SELECT count(*)::integer FROM woken) AS woken`,
     readPaused: `SELECT handler FROM ${s}.flow_paused`,
     pause: `WITH paused AS (INSERT INTO ${s}.flow_paused (handler) VALUES ($1) ON CONFLICT (handler) DO NOTHING) SELECT pg_notify('${channel}', '')`,
-    resume: `WITH resumed AS (DELETE FROM ${s}.flow_paused WHERE handler = $1) SELECT pg_notify('${channel}', '')`,
+    // A resume makes every paused wait due (now, in ms on this clock), in the pause row's
+    // transaction: every one, whichever handler resumed, as a row records only
+    // its first paused handler; one still paused is put back by its next claim.
+    // A wait a worker is writing now is waited for (no SKIP LOCKED): written
+    // before this resume, it is woken here; after, it saw no pause (run-event.ts).
+    resume: `WITH resumed AS (DELETE FROM ${s}.flow_paused WHERE handler = $1), ${wakePaused(s, '$2')} SELECT pg_notify('${channel}', '')`,
     // resume() without a name resumes everything, the handlers paused by name too.
-    resumeAll: `WITH resumed AS (DELETE FROM ${s}.flow_paused) SELECT pg_notify('${channel}', '')`
+    resumeAll: `WITH resumed AS (DELETE FROM ${s}.flow_paused), ${wakePaused(s, '$1')} SELECT pg_notify('${channel}', '')`
   }
 }
 
@@ -147,15 +166,16 @@ export class PostgresFlowStore implements FlowStore {
     // Sent on the same connection before any later takeSlot: it is free by then.
     // Lost with the connection, the lock is gone with its session anyway.
     const control = this.#env.control()
-    control?.query(this.#sql.freeSlot, [this.#slotKey(handler), slot]).catch((error: unknown) => { this.#env.onError(error) })
+    control?.query<{ woken: number }>(this.#sql.freeSlot, [this.#slotKey(handler), slot, Date.now(), handler])
+      .then(({ rows }) => { if ((rows[0]?.woken ?? 0) > 0) this.#env.onWake() }, (error: unknown) => { this.#env.onError(error) })
   }
 
   async setPaused (handler: string | undefined, paused: boolean): Promise<void> {
     const unstarted = this.#env.unstarted?.()
     const control = unstarted === undefined ? await this.#started() : await unstarted
     if (paused) await control.query(this.#sql.pause, [handler ?? ALL])
-    else if (handler === undefined) await control.query(this.#sql.resumeAll)
-    else await control.query(this.#sql.resume, [handler])
+    else if (handler === undefined) await control.query(this.#sql.resumeAll, [Date.now()])
+    else await control.query(this.#sql.resume, [handler, Date.now()])
     // A read begun before the write may answer the old state: this one starts after it.
     await this.#refreshing?.catch(() => {})
     await this.refresh()
@@ -193,7 +213,7 @@ export class PostgresFlowStore implements FlowStore {
     const before = this.#state
     if (before.all === all && before.handlers.size === handlers.size && [...handlers].every((name) => before.handlers.has(name))) return
     this.#state = { all, handlers }
-    this.#env.onChange(this.#state)
+    if (!this.#state.all) this.#env.onWake()
   }
 
   #control (): ControlConnection {

@@ -81,10 +81,7 @@ export class PostgresInbox implements Inbox<PostgresHandlerExtra> {
       unstarted: () => this.#runtime === undefined ? this.#pool() : undefined,
       ready: this.#readyOnce.promise,
       onError: (error) => { this.#runtime?.logger.warn({ err: redactedStoreError(error) }, 'flow control could not read or release its state in Postgres; it is tried again') },
-      onChange: (state) => {
-        // Resumed (here or on another receiver): what waited is due now.
-        if (!state.all) this.#wakeToScan()
-      }
+      onWake: () => { this.#wakeToScan() }
     })
     this.#records = new Records({ sql: this.#sql, options: this.#options, pool: async () => await this.#pool(), now: () => this.#now(), receiver: () => this.#runtime?.options })
   }

@@ -2,6 +2,7 @@ import type { AnyEvent } from '../core/events.js'
 import type { FlowCarry } from '../core/flow/attempt.js'
 import type { OutcomeState } from '../core/outcome.js'
 import { recordColumns } from './event-record.js'
+import { deferStatement, type FlowWait } from './flow-wait.js'
 import { orderingQueriesFor } from './ordering-sql.js'
 import { quoted } from './schema.js'
 import { storedText } from './stored-text.js'
@@ -98,6 +99,8 @@ export interface Queries {
   finish (literal: Literal, id: string, state: 'done' | 'dead', now: number, lastError: string | null, more?: string): string
   /** The event runs again at `nextAttemptAt`; a null `lastError` keeps the one there. */
   retryLater (literal: Literal, id: string, nextAttemptAt: number, lastError: string | null, more?: string): string
+  /** Flow control put the event's runs off, nothing failed: it waits as `wait` says (core/flow/waits.ts). */
+  defer (literal: Literal, id: string, wait: FlowWait, more?: string): string
   /** SET clauses: the flow carry (JSON or null), and `log` appended to the attempt log, which keeps the newest ATTEMPT_LOG_MAX. */
   flowColumns (literal: Literal, carry: string | null, log: readonly LoggedRun[]): string
   /** Takes back the attempt counted for a run that was deferred (RetryLater): no attempt used. */
@@ -216,7 +219,9 @@ export function queriesFor (schema: string, handlerSynchronousCommit: boolean, i
       UPDATE ${s}.events SET state = ${literal(state)}, finished_at = ${literal(now)}, last_error = coalesce(${literal(lastError)}, last_error)${more}
       WHERE id = ${literal(id)}`,
     retryLater: (literal, id, nextAttemptAt, lastError, more = '') => `
-      UPDATE ${s}.events SET next_attempt_at = ${literal(nextAttemptAt)}, last_error = coalesce(${literal(lastError)}, last_error)${more} WHERE id = ${literal(id)}`,
+      UPDATE ${s}.events SET next_attempt_at = ${literal(nextAttemptAt)}, last_error = coalesce(${literal(lastError)}, last_error),
+        wait_reason = NULL, wait_handler = NULL${more} WHERE id = ${literal(id)}`,
+    defer: (literal, id, wait, more = '') => deferStatement(s, literal, id, wait, more),
     flowColumns: (literal, carry, log) => {
       const carried = carry === null ? 'NULL' : `${literal(carry)}::jsonb`
       if (log.length === 0) return `, flow = ${carried}`

@@ -1,10 +1,12 @@
 import type { PoolClient } from 'pg'
 import { reportFailures, runAttempt, type AttemptFailure, type AttemptResult } from '../core/attempt.js'
 import { backoffDelay } from '../core/backoff.js'
-import { earliestRetry, runFlowAttempt, type DeferredRun, type FlowAttemptResult } from '../core/flow/attempt.js'
+import { runFlowAttempt, type DeferredRun, type FlowAttemptResult } from '../core/flow/attempt.js'
+import { nextRun } from '../core/flow/waits.js'
 import type { InboxRuntime } from '../core/inbox.js'
 import { errorSummary } from '../core/outcome.js'
 import { staleColumns } from './event-record.js'
+import { PAUSE_REFRESH_MS } from './flow-store.js'
 import { HandlerTurns } from './handler-turns.js'
 import { keyEnd, keyHeld, orderedClaim, type KeyEnd } from './ordered-run.js'
 import type { OrderingQueries } from './ordering-sql.js'
@@ -179,8 +181,10 @@ async function runClaimedEvent (env: RunEnvironment, client: PoolClient, literal
   if (last === undefined) {
     // Nothing failed, some runs may not start yet: back to wait, no attempt used
     // (one counted for a run that threw RetryLater is taken back in this commit).
-    const retryInMs = Math.max(1, Math.ceil(earliestRetry(deferred)))
-    const record = sql.retryLater(literal, row.id, now + retryInMs, null, sql.flowColumns(literal, carry, log) + marks) +
+    const { nextAttemptAt, run } = nextRun(deferred, now)
+    const retryInMs = Math.max(1, nextAttemptAt - now)
+    const wait = { reason: run.reason, handler: run.handler, at: nextAttemptAt, unpausedAt: now + PAUSE_REFRESH_MS }
+    const record = sql.defer(literal, row.id, wait, sql.flowColumns(literal, carry, log) + marks) +
       (turns.counted ? ';\n' + sql.uncountAttempt(literal, row.id) : '')
     return { id: row.id, handled, record, afterCommit: async () => { turns.told() }, retryInMs, finished: false, ...ends('again') }
   }

@@ -96,7 +96,15 @@ CREATE TABLE ${s}.ordering_keys (
   // `ordering.skipStale` finished it without running. Nullable, no default: no
   // row is rewritten.
   (s) => `
-ALTER TABLE ${s}.events ADD COLUMN stale boolean, ADD COLUMN skipped text CHECK (skipped IN ('stale'));`
+ALTER TABLE ${s}.events ADD COLUMN stale boolean, ADD COLUMN skipped text CHECK (skipped IN ('stale'));`,
+  // Flow control's waits (core/flow/waits.ts): a run put off by a pause or for
+  // want of a slot waits long, and a resume or a slot's release makes it due
+  // again, found by `wait_reason` and `wait_handler` (the handler's name)
+  // through `events_waiting`. Asked again at the old short intervals instead,
+  // a paused backlog of a million was a million row writes a second.
+  (s) => `
+ALTER TABLE ${s}.events ADD COLUMN wait_reason text, ADD COLUMN wait_handler text;
+CREATE INDEX events_waiting ON ${s}.events (wait_reason, wait_handler, next_attempt_at) WHERE state = 'pending' AND wait_reason IS NOT NULL;`
 ]
 
 export const SCHEMA_VERSION = migrations.length

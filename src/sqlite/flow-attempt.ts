@@ -2,26 +2,15 @@
 // records it carries to the next attempt, its attempt log, and when it runs again.
 import type { AttemptResult } from '../core/attempt.js'
 import type { DeferredRun, FlowAttemptResult, FlowCarry } from '../core/flow/attempt.js'
+import { nextRun as nextRunAfter } from '../core/flow/waits.js'
 import { errorSummary, type AttemptRecord } from '../core/outcome.js'
 import type { EventRow } from './schema.js'
 
 /** The newest handler runs kept in an event's attempt log: a RetryLater loop must not grow a row without bound. */
 export const ATTEMPT_LOG_LIMIT = 50
 
-/**
- * How long a run put off by a pause waits before it asks again: long, since a
- * paused backlog is otherwise rewritten at each wait. `resume()` makes those
- * runs due at once, in the same transaction as the pause row's delete, and so
- * does any process that sees the resume on its next read (flow-store.ts); a
- * deferral written after the resume finds no pause row and is due at once.
- */
-export const PAUSED_WAIT_MS = 300_000
-
 /** How often the pause state set by another process is read: health() and admissions see it within this. */
 export const PAUSE_REFRESH_MS = 500
-
-/** How long a run waits for a slot before it asks again; a slot given back in any process makes the next waiting run due at once. */
-export const CONCURRENCY_WAIT_MS = 1_000
 
 /** An attempt with or without flow control: the flow fields are there only with it. */
 export type SqliteAttemptResult = AttemptResult & Partial<FlowAttemptResult>
@@ -77,20 +66,10 @@ function describeDeferral (run: DeferredRun): string {
   return `deferred (${run.reason}): runs again in ${Math.round(run.retryInMs)} ms`
 }
 
-/**
- * When the event runs again, and what for: the earliest of its deferred runs,
- * a pause's and a slot's waits lengthened since a wake-up reaches them.
- */
+/** When the event runs again, and which handler's deferral it waits on (the core's wait policy, flow/waits.ts). */
 export function nextRun (deferred: readonly DeferredRun[], now: number): { nextAttemptAt: number, waitReason: string, waitHandler: string } {
-  let earliest: { waitMs: number, run: DeferredRun } | undefined
-  for (const run of deferred) {
-    const waitMs = run.reason === 'paused'
-      ? Math.max(run.retryInMs, PAUSED_WAIT_MS)
-      : run.reason === 'concurrency' ? Math.max(run.retryInMs, CONCURRENCY_WAIT_MS) : run.retryInMs
-    if (earliest === undefined || waitMs < earliest.waitMs) earliest = { waitMs, run }
-  }
-  const { waitMs, run } = earliest ?? { waitMs: 0, run: { key: '', reason: 'rate' } }
-  return { nextAttemptAt: now + Math.max(0, Math.round(waitMs)), waitReason: run.reason, waitHandler: run.key }
+  const { nextAttemptAt, run } = nextRunAfter(deferred, now)
+  return { nextAttemptAt, waitReason: run.reason, waitHandler: run.key }
 }
 
 /**

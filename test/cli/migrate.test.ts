@@ -47,6 +47,15 @@ t.test('migrate --print --from 3 prints only version 4: the event record\'s stal
   t.match(result.stdout, /VALUES \(4\);/)
 })
 
+t.test('migrate --print --from 4 prints only version 5: flow control\'s waits, found by a resume or a slot\'s release', async (t) => {
+  const result = await runCli(['migrate', '--print', '--from', '4'])
+  t.equal(result.code, 0)
+  t.notMatch(result.stdout, /ADD COLUMN stale/)
+  t.match(result.stdout, /ALTER TABLE "sir_webhooks"\.events ADD COLUMN wait_reason text, ADD COLUMN wait_handler text/)
+  t.match(result.stdout, /CREATE INDEX events_waiting/)
+  t.match(result.stdout, /VALUES \(5\);/)
+})
+
 t.test('migrate refuses what it cannot do, naming the flag', async (t) => {
   const bare = await runCli(['migrate'])
   t.equal(bare.code, 2)
@@ -56,7 +65,7 @@ t.test('migrate refuses what it cannot do, naming the flag', async (t) => {
   t.match(badSchema.stderr, /--schema must be a lower-case SQL name/)
   const tooNew = await runCli(['migrate', '--print', '--from', '99'])
   t.equal(tooNew.code, 2)
-  t.match(tooNew.stderr, /--from must be at most 4/)
+  t.match(tooNew.stderr, /--from must be at most 5/)
 })
 
 const postgres = await postgresForTests(t)
@@ -71,5 +80,5 @@ t.test('the printed SQL applies to a real database', { skip: postgres.url === un
   })
   await client.query(result.stdout)
   const { rows } = await client.query(`SELECT version FROM ${schema}.migrations ORDER BY version`)
-  t.same(rows, [{ version: 1 }, { version: 2 }, { version: 3 }, { version: 4 }])
+  t.same(rows, [{ version: 1 }, { version: 2 }, { version: 3 }, { version: 4 }, { version: 5 }])
 })

@@ -15,6 +15,13 @@ export interface OrderingPlace {
   options?: Partial<WebhooksOptions>
   /** Resolves once the receiver's work is done; `webhooks.idle()` unless the inbox has none (BullMQ: its queue drained). */
   settled?: (webhooks: Webhooks) => Promise<void>
+  /**
+   * Where a run takes its key before it starts (Postgres: a batch's claim takes
+   * every key of the batch, and its later events start after the earlier ones
+   * ran), when that was, in ms on this machine's clock: "oldest first" is then
+   * checked against the claim rather than the start.
+   */
+  claimedAt?: (context: HandlerContext) => Promise<number>
 }
 
 interface PlannedEvent {
@@ -44,6 +51,8 @@ interface RunRecord {
   end: number
   ok: boolean
   ordering: HandlerContext['ordering']
+  /** With `place.claimedAt`: when the claim that gave this run its key was made (ms). */
+  claimedMs?: number
 }
 
 const BASE = Date.parse('2026-05-10T09:00:00Z')
@@ -80,6 +89,8 @@ export function makePlan (random: () => number, prefix: string): Plan {
 interface Played {
   runs: RunRecord[]
   acceptedAt: Map<string, number>
+  /** When each delivery was answered ACCEPTED (ms): its row was committed before. */
+  acceptedMs: Map<string, number>
 }
 
 /** Plays a plan against a fresh receiver and returns every handler run. */
@@ -94,6 +105,7 @@ async function play (place: OrderingPlace, plan: Plan, random: () => number): Pr
   const byId = new Map(plan.events.map((planned) => [planned.id, planned]))
   const tried = new Map<string, number>()
   const acceptedAt = new Map<string, number>()
+  const acceptedMs = new Map<string, number>()
   let tick = 0
   const handler = (which: 0 | 1) => (event: { id: string }, context: HandlerContext): void | Promise<void> => {
     const planned = byId.get(event.id) as PlannedEvent
@@ -107,6 +119,13 @@ async function play (place: OrderingPlace, plan: Plan, random: () => number): Pr
       if (times <= planned.failures[which]) throw new Error(`planned failure ${times} of ${event.id}`)
       record.ok = true
     }
+    if (place.claimedAt !== undefined) {
+      return place.claimedAt(context).then(async (ms) => {
+        record.claimedMs = ms
+        if (planned.durationMs > 0) await sleep(planned.durationMs)
+        finish()
+      })
+    }
     // A duration of 0 is a synchronous handler, which returns (or throws) within the run itself.
     if (planned.durationMs === 0) return finish()
     return sleep(planned.durationMs).then(finish)
@@ -119,7 +138,10 @@ async function play (place: OrderingPlace, plan: Plan, random: () => number): Pr
       const planned = plan.events[index] as PlannedEvent
       const body = { id: planned.id, type: 'action.completed', createdAt: new Date(planned.createdAt).toISOString(), data: { actionId: `act_${planned.id}`, orderKey: planned.key } }
       answers.push(webhooks.receive(delivery(body)).then((answer) => {
-        if (answer.code === 'ACCEPTED') acceptedAt.set(planned.id, ++tick)
+        if (answer.code === 'ACCEPTED') {
+          acceptedAt.set(planned.id, ++tick)
+          acceptedMs.set(planned.id, Date.now())
+        }
       }))
       // Bursts and gaps: some deliveries land while their key runs, some together.
       if (random() < 0.3) await sleep(Math.floor(random() * 4))
@@ -129,11 +151,11 @@ async function play (place: OrderingPlace, plan: Plan, random: () => number): Pr
   } finally {
     await webhooks.close()
   }
-  return { runs, acceptedAt }
+  return { runs, acceptedAt, acceptedMs }
 }
 
 /** Checks the runs of one plan; each failure message carries the seed that replays it. */
-export function checkRuns (t: Test, plan: Plan, { runs, acceptedAt }: Played, where: string): void {
+export function checkRuns (t: Test, plan: Plan, { runs, acceptedAt, acceptedMs }: Played, where: string): void {
   const byId = new Map(plan.events.map((planned) => [planned.id, planned]))
   // Nothing lost, nothing handled twice: each handler of each event succeeded once,
   // after exactly its planned failures, or dead-lettered after every attempt; duplicates ran nothing.
@@ -176,9 +198,13 @@ export function checkRuns (t: Test, plan: Plan, { runs, acceptedAt }: Played, wh
       }
       // Oldest first: no older event of the key was already accepted when this one
       // started and still ran after it. Exact only when a run starts as it takes its key.
+      const claimedMs = runs.find((run) => run.id === planned.id && run.claimedMs !== undefined)?.claimedMs
+      const acceptedBefore = (id: string): boolean => claimedMs !== undefined
+        ? (acceptedMs.get(id) ?? Infinity) < claimedMs
+        : (acceptedAt.get(id) ?? Infinity) < span.start
       const overtaken = plan.concurrency < 1000
         ? undefined
-        : ordered.slice(index + 1).find((later) => later.planned.createdAt < planned.createdAt && (acceptedAt.get(later.planned.id) ?? Infinity) < span.start)
+        : ordered.slice(index + 1).find((later) => later.planned.createdAt < planned.createdAt && acceptedBefore(later.planned.id))
       if (overtaken !== undefined) {
         t.fail(`${where}: ${planned.id} of ${key} ran before ${overtaken.planned.id}, older and already accepted`)
         return
