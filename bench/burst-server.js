@@ -8,6 +8,7 @@
 //                        first call, then returns (a partner answering 429 with Retry-After)
 // Answers the parent over IPC with what the handler saw.
 import { PATH } from './deliveries.js'
+import { receiverInbox } from './receiver-inbox.js'
 
 const [kind, target, handlerSpec = 'noop'] = process.argv.slice(2)
 const secret = process.env.SIR_BENCH_SECRET
@@ -16,31 +17,12 @@ if (process.send === undefined || secret === undefined || kind === undefined) {
   process.exit(2)
 }
 
-async function makeInbox () {
-  switch (kind) {
-    case 'memory': return undefined
-    case 'sqlite': {
-      const { sqliteInbox } = await import('../dist/sqlite/inbox.js')
-      return sqliteInbox({ path: target })
-    }
-    case 'postgres': {
-      const { postgresInbox } = await import('../dist/postgres/inbox.js')
-      return postgresInbox({ connectionString: target, schema: process.env.SIR_BENCH_SCHEMA })
-    }
-    case 'bullmq': {
-      const { bullmqInbox } = await import('../dist/bullmq/inbox.js')
-      const url = new URL(target)
-      return bullmqInbox({ connection: { host: url.hostname, port: Number(url.port) }, queueName: process.env.SIR_BENCH_QUEUE })
-    }
-    default: throw new Error(`unknown inbox ${kind}`)
-  }
-}
 
 const { Webhooks, RetryLater } = await import('../dist/index.js')
 const { sirWebhooks } = await import('../dist/fastify/plugin.js')
 const { default: Fastify } = await import('fastify')
 const { pino } = await import('pino')
-const inbox = await makeInbox()
+const inbox = await receiverInbox(kind, target, kind === 'bullmq' ? process.env.SIR_BENCH_QUEUE : process.env.SIR_BENCH_SCHEMA)
 // SIR_BENCH_MAX_QUEUE_SIZE: only to compare with a build from before maxBacklog,
 // whose durable inboxes were bounded by maxQueueSize (default 10 000). Name it with the figures.
 const maxQueueSize = process.env.SIR_BENCH_MAX_QUEUE_SIZE === undefined ? {} : { maxQueueSize: Number(process.env.SIR_BENCH_MAX_QUEUE_SIZE) }

@@ -4,6 +4,7 @@
 // registers no handler: an accept-only instance, for what accepts cost alone.
 import http from 'node:http'
 import { PATH } from './deliveries.js'
+import { receiverInbox } from './receiver-inbox.js'
 
 const [kind, target] = process.argv.slice(2)
 const secret = process.env.SIR_BENCH_SECRET
@@ -12,29 +13,11 @@ if (process.send === undefined || secret === undefined || kind === undefined) {
   process.exit(2)
 }
 
-async function makeInbox () {
-  switch (kind) {
-    case 'memory': return undefined
-    case 'sqlite': {
-      const { sqliteInbox } = await import('../dist/sqlite/inbox.js')
-      return sqliteInbox({ path: target })
-    }
-    case 'postgres': {
-      const { postgresInbox } = await import('../dist/postgres/inbox.js')
-      return postgresInbox({ connectionString: target, schema: process.env.SIR_BENCH_SCHEMA ?? `bench_${process.pid}` })
-    }
-    case 'bullmq': {
-      const { bullmqInbox } = await import('../dist/bullmq/inbox.js')
-      const url = new URL(target)
-      return bullmqInbox({ connection: { host: url.hostname, port: Number(url.port) }, queueName: `bench-${process.pid}` })
-    }
-    default: throw new Error(`unknown inbox ${kind}`)
-  }
-}
 
 const { Webhooks } = await import('../dist/index.js')
 const { nodeListener } = await import('../dist/node/listener.js')
-const inbox = await makeInbox()
+// Postgres: a schema of its own unless given (receivers sharing one); BullMQ: a queue of its own.
+const inbox = await receiverInbox(kind, target, kind === 'bullmq' ? `bench-${process.pid}` : process.env.SIR_BENCH_SCHEMA ?? `bench_${process.pid}`)
 // A backlog bound far above what a run can build: a 503 here would be the inbox
 // refusing, not the bound, and the drain time says whether handlers keep up.
 const { pino } = await import('pino')

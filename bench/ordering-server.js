@@ -8,6 +8,7 @@
 // first start and last end of the N runs, and the most runs of one key at once.
 import http from 'node:http'
 import { PATH } from './deliveries.js'
+import { receiverInbox } from './receiver-inbox.js'
 
 const [kind, target, mode] = process.argv.slice(2)
 const secret = process.env.SIR_BENCH_SECRET
@@ -16,24 +17,6 @@ if (process.send === undefined || secret === undefined || mode === undefined) {
   process.exit(2)
 }
 
-async function makeInbox () {
-  switch (kind) {
-    case 'sqlite': {
-      const { sqliteInbox } = await import('../dist/sqlite/inbox.js')
-      return sqliteInbox({ path: target })
-    }
-    case 'postgres': {
-      const { postgresInbox } = await import('../dist/postgres/inbox.js')
-      return postgresInbox({ connectionString: target, schema: process.env.SIR_BENCH_SCHEMA })
-    }
-    case 'bullmq': {
-      const { bullmqInbox } = await import('../dist/bullmq/inbox.js')
-      const url = new URL(target)
-      return bullmqInbox({ connection: { host: url.hostname, port: Number(url.port) }, queueName: process.env.SIR_BENCH_SCHEMA })
-    }
-    default: throw new Error(`unknown inbox ${kind}`)
-  }
-}
 
 /** FNV-1a of the id: the benchmark's stand-in for a user's key (an action id, say). */
 function keyNumber (id, keys) {
@@ -54,7 +37,7 @@ const { Webhooks } = await import('../dist/index.js')
 const { nodeListener } = await import('../dist/node/listener.js')
 const { pino } = await import('pino')
 const ordering = orderingFor(mode)
-const webhooks = new Webhooks({ secret, inbox: await makeInbox(), logger: pino({ level: 'warn' }), ...(ordering === undefined ? {} : { ordering }) })
+const webhooks = new Webhooks({ secret, inbox: await receiverInbox(kind, target, process.env.SIR_BENCH_SCHEMA), logger: pino({ level: 'warn' }), ...(ordering === undefined ? {} : { ordering }) })
 const server = http.createServer(nodeListener(webhooks, { path: PATH }))
 await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve))
 
