@@ -24,6 +24,7 @@ import { SqliteFlowStore } from './flow-store.js'
 import { countMatching, replayDryRun, requeue, type ReplayFilter, type ReplayRun, type RequeueOptions } from './replay.js'
 import { SqliteOrderingStore } from './ordering-store.js'
 import { purgeEvents } from './purge.js'
+import { walSyncOf } from './log-sync.js'
 
 export type { SqliteInboxOptions, StartupCheck } from './options.js'
 export type { InboxHealth, PurgeOptions, PurgeResult } from '../core/inbox.js'
@@ -34,7 +35,7 @@ const ADMIN_WAIT_MS = 5_000
 
 /**
  * A durable inbox in one SQLite file. A 2xx is answered only once the event's row
- * is committed with `synchronous=FULL`; the accepts that arrive together share
+ * is committed and its WAL fsynced (off the event loop: log-sync.ts); the accepts that arrive together share
  * one commit. The id is the primary key, so dedupe and enqueue are one insert.
  * Events are processed under a lease that is renewed while handlers run; a
  * process that dies stops renewing, and its events are taken over once the lease
@@ -74,7 +75,7 @@ export class SqliteInbox implements Inbox {
     this.#writer = new GroupCommit(db, () => {
       this.#checkFiles()
       this.#files.assertPresent()
-    })
+    }, walSyncOf(db, this.#options.path))
   }
 
   start (runtime: InboxRuntime): void {
@@ -173,8 +174,8 @@ export class SqliteInbox implements Inbox {
       if (outcome === 'accepted') this.#runner?.wake()
       return outcome
     }, (error: unknown) => {
-      // SQLITE_BUSY past acceptTimeoutMs, SQLITE_FULL, SQLITE_IOERR…: the row is
-      // not committed, so the sender must try again.
+      // SQLITE_BUSY past acceptTimeoutMs, SQLITE_FULL, SQLITE_IOERR, a failed WAL fsync…: the row is
+      // not committed (or not known to be on disk), so the sender must try again.
       this.#runtime?.logger.warn({ err: error, event: { id: event.id, type: event.type } }, 'the SQLite inbox could not record the event')
       return 'unavailable'
     })
