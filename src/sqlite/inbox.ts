@@ -25,6 +25,7 @@ import { countMatching, replayDryRun, requeue, type ReplayFilter, type ReplayRun
 import { SqliteOrderingStore } from './ordering-store.js'
 import { purgeEvents } from './purge.js'
 import { walSyncOf } from './log-sync.js'
+import { checkpointerFor, type Checkpointer } from './checkpointer.js'
 
 export type { SqliteInboxOptions, StartupCheck } from './options.js'
 export type { InboxHealth, PurgeOptions, PurgeResult } from '../core/inbox.js'
@@ -56,6 +57,7 @@ export class SqliteInbox implements Inbox {
   #sql: Statements | undefined
   #writer: GroupCommit | undefined
   #runner: EventRunner | undefined
+  #checkpointer: Checkpointer | undefined
   #runtime: InboxRuntime | undefined
   #flow: SqliteFlowStore | undefined
   #ordering: SqliteOrderingStore | undefined
@@ -86,6 +88,7 @@ export class SqliteInbox implements Inbox {
     this.#runtime = runtime
     const runner = new EventRunner({ sql, writer, health: this.#health, owner: this.#owner, options: this.#options, runtime, backlog: this.#backlog })
     this.#runner = runner
+    this.#checkpointer = checkpointerFor(this.#db as BetterSqlite3.Database, this.#options.path, () => this.#runtime?.logger)
     this.#timers.every(this.#options.pollIntervalMs, () => { runner.pump() })
     this.#timers.every(Math.max(50, Math.floor(this.#options.leaseMs / 3)), () => { runner.renewLeases(); this.#flow?.renewSlots() })
     this.#timers.every(this.#options.purgeIntervalMs, () => { this.#purgeQuietly() })
@@ -186,9 +189,7 @@ export class SqliteInbox implements Inbox {
     return row === undefined ? undefined : toOutcome(row)
   }
 
-  async deadLetters (query: DeadLetterQuery = {}): Promise<EventOutcome[]> {
-    return this.#open().deadLetters.all(query.limit ?? 100).map(toOutcome)
-  }
+  async deadLetters (query: DeadLetterQuery = {}): Promise<EventOutcome[]> { return this.#open().deadLetters.all(query.limit ?? 100).map(toOutcome) }
 
   async events (query?: EventQuery): Promise<EventOutcome[]> { this.#open(); return listEvents(this.#db as BetterSqlite3.Database, query, toOutcome) }
   async waiting (): Promise<WaitingRuns[]> { this.#open(); return waitingRuns(this.#db as BetterSqlite3.Database) }
@@ -252,6 +253,7 @@ export class SqliteInbox implements Inbox {
       this.#sql = undefined
       this.#writer = undefined
       db.close()
+      await this.#checkpointer?.stop()
     }
     if (runner !== undefined && runner.running > 0) {
       this.#runtime?.logger.warn({ events: runner.running }, 'close() ran out of time; unfinished events stay in the SQLite inbox and run again once their lease expires')
