@@ -69,6 +69,8 @@ export class Checkpointer {
 
   /** Stops the thread, after one last checkpoint; the inbox's connection checkpoints again as SQLite does by default. */
   async stop (): Promise<void> {
+    // Unref'd while it runs, so that it never holds a process open; ref'd now, or nothing else may keep the process waiting for its exit.
+    this.#worker.ref()
     this.#worker.postMessage('stop')
     await this.#exited
     this.#inline()
