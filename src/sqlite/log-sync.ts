@@ -4,8 +4,9 @@ import { dirname, resolve } from 'node:path'
 /** Makes every commit made so far durable; resolves once it is on disk. */
 export type LogSync = () => Promise<void>
 
-const fsyncPath = async (path: string): Promise<void> => await new Promise((done, fail) => {
-  open(path, 'r', (error, fd) => {
+/** `directory`: opened read-only (a directory cannot be opened for writing); a file read-write, which Windows needs to flush it. */
+const fsyncPath = async (path: string, directory: boolean): Promise<void> => await new Promise((done, fail) => {
+  open(path, directory ? 'r' : 'r+', (error, fd) => {
     if (error !== null) return fail(error)
     fsync(fd, (syncError) => { close(fd, () => { if (syncError === null) done(); else fail(syncError) }) })
   })
@@ -29,13 +30,13 @@ const fsyncPath = async (path: string): Promise<void> => await new Promise((done
 export class WalSync {
   readonly #wal: string
   readonly #directory: string
-  readonly #syncPath: (path: string) => Promise<void>
+  readonly #syncPath: (path: string, directory: boolean) => Promise<void>
   #directorySynced = false
   /** The sync running, and whether commits were made since it began (they need the next one). */
   #running: Promise<void> | undefined
   #next: Promise<void> | undefined
 
-  constructor (databasePath: string, syncPath: (path: string) => Promise<void> = fsyncPath) {
+  constructor (databasePath: string, syncPath: (path: string, directory: boolean) => Promise<void> = fsyncPath) {
     this.#wal = `${resolve(databasePath)}-wal`
     this.#directory = dirname(this.#wal)
     this.#syncPath = syncPath
@@ -63,10 +64,10 @@ export class WalSync {
   }
 
   async #syncOnce (): Promise<void> {
-    await this.#syncPath(this.#wal)
+    await this.#syncPath(this.#wal, false)
     if (this.#directorySynced) return
     try {
-      await this.#syncPath(this.#directory)
+      await this.#syncPath(this.#directory, true)
     } catch (error) {
       // Windows opens no directory for fsync; there the file's own sync is what there is.
       if (process.platform !== 'win32') throw error
