@@ -83,5 +83,12 @@ export class Checkpointer {
 
 /** The checkpoint thread for a connection in WAL mode; none for another journal mode, which has no WAL to copy. */
 export function checkpointerFor (db: BetterSqlite3.Database, path: string, logger: () => WebhookLogger | undefined): Checkpointer | undefined {
-  return db.pragma('journal_mode', { simple: true }) === 'wal' ? new Checkpointer(db, path, logger) : undefined
+  if (db.pragma('journal_mode', { simple: true }) !== 'wal') return undefined
+  try {
+    return new Checkpointer(db, path, logger)
+  } catch (error) {
+    // No thread (a runtime without worker_threads, a driver the thread cannot resolve): SQLite's own checkpoints, as before.
+    logger()?.warn({ err: error }, 'the SQLite inbox could not start its checkpoint thread; its own connection checkpoints the WAL, on the event loop')
+    return undefined
+  }
 }
