@@ -12,16 +12,29 @@ const CHECKPOINT_EVERY_MS = 200
  */
 export const BACKSTOP_PAGES = 10_000
 const DEFAULT_PAGES = 1_000
+/**
+ * Past this many WAL pages the thread's checkpoint is a RESTART. A PASSIVE one
+ * copies only the frames there were when it began, and while a backlog drains the
+ * inbox commits during each one, so the WAL never had every frame copied when the
+ * inbox's next transaction began, which is when SQLite starts the WAL over: it
+ * grew to the backstop (41 MB), where the inbox's connection checkpointed on the
+ * event loop again. RESTART takes the write lock while it finishes (the inbox's
+ * writes wait asynchronously, group-commit.ts), with little left to copy.
+ */
+const RESTART_PAGES = 2_000
 
 // CommonJS, run with `eval`: the same in the built package and under a TypeScript loader.
 const THREAD = `
 const { parentPort, workerData } = require('node:worker_threads')
 const Database = require(workerData.driver)
 const db = new Database(workerData.path)
+// How long a RESTART waits for the inbox's transaction to end: they last milliseconds.
+db.pragma('busy_timeout = 100')
 let failed = false
 const timer = setInterval(() => {
   try {
-    db.pragma('wal_checkpoint(PASSIVE)')
+    const [passive] = db.pragma('wal_checkpoint(PASSIVE)')
+    if (passive && passive.log >= workerData.restartPages) db.pragma('wal_checkpoint(RESTART)')
     failed = false
   } catch (error) {
     if (!failed) parentPort.postMessage({ failed: String(error && error.code ? error.code + ': ' + error.message : error) })
@@ -43,8 +56,9 @@ parentPort.on('message', () => {
  * while a backlog drained, about one outcome commit in a hundred held the loop
  * 5–41 ms (more on a busy disk), and the acknowledgements waiting behind it
  * (docs/design.md, "Acknowledgements while a backlog drains"). The thread's own
- * connection runs PASSIVE checkpoints, which take no write lock, every 200 ms;
- * the inbox's connection keeps a checkpoint of its own past 10 000 pages only.
+ * connection runs PASSIVE checkpoints, which take no write lock, every 200 ms
+ * (RESTART past 2 000 pages, below); the inbox's connection keeps a checkpoint of
+ * its own past 10 000 pages only.
  */
 export class Checkpointer {
   readonly #db: BetterSqlite3.Database
@@ -54,7 +68,7 @@ export class Checkpointer {
   constructor (db: BetterSqlite3.Database, path: string, logger: () => WebhookLogger | undefined) {
     this.#db = db
     const driver = createRequire(import.meta.url).resolve('better-sqlite3')
-    this.#worker = new Worker(THREAD, { eval: true, workerData: { driver, path: resolve(path), everyMs: CHECKPOINT_EVERY_MS } })
+    this.#worker = new Worker(THREAD, { eval: true, workerData: { driver, path: resolve(path), everyMs: CHECKPOINT_EVERY_MS, restartPages: RESTART_PAGES } })
     this.#worker.unref()
     this.#exited = new Promise((done) => { this.#worker.once('exit', () => { done() }) })
     db.pragma(`wal_autocheckpoint = ${BACKSTOP_PAGES}`)
