@@ -92,7 +92,12 @@ t.test('issue 22: a delivery whose WAL fsync fails gets 503; the retry is a dupl
 
 t.test('issue 22: a commit made while a WAL fsync runs waits for the next one; the commits made meanwhile share it', async (t) => {
   const calls: Array<{ path: string, done: () => void }> = []
-  const sync = new WalSync('/data/inbox.db', async (path) => { await new Promise<void>((resolve) => { calls.push({ path, done: resolve }) }) }).sync
+  const paths: string[] = []
+  const sync = new WalSync('/data/inbox.db', {
+    open: async (path) => paths.push(path) - 1,
+    fsync: async (fd) => { await new Promise<void>((resolve) => { calls.push({ path: paths[fd]!, done: resolve }) }) },
+    close: () => {}
+  }).sync
   const settled: string[] = []
   const first = sync().then(() => { settled.push('first') })
   await sleep(5)
@@ -112,4 +117,5 @@ t.test('issue 22: a commit made while a WAL fsync runs waits for the next one; t
   calls.shift()!.done()
   await Promise.all([second, third])
   t.same(settled, ['first', 'second', 'third'])
+  t.same(paths, ['/data/inbox.db-wal', '/data'], 'the WAL file was opened once and stays open between syncs')
 })

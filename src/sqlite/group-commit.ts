@@ -112,6 +112,7 @@ export class GroupCommit {
   /** Later writes are refused; call once `settled()` has resolved, before closing the database. */
   close (): void {
     this.#closed = true
+    this.#syncLog?.close()
   }
 
   #schedule (durable: boolean): void {
@@ -218,7 +219,7 @@ export class GroupCommit {
     }
     if (!durable || this.#syncLog === undefined) return settle()
     // The whole batch waits, claims included: rows it claims start after the 2xx of the accepts beside them.
-    const synced = this.#syncLog().then(() => { settle() }, (error: unknown) => { settle(error ?? new Error('the SQLite inbox could not sync its log')) })
+    const synced = this.#syncLog.sync().then(() => { settle() }, (error: unknown) => { settle(error ?? new Error('the SQLite inbox could not sync its log')) })
       .finally(() => { this.#syncing.delete(synced) })
     this.#syncing.add(synced)
   }

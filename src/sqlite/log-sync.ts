@@ -1,16 +1,24 @@
 import { close, fsync, open } from 'node:fs'
 import { dirname, resolve } from 'node:path'
 
-/** Makes every commit made so far durable; resolves once it is on disk. */
-export type LogSync = () => Promise<void>
+/** Makes every commit made so far durable (`sync`, resolved once it is on disk); `close` once no sync is asked for any more. */
+export interface LogSync {
+  sync: () => Promise<void>
+  close: () => void
+}
 
-/** `directory`: opened read-only (a directory cannot be opened for writing); a file read-write, which Windows needs to flush it. */
-const fsyncPath = async (path: string, directory: boolean): Promise<void> => await new Promise((done, fail) => {
-  open(path, directory ? 'r' : 'r+', (error, fd) => {
-    if (error !== null) return fail(error)
-    fsync(fd, (syncError) => { close(fd, () => { if (syncError === null) done(); else fail(syncError) }) })
-  })
-})
+/** The file operations a WalSync uses: node:fs on the thread pool (tests give their own). */
+export interface SyncFiles {
+  open: (path: string, flags: string) => Promise<number>
+  fsync: (fd: number) => Promise<void>
+  close: (fd: number) => void
+}
+
+const nodeFiles: SyncFiles = {
+  open: async (path, flags) => await new Promise((done, fail) => { open(path, flags, (error, fd) => { if (error === null) done(fd); else fail(error) }) }),
+  fsync: async (fd) => await new Promise((done, fail) => { fsync(fd, (error) => { if (error === null) done(); else fail(error) }) }),
+  close: (fd) => { close(fd, () => {}) }
+}
 
 /**
  * The fsync that `synchronous=FULL` makes at every COMMIT in WAL mode, taken off
@@ -25,25 +33,28 @@ const fsyncPath = async (path: string, directory: boolean): Promise<void> => awa
  * WAL file it created, so the file itself survives a power cut. The WAL file is
  * never replaced while this connection is open (SQLite deletes it only when the
  * last connection closes), and a checkpoint syncs it before copying it into the
- * database, so a synced frame stays durable once the WAL restarts.
+ * database, so a synced frame stays durable once the WAL restarts. The file stays
+ * open between syncs (one thread-pool hop per sync, not three: each waits for a
+ * turn of a busy event loop); after a failed fsync it is opened afresh.
  */
-export class WalSync {
+export class WalSync implements LogSync {
   readonly #wal: string
   readonly #directory: string
-  readonly #syncPath: (path: string, directory: boolean) => Promise<void>
+  readonly #files: SyncFiles
+  #fd: Promise<number> | undefined
   #directorySynced = false
   /** The sync running, and whether commits were made since it began (they need the next one). */
   #running: Promise<void> | undefined
   #next: Promise<void> | undefined
 
-  constructor (databasePath: string, syncPath: (path: string, directory: boolean) => Promise<void> = fsyncPath) {
+  constructor (databasePath: string, files: SyncFiles = nodeFiles) {
     this.#wal = `${resolve(databasePath)}-wal`
     this.#directory = dirname(this.#wal)
-    this.#syncPath = syncPath
+    this.#files = files
   }
 
   /** Resolves once every commit made before the call is on disk. */
-  readonly sync: LogSync = async () => {
+  readonly sync = async (): Promise<void> => {
     if (this.#running === undefined) return await this.#start()
     // The running sync may have begun before the caller's commit: the next one covers it.
     this.#next ??= this.#running.then(() => undefined, () => undefined).then(async () => {
@@ -63,11 +74,28 @@ export class WalSync {
     }
   }
 
+  /** Closes the WAL file once the syncs asked for are done (the group commit's close(), after settled()). */
+  close (): void {
+    const fd = this.#fd
+    this.#fd = undefined
+    fd?.then((opened) => { this.#files.close(opened) }, () => {})
+  }
+
   async #syncOnce (): Promise<void> {
-    await this.#syncPath(this.#wal, false)
+    // Read-write: Windows flushes only a handle that may write.
+    const fd = this.#fd ??= this.#files.open(this.#wal, 'r+')
+    try {
+      await this.#files.fsync(await fd)
+    } catch (error) {
+      if (this.#fd === fd) this.#fd = undefined
+      fd.then((opened) => { this.#files.close(opened) }, () => {})
+      throw error
+    }
     if (this.#directorySynced) return
     try {
-      await this.#syncPath(this.#directory, true)
+      // Read-only: a directory cannot be opened for writing.
+      const directory = await this.#files.open(this.#directory, 'r')
+      try { await this.#files.fsync(directory) } finally { this.#files.close(directory) }
     } catch (error) {
       // Windows opens no directory for fsync; there the file's own sync is what there is.
       if (process.platform !== 'win32') throw error
@@ -78,5 +106,5 @@ export class WalSync {
 
 /** The log sync for a connection in WAL mode; undefined for another journal mode, whose accepts keep `synchronous=FULL`. */
 export function walSyncOf (db: { pragma: (source: string, options: { simple: true }) => unknown }, databasePath: string): LogSync | undefined {
-  return db.pragma('journal_mode', { simple: true }) === 'wal' ? new WalSync(databasePath).sync : undefined
+  return db.pragma('journal_mode', { simple: true }) === 'wal' ? new WalSync(databasePath) : undefined
 }
