@@ -9,7 +9,8 @@
 //   latency     an accept-only receiver fills the store with --backlog events
 //               (50 000) at full speed; then the measured receiver, with the
 //               handler, is offered 1 000 deliveries/s for --duration s while it
-//               drains that backlog: p50/p99 of the acknowledgements (durable inboxes)
+//               drains that backlog: p50/p99 of the acknowledgements (durable inboxes);
+//               --warmup S offers the same rate for S seconds first, unmeasured
 //   pacing      500 deliveries/s for 30 s to a handler with rate { perSecond: 20 }:
 //               the handler's measured rate, non-2xx, dead letters; --receivers 2
 //               puts two receivers on one store (one Postgres schema, one Redis queue)
@@ -39,6 +40,7 @@ const { values: flags } = parseArgs({
     connections: { type: 'string', default: '50' },
     receivers: { type: 'string', default: '1' },
     backlog: { type: 'string', default: '50000' },
+    warmup: { type: 'string', default: '0' },
     'drain-limit': { type: 'string', default: '120' }
   }
 })
@@ -207,6 +209,8 @@ async function run (kind) {
     for (let index = 0; index < receivers; index++) servers.push(await startServer(kind, target, shared))
     const row = { inbox: receivers > 1 ? `${kind} x${receivers}` : kind }
     if (scenario === 'latency') {
+      // --warmup S: S seconds at the same rate first, not measured (a receiver just started, its first connections).
+      if (Number(flags.warmup) > 0) await load(servers, Number(flags.warmup), 1_000)
       await Promise.all(servers.map(({ child }) => ask(child, 'loop-reset')))
       const steady = await load(servers, duration, 1_000)
       const after = await statsOf(servers)
