@@ -69,7 +69,6 @@ export class Checkpointer {
     this.#db = db
     const driver = createRequire(import.meta.url).resolve('better-sqlite3')
     this.#worker = new Worker(THREAD, { eval: true, workerData: { driver, path: resolve(path), everyMs: CHECKPOINT_EVERY_MS, restartPages: RESTART_PAGES } })
-    this.#worker.unref()
     this.#exited = new Promise((done) => { this.#worker.once('exit', () => { done() }) })
     db.pragma(`wal_autocheckpoint = ${BACKSTOP_PAGES}`)
     this.#worker.on('message', (message: { failed?: string }) => {
@@ -79,6 +78,8 @@ export class Checkpointer {
       logger()?.warn({ err: error }, 'the SQLite inbox\'s checkpoint thread stopped; the inbox\'s own connection checkpoints again, on the event loop')
       this.#inline()
     })
+    // After the listeners: a 'message' listener added later refs the worker's port again, and the process would never exit.
+    this.#worker.unref()
   }
 
   /** Stops the thread, after one last checkpoint; the inbox's connection checkpoints again as SQLite does by default. */
