@@ -7,6 +7,7 @@
 //   retry-later:MS:AFTER throws RetryLater({ afterMs: AFTER }) until MS after its
 //                        first call, then returns (a partner answering 429 with Retry-After)
 // Answers the parent over IPC with what the handler saw.
+import { createHistogram, monitorEventLoopDelay } from 'node:perf_hooks'
 import { PATH } from './deliveries.js'
 import { receiverInbox } from './receiver-inbox.js'
 
@@ -52,12 +53,33 @@ if (process.env.SIR_BENCH_NO_HANDLER !== '1') webhooks.onAny(bench, options)
 webhooks.onDeadLetter(() => { dead += 1 })
 
 const app = Fastify({ logger: false })
+// The acknowledgement as the receiver sees it (request read to response written), in µs; and when the slow ones (> 50 ms) happened.
+const ackTime = createHistogram()
+let slowAcks = []
+let loadStartedAt = Date.now()
+app.addHook('onRequest', (request, reply, done) => { request.benchStart = process.hrtime.bigint(); done() })
+app.addHook('onResponse', (request, reply, done) => {
+  const micros = Number((process.hrtime.bigint() - request.benchStart) / 1000n)
+  ackTime.record(Math.max(1, micros))
+  if (micros > 50_000 && slowAcks.length < 2000) slowAcks.push([Date.now() - loadStartedAt, Math.round(micros / 1000)])
+  done()
+})
 await app.register(sirWebhooks, { webhooks, path: PATH })
 await app.listen({ port: 0, host: '127.0.0.1' })
 
+// How long the event loop was blocked (ms), since the last 'loop-reset': what delays an acknowledgement in the process.
+const loopDelay = monitorEventLoopDelay({ resolution: 1 })
+loopDelay.enable()
+const loopFigures = () => ({ loopP99: loopDelay.percentile(99) / 1e6, loopMax: loopDelay.max / 1e6, serverP99: ackTime.percentile(99) / 1000, serverMax: ackTime.max / 1000, slowAcks })
 process.on('message', (message) => {
-  if (message === 'stats') {
-    process.send({ type: 'stats', accepted: webhooks.stats().deliveries.accepted, calls, handled, unique: seen.size, twice, dead, size: webhooks.inbox.size ?? null, at: Date.now(), health: webhooks.health().status })
+  if (message === 'loop-reset') {
+    loopDelay.reset()
+    ackTime.reset()
+    slowAcks = []
+    loadStartedAt = Date.now()
+    process.send({ type: 'loop-reset' })
+  } else if (message === 'stats') {
+    process.send({ type: 'stats', accepted: webhooks.stats().deliveries.accepted, calls, handled, unique: seen.size, twice, dead, size: webhooks.inbox.size ?? null, at: Date.now(), health: webhooks.health().status, ...loopFigures() })
   } else if (message === 'stop') {
     void app.close().finally(() => process.exit(0))
   }

@@ -9,7 +9,8 @@
 //   latency     an accept-only receiver fills the store with --backlog events
 //               (50 000) at full speed; then the measured receiver, with the
 //               handler, is offered 1 000 deliveries/s for --duration s while it
-//               drains that backlog: p50/p99 of the acknowledgements (durable inboxes)
+//               drains that backlog: p50/p99 of the acknowledgements (durable inboxes);
+//               --warmup S offers the same rate for S seconds first, unmeasured
 //   pacing      500 deliveries/s for 30 s to a handler with rate { perSecond: 20 }:
 //               the handler's measured rate, non-2xx, dead letters; --receivers 2
 //               puts two receivers on one store (one Postgres schema, one Redis queue)
@@ -39,6 +40,7 @@ const { values: flags } = parseArgs({
     connections: { type: 'string', default: '50' },
     receivers: { type: 'string', default: '1' },
     backlog: { type: 'string', default: '50000' },
+    warmup: { type: 'string', default: '0' },
     'drain-limit': { type: 'string', default: '120' }
   }
 })
@@ -110,17 +112,18 @@ function startServer (kind, target, shared, acceptOnly = false) {
   })
 }
 
-function ask (child) {
+function ask (child, message = 'stats') {
   return new Promise((resolve) => {
     child.once('message', resolve)
-    child.send('stats')
+    child.send(message)
   })
 }
 
 async function statsOf (servers) {
   const all = await Promise.all(servers.map(({ child }) => ask(child)))
   const sum = (name) => all.reduce((total, one) => total + one[name], 0)
-  return { accepted: sum('accepted'), calls: sum('calls'), handled: sum('handled'), unique: sum('unique'), twice: sum('twice'), dead: sum('dead'), size: all.some((one) => one.size === null) ? 'n/a' : Math.max(...all.map((one) => one.size)), health: all.map((one) => one.health).join(',') }
+  const most = (name) => Math.max(...all.map((one) => one[name]))
+  return { loopP99: most('loopP99'), loopMax: most('loopMax'), serverP99: most('serverP99'), serverMax: most('serverMax'), slowAcks: all.flatMap((one) => one.slowAcks),  accepted: sum('accepted'), calls: sum('calls'), handled: sum('handled'), unique: sum('unique'), twice: sum('twice'), dead: sum('dead'), size: all.some((one) => one.size === null) ? 'n/a' : Math.max(...all.map((one) => one.size)), health: all.map((one) => one.health).join(',') }
 }
 
 async function stopServer (child) {
@@ -134,17 +137,50 @@ async function stopServer (child) {
 /** Load on every receiver at once, connections (and a fixed rate) shared out; results summed. */
 async function load (servers, seconds, rate) {
   const share = Math.max(1, Math.floor(connections / servers.length))
-  const results = await Promise.all(servers.map(({ port }) => autocannon({
-    url: `http://127.0.0.1:${port}${PATH}`,
-    method: 'POST',
-    connections: share,
-    pipelining: 1,
-    duration: seconds,
-    ...(rate === undefined ? {} : { overallRate: Math.max(1, Math.round(rate / servers.length)) }),
-    requests: freshDeliveries(new DeliverySource('sir', 'small'))
-  })))
+  const startedAt = Date.now()
+  const slow = []
+  // Every 2xx's latency, for p99 without autocannon's coordinated-omission correction (below).
+  const times = []
+  const results = await Promise.all(servers.map(({ port }) => {
+    const instance = autocannon({
+      url: `http://127.0.0.1:${port}${PATH}`,
+      method: 'POST',
+      connections: share,
+      pipelining: 1,
+      duration: seconds,
+      ...(rate === undefined ? {} : { overallRate: Math.max(1, Math.round(rate / servers.length)) }),
+      requests: freshDeliveries(new DeliverySource('sir', 'small'))
+    })
+    // SIR_BENCH_SLOW_ACKS=1: when the slow answers (> 50 ms, as the load generator saw them) came.
+    instance.on('response', (client, status, bytes, ms) => {
+      if (status >= 200 && status < 300) times.push(ms)
+      if (process.env.SIR_BENCH_SLOW_ACKS && ms > 50) slow.push([Date.now() - startedAt, Math.round(ms)])
+    })
+    return instance
+  }))
+  if (process.env.SIR_BENCH_SLOW_ACKS && rate !== undefined) {
+    const buckets = {}
+    for (const [at, ms] of slow) { const key = Math.floor(at / 250) * 250; buckets[key] = Math.max(buckets[key] ?? 0, ms) }
+    console.log(`# client acks > 50 ms: ${slow.length}; > 100 ms: ${slow.filter(([, ms]) => ms > 100).length}; worst per 250 ms of the load: ${JSON.stringify(buckets)}`)
+  }
   const sum = (pick) => results.reduce((total, result) => total + pick(result), 0)
+  // With a rate, autocannon (7.x) corrects its latencies for coordinated omission with an
+  // expected interval of Math.ceil(1 / rate) = 1 ms where the rate is per second (the interval
+  // is 1000 / rate ms): each answer that took X ms is counted about X times, so a few slow
+  // answers make its p99. p99raw: the answers as measured; p99co: corrected with the real interval.
+  const perConnection = rate === undefined ? undefined : rate / servers.length / share
+  const percentile = (values, p) => values.length === 0 ? NaN : [...values].sort((a, b) => a - b)[Math.min(values.length - 1, Math.floor(values.length * p))]
+  const corrected = perConnection === undefined
+    ? times
+    : times.flatMap((ms) => {
+      const interval = 1000 / perConnection
+      const all = [ms]
+      for (let missing = ms - interval; missing >= interval; missing -= interval) all.push(missing)
+      return all
+    })
   return {
+    p99raw: percentile(times, 0.99),
+    p99co: percentile(corrected, 0.99),
     duration: Math.max(...results.map((result) => result.duration)),
     ok: sum((result) => result['2xx']),
     non2xx: sum((result) => result.non2xx),
@@ -173,9 +209,18 @@ async function run (kind) {
     for (let index = 0; index < receivers; index++) servers.push(await startServer(kind, target, shared))
     const row = { inbox: receivers > 1 ? `${kind} x${receivers}` : kind }
     if (scenario === 'latency') {
+      // --warmup S: S seconds at the same rate first, not measured (a receiver just started, its first connections).
+      if (Number(flags.warmup) > 0) await load(servers, Number(flags.warmup), 1_000)
+      await Promise.all(servers.map(({ child }) => ask(child, 'loop-reset')))
       const steady = await load(servers, duration, 1_000)
       const after = await statsOf(servers)
-      Object.assign(row, { backlogBefore: seeded, offeredPerSecond: steady.ok / steady.duration, non2xx: steady.non2xx, errors: steady.errors, p50: steady.p50, p99: steady.p99, handledMeanwhile: after.handled, backlogAfter: after.size })
+      // loopP99 / loopMax: the receiver's event-loop delay (ms) during the load, monitorEventLoopDelay.
+      if (process.env.SIR_BENCH_SLOW_ACKS) {
+        const buckets = {}
+        for (const [at, ms] of after.slowAcks) { const key = Math.floor(at / 250) * 250; buckets[key] = Math.max(buckets[key] ?? 0, ms) }
+        console.log(`# server acks > 50 ms: ${after.slowAcks.length}; worst per 250 ms: ${JSON.stringify(buckets)}`)
+      }
+      Object.assign(row, { backlogBefore: seeded, offeredPerSecond: steady.ok / steady.duration, non2xx: steady.non2xx, errors: steady.errors, p50: steady.p50, p99: steady.p99, p99raw: steady.p99raw, p99co: steady.p99co, loopP99: after.loopP99, loopMax: after.loopMax, serverP99: after.serverP99, serverMax: after.serverMax, handledMeanwhile: after.handled, backlogAfter: after.size })
     } else if (scenario === 'burst') {
       const warm = await load(servers, 1)
       await drained(servers, warm.ok, Date.now())

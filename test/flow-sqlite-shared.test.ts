@@ -78,11 +78,18 @@ t.test('sqlite: concurrency 1 is shared by two processes: never two runs at once
 
 t.test('sqlite: a process killed during a run does not hold its concurrency slot past its lease', async (t) => {
   // Slow in the process that is killed; the other runs it at once when it takes the event over.
-  const { a, b, runs } = pair(t, { SIR_LIMITS: JSON.stringify({ concurrency: 1 }), SIR_LEASE_MS: '1000' }, { SIR_SLOW_MS: '60000' })
-  await Promise.all([a.ready, b.ready])
+  // The other starts once the slow run has: its poll could otherwise claim the event first, while a's accept waits for its WAL fsync.
+  const dir = tempDir(t)
+  const file = join(dir, 'runs.txt')
+  const shared = { SIR_DB: join(dir, 'inbox.db'), SIR_RUNS: file, SIR_LIMITS: JSON.stringify({ concurrency: 1 }), SIR_LEASE_MS: '1000' }
+  const runs = (): Run[] => readRuns(file)
+  const a = new FlowChild(t, { ...shared, SIR_SLOW_MS: '60000' })
+  await a.ready
   t.equal(await a.ask('deliver slow_1'), '200')
   await until(() => runs().some((run) => run.id === 'slow_1'), 'the slow run to start', 10_000)
   const doomed = runs().find((run) => run.id === 'slow_1')?.pid
+  const b = new FlowChild(t, shared)
+  await b.ready
   await a.stop('SIGKILL')
   for (let index = 0; index < 3; index++) t.equal(await b.ask(`deliver evt_after_${index}`), '200')
   await until(() => runs().filter((run) => run.kind === 'end' && run.id.startsWith('evt_after')).length === 3, 'the events to run once the slot lapses', 20_000)

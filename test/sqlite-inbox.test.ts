@@ -152,7 +152,8 @@ t.test('a handler that outlives leaseMs keeps its event: the lease is renewed, a
   second.on('action.completed', slowHandler('second'), { name: 'record' })
   t.equal((await first.receive(delivery(event('evt_slow_handler')))).code, 'ACCEPTED')
   await until(async () => (await first.inbox.outcome?.('evt_slow_handler'))?.state === 'done', 'the event to finish')
-  t.same(calls, ['first'], 'one process ran it, once')
+  // Either may: the other's poll can claim the committed row while the accept waits for its WAL fsync, off the event loop.
+  t.equal(calls.length, 1, `one process ran it, once (${calls.join(', ')})`)
   t.equal((await first.inbox.outcome?.('evt_slow_handler'))?.attempts, 1)
 })
 

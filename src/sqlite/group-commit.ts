@@ -1,4 +1,5 @@
 import type BetterSqlite3 from 'better-sqlite3'
+import type { LogSync } from './log-sync.js'
 
 /**
  * How long one attempt to take the write lock may hold the event loop: SQLite's
@@ -57,7 +58,7 @@ export function isBusy (error: unknown): boolean {
 /**
  * Group commit: the writes asked for in one turn of the event loop share one
  * `BEGIN IMMEDIATE` transaction, so the accepts that arrive together cost one
- * fsync instead of one each. Accepts wait for the end of the turn (setImmediate,
+ * fsync instead of one each (run off the event loop when `syncLog` is given). Accepts wait for the end of the turn (setImmediate,
  * after every socket that was ready has been read); the handlers' writes (claims,
  * outcomes) commit without an fsync as soon as the current microtasks are done,
  * a bounded number of times per turn. A locked file is retried asynchronously
@@ -77,11 +78,20 @@ export class GroupCommit {
   #idle: Array<() => void> = []
   #closed = false
   readonly #beforeDurable: () => void
+  readonly #syncLog: LogSync | undefined
+  /** Durable batches committed and waiting for their log sync: settled() waits for them too. */
+  readonly #syncing = new Set<Promise<void>>()
 
-  /** `beforeDurable` runs before each batch with an accept opens its transaction; what it throws fails the batch. */
-  constructor (db: BetterSqlite3.Database, beforeDurable: () => void = () => {}) {
+  /**
+   * `beforeDurable` runs before each batch with an accept opens its transaction;
+   * what it throws fails the batch. With `syncLog` (log-sync.ts), such a batch
+   * commits with `synchronous=NORMAL` and its jobs settle once `syncLog` has made
+   * it durable, off the event loop; without it, it commits with `synchronous=FULL`.
+   */
+  constructor (db: BetterSqlite3.Database, beforeDurable: () => void = () => {}, syncLog?: LogSync) {
     this.#db = db
     this.#beforeDurable = beforeDurable
+    this.#syncLog = syncLog
   }
 
   /** Runs `run` inside the next batch's transaction; resolves once it is committed. */
@@ -95,13 +105,14 @@ export class GroupCommit {
 
   /** Resolves once every job asked for so far has been committed or given up. */
   async settled (): Promise<void> {
-    if (this.#jobs.length === 0) return
-    await new Promise<void>((resolve) => { this.#idle.push(resolve) })
+    if (this.#jobs.length > 0) await new Promise<void>((resolve) => { this.#idle.push(resolve) })
+    await Promise.all([...this.#syncing])
   }
 
   /** Later writes are refused; call once `settled()` has resolved, before closing the database. */
   close (): void {
     this.#closed = true
+    this.#syncLog?.close()
   }
 
   #schedule (durable: boolean): void {
@@ -135,7 +146,7 @@ export class GroupCommit {
     const durable = batch.some((job) => job.durable)
     try {
       if (durable) this.#beforeDurable()
-      this.#setSynchronous(durable ? 'FULL' : 'NORMAL')
+      this.#setSynchronous(durable && this.#syncLog === undefined ? 'FULL' : 'NORMAL')
       this.#db.exec('BEGIN IMMEDIATE')
     } catch (error) {
       if (isBusy(error)) return this.#waitForLock(batch, error)
@@ -144,8 +155,8 @@ export class GroupCommit {
     }
     this.#retries = 0
     this.#commit(batch, durable)
-    // Back to FULL between batches: what the connection reports is what an accept gets.
-    if (!durable) this.#setSynchronous('FULL')
+    // Back to FULL between batches: what the connection reports is what an accept gets (with syncLog: the same, synced off the loop).
+    this.#setSynchronous('FULL')
     this.#afterFlush()
   }
 
@@ -197,11 +208,20 @@ export class GroupCommit {
       this.#jobs = [...batch, ...this.#jobs]
       return
     }
-    batch.forEach((job, index) => {
-      const result = results[index]!
-      if (result.ok) job.resolve(result.value)
-      else job.reject(result.error)
-    })
+    const settle = (syncError?: unknown): void => {
+      batch.forEach((job, index) => {
+        const result = results[index]!
+        // A failed sync leaves an accept's row committed but maybe not on disk: its delivery gets 503, and a retry is a duplicate.
+        if (syncError !== undefined && job.durable) job.reject(syncError)
+        else if (result.ok) job.resolve(result.value)
+        else job.reject(result.error)
+      })
+    }
+    if (!durable || this.#syncLog === undefined) return settle()
+    // The whole batch waits, claims included: rows it claims start after the 2xx of the accepts beside them.
+    const synced = this.#syncLog.sync().then(() => { settle() }, (error: unknown) => { settle(error ?? new Error('the SQLite inbox could not sync its log')) })
+      .finally(() => { this.#syncing.delete(synced) })
+    this.#syncing.add(synced)
   }
 
   /** The lock is held elsewhere: jobs past their deadline give up, the rest try again shortly. */

@@ -24,6 +24,8 @@ import { SqliteFlowStore } from './flow-store.js'
 import { countMatching, replayDryRun, requeue, type ReplayFilter, type ReplayRun, type RequeueOptions } from './replay.js'
 import { SqliteOrderingStore } from './ordering-store.js'
 import { purgeEvents } from './purge.js'
+import { walSyncOf } from './log-sync.js'
+import { checkpointerFor, type Checkpointer } from './checkpointer.js'
 
 export type { SqliteInboxOptions, StartupCheck } from './options.js'
 export type { InboxHealth, PurgeOptions, PurgeResult } from '../core/inbox.js'
@@ -34,7 +36,7 @@ const ADMIN_WAIT_MS = 5_000
 
 /**
  * A durable inbox in one SQLite file. A 2xx is answered only once the event's row
- * is committed with `synchronous=FULL`; the accepts that arrive together share
+ * is committed and its WAL fsynced (off the event loop: log-sync.ts); the accepts that arrive together share
  * one commit. The id is the primary key, so dedupe and enqueue are one insert.
  * Events are processed under a lease that is renewed while handlers run; a
  * process that dies stops renewing, and its events are taken over once the lease
@@ -55,6 +57,7 @@ export class SqliteInbox implements Inbox {
   #sql: Statements | undefined
   #writer: GroupCommit | undefined
   #runner: EventRunner | undefined
+  #checkpointer: Checkpointer | undefined
   #runtime: InboxRuntime | undefined
   #flow: SqliteFlowStore | undefined
   #ordering: SqliteOrderingStore | undefined
@@ -74,7 +77,7 @@ export class SqliteInbox implements Inbox {
     this.#writer = new GroupCommit(db, () => {
       this.#checkFiles()
       this.#files.assertPresent()
-    })
+    }, walSyncOf(db, this.#options.path))
   }
 
   start (runtime: InboxRuntime): void {
@@ -85,6 +88,7 @@ export class SqliteInbox implements Inbox {
     this.#runtime = runtime
     const runner = new EventRunner({ sql, writer, health: this.#health, owner: this.#owner, options: this.#options, runtime, backlog: this.#backlog })
     this.#runner = runner
+    this.#checkpointer = checkpointerFor(this.#db as BetterSqlite3.Database, this.#options.path, () => this.#runtime?.logger)
     this.#timers.every(this.#options.pollIntervalMs, () => { runner.pump() })
     this.#timers.every(Math.max(50, Math.floor(this.#options.leaseMs / 3)), () => { runner.renewLeases(); this.#flow?.renewSlots() })
     this.#timers.every(this.#options.purgeIntervalMs, () => { this.#purgeQuietly() })
@@ -173,8 +177,8 @@ export class SqliteInbox implements Inbox {
       if (outcome === 'accepted') this.#runner?.wake()
       return outcome
     }, (error: unknown) => {
-      // SQLITE_BUSY past acceptTimeoutMs, SQLITE_FULL, SQLITE_IOERR…: the row is
-      // not committed, so the sender must try again.
+      // SQLITE_BUSY past acceptTimeoutMs, SQLITE_FULL, SQLITE_IOERR, a failed WAL fsync…: the row is
+      // not committed (or not known to be on disk), so the sender must try again.
       this.#runtime?.logger.warn({ err: error, event: { id: event.id, type: event.type } }, 'the SQLite inbox could not record the event')
       return 'unavailable'
     })
@@ -185,9 +189,7 @@ export class SqliteInbox implements Inbox {
     return row === undefined ? undefined : toOutcome(row)
   }
 
-  async deadLetters (query: DeadLetterQuery = {}): Promise<EventOutcome[]> {
-    return this.#open().deadLetters.all(query.limit ?? 100).map(toOutcome)
-  }
+  async deadLetters (query: DeadLetterQuery = {}): Promise<EventOutcome[]> { return this.#open().deadLetters.all(query.limit ?? 100).map(toOutcome) }
 
   async events (query?: EventQuery): Promise<EventOutcome[]> { this.#open(); return listEvents(this.#db as BetterSqlite3.Database, query, toOutcome) }
   async waiting (): Promise<WaitingRuns[]> { this.#open(); return waitingRuns(this.#db as BetterSqlite3.Database) }
@@ -251,6 +253,7 @@ export class SqliteInbox implements Inbox {
       this.#sql = undefined
       this.#writer = undefined
       db.close()
+      await this.#checkpointer?.stop()
     }
     if (runner !== undefined && runner.running > 0) {
       this.#runtime?.logger.warn({ events: runner.running }, 'close() ran out of time; unfinished events stay in the SQLite inbox and run again once their lease expires')
