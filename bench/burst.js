@@ -21,15 +21,13 @@
 // SIR_REDIS_URL name running ones; otherwise they are started here).
 // Method and figures: docs/performance.md, "Flow control and bursts".
 import { spawn } from 'node:child_process'
-import { mkdtempSync, rmSync } from 'node:fs'
 import os from 'node:os'
-import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import autocannon from 'autocannon'
 import { DeliverySource, PATH, SECRET, freshDeliveries } from './deliveries.js'
-import { canPin, nodeOnServerCpu, pinSelfToLoadCpu, unpinSelf } from './pinning.js'
-import { freePort, startPostgresCluster } from '../test/helpers/postgres-cluster.js'
+import { nodeOnServerCpu } from './pinning.js'
+import { pinned, stopStores, storeFor } from './stores.js'
 
 const { values: flags } = parseArgs({
   options: {
@@ -49,7 +47,6 @@ const connections = Number(flags.connections)
 const receivers = Number(flags.receivers)
 const drainLimitMs = Number(flags['drain-limit']) * 1000
 const here = (file) => fileURLToPath(new URL(file, import.meta.url))
-const cleanups = []
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
 
 const SCENARIOS = {
@@ -62,39 +59,6 @@ const plan = SCENARIOS[scenario]
 if (plan === undefined) throw new Error(`unknown scenario ${scenario}; one of ${Object.keys(SCENARIOS).join(', ')}`)
 const handler = flags.handler ?? plan.handler
 const duration = Number(flags.duration ?? plan.duration)
-
-const pinned = canPin()
-if (pinned) pinSelfToLoadCpu()
-
-async function unpinnedWhile (start) {
-  if (!pinned) return await start()
-  unpinSelf()
-  try { return await start() } finally { pinSelfToLoadCpu() }
-}
-
-async function storeFor (kind) {
-  if (kind === 'memory') return ''
-  if (kind === 'sqlite') {
-    const dir = mkdtempSync(join(os.tmpdir(), 'sir-burst-'))
-    cleanups.push(() => rmSync(dir, { recursive: true, force: true }))
-    return join(dir, 'inbox.db')
-  }
-  if (kind === 'postgres') {
-    if (process.env.SIR_POSTGRES_URL) return process.env.SIR_POSTGRES_URL
-    const cluster = await startPostgresCluster({ fsync: true })
-    cleanups.push(() => cluster.stop())
-    return cluster.url
-  }
-  if (kind === 'bullmq') {
-    if (process.env.SIR_REDIS_URL) return process.env.SIR_REDIS_URL
-    const port = await freePort()
-    const redis = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' })
-    cleanups.push(() => redis.kill('SIGTERM'))
-    await sleep(500)
-    return `redis://127.0.0.1:${port}`
-  }
-  throw new Error(`unknown inbox ${kind}`)
-}
 
 function startServer (kind, target, shared, acceptOnly = false) {
   // SIR_BENCH_CPU_PROF=<dir>: V8 profiles of the measured receivers (node bench/profile-summary.js reads them).
@@ -201,7 +165,7 @@ async function drained (servers, count, since) {
 }
 
 async function run (kind) {
-  const target = await unpinnedWhile(() => storeFor(kind))
+  const target = await storeFor(kind)
   const shared = `${process.pid}_${kind}`
   const servers = []
   try {
@@ -285,5 +249,5 @@ try {
     }
   }
 } finally {
-  for (const cleanup of cleanups.reverse()) await cleanup()
+  await stopStores()
 }
