@@ -37,7 +37,9 @@ let receivers = 0
 
 async function measure (kind, target, mode, count) {
   const name = `ordering_${process.pid}_${++receivers}`
-  const child = spawn(...nodeOnServerCpu(pinned, [here('./ordering-server.js'), kind, target, mode]), {
+  // SIR_BENCH_CPU_PROF=<dir>: V8 profiles of the receivers (node bench/profile-summary.js reads them).
+  const profile = process.env.SIR_BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.SIR_BENCH_CPU_PROF}`] : []
+  const child = spawn(...nodeOnServerCpu(pinned, [...profile, here('./ordering-server.js'), kind, target, mode]), {
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     env: { ...process.env, SIR_BENCH_SECRET: SECRET, SIR_BENCH_SCHEMA: name, NODE_ENV: 'production' }
   })

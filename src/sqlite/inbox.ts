@@ -77,7 +77,7 @@ export class SqliteInbox implements Inbox {
     this.#writer = new GroupCommit(db, () => {
       this.#checkFiles()
       this.#files.assertPresent()
-    }, walSyncOf(db, this.#options.path))
+    }, walSyncOf(db, this.#options.path, (reason) => { this.#health.fileGone(reason) }))
   }
 
   start (runtime: InboxRuntime): void {

@@ -35,7 +35,16 @@ const nodeFiles: SyncFiles = {
  * last connection closes), and a checkpoint syncs it before copying it into the
  * database, so a synced frame stays durable once the WAL restarts. The file stays
  * open between syncs (one thread-pool hop per sync, not three: each waits for a
- * turn of a busy event loop); after a failed fsync it is opened afresh.
+ * turn of a busy event loop).
+ *
+ * A failed fsync is final until the process restarts: on Linux the pages that
+ * failed to reach the disk may be marked clean, so a later fsync (on any file
+ * descriptor) succeeds without writing them, and WAL recovery after a power cut
+ * stops at the first frame missing, losing every commit after it. The failed
+ * batch's rows are already visible, so a retry of its deliveries would be
+ * answered `duplicate`: instead every sync from then on fails, the deliveries
+ * get 503, and `onFailure` marks the inbox degraded (PostgreSQL made the same
+ * choice in 2018, "fsyncgate").
  */
 export class WalSync implements LogSync {
   readonly #wal: string
@@ -46,15 +55,20 @@ export class WalSync implements LogSync {
   /** The sync running, and whether commits were made since it began (they need the next one). */
   #running: Promise<void> | undefined
   #next: Promise<void> | undefined
+  /** The first failed fsync: every sync since fails with it. */
+  #failed: Error | undefined
+  readonly #onFailure: (reason: string) => void
 
-  constructor (databasePath: string, files: SyncFiles = nodeFiles) {
+  constructor (databasePath: string, files: SyncFiles = nodeFiles, onFailure: (reason: string) => void = () => {}) {
     this.#wal = `${resolve(databasePath)}-wal`
     this.#directory = dirname(this.#wal)
     this.#files = files
+    this.#onFailure = onFailure
   }
 
   /** Resolves once every commit made before the call is on disk. */
   readonly sync = async (): Promise<void> => {
+    if (this.#failed !== undefined) throw this.#failed
     if (this.#running === undefined) return await this.#start()
     // The running sync may have begun before the caller's commit: the next one covers it.
     this.#next ??= this.#running.then(() => undefined, () => undefined).then(async () => {
@@ -87,9 +101,10 @@ export class WalSync implements LogSync {
     try {
       await this.#files.fsync(await fd)
     } catch (error) {
-      if (this.#fd === fd) this.#fd = undefined
-      fd.then((opened) => { this.#files.close(opened) }, () => {})
-      throw error
+      const reason = `an fsync of the SQLite write-ahead log failed (${error instanceof Error ? error.message : String(error)}): what was committed since the last good one may not be on disk; restart the receiver`
+      this.#failed ??= Object.assign(new Error(reason), { cause: error })
+      this.#onFailure(reason)
+      throw this.#failed
     }
     if (this.#directorySynced) return
     try {
@@ -105,6 +120,6 @@ export class WalSync implements LogSync {
 }
 
 /** The log sync for a connection in WAL mode; undefined for another journal mode, whose accepts keep `synchronous=FULL`. */
-export function walSyncOf (db: { pragma: (source: string, options: { simple: true }) => unknown }, databasePath: string): LogSync | undefined {
-  return db.pragma('journal_mode', { simple: true }) === 'wal' ? new WalSync(databasePath) : undefined
+export function walSyncOf (db: { pragma: (source: string, options: { simple: true }) => unknown }, databasePath: string, onFailure?: (reason: string) => void): LogSync | undefined {
+  return db.pragma('journal_mode', { simple: true }) === 'wal' ? new WalSync(databasePath, nodeFiles, onFailure) : undefined
 }

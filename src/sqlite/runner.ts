@@ -216,7 +216,8 @@ export class EventRunner {
   async #process (row: EventRow, attemptEnded: () => void): Promise<void> {
     const { sql, owner } = this.#parts
     const ref = refOf(row, this.#parts.runtime.ordering)
-    const ordering = ref === undefined ? undefined : orderingOf(this.#parts.runtime.ordering, ref, sql.ordering.newest.get(ref.key) ?? undefined, row.attempts === 1)
+    // The key's newest handled createdAt, as the claim read it (one query less per event).
+    const ordering = ref === undefined ? undefined : orderingOf(this.#parts.runtime.ordering, ref, (row.newest_ms !== undefined ? row.newest_ms : sql.ordering.newest.get(ref.key)) ?? undefined, row.attempts === 1)
     // Every run of an ordered event, and its dead letter, carry its place in its key.
     const runtime = orderedRuntime(this.#parts.runtime, ordering)
     const prepared = beforeRun(row, runtime, ordering)

@@ -88,6 +88,8 @@ export interface EventRow {
   skipped: string | null
   /** 1: its handlers were told `ordering.stale`; 0: told not; null: unordered, or not run yet (record-schema.ts). */
   stale: number | null
+  /** From the claim only: the key's newest handled createdAt when it was claimed (it cannot move while the event holds the key). */
+  newest_ms?: number | null
 }
 
 type Statement<Bind extends unknown[], Result = unknown> = BetterSqlite3.Statement<Bind, Result>
@@ -201,7 +203,7 @@ function prepare (db: BetterSqlite3.Database): Statements {
           AND e.id NOT IN (${running}) AND ${MAY_TAKE_KEY}
         ORDER BY e.next_attempt_at LIMIT @limit
       )
-      RETURNING *`),
+      RETURNING *, CASE WHEN ordering_key IS NULL THEN NULL ELSE (SELECT n.newest_ms FROM sir_webhook_ordering_newest n WHERE n.key = ordering_key) END AS newest_ms`),
     // Only rows still running here: a row whose outcome write failed is owned by
     // no run, and renewing it would keep it from every process for good.
     renewLeases: db.prepare<[Running & { owner: string, leaseUntil: number }]>(
