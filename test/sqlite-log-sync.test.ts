@@ -47,7 +47,8 @@ t.test('issue 22: an accept is answered only after its WAL is fsynced, and the f
     if (file.endsWith('-wal')) setTimeout(() => { answer(null) }, 300)
     else answer(null)
   })
-  const webhooks = receiver(sqliteInbox({ path }))
+  // Polling every 20 ms: claims run while the fsync does.
+  const webhooks = receiver(sqliteInbox({ path, pollIntervalMs: 20 }))
   t.teardown(() => webhooks.close())
   const handled: string[] = []
   webhooks.on('action.completed', function record (evt) { handled.push(evt.id) })
@@ -58,6 +59,7 @@ t.test('issue 22: an accept is answered only after its WAL is fsynced, and the f
   const answer = await webhooks.receive(delivery(event('evt_synced_first')))
   const tookMs = performance.now() - startedAt
   t.equal(answer.code, 'ACCEPTED')
+  t.same(handled, [], 'no handler of this process started before the answer (its claims leave the id out until then)')
   t.ok(synced.some((file) => file === `${path}-wal`), `the WAL file was fsynced before the answer (synced: ${JSON.stringify(synced)})`)
   t.ok(tookMs >= 280, `the answer waited for that fsync (${tookMs.toFixed(0)} ms)`)
   // 300 ms at 10 ms a tick: a loop blocked for the fsync would see none of them.

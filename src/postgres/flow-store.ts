@@ -25,6 +25,8 @@ export interface Queryable {
 
 export interface FlowStoreEnvironment {
   schema: string
+  /** The channel every receiver on the schema listens on for due events (queries.ts). */
+  wakeChannel: string
   /** The control connection once the inbox has reached its tables, else undefined. */
   control (): ControlConnection | undefined
   /**
@@ -36,7 +38,7 @@ export interface FlowStoreEnvironment {
   ready: Promise<void>
   /** A refresh (the first of a run of failures) or a slot's release failed: the state stays as last read. */
   onError (error: unknown): void
-  /** Runs put off may start: the pause state changed (here or on another receiver), or a slot's release made a waiting run due. */
+  /** Runs put off may start: the pause state changed (here or on another receiver). */
   onWake (): void
 }
 
@@ -77,8 +79,11 @@ function statements (schema: string): { takeToken: string, takeSlot: string, fre
       ) AS free
       WHERE pg_try_advisory_lock(hashtext($1), slot)
       LIMIT 1`,
-    // The slot, and the run that waited longest for one of this handler: due now.
-    // SKIP LOCKED: a run some worker holds is being decided; its wait ends by itself.
+    // The slot, and the run that waited longest for one of this handler: due now,
+    // and every receiver on the schema told so ($5, an empty payload: "look now"),
+    // this one too, so that the slot goes to whichever claims first rather than
+    // always to the receiver that freed it. SKIP LOCKED: a run some worker holds
+    // is being decided; its wait ends by itself.
     freeSlot: `
       WITH woken AS (
         UPDATE ${s}.events SET next_attempt_at = $3 WHERE id IN (
@@ -86,7 +91,7 @@ function statements (schema: string): { takeToken: string, takeSlot: string, fre
           WHERE state = 'pending' AND wait_reason = 'concurrency' AND wait_handler = $4 AND next_attempt_at > $3
           ORDER BY next_attempt_at LIMIT 1 FOR UPDATE SKIP LOCKED)
         RETURNING 1)
-      SELECT pg_advisory_unlock(hashtext($1), $2::integer), (SELECT count(*)::integer FROM woken) AS woken`,
+      SELECT pg_advisory_unlock(hashtext($1), $2::integer), (SELECT pg_notify($5, '') FROM woken LIMIT 1)`,
     readPaused: `SELECT handler FROM ${s}.flow_paused`,
     pause: `WITH paused AS (INSERT INTO ${s}.flow_paused (handler) VALUES ($1) ON CONFLICT (handler) DO NOTHING) SELECT pg_notify('${channel}', '')`,
     // A resume makes every paused wait due (now, in ms on this clock), in the pause row's
@@ -166,8 +171,7 @@ export class PostgresFlowStore implements FlowStore {
     // Sent on the same connection before any later takeSlot: it is free by then.
     // Lost with the connection, the lock is gone with its session anyway.
     const control = this.#env.control()
-    control?.query<{ woken: number }>(this.#sql.freeSlot, [this.#slotKey(handler), slot, Date.now(), handler])
-      .then(({ rows }) => { if ((rows[0]?.woken ?? 0) > 0) this.#env.onWake() }, (error: unknown) => { this.#env.onError(error) })
+    control?.query(this.#sql.freeSlot, [this.#slotKey(handler), slot, Date.now(), handler, this.#env.wakeChannel]).catch((error: unknown) => { this.#env.onError(error) })
   }
 
   async setPaused (handler: string | undefined, paused: boolean): Promise<void> {

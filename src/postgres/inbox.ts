@@ -76,6 +76,7 @@ export class PostgresInbox implements Inbox<PostgresHandlerExtra> {
     this.#readyOnce = { promise: new Promise((resolve) => { resolveReady = resolve }), resolve: () => { resolveReady() } }
     this.#flow = new PostgresFlowStore({
       schema: this.#options.schema,
+      wakeChannel: this.#sql.wakeChannel,
       control: () => this.#running?.control,
       // The CLI's inbox is never started: its pause and resume go through the query pool.
       unstarted: () => this.#runtime === undefined ? this.#pool() : undefined,

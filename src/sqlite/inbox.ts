@@ -9,6 +9,7 @@ import { acceptRow } from './accept.js'
 import { SqliteBacklog } from './backlog.js'
 import { DiskFloor } from './disk-floor.js'
 import { InboxFiles } from './file-identity.js'
+import { AnsweringIds } from './answering.js'
 import { HealthTracker } from './health.js'
 import { durabilityOf, openInboxFile, type Durability } from './open.js'
 import { resolveSqliteOptions, type ResolvedSqliteOptions, type SqliteInboxOptions } from './options.js'
@@ -35,13 +36,10 @@ export type { DeadLetterQuery, EventOutcome, OutcomeState } from '../core/outcom
 const ADMIN_WAIT_MS = 5_000
 
 /**
- * A durable inbox in one SQLite file. A 2xx is answered only once the event's row
- * is committed and its WAL fsynced (off the event loop: log-sync.ts); the accepts that arrive together share
- * one commit. The id is the primary key, so dedupe and enqueue are one insert.
- * Events are processed under a lease that is renewed while handlers run; a
- * process that dies stops renewing, and its events are taken over once the lease
- * expires, by whichever process shares the file, or at once by its successor on
- * the same host.
+ * A durable inbox in one SQLite file. A 2xx is answered once the event's row is committed and its WAL
+ * fsynced (off the event loop: log-sync.ts); accepts that arrive together share one commit. The id is
+ * the primary key, so dedupe and enqueue are one insert.
+ * Events run under a lease renewed while handlers run; a dead process's events are taken over when it lapses.
  */
 export class SqliteInbox implements Inbox {
   /** Events survive restarts; handlers are told apart by name. */
@@ -49,6 +47,7 @@ export class SqliteInbox implements Inbox {
   readonly #options: ResolvedSqliteOptions
   readonly #owner = newOwner()
   readonly #health = new HealthTracker()
+  readonly #answering = new AnsweringIds()
   readonly #files: InboxFiles
   readonly #timers = new UnrefTimers()
   readonly #backlog: SqliteBacklog
@@ -86,7 +85,7 @@ export class SqliteInbox implements Inbox {
     const writer = this.#writer
     if (sql === undefined || writer === undefined) throw new Error('sir-webhooks: this SQLite inbox was closed; create a new one')
     this.#runtime = runtime
-    const runner = new EventRunner({ sql, writer, health: this.#health, owner: this.#owner, options: this.#options, runtime, backlog: this.#backlog })
+    const runner = new EventRunner({ sql, writer, health: this.#health, owner: this.#owner, options: this.#options, runtime, backlog: this.#backlog, answering: this.#answering })
     this.#runner = runner
     this.#checkpointer = checkpointerFor(this.#db as BetterSqlite3.Database, this.#options.path, () => this.#runtime?.logger)
     this.#timers.every(this.#options.pollIntervalMs, () => { runner.pump() })
@@ -173,6 +172,7 @@ export class SqliteInbox implements Inbox {
     const ordering = this.#runtime?.ordering
     const placeOf = ordering === undefined ? undefined : () => ordering.refFor(event, receivedAt)
     const accepted = writer.write(() => acceptRow(sql, this.#backlog, row, limit, placeOf), { durable: true, deadline: Date.now() + this.#options.acceptTimeoutMs })
+    this.#answering.track(event.id, accepted)
     return accepted.then((outcome) => {
       if (outcome === 'accepted') this.#runner?.wake()
       return outcome

@@ -9,6 +9,7 @@ import { errorSummary } from '../core/outcome.js'
 import type { Batch, GroupCommit } from './group-commit.js'
 import type { HealthCheckedStep, HealthTracker } from './health.js'
 import type { ResolvedSqliteOptions } from './options.js'
+import type { AnsweringIds } from './answering.js'
 import type { SqliteBacklog } from './backlog.js'
 import { idFromKey, idLists } from './ids.js'
 import { afterLeaseLost, afterOutcomeNotRecorded, type LateRun } from './lease-lost.js'
@@ -34,13 +35,12 @@ export interface RunnerParts {
   runtime: InboxRuntime
   /** Told of each event finished here, in the finishing transaction: the backlog bound's count. */
   backlog?: SqliteBacklog
+  answering?: AnsweringIds
 }
 
 /**
- * Runs the file's events in this process: claims due events under a lease,
- * runs their handlers, records each outcome. Its writes go through the group
- * commit, so the claims and outcomes of events that finish together share one
- * transaction.
+ * Runs the file's events in this process: claims due events under a lease, runs their handlers,
+ * records each outcome, through the group commit (events that finish together share one transaction).
  */
 export class EventRunner {
   readonly #parts: RunnerParts
@@ -73,7 +73,7 @@ export class EventRunner {
 
   /** The ids this process is running, as the statements take them. */
   runningIds (): { running: string, runningBlobs: string } {
-    return idLists(this.#active)
+    return idLists(this.#parts.answering?.excluded(this.#active) ?? this.#active)
   }
 
   /** Claims on the next turn: after an accept, so its 2xx is written before any handler starts. */
