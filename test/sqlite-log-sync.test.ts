@@ -125,3 +125,32 @@ t.test('issue 22: a commit made while a WAL fsync runs waits for the next one; t
   t.same(settled, ['first', 'second', 'third'])
   t.same(paths, ['/data/inbox.db-wal', '/data'], 'the WAL file was opened once and stays open between syncs')
 })
+
+t.test('issue 22: a WAL fsync that hangs past acceptTimeoutMs answers 503 rather than hanging the delivery; once it lands, the retry is a duplicate', async (t) => {
+  const path = join(tempDir(t), 'inbox.db')
+  const held: Array<() => void> = []
+  let hang = false
+  watchFsync(t, (file, answer) => {
+    if (file.endsWith('-wal') && hang) held.push(() => { answer(null) })
+    else answer(null)
+  })
+  const webhooks = receiver(sqliteInbox({ path, acceptTimeoutMs: 500 }))
+  t.teardown(() => webhooks.close())
+  const handled: string[] = []
+  webhooks.on('action.completed', function record (evt) { handled.push(evt.id) })
+  t.equal((await webhooks.receive(delivery(event('evt_warm')))).code, 'ACCEPTED', 'the first sync (and the directory\'s) goes through')
+  hang = true
+  const startedAt = performance.now()
+  const first = await webhooks.receive(delivery(event('evt_hung')))
+  const tookMs = performance.now() - startedAt
+  t.equal(first.code, 'INBOX_UNAVAILABLE', 'not acknowledged while its fsync hangs')
+  t.ok(tookMs < 3_000, `answered at the deadline, not when the disk came back (${tookMs.toFixed(0)} ms)`)
+  t.ok(held.length >= 1, 'its fsync was still running')
+  hang = false
+  for (const release of held.splice(0)) release()
+  const retry = await webhooks.receive(delivery(event('evt_hung')))
+  t.equal(retry.code, 'DUPLICATE', 'the row reached the disk with that fsync: the retry is a duplicate')
+  await until(() => handled.includes('evt_hung'), 'the event to be handled')
+  await sleep(100)
+  t.same(handled.filter((id) => id === 'evt_hung'), ['evt_hung'], 'handled once')
+})

@@ -41,6 +41,13 @@ interface Job {
   reject: (error: unknown) => void
 }
 
+/** The fsync of the write-ahead log had not finished by the job's deadline (acceptTimeoutMs for an accept). */
+export class SyncTimeoutError extends Error {
+  constructor () {
+    super('the fsync of the SQLite write-ahead log did not finish before the deadline: the disk is slow or hung')
+  }
+}
+
 /** The write lock stayed with another connection until the job's deadline. */
 export class StoreBusyError extends Error {
   readonly code = 'SQLITE_BUSY'
@@ -218,9 +225,15 @@ export class GroupCommit {
       })
     }
     if (!durable || this.#syncLog === undefined) return settle()
+    // A disk that hangs must not hang the deliveries: past its deadline an accept gets 503 (its row may
+    // reach the disk later; a retry, answered only after a sync that covers it, then says duplicate).
+    const deadline = Math.min(...batch.filter((job) => job.durable).map((job) => job.deadline))
+    const late = setTimeout(() => {
+      for (const job of batch) if (job.durable) job.reject(new SyncTimeoutError())
+    }, Math.max(0, deadline - Date.now()))
     // The whole batch waits, claims included: rows it claims start after the 2xx of the accepts beside them.
     const synced = this.#syncLog.sync().then(() => { settle() }, (error: unknown) => { settle(error ?? new Error('the SQLite inbox could not sync its log')) })
-      .finally(() => { this.#syncing.delete(synced) })
+      .finally(() => { clearTimeout(late); this.#syncing.delete(synced) })
     this.#syncing.add(synced)
   }
 
