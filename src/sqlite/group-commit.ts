@@ -41,6 +41,9 @@ interface Job {
   reject: (error: unknown) => void
 }
 
+/** The least an accept waits for its fsync, whatever is left of its deadline. */
+const MIN_SYNC_WAIT_MS = 1_000
+
 /** The fsync of the write-ahead log had not finished by the job's deadline (acceptTimeoutMs for an accept). */
 export class SyncTimeoutError extends Error {
   constructor () {
@@ -225,12 +228,13 @@ export class GroupCommit {
       })
     }
     if (!durable || this.#syncLog === undefined) return settle()
-    // A disk that hangs must not hang the deliveries: past its deadline an accept gets 503 (its row may
-    // reach the disk later; a retry, answered only after a sync that covers it, then says duplicate).
+    // A disk that hangs must not hang the deliveries: past its deadline (at least MIN_SYNC_WAIT_MS, so that
+    // acceptTimeoutMs 0, "no wait for the lock", still lets an fsync finish) an accept gets 503; its row may
+    // reach the disk later, and a retry, answered only after a sync that covers it, then says duplicate.
     const deadline = Math.min(...batch.filter((job) => job.durable).map((job) => job.deadline))
     const late = setTimeout(() => {
       for (const job of batch) if (job.durable) job.reject(new SyncTimeoutError())
-    }, Math.max(0, deadline - Date.now()))
+    }, Math.max(MIN_SYNC_WAIT_MS, deadline - Date.now()))
     // The whole batch waits, claims included: rows it claims start after the 2xx of the accepts beside them.
     const synced = this.#syncLog.sync().then(() => { settle() }, (error: unknown) => { settle(error ?? new Error('the SQLite inbox could not sync its log')) })
       .finally(() => { clearTimeout(late); this.#syncing.delete(synced) })
