@@ -9,16 +9,11 @@ import sirWebhooks from '../src/fastify/plugin.js'
 import dashboard from '../src/dashboard/index.js'
 import { MemoryInbox } from '../src/core/memory-inbox.js'
 import type { Inbox } from '../src/index.js'
-import { randomUUID } from 'node:crypto'
-import pg from 'pg'
-import { bullmqInbox } from '../src/bullmq/inbox.js'
-import { postgresInbox } from '../src/postgres/inbox.js'
-import { sqliteInbox } from '../src/sqlite/inbox.js'
-import { freshSchema, postgresForTests } from './helpers/postgres.js'
+import { postgresForTests } from './helpers/postgres.js'
 import { redisForTests } from './helpers/redis.js'
-import { tempDir } from './inbox-contract/scenarios.js'
 import { event, post, sleep, until } from './inbox-contract/support.js'
 import { OPERATOR, PREFIX, TERMINAL, XSS, withHandler } from './dashboard/support.js'
+import { storeInboxes } from './dashboard/stores.js'
 import { chromiumForTests } from './helpers/chromium.js'
 
 const READ_ONLY = PREFIX + '-read-only'
@@ -91,30 +86,9 @@ type Store = 'memory' | 'sqlite' | 'postgres' | 'bullmq'
 const postgres = await postgresForTests(t)
 const redis = await redisForTests(t)
 
+const durableInbox = storeInboxes(postgres, redis, 'dashboard')
 /** A fresh inbox on the store, or why there is none here (outside CI only). */
-function inboxOn (t: Test, store: Store): Inbox | string {
-  switch (store) {
-    case 'memory':
-      return new MemoryInbox()
-    case 'sqlite':
-      return sqliteInbox({ path: join(tempDir(t), 'inbox.db') })
-    case 'postgres': {
-      if (postgres.url === undefined) return postgres.reason
-      const schema = freshSchema('sir_dash')
-      const url = postgres.url
-      t.teardown(async () => {
-        const admin = new pg.Client({ connectionString: url })
-        await admin.connect()
-        await admin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`)
-        await admin.end()
-      })
-      return postgresInbox({ connectionString: url, schema })
-    }
-    case 'bullmq':
-      if (redis.url === undefined) return redis.reason
-      return bullmqInbox({ connection: redis.connection, queueName: `dashboard-${randomUUID()}` })
-  }
-}
+const inboxOn = (t: Test, store: Store): Inbox | string => store === 'memory' ? new MemoryInbox() : durableInbox(t, store)
 
 const SERIES_COLOURS = [[0x2b, 0x7a, 0x0b], [0x7a, 0x7a, 0x7a], [0xb3, 0x26, 0x1e], [0x1f, 0x5f, 0xbf], [0xe0, 0x7b, 0x00], [0x8e, 0x44, 0xad]]
 
@@ -305,7 +279,7 @@ t.test('memory: a cross-origin form cannot pause a handler, and read-only mode h
 })
 
 t.test('sqlite: dead letters re-driven by filter with the buttons: the count first, then the confirmation, and only the filtered ones run', async (t) => {
-  const { deliver, failing, handled, webhooks, origin } = await app(t, sqliteInbox({ path: join(tempDir(t), 'inbox.db') }))
+  const { deliver, failing, handled, webhooks, origin } = await app(t, inboxOn(t, 'sqlite') as Inbox)
   const campaign: string[] = []
   webhooks.on('campaign.paused', async function pauseCampaign (event) { if (failing.on) throw new Error('not yet'); campaign.push(event.id) })
   for (const [id, type] of [['evt_f_award', 'action.completed'], ['evt_f_campaign', 'campaign.paused']] as const) {

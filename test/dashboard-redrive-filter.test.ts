@@ -1,42 +1,14 @@
-import { randomUUID } from 'node:crypto'
-import { join } from 'node:path'
-import pg from 'pg'
-import t, { type Test } from 'tap'
-import type { Inbox } from '../src/index.js'
-import { bullmqInbox } from '../src/bullmq/inbox.js'
-import { postgresInbox } from '../src/postgres/inbox.js'
-import { sqliteInbox } from '../src/sqlite/inbox.js'
-import { freshSchema, postgresForTests } from './helpers/postgres.js'
+import t from 'tap'
+import { postgresForTests } from './helpers/postgres.js'
 import { redisForTests } from './helpers/redis.js'
-import { tempDir } from './inbox-contract/scenarios.js'
 import { delivery, event, sleep, until } from './inbox-contract/support.js'
 import { BASIC, PREFIX, SAME_ORIGIN, fastifyApp, form, tokenOn, withHandler } from './dashboard/support.js'
+import { storeInboxes } from './dashboard/stores.js'
 
 const postgres = await postgresForTests(t)
 const redis = await redisForTests(t)
 
-/** A fresh inbox on the store, or why there is none here (outside CI only). */
-function inboxOn (t: Test, store: 'sqlite' | 'postgres' | 'bullmq'): Inbox | string {
-  switch (store) {
-    case 'sqlite':
-      return sqliteInbox({ path: join(tempDir(t), 'inbox.db') })
-    case 'postgres': {
-      if (postgres.url === undefined) return postgres.reason
-      const schema = freshSchema('sir_dash_filter')
-      const url = postgres.url
-      t.teardown(async () => {
-        const admin = new pg.Client({ connectionString: url })
-        await admin.connect()
-        await admin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`)
-        await admin.end()
-      })
-      return postgresInbox({ connectionString: url, schema })
-    }
-    case 'bullmq':
-      if (redis.url === undefined) return redis.reason
-      return bullmqInbox({ connection: redis.connection, queueName: `dashboard-filter-${randomUUID()}` })
-  }
-}
+const inboxOn = storeInboxes(postgres, redis, 'dashboard-filter')
 
 for (const store of ['sqlite', 'postgres', 'bullmq'] as const) {
 t.test(`${store}: a filtered set of dead letters is counted first, then re-driven on confirmation, and only its handlers run`, async (t) => {
