@@ -8,7 +8,7 @@ import { bullmqInbox, type BullmqInbox } from '../src/bullmq/inbox.js'
 import { jobIdFor } from '../src/bullmq/jobs.js'
 import { describeOutcome } from '../src/cli/inbox-format.js'
 import { redisForTests } from './helpers/redis.js'
-import { delivery, event, receiver, until } from './inbox-contract/support.js'
+import { delivery, event, receiver, sleep, until } from './inbox-contract/support.js'
 
 const redis = await redisForTests(t)
 if (redis.url === undefined) {
@@ -22,13 +22,15 @@ if (redis.url === undefined) {
   // is about what the record says; the wake-up's speed is the ordering scenarios' (a CI run under load
   // once waited more than 20 s here: see the closing note of that stop).
   /**
-   * Delivers as the platform does: a 503 (Redis slower than acceptTimeoutMs on a loaded machine) is
-   * retried. An unanswered delivery's job stays held until a retry, so a single try could leave the test
+   * Delivers as the platform does: a 503 (the receiver still starting, or Redis slower than
+   * acceptTimeoutMs on a loaded machine) is retried. An unanswered delivery's job stays held until a retry, so a single try could leave the test
    * waiting for an event that was never acknowledged.
    */
   const deliver = async (webhooks: { receive: (d: ReturnType<typeof delivery>) => Promise<{ status: number }> }, body: Parameters<typeof delivery>[0]): Promise<void> => {
+    // A receiver still starting (its inbox connecting to Redis) answers 503 at once: retried a moment later.
     for (let tries = 1; (await webhooks.receive(delivery(body))).status !== 200; tries++) {
-      if (tries === 5) throw new Error('five deliveries in a row were refused')
+      if (tries === 100) throw new Error('a hundred deliveries in a row, 100 ms apart, were refused')
+      await sleep(100)
     }
   }
   const finished = async (inbox: BullmqInbox, id: string): Promise<void> => {
