@@ -6,7 +6,10 @@
 // It accepts with no handler registered (the backlog waits in the store); on
 // { run: N } it registers a no-op handler and answers { type: 'drained' } with the
 // first start and last end of the N runs, and the most runs of one key at once.
+import { writeFileSync } from 'node:fs'
 import http from 'node:http'
+import { Session } from 'node:inspector/promises'
+import path from 'node:path'
 import { PATH } from './deliveries.js'
 import { receiverInbox } from './receiver-inbox.js'
 
@@ -41,7 +44,25 @@ const webhooks = new Webhooks({ secret, inbox: await receiverInbox(kind, target,
 const server = http.createServer(nodeListener(webhooks, { path: PATH }))
 await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve))
 
-function run (expected) {
+// SIR_BENCH_DRAIN_PROF=<dir>: a V8 profile of the drain alone (the fill's accepts
+// left out), one file per run, named by store and mode (bench/profile-summary.js reads it).
+const drainProfileDir = process.env.SIR_BENCH_DRAIN_PROF
+let profiler
+async function startDrainProfile () {
+  if (drainProfileDir === undefined) return
+  profiler = new Session()
+  profiler.connect()
+  await profiler.post('Profiler.enable')
+  await profiler.post('Profiler.start')
+}
+async function saveDrainProfile () {
+  if (profiler === undefined) return
+  const { profile } = await profiler.post('Profiler.stop')
+  writeFileSync(path.join(drainProfileDir, `drain-${kind}-${mode.replace(':', '')}-${process.pid}.cpuprofile`), JSON.stringify(profile))
+}
+
+async function run (expected) {
+  await startDrainProfile()
   let handled = 0
   let firstStart
   let lastEnd
@@ -57,7 +78,10 @@ function run (expected) {
     running.set(key, running.get(key) - 1)
     handled += 1
     lastEnd = performance.now()
-    if (handled === expected) process.send({ type: 'drained', handled, seconds: (lastEnd - firstStart) / 1000, mostAtOnce: ordering === undefined ? undefined : mostAtOnce })
+    if (handled === expected) {
+      const drained = { type: 'drained', handled, seconds: (lastEnd - firstStart) / 1000, mostAtOnce: ordering === undefined ? undefined : mostAtOnce }
+      void saveDrainProfile().finally(() => process.send(drained))
+    }
   })
 }
 
@@ -65,7 +89,7 @@ process.on('message', (message) => {
   if (message === 'stop') {
     server.close()
     void webhooks.close().finally(() => process.exit(0))
-  } else if (typeof message?.run === 'number') run(message.run)
+  } else if (typeof message?.run === 'number') void run(message.run)
 })
 process.on('disconnect', () => process.exit(0))
 process.send({ type: 'ready', port: server.address().port })

@@ -4,6 +4,7 @@ import { join } from 'node:path'
 import Database from 'better-sqlite3'
 import t from 'tap'
 import { sqliteInbox } from '../src/sqlite/inbox.js'
+import { SCHEMA_VERSION } from '../src/sqlite/schema.js'
 import { tempDir } from './inbox-contract/scenarios.js'
 import { delivery, receiver, until } from './inbox-contract/support.js'
 
@@ -71,7 +72,7 @@ t.test('sqlite: a pending event between retries lists the handlers that finished
   t.match(await inbox.outcome('evt_retry'), { state: 'pending', stale: false, handled: ['notify'] }, 'a retry will run award only')
 })
 
-t.test('sqlite: a file of schema 4 is upgraded to 5 on open: its rows keep no stale flag, new runs record it', async (t) => {
+t.test('sqlite: a file of schema 4 is upgraded on open: its rows keep no stale flag, new runs record it, its done events still say the newest handled', async (t) => {
   const path = freshPath()
   const old = new Database(path)
   old.pragma('journal_mode = WAL')
@@ -103,8 +104,10 @@ t.test('sqlite: a file of schema 4 is upgraded to 5 on open: its rows keep no st
   t.equal(before?.stale, undefined, 'a row run before the upgrade says nothing of stale rather than a guess')
   const check = new Database(path, { readonly: true })
   t.teardown(() => { check.close() })
-  t.equal(check.pragma('user_version', { simple: true }), 5)
+  t.equal(check.pragma('user_version', { simple: true }), SCHEMA_VERSION)
   t.ok(check.prepare<[], string>("SELECT name FROM pragma_table_info('sir_webhook_events')").pluck().all().includes('stale'), 'the column was added')
+  // Schema 6 reads the newest handled from the done events: the table that kept it is gone.
+  t.same(check.prepare<[], string>("SELECT name FROM sqlite_master WHERE name IN ('sir_webhook_ordering_newest', 'sir_webhook_events_key_line', 'sir_webhook_events_key_states') ORDER BY name").pluck().all(), ['sir_webhook_events_key_states'])
 })
 
 t.test('sqlite: a receiver without ordering on a file with keyed rows records no stale flag, as its handlers are told nothing', async (t) => {

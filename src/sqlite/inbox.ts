@@ -123,7 +123,7 @@ export class SqliteInbox implements Inbox {
 
   /** Ordering kept in the file, one run of a key at a time across every process on it (ordering-store.ts). Asked for once, by the receiver. */
   orderingStore (): SqliteOrderingStore {
-    return (this.#ordering ??= new SqliteOrderingStore({ db: this.#db!, sql: this.#open(), writer: this.#writer!, clock: () => this.#now(), onUnblock: () => { this.#runner?.wake() } }))
+    return (this.#ordering ??= new SqliteOrderingStore({ db: this.#db!, sql: this.#open(), writer: this.#writer!, onUnblock: () => { this.#runner?.wake() } }))
   }
 
   /** Pending events before deliveries get 503 (the receiver's `maxQueueSize` too, when set). */

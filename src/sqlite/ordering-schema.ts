@@ -19,12 +19,18 @@ export const ORDERING_EVENT_COLUMNS: ReadonlyArray<readonly [string, string]> = 
 
 /**
  * Both indexes are partial: an unordered event is in neither, so accepts without
- * the option write nothing more. The newest handled `createdAt` per key lives in
- * its own table, purged with the done events' retention.
+ * the option write nothing more. `key_states` is each key's events by state and
+ * createdAt: its pending part is the key's line (the head is its first entry),
+ * and its done part answers the key's newest handled createdAt (the last entry),
+ * kept as long as the done events are (`retentionSeconds`, the dedupe window).
+ * An outcome moves the event's entry from one part to the other, next to it in
+ * the index, which is why schema 6 dropped the table that kept the newest per
+ * key: one upsert and two more pages written per event.
  */
 const createOrderingTablesSql = `
-CREATE TABLE IF NOT EXISTS sir_webhook_ordering_newest (key TEXT PRIMARY KEY, newest_ms INTEGER NOT NULL, updated_at INTEGER NOT NULL);
-CREATE INDEX IF NOT EXISTS sir_webhook_events_key_line ON sir_webhook_events (ordering_key, created_at_ms) WHERE state = 'pending' AND ordering_key IS NOT NULL;
+DROP INDEX IF EXISTS sir_webhook_events_key_line;
+DROP TABLE IF EXISTS sir_webhook_ordering_newest;
+CREATE INDEX IF NOT EXISTS sir_webhook_events_key_states ON sir_webhook_events (ordering_key, state, created_at_ms) WHERE ordering_key IS NOT NULL;
 CREATE INDEX IF NOT EXISTS sir_webhook_events_key_holder ON sir_webhook_events (ordering_key) WHERE holds_key = 1;
 `
 
@@ -32,6 +38,15 @@ CREATE INDEX IF NOT EXISTS sir_webhook_events_key_holder ON sir_webhook_events (
 export function createOrderingTables (db: BetterSqlite3.Database): void {
   db.exec(createOrderingTablesSql)
 }
+
+/**
+ * The newest createdAt of a key's events handled to completion (done: handled,
+ * or skipped as stale, which is older). A dead letter is not handled; a done
+ * event taken back by a replay counts again once its new run is done. Given the
+ * key as `key`, a column or a parameter.
+ */
+export const newestOfKey = (key: string): string => `(SELECT n.created_at_ms FROM sir_webhook_events n INDEXED BY sir_webhook_events_key_states
+  WHERE n.ordering_key = ${key} AND n.state = 'done' ORDER BY n.created_at_ms DESC LIMIT 1)`
 
 /**
  * The claim's condition for an ordered event: it holds its key already (a retry,
@@ -43,35 +58,30 @@ export function createOrderingTables (db: BetterSqlite3.Database): void {
  * key held by a crashed run frees with that run's lease, since the holder itself
  * is claimable once its lease has lapsed. `@takeKeys` 0: only holders; a claim
  * that shares its transaction with accepts takes no key (runner.ts says why).
+ * The head is read as the first entry of the key's line (one index seek), not as
+ * "no older pending event": SQLite cannot seek on that OR, and walked the whole
+ * line for each candidate, so a key with n waiting events cost n steps a claim.
  */
 export const MAY_TAKE_KEY = `(e.ordering_key IS NULL OR e.holds_key = 1 OR (@takeKeys = 1
   AND NOT EXISTS (SELECT 1 FROM sir_webhook_events h INDEXED BY sir_webhook_events_key_holder WHERE h.ordering_key = e.ordering_key AND h.holds_key = 1)
-  AND NOT EXISTS (SELECT 1 FROM sir_webhook_events o INDEXED BY sir_webhook_events_key_line
-    WHERE o.ordering_key = e.ordering_key AND o.state = 'pending' AND o.ordering_key IS NOT NULL
-      AND (o.created_at_ms < e.created_at_ms OR (o.created_at_ms = e.created_at_ms AND o.rowid < e.rowid)))))`
+  AND e.rowid = (SELECT o.rowid FROM sir_webhook_events o INDEXED BY sir_webhook_events_key_states
+    WHERE o.ordering_key = e.ordering_key AND o.state = 'pending'
+    ORDER BY o.created_at_ms, o.rowid LIMIT 1)))`
 
 type Statement<Bind extends unknown[], Result = unknown> = BetterSqlite3.Statement<Bind, Result>
 
 export interface OrderingStatements {
-  newest: Statement<[string], number>
-  remember: Statement<[{ key: string, createdAt: number, now: number }]>
-  release: Statement<[IdKey]>
+  newest: Statement<[string], number | null>
   hold: Statement<[IdKey]>
   unblock: Statement<[{ key: string }]>
   blocked: Statement<[], { key: string, id: IdKey, since: number }>
   waitingKeys: Statement<[], number>
   blockedKeys: Statement<[], number>
-  forget: Statement<[{ before: number }]>
 }
 
 export function prepareOrdering (db: BetterSqlite3.Database): OrderingStatements {
   return {
-    newest: db.prepare<[string], number>('SELECT newest_ms FROM sir_webhook_ordering_newest WHERE key = ?').pluck(),
-    // The newest handled only moves forward.
-    remember: db.prepare<[{ key: string, createdAt: number, now: number }]>(`
-      INSERT INTO sir_webhook_ordering_newest (key, newest_ms, updated_at) VALUES (@key, @createdAt, @now)
-      ON CONFLICT (key) DO UPDATE SET newest_ms = max(newest_ms, excluded.newest_ms), updated_at = excluded.updated_at`),
-    release: db.prepare<[IdKey]>('UPDATE sir_webhook_events SET holds_key = NULL WHERE id = ? AND holds_key = 1'),
+    newest: db.prepare<[string], number | null>(`SELECT ${newestOfKey('?')}`).pluck(),
     hold: db.prepare<[IdKey]>('UPDATE sir_webhook_events SET holds_key = 1 WHERE id = ? AND ordering_key IS NOT NULL'),
     unblock: db.prepare<[{ key: string }]>(
       "UPDATE sir_webhook_events INDEXED BY sir_webhook_events_key_holder SET holds_key = NULL WHERE ordering_key = @key AND holds_key = 1 AND state = 'dead'"
@@ -81,11 +91,10 @@ export function prepareOrdering (db: BetterSqlite3.Database): OrderingStatements
     ),
     // Keys with an event that does not hold its key: behind a run, a hold or a block.
     waitingKeys: db.prepare<[], number>(
-      "SELECT count(DISTINCT ordering_key) FROM sir_webhook_events INDEXED BY sir_webhook_events_key_line WHERE state = 'pending' AND ordering_key IS NOT NULL AND holds_key IS NULL"
+      "SELECT count(DISTINCT ordering_key) FROM sir_webhook_events INDEXED BY sir_webhook_events_key_states WHERE ordering_key IS NOT NULL AND state = 'pending' AND holds_key IS NULL"
     ).pluck(),
     blockedKeys: db.prepare<[], number>(
       "SELECT count(*) FROM sir_webhook_events INDEXED BY sir_webhook_events_key_holder WHERE holds_key = 1 AND state = 'dead'"
-    ).pluck(),
-    forget: db.prepare<[{ before: number }]>('DELETE FROM sir_webhook_ordering_newest WHERE updated_at < @before')
+    ).pluck()
   }
 }

@@ -9,7 +9,6 @@ export interface SqliteOrderingParts {
   db: BetterSqlite3.Database
   sql: Statements
   writer: GroupCommit
-  clock: () => number
   /** Tells the runner a key moved on. */
   onUnblock: () => void
 }
@@ -17,10 +16,11 @@ export interface SqliteOrderingParts {
 /**
  * Ordering kept in the SQLite file, shared by every process on it
  * (docs/design.md, "Ordering"). The runner does not ask `take`: its claim is the
- * take, in the claim's own write transaction (MAY_TAKE_KEY), and an ordered
- * event finishes with `release` or `block` in the transaction that records its
- * outcome, so a key and its newest handled createdAt never disagree with the
- * event rows, whatever process dies when. `enqueue` is the accept's insert.
+ * take, in the claim's own write transaction (MAY_TAKE_KEY). The statement that
+ * records an ordered event's outcome releases its key, and `block` takes it back
+ * in the same transaction; the key's newest handled createdAt is read from its
+ * done events. So a key never disagrees with the event rows, whatever process
+ * dies when. `enqueue` is the accept's insert.
  */
 export class SqliteOrderingStore implements OrderingStore {
   readonly scope = 'the SQLite file'
@@ -57,14 +57,13 @@ export class SqliteOrderingStore implements OrderingStore {
     return this.#parts.sql.ordering.newest.get(key) ?? undefined
   }
 
-  /** Synchronous: run inside the transaction that finishes the event. */
-  release (ref: OrderedEventRef, handledCreatedAt: number | undefined): void {
-    const { sql, clock } = this.#parts
-    sql.ordering.release.run(idKey(ref.id))
-    if (handledCreatedAt !== undefined) sql.ordering.remember.run({ key: ref.key, createdAt: handledCreatedAt, now: clock() })
-  }
+  /**
+   * Nothing left to do: the outcome's own statement (schema.ts, `finish`) let the
+   * key go, and the event, now done, is its key's newest handled if it is newer.
+   */
+  release (_ref: OrderedEventRef, _handledCreatedAt: number | undefined): void {}
 
-  /** Synchronous, in the dead-lettering transaction: the dead event keeps holding its key. */
+  /** Synchronous, in the dead-lettering transaction, after `finish` let the key go: the dead event holds it again. */
   block (ref: OrderedEventRef, _now: number): void {
     this.#parts.sql.ordering.hold.run(idKey(ref.id))
   }

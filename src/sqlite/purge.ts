@@ -4,8 +4,8 @@ import type { Statements } from './schema.js'
 /**
  * One purge: done events finished before `cutoffs.done`, dead ones before
  * `cutoffs.dead` (none when undefined). `write` runs it in one admin write; a dry
- * run only counts. The newest handled createdAt of an ordering key is forgotten
- * on the done events' cutoff: kept as long as the ids that dedupe its events.
+ * run only counts. An ordering key's newest handled createdAt is read from its
+ * done events, so it is kept as long as they are: as long as the ids that dedupe.
  */
 export async function purgeEvents (sql: Statements, cutoffs: { done: number, dead: number | undefined }, dryRun: boolean, write: <T>(run: () => T) => Promise<T>): Promise<PurgeResult> {
   if (dryRun) {
@@ -13,7 +13,6 @@ export async function purgeEvents (sql: Statements, cutoffs: { done: number, dea
     return { done: count('done', cutoffs.done), dead: cutoffs.dead === undefined ? 0 : count('dead', cutoffs.dead) }
   }
   return await write(() => {
-    sql.ordering.forget.run({ before: cutoffs.done })
     return {
       done: sql.purge.run({ state: 'done', before: cutoffs.done }).changes,
       dead: cutoffs.dead === undefined ? 0 : sql.purge.run({ state: 'dead', before: cutoffs.dead }).changes

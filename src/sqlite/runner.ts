@@ -13,7 +13,7 @@ import type { AnsweringIds } from './answering.js'
 import type { SqliteBacklog } from './backlog.js'
 import { idFromKey, idLists } from './ids.js'
 import { afterLeaseLost, afterOutcomeNotRecorded, type LateRun } from './lease-lost.js'
-import type { EventRow, Statements } from './schema.js'
+import type { EventRow, Stale, Statements } from './schema.js'
 import type { OrderedOutcome } from '../core/ordering/engine.js'
 import type { OrderedEventRef } from '../core/ordering/store.js'
 import { orderedRuntime, orderingOf, refOf } from './ordered-run.js'
@@ -59,6 +59,9 @@ export class EventRunner {
   #claiming = false
   #claimRan = false
   #claimAgain = false
+  /** Keys released by outcome writes, and how many of those the latest claim ran after. */
+  #keyReleases = 0
+  #claimSawReleases = 0
   #wakeScheduled = false
   #whenIdle: (() => void) | undefined
 
@@ -101,13 +104,14 @@ export class EventRunner {
     this.#claimRan = false
     this.#write('claim', (batch) => {
       this.#claimRan = true
+      this.#claimSawReleases = this.#keyReleases
       // Counted when the transaction runs: handlers may have finished since it was asked for.
       const free = runtime.options.concurrency - this.#inAttempt
       if (free <= 0) return { rows: [], durable: batch.durable }
       const now = this.#now()
       // Accepts after this claim in its transaction may bring an event older than a head it takes,
       // answered before that head starts: such a claim takes no new key, and claims again after it.
-      const rows = sql.claim.all({ owner, now, leaseUntil: now + options.leaseMs, limit: free, takeKeys: batch.durable && runtime.ordering !== undefined ? 0 : 1, ordered: runtime.ordering === undefined ? 0 : 1, ...this.runningIds() })
+      const rows = sql.claim.all({ owner, now, leaseUntil: now + options.leaseMs, limit: free, takeKeys: batch.durable && runtime.ordering !== undefined ? 0 : 1, ...this.runningIds() })
       return { rows, durable: batch.durable }
     }).then(({ rows, durable }) => {
       if (durable && runtime.ordering !== undefined) this.wake()
@@ -181,11 +185,18 @@ export class EventRunner {
     if (this.#active.size === 0) this.#whenIdle?.()
   }
 
-  /** A write for a handler step, with its failure logged and its health recorded. */
-  async #write<T> (step: HealthCheckedStep, run: (batch: Batch) => T): Promise<T> {
+  /**
+   * A write for a handler step, with its failure logged and its health recorded.
+   * `queued` runs once the write is queued: an outcome frees its event's slot
+   * there, so the claim that slot asks for runs after the outcome in the same
+   * transaction and sees the key it released.
+   */
+  async #write<T> (step: HealthCheckedStep, run: (batch: Batch) => T, queued?: () => void): Promise<T> {
     const { writer, health, runtime } = this.#parts
     try {
-      const value = await writer.write(run, { durable: false, deadline: this.#deadline() })
+      const written = writer.write(run, { durable: false, deadline: this.#deadline() })
+      queued?.()
+      const value = await written
       if (health.succeeded(step)) runtime.logger.info({}, 'the SQLite inbox recovered; deliveries are accepted again')
       return value
     } catch (error) {
@@ -198,17 +209,21 @@ export class EventRunner {
   }
 
   /** An ordered event's key is released (done: with its createdAt as the newest handled) or blocked in the same transaction. */
-  async #finish (row: EventRow, fields: { state: 'done' | 'dead', succeeded: string, lastError: string | null, attemptLog?: string | null, skipped?: 'stale' }, ref?: OrderedEventRef): Promise<number> {
+  async #finish (row: EventRow, fields: { state: 'done' | 'dead', succeeded: string, lastError: string | null, attemptLog?: string | null, skipped?: 'stale', stale: Stale }, ref: OrderedEventRef | undefined, queued: () => void): Promise<number> {
     const { sql, owner, runtime } = this.#parts
+    let release = 0
     const changes = await this.#write('outcome write', () => {
       const changes = sql.finish.run({ id: row.id, owner, now: this.#now(), attemptLog: null, skipped: null, ...fields }).changes
       this.#parts.backlog?.finished(changes)
       const outcome: OrderedOutcome = fields.state === 'dead' ? 'dead' : fields.skipped ?? 'handled'
-      if (changes === 1 && ref !== undefined) void runtime.ordering?.finished(ref, outcome)
+      if (changes === 1 && ref !== undefined) {
+        void runtime.ordering?.finished(ref, outcome)
+        release = ++this.#keyReleases
+      }
       return changes
-    })
-    // The next event of the key may be claimed now: the claim asked for as the slot freed ran before this write.
-    if (ref !== undefined) this.pump()
+    }, queued)
+    // No claim has run since the key was released (the one this slot asked for ran in an earlier transaction): the key's next event is claimed now.
+    if (release > this.#claimSawReleases) this.pump()
     return changes
   }
 
@@ -220,10 +235,11 @@ export class EventRunner {
     const ordering = ref === undefined ? undefined : orderingOf(this.#parts.runtime.ordering, ref, (row.newest_ms !== undefined ? row.newest_ms : sql.ordering.newest.get(ref.key)) ?? undefined, row.attempts === 1)
     // Every run of an ordered event, and its dead letter, carry its place in its key.
     const runtime = orderedRuntime(this.#parts.runtime, ordering)
+    // Recorded with the attempt's outcome (record-schema.ts).
+    const stale: Stale = ordering === undefined ? null : ordering.stale ? 1 : 0
     const prepared = beforeRun(row, runtime, ordering)
     if (prepared.event === undefined) {
-      attemptEnded()
-      await this.#finish(row, prepared.finish, ref)
+      await this.#finish(row, { ...prepared.finish, stale }, ref, attemptEnded)
       if (prepared.deadLetter !== undefined) await runtime.deadLetter(prepared.deadLetter)
       return
     }
@@ -235,7 +251,7 @@ export class EventRunner {
     const result: SqliteAttemptResult = flow === undefined
       ? await runAttempt(runtime, event, row.received_at, row.attempts, succeededBefore)
       : await runFlowAttempt(runtime, flow, { event, receivedAt: row.received_at, attempt: row.attempts }, succeededBefore, carriedFlow(row))
-    attemptEnded()
+    // The slot frees as the outcome's write is queued (#write), or in #startAll's finally on the paths that write none.
     // Shutdown cut this attempt short: its handlers were told to stop, and one that
     // returned since may have stopped half-way, so nothing of it is recorded. The
     // event stays pending: close() releases it if it settled in time (the file may
@@ -253,27 +269,27 @@ export class EventRunner {
         // Resumed since the run was admitted: that resume's wake-up passed this event by. Back once this process has read the resume.
         if (wait.waitReason === 'paused' && sql.flow.isPaused.get({ handler: wait.waitHandler }) === 0) wait.nextAttemptAt = this.#now() + PAUSE_REFRESH_MS
         return sql.defer.run({ id: row.id, owner, succeeded, flow: flowRecord(result), attemptLog, ...wait }).changes
-      })
+      }, attemptEnded)
       if (changes === 0) runtime.logger.warn({ event: { id: event.id, type: event.type }, ranMs }, "the event's lease ran out before its deferred runs were recorded; the run that took it over decides")
       else this.#timers.after(wait.nextAttemptAt - this.#now(), () => { this.pump() })
       return
     }
     if (last === undefined) {
-      if (await this.#finish(row, { state: 'done', succeeded, lastError: null, attemptLog }, ref) === 0) await this.#leaseLost(row, event, { ranMs, succeeded })
+      if (await this.#finish(row, { state: 'done', succeeded, lastError: null, attemptLog, stale }, ref, attemptEnded) === 0) await this.#leaseLost(row, event, { ranMs, succeeded })
       return
     }
     const lastError = `${last.key}: ${errorSummary(last.error)}`
     if (row.attempts < retry.attempts) {
       const delay = backoffDelay(row.attempts, retry)
-      const changes = await this.#write('outcome write', () => sql.retryLater.run({ id: row.id, owner, nextAttemptAt: this.#now() + delay, succeeded, lastError, flow: flowRecord(result), attemptLog }).changes)
+      const changes = await this.#write('outcome write', () => sql.retryLater.run({ id: row.id, owner, nextAttemptAt: this.#now() + delay, succeeded, lastError, flow: flowRecord(result), attemptLog, stale }).changes, attemptEnded)
       if (changes === 0) return await this.#leaseLost(row, event, { ranMs, failure: last })
       this.#timers.after(delay, () => { this.pump() })
       await reportFailures(runtime, event, row.received_at, row.attempts, result.failures, delay)
       return
     }
     if (deferred.length > 0) runtime.logger.warn({ event: { id: event.id, type: event.type }, handlers: deferred.map((run) => run.key) }, 'a handler of this event failed for good while others were deferred: they did not run; redrive the dead letter to run them')
-    const dead = { state: 'dead' as const, succeeded, lastError: lastError + notRunNote(deferred), attemptLog }
-    if (await this.#finish(row, dead, ref) === 0) return await this.#leaseLost(row, event, { ranMs, failure: last })
+    const dead = { state: 'dead' as const, succeeded, lastError: lastError + notRunNote(deferred), attemptLog, stale }
+    if (await this.#finish(row, dead, ref, attemptEnded) === 0) return await this.#leaseLost(row, event, { ranMs, failure: last })
     await reportFailures(runtime, event, row.received_at, row.attempts, result.failures, undefined)
   }
 

@@ -1,8 +1,8 @@
 import type BetterSqlite3 from 'better-sqlite3'
 import { createFlowTables, FLOW_EVENT_COLUMNS, prepareFlow, type FlowStatements } from './flow-schema.js'
-import { createOrderingTables, MAY_TAKE_KEY, ORDERING_EVENT_COLUMNS, prepareOrdering, type OrderingStatements } from './ordering-schema.js'
+import { createOrderingTables, MAY_TAKE_KEY, newestOfKey, ORDERING_EVENT_COLUMNS, prepareOrdering, type OrderingStatements } from './ordering-schema.js'
 import type { IdKey } from './ids.js'
-import { RECORD_EVENT_COLUMNS, STALE_AT_CLAIM } from './record-schema.js'
+import { RECORD_EVENT_COLUMNS } from './record-schema.js'
 
 /**
  * 2: `body` holds the exact bytes received (rows of schema 1 keep their event in
@@ -12,8 +12,10 @@ import { RECORD_EVENT_COLUMNS, STALE_AT_CLAIM } from './record-schema.js'
  * 4: ordering (ordering-schema.ts): an event's key, createdAt and whether it
  * holds its key, and the newest handled createdAt per key.
  * 5: the event's record (record-schema.ts): whether its handlers were told `stale`.
+ * 6: the key's newest handled createdAt is read from its done events, through one
+ * index that also holds its line (ordering-schema.ts); the table that kept it goes.
  */
-export const SCHEMA_VERSION = 5
+export const SCHEMA_VERSION = 6
 
 /**
  * One row per event id: the id is the primary key, so the row that queues an
@@ -86,7 +88,7 @@ export interface EventRow {
   holds_key: number | null
   /** `stale`: done without running (`ordering.skipStale`). */
   skipped: string | null
-  /** 1: its handlers were told `ordering.stale`; 0: told not; null: unordered, or not run yet (record-schema.ts). */
+  /** 1: its handlers were told `ordering.stale`; 0: told not; null: unordered, or no attempt ended yet (record-schema.ts). */
   stale: number | null
   /** From the claim only: the key's newest handled createdAt when it was claimed (it cannot move while the event holds the key). */
   newest_ms?: number | null
@@ -95,6 +97,8 @@ export interface EventRow {
 type Statement<Bind extends unknown[], Result = unknown> = BetterSqlite3.Statement<Bind, Result>
 type AcceptRow = { id: IdKey, type: string, body: Buffer, receivedAt: number, orderingKey: string | null, createdAtMs: number | null, notBefore: number }
 type Owned = { id: IdKey, owner: string }
+/** What the attempt's handlers were told (record-schema.ts): 1 stale, 0 not, null unordered (the column keeps what it had). */
+export type Stale = 0 | 1 | null
 /** The ids a process is running, as ids.ts's `idLists` gives them. */
 type Running = { running: string, runningBlobs: string }
 
@@ -103,12 +107,12 @@ export interface Statements {
   countPending: Statement<[], number>
   countByState: Statement<[], { state: 'pending' | 'done' | 'dead', count: number }>
   insert: Statement<[AcceptRow]>
-  claim: Statement<[Running & { owner: string, now: number, leaseUntil: number, limit: number, takeKeys: 0 | 1, ordered: 0 | 1 }], EventRow>
+  claim: Statement<[Running & { owner: string, now: number, leaseUntil: number, limit: number, takeKeys: 0 | 1 }], EventRow>
   renewLeases: Statement<[Running & { owner: string, leaseUntil: number }]>
   releaseLeases: Statement<[Running & { owner: string }]>
   expireLease: Statement<[Owned & { now: number }]>
-  finish: Statement<[Owned & { state: 'done' | 'dead', now: number, succeeded: string, lastError: string | null, attemptLog: string | null, skipped: string | null }]>
-  retryLater: Statement<[Owned & { nextAttemptAt: number, succeeded: string, lastError: string, flow: string | null, attemptLog: string | null }]>
+  finish: Statement<[Owned & { state: 'done' | 'dead', now: number, succeeded: string, lastError: string | null, attemptLog: string | null, skipped: string | null, stale: Stale }]>
+  retryLater: Statement<[Owned & { nextAttemptAt: number, succeeded: string, lastError: string, flow: string | null, attemptLog: string | null, stale: Stale }]>
   defer: Statement<[Owned & Deferred]>
   finishAfterLeaseLost: Statement<[{ id: IdKey, now: number, succeeded: string, note: string }]>
   get: Statement<[IdKey], EventRow>
@@ -194,16 +198,16 @@ function prepare (db: BetterSqlite3.Database): Statements {
     // lapse while a handler blocks the event loop; claiming such a row again would
     // count an attempt that never runs. An ordered event is claimed only as its
     // key's holder or head (MAY_TAKE_KEY), and the claim makes it the holder.
-    claim: db.prepare<[Running & { owner: string, now: number, leaseUntil: number, limit: number, takeKeys: 0 | 1, ordered: 0 | 1 }], EventRow>(`
+    claim: db.prepare<[Running & { owner: string, now: number, leaseUntil: number, limit: number, takeKeys: 0 | 1 }], EventRow>(`
       UPDATE sir_webhook_events SET attempts = attempts + 1, lease_owner = @owner, lease_until = @leaseUntil,
-        holds_key = CASE WHEN ordering_key IS NULL THEN NULL ELSE 1 END, ${STALE_AT_CLAIM}
+        holds_key = CASE WHEN ordering_key IS NULL THEN NULL ELSE 1 END
       WHERE id IN (
         SELECT e.id FROM sir_webhook_events e
         WHERE e.state = 'pending' AND e.next_attempt_at <= @now AND (e.lease_until IS NULL OR e.lease_until <= @now)
           AND e.id NOT IN (${running}) AND ${MAY_TAKE_KEY}
         ORDER BY e.next_attempt_at LIMIT @limit
       )
-      RETURNING *, CASE WHEN ordering_key IS NULL THEN NULL ELSE (SELECT n.newest_ms FROM sir_webhook_ordering_newest n WHERE n.key = ordering_key) END AS newest_ms`),
+      RETURNING *, CASE WHEN ordering_key IS NULL THEN NULL ELSE ${newestOfKey('sir_webhook_events.ordering_key')} END AS newest_ms`),
     // Only rows still running here: a row whose outcome write failed is owned by
     // no run, and renewing it would keep it from every process for good.
     renewLeases: db.prepare<[Running & { owner: string, leaseUntil: number }]>(
@@ -219,16 +223,17 @@ function prepare (db: BetterSqlite3.Database): Statements {
     expireLease: db.prepare<[{ id: IdKey, owner: string, now: number }]>(
       "UPDATE sir_webhook_events SET lease_until = @now WHERE id = @id AND lease_owner = @owner AND state = 'pending'"
     ),
-    // An ordered event's key is released or blocked in the same transaction (ordering-store.ts).
-    finish: db.prepare<[{ id: IdKey, owner: string, state: 'done' | 'dead', now: number, succeeded: string, lastError: string | null, attemptLog: string | null, skipped: string | null }]>(`
+    // An ordered event's key is released here; a dead letter that blocks its key takes it back in the same transaction (ordering-store.ts).
+    finish: db.prepare<[{ id: IdKey, owner: string, state: 'done' | 'dead', now: number, succeeded: string, lastError: string | null, attemptLog: string | null, skipped: string | null, stale: Stale }]>(`
       UPDATE sir_webhook_events
       SET state = @state, finished_at = @now, succeeded = @succeeded, last_error = coalesce(@lastError, last_error), lease_owner = NULL, lease_until = NULL,
-        attempt_log = coalesce(@attemptLog, attempt_log), flow = NULL, wait_reason = NULL, wait_handler = NULL, skipped = @skipped
+        attempt_log = coalesce(@attemptLog, attempt_log), flow = NULL, wait_reason = NULL, wait_handler = NULL, skipped = @skipped,
+        holds_key = NULL, stale = coalesce(@stale, stale)
       WHERE id = @id AND lease_owner = @owner AND state = 'pending'`),
-    retryLater: db.prepare<[{ id: IdKey, owner: string, nextAttemptAt: number, succeeded: string, lastError: string, flow: string | null, attemptLog: string | null }]>(`
+    retryLater: db.prepare<[{ id: IdKey, owner: string, nextAttemptAt: number, succeeded: string, lastError: string, flow: string | null, attemptLog: string | null, stale: Stale }]>(`
       UPDATE sir_webhook_events
       SET next_attempt_at = @nextAttemptAt, succeeded = @succeeded, last_error = @lastError, lease_owner = NULL, lease_until = NULL,
-        flow = @flow, attempt_log = coalesce(@attemptLog, attempt_log), wait_reason = NULL, wait_handler = NULL
+        flow = @flow, attempt_log = coalesce(@attemptLog, attempt_log), wait_reason = NULL, wait_handler = NULL, stale = coalesce(@stale, stale)
       WHERE id = @id AND lease_owner = @owner AND state = 'pending'`),
     // A run put off by flow control: the claim's attempt is given back, so waiting
     // for a token, a slot or a partner's Retry-After uses none.
