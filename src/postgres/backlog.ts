@@ -22,6 +22,7 @@ export interface BacklogCount {
 export class Backlog {
   readonly #countNow: () => Promise<BacklogCount>
   readonly #failed: (error: unknown) => void
+  readonly #observe: (pending: number) => void
   #count = 0
   /** Accepts minus finishes here since the count in flight was sent: its result does not hold them all. */
   #sinceSent = 0
@@ -29,9 +30,11 @@ export class Backlog {
   #countedAt = Number.NEGATIVE_INFINITY
   #oldest: number | undefined
 
-  constructor (countNow: () => Promise<BacklogCount>, failed: (error: unknown) => void) {
+  /** `observe` is told the count as it grows here and at each count of the table (planner-stats.ts). */
+  constructor (countNow: () => Promise<BacklogCount>, failed: (error: unknown) => void, observe: (pending: number) => void = () => {}) {
     this.#countNow = countNow
     this.#failed = failed
+    this.#observe = observe
   }
 
   get size (): number {
@@ -51,6 +54,7 @@ export class Backlog {
     this.#count += events
     this.#sinceSent += events
     if (events > 0) this.#oldest ??= at
+    this.#observe(this.#count)
   }
 
   finished (events: number): void {
@@ -81,6 +85,7 @@ export class Backlog {
       const counted = await this.#countNow()
       this.#count = Math.max(0, counted.pending + this.#sinceSent)
       this.#oldest = counted.oldestReceivedAt
+      this.#observe(this.#count)
     } catch (error) {
       this.#failed(error)
     } finally {

@@ -6,6 +6,7 @@ import { backlogLimit } from '../core/backlog-bound.js'
 import type { DeadLetterQuery, EventOutcome, OutcomeState } from '../core/outcome.js'
 import { purgeQuietly } from '../core/retention.js'
 import { Backlog } from './backlog.js'
+import { PlannerStats } from './planner-stats.js'
 import { Candidates } from './candidates.js'
 import { PostgresFlowStore } from './flow-store.js'
 import { PostgresOrderingStore } from './ordering-store.js'
@@ -67,11 +68,14 @@ export class PostgresInbox implements Inbox<PostgresHandlerExtra> {
     // On the sessions of the inbox's own pool (parts.ts), else in each transaction.
     const idleLimitPerTransaction = idleLimitInSession(this.#options) ? 0 : this.#options.idleInTransactionTimeoutMs
     this.#sql = queriesFor(this.#options.schema, this.#options.handlerSynchronousCommit, idleLimitPerTransaction)
+    const plannerStats = new PlannerStats(async () => { await (await this.#pool()).query(this.#sql.analyzeEvents) }, (error) => {
+      this.#runtime?.logger.warn({ err: redactedStoreError(error) }, 'the Postgres inbox could not ANALYZE its events table after a burst; scans for due events may be slow until autovacuum does')
+    })
     this.#backlog = new Backlog(async () => {
       const { rows } = await (await this.#pool()).query<{ pending: number, oldest: string | null }>(this.#sql.countPending)
       const oldest = rows[0]?.oldest
       return { pending: rows[0]?.pending ?? 0, oldestReceivedAt: oldest === null || oldest === undefined ? undefined : Number(oldest) }
-    }, (error) => { this.#health.failed(redactedStoreError(error)) })
+    }, (error) => { this.#health.failed(redactedStoreError(error)) }, (pending) => { plannerStats.counted(pending) })
     let resolveReady = (): void => {}
     this.#readyOnce = { promise: new Promise((resolve) => { resolveReady = resolve }), resolve: () => { resolveReady() } }
     this.#flow = new PostgresFlowStore({

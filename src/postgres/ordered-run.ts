@@ -12,7 +12,9 @@ export interface OrderedClaim {
 
 /** What the end of an ordered event's turn adds to its commit. */
 export interface KeyEnd {
-  /** Statements for the batch's commit: the key's newest handled moved, or the key blocked. */
+  /** Handled (or skipped as stale): the key's newest handled moves to this createdAt, if newer, in the batch's one `handled` statement. */
+  handled?: { key: string, createdAt: number }
+  /** Otherwise a statement for the batch's commit: the key blocked, moved on, or held. */
   statement: string | undefined
   /** The key is free once the commit is in: its next head may be claimed. */
   released: string | undefined
@@ -61,9 +63,8 @@ export function keyEnd (engine: OrderingEngine, sql: OrderingQueries, literal: L
   const block = outcome === 'dead' && engine.options.onDeadLetter === 'block'
   const id = storedKey(ref.id)
   return {
-    statement: outcome !== 'dead'
-      ? sql.handled(literal, key, ref.createdAt, now)
-      : block ? sql.block(literal, key, id, now) : sql.skip(literal, key, id),
+    ...(outcome !== 'dead' ? { handled: { key, createdAt: ref.createdAt } } : {}),
+    statement: outcome !== 'dead' ? undefined : block ? sql.block(literal, key, id, now) : sql.skip(literal, key, id),
     released: block ? undefined : key,
     afterCommit: async () => { await engine.finished(ref, outcome) }
   }

@@ -78,6 +78,7 @@ export interface Queries {
   notifyOthers (payload: string): string
   wakeChannel: string
   countPending: string
+  analyzeEvents: string
   /** $1 now, $2 limit, $3 ids to leave out (running here): ids of pending events due by now, oldest first, without locking them. */
   dueIds: string
   /** `dueIds` with the `ordering` option: of an ordered key, only its head, and none of a blocked key. */
@@ -171,6 +172,8 @@ export function queriesFor (schema: string, handlerSynchronousCommit: boolean, i
     wakeChannel,
     // The oldest in the same pass over the pending rows: the age of the backlog, for stats().flow.
     countPending: `SELECT count(*)::integer AS pending, min(received_at) AS oldest FROM ${s}.events WHERE state = 'pending'`,
+    // After a burst, so that the planner knows how many are pending (planner-stats.ts).
+    analyzeEvents: `ANALYZE ${s}.events`,
     // Without locks: the claim that follows checks each id again under its row lock.
     // The events running here are pending too (their rows are locked, not finished):
     // left out, so that the limit counts only ids worth trying.

@@ -1,4 +1,4 @@
-import type { PoolClient } from 'pg'
+import type { PoolClient, QueryResult } from 'pg'
 import { reportFailures, runAttempt, type AttemptFailure, type AttemptResult } from '../core/attempt.js'
 import { backoffDelay } from '../core/backoff.js'
 import { runFlowAttempt, type DeferredRun, type FlowAttemptResult } from '../core/flow/attempt.js'
@@ -58,9 +58,12 @@ export interface BatchEnd {
   retriesInMs: number[]
   /** Events of the batch now done or dead. */
   finished: number
-  /** Ordering keys (as stored) this batch's commit freed: their next heads may be claimed now. */
-  releasedKeys: string[]
+  /** The next heads of the ordering keys this batch's commit freed, read in it: they may be claimed now. */
+  nextHeads: NextHead[]
 }
+
+/** A key's head: the pending event of the key with the oldest createdAt, then acceptance. */
+export interface NextHead { id: string, next_attempt_at: string }
 
 /**
  * Runs claimed events one after another inside the claiming transaction on
@@ -93,26 +96,30 @@ export async function runClaimedBatch (env: RunEnvironment, client: PoolClient, 
     // their attempts counted.
     if (end === undefined) {
       await client.query('ROLLBACK')
-      return { unrun: [], retriesInMs: [], finished: 0, releasedKeys: [] }
+      return { unrun: [], retriesInMs: [], finished: 0, nextHeads: [] }
     }
     ends.push(end)
     count++
     if (row.started > 0) break
   }
-  await client.query(commitStatements(env.sql, literal, env.now(), ends))
+  const results = await client.query(commitStatements(env.sql, env.orderingSql, literal, env.now(), ends)) as unknown as QueryResult | QueryResult[]
   const retriesInMs: number[] = []
-  const releasedKeys: string[] = []
   for (const end of ends) {
     await end.afterCommit()
     await end.key?.afterCommit()
     if (end.retryInMs !== undefined) retriesInMs.push(end.retryInMs)
-    if (end.key?.released !== undefined) releasedKeys.push(end.key.released)
   }
-  return { unrun: rows.slice(count), retriesInMs, finished: ends.filter(({ finished }) => finished).length, releasedKeys }
+  const heads = Array.isArray(results) ? results.findLast((result) => result.command === 'SELECT') : undefined
+  return { unrun: rows.slice(count), retriesInMs, finished: ends.filter(({ finished }) => finished).length, nextHeads: (heads?.rows ?? []) as NextHead[] }
 }
 
-/** The batch's last round trip: every success record, every event's new state, COMMIT. */
-function commitStatements (sql: Queries, literal: Literal, now: number, ends: readonly EventEnd[]): string {
+/**
+ * The batch's last round trip: every success record, every event's new state,
+ * the keys it frees and their next heads (read before COMMIT, so that a failure
+ * reading them fails the batch as any statement of it would, not a batch
+ * already committed), COMMIT.
+ */
+function commitStatements (sql: Queries, orderingSql: OrderingQueries | undefined, literal: Literal, now: number, ends: readonly EventEnd[]): string {
   const handled = ends.flatMap(({ id, handled }) => handled.map((key) => [id, key] as const))
   const done = new Map<string, string[]>()
   for (const { id, record, marks = '' } of ends) if (record === 'done') done.set(marks, [...done.get(marks) ?? [], id])
@@ -120,6 +127,10 @@ function commitStatements (sql: Queries, literal: Literal, now: number, ends: re
   for (const { key } of ends) if (key?.statement !== undefined) statements.push(key.statement)
   if (handled.length > 0) statements.unshift(sql.recordHandled(literal, handled, now))
   for (const [marks, ids] of done) statements.push(sql.finishDone(literal, ids, now, marks))
+  const keysHandled = ends.flatMap(({ key }) => key?.handled === undefined ? [] : [key.handled])
+  if (orderingSql !== undefined && keysHandled.length > 0) statements.push(orderingSql.handled(literal, keysHandled, now))
+  const released = ends.flatMap(({ key }) => key?.released === undefined ? [] : [key.released])
+  if (orderingSql !== undefined && released.length > 0) statements.push(orderingSql.nextHeadsOf(literal, released))
   statements.push('COMMIT')
   return statements.join(';\n')
 }

@@ -2,7 +2,7 @@ import type { Pool, PoolClient, QueryResult } from 'pg'
 import type { Candidates } from './candidates.js'
 import { hearErrors } from './client-errors.js'
 import { literalsOf, type ClaimedRow } from './queries.js'
-import { runClaimedBatch, type RunEnvironment } from './run-event.js'
+import { runClaimedBatch, type NextHead, type RunEnvironment } from './run-event.js'
 import { eventOf } from './stored-text.js'
 
 /** Due ids one scan of the table asks for. */
@@ -142,7 +142,7 @@ export class Workers {
         env.succeeded(end.finished)
         if (end.unrun.length > 0) env.candidates.putBack(end.unrun.map(({ id }) => id))
         for (const ms of end.retriesInMs) env.wakeIn(ms)
-        if (end.releasedKeys.length > 0) await this.#nextHeads(slot.client, end.releasedKeys)
+        if (end.nextHeads.length > 0) this.#nextHeads(end.nextHeads)
       }
     } catch (error) {
       broken = error instanceof Error ? error : new Error(String(error))
@@ -196,22 +196,11 @@ export class Workers {
   }
 
   /**
-   * Keys this worker's commit freed: their next heads go first in line (a claim
-   * of theirs made while the key was held failed and dropped them), or, still
-   * held or backing off, are looked for when they are due.
+   * The next heads of the keys this worker's commit freed (read in that commit):
+   * they go first in line (a claim of theirs made while the key was held failed
+   * and dropped them), or, still held or backing off, are looked for when due.
    */
-  async #nextHeads (client: PoolClient, keys: readonly string[]): Promise<void> {
-    const sql = this.#env.orderingSql
-    if (sql === undefined) return
-    let rows: Array<{ id: string, next_attempt_at: string }>
-    try {
-      rows = (await client.query<{ id: string, next_attempt_at: string }>(sql.nextHeads, [keys])).rows
-    } catch {
-      // The batch is committed: what this lookup would have found, a scan finds (a broken client is discarded as ever).
-      this.#env.candidates.wantScan()
-      this.#env.wakeIn(RETRY_AFTER_FAILURE_MS)
-      return
-    }
+  #nextHeads (rows: readonly NextHead[]): void {
     const now = this.#env.now()
     const due = rows.filter((row) => Number(row.next_attempt_at) <= now).map(({ id }) => id)
     if (due.length > 0) {

@@ -1,0 +1,51 @@
+/** A backlog at least this large is worth the planner knowing of. */
+const MIN_PENDING = 1_000
+/** Statistics are asked for again once the backlog has grown this many times since the last time. */
+const GROWTH = 4
+/** And at most this often, whatever the growth. */
+const MIN_INTERVAL_MS = 10_000
+
+/**
+ * Keeps Postgres's statistics of the events table in step with a burst. The
+ * planner reads how many events are pending from statistics that autovacuum
+ * refreshes at most once a minute (`autovacuum_naptime`): for up to that minute
+ * after a burst into a quiet table it believes a handful are, and looks for due
+ * events by reading all of them before sorting (a bitmap scan). With ordering on,
+ * that checks every pending event's key: 40–70 ms a scan with 10 000 pending,
+ * where the index walk in due order stops at the 200 it wants (under 1 ms).
+ *
+ * So when the pending count has grown fourfold (and to at least 1 000) from the
+ * lowest it was since this process last asked, it runs ANALYZE on the events table: a sample of at
+ * most 30 000 rows, under a lock that blocks no read or write. A role that does
+ * not own the table gets a warning from Postgres, not an error, and autovacuum's
+ * statistics as before; a failure is logged once.
+ */
+export class PlannerStats {
+  readonly #analyze: () => Promise<void>
+  readonly #failed: (error: unknown) => void
+  /** The lowest pending count since the last ANALYZE asked for here (or since start). */
+  #low = 0
+  #lastAt = Number.NEGATIVE_INFINITY
+  #running = false
+  #warned = false
+
+  constructor (analyze: () => Promise<void>, failed: (error: unknown) => void) {
+    this.#analyze = analyze
+    this.#failed = failed
+  }
+
+  /** The backlog was counted: `pending` events. */
+  counted (pending: number): void {
+    const now = Date.now()
+    this.#low = Math.min(this.#low, pending)
+    if (this.#running || pending < MIN_PENDING || pending < GROWTH * this.#low || now - this.#lastAt < MIN_INTERVAL_MS) return
+    this.#running = true
+    this.#lastAt = now
+    this.#low = pending
+    this.#analyze().catch((error: unknown) => {
+      if (this.#warned) return
+      this.#warned = true
+      this.#failed(error)
+    }).finally(() => { this.#running = false })
+  }
+}

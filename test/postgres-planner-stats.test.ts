@@ -1,0 +1,50 @@
+// The Postgres inbox asks for fresh statistics of its events table after a
+// burst (src/postgres/planner-stats.ts): until autovacuum's next look (up to a
+// minute), the planner believed a handful of events were pending and read every
+// pending event, checking each one's ordering key, for each scan of due events.
+import pg from 'pg'
+import t from 'tap'
+import { postgresInbox } from '../src/postgres/inbox.js'
+import { freshSchema, postgresForTests } from './helpers/postgres.js'
+import { postgresTestTables } from './helpers/postgres-tables.js'
+import { delivery, event, sleep, until } from './inbox-contract/support.js'
+
+const postgres = await postgresForTests(t)
+if (postgres.url === undefined) {
+  t.test(`Postgres planner statistics tests skipped: no PostgreSQL (${postgres.reason})`, async () => {})
+} else {
+  const url = postgres.url
+  const admin = new pg.Pool({ connectionString: url, max: 2 })
+  t.teardown(() => admin.end())
+  const { receiverWith } = postgresTestTables(admin)
+
+  /** ANALYZE run by hand (autovacuum's own are counted apart), as Postgres's statistics views count them. */
+  const manualAnalyzes = async (schema: string): Promise<number> => {
+    const { rows } = await admin.query<{ count: string }>('SELECT analyze_count AS count FROM pg_stat_user_tables WHERE schemaname = $1 AND relname = $2', [schema, 'events'])
+    return Number(rows[0]?.count ?? 0)
+  }
+
+  const accept = async (webhooks: ReturnType<typeof receiverWith>, from: number, count: number): Promise<void> => {
+    for (let index = from; index < from + count; index += 50) {
+      const answers = await Promise.all(Array.from({ length: Math.min(50, from + count - index) }, async (_, offset) => await webhooks.receive(delivery(event(`evt_burst_${index + offset}`)))))
+      for (const answer of answers) if (answer.status !== 202 && answer.status !== 200) throw new Error(`delivery answered ${answer.status}`)
+    }
+  }
+
+  t.test('a backlog of 1 000 events or more gets its table analyzed once; a small one does not', async (t) => {
+    const schema = freshSchema()
+    t.teardown(() => admin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`))
+    // No handler: the events stay pending, a backlog as a burst leaves it.
+    const webhooks = receiverWith(t, postgresInbox({ connectionString: url, schema, pollIntervalMs: 100 }))
+    await accept(webhooks, 0, 600)
+    // Statistics views are flushed about once a second: a count of 0 after 1.5 s is a count of 0.
+    await sleep(1_500)
+    t.equal(await manualAnalyzes(schema), 0, 'no ANALYZE for 600 pending events')
+    await accept(webhooks, 600, 600)
+    await until(async () => await manualAnalyzes(schema) >= 1, 'the events table to be analyzed', 10_000)
+    await sleep(1_500)
+    t.equal(await manualAnalyzes(schema), 1, 'once: the backlog has not grown fourfold since')
+    const { rows } = await admin.query<{ reltuples: number }>('SELECT reltuples FROM pg_class WHERE oid = $1::regclass', [`${schema}.events`])
+    t.ok((rows[0]?.reltuples ?? 0) >= 900, `the planner now counts about the rows pending then (${rows[0]?.reltuples})`)
+  })
+}
