@@ -71,11 +71,14 @@ export function orderingQueriesFor (schema: string): OrderingQueries {
       AND (${isHead(s, 'e')} OR EXISTS (SELECT 1 FROM ${s}.ordering_keys l WHERE l.key = e.ordering_key AND l.live_event = e.id))))`,
     nextHeads: nextHeads(s, '$1::text[]'),
     nextHeadsOf: (literal, keys) => nextHeads(s, `ARRAY[${keys.map(literal).join(', ')}]::text[]`),
-    // greatest() passes over a NULL: a key's first handled event sets it.
+    // greatest() passes over a NULL: a key's first handled event sets it. The
+    // keys are also given as a list, so that the rows are found by the primary
+    // key: joined to the values alone, the planner read the whole table, whose
+    // every row this update rewrites (40 µs an event with 1 000 keys).
     handled: (literal, ends, now) => `
       UPDATE ${s}.ordering_keys k SET newest_handled_ms = greatest(k.newest_handled_ms, v.created_at), updated_at = ${literal(now)}, live_event = NULL
       FROM (VALUES ${ends.map(({ key, createdAt }) => `(${literal(key)}, ${literal(createdAt)}::bigint)`).join(', ')}) AS v (key, created_at)
-      WHERE k.key = v.key`,
+      WHERE k.key = ANY (ARRAY[${ends.map(({ key }) => literal(key)).join(', ')}]::text[]) AND k.key = v.key`,
     block: (literal, key, id, now) => `
       UPDATE ${s}.ordering_keys SET blocked_event = ${literal(id)}, blocked_at = ${literal(now)}, updated_at = ${literal(now)}, live_event = NULL
       WHERE key = ${literal(key)} AND blocked_event IS NULL`,

@@ -173,7 +173,7 @@ export function queriesFor (schema: string, handlerSynchronousCommit: boolean, i
     // The oldest in the same pass over the pending rows: the age of the backlog, for stats().flow.
     countPending: `SELECT count(*)::integer AS pending, min(received_at) AS oldest FROM ${s}.events WHERE state = 'pending'`,
     // After a burst, so that the planner knows how many are pending (planner-stats.ts).
-    analyzeEvents: `ANALYZE ${s}.events`,
+    analyzeEvents: `ANALYZE ${s}.events, ${s}.ordering_keys`,
     // Without locks: the claim that follows checks each id again under its row lock.
     // The events running here are pending too (their rows are locked, not finished):
     // left out, so that the limit counts only ids worth trying.
@@ -200,13 +200,17 @@ export function queriesFor (schema: string, handlerSynchronousCommit: boolean, i
       WHERE e.id IN (${ids.map(literal).join(', ')})
         AND coalesce(e.state, '') = 'pending' AND e.next_attempt_at + 0 <= ${integer(now)}`
       if (!ordered) return `${begin};${claim('', '')}\n      FOR NO KEY UPDATE OF e SKIP LOCKED;\n      SAVEPOINT sir_handler`
-      // Two claims: a key row cannot be locked from the nullable side of an outer
-      // join. The key's row lock is the key's: held to this transaction's end, so
-      // one run of a key at a time across every receiver, freed by a crash.
-      return `${begin};${claim('', '')} AND e.ordering_key IS NULL
-      FOR NO KEY UPDATE OF e SKIP LOCKED;${claim(', e.ordering_key, e.created_at_ms, e.order_seq, k.newest_handled_ms', `JOIN ${s}.ordering_keys k ON k.key = e.ordering_key `)}
-        AND ${ordering.claimable}
-      FOR NO KEY UPDATE OF e, k SKIP LOCKED;
+      // One claim for ordered and unordered events: an ordered event is claimed
+      // when its key's row can be locked and says it may run (taken). The key's
+      // row lock is the key's: held to this transaction's end, so one run of a
+      // key at a time across every receiver, freed by a crash. The lock is taken
+      // in the lateral subquery, which reads the row's newest version once locked
+      // (a key row cannot be locked from the nullable side of an outer join).
+      return `${begin};${claim(', e.ordering_key, e.created_at_ms, e.order_seq, taken.newest_handled_ms', `LEFT JOIN LATERAL (
+        SELECT k.newest_handled_ms, true AS ok FROM ${s}.ordering_keys k WHERE k.key = e.ordering_key AND ${ordering.claimable}
+        FOR NO KEY UPDATE SKIP LOCKED) taken ON true `)}
+        AND (e.ordering_key IS NULL OR taken.ok)
+      FOR NO KEY UPDATE OF e SKIP LOCKED;
       SAVEPOINT sir_handler`
     },
     countAttempts: (idLiterals) => `
