@@ -28,25 +28,42 @@ export function orderingOf (engine: OrderingEngine | undefined, ref: OrderedEven
  * The runtime as an ordered event's handlers see it: every run, and the dead
  * letter a run ends in, carries the event's `ordering`. The shared attempt code
  * (core/attempt.ts, core/flow/attempt.ts) builds its runs without it, so this
- * adds it on the way through rather than changing their signatures.
+ * adds it on the way through rather than changing their signatures. A class, not
+ * an object of closures: one is made per ordered event, and the drain of a
+ * backlog makes thousands a second.
  */
-export function orderedRuntime (runtime: InboxRuntime, ordering: HandlerOrdering | undefined): InboxRuntime {
-  if (ordering === undefined) return runtime
-  const withOrdering = (run: HandlerRun): HandlerRun => run.ordering === undefined ? { ...run, ordering } : run
-  return {
-    get options () { return runtime.options },
-    get logger () { return runtime.logger },
-    get signal () { return runtime.signal },
-    get hasHandlers () { return runtime.hasHandlers },
-    get flow () { return runtime.flow },
-    get ordering () { return runtime.ordering },
-    handlersFor: (type) => runtime.handlersFor(type),
-    runHandler: (run, extra) => runtime.runHandler(withOrdering(run), extra),
-    handlerSucceeded: (run) => { runtime.handlerSucceeded(withOrdering(run)) },
-    handlerRetrying: (run, error, retryInMs) => { runtime.handlerRetrying(withOrdering(run), error, retryInMs) },
-    handlerFailed: async (run, error) => { await runtime.handlerFailed(withOrdering(run), error) },
-    deadLetter: async (entry: DeadLetter) => {
-      await runtime.deadLetter(entry.ordering === undefined && runtime.ordering !== undefined ? { ...entry, ordering: runtime.ordering.deadLetterNote(ordering.key) } : entry)
-    }
+class OrderedRuntime implements InboxRuntime {
+  readonly #inner: InboxRuntime
+  readonly #ordering: HandlerOrdering
+
+  constructor (inner: InboxRuntime, ordering: HandlerOrdering) {
+    this.#inner = inner
+    this.#ordering = ordering
   }
+
+  get options (): InboxRuntime['options'] { return this.#inner.options }
+  get logger (): InboxRuntime['logger'] { return this.#inner.logger }
+  get signal (): AbortSignal { return this.#inner.signal }
+  get hasHandlers (): boolean { return this.#inner.hasHandlers }
+  get flow (): InboxRuntime['flow'] { return this.#inner.flow }
+  get ordering (): InboxRuntime['ordering'] { return this.#inner.ordering }
+
+  handlersFor (type: string): ReturnType<InboxRuntime['handlersFor']> { return this.#inner.handlersFor(type) }
+  runHandler (run: HandlerRun, extra?: object): unknown { return this.#inner.runHandler(this.#with(run), extra) }
+  handlerSucceeded (run: HandlerRun): void { this.#inner.handlerSucceeded(this.#with(run)) }
+  handlerRetrying (run: HandlerRun, error: unknown, retryInMs: number): void { this.#inner.handlerRetrying(this.#with(run), error, retryInMs) }
+  async handlerFailed (run: HandlerRun, error: unknown): Promise<void> { await this.#inner.handlerFailed(this.#with(run), error) }
+
+  async deadLetter (entry: DeadLetter): Promise<void> {
+    const engine = this.#inner.ordering
+    await this.#inner.deadLetter(entry.ordering === undefined && engine !== undefined ? { ...entry, ordering: engine.deadLetterNote(this.#ordering.key) } : entry)
+  }
+
+  #with (run: HandlerRun): HandlerRun {
+    return run.ordering === undefined ? { ...run, ordering: this.#ordering } : run
+  }
+}
+
+export function orderedRuntime (runtime: InboxRuntime, ordering: HandlerOrdering | undefined): InboxRuntime {
+  return ordering === undefined ? runtime : new OrderedRuntime(runtime, ordering)
 }
