@@ -68,9 +68,7 @@ export class PostgresInbox implements Inbox<PostgresHandlerExtra> {
     // On the sessions of the inbox's own pool (parts.ts), else in each transaction.
     const idleLimitPerTransaction = idleLimitInSession(this.#options) ? 0 : this.#options.idleInTransactionTimeoutMs
     this.#sql = queriesFor(this.#options.schema, this.#options.handlerSynchronousCommit, idleLimitPerTransaction)
-    const plannerStats = new PlannerStats(async () => { await (await this.#pool()).query(this.#sql.analyzeEvents) }, (error) => {
-      this.#runtime?.logger.warn({ err: redactedStoreError(error) }, 'the Postgres inbox could not ANALYZE its events table after a burst; scans for due events may be slow until autovacuum does')
-    })
+    const plannerStats = new PlannerStats(async () => { await (await this.#pool()).query(this.#sql.analyzeEvents) }, () => this.#runtime?.logger)
     this.#backlog = new Backlog(async () => {
       const { rows } = await (await this.#pool()).query<{ pending: number, oldest: string | null }>(this.#sql.countPending)
       const oldest = rows[0]?.oldest

@@ -1,3 +1,6 @@
+import type { WebhookLogger } from '../core/logger.js'
+import { redactedStoreError } from './store-errors.js'
+
 /** A backlog at least this large is worth the planner knowing of. */
 const MIN_PENDING = 1_000
 /** Statistics are asked for again once the backlog has grown this many times since the last time. */
@@ -22,16 +25,16 @@ const MIN_INTERVAL_MS = 10_000
  */
 export class PlannerStats {
   readonly #analyze: () => Promise<void>
-  readonly #failed: (error: unknown) => void
+  readonly #logger: () => WebhookLogger | undefined
   /** The lowest pending count since the last ANALYZE asked for here (or since start). */
   #low = 0
   #lastAt = Number.NEGATIVE_INFINITY
   #running = false
   #warned = false
 
-  constructor (analyze: () => Promise<void>, failed: (error: unknown) => void) {
+  constructor (analyze: () => Promise<void>, logger: () => WebhookLogger | undefined) {
     this.#analyze = analyze
-    this.#failed = failed
+    this.#logger = logger
   }
 
   /** The backlog was counted: `pending` events. */
@@ -45,7 +48,7 @@ export class PlannerStats {
     this.#analyze().catch((error: unknown) => {
       if (this.#warned) return
       this.#warned = true
-      this.#failed(error)
+      this.#logger()?.warn({ err: redactedStoreError(error) }, 'the Postgres inbox could not ANALYZE its tables after a burst; scans for due events may be slow until autovacuum does')
     }).finally(() => { this.#running = false })
   }
 }

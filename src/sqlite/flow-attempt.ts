@@ -4,7 +4,7 @@ import type { AttemptResult } from '../core/attempt.js'
 import type { DeferredRun, FlowAttemptResult, FlowCarry } from '../core/flow/attempt.js'
 import { nextRun as nextRunAfter } from '../core/flow/waits.js'
 import { errorSummary, type AttemptRecord } from '../core/outcome.js'
-import type { EventRow } from './schema.js'
+import type { EventRow, Statements } from './schema.js'
 
 /** The newest handler runs kept in an event's attempt log: a RetryLater loop must not grow a row without bound. */
 export const ATTEMPT_LOG_LIMIT = 50
@@ -80,4 +80,21 @@ export function nextRun (deferred: readonly DeferredRun[], now: number): { nextA
 export function notRunNote (deferred: readonly DeferredRun[] | undefined): string {
   if (deferred === undefined || deferred.length === 0) return ''
   return `; not run: deferred (${deferred.map((run) => `${run.key}: ${run.reason}`).join(', ')})`
+}
+
+/**
+ * An attempt whose runs were all deferred or done: the write that puts the event
+ * back to wait, with no attempt used, and when it is due. A run paused by a
+ * handler resumed since it was admitted was passed by that resume's wake-up: it
+ * comes back once this process has read the resume.
+ */
+export function deferral (sql: Statements, run: { row: EventRow, owner: string, result: SqliteAttemptResult, succeeded: string, attemptLog: string | null }, now: () => number): { write: () => number, nextAttemptAt: () => number } {
+  const wait = nextRun(run.result.deferred ?? [], now())
+  return {
+    write: () => {
+      if (wait.waitReason === 'paused' && sql.flow.isPaused.get({ handler: wait.waitHandler }) === 0) wait.nextAttemptAt = now() + PAUSE_REFRESH_MS
+      return sql.defer.run({ id: run.row.id, owner: run.owner, succeeded: run.succeeded, flow: flowRecord(run.result), attemptLog: run.attemptLog, ...wait }).changes
+    },
+    nextAttemptAt: () => wait.nextAttemptAt
+  }
 }

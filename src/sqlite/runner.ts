@@ -18,7 +18,8 @@ import type { OrderedOutcome } from '../core/ordering/engine.js'
 import type { OrderedEventRef } from '../core/ordering/store.js'
 import { orderedRuntime, orderingOf, refOf } from './ordered-run.js'
 import { beforeRun } from './pre-run.js'
-import { attemptLogAfter, PAUSE_REFRESH_MS, carriedFlow, flowRecord, nextRun, notRunNote, type SqliteAttemptResult } from './flow-attempt.js'
+import { ClaimTurns } from './claim-turns.js'
+import { attemptLogAfter, carriedFlow, deferral, flowRecord, notRunNote, type SqliteAttemptResult } from './flow-attempt.js'
 
 /**
  * How long the handlers' own writes (claims, outcomes, renewals) wait for a lock
@@ -56,12 +57,7 @@ export class EventRunner {
   #stopped = false
   /** stop() ran out of time: what still runs records nothing, since the file is about to close. */
   #abandoned = false
-  #claiming = false
-  #claimRan = false
-  #claimAgain = false
-  /** Keys released by outcome writes, and how many of those the latest claim ran after. */
-  #keyReleases = 0
-  #claimSawReleases = 0
+  readonly #claims = new ClaimTurns()
   #wakeScheduled = false
   #whenIdle: (() => void) | undefined
 
@@ -91,20 +87,14 @@ export class EventRunner {
 
   pump (): void {
     if (this.#stopped) return
-    if (this.#claiming) {
-      // A claim still waiting for its transaction counts free slots when it runs.
-      if (this.#claimRan) this.#claimAgain = true
-      return
-    }
+    if (!this.#claims.begin()) return
     const { sql, options, runtime, owner } = this.#parts
     if (runtime.options.concurrency - this.#inAttempt <= 0 || !runtime.hasHandlers) return
     // Everything paused: nothing is claimed, so a paused backlog costs no writes; resume() wakes the runner.
     if (runtime.flow?.pauseState().all === true) return
-    this.#claiming = true
-    this.#claimRan = false
+    this.#claims.sent()
     this.#write('claim', (batch) => {
-      this.#claimRan = true
-      this.#claimSawReleases = this.#keyReleases
+      this.#claims.ran()
       // Counted when the transaction runs: handlers may have finished since it was asked for.
       const free = runtime.options.concurrency - this.#inAttempt
       if (free <= 0) return { rows: [], durable: batch.durable }
@@ -122,11 +112,7 @@ export class EventRunner {
       if (durable) setImmediate(() => { this.#startAll(rows) })
       else this.#startAll(rows)
     }, () => {}).finally(() => {
-      this.#claiming = false
-      if (this.#claimAgain) {
-        this.#claimAgain = false
-        this.pump()
-      }
+      if (this.#claims.ended()) this.pump()
     })
   }
 
@@ -185,12 +171,7 @@ export class EventRunner {
     if (this.#active.size === 0) this.#whenIdle?.()
   }
 
-  /**
-   * A write for a handler step, with its failure logged and its health recorded.
-   * `queued` runs once the write is queued: an outcome frees its event's slot
-   * there, so the claim that slot asks for runs after the outcome in the same
-   * transaction and sees the key it released.
-   */
+  /** A write for a handler step, its failure logged and its health recorded; `queued` runs once it is queued (an outcome frees its slot there: the claim that slot asks for then sees the key it released). */
   async #write<T> (step: HealthCheckedStep, run: (batch: Batch) => T, queued?: () => void): Promise<T> {
     const { writer, health, runtime } = this.#parts
     try {
@@ -218,12 +199,12 @@ export class EventRunner {
       const outcome: OrderedOutcome = fields.state === 'dead' ? 'dead' : fields.skipped ?? 'handled'
       if (changes === 1 && ref !== undefined) {
         void runtime.ordering?.finished(ref, outcome)
-        release = ++this.#keyReleases
+        release = this.#claims.released()
       }
       return changes
     }, queued)
     // No claim has run since the key was released (the one this slot asked for ran in an earlier transaction): the key's next event is claimed now.
-    if (release > this.#claimSawReleases) this.pump()
+    if (release > 0 && this.#claims.unseen(release)) this.pump()
     return changes
   }
 
@@ -264,14 +245,10 @@ export class EventRunner {
     const deferred = result.deferred ?? []
     if (last === undefined && deferred.length > 0) {
       // Nothing failed, something may not run yet: back to wait, no attempt used.
-      const wait = nextRun(deferred, this.#now())
-      const changes = await this.#write('outcome write', () => {
-        // Resumed since the run was admitted: that resume's wake-up passed this event by. Back once this process has read the resume.
-        if (wait.waitReason === 'paused' && sql.flow.isPaused.get({ handler: wait.waitHandler }) === 0) wait.nextAttemptAt = this.#now() + PAUSE_REFRESH_MS
-        return sql.defer.run({ id: row.id, owner, succeeded, flow: flowRecord(result), attemptLog, ...wait }).changes
-      }, attemptEnded)
+      const wait = deferral(sql, { row, owner, result, succeeded, attemptLog }, () => this.#now())
+      const changes = await this.#write('outcome write', wait.write, attemptEnded)
       if (changes === 0) runtime.logger.warn({ event: { id: event.id, type: event.type }, ranMs }, "the event's lease ran out before its deferred runs were recorded; the run that took it over decides")
-      else this.#timers.after(wait.nextAttemptAt - this.#now(), () => { this.pump() })
+      else this.#timers.after(wait.nextAttemptAt() - this.#now(), () => { this.pump() })
       return
     }
     if (last === undefined) {
