@@ -143,3 +143,25 @@ t.test('issue 20 item 8: two processes whose handler blocks the event loop past 
   t.notOk(output.includes('dead-lettered'), 'not dead-lettered')
   for (const child of children) child.stdin.write('stop\n')
 })
+
+t.test('an ordered event recorded done by the run that outlived its lease keeps the stale flag its handlers were told', async (t) => {
+  const path = join(tempDir(t), 'inbox.db')
+  const inbox = sqliteInbox({ path, leaseMs: LEASE_MS, pollIntervalMs: 20 })
+  const webhooks = receiver(inbox, { ordering: { key: () => 'action:one' } })
+  t.teardown(() => webhooks.close())
+  const other = new Database(path)
+  t.teardown(() => { other.close() })
+  const told: string[] = []
+  webhooks.on('action.completed', function slow (evt, { ordering }) {
+    told.push(`${evt.id}:${String(ordering?.stale)}`)
+    if (evt.id !== 'evt_older') return
+    takeOver(other, evt.id)
+    blockFor(LEASE_MS * 3)
+  })
+  t.equal((await webhooks.receive(delivery({ ...event('evt_newer'), createdAt: '2026-05-10T09:12:09Z' }))).code, 'ACCEPTED')
+  await until(async () => (await inbox.outcome('evt_newer'))?.state === 'done', 'the newer event to be handled', 5_000)
+  t.equal((await webhooks.receive(delivery({ ...event('evt_older'), createdAt: '2026-05-10T09:12:01Z' }))).code, 'ACCEPTED')
+  await until(async () => (await inbox.outcome('evt_older'))?.state === 'done', 'the late run to record the older event', 5_000)
+  t.same(told, ['evt_newer:false', 'evt_older:true'])
+  t.match(await inbox.outcome('evt_older'), { state: 'done', stale: true, lastError: /^lease lost:/ }, 'the record says what the handlers were told')
+})

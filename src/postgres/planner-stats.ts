@@ -18,8 +18,12 @@ const MIN_INTERVAL_MS = 10_000
  * where the index walk in due order stops at the 200 it wants (under 1 ms).
  *
  * So when the pending count has grown fourfold (and to at least 1 000) from the
- * lowest it was since this process last asked, it runs ANALYZE on the events table: a sample of at
- * most 30 000 rows, under a lock that blocks no read or write. A role that does
+ * lowest it was since this process last asked, it runs ANALYZE on the events
+ * (and ordering keys) table: a sample of at most 30 000 rows, under a lock that
+ * blocks no read or write. SKIP_LOCKED: a table being vacuumed is skipped, not
+ * waited for, since a wait of `deadlock_timeout` makes Postgres cancel the
+ * autovacuum, and bursts every few seconds would keep a large table from ever
+ * finishing one. A role that does
  * not own the table gets a warning from Postgres, not an error, and autovacuum's
  * statistics as before; a failure is logged once.
  */

@@ -173,7 +173,7 @@ export function queriesFor (schema: string, handlerSynchronousCommit: boolean, i
     // The oldest in the same pass over the pending rows: the age of the backlog, for stats().flow.
     countPending: `SELECT count(*)::integer AS pending, min(received_at) AS oldest FROM ${s}.events WHERE state = 'pending'`,
     // After a burst, so that the planner knows how many are pending (planner-stats.ts).
-    analyzeEvents: `ANALYZE ${s}.events, ${s}.ordering_keys`,
+    analyzeEvents: `ANALYZE (SKIP_LOCKED) ${s}.events, ${s}.ordering_keys`,
     // Without locks: the claim that follows checks each id again under its row lock.
     // The events running here are pending too (their rows are locked, not finished):
     // left out, so that the limit counts only ids worth trying.

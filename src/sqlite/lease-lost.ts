@@ -1,7 +1,7 @@
 import type { AttemptFailure } from '../core/attempt.js'
 import type { AnyEvent } from '../core/events.js'
 import type { WebhookLogger } from '../core/logger.js'
-import type { EventRow, Statements } from './schema.js'
+import type { EventRow, Stale, Statements } from './schema.js'
 import { idFromKey } from './ids.js'
 
 /** A run whose outcome write matched no row: how long it ran, and how it ended. */
@@ -11,6 +11,8 @@ export interface LateRun {
   succeeded?: string
   /** The last failure, when one failed. */
   failure?: AttemptFailure
+  /** What its handlers were told (record-schema.ts): recorded with the outcome this run writes. */
+  stale?: Stale
 }
 
 export interface LeaseLostParts {
@@ -47,7 +49,7 @@ export async function afterLeaseLost (parts: LeaseLostParts, row: EventRow, even
   }
   const note = `lease lost: a run took ${run.ranMs} ms and its lease (leaseMs ${leaseMs}) ran out, so the event was started again elsewhere; its handlers succeeded`
   const succeeded = run.succeeded
-  const changes = await parts.write(() => sql.finishAfterLeaseLost.run({ id: row.id, now, succeeded, note }).changes)
+  const changes = await parts.write(() => sql.finishAfterLeaseLost.run({ id: row.id, now, succeeded, note, stale: run.stale ?? null }).changes)
   logger.warn({ ...fields, recorded: changes === 1 }, "the event's lease ran out while its handlers ran here, and another process took it over; its handlers succeeded, so it is recorded done")
 }
 

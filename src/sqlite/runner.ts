@@ -252,7 +252,7 @@ export class EventRunner {
       return
     }
     if (last === undefined) {
-      if (await this.#finish(row, { state: 'done', succeeded, lastError: null, attemptLog, stale }, ref, attemptEnded) === 0) await this.#leaseLost(row, event, { ranMs, succeeded })
+      if (await this.#finish(row, { state: 'done', succeeded, lastError: null, attemptLog, stale }, ref, attemptEnded) === 0) await this.#leaseLost(row, event, { ranMs, succeeded, stale })
       return
     }
     const lastError = `${last.key}: ${errorSummary(last.error)}`

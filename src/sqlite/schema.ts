@@ -114,7 +114,7 @@ export interface Statements {
   finish: Statement<[Owned & { state: 'done' | 'dead', now: number, succeeded: string, lastError: string | null, attemptLog: string | null, skipped: string | null, stale: Stale }]>
   retryLater: Statement<[Owned & { nextAttemptAt: number, succeeded: string, lastError: string, flow: string | null, attemptLog: string | null, stale: Stale }]>
   defer: Statement<[Owned & Deferred]>
-  finishAfterLeaseLost: Statement<[{ id: IdKey, now: number, succeeded: string, note: string }]>
+  finishAfterLeaseLost: Statement<[{ id: IdKey, now: number, succeeded: string, note: string, stale: Stale }]>
   get: Statement<[IdKey], EventRow>
   deadLetters: Statement<[number], EventRow>
   redrive: Statement<[{ id: IdKey, now: number }]>
@@ -246,9 +246,10 @@ function prepare (db: BetterSqlite3.Database): Statements {
     // A run that outlived its lease and succeeded: its handlers are done, wherever
     // else the event was started meanwhile. That run's own outcome write then finds
     // the row finished and changes nothing.
-    finishAfterLeaseLost: db.prepare<[{ id: IdKey, now: number, succeeded: string, note: string }]>(`
+    finishAfterLeaseLost: db.prepare<[{ id: IdKey, now: number, succeeded: string, note: string, stale: Stale }]>(`
       UPDATE sir_webhook_events
-      SET state = 'done', finished_at = @now, succeeded = @succeeded, last_error = @note, lease_owner = NULL, lease_until = NULL, holds_key = NULL
+      SET state = 'done', finished_at = @now, succeeded = @succeeded, last_error = @note, lease_owner = NULL, lease_until = NULL, holds_key = NULL,
+        stale = coalesce(@stale, stale)
       WHERE id = @id AND state = 'pending'`),
     get: db.prepare<[IdKey], EventRow>('SELECT * FROM sir_webhook_events WHERE id = ?'),
     deadLetters: db.prepare<[number], EventRow>("SELECT * FROM sir_webhook_events WHERE state = 'dead' ORDER BY finished_at, id LIMIT ?"),
