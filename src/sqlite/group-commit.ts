@@ -47,7 +47,6 @@ interface Job {
 /** The least an accept waits for its fsync, whatever is left of its deadline. */
 const MIN_SYNC_WAIT_MS = 1_000
 
-
 /**
  * Group commit: the writes asked for in one turn of the event loop share one
  * `BEGIN IMMEDIATE` transaction, so the accepts that arrive together cost one
@@ -115,7 +114,7 @@ export class GroupCommit {
     let timer: NodeJS.Timeout | undefined
     const done = await Promise.race([all, new Promise<false>((resolve) => { timer = setTimeout(() => { resolve(false) }, withinMs) })])
     clearTimeout(timer)
-    if (!done) this.#abandon(new Error(`the SQLite inbox closed before this write's commit and fsync finished (waited ${withinMs} ms): the disk is slow or hung`))
+    if (!done) this.#abandon(new Error(`the SQLite inbox closed after waiting ${withinMs} ms for this write and its fsync: the disk is slow or hung`))
     return done
   }
 
