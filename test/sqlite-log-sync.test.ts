@@ -253,3 +253,33 @@ t.test('an admin write whose WAL fsync fails is reported as committed with durab
   t.match(message, /committed, but whether it reached the disk is unknown .*EIO on fsync/)
   t.equal(await inbox.outcome('evt_to_purge'), undefined, 'the purge is in the file: a caller told "failed" would retry a write that happened')
 })
+
+t.test('WalSync.close() while an fsync hangs closes the WAL file only once that fsync ends, and a sync queued behind it opens the file no more', async (t) => {
+  const held: Array<() => void> = []
+  const closedFds: number[] = []
+  let opened = 0
+  const walSync = new WalSync('/data/inbox.db', {
+    open: async () => opened++,
+    fsync: async () => { await new Promise<void>((resolve) => { held.push(resolve) }) },
+    close: (fd) => { closedFds.push(fd) }
+  })
+  // The first sync: the WAL file (fd 0), then its directory (fd 1, closed at once).
+  const first = walSync.sync()
+  await until(() => held.length === 1, 'the WAL fsync')
+  held.shift()!()
+  await until(() => held.length === 1, 'the directory fsync')
+  held.shift()!()
+  await first
+  const hung = walSync.sync()
+  await until(() => held.length === 1, 'the second WAL fsync')
+  const queued = walSync.sync().then(() => 'synced', (error: Error) => error.message)
+  walSync.close()
+  await sleep(50)
+  t.same(closedFds, [1], 'fd 0 is not closed under the fsync still running on it (its number could go to another file)')
+  held.shift()!()
+  await hung
+  t.match(await queued, /closed before this fsync/, 'the sync queued behind it is refused')
+  await sleep(10)
+  t.same(closedFds, [1, 0], 'closed once its fsync ended')
+  t.equal(opened, 2, 'the WAL file was not opened again')
+})
