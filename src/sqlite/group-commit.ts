@@ -1,5 +1,8 @@
 import type BetterSqlite3 from 'better-sqlite3'
 import type { LogSync } from './log-sync.js'
+import { DurabilityUnknownError, isBusy, StoreBusyError, SyncTimeoutError } from './write-errors.js'
+
+export { DurabilityUnknownError, isBusy, StoreBusyError, SyncTimeoutError } from './write-errors.js'
 
 /**
  * How long one attempt to take the write lock may hold the event loop: SQLite's
@@ -44,27 +47,6 @@ interface Job {
 /** The least an accept waits for its fsync, whatever is left of its deadline. */
 const MIN_SYNC_WAIT_MS = 1_000
 
-/** The fsync of the write-ahead log had not finished by the job's deadline (acceptTimeoutMs for an accept). */
-export class SyncTimeoutError extends Error {
-  constructor () {
-    super('the fsync of the SQLite write-ahead log did not finish before the deadline: the disk is slow or hung')
-  }
-}
-
-/** The write lock stayed with another connection until the job's deadline. */
-export class StoreBusyError extends Error {
-  readonly code = 'SQLITE_BUSY'
-  constructor (cause: unknown) {
-    super('the SQLite inbox file stayed locked by another connection until the deadline', { cause })
-    this.name = 'StoreBusyError'
-  }
-}
-
-export function isBusy (error: unknown): boolean {
-  const code = (error as { code?: unknown } | undefined)?.code
-  return typeof code === 'string' && (code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED'))
-}
-
 /**
  * Group commit: the writes asked for in one turn of the event loop share one
  * `BEGIN IMMEDIATE` transaction, so the accepts that arrive together cost one
@@ -87,20 +69,22 @@ export class GroupCommit {
   #synchronous: 'FULL' | 'NORMAL' = 'FULL'
   #idle: Array<() => void> = []
   #closed = false
-  readonly #beforeDurable: () => void
+  readonly #checkDurable: () => void
   readonly #syncLog: LogSync | undefined
-  /** Durable batches committed and waiting for their log sync: settled() waits for them too. */
-  readonly #syncing = new Set<Promise<void>>()
+  /** Durable batches committed and waiting for their log sync (settled() waits for them too), each with how to give it up. */
+  readonly #syncing = new Map<Promise<void>, (reason: Error) => void>()
 
   /**
-   * `beforeDurable` runs before each batch with an accept opens its transaction;
+   * `checkDurable` runs before each batch with an accept opens its transaction;
    * what it throws fails the batch. With `syncLog` (log-sync.ts), such a batch
    * commits with `synchronous=NORMAL` and its jobs settle once `syncLog` has made
-   * it durable, off the event loop; without it, it commits with `synchronous=FULL`.
+   * it durable, off the event loop, and `checkDurable` has run again: the file
+   * may have been replaced while the sync ran, and then the durable jobs fail
+   * with what it throws. Without `syncLog`, it commits with `synchronous=FULL`.
    */
-  constructor (db: BetterSqlite3.Database, beforeDurable: () => void = () => {}, syncLog?: LogSync) {
+  constructor (db: BetterSqlite3.Database, checkDurable: () => void = () => {}, syncLog?: LogSync) {
     this.#db = db
-    this.#beforeDurable = beforeDurable
+    this.#checkDurable = checkDurable
     this.#syncLog = syncLog
   }
 
@@ -113,10 +97,35 @@ export class GroupCommit {
     })
   }
 
-  /** Resolves once every job asked for so far has been committed or given up. */
-  async settled (): Promise<void> {
-    if (this.#jobs.length > 0) await new Promise<void>((resolve) => { this.#idle.push(resolve) })
-    await Promise.all([...this.#syncing])
+  /**
+   * Resolves once every job asked for so far has been committed or given up.
+   * With `withinMs` (close()), what is still waiting then is given up, so that a
+   * hung disk cannot hang the shutdown: jobs not committed are refused, and those
+   * committed and waiting for their sync fail as DurabilityUnknownError (an
+   * accept's delivery gets 503). Resolves false when it gave up.
+   */
+  async settled (withinMs?: number): Promise<boolean> {
+    const all = (async () => {
+      if (this.#jobs.length > 0) await new Promise<void>((resolve) => { this.#idle.push(resolve) })
+      await Promise.all([...this.#syncing.keys()])
+      return true
+    })()
+    if (withinMs === undefined) return await all
+    let timer: NodeJS.Timeout | undefined
+    const done = await Promise.race([all, new Promise<false>((resolve) => { timer = setTimeout(() => { resolve(false) }, withinMs) })])
+    clearTimeout(timer)
+    if (!done) this.#abandon(new Error(`the SQLite inbox closed after waiting ${withinMs} ms for this write and its fsync: the disk is slow or hung`))
+    return done
+  }
+
+  #abandon (reason: Error): void {
+    clearTimeout(this.#retry)
+    clearImmediate(this.#immediate)
+    this.#retry = this.#immediate = undefined
+    for (const job of this.#jobs.splice(0)) job.reject(reason)
+    for (const giveUp of this.#syncing.values()) giveUp(reason)
+    this.#syncing.clear()
+    this.#afterFlush()
   }
 
   /** Later writes are refused; call once `settled()` has resolved, before closing the database. */
@@ -155,7 +164,7 @@ export class GroupCommit {
     if (batch.length === 0) return this.#afterFlush()
     const durable = batch.some((job) => job.durable)
     try {
-      if (durable) this.#beforeDurable()
+      if (durable) this.#checkDurable()
       this.#setSynchronous(durable && this.#syncLog === undefined ? 'FULL' : 'NORMAL')
       this.#db.exec('BEGIN IMMEDIATE')
     } catch (error) {
@@ -218,13 +227,18 @@ export class GroupCommit {
       this.#jobs = [...batch, ...this.#jobs]
       return
     }
-    const settle = (syncError?: unknown): void => {
+    /**
+     * `failure` fails the durable jobs, not known to be on disk: a failed or late sync (DurabilityUnknownError: an
+     * accept's delivery gets 503, its retry is a duplicate; an admin write learns it happened), or a file replaced
+     * meanwhile (`gone`: that error). A job whose own statement failed gets its error; `late` leaves the others waiting.
+     */
+    const settle = (failure?: unknown, how: 'unknown' | 'gone' | 'late' = 'unknown'): void => {
       batch.forEach((job, index) => {
         const result = results[index]!
-        // A failed sync leaves an accept's row committed but maybe not on disk: its delivery gets 503, and a retry is a duplicate.
-        if (syncError !== undefined && job.durable) job.reject(syncError)
-        else if (result.ok) job.resolve(result.value)
-        else job.reject(result.error)
+        if (how === 'late' && !job.durable) return
+        if (!result.ok) job.reject(result.error)
+        else if (failure === undefined || !job.durable) job.resolve(result.value)
+        else job.reject(how === 'gone' ? failure : new DurabilityUnknownError(failure, result.value))
       })
     }
     if (!durable || this.#syncLog === undefined) return settle()
@@ -232,13 +246,15 @@ export class GroupCommit {
     // acceptTimeoutMs 0, "no wait for the lock", still lets an fsync finish) an accept gets 503; its row may
     // reach the disk later, and a retry, answered only after a sync that covers it, then says duplicate.
     const deadline = Math.min(...batch.filter((job) => job.durable).map((job) => job.deadline))
-    const late = setTimeout(() => {
-      for (const job of batch) if (job.durable) job.reject(new SyncTimeoutError())
-    }, Math.max(MIN_SYNC_WAIT_MS, deadline - Date.now()))
+    const late = setTimeout(() => { settle(new SyncTimeoutError(), 'late') }, Math.max(MIN_SYNC_WAIT_MS, deadline - Date.now()))
     // The whole batch waits, claims included: rows it claims start after the 2xx of the accepts beside them.
-    const synced = this.#syncLog.sync().then(() => { settle() }, (error: unknown) => { settle(error ?? new Error('the SQLite inbox could not sync its log')) })
+    // The frames went to the file SQLite had open: if the path names another file now, no 2xx stands on them.
+    const synced = this.#syncLog.sync().then(() => {
+      try { this.#checkDurable() } catch (error) { return settle(error, 'gone') }
+      settle()
+    }, (error: unknown) => { settle(error ?? new Error('the SQLite inbox could not sync its log')) })
       .finally(() => { clearTimeout(late); this.#syncing.delete(synced) })
-    this.#syncing.add(synced)
+    this.#syncing.set(synced, (reason) => { clearTimeout(late); settle(reason) })
   }
 
   /** The lock is held elsewhere: jobs past their deadline give up, the rest try again shortly. */

@@ -1,5 +1,5 @@
 import type { InboxHealth } from '../core/inbox.js'
-import { isBusy } from './group-commit.js'
+import { isBusy } from './write-errors.js'
 import { describe } from './open.js'
 
 /** The steps whose lasting failure means accepted events would never run. */

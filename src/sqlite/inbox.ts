@@ -30,10 +30,13 @@ import { checkpointerFor, type Checkpointer } from './checkpointer.js'
 
 export type { SqliteInboxOptions, StartupCheck } from './options.js'
 export type { InboxHealth, PurgeOptions, PurgeResult } from '../core/inbox.js'
+export { DurabilityUnknownError } from './write-errors.js'
 export type { DeadLetterQuery, EventOutcome, OutcomeState } from '../core/outcome.js'
 
 /** Admin writes (redrive, purge, the start's lease recovery) wait at least this long for a lock. */
 const ADMIN_WAIT_MS = 5_000
+/** close() waits at least this long for writes and WAL fsyncs in flight, whatever is left of its grace period. */
+const CLOSE_SYNC_FLOOR_MS = 250
 
 /**
  * A durable inbox in one SQLite file. A 2xx is answered once the event's row is committed and its WAL
@@ -71,8 +74,8 @@ export class SqliteInbox implements Inbox {
     this.#files = new InboxFiles(this.#options.path)
     this.#backlog = new SqliteBacklog(() => this.#sql?.countPending.get() ?? 0, this.#options.pollIntervalMs)
     this.#disk = new DiskFloor(this.#options.path, this.#options.minFreeDiskBytes)
-    // Checked before every accept's commit, so no 2xx is given for a row written
-    // to a deleted file, and on a timer, so health() says so with no traffic.
+    // Checked before every accept's commit and after its fsync, so no 2xx is given for a row written
+    // to a deleted or replaced file, and on a timer, so health() says so with no traffic.
     this.#writer = new GroupCommit(db, () => {
       this.#checkFiles()
       this.#files.assertPresent()
@@ -104,11 +107,7 @@ export class SqliteInbox implements Inbox {
 
   /** When the oldest event not yet done or dead was received, across every process sharing the file. */
   get oldestReceivedAt (): number | undefined {
-    try {
-      return this.#sql?.oldestPending.get() ?? undefined
-    } catch {
-      return undefined
-    }
+    try { return this.#sql?.oldestPending.get() ?? undefined } catch { return undefined }
   }
 
   /**
@@ -233,6 +232,7 @@ export class SqliteInbox implements Inbox {
   }
 
   async #close (graceMs: number): Promise<void> {
+    const deadline = Date.now() + graceMs
     const db = this.#db
     const sql = this.#sql
     const writer = this.#writer
@@ -244,9 +244,12 @@ export class SqliteInbox implements Inbox {
     this.#flow?.close()
     const running = runner?.runningIds() ?? idLists([])
     try {
-      await writer.write(() => sql.releaseLeases.run({ owner: this.#owner, ...running }), { durable: false, deadline: Date.now() + ADMIN_WAIT_MS })
+      const released = writer.write(() => sql.releaseLeases.run({ owner: this.#owner, ...running }), { durable: false, deadline: Date.now() + ADMIN_WAIT_MS })
         .catch((error: unknown) => { this.#runtime?.logger.warn({ err: error }, 'close() could not release the leases of events this process did not start; they run once the lease expires') })
-      await writer.settled()
+      // An fsync that never returns (a hung disk) must not hang the shutdown: past the grace period (and a floor, so a
+      // healthy sync in flight is not cut short), the accepts still waiting for it are answered 503.
+      if (!await writer.settled(Math.max(CLOSE_SYNC_FLOOR_MS, deadline - Date.now()))) this.#runtime?.logger.warn('close() gave up waiting for the SQLite write-ahead log\'s fsync: the deliveries waiting for it were answered 503')
+      await released
     } finally {
       writer.close()
       this.#db = undefined
@@ -278,9 +281,7 @@ export class SqliteInbox implements Inbox {
     return this.#sql
   }
 
-  #now (): number {
-    return (this.#runtime?.options.clock ?? Date.now)()
-  }
+  #now (): number { return (this.#runtime?.options.clock ?? Date.now)() }
 
   #checkFiles (): void {
     const gone = this.#files.check()
@@ -289,9 +290,7 @@ export class SqliteInbox implements Inbox {
     }
   }
 
-  #purgeQuietly (): void {
-    purgeQuietly(async () => await this.purge(), this.#runtime?.logger, 'SQLite')
-  }
+  #purgeQuietly (): void { purgeQuietly(async () => await this.purge(), this.#runtime?.logger, 'SQLite') }
 }
 
 /** A durable inbox in one SQLite file, for a receiver on one machine. */

@@ -58,6 +58,7 @@ export class WalSync implements LogSync {
   /** The first failed fsync: every sync since fails with it. */
   #failed: Error | undefined
   readonly #onFailure: (reason: string) => void
+  #closed = false
 
   constructor (databasePath: string, files: SyncFiles = nodeFiles, onFailure: (reason: string) => void = () => {}) {
     this.#wal = `${resolve(databasePath)}-wal`
@@ -88,14 +89,22 @@ export class WalSync implements LogSync {
     }
   }
 
-  /** Closes the WAL file once the syncs asked for are done (the group commit's close(), after settled()). */
+  /**
+   * Closes the WAL file once the syncs asked for are done (the group commit's close(), after settled()). A sync
+   * that close() gave up on (a hung disk) may still run on the thread pool: the file is closed when it ends, not
+   * under it, where its descriptor could be reused by another file.
+   */
   close (): void {
     const fd = this.#fd
+    const running = this.#running ?? Promise.resolve()
+    this.#closed = true
     this.#fd = undefined
-    fd?.then((opened) => { this.#files.close(opened) }, () => {})
+    fd?.then(async (opened) => { await running.catch(() => {}); this.#files.close(opened) }, () => {})
   }
 
   async #syncOnce (): Promise<void> {
+    // A sync queued behind one that hung past close(): the file is not opened again.
+    if (this.#closed) throw new Error('the SQLite inbox was closed before this fsync of its write-ahead log began')
     // Read-write: Windows flushes only a handle that may write.
     const fd = this.#fd ??= this.#files.open(this.#wal, 'r+')
     try {
