@@ -3,7 +3,7 @@
 // tests widen the windows where a wake-up could be missed and require the next event of
 // the key to start within a few seconds, far under PARK_MS.
 import { randomUUID } from 'node:crypto'
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { bullmqInbox } from '../src/bullmq/inbox.js'
 import { jobIdFor } from '../src/bullmq/jobs.js'
 import { PARK_MS, RedisOrderingStore } from '../src/bullmq/ordering-store.js'
@@ -70,7 +70,7 @@ if (redis.url === undefined) {
     t.same([...started.keys()], [holderId, nextId], 'one after the other, oldest first')
   })
 
-  t.test('bullmq: a holder that BullMQ fails for stalling too often frees its key at once; the next event does not wait out its park', async (t) => {
+  const stalledOut = async (t: Test, onDeadLetter: 'skip' | 'block'): Promise<void> => {
     const queueName = `order-stall-${randomUUID()}`
     const id = `evt_stall_${randomUUID()}`
     const holderId = `${id}_holder`
@@ -86,7 +86,7 @@ if (redis.url === undefined) {
     t.teardown(() => { Object.assign(RedisOrderingStore.prototype, { take }) })
     // No recovery allowed: the first stall fails the job, as the fourth does by default.
     const inbox = bullmqInbox({ connection, queueName, lockDurationMs: 500, stalledIntervalMs: 100, maxStalledCount: 0 })
-    const webhooks = receiver(inbox, { concurrency: 4, ordering: byAction })
+    const webhooks = receiver(inbox, { concurrency: 4, ordering: { ...byAction, onDeadLetter } })
     t.teardown(async () => { hung.open(); await webhooks.close() })
     const started = new Map<string, number>()
     webhooks.on('action.completed', async function ledger (event) {
@@ -106,8 +106,24 @@ if (redis.url === undefined) {
     const lostAt = Date.now()
     await client.del(`bull:${queueName}:${jobIdFor(holderId)}:lock`)
     await until(async () => (await inbox.outcome(holderId))?.state === 'dead', 'the holder to be failed for stalling')
-    await until(() => started.has(nextId), `the next event of the key to start within ${PROMPT_MS} ms of the holder's failure, not after its ${PARK_MS} ms park`, PROMPT_MS)
-    t.ok((started.get(nextId) ?? Infinity) - lostAt < 2 * PROMPT_MS, 'woken promptly')
     t.match(await inbox.outcome(holderId), { state: 'dead', lastError: /stalled/ }, 'the holder is dead, failed by BullMQ for stalling')
+    if (onDeadLetter === 'block') {
+      // Blocked at once by the dead holder, named by its event id; unblocking moves the key on.
+      await until(async () => (await webhooks.ordering.blocked()).length > 0, 'the key to be blocked', PROMPT_MS)
+      t.match(await webhooks.ordering.blocked(), [{ key: 'action:a1', eventId: holderId }], 'blocked() names the key and the dead holder')
+      t.notOk(started.has(nextId), 'the next event waits behind the block')
+      t.equal(await webhooks.ordering.unblock('action:a1'), true)
+    }
+    const from = onDeadLetter === 'block' ? Date.now() : lostAt
+    await until(() => started.has(nextId), `the next event of the key to start within ${PROMPT_MS} ms, not after its ${PARK_MS} ms park`, PROMPT_MS)
+    t.ok((started.get(nextId) ?? Infinity) - from < 2 * PROMPT_MS, 'woken promptly')
+  }
+
+  t.test('bullmq: a holder that BullMQ fails for stalling too often frees its key at once; the next event does not wait out its park', async (t) => {
+    await stalledOut(t, 'skip')
+  })
+
+  t.test('bullmq: under onDeadLetter block, a holder that BullMQ fails for stalling too often blocks its key at once; unblock wakes the next event', async (t) => {
+    await stalledOut(t, 'block')
   })
 }
