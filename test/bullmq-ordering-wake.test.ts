@@ -8,7 +8,7 @@ import { bullmqInbox } from '../src/bullmq/inbox.js'
 import { jobIdFor } from '../src/bullmq/jobs.js'
 import { PARK_MS, RedisOrderingStore } from '../src/bullmq/ordering-store.js'
 import type { OrderedEventRef, TakeAnswer } from '../src/core/ordering/store.js'
-import { delivery, receiver, until } from './inbox-contract/support.js'
+import { delivery, receiver, sleep, until } from './inbox-contract/support.js'
 import { redisForTests } from './helpers/redis.js'
 
 /** Far under PARK_MS: a next event that waited for its park to run out misses it. */
@@ -125,5 +125,55 @@ if (redis.url === undefined) {
 
   t.test('bullmq: under onDeadLetter block, a holder that BullMQ fails for stalling too often blocks its key at once; unblock wakes the next event', async (t) => {
     await stalledOut(t, 'block')
+  })
+
+  t.test('bullmq: a parked job woken into a new run while its parking run is still ending keeps its new run\'s lock: it runs once', async (t) => {
+    const id = `evt_relock_${randomUUID()}`
+    const holderId = `${id}_holder`
+    const nextId = `${id}_next`
+    const toldBusy = gate()
+    const rerun = gate()
+    // The window widened: the parking run's second look at the key is held until the job,
+    // woken by the holder's release, runs again in this same worker. BullMQ stops renewing a
+    // job's lock by its id when a run of it ends, so a parking run that ended after its
+    // woken run began would leave that run without a lock: BullMQ would take it back and
+    // run it a second time, at once, on the same key.
+    const { take, wakeHead } = RedisOrderingStore.prototype
+    RedisOrderingStore.prototype.take = async function (this: RedisOrderingStore, ref: OrderedEventRef, now: number): Promise<TakeAnswer> {
+      const answer = await take.call(this, ref, now)
+      if (ref.id === nextId && !answer.taken) toldBusy.open()
+      return answer
+    }
+    RedisOrderingStore.prototype.wakeHead = async function (this: RedisOrderingStore, key: string): Promise<void> {
+      await Promise.race([rerun.promise, sleep(3_000)])
+      await wakeHead.call(this, key)
+    }
+    t.teardown(() => { Object.assign(RedisOrderingStore.prototype, { take, wakeHead }) })
+    const inbox = bullmqInbox({ connection, queueName: `order-relock-${randomUUID()}`, lockDurationMs: 400, stalledIntervalMs: 100 })
+    const webhooks = receiver(inbox, { concurrency: 4, ordering: byAction })
+    t.teardown(() => webhooks.close())
+    const starts: string[] = []
+    let running = 0
+    let most = 0
+    webhooks.on('action.completed', async function ledger (event) {
+      starts.push(event.id)
+      running += 1
+      most = Math.max(most, running)
+      if (event.id === holderId) await toldBusy.promise
+      if (event.id === nextId) {
+        rerun.open()
+        // Longer than the lock: only a renewed lock keeps the run its own.
+        await sleep(2_000)
+      }
+      running -= 1
+    }, { name: 'ledger' })
+    t.equal((await webhooks.receive(delivery(keyed(holderId, 1)))).status, 200)
+    await until(() => starts.includes(holderId), 'the holder to start')
+    t.equal((await webhooks.receive(delivery(keyed(nextId, 2)))).status, 200)
+    await until(async () => (await inbox.outcome(nextId))?.state !== 'pending', 'the next event to finish', 30_000)
+    await sleep(500)
+    t.match(await inbox.outcome(nextId), { state: 'done' }, 'done, not dead-lettered for stalling')
+    t.same(starts, [holderId, nextId], 'each ran once, oldest first')
+    t.equal(most, 1, 'never two runs of the key at once')
   })
 }

@@ -47,8 +47,12 @@ export async function takeKey (bullmq: BullMQ, runtime: InboxRuntime, store: Red
   await job.updateData({ ...job.data, deferredRuns: (job.data.deferredRuns ?? 0) + 1 })
   await job.moveToDelayed(Date.now() + delayMs, token)
   // Once delayed, so that a release finds it there to wake; if the release came
-  // while it was still running here, it found nothing to wake: look again.
-  if (parked) await store.wakeHead(stored.key).catch((error: unknown) => { runtime.logger.warn({ err: forLog(error) }, 'ordering could not look for the next event of a key') })
+  // while it was still running here, it found nothing to wake: look again. Not
+  // awaited: BullMQ stops renewing a job's lock by its id when a run of it ends,
+  // and a release may promote this job into a new run in this worker meanwhile;
+  // a run ending after that one began would leave it without a lock, taken back
+  // and run again at once. So nothing is awaited between the park and the throw.
+  if (parked) void store.wakeHead(stored.key).catch((error: unknown) => { runtime.logger.warn({ err: forLog(error) }, 'ordering could not look for the next event of a key') })
   throw new bullmq.DelayedError()
 }
 
