@@ -149,7 +149,7 @@ if (redis.url === undefined) {
       await wakeHead.call(this, key)
     }
     t.teardown(() => { Object.assign(RedisOrderingStore.prototype, { take, wakeHead }) })
-    const inbox = bullmqInbox({ connection, queueName: `order-relock-${randomUUID()}`, lockDurationMs: 400, stalledIntervalMs: 100 })
+    const inbox = bullmqInbox({ connection, queueName: `order-relock-${randomUUID()}`, lockDurationMs: 1000, stalledIntervalMs: 200 })
     const webhooks = receiver(inbox, { concurrency: 4, ordering: byAction })
     t.teardown(() => webhooks.close())
     const starts: string[] = []
@@ -163,7 +163,7 @@ if (redis.url === undefined) {
       if (event.id === nextId) {
         rerun.open()
         // Longer than the lock: only a renewed lock keeps the run its own.
-        await sleep(2_000)
+        await sleep(2_500)
       }
       running -= 1
     }, { name: 'ledger' })
