@@ -47,8 +47,12 @@ export async function takeKey (bullmq: BullMQ, runtime: InboxRuntime, store: Red
   await job.updateData({ ...job.data, deferredRuns: (job.data.deferredRuns ?? 0) + 1 })
   await job.moveToDelayed(Date.now() + delayMs, token)
   // Once delayed, so that a release finds it there to wake; if the release came
-  // while it was still running here, it found nothing to wake: look again.
-  if (parked) await store.wakeHead(stored.key).catch((error: unknown) => { runtime.logger.warn({ err: forLog(error) }, 'ordering could not look for the next event of a key') })
+  // while it was still running here, it found nothing to wake: look again. Not
+  // awaited: BullMQ stops renewing a job's lock by its id when a run of it ends,
+  // and a release may promote this job into a new run in this worker meanwhile;
+  // a run ending after that one began would leave it without a lock, taken back
+  // and run again at once. So nothing is awaited between the park and the throw.
+  if (parked) void store.wakeHead(stored.key).catch((error: unknown) => { runtime.logger.warn({ err: forLog(error) }, 'ordering could not look for the next event of a key') })
   throw new bullmq.DelayedError()
 }
 
@@ -58,13 +62,28 @@ export async function takeKey (bullmq: BullMQ, runtime: InboxRuntime, store: Red
  * `onDeadLetter` says. A failure here is logged, not thrown: the job's outcome
  * stands, and the next take of the key finds the job finished and lets it go.
  */
-export async function endTurn (runtime: InboxRuntime, turn: OrderedTurn | undefined, outcome: OrderedOutcome): Promise<void> {
+export async function endTurn (runtime: InboxRuntime, turn: Pick<OrderedTurn, 'ref'> | undefined, outcome: OrderedOutcome): Promise<void> {
   if (turn === undefined) return
   try {
     await runtime.ordering?.finished(turn.ref, outcome)
   } catch (error) {
     runtime.logger.warn({ err: forLog(error), event: { id: turn.ref.id } }, 'ordering could not release the event\'s key; the next event of the key frees it')
   }
+}
+
+/**
+ * A job BullMQ failed on its own (recovered from a stall more than
+ * `maxStalledCount` times: failed when a worker picks it up, before our
+ * processor runs) ended its turn with no release: its key is let go now, or
+ * blocked under `onDeadLetter: 'block'`, and the release wakes the key's next
+ * event. Without this the key stayed held by a dead job until another job of
+ * the key asked again, which a parked job does only when its park (PARK_MS) ends.
+ */
+export async function endFailedTurn (runtime: InboxRuntime, job: Job<JobData>, event: AnyEvent): Promise<void> {
+  const stored = job.data.ordering
+  if (stored === undefined || runtime.ordering === undefined) return
+  const ref: BullmqOrderedRef = { id: event.id, jobId: job.id ?? '', key: stored.key, createdAt: stored.createdAt, seq: 0, notBefore: stored.notBefore }
+  await endTurn(runtime, { ref }, 'dead')
 }
 
 /**

@@ -11,7 +11,7 @@ import type { ResolvedBullmqOptions } from './options.js'
 import { jobFinished } from './pending.js'
 import { withAttempts } from './attempt-log.js'
 import { handledBefore } from './replay.js'
-import { endTurn, recordTurn, takeKey } from './ordering-run.js'
+import { endFailedTurn, endTurn, recordTurn, takeKey } from './ordering-run.js'
 import type { RedisOrderingStore } from './ordering-store.js'
 
 export interface JobRunner {
@@ -185,11 +185,16 @@ async function failedElsewhere (runner: JobRunner, job: Job<JobData> | undefined
   if (error instanceof AttemptFailed) return
   const event = jobEvent(job.data)
   if (event === undefined) return
-  await runner.runtime.deadLetter({
-    event,
-    reason: 'handler_failed',
-    error,
-    attempts: job.attemptsStarted,
-    receivedAt: new Date(job.data.receivedAt)
-  })
+  try {
+    await runner.runtime.deadLetter({
+      event,
+      reason: 'handler_failed',
+      error,
+      attempts: job.attemptsStarted,
+      receivedAt: new Date(job.data.receivedAt)
+    })
+  } finally {
+    // No turn of ours ended it, so its ordering key was not let go: now (ordering-run.ts).
+    await endFailedTurn(runner.runtime, job, event)
+  }
 }

@@ -85,11 +85,15 @@ export async function resendLikeThePlatform (log: SenderLog, url: string, forged
   return abandoned
 }
 
-/** Waits until every acknowledged id appears in the handled file. */
-export async function untilEveryAckedIsHandled (log: SenderLog, handledFile: string): Promise<void> {
+/**
+ * Waits until every acknowledged id appears in the handled file, for at most
+ * `timeoutMs`: no less than the longest an inbox may take, after a kill, to run an
+ * event it acknowledged (BullMQ: a hold, see test/bullmq-crash.test.ts).
+ */
+export async function untilEveryAckedIsHandled (log: SenderLog, handledFile: string, timeoutMs = 25_000): Promise<void> {
   await until(() => {
     const handled = new Set(readHandled(handledFile).map((line) => line.id))
     return [...log.acked].every((id) => handled.has(id))
-  }, 'every acknowledged event to be handled', 25_000)
+  }, 'every acknowledged event to be handled', timeoutMs)
 }
 
