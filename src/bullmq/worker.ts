@@ -135,9 +135,13 @@ async function processJob (runner: JobRunner, job: Job<JobData>, token: string |
     await job.updateData({ ...job.data, succeeded: result.succeeded, deferrals: result.deferrals, reserved: result.reserved, deferredRuns: (job.data.deferredRuns ?? 0) + 1, attemptLog })
     const deferred = (result.deferred ?? []).map((run) => run.reason === 'concurrency' ? { ...run, retryInMs: Math.max(run.retryInMs, SLOT_WAIT_MS) } : run)
     await job.moveToDelayed(Date.now() + earliestRetry(deferred), token)
-    // Once delayed, so that a release finds it there to wake.
+    // Once delayed, so that a release finds it there to wake. Not awaited: a
+    // release may wake the job into a new run in this worker meanwhile, and BullMQ
+    // stops renewing a job's lock (by id) when any run of it ends, so this run
+    // ends now rather than after the new one has started (ordering-run.ts parks
+    // the same way).
     const slots = deferred.filter((run) => run.reason === 'concurrency').map((run) => run.handler)
-    await Promise.all([...new Set(slots)].map(async (handler) => { await runner.flow.waitForSlot(handler, job.id ?? '', receivedAt) })).catch(runner.onError)
+    void Promise.all([...new Set(slots)].map(async (handler) => { await runner.flow.waitForSlot(handler, job.id ?? '', receivedAt) })).catch(runner.onError)
     throw new runner.bullmq.DelayedError()
   }
   if (last === undefined) {
