@@ -8,6 +8,7 @@ import { runFlowScenarios } from './flow/scenarios.js'
 import { otelForTests } from './helpers/otel.js'
 import { tempDir } from './inbox-contract/scenarios.js'
 import { delivery, event, receiver, sleep, until } from './inbox-contract/support.js'
+import { createOldEventsTable } from './helpers/sqlite-old-schema.js'
 
 let files = 0
 const dir = tempDir(t)
@@ -81,15 +82,9 @@ t.test('sqlite: with two handlers paused, resuming the one the run did not wait 
 t.test('sqlite: a file of schema 2 is upgraded on open: its pending event runs under flow control', async (t) => {
   const path = join(dir, `flow-${files++}.db`)
   const old = new Database(path)
-  old.pragma('journal_mode = WAL')
   // The table as schema 2 created it, with one pending event.
-  old.exec(`CREATE TABLE sir_webhook_events (
-    id TEXT PRIMARY KEY, type TEXT NOT NULL, event TEXT NOT NULL, body BLOB,
-    state TEXT NOT NULL CHECK (state IN ('pending', 'done', 'dead')), received_at INTEGER NOT NULL,
-    attempts INTEGER NOT NULL DEFAULT 0, next_attempt_at INTEGER NOT NULL, lease_owner TEXT, lease_until INTEGER,
-    succeeded TEXT NOT NULL DEFAULT '[]', last_error TEXT, finished_at INTEGER);
-    CREATE INDEX sir_webhook_events_due ON sir_webhook_events (state, next_attempt_at);
-    PRAGMA user_version = 2`)
+  createOldEventsTable(old, 2)
+  old.exec('CREATE INDEX sir_webhook_events_due ON sir_webhook_events (state, next_attempt_at)')
   old.prepare("INSERT INTO sir_webhook_events (id, type, event, body, state, received_at, next_attempt_at) VALUES ('evt_v2', 'action.completed', '', ?, 'pending', 1000, 1000)")
     .run(Buffer.from(JSON.stringify(event('evt_v2'))))
   old.close()

@@ -8,6 +8,7 @@ import { runOrderingProperty } from './ordering/property.js'
 import { runOrderingScenarios } from './ordering/scenarios.js'
 import { delivery, receiver, until } from './inbox-contract/support.js'
 import { ensureBuilt, runCli } from './cli/helpers.js'
+import { createOldEventsTable } from './helpers/sqlite-old-schema.js'
 
 ensureBuilt()
 
@@ -106,13 +107,7 @@ t.test('sqlite: a re-driven event that blocks its key runs in its place, then th
 t.test('sqlite: a file of schema 3 is upgraded on open: its pending event runs unordered, new ones ordered', async (t) => {
   const path = join(dir, `ordering-${files++}.db`)
   const old = new Database(path)
-  old.pragma('journal_mode = WAL')
-  old.exec(`CREATE TABLE sir_webhook_events (
-    id TEXT PRIMARY KEY, type TEXT NOT NULL, event TEXT NOT NULL, body BLOB,
-    state TEXT NOT NULL CHECK (state IN ('pending', 'done', 'dead')), received_at INTEGER NOT NULL,
-    attempts INTEGER NOT NULL DEFAULT 0, next_attempt_at INTEGER NOT NULL, lease_owner TEXT, lease_until INTEGER,
-    succeeded TEXT NOT NULL DEFAULT '[]', last_error TEXT, finished_at INTEGER, flow TEXT, attempt_log TEXT, wait_reason TEXT, wait_handler TEXT);
-    PRAGMA user_version = 3`)
+  createOldEventsTable(old, 3)
   old.prepare("INSERT INTO sir_webhook_events (id, type, event, body, state, received_at, next_attempt_at) VALUES ('evt_v3', 'action.completed', '', ?, 'pending', 1000, 1000)")
     .run(Buffer.from(JSON.stringify(keyed('evt_v3', 'k', 5))))
   old.close()

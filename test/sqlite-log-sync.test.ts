@@ -41,6 +41,20 @@ function watchFsync (t: Test, hold: (path: string, answer: (error: NodeJS.ErrnoE
   return synced
 }
 
+/** Watches the file syncs: after `failNext()`, the next fsync of the -wal file fails with EIO; every other one succeeds. */
+function failingWalFsync (t: Test): { failNext: () => void } {
+  let failNext = false
+  watchFsync(t, (file, answer) => {
+    if (file.endsWith('-wal') && failNext) {
+      failNext = false
+      answer(Object.assign(new Error('simulated: EIO on fsync'), { code: 'EIO' }))
+    } else {
+      answer(null)
+    }
+  })
+  return { failNext: () => { failNext = true } }
+}
+
 t.test('issue 22: an accept is answered only after its WAL is fsynced, and the fsync does not stop the event loop', async (t) => {
   const path = join(tempDir(t), 'inbox.db')
   const synced = watchFsync(t, (file, answer) => {
@@ -70,21 +84,13 @@ t.test('issue 22: an accept is answered only after its WAL is fsynced, and the f
 
 t.test('issue 22: once a WAL fsync fails, every delivery gets 503 and health() is degraded until a restart; what was accepted before still runs', async (t) => {
   const path = join(tempDir(t), 'inbox.db')
-  let failNext = false
-  watchFsync(t, (file, answer) => {
-    if (file.endsWith('-wal') && failNext) {
-      failNext = false
-      answer(Object.assign(new Error('simulated: EIO on fsync'), { code: 'EIO' }))
-    } else {
-      answer(null)
-    }
-  })
+  const walFsync = failingWalFsync(t)
   const webhooks = receiver(sqliteInbox({ path }))
   t.teardown(() => webhooks.close())
   const handled: string[] = []
   webhooks.on('action.completed', function record (evt) { handled.push(evt.id) })
   t.equal((await webhooks.receive(delivery(event('evt_before')))).code, 'ACCEPTED')
-  failNext = true
+  walFsync.failNext()
   const first = await webhooks.receive(delivery(event('evt_sync_failed')))
   t.equal(first.code, 'INBOX_UNAVAILABLE', 'not acknowledged: the row may not be on disk')
   // Linux may have marked the failed pages clean: a later fsync would succeed without writing them.
@@ -228,22 +234,14 @@ for (const [what, replace, reason] of replacements) {
 
 t.test('an admin write whose WAL fsync fails is reported as committed with durability unknown, not as failed', async (t) => {
   const path = join(tempDir(t), 'inbox.db')
-  let failNext = false
-  watchFsync(t, (file, answer) => {
-    if (file.endsWith('-wal') && failNext) {
-      failNext = false
-      answer(Object.assign(new Error('simulated: EIO on fsync'), { code: 'EIO' }))
-    } else {
-      answer(null)
-    }
-  })
+  const walFsync = failingWalFsync(t)
   const inbox = sqliteInbox({ path })
   const webhooks = receiver(inbox)
   t.teardown(() => webhooks.close())
   webhooks.on('action.completed', function record () {})
   t.equal((await webhooks.receive(delivery(event('evt_to_purge')))).code, 'ACCEPTED')
   await until(async () => (await inbox.outcome('evt_to_purge'))?.state === 'done', 'the event to be done')
-  failNext = true
+  walFsync.failNext()
   const error: unknown = await inbox.purge({ before: new Date(Date.now() + 60_000) }).then(() => undefined, (caught: unknown) => caught)
   t.type(error, DurabilityUnknownError)
   const { code, committed, result, message } = error as DurabilityUnknownError

@@ -5,6 +5,7 @@ import Database from 'better-sqlite3'
 import t from 'tap'
 import { sqliteInbox } from '../src/sqlite/inbox.js'
 import { SCHEMA_VERSION } from '../src/sqlite/schema.js'
+import { createOldEventsTable } from './helpers/sqlite-old-schema.js'
 import { tempDir } from './inbox-contract/scenarios.js'
 import { delivery, receiver, until } from './inbox-contract/support.js'
 
@@ -75,15 +76,8 @@ t.test('sqlite: a pending event between retries lists the handlers that finished
 t.test('sqlite: a file of schema 4 is upgraded on open: its rows keep no stale flag, new runs record it, its done events still say the newest handled', async (t) => {
   const path = freshPath()
   const old = new Database(path)
-  old.pragma('journal_mode = WAL')
-  old.exec(`CREATE TABLE sir_webhook_events (
-    id TEXT PRIMARY KEY, type TEXT NOT NULL, event TEXT NOT NULL, body BLOB,
-    state TEXT NOT NULL CHECK (state IN ('pending', 'done', 'dead')), received_at INTEGER NOT NULL,
-    attempts INTEGER NOT NULL DEFAULT 0, next_attempt_at INTEGER NOT NULL, lease_owner TEXT, lease_until INTEGER,
-    succeeded TEXT NOT NULL DEFAULT '[]', last_error TEXT, finished_at INTEGER, flow TEXT, attempt_log TEXT, wait_reason TEXT, wait_handler TEXT,
-    ordering_key TEXT, created_at_ms INTEGER, holds_key INTEGER, skipped TEXT);
-    CREATE TABLE sir_webhook_ordering_newest (key TEXT PRIMARY KEY, newest_ms INTEGER NOT NULL, updated_at INTEGER NOT NULL);
-    PRAGMA user_version = 4`)
+  createOldEventsTable(old, 4)
+  old.exec('CREATE TABLE sir_webhook_ordering_newest (key TEXT PRIMARY KEY, newest_ms INTEGER NOT NULL, updated_at INTEGER NOT NULL)')
   // Handled before the upgrade: the newest of its key, so the older event below is stale.
   const newest = Date.UTC(2026, 4, 10, 9, 0, 9)
   old.prepare("INSERT INTO sir_webhook_events (id, type, event, body, state, received_at, next_attempt_at, attempts, succeeded, finished_at, ordering_key, created_at_ms) VALUES ('evt_v4', 'action.completed', '', ?, 'done', 1000, 1000, 1, '[\"ledger\"]', 1001, 'action:k', ?)")
