@@ -43,9 +43,11 @@ export class PlannerStats {
 
   /** The backlog was counted: `pending` events. */
   counted (pending: number): void {
-    const now = Date.now()
     this.#low = Math.min(this.#low, pending)
-    if (this.#running || pending < MIN_PENDING || pending < GROWTH * this.#low || now - this.#lastAt < MIN_INTERVAL_MS) return
+    // Told at every accept: the clock is read only once the counts say a burst may be on.
+    if (this.#running || pending < MIN_PENDING || pending < GROWTH * this.#low) return
+    const now = Date.now()
+    if (now - this.#lastAt < MIN_INTERVAL_MS) return
     this.#running = true
     this.#lastAt = now
     this.#low = pending
