@@ -83,6 +83,39 @@ if (postgres.url === undefined) {
     }
   })
 
+  t.test('a body holding a raw NUL (no receiver passes one, but the inbox may be called directly) gets 503 alone; its batch-mates go in with it', async (t) => {
+    const schema = freshSchema()
+    const webhooks = receiverOn(t, schema)
+    const handled: string[] = []
+    webhooks.on('action.completed', function record (evt) { handled.push(evt.id) })
+    t.equal((await webhooks.receive(delivery(event('evt_first')))).code, 'ACCEPTED')
+    await until(() => handled.length === 1, 'the first event to be handled')
+    const nulEvent = event('evt_raw_nul')
+    const nulBody = Buffer.from(JSON.stringify(nulEvent).replace('"data":', '"data":\u0000'))
+    t.ok(nulBody.includes(0), 'the body holds a NUL byte')
+    const plain = Array.from({ length: 12 }, (_, index) => event(`evt_nul_mate_${index}`))
+    const [nul, ...mates] = await Promise.all([
+      webhooks.inbox.accept(nulEvent as never, Date.now(), undefined, undefined, nulBody),
+      ...plain.map(async (body) => (await webhooks.receive(delivery(body))).code)
+    ])
+    t.equal(nul, 'unavailable', 'the body Postgres text cannot hold is refused')
+    t.same(mates, plain.map(() => 'ACCEPTED'), 'every batch-mate is accepted')
+    await until(() => handled.length === 13, 'the batch-mates to be handled')
+    t.equal(webhooks.inbox.health().status, 'ok')
+  })
+
+  t.test('ordering keys with quotes, backslashes, a NUL and a lone surrogate reach the handler as the key function gave them', async (t) => {
+    const schema = freshSchema()
+    const keys = ["it's", 'back\\slash', 'dq"x', 'nul\u0000key', 'lone\ud800', 'e\\\'mix']
+    const webhooks = receiverOn(t, schema, {}, { ordering: { key: (evt) => keys[Number(evt.id.split('_').pop())] } })
+    const seen = new Map<string, string | undefined>()
+    webhooks.on('action.completed', function record (evt, { ordering }) { seen.set(evt.id, ordering?.key) })
+    const results = await Promise.all(keys.map(async (_, index) => await webhooks.receive(delivery(event(`evt_key_${index}`)))))
+    t.same(results.map((result) => result.code), keys.map(() => 'ACCEPTED'), 'each is accepted, in one batch or a few')
+    await until(() => seen.size === keys.length, 'every event to be handled')
+    t.same(keys.map((_, index) => seen.get(`evt_key_${index}`)), keys, 'each handler saw its own key')
+  })
+
   t.test('a row the database refuses (a 10 KB id, too large for the index) gets 503 alone: its batch-mates are recorded and answered 2xx', async (t) => {
     const schema = freshSchema()
     const webhooks = receiverOn(t, schema)

@@ -23,8 +23,8 @@ export interface GroupCommitOptions {
 }
 
 export interface GroupCommitEvents {
-  /** A batch committed: the ids (as stored) `inserted` are new in the table. */
-  committed (inserted: ReadonlySet<string>): void
+  /** A batch committed: the ids (as stored) `inserted` are new in the table; its first delivery waited `waitedMs` since accept(). */
+  committed (inserted: ReadonlySet<string>, waitedMs: number): void
   /** Deliveries were not recorded and got 'unavailable'. `inDoubt`: the commit was sent and its answer never came. */
   failed (error: unknown, deliveries: number, inDoubt: boolean): void
   /** The database refused one event's row on its own; its delivery got 'unavailable', its batch-mates were recorded. */
@@ -149,8 +149,7 @@ export class GroupCommit {
       client = await this.#pool.connect()
       stopHearing = hearErrors(client, (error) => { broken ??= error })
       if (late) return
-      await client.query(this.#options.begin)
-      const results = await insertRows(client, this.#sql, batch, `ROLLBACK; ${this.#options.begin}`, () => !late)
+      const results = await insertRows(client, this.#sql, batch, this.#options.begin, () => !late)
       // Answered 503 while the INSERT ran: roll back, so that a 503 records nothing.
       if (late) {
         await client.query('ROLLBACK')
@@ -171,7 +170,7 @@ export class GroupCommit {
       })
       answerAll((_, index) => outcomes[index]!)
       // Also after a late answer: the rows are there, and the workers can run them now.
-      this.#events.committed(inserted)
+      this.#events.committed(inserted, Date.now() - (batch[0]!.deadline - this.#options.acceptTimeoutMs))
     } catch (error) {
       if (!(error instanceof BatchAbandoned)) broken ??= error instanceof Error ? error : new Error(String(error))
       if (!committing) await client?.query('ROLLBACK').catch(() => {})
