@@ -1,4 +1,5 @@
 import type { Pool } from 'pg'
+import { AcceptPriority } from '../core/accept-priority.js'
 import type { InboxRuntime } from '../core/inbox.js'
 import type { WebhookLogger } from '../core/logger.js'
 import { wakeOrTimeout } from '../core/timeouts.js'
@@ -86,6 +87,7 @@ export async function startParts (inbox: InboxState): Promise<Running> {
       }
     }, runtime.logger)
   const ordering = inbox.orderingSql === undefined ? undefined : runtime.ordering
+  const priority = new AcceptPriority(slots)
   const accepts = new GroupCommit(pool, inbox.sql, {
     ...options,
     begin: inbox.sql.beginAccept,
@@ -99,7 +101,8 @@ export async function startParts (inbox: InboxState): Promise<Running> {
           }
         })
   }, {
-    committed: (inserted) => {
+    committed: (inserted, waitedMs) => {
+      priority.accepted(waitedMs)
       inbox.backlog.added(inserted.size)
       inbox.health.succeeded()
       if (inserted.size === 0) return
@@ -129,6 +132,7 @@ export async function startParts (inbox: InboxState): Promise<Running> {
     pool,
     candidates: inbox.candidates,
     slots,
+    allowed: () => priority.allowed,
     now: () => inbox.now(),
     countAttempt: async (id) => { await control.countAttempt(id) },
     orderingSql: ordering === undefined ? undefined : inbox.orderingSql,

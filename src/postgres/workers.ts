@@ -26,6 +26,8 @@ export interface WorkerEnvironment extends RunEnvironment {
   candidates: Candidates
   /** Workers at most, each with one pool client. */
   slots: number
+  /** Workers allowed now (core/accept-priority.ts): fewer while accepts wait on the database. */
+  allowed: () => number
   /** A claim or an outcome could not be written; the event runs again. */
   failed (error: unknown): void
   /** A claim or an outcome was written; `finished` events are now done or dead. */
@@ -81,7 +83,7 @@ export class Workers {
       return
     }
     // An accept-only process claims nothing; the poll wakes it again once handlers exist.
-    if (this.#active.size >= this.#env.slots || !this.#env.runtime.hasHandlers) return
+    if (this.#active.size >= Math.min(this.#env.slots, this.#env.allowed()) || !this.#env.runtime.hasHandlers) return
     const slot: Slot = { client: undefined, forced: false }
     this.#active.add(slot)
     void this.#work(slot)
@@ -123,6 +125,8 @@ export class Workers {
       slot.client = await env.pool.connect()
       stopHearing = hearErrors(slot.client, (error) => { broken ??= error })
       while (!this.#stopped) {
+        // Accepts wait on the database: this worker gives way (the others go on).
+        if (this.#active.size > this.#env.allowed()) break
         searching = true
         this.#searching++
         this.#wakeRequested = false
