@@ -2,11 +2,11 @@
 // job, the seen-mark and the promotion, in the order that keeps "no order of failures
 // marks an event seen that was not queued".
 import { createHash } from 'node:crypto'
-import type { Queue } from 'bullmq'
+import type { Job, Queue } from 'bullmq'
 import type { AnyEvent } from '../core/events.js'
 import type { AcceptOutcome, InboxRuntime } from '../core/inbox.js'
 import type { BacklogCount } from './backlog-count.js'
-import { HOLD_MS, jobIdFor, markSeen, type JobData } from './jobs.js'
+import { HOLD_MS, jobIdFor, markSeenOn, type JobData } from './jobs.js'
 import { forLog } from './redis-state.js'
 
 export interface AcceptStep {
@@ -54,6 +54,15 @@ async function recordedDuplicate (queue: Queue<JobData>, jobId: string, digest: 
   return bodyDigest(body) === digest ? 'duplicate' : 'duplicate-differs'
 }
 
+/**
+ * Ends a job's hold. It fails when the job is not held (added by an older
+ * version, or running or done already) or Redis failed: then the hold runs out
+ * and the job runs, its key being set.
+ */
+async function promoted (job: Job<JobData>): Promise<void> {
+  await job.promote().catch(() => {})
+}
+
 export async function acceptInto (step: AcceptStep, event: AnyEvent, receivedAt: number, rawBody: Uint8Array | undefined, abandoned: AbortSignal): Promise<AcceptOutcome> {
   const { queue, runtime } = step
   const client = await queue.client
@@ -91,7 +100,13 @@ export async function acceptInto (step: AcceptStep, event: AnyEvent, receivedAt:
   // restarted without persistence since the add lost it, and must not be told
   // the id was seen (a mark re-sent after the restart would otherwise be). And
   // that it can still run: a done or dead job the add left as it was will not.
-  const marked = await markSeen(queue, seenKey, jobId, seenValue(receivedAt, digest), step.dedupeSeconds)
+  const marking = markSeenOn(client, queue, seenKey, jobId, seenValue(receivedAt, digest), step.dedupeSeconds)
+  // An event without an ordering key is promoted in the same round trip: the
+  // promotion is sent after the mark, so Redis runs it after, and it moves only
+  // a held job. Whatever the mark found, a held job of this id should then run:
+  // its key is set (now or by an earlier delivery), or there is no held job.
+  const promoting = ref === undefined ? promoted(job) : undefined
+  const marked = await marking
   if (marked === 'no-job') {
     runtime.logger.warn({ event: { id: event.id, type: event.type } },
       'the BullMQ inbox lost the job it had just added (did Redis restart without persistence?); the delivery gets 503 and its retry queues it again')
@@ -109,9 +124,6 @@ export async function acceptInto (step: AcceptStep, event: AnyEvent, receivedAt:
   }
   // The key is set, so the event must run even if this answer is now late
   // (another delivery of the id may already have been told "duplicate").
-  await job.promote().catch(() => {
-    // Not held (added by an older version, or running or done already), or
-    // Redis failed: then the hold runs out and the job runs, its key being set.
-  })
+  await (promoting ?? promoted(job))
   return 'accepted'
 }

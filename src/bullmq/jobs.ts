@@ -147,17 +147,26 @@ export type MarkResult = 'marked' | 'no-job' | 'finished' | { seen: string }
  * through BullMQ's client interface, whichever Redis client backs it.
  */
 export async function markSeen (queue: Queue<JobData>, seenKey: string, jobId: string, value: string, seconds: number, redrive = false): Promise<MarkResult> {
-  const client = await queue.client
+  return await markSeenOn(await queue.client, queue, seenKey, jobId, value, seconds, redrive)
+}
+
+/**
+ * `markSeen` on a client already at hand: the command is sent before this
+ * returns, so a command sent after the call runs after the mark in Redis.
+ */
+export function markSeenOn (client: RedisClient, queue: Queue<JobData>, seenKey: string, jobId: string, value: string, seconds: number, redrive = false): Promise<MarkResult> {
   if (!defined.has(client)) {
     client.defineCommand(MARK_SEEN, { numberOfKeys: 5, lua: MARK_SEEN_LUA })
     defined.add(client)
   }
   const keys = [seenKey, queue.toKey(jobId), queue.toKey('completed'), queue.toKey('failed'), pendingKey(queue)]
-  const result: unknown = await client.runCommand(MARK_SEEN, [...keys, value, String(seconds), jobId, redrive ? '1' : '0'])
-  if (result === 1) return 'marked'
-  if (result === 0) return 'no-job'
-  if (result === 2) return 'finished'
-  return { seen: String(result) }
+  const sent = client.runCommand(MARK_SEEN, [...keys, value, String(seconds), jobId, redrive ? '1' : '0']) as Promise<unknown>
+  return sent.then((result) => {
+    if (result === 1) return 'marked'
+    if (result === 0) return 'no-job'
+    if (result === 2) return 'finished'
+    return { seen: String(result) }
+  })
 }
 
 const COUNT_FINISHED = 'sirWebhooksCountFinished'
