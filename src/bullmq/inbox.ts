@@ -1,4 +1,5 @@
-import type { Job, Queue, Worker } from 'bullmq'
+import type { Queue, Worker } from 'bullmq'
+import { AcceptPriority } from '../core/accept-priority.js'
 import type { AnyEvent } from '../core/events.js'
 import { assertNotStarted, type AcceptOutcome, type EventQuery, type Inbox, type InboxHealth, type InboxRuntime, type PurgeOptions, type PurgeResult } from '../core/inbox.js'
 import { WebhookOptionsError } from '../core/errors.js'
@@ -8,7 +9,7 @@ import { purgeCutoffs } from '../core/retention.js'
 import { settlesWithin, withDeadline } from '../core/timeouts.js'
 import { BacklogCount } from './backlog-count.js'
 import { acceptInto } from './accept.js'
-import { cleanJobs, countJobs, isClientInstance, jobIdFor, loadBullmq, toOutcome, type BullMQ, type JobData } from './jobs.js'
+import { cleanJobs, countJobs, isClientInstance, loadBullmq, type BullMQ, type JobData } from './jobs.js'
 import { MIN_DEDUPE_SECONDS, resolveBullmqOptions, type BullmqInboxOptions, type ResolvedBullmqOptions } from './options.js'
 import { RedisState, checkDatabase, forLog } from './redis-state.js'
 import { createWorker, runWhenHandled, type JobRunner } from './worker.js'
@@ -16,7 +17,7 @@ import { PAUSE_REFRESH_MS, RedisFlowStore } from './flow-store.js'
 import { OldestPending } from './pending.js'
 import { RedisOrderingStore } from './ordering-store.js'
 import type { ResolvedOptions } from '../core/resolved-options.js'
-import { listEvents } from './listing.js'
+import { listDeadLetters, listEvents, outcomeOf } from './listing.js'
 import { RedisMemory } from './memory-floor.js'
 import { backlogLimit } from '../core/backlog-bound.js'
 import type { FlowStore } from '../core/flow/store.js'
@@ -53,6 +54,7 @@ export class BullmqInbox implements Inbox {
   #database: Promise<void> | undefined
   readonly #redis = new RedisState(() => this.#runtime?.logger)
   #worker: Worker<JobData> | undefined
+  #priority: AcceptPriority | undefined
   #runtime: InboxRuntime | undefined
   #closing = false
   readonly #running = { count: 0 }
@@ -116,6 +118,7 @@ export class BullmqInbox implements Inbox {
     }
     const worker = createWorker(runner)
     this.#worker = worker
+    this.#priority = new AcceptPriority(runtime.options.concurrency, { onChange: (allowed) => { worker.concurrency = allowed } })
     // Not awaited: with Redis down at boot, the receiver still answers, 503 each
     // delivery within acceptTimeoutMs, and runs the worker once Redis is back. A
     // database Redis refuses keeps the worker from ever running.
@@ -157,9 +160,10 @@ export class BullmqInbox implements Inbox {
   }
 
   async #accept (event: AnyEvent, receivedAt: number, runtime: InboxRuntime, rawBody: Uint8Array | undefined, abandoned: AbortSignal): Promise<AcceptOutcome> {
+    const calledAt = Date.now()
     const { queue, backlog } = await this.#ready
     await this.#databaseChecked()
-    return await acceptInto({
+    const outcome = await acceptInto({
       queue,
       backlog,
       runtime,
@@ -169,6 +173,8 @@ export class BullmqInbox implements Inbox {
       deadLetterSeconds: this.#options.deadLetterRetentionSeconds,
       limit: this.#memory.full ? 0 : backlogLimit(this.#options.maxBacklog, runtime.options)
     }, event, receivedAt, rawBody, abandoned)
+    this.#priority?.accepted(Date.now() - calledAt)
+    return outcome
   }
 
   /**
@@ -222,14 +228,7 @@ export class BullmqInbox implements Inbox {
   async counts (): Promise<Record<OutcomeState, number>> { return await countJobs(await this.#queue()) }
 
   async outcome (id: string): Promise<EventOutcome | undefined> {
-    const queue = await this.#queue()
-    const job = await queue.getJob(jobIdFor(id))
-    if (job === undefined) return undefined
-    const state = await job.getState()
-    // A held job nobody set the key for is a refused delivery: not recorded. A
-    // deferred one was answered, whether or not its key has expired since.
-    if (state === 'delayed' && job.attemptsMade === 0 && (job.data.deferredRuns ?? 0) === 0 && await (await queue.client).get(this.#seenKey(job.id ?? '')) === null) return undefined
-    return toOutcome(job, state)
+    return await outcomeOf(await this.#queue(), id, (jobId) => this.#seenKey(jobId))
   }
 
   /** Events by filter, newest received first: a bounded scan of sorted sets (listing.ts says how). */
@@ -238,9 +237,7 @@ export class BullmqInbox implements Inbox {
   }
 
   async deadLetters (query: DeadLetterQuery = {}): Promise<EventOutcome[]> {
-    const queue = await this.#queue()
-    const jobs = await queue.getJobs(['failed'], 0, (query.limit ?? 100) - 1, true)
-    return jobs.filter((job): job is Job<JobData> => job !== undefined).map((job) => toOutcome(job, 'failed'))
+    return await listDeadLetters(await this.#queue(), query.limit ?? 100)
   }
 
   // Replay by filter (replay.ts): the completed or failed set read a page of 500 jobs at a time.

@@ -1,10 +1,11 @@
-// `events(query)` on the BullMQ inbox: the dashboard's listing, answered from sorted sets
-// so that a large queue costs a bounded scan, never a walk over every job.
+// Reading events back from the BullMQ inbox: `outcome(id)`, `deadLetters()`, and
+// `events(query)`, the dashboard's listing, answered from sorted sets so that a
+// large queue costs a bounded scan, never a walk over every job.
 import type { Job, Queue, RedisClient } from 'bullmq'
 import { checkEventQuery } from '../core/event-query.js'
 import type { EventQuery } from '../core/inbox.js'
 import type { EventOutcome, OutcomeState } from '../core/outcome.js'
-import { pendingKey, toOutcome, type JobData } from './jobs.js'
+import { jobIdFor, pendingKey, toOutcome, type JobData } from './jobs.js'
 
 /**
  * Entries looked at per set and query. Pending events come from the pending
@@ -111,4 +112,20 @@ export async function listEvents (queue: Queue<JobData>, query: EventQuery | und
   const rows = found.flat().sort((x, y) => descending ? y.at - x.at : x.at - y.at).slice(0, checked.limit)
   const jobs = await Promise.all(rows.map(async (row) => ({ row, job: await queue.getJob(row.id) as Job<JobData> | undefined })))
   return jobs.filter(({ job }) => job !== undefined).map(({ row, job }) => toOutcome(job as Job<JobData>, row.state))
+}
+
+/** One event by id; undefined also for a held job nobody set the key for: a refused delivery, not recorded. */
+export async function outcomeOf (queue: Queue<JobData>, id: string, seenKey: (jobId: string) => string): Promise<EventOutcome | undefined> {
+  const job = await queue.getJob(jobIdFor(id))
+  if (job === undefined) return undefined
+  const state = await job.getState()
+  // A deferred job was answered, whether or not its key has expired since.
+  if (state === 'delayed' && job.attemptsMade === 0 && (job.data.deferredRuns ?? 0) === 0 && await (await queue.client).get(seenKey(job.id ?? '')) === null) return undefined
+  return toOutcome(job, state)
+}
+
+/** The newest `limit` dead letters. */
+export async function listDeadLetters (queue: Queue<JobData>, limit: number): Promise<EventOutcome[]> {
+  const jobs = await queue.getJobs(['failed'], 0, limit - 1, true)
+  return jobs.filter((job): job is Job<JobData> => job !== undefined).map((job) => toOutcome(job, 'failed'))
 }
