@@ -27,7 +27,9 @@ const inbox = await receiverInbox(kind, target, kind === 'bullmq' ? process.env.
 // SIR_BENCH_MAX_QUEUE_SIZE: only to compare with a build from before maxBacklog,
 // whose durable inboxes were bounded by maxQueueSize (default 10 000). Name it with the figures.
 const maxQueueSize = process.env.SIR_BENCH_MAX_QUEUE_SIZE === undefined ? {} : { maxQueueSize: Number(process.env.SIR_BENCH_MAX_QUEUE_SIZE) }
-const webhooks = new Webhooks({ secret, logger: pino({ level: 'error' }), ...maxQueueSize, ...(inbox === undefined ? {} : { inbox }) })
+// SIR_BENCH_CONCURRENCY=n: the receiver's `concurrency` (default 10), to see what fewer handler slots do to the acknowledgements.
+const concurrencyOption = process.env.SIR_BENCH_CONCURRENCY === undefined ? {} : { concurrency: Number(process.env.SIR_BENCH_CONCURRENCY) }
+const webhooks = new Webhooks({ secret, logger: pino({ level: 'error' }), ...maxQueueSize, ...concurrencyOption, ...(inbox === undefined ? {} : { inbox }) })
 
 let calls = 0
 let handled = 0
