@@ -1,5 +1,5 @@
-import type { PoolClient, QueryResult } from 'pg'
-import { literalsOf, type Queries } from './queries.js'
+import type { PoolClient } from 'pg'
+import type { Queries } from './queries.js'
 
 /** One delivery of a batch, as it is stored. */
 export interface BatchRow {
@@ -32,46 +32,29 @@ export function isRowError (error: unknown): boolean {
 export class BatchAbandoned extends Error {}
 
 /**
- * Opens a transaction on `client` with `begin`, inserts `rows` in it and says what
- * became of each. The batch goes in one INSERT; when a row makes it fail, the
- * transaction is begun again and the rows are inserted in halves, each in a
+ * Inserts `rows` in the transaction open on `client` and says what became of
+ * each. The batch goes in one INSERT; when a row makes it fail, the transaction
+ * is begun again (`restart`) and the rows are inserted in halves, each in a
  * savepoint, down to the row that fails on its own: one bad event costs its
  * batch-mates a few statements, never their 2xx. A duplicate's body is compared
  * with the stored one, in one more statement, only when there are duplicates.
  * `wanted()` false stops the isolation (the deadline passed): `BatchAbandoned`.
  */
-export async function insertRows (client: PoolClient, sql: Queries, rows: readonly BatchRow[], begin: string, wanted: () => boolean): Promise<RowResult[]> {
+export async function insertRows (client: PoolClient, sql: Queries, rows: readonly BatchRow[], restart: string, wanted: () => boolean): Promise<RowResult[]> {
   const inserted = new Set<string>()
   const failed = new Map<number, unknown>()
-  const columnsOf = (part: readonly BatchRow[]): Array<Array<string | number | null>> => [
-    part.map(({ key }) => key),
-    part.map(({ type }) => type),
-    part.map(({ body }) => body),
-    part.map(({ receivedAt }) => receivedAt),
-    part.map(({ ordered }) => ordered?.key ?? null),
-    part.map(({ ordered }) => ordered?.createdAt ?? null),
-    part.map(({ receivedAt, ordered }) => ordered?.notBefore ?? receivedAt)
-  ]
   const insert = async (indexes: readonly number[]): Promise<void> => {
-    const result = await client.query<{ id: string }>(sql.acceptBatch, columnsOf(indexes.map((index) => rows[index]!)))
+    const part = indexes.map((index) => rows[index]!)
+    const result = await client.query<{ id: string }>(sql.acceptBatch, [
+      part.map(({ key }) => key),
+      part.map(({ type }) => type),
+      part.map(({ body }) => body),
+      part.map(({ receivedAt }) => receivedAt),
+      part.map(({ ordered }) => ordered?.key ?? null),
+      part.map(({ ordered }) => ordered?.createdAt ?? null),
+      part.map(({ receivedAt, ordered }) => ordered?.notBefore ?? receivedAt)
+    ])
     for (const { id } of result.rows) inserted.add(id)
-  }
-  // The first try opens the transaction and inserts the whole batch in one simple
-  // query, its values written in as literals: one round trip fewer for every
-  // accept, each a wait on a server busy with the drain. A NUL would cut a simple
-  // query short: ids, types and ordering keys are stored keys (stored-text.ts) and
-  // a body is JSON, whose text escapes control characters, so none should hold
-  // one; a batch that does anyway takes the parameters, as the isolation does.
-  const insertAll = async (): Promise<void> => {
-    if (rows.some(({ body }) => body.includes('\0'))) {
-      await client.query(begin)
-      await insert(rows.map((_, index) => index))
-      return
-    }
-    const literal = literalsOf(client)
-    const arrays = columnsOf(rows).map((column) => `ARRAY[${column.map(literal).join(',')}]`)
-    const results = await client.query(`${begin};${sql.acceptBatchOf(arrays)}`) as unknown as Array<QueryResult<{ id: string }>>
-    for (const { id } of results[results.length - 1]!.rows) inserted.add(id)
   }
   const isolate = async (indexes: readonly number[]): Promise<void> => {
     if (!wanted()) throw new BatchAbandoned()
@@ -93,10 +76,10 @@ export async function insertRows (client: PoolClient, sql: Queries, rows: readon
   }
   const all = rows.map((_, index) => index)
   try {
-    await insertAll()
+    await insert(all)
   } catch (error) {
     if (!isRowError(error)) throw error
-    await client.query(`ROLLBACK; ${begin}`)
+    await client.query(restart)
     if (rows.length === 1) {
       failed.set(0, error)
     } else {

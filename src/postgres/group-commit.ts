@@ -149,7 +149,8 @@ export class GroupCommit {
       client = await this.#pool.connect()
       stopHearing = hearErrors(client, (error) => { broken ??= error })
       if (late) return
-      const results = await insertRows(client, this.#sql, batch, this.#options.begin, () => !late)
+      await client.query(this.#options.begin)
+      const results = await insertRows(client, this.#sql, batch, `ROLLBACK; ${this.#options.begin}`, () => !late)
       // Answered 503 while the INSERT ran: roll back, so that a 503 records nothing.
       if (late) {
         await client.query('ROLLBACK')

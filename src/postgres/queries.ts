@@ -72,8 +72,6 @@ export interface Queries {
    * (the others were there already). An ordered event's key row is made with it.
    */
   acceptBatch: string
-  /** `acceptBatch` with its seven arrays written in (ARRAY[...] literals), for a simple query. */
-  acceptBatchOf (arrays: readonly string[]): string
   /** $1 ids, $2 bodies: the positions (from 1) of the pairs whose stored body is not the one given (duplicates only). */
   bodiesDiffer: string
   /** Wakes every instance after accepts committed, in its own unflushed transaction; the payload is the notifier's (notifier.ts). */
@@ -140,16 +138,22 @@ export function queriesFor (schema: string, handlerSynchronousCommit: boolean, i
   // sessions (parts.ts).
   const idleLimit = idleInTransactionTimeoutMs > 0 ? `; SET LOCAL idle_in_transaction_session_timeout TO ${integer(idleInTransactionTimeoutMs)}` : ''
   const begin = (handlerSynchronousCommit ? 'BEGIN' : 'BEGIN; SET LOCAL synchronous_commit TO off') + idleLimit
-  // An ordered event's hold is its first due time: it waits in its key's line
-  // as the head, so nothing of its key passes it. Its sequence number is taken
-  // in the batch's order, the acceptance order that breaks createdAt's ties.
-  // The key rows go in sorted, so that two batches never wait on each other's.
-  const acceptBatchOf = (a: readonly string[]): string => `
+  return {
+    beginAccept: 'BEGIN' + idleLimit,
+    // No NOTIFY here: a transaction that notifies holds Postgres's one notify lock
+    // through its commit, WAL flush included, so accepts that notified committed
+    // one at a time (~230 a second on a 4.4 ms fsync) however many were in flight.
+    // Other instances are woken by `notifyOthers` after the commit instead.
+    // An ordered event's hold is its first due time: it waits in its key's line
+    // as the head, so nothing of its key passes it. Its sequence number is taken
+    // in the batch's order, the acceptance order that breaks createdAt's ties.
+    // The key rows go in sorted, so that two batches never wait on each other's.
+    acceptBatch: `
       WITH inserted AS (
         INSERT INTO ${s}.events (id, type, body, received_at, next_attempt_at, ordering_key, created_at_ms, order_seq)
         SELECT id, type, body, received_at, not_before, ordering_key, created_at_ms,
           CASE WHEN ordering_key IS NULL THEN NULL ELSE nextval('${s}.events_order_seq') END
-        FROM unnest(${a[0]}::text[], ${a[1]}::text[], ${a[2]}::text[], ${a[3]}::bigint[], ${a[4]}::text[], ${a[5]}::bigint[], ${a[6]}::bigint[])
+        FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::bigint[], $7::bigint[])
           WITH ORDINALITY AS batch (id, type, body, received_at, ordering_key, created_at_ms, not_before, position)
         ORDER BY position
         ON CONFLICT (id) DO NOTHING
@@ -159,15 +163,7 @@ export function queriesFor (schema: string, handlerSynchronousCommit: boolean, i
         SELECT DISTINCT ordering_key FROM inserted WHERE ordering_key IS NOT NULL ORDER BY ordering_key
         ON CONFLICT (key) DO NOTHING
       )
-      SELECT id FROM inserted`
-  return {
-    beginAccept: 'BEGIN' + idleLimit,
-    // No NOTIFY here: a transaction that notifies holds Postgres's one notify lock
-    // through its commit, WAL flush included, so accepts that notified committed
-    // one at a time (~230 a second on a 4.4 ms fsync) however many were in flight.
-    // Other instances are woken by `notifyOthers` after the commit instead.
-    acceptBatch: acceptBatchOf(['$1', '$2', '$3', '$4', '$5', '$6', '$7']),
-    acceptBatchOf,
+      SELECT id FROM inserted`,
     bodiesDiffer: `
       SELECT b.position FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS b (id, body, position)
       JOIN ${s}.events e ON e.id = b.id WHERE e.body <> b.body`,
