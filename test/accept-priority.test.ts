@@ -1,82 +1,103 @@
 // Handler work gives way to accepts (issue 22, item 1): the allowance of handler
-// slots that durable inboxes follow, on a controlled clock.
+// slots that the Postgres and BullMQ inboxes follow, on a controlled clock.
 import t from 'tap'
-import { AcceptPriority } from '../src/core/accept-priority.js'
+import { AcceptPriority, type AcceptPriorityOptions } from '../src/core/accept-priority.js'
 
-function clocked (slots: number, options: { targetMs?: number, stepMs?: number, idleMs?: number } = {}): { priority: AcceptPriority, advance: (ms: number) => void, changes: number[] } {
+function clocked (slots: number, options: AcceptPriorityOptions = {}): { priority: AcceptPriority, advance: (ms: number) => void, changes: number[] } {
   let now = 1_000_000
   const changes: number[] = []
-  const priority = new AcceptPriority(slots, { ...options, now: () => now, onChange: (allowed) => { changes.push(allowed) } })
+  const priority = new AcceptPriority(slots, { now: () => now, onChange: (allowed) => { changes.push(allowed) }, ...options })
+  t.teardown(() => { priority.stop() })
   return { priority, advance: (ms) => { now += ms }, changes }
 }
 
-t.test('quick accepts leave every slot to the handlers', async (t) => {
-  const { priority, advance } = clocked(10)
-  for (let index = 0; index < 50; index++) {
-    priority.accepted(3)
-    advance(20)
+/** One step of accepts (250 ms, one every 10 ms) with these waits, cycled. */
+function step (priority: AcceptPriority, advance: (ms: number) => void, waits: number[]): void {
+  for (let index = 0; index < 25; index++) {
+    priority.accepted(waits[index % waits.length]!)
+    advance(10)
   }
+}
+
+t.test('quick accepts leave every slot to the handlers', async (t) => {
+  const { priority, advance, changes } = clocked(10)
+  for (let index = 0; index < 8; index++) step(priority, advance, [3, 4, 2])
   t.equal(priority.allowed, 10)
+  t.same(changes, [], 'and never changed it')
 })
 
-t.test('slow accepts halve the slots down to one; quick ones give them back one per step', async (t) => {
-  const { priority, advance, changes } = clocked(10, { targetMs: 10, stepMs: 250 })
-  priority.accepted(2)
-  advance(50)
-  priority.accepted(40)
-  t.equal(priority.allowed, 5, 'halved on the first slow accept')
-  priority.accepted(40)
-  t.equal(priority.allowed, 5, 'batches already in flight do not halve it again at once')
-  for (let index = 0; index < 5; index++) {
-    advance(25)
-    priority.accepted(40)
-  }
+t.test('steps of slow accepts halve the slots down to one; quick steps give them back one at a time', async (t) => {
+  const { priority, advance, changes } = clocked(10)
+  step(priority, advance, [2])
+  step(priority, advance, [2, 40])
+  step(priority, advance, [40])
+  t.equal(priority.allowed, 5, 'halved once the slow step ended')
+  step(priority, advance, [40])
+  step(priority, advance, [40])
+  step(priority, advance, [40])
+  step(priority, advance, [2])
   t.equal(priority.allowed, 1, 'never below one: a backlog still drains')
-  advance(100)
-  priority.accepted(2)
-  t.equal(priority.allowed, 1, 'not within a step of the last change')
-  advance(150)
-  priority.accepted(2)
-  t.equal(priority.allowed, 2, 'a quick accept a step after it adds one slot')
-  priority.accepted(2)
-  t.equal(priority.allowed, 2, 'and no more within the same step')
-  for (let index = 0; index < 20; index++) {
-    advance(250)
-    priority.accepted(2)
-  }
-  t.equal(priority.allowed, 10, 'back to every slot, one step at a time, never past it')
+  for (let index = 0; index < 12; index++) step(priority, advance, [2, 3])
+  t.equal(priority.allowed, 10, 'back to every slot, a step at a time, never past it')
   t.same(changes.slice(0, 5), [5, 2, 1, 2, 3], 'each change was told')
 })
 
-t.test('the target follows the store: a far database whose accepts always take 30 ms is not taken for a busy one', async (t) => {
-  const { priority, advance } = clocked(10, { targetMs: 10 })
-  for (let index = 0; index < 100; index++) {
-    priority.accepted(30 + (index % 5))
-    advance(20)
-  }
+t.test('a slow wait now and then (an fsync that took longer) does not lower the slots', async (t) => {
+  const { priority, advance } = clocked(10)
+  // One slow wait in 25 per step: 4 %.
+  for (let index = 0; index < 20; index++) step(priority, advance, [2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 60])
+  t.equal(priority.allowed, 10)
+})
+
+t.test('the mark follows the store: a far database whose accepts always take 30 ms is not taken for a busy one', async (t) => {
+  const { priority, advance } = clocked(10)
+  for (let index = 0; index < 8; index++) step(priority, advance, [30, 31, 33, 34])
   t.equal(priority.allowed, 10, 'waits near the shortest of the last seconds are not slow')
-  priority.accepted(90)
-  t.equal(priority.allowed, 5, 'a wait of three times the usual is')
+  step(priority, advance, [90])
+  step(priority, advance, [30])
+  t.equal(priority.allowed, 5, 'a step of waits three times the usual is')
+})
+
+t.test('an accept still waiting far past the usual halves the slots before it is answered', async (t) => {
+  let waitingSince: number | undefined
+  const { priority, advance } = clocked(8, { waitingSince: () => waitingSince })
+  step(priority, advance, [3])
+  t.equal(priority.allowed, 8)
+  waitingSince = 1_000_000 + 250
+  advance(20)
+  t.equal(priority.allowed, 8, 'not at 30 ms')
+  advance(40)
+  t.equal(priority.allowed, 4, 'at 70 ms')
+  t.equal(priority.allowed, 4, 'and not again at once')
+  advance(60)
+  t.equal(priority.allowed, 2)
+  advance(5_000)
+  t.equal(priority.allowed, 1, 'a store that hangs keeps them low: no return to every slot while an accept waits')
+  waitingSince = undefined
+  t.equal(priority.allowed, 8, 'nothing waiting and no accept for idleMs: every slot')
 })
 
 t.test('with no accept for idleMs every slot comes back, by the getter and by the timer', async (t) => {
   const { priority, advance } = clocked(8, { idleMs: 2_000 })
-  priority.accepted(2)
-  advance(30)
-  priority.accepted(100)
+  step(priority, advance, [2])
+  step(priority, advance, [100])
+  step(priority, advance, [100])
   t.equal(priority.allowed, 4)
-  advance(1_999)
+  advance(1_980)
   t.equal(priority.allowed, 4, 'not before idleMs')
-  advance(1)
+  advance(20)
   t.equal(priority.allowed, 8, 'then all of them')
 
   // The timer, on the real clock, for a worker that is told rather than asked.
   const told: number[] = []
-  const real = new AcceptPriority(4, { idleMs: 50, onChange: (allowed) => { told.push(allowed) } })
+  const real = new AcceptPriority(4, { idleMs: 50, stepMs: 10, onChange: (allowed) => { told.push(allowed) } })
+  t.teardown(() => { real.stop() })
   real.accepted(1)
-  await new Promise((resolve) => setTimeout(resolve, 20))
+  await new Promise((resolve) => setTimeout(resolve, 15))
   real.accepted(500)
-  t.same(told, [2], 'halved')
+  await new Promise((resolve) => setTimeout(resolve, 15))
+  real.accepted(500)
+  t.same(told, [2], 'halved after the slow step')
   await new Promise((resolve) => setTimeout(resolve, 400))
   t.same(told, [2, 4], 'and told every slot once the accepts stopped')
 })

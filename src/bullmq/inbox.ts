@@ -173,7 +173,8 @@ export class BullmqInbox implements Inbox {
       deadLetterSeconds: this.#options.deadLetterRetentionSeconds,
       limit: this.#memory.full ? 0 : backlogLimit(this.#options.maxBacklog, runtime.options)
     }, event, receivedAt, rawBody, abandoned)
-    this.#priority?.accepted(Date.now() - calledAt)
+    // Fresh accepts only: a duplicate's one round trip would lower the mark that slow is judged by.
+    if (outcome === 'accepted') this.#priority?.accepted(Date.now() - calledAt)
     return outcome
   }
 
@@ -276,6 +277,7 @@ export class BullmqInbox implements Inbox {
     this.#ordering?.close()
     this.#oldest.stop()
     this.#memory.stop()
+    this.#priority?.stop()
     const worker = this.#worker
     if (worker !== undefined) {
       const finished = await settlesWithin(worker.pause(false), graceMs)

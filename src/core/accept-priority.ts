@@ -1,34 +1,43 @@
 /**
  * Accepts before handler work, in the store as in the process. A durable inbox
- * reports how long each accept (or batch of them) waited on its store. While
- * those waits run past their target, the handler slots allowed at once are
- * halved (down to one); while they stay under it, they grow back one at a time,
- * a step per `stepMs`. With no accept for `idleMs`, every slot is allowed again:
- * a backlog drains at full speed once deliveries stop, and at what the store
- * can spare while they come. Without it, a drain's claims and commits shared the
- * database with the accepts as equals and a 2xx waited behind them
- * (docs/performance.md, "Flow control and bursts").
+ * reports how long each accept (or batch of them) waited on its store. Once per
+ * step (`stepMs`), the waits of that step decide: when more than a tenth of them
+ * were slow, the handler slots allowed at once are halved (down to one); when
+ * none was, one slot comes back. An accept still waiting far past the usual
+ * (`waitingSince`) halves them at once, without waiting for the step. With no
+ * accept for `idleMs` and none waiting, every slot is allowed again: a backlog
+ * drains at full speed once deliveries stop, and at what the store can spare
+ * while they come. Without it, a drain's claims and commits shared the database
+ * with the accepts as equals and a 2xx waited behind them (docs/design.md,
+ * "Acknowledgements while a backlog drains").
  *
- * The target is relative: twice the shortest wait of the last few seconds, and
- * at least `targetMs`. A store that is simply far away (a remote database's
- * round trips) is not mistaken for a busy one and does not pin the handlers to one slot.
+ * Slow is relative: past twice the shortest wait of the last few seconds, and
+ * past `targetMs`. A store that is simply far away (a remote database's round
+ * trips) is not taken for a busy one, and a wait that is slow now and then
+ * (an fsync that took longer) does not pin the handlers low: a step needs more
+ * than a tenth of its waits slow.
  */
 export interface AcceptPriorityOptions {
   /** The least wait (ms) counted as slow, whatever the shortest recent wait. */
   targetMs?: number
-  /** The least time (ms) between two steps up of the allowance. */
+  /** How often (ms) the allowance may step, down or up. */
   stepMs?: number
-  /** No accept for this long (ms): every slot is allowed. */
+  /** No accept for this long (ms), and none waiting: every slot is allowed. */
   idleMs?: number
   now?: () => number
-  /** Told each new allowance, the idle return to every slot included (a timer, unref'd): for a worker that is set, not asked. */
+  /** When the accept waiting longest on the store now was called (undefined: none waits). */
+  waitingSince?: () => number | undefined
+  /** Told each new allowance, the return to every slot after `idleMs` included (a timer, unref'd): for a worker that is set, not asked. */
   onChange?: (allowed: number) => void
 }
 
 /** The shortest wait is kept per second, over this many seconds. */
 const BASELINE_SECONDS = 5
-/** Two halvings at least this far apart (ms): the batches already in flight when the first was decided report late. */
-const HALVING_GAP_MS = 20
+/** A step halves the allowance when more than this share of its waits were slow. */
+const SLOW_SHARE = 0.1
+/** An accept still waiting past this many times the slow mark (and past URGENT_MS) halves the allowance at once. */
+const URGENT_FACTOR = 4
+const URGENT_MS = 50
 
 export class AcceptPriority {
   readonly #slots: number
@@ -36,11 +45,14 @@ export class AcceptPriority {
   readonly #stepMs: number
   readonly #idleMs: number
   readonly #now: () => number
+  readonly #waitingSince: (() => number | undefined) | undefined
   readonly #onChange: ((allowed: number) => void) | undefined
   #idleTimer: NodeJS.Timeout | undefined
   #allowed: number
   #changedAt = -Infinity
   #lastAcceptAt = -Infinity
+  /** This step's waits: how many, and how many slow. */
+  #step = { startedAt: -Infinity, waits: 0, slow: 0 }
   /** The shortest wait of each recent second, by second. */
   readonly #shortest = new Map<number, number>()
 
@@ -51,6 +63,7 @@ export class AcceptPriority {
     this.#stepMs = options.stepMs ?? 250
     this.#idleMs = options.idleMs ?? 2_000
     this.#now = options.now ?? Date.now
+    this.#waitingSince = options.waitingSince
     this.#onChange = options.onChange
   }
 
@@ -58,30 +71,48 @@ export class AcceptPriority {
   accepted (ms: number): void {
     const now = this.#now()
     this.#lastAcceptAt = now
-    const slow = ms > Math.max(this.#targetMs, 2 * this.#baseline(now, ms))
-    if (slow) {
-      if (this.#allowed > 1 && now - this.#changedAt >= HALVING_GAP_MS) this.#set(Math.max(1, Math.floor(this.#allowed / 2)), now)
-    } else if (this.#allowed < this.#slots && now - this.#changedAt >= this.#stepMs) {
-      this.#set(this.#allowed + 1, now)
-    }
+    const second = Math.floor(now / 1000)
+    this.#shortest.set(second, Math.min(ms, this.#shortest.get(second) ?? Infinity))
+    for (const at of this.#shortest.keys()) if (at <= second - BASELINE_SECONDS) this.#shortest.delete(at)
+    if (now - this.#step.startedAt >= this.#stepMs) this.#endStep(now)
+    this.#step.waits++
+    if (ms > this.#slowMark()) this.#step.slow++
   }
 
   /** Handler slots that may run at once now. */
   get allowed (): number {
-    if (this.#allowed < this.#slots && this.#now() - this.#lastAcceptAt >= this.#idleMs) this.#set(this.#slots, this.#now())
+    const now = this.#now()
+    const since = this.#waitingSince?.()
+    if (since !== undefined && now - since > Math.max(URGENT_MS, URGENT_FACTOR * this.#slowMark())) {
+      if (now - this.#changedAt >= URGENT_MS) this.#halve(now)
+    } else if (since === undefined && this.#allowed < this.#slots && now - this.#lastAcceptAt >= this.#idleMs) {
+      this.#set(this.#slots, now)
+    }
     return this.#allowed
   }
 
-  /** The shortest wait over the last seconds, `ms` included. */
-  #baseline (now: number, ms: number): number {
-    const second = Math.floor(now / 1000)
-    this.#shortest.set(second, Math.min(ms, this.#shortest.get(second) ?? Infinity))
+  /** Ends the timer that gives every slot back after `idleMs` (close). */
+  stop (): void {
+    clearTimeout(this.#idleTimer)
+    this.#idleTimer = undefined
+  }
+
+  /** Past this a wait is slow: twice the shortest of the last seconds, and at least `targetMs`. */
+  #slowMark (): number {
     let shortest = Infinity
-    for (const [at, wait] of this.#shortest) {
-      if (at <= second - BASELINE_SECONDS) this.#shortest.delete(at)
-      else shortest = Math.min(shortest, wait)
-    }
-    return shortest
+    for (const wait of this.#shortest.values()) shortest = Math.min(shortest, wait)
+    return Math.max(this.#targetMs, 2 * shortest)
+  }
+
+  #endStep (now: number): void {
+    const { waits, slow } = this.#step
+    if (waits > 0 && slow > waits * SLOW_SHARE) this.#halve(now)
+    else if (waits > 0 && slow === 0 && this.#allowed < this.#slots) this.#set(this.#allowed + 1, now)
+    this.#step = { startedAt: now, waits: 0, slow: 0 }
+  }
+
+  #halve (now: number): void {
+    if (this.#allowed > 1) this.#set(Math.max(1, Math.floor(this.#allowed / 2)), now)
   }
 
   #set (allowed: number, now: number): void {
@@ -97,8 +128,8 @@ export class AcceptPriority {
     this.#idleTimer = setTimeout(() => {
       this.#idleTimer = undefined
       const quiet = this.#now() - this.#lastAcceptAt
-      if (quiet >= this.#idleMs) this.#set(this.#slots, this.#now())
-      else this.#armIdle(this.#idleMs - quiet)
+      if (quiet >= this.#idleMs && this.#waitingSince?.() === undefined) this.#set(this.#slots, this.#now())
+      else if (this.#allowed < this.#slots) this.#armIdle(quiet >= this.#idleMs ? this.#idleMs : this.#idleMs - quiet)
     }, ms)
     this.#idleTimer.unref()
   }

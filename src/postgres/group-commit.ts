@@ -58,7 +58,8 @@ export class GroupCommit {
   #timer: NodeJS.Timeout | undefined
   /** Answers 503 to deliveries whose deadline passed in line (every slot busy with a stalled store). */
   #expiry: NodeJS.Timeout | undefined
-  readonly #inFlight = new Set<Promise<void>>()
+  /** The batches committing, each with when its first delivery's accept() was called. */
+  readonly #inFlight = new Map<Promise<void>, number>()
 
   constructor (pool: Pool, sql: Queries, options: GroupCommitOptions, events: GroupCommitEvents) {
     this.#pool = pool
@@ -79,11 +80,18 @@ export class GroupCommit {
     })
   }
 
+  /** When the accept that has waited longest for its commit, of those not answered yet, was called; undefined when none waits. */
+  oldestWaitingSince (): number | undefined {
+    let oldest = this.#waiting[0] === undefined ? undefined : this.#waiting[0].deadline - this.#options.acceptTimeoutMs
+    for (const since of this.#inFlight.values()) oldest = Math.min(oldest ?? since, since)
+    return oldest
+  }
+
   /** Resolves once every batch sent so far has settled. */
   async settled (): Promise<void> {
     while (this.#waiting.length > 0 || this.#inFlight.size > 0) {
       this.#flush()
-      await Promise.all([...this.#inFlight])
+      await Promise.all([...this.#inFlight.keys()])
     }
   }
 
@@ -97,7 +105,7 @@ export class GroupCommit {
         // Deliveries that queued behind a full set of slots go now, not after another wait.
         if (this.#waiting.length > 0) this.#flush()
       })
-      this.#inFlight.add(flight)
+      this.#inFlight.set(flight, batch[0]!.deadline - this.#options.acceptTimeoutMs)
     }
     // Nothing left in line: no sweep to wait for (nor a timer holding the process open after close).
     if (this.#waiting.length === 0) {

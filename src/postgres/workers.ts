@@ -163,6 +163,9 @@ export class Workers {
       // back whatever it left open when the connection ends.
       if (!slot.forced) slot.client?.release(broken)
       this.#active.delete(slot)
+      // A worker that gave way (accept priority) may leave ids it put back and a
+      // search that found nothing just before: someone must look at them.
+      if (!this.#stopped && env.candidates.size > 0) this.wake()
       if (this.#active.size === 0) this.#whenIdle?.()
     }
   }
