@@ -102,9 +102,14 @@ export async function acceptInto (step: AcceptStep, event: AnyEvent, receivedAt:
   // that it can still run: a done or dead job the add left as it was will not.
   const marking = markSeenOn(client, queue, seenKey, jobId, seenValue(receivedAt, digest), step.dedupeSeconds)
   // An event without an ordering key is promoted in the same round trip: the
-  // promotion is sent after the mark, so Redis runs it after, and it moves only
-  // a held job. Whatever the mark found, a held job of this id should then run:
-  // its key is set (now or by an earlier delivery), or there is no held job.
+  // promotion is written after the mark on the same connection, so Redis runs it
+  // after, except when the mark has to be sent again (NOSCRIPT after a restart
+  // flushed the scripts, a cluster redirect): then the job may run before its key
+  // is set, and the worker reads the key again for a moment before holding it
+  // (worker.ts). The promotion moves only a held job, and whatever the mark found
+  // a held job of this id should run: its key is set, now or by an earlier
+  // delivery. A mark that failed leaves the job keyless: it is held again, and a
+  // 503 still records nothing.
   const promoting = ref === undefined ? promoted(job) : undefined
   const marked = await marking
   if (marked === 'no-job') {

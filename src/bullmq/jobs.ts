@@ -151,8 +151,9 @@ export async function markSeen (queue: Queue<JobData>, seenKey: string, jobId: s
 }
 
 /**
- * `markSeen` on a client already at hand: the command is sent before this
- * returns, so a command sent after the call runs after the mark in Redis.
+ * `markSeen` on a client already at hand: the command is written before this
+ * returns, so one written after it runs after it in Redis, unless Redis makes
+ * the client send the mark again (NOSCRIPT, a cluster redirect).
  */
 export function markSeenOn (client: RedisClient, queue: Queue<JobData>, seenKey: string, jobId: string, value: string, seconds: number, redrive = false): Promise<MarkResult> {
   if (!defined.has(client)) {

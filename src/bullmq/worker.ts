@@ -90,8 +90,23 @@ export function runWhenHandled (worker: Worker<JobData>, runner: JobRunner, clos
   check.unref()
 }
 
+/**
+ * Whether the id's key is set, read again over most of a second while it is not:
+ * an accept sends its mark and its promotion back to back, and a mark that Redis
+ * answered NOSCRIPT (scripts flushed by a restart) or a cluster redirect is sent
+ * again after the promotion ran. A job put back for want of its key waits HOLD_MS.
+ */
+async function keySetSoon (runner: JobRunner, jobId: string): Promise<boolean> {
+  const client = await runner.queue.client
+  for (const pauseMs of [0, 100, 250, 500]) {
+    if (pauseMs > 0) await new Promise((resolve) => setTimeout(resolve, pauseMs))
+    if (await client.get(runner.seenKey(jobId)) !== null) return true
+  }
+  return false
+}
+
 async function processJob (runner: JobRunner, job: Job<JobData>, token: string | undefined): Promise<void> {
-  const { runtime, queue } = runner
+  const { runtime } = runner
   const { receivedAt, deferredRuns = 0 } = job.data
   const event = jobEvent(job.data)
   if (event === undefined) {
@@ -102,7 +117,7 @@ async function processJob (runner: JobRunner, job: Job<JobData>, token: string |
   const succeeded = handledBefore(job.data, runtime.handlersFor(event.type))
   // A job deferred before was run, so its delivery was answered: its key may
   // have expired since (dedupeSeconds) with no attempt made, yet it is no hold.
-  if (job.attemptsMade === 0 && deferredRuns === 0 && await (await queue.client).get(runner.seenKey(job.id ?? '')) === null) {
+  if (job.attemptsMade === 0 && deferredRuns === 0 && !await keySetSoon(runner, job.id ?? '')) {
     // A held job whose hold ran out with no key: its delivery was refused or
     // never answered. It waits for the sender's retry to set the key.
     await putBack(runner, job, token, HOLD_MS)
