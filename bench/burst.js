@@ -10,7 +10,10 @@
 //               (50 000) at full speed; then the measured receiver, with the
 //               handler, is offered 1 000 deliveries/s for --duration s while it
 //               drains that backlog: p50/p99 of the acknowledgements (durable inboxes);
-//               --warmup S offers the same rate for S seconds first, unmeasured
+//               --warmup S offers the same rate for S seconds first, unmeasured;
+//               --pace even sends the deliveries evenly spaced (bench/paced-load.js),
+//               timed from when each was due, where autocannon (the default) sends
+//               each second's share in a burst as the second starts
 //   pacing      500 deliveries/s for 30 s to a handler with rate { perSecond: 20 }:
 //               the handler's measured rate, non-2xx, dead letters; --receivers 2
 //               puts two receivers on one store (one Postgres schema, one Redis queue)
@@ -26,6 +29,7 @@ import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import autocannon from 'autocannon'
 import { DeliverySource, PATH, SECRET, freshDeliveries } from './deliveries.js'
+import { pacedLoad } from './paced-load.js'
 import { nodeOnServerCpu } from './pinning.js'
 import { pinned, stopStores, storeFor } from './stores.js'
 
@@ -39,7 +43,8 @@ const { values: flags } = parseArgs({
     receivers: { type: 'string', default: '1' },
     backlog: { type: 'string', default: '50000' },
     warmup: { type: 'string', default: '0' },
-    'drain-limit': { type: 'string', default: '120' }
+    'drain-limit': { type: 'string', default: '120' },
+    pace: { type: 'string', default: 'autocannon' }
   }
 })
 const scenario = flags.scenario
@@ -100,6 +105,15 @@ async function stopServer (child) {
 
 /** Load on every receiver at once, connections (and a fixed rate) shared out; results summed. */
 async function load (servers, seconds, rate) {
+  if (rate !== undefined && flags.pace === 'even') {
+    const paced = await pacedLoad({ ports: servers.map(({ port }) => port), rate, seconds, connections })
+    const percentile = (p) => paced.times.length === 0 ? NaN : [...paced.times].sort((a, b) => a - b)[Math.min(paced.times.length - 1, Math.floor(paced.times.length * p))]
+    // Timed from when each delivery was due: p99raw and p99co are the same figure.
+    const p99 = Math.round(percentile(0.99) * 10) / 10
+    if (process.env.SIR_BENCH_PACE_DEBUG) console.log(`# paced: p99 of how late each delivery was written ${paced.sendLateP99.toFixed(1)} ms`)
+    return { duration: paced.duration, ok: paced.times.length, non2xx: paced.non2xx, errors: paced.errors, p50: Math.round(percentile(0.5) * 10) / 10, p99, p99raw: p99, p99co: p99 }
+  }
+  if (flags.pace !== 'autocannon' && flags.pace !== 'even') throw new Error(`--pace is autocannon or even, not ${flags.pace}`)
   const share = Math.max(1, Math.floor(connections / servers.length))
   const startedAt = Date.now()
   const slow = []
@@ -183,6 +197,7 @@ async function run (kind) {
         const buckets = {}
         for (const [at, ms] of after.slowAcks) { const key = Math.floor(at / 250) * 250; buckets[key] = Math.max(buckets[key] ?? 0, ms) }
         console.log(`# server acks > 50 ms: ${after.slowAcks.length}; worst per 250 ms: ${JSON.stringify(buckets)}`)
+        if (process.env.SIR_BENCH_SLOW_ACKS === "all") console.log(JSON.stringify(after.slowAcks))
       }
       Object.assign(row, { backlogBefore: seeded, offeredPerSecond: steady.ok / steady.duration, non2xx: steady.non2xx, errors: steady.errors, p50: steady.p50, p99: steady.p99, p99raw: steady.p99raw, p99co: steady.p99co, loopP99: after.loopP99, loopMax: after.loopMax, serverP99: after.serverP99, serverMax: after.serverMax, handledMeanwhile: after.handled, backlogAfter: after.size })
     } else if (scenario === 'burst') {
@@ -238,7 +253,7 @@ async function seed (kind, target, shared) {
 
 const fmt = (value, digits = 0) => typeof value === 'number' ? (Number.isFinite(value) ? value.toFixed(digits) : 'n/a') : String(value)
 try {
-  console.log(`# bench/burst.js --scenario ${scenario}: handler ${handler}, ${duration} s, ${connections} connections, ${receivers} receiver(s), every option at its default; ${pinned ? 'receivers on CPU 1, load on CPU 0 (taskset)' : 'not pinned'}`)
+  console.log(`# bench/burst.js --scenario ${scenario}: handler ${handler}, ${duration} s, ${connections} connections, ${receivers} receiver(s), every option at its default, pace ${flags.pace}; ${pinned ? 'receivers on CPU 1, load on CPU 0 (taskset)' : 'not pinned'}`)
   console.log(`# node ${process.version}, ${os.cpus()[0]?.model ?? 'unknown CPU'} x ${os.availableParallelism()}, load average ${os.loadavg().map((value) => value.toFixed(1)).join(' ')} before the run`)
   for (const kind of flags.inboxes.split(',')) {
     try {

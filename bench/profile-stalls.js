@@ -5,11 +5,11 @@
 // that took its time (self time) and the deepest frames of our code under which
 // it ran. A p99 made by a few long stalls is read here, not in the averages that
 // bench/profile-summary.js prints.
-// Usage: node bench/profile-stalls.js <file.cpuprofile> [--min 20] [--top 5]
+// Usage: node bench/profile-stalls.js <file.cpuprofile> [--min 20] [--top 5] [--in-order]
 import { readFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
 
-const { values: flags, positionals } = parseArgs({ allowPositionals: true, options: { min: { type: 'string', default: '20' }, top: { type: 'string', default: '5' } } })
+const { values: flags, positionals } = parseArgs({ allowPositionals: true, options: { min: { type: 'string', default: '20' }, top: { type: 'string', default: '5' }, 'in-order': { type: 'boolean', default: false } } })
 const file = positionals[0]
 if (file === undefined) {
   console.error('usage: node bench/profile-stalls.js <file.cpuprofile> [--min 20] [--top 5]')
@@ -37,15 +37,17 @@ const oursOf = (id) => {
 
 const stalls = []
 let current
+let elapsed = 0
 for (let index = 0; index < profile.samples.length; index++) {
   const node = byId.get(profile.samples[index])
   const ms = (profile.timeDeltas[index + 1] ?? 0) / 1000
+  elapsed += ms
   if (isIdle(node)) {
     if (current !== undefined && current.ms >= Number(flags.min)) stalls.push(current)
     current = undefined
     continue
   }
-  current ??= { ms: 0, self: new Map(), ours: new Map() }
+  current ??= { ms: 0, self: new Map(), ours: new Map(), at: elapsed }
   current.ms += ms
   current.self.set(name(node), (current.self.get(name(node)) ?? 0) + ms)
   const ours = oursOf(node.id)
@@ -54,8 +56,9 @@ for (let index = 0; index < profile.samples.length; index++) {
 if (current !== undefined && current.ms >= Number(flags.min)) stalls.push(current)
 
 const top = (map) => [...map].sort((a, b) => b[1] - a[1]).slice(0, Number(flags.top)).map(([what, ms]) => `    ${ms.toFixed(1).padStart(7)} ms  ${what}`).join('\n')
-stalls.sort((a, b) => b.ms - a.ms)
+// --in-order: by when they began (ms from the profile's start), to find what a start-up or a load's first second costs.
+if (!flags['in-order']) stalls.sort((a, b) => b.ms - a.ms)
 console.log(`${file}: ${stalls.length} stall(s) of ${flags.min} ms or more`)
 for (const stall of stalls.slice(0, 10)) {
-  console.log(`\nstall of ${stall.ms.toFixed(1)} ms\n  self time:\n${top(stall.self)}\n  under our frames:\n${top(stall.ours)}`)
+  console.log(`\nstall of ${stall.ms.toFixed(1)} ms at ${(stall.at / 1000).toFixed(2)} s\n  self time:\n${top(stall.self)}\n  under our frames:\n${top(stall.ours)}`)
 }
