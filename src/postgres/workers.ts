@@ -120,13 +120,17 @@ export class Workers {
     const env = this.#env
     let broken: Error | undefined
     let searching = false
+    let gaveWay = false
     let stopHearing = (): void => {}
     try {
       slot.client = await env.pool.connect()
       stopHearing = hearErrors(slot.client, (error) => { broken ??= error })
       while (!this.#stopped) {
         // Accepts wait on the database: this worker gives way (the others go on).
-        if (this.#active.size > this.#env.allowed()) break
+        if (this.#active.size > this.#env.allowed()) {
+          gaveWay = true
+          break
+        }
         searching = true
         this.#searching++
         this.#wakeRequested = false
@@ -164,8 +168,9 @@ export class Workers {
       if (!slot.forced) slot.client?.release(broken)
       this.#active.delete(slot)
       // A worker that gave way (accept priority) may leave ids it put back and a
-      // search that found nothing just before: someone must look at them.
-      if (!this.#stopped && env.candidates.size > 0) this.wake()
+      // search that found nothing just before: someone must look at them. Not
+      // after a failure, which looks again after RETRY_AFTER_FAILURE_MS.
+      if (gaveWay && !this.#stopped && env.candidates.size > 0) this.wake()
       if (this.#active.size === 0) this.#whenIdle?.()
     }
   }
