@@ -2,7 +2,7 @@
  * Accepts before handler work, in the store as in the process. A durable inbox
  * reports how long each accept (or batch of them) waited on its store. Once per
  * step (`stepMs`), the waits of that step decide: when more than a tenth of them
- * were slow, the handler slots allowed at once are halved (down to one); when
+ * were slow, the handler slots allowed at once are halved (down to a quarter); when
  * none was, one slot comes back. An accept still waiting far past the usual
  * (`waitingSince`) halves them at once, without waiting for the step. With no
  * accept for `idleMs` and none waiting, every slot is allowed again: a backlog
@@ -41,6 +41,8 @@ const URGENT_MS = 50
 
 export class AcceptPriority {
   readonly #slots: number
+  /** The fewest slots allowed: a quarter of them, so that a handler paced by its own rate or waiting on RetryLater keeps up. */
+  readonly #floor: number
   readonly #targetMs: number
   readonly #stepMs: number
   readonly #idleMs: number
@@ -58,6 +60,7 @@ export class AcceptPriority {
 
   constructor (slots: number, options: AcceptPriorityOptions = {}) {
     this.#slots = slots
+    this.#floor = Math.max(1, Math.ceil(slots / 4))
     this.#allowed = slots
     this.#targetMs = options.targetMs ?? 10
     this.#stepMs = options.stepMs ?? 250
@@ -112,7 +115,7 @@ export class AcceptPriority {
   }
 
   #halve (now: number): void {
-    if (this.#allowed > 1) this.#set(Math.max(1, Math.floor(this.#allowed / 2)), now)
+    if (this.#allowed > this.#floor) this.#set(Math.max(this.#floor, Math.floor(this.#allowed / 2)), now)
   }
 
   #set (allowed: number, now: number): void {
