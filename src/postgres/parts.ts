@@ -67,11 +67,6 @@ export async function startParts (inbox: InboxState): Promise<Running> {
   })
   // An idle client's error (the server restarted) is emitted on the pool; unheard, it would crash the process.
   pool.on('error', (error) => { inbox.health.failed(redactedStoreError(error)) })
-  // The accepts' connections opened now, not by the first deliveries after a
-  // start (a deploy), which otherwise each waited for a connection's setup. A
-  // store not reachable yet fails this quietly: start() says so.
-  void Promise.allSettled(Array.from({ length: MAX_IN_FLIGHT }, async () => await pool.connect()))
-    .then((results) => { for (const result of results) if (result.status === 'fulfilled') result.value.release() })
   const poolMax = pool.options.max ?? 10
   const slots = Math.max(1, Math.min(concurrency, poolMax - MAX_IN_FLIGHT))
   if (slots < concurrency) {
