@@ -12,14 +12,12 @@
  * "Acknowledgements while a backlog drains").
  *
  * Slow is relative: past twice the shortest wait of the last few seconds, and
- * past `targetMs`. A store that is simply far away (a remote database's round
+ * past 10 ms. A store that is simply far away (a remote database's round
  * trips) is not taken for a busy one, and a wait that is slow now and then
  * (an fsync that took longer) does not pin the handlers low: a step needs more
  * than a tenth of its waits slow.
  */
 export interface AcceptPriorityOptions {
-  /** The least wait (ms) counted as slow, whatever the shortest recent wait. */
-  targetMs?: number
   /** How often (ms) the allowance may step, down or up. */
   stepMs?: number
   /** No accept for this long (ms), and none waiting: every slot is allowed. */
@@ -31,6 +29,8 @@ export interface AcceptPriorityOptions {
   onChange?: (allowed: number) => void
 }
 
+/** The least wait (ms) counted as slow, whatever the shortest recent wait. */
+const TARGET_MS = 10
 /** The shortest wait is kept per second, over this many seconds. */
 const BASELINE_SECONDS = 5
 /** A step halves the allowance when more than this share of its waits were slow. */
@@ -43,7 +43,6 @@ export class AcceptPriority {
   readonly #slots: number
   /** The fewest slots allowed: a quarter of them, so that a handler paced by its own rate or waiting on RetryLater keeps up. */
   readonly #floor: number
-  readonly #targetMs: number
   readonly #stepMs: number
   readonly #idleMs: number
   readonly #now: () => number
@@ -62,7 +61,6 @@ export class AcceptPriority {
     this.#slots = slots
     this.#floor = Math.max(1, Math.ceil(slots / 4))
     this.#allowed = slots
-    this.#targetMs = options.targetMs ?? 10
     this.#stepMs = options.stepMs ?? 250
     this.#idleMs = options.idleMs ?? 2_000
     this.#now = options.now ?? Date.now
@@ -100,11 +98,11 @@ export class AcceptPriority {
     this.#idleTimer = undefined
   }
 
-  /** Past this a wait is slow: twice the shortest of the last seconds, and at least `targetMs`. */
+  /** Past this a wait is slow: twice the shortest of the last seconds, and at least TARGET_MS. */
   #slowMark (): number {
     let shortest = Infinity
     for (const wait of this.#shortest.values()) shortest = Math.min(shortest, wait)
-    return Math.max(this.#targetMs, 2 * shortest)
+    return Math.max(TARGET_MS, 2 * shortest)
   }
 
   #endStep (now: number): void {

@@ -82,7 +82,7 @@ export class GroupCommit {
 
   /** When the accept that has waited longest for its commit, of those not answered yet, was called; undefined when none waits. */
   oldestWaitingSince (): number | undefined {
-    let oldest = this.#waiting[0] === undefined ? undefined : this.#waiting[0].deadline - this.#options.acceptTimeoutMs
+    let oldest = this.#waiting[0] === undefined ? undefined : this.#calledAt(this.#waiting[0])
     for (const since of this.#inFlight.values()) oldest = Math.min(oldest ?? since, since)
     return oldest
   }
@@ -105,13 +105,18 @@ export class GroupCommit {
         // Deliveries that queued behind a full set of slots go now, not after another wait.
         if (this.#waiting.length > 0) this.#flush()
       })
-      this.#inFlight.set(flight, batch[0]!.deadline - this.#options.acceptTimeoutMs)
+      this.#inFlight.set(flight, this.#calledAt(batch[0]!))
     }
     // Nothing left in line: no sweep to wait for (nor a timer holding the process open after close).
     if (this.#waiting.length === 0) {
       clearTimeout(this.#expiry)
       this.#expiry = undefined
     }
+  }
+
+  /** When the delivery's accept() was called: its deadline less acceptTimeoutMs. */
+  #calledAt (waiting: Waiting): number {
+    return waiting.deadline - this.#options.acceptTimeoutMs
   }
 
   /** The line is in arrival order: its head is the next to expire. */
@@ -179,7 +184,7 @@ export class GroupCommit {
       })
       answerAll((_, index) => outcomes[index]!)
       // Also after a late answer: the rows are there, and the workers can run them now.
-      this.#events.committed(inserted, Date.now() - (batch[0]!.deadline - this.#options.acceptTimeoutMs))
+      this.#events.committed(inserted, Date.now() - this.#calledAt(batch[0]!))
     } catch (error) {
       if (!(error instanceof BatchAbandoned)) broken ??= error instanceof Error ? error : new Error(String(error))
       if (!committing) await client?.query('ROLLBACK').catch(() => {})
