@@ -103,15 +103,17 @@ async function stopServer (child) {
   clearTimeout(timer)
 }
 
+/** The `p` quantile (0..1) of `values`, by rank; NaN for none. */
+const percentile = (values, p) => values.length === 0 ? NaN : [...values].sort((a, b) => a - b)[Math.min(values.length - 1, Math.floor(values.length * p))]
+
 /** Load on every receiver at once, connections (and a fixed rate) shared out; results summed. */
 async function load (servers, seconds, rate) {
   if (rate !== undefined && flags.pace === 'even') {
     const paced = await pacedLoad({ ports: servers.map(({ port }) => port), rate, seconds, connections })
-    const percentile = (p) => paced.times.length === 0 ? NaN : [...paced.times].sort((a, b) => a - b)[Math.min(paced.times.length - 1, Math.floor(paced.times.length * p))]
     // Timed from when each delivery was due: p99raw and p99co are the same figure.
-    const p99 = Math.round(percentile(0.99) * 10) / 10
+    const p99 = Math.round(percentile(paced.times, 0.99) * 10) / 10
     if (process.env.SIR_BENCH_PACE_DEBUG) console.log(`# paced: p99 of how late each delivery was written ${paced.sendLateP99.toFixed(1)} ms`)
-    return { duration: paced.duration, ok: paced.times.length, non2xx: paced.non2xx, errors: paced.errors, p50: Math.round(percentile(0.5) * 10) / 10, p99, p99raw: p99, p99co: p99 }
+    return { duration: paced.duration, ok: paced.times.length, non2xx: paced.non2xx, errors: paced.errors, p50: Math.round(percentile(paced.times, 0.5) * 10) / 10, p99, p99raw: p99, p99co: p99 }
   }
   if (flags.pace !== 'autocannon' && flags.pace !== 'even') throw new Error(`--pace is autocannon or even, not ${flags.pace}`)
   const share = Math.max(1, Math.floor(connections / servers.length))
@@ -147,7 +149,6 @@ async function load (servers, seconds, rate) {
   // is 1000 / rate ms): each answer that took X ms is counted about X times, so a few slow
   // answers make its p99. p99raw: the answers as measured; p99co: corrected with the real interval.
   const perConnection = rate === undefined ? undefined : rate / servers.length / share
-  const percentile = (values, p) => values.length === 0 ? NaN : [...values].sort((a, b) => a - b)[Math.min(values.length - 1, Math.floor(values.length * p))]
   const corrected = perConnection === undefined
     ? times
     : times.flatMap((ms) => {
@@ -197,7 +198,7 @@ async function run (kind) {
         const buckets = {}
         for (const [at, ms] of after.slowAcks) { const key = Math.floor(at / 250) * 250; buckets[key] = Math.max(buckets[key] ?? 0, ms) }
         console.log(`# server acks > 50 ms: ${after.slowAcks.length}; worst per 250 ms: ${JSON.stringify(buckets)}`)
-        if (process.env.SIR_BENCH_SLOW_ACKS === "all") console.log(JSON.stringify(after.slowAcks))
+        if (process.env.SIR_BENCH_SLOW_ACKS === 'all') console.log(JSON.stringify(after.slowAcks))
       }
       Object.assign(row, { backlogBefore: seeded, offeredPerSecond: steady.ok / steady.duration, non2xx: steady.non2xx, errors: steady.errors, p50: steady.p50, p99: steady.p99, p99raw: steady.p99raw, p99co: steady.p99co, loopP99: after.loopP99, loopMax: after.loopMax, serverP99: after.serverP99, serverMax: after.serverMax, handledMeanwhile: after.handled, backlogAfter: after.size })
     } else if (scenario === 'burst') {
