@@ -121,7 +121,7 @@ if (postgres.url === undefined) {
     const schema = freshSchema('ord_v2')
     t.teardown(() => admin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`))
     await admin.query(migrationSql(schema))
-    await admin.query(`ALTER TABLE ${schema}.events DROP COLUMN wait_reason, DROP COLUMN wait_handler; DELETE FROM ${schema}.migrations WHERE version = 5; ALTER TABLE ${schema}.events DROP COLUMN stale, DROP COLUMN skipped; DELETE FROM ${schema}.migrations WHERE version = 4`)
+    await admin.query(`DROP FUNCTION ${schema}.sir_claim_ordered, ${schema}.sir_keys_moved_on; DELETE FROM ${schema}.migrations WHERE version = 6; ALTER TABLE ${schema}.events DROP COLUMN wait_reason, DROP COLUMN wait_handler; DELETE FROM ${schema}.migrations WHERE version = 5; ALTER TABLE ${schema}.events DROP COLUMN stale, DROP COLUMN skipped; DELETE FROM ${schema}.migrations WHERE version = 4`)
     await admin.query(`DROP TABLE ${schema}.ordering_keys; DROP SEQUENCE ${schema}.events_order_seq; ALTER TABLE ${schema}.events DROP COLUMN ordering_key, DROP COLUMN created_at_ms, DROP COLUMN order_seq; DELETE FROM ${schema}.migrations WHERE version = 3`)
     await admin.query(`INSERT INTO ${schema}.events (id, type, body, received_at, next_attempt_at) VALUES ('evt_v2', 'action.completed', $1, 1, 1)`, [JSON.stringify(keyed('evt_v2', 'a2', 5))])
     const webhooks = ordered(schema)
@@ -135,6 +135,6 @@ if (postgres.url === undefined) {
     t.match(await webhooks.inbox.outcome('evt_v3'), { orderingKey: String }, 'outcome() names the ordered event\'s key')
     t.equal((await webhooks.inbox.outcome('evt_v2'))?.orderingKey, undefined, 'and none for the event stored before')
     const { rows } = await admin.query(`SELECT version FROM ${schema}.migrations ORDER BY version`)
-    t.same(rows, [{ version: 1 }, { version: 2 }, { version: 3 }, { version: 4 }, { version: 5 }])
+    t.same(rows, [{ version: 1 }, { version: 2 }, { version: 3 }, { version: 4 }, { version: 5 }, { version: 6 }])
   })
 }

@@ -189,7 +189,7 @@ if (postgres.url === undefined) {
     const results = await Promise.all(receivers.map(async (webhooks, index) => await webhooks.receive(delivery(event(`evt_start_${index}`)))))
     t.same(results.map((result) => result.status), [200, 200, 200, 200, 200, 200])
     const { rows } = await admin.query(`SELECT version FROM ${schema}.migrations ORDER BY version`)
-    t.same(rows, [{ version: 1 }, { version: 2 }, { version: 3 }, { version: 4 }, { version: 5 }])
+    t.same(rows, [{ version: 1 }, { version: 2 }, { version: 3 }, { version: 4 }, { version: 5 }, { version: 6 }])
   })
 
   t.test('tables at version 1 are brought to the current version (flow control, ordering, the event record, flow waits) with their events kept; --from 1 SQL does it for migrate: false', async (t) => {
@@ -198,7 +198,7 @@ if (postgres.url === undefined) {
       t.teardown(() => admin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`))
       // Version 1 as a release before flow control left it, with an event waiting.
       await admin.query(migrationSql(schema))
-      await admin.query(`ALTER TABLE ${schema}.events DROP COLUMN wait_reason, DROP COLUMN wait_handler; DELETE FROM ${schema}.migrations WHERE version = 5; ALTER TABLE ${schema}.events DROP COLUMN stale, DROP COLUMN skipped; DELETE FROM ${schema}.migrations WHERE version = 4; DROP TABLE ${schema}.ordering_keys; DROP SEQUENCE ${schema}.events_order_seq; ALTER TABLE ${schema}.events DROP COLUMN ordering_key, DROP COLUMN created_at_ms, DROP COLUMN order_seq; DELETE FROM ${schema}.migrations WHERE version = 3`)
+      await admin.query(`DROP FUNCTION ${schema}.sir_claim_ordered, ${schema}.sir_keys_moved_on; DELETE FROM ${schema}.migrations WHERE version = 6; ALTER TABLE ${schema}.events DROP COLUMN wait_reason, DROP COLUMN wait_handler; DELETE FROM ${schema}.migrations WHERE version = 5; ALTER TABLE ${schema}.events DROP COLUMN stale, DROP COLUMN skipped; DELETE FROM ${schema}.migrations WHERE version = 4; DROP TABLE ${schema}.ordering_keys; DROP SEQUENCE ${schema}.events_order_seq; ALTER TABLE ${schema}.events DROP COLUMN ordering_key, DROP COLUMN created_at_ms, DROP COLUMN order_seq; DELETE FROM ${schema}.migrations WHERE version = 3`)
       await admin.query(`DROP TABLE ${schema}.flow_buckets, ${schema}.flow_paused; ALTER TABLE ${schema}.events DROP COLUMN flow, DROP COLUMN attempt_log; DELETE FROM ${schema}.migrations WHERE version = 2`)
       await admin.query(`INSERT INTO ${schema}.events (id, type, body, received_at, next_attempt_at) VALUES ('evt_v1', 'action.completed', $1, 1, 1)`, [JSON.stringify(event('evt_v1'))])
       if (how === 'printed SQL') await admin.query(migrationSql(schema, 1))
@@ -207,7 +207,7 @@ if (postgres.url === undefined) {
       webhooks.on('action.completed', async function creditTokens (evt) { ran.push(evt.id) }, { name: 'creditTokens', rate: { perSecond: 50 } })
       await until(() => ran.includes('evt_v1'), `the version 1 event to run (${how})`)
       const { rows } = await admin.query(`SELECT version FROM ${schema}.migrations ORDER BY version`)
-      t.same(rows, [{ version: 1 }, { version: 2 }, { version: 3 }, { version: 4 }, { version: 5 }], how)
+      t.same(rows, [{ version: 1 }, { version: 2 }, { version: 3 }, { version: 4 }, { version: 5 }, { version: 6 }], how)
     }
   })
 

@@ -20,21 +20,17 @@ function isHead (s: string, e: string): string {
 
 /** The SQL ordering adds to the inbox's (ordering-store.ts says how it holds together). */
 export interface OrderingQueries {
-  /** The claim's conditions on an ordered event `e` joined to its key row `k`: the key not blocked, and the event its holder or, held by none, its head. */
-  claimable: string
   /** For the scan of due ids: unordered, or the head of a key not blocked (a behind event would only fail its claim). */
   dueHead: string
   /** $1 keys: each key's head, with when it is due. */
   nextHeads: string
-  /** The same for keys given as literals, for a statement of the batch's commit. */
-  nextHeadsOf (literal: Literal, keys: readonly string[]): string
   /**
-   * The batch's events handled (or skipped as stale), one per key: each one's
-   * createdAt is its key's newest handled, if newer, and the key is free. One
-   * statement for the whole batch: one per event cost Postgres a parse, a plan
-   * and an executor start each.
+   * The batch's commit for its ordered events: each handled (or stale-skipped)
+   * event's createdAt is its key's newest handled, if newer, and its key is
+   * free; then each of `released` keys' next head, with when it is due. One
+   * call of a function (schema.ts, version 6) whose plans the session keeps.
    */
-  handled (literal: Literal, ends: ReadonlyArray<{ key: string, createdAt: number }>, now: number): string
+  movedOn (literal: Literal, handled: ReadonlyArray<{ key: string, createdAt: number }>, released: readonly string[], now: number): string
   /** The event dead-lettered under onDeadLetter 'block': the key waits for it. */
   block (literal: Literal, key: string, id: string, now: number): string
   /** The event dead-lettered under onDeadLetter 'skip': the key is free. */
@@ -53,6 +49,10 @@ export interface OrderingQueries {
   healKeys: string
 }
 
+function textArray (literal: Literal, values: readonly string[]): string {
+  return `ARRAY[${values.map(literal).join(', ')}]::text[]`
+}
+
 /** Each key's head (of `keys`, an SQL text[]), with when it is due. */
 function nextHeads (s: string, keys: string): string {
   return `
@@ -63,22 +63,13 @@ function nextHeads (s: string, keys: string): string {
 export function orderingQueriesFor (schema: string): OrderingQueries {
   const s = quoted(schema)
   return {
-    // A failed or deferred event holds its key between its attempts (`live_event`):
-    // an older event delivered meanwhile waits for it, as a newer one does.
-    claimable: `k.blocked_event IS NULL AND (k.live_event = e.id OR (k.live_event IS NULL AND ${isHead(s, 'e')}))`,
     dueHead: `(e.ordering_key IS NULL OR (
       NOT EXISTS (SELECT 1 FROM ${s}.ordering_keys b WHERE b.key = e.ordering_key AND (b.blocked_event IS NOT NULL OR b.live_event <> e.id))
       AND (${isHead(s, 'e')} OR EXISTS (SELECT 1 FROM ${s}.ordering_keys l WHERE l.key = e.ordering_key AND l.live_event = e.id))))`,
     nextHeads: nextHeads(s, '$1::text[]'),
-    nextHeadsOf: (literal, keys) => nextHeads(s, `ARRAY[${keys.map(literal).join(', ')}]::text[]`),
-    // greatest() passes over a NULL: a key's first handled event sets it. The
-    // keys are also given as a list, so that the rows are found by the primary
-    // key: joined to the values alone, the planner read the whole table, whose
-    // every row this update rewrites (40 µs an event with 1 000 keys).
-    handled: (literal, ends, now) => `
-      UPDATE ${s}.ordering_keys k SET newest_handled_ms = greatest(k.newest_handled_ms, v.created_at), updated_at = ${literal(now)}, live_event = NULL
-      FROM (VALUES ${ends.map(({ key, createdAt }) => `(${literal(key)}, ${literal(createdAt)}::bigint)`).join(', ')}) AS v (key, created_at)
-      WHERE k.key = ANY (ARRAY[${ends.map(({ key }) => literal(key)).join(', ')}]::text[]) AND k.key = v.key`,
+    movedOn: (literal, handled, released, now) => `
+      SELECT * FROM ${s}.sir_keys_moved_on(${textArray(literal, handled.map(({ key }) => key))},
+        ARRAY[${handled.map(({ createdAt }) => literal(createdAt)).join(', ')}]::bigint[], ${literal(now)}, ${textArray(literal, released)})`,
     block: (literal, key, id, now) => `
       UPDATE ${s}.ordering_keys SET blocked_event = ${literal(id)}, blocked_at = ${literal(now)}, updated_at = ${literal(now)}, live_event = NULL
       WHERE key = ${literal(key)} AND blocked_event IS NULL`,

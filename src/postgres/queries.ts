@@ -201,16 +201,13 @@ export function queriesFor (schema: string, handlerSynchronousCommit: boolean, i
         AND coalesce(e.state, '') = 'pending' AND e.next_attempt_at + 0 <= ${integer(now)}`
       if (!ordered) return `${begin};${claim('', '')}\n      FOR NO KEY UPDATE OF e SKIP LOCKED;\n      SAVEPOINT sir_handler`
       // One claim for ordered and unordered events: an ordered event is claimed
-      // when its key's row can be locked and says it may run (taken). The key's
-      // row lock is the key's: held to this transaction's end, so one run of a
-      // key at a time across every receiver, freed by a crash. The lock is taken
-      // in the lateral subquery, which reads the row's newest version once locked
-      // (a key row cannot be locked from the nullable side of an outer join).
-      return `${begin};${claim(', e.ordering_key, e.created_at_ms, e.order_seq, taken.newest_handled_ms', `LEFT JOIN LATERAL (
-        SELECT k.newest_handled_ms, true AS ok FROM ${s}.ordering_keys k WHERE k.key = e.ordering_key AND ${ordering.claimable}
-        FOR NO KEY UPDATE SKIP LOCKED) taken ON true `)}
-        AND (e.ordering_key IS NULL OR taken.ok)
-      FOR NO KEY UPDATE OF e SKIP LOCKED;
+      // when its key's row can be locked and says it may run. The key's row lock
+      // is the key's: held to this transaction's end, so one run of a key at a
+      // time across every receiver, freed by a crash. A function (schema.ts,
+      // version 6), so that its plan is kept in the session and not made anew
+      // for each batch.
+      return `${begin};
+      SELECT * FROM ${s}.sir_claim_ordered(ARRAY[${ids.map(literal).join(', ')}]::text[], ${integer(now)});
       SAVEPOINT sir_handler`
     },
     countAttempts: (idLiterals) => `

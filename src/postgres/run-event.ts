@@ -128,9 +128,8 @@ function commitStatements (sql: Queries, orderingSql: OrderingQueries | undefine
   if (handled.length > 0) statements.unshift(sql.recordHandled(literal, handled, now))
   for (const [marks, ids] of done) statements.push(sql.finishDone(literal, ids, now, marks))
   const keysHandled = ends.flatMap(({ key }) => key?.handled === undefined ? [] : [key.handled])
-  if (orderingSql !== undefined && keysHandled.length > 0) statements.push(orderingSql.handled(literal, keysHandled, now))
   const released = ends.flatMap(({ key }) => key?.released === undefined ? [] : [key.released])
-  if (orderingSql !== undefined && released.length > 0) statements.push(orderingSql.nextHeadsOf(literal, released))
+  if (orderingSql !== undefined && keysHandled.length + released.length > 0) statements.push(orderingSql.movedOn(literal, keysHandled, released, now))
   statements.push('COMMIT')
   return statements.join(';\n')
 }
