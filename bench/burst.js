@@ -5,7 +5,9 @@
 // (taskset), the stores unpinned, a fresh event id per request. Scenarios:
 //   burst       50 connections at full speed for --duration s (10): non-2xx,
 //               acknowledged/s, and how long the backlog takes to drain afterwards;
-//               --handler noop (default) or sleep:20
+//               --handler noop (default) or sleep:20; --then-latency: right after
+//               the burst, 1 000 deliveries/s for --duration s on the same (warm)
+//               receiver while its backlog drains: their p99 (--pace as below)
 //   latency     an accept-only receiver fills the store with --backlog events
 //               (50 000) at full speed; then the measured receiver, with the
 //               handler, is offered 1 000 deliveries/s for --duration s while it
@@ -43,6 +45,7 @@ const { values: flags } = parseArgs({
     receivers: { type: 'string', default: '1' },
     backlog: { type: 'string', default: '50000' },
     warmup: { type: 'string', default: '0' },
+    'then-latency': { type: 'boolean', default: false },
     'drain-limit': { type: 'string', default: '120' },
     pace: { type: 'string', default: 'autocannon' }
   }
@@ -208,8 +211,11 @@ async function run (kind) {
       const burst = await load(servers, duration)
       const stoppedAt = Date.now()
       Object.assign(row, { ackPerSecond: burst.ok / burst.duration, non2xx: burst.non2xx, errors: burst.errors, p99: burst.p99, backlogAtEnd: (await statsOf(servers)).size })
-      const drain = await drained(servers, base + burst.ok, stoppedAt)
-      Object.assign(row, { drainSeconds: drain.seconds, handled: drain.stats.unique - base, acknowledged: burst.ok, dead: drain.stats.dead })
+      // --then-latency: at once, 1 000 deliveries/s for --duration s while the burst's backlog drains (the same receiver, warm).
+      const then = flags['then-latency'] ? await load(servers, duration, 1_000) : undefined
+      if (then !== undefined) Object.assign(row, { thenNon2xx: then.non2xx, thenP99: then.p99, thenP99raw: then.p99raw, thenP99co: then.p99co, thenBacklogAfter: (await statsOf(servers)).size })
+      const drain = await drained(servers, base + burst.ok + (then?.ok ?? 0), stoppedAt)
+      Object.assign(row, { drainSeconds: drain.seconds, handled: drain.stats.unique - base, acknowledged: burst.ok + (then?.ok ?? 0), dead: drain.stats.dead })
     } else {
       const startedAt = Date.now()
       let early

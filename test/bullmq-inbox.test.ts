@@ -36,6 +36,16 @@ t.test('a Redis that cannot be reached gets 503 within acceptTimeoutMs, and clos
   await webhooks.close()
 })
 
+t.test('loaded() resolves once bullmq is imported, without waiting for a Redis that cannot be reached', async (t) => {
+  const inbox = bullmqInbox({ connection: { host: '127.0.0.1', port: 1 }, acceptTimeoutMs: 200 })
+  const webhooks = receiver(inbox)
+  t.teardown(() => webhooks.close())
+  const startedAt = Date.now()
+  t.equal(await webhooks.loaded(), undefined, 'resolves, does not reject')
+  t.ok(Date.now() - startedAt < 1_000, `within ${Date.now() - startedAt} ms`)
+  t.equal((await webhooks.receive(delivery(event('evt_loaded_no_redis')))).status, 503, 'Redis is still unreachable')
+})
+
 const redis = await redisForTests(t)
 if (redis.url === undefined) {
   t.comment(`BullMQ tests that need Redis skipped: ${redis.reason}`)

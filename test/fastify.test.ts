@@ -352,3 +352,26 @@ test('at ready, an app without a request timeout is warned once, naming the opti
   await viaServer.ready()
   t.same(warnings(serverSet), [], 'nor one whose server was given a timeout directly')
 })
+
+test('the app is ready only once the inbox has loaded its code: the first deliveries do not wait behind a module loading', async (t) => {
+  const loading = gate()
+  const inbox = new PromisedInbox() as PromisedInbox & { loaded: () => Promise<void> }
+  inbox.loaded = async () => { await loading.promise }
+  const webhooks = new Webhooks({ secret: SECRET, inbox, logger: captureLogs().logger })
+  const app = Fastify()
+  t.teardown(() => app.close())
+  let ready = false
+  const readying = app.register(sirWebhooks, { webhooks }).ready().then(() => { ready = true })
+  await new Promise((resolve) => setTimeout(resolve, 50))
+  t.equal(ready, false, 'not ready while the inbox loads')
+  loading.open()
+  await readying
+  t.equal(ready, true, 'ready once it has')
+  t.equal((await injectDelivery(app, '/webhooks/sir', actionCompleted())).statusCode, 200)
+})
+
+test('webhooks.loaded() resolves at once for an inbox with nothing to load', async (t) => {
+  const webhooks = new Webhooks({ secret: SECRET, logger: captureLogs().logger })
+  t.teardown(() => webhooks.close())
+  t.equal(await webhooks.loaded(), undefined)
+})

@@ -100,6 +100,9 @@ export class BullmqInbox implements Inbox {
     await this.#database
   }
 
+  /** bullmq imported and the queue made, no Redis round trip; a failure is start()'s and each accept's to report. */
+  async loaded (): Promise<void> { await this.#ready.catch(() => {}) }
+
   async start (runtime: InboxRuntime): Promise<void> {
     assertNotStarted(this.#runtime !== undefined)
     this.#runtime = runtime

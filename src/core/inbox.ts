@@ -109,6 +109,14 @@ export interface Inbox<Extra extends object = object> {
   /** Called once by the receiver that owns the inbox, before the first `accept`. */
   start (runtime: InboxRuntime<Extra>): void | Promise<void>
   /**
+   * Resolves once the inbox's own code is loaded in this process (an optional
+   * peer dependency imported), without waiting on its store; never rejects.
+   * `webhooks.loaded()` waits for it, and the Fastify plugin before `ready`: a
+   * receiver that listened first kept its first deliveries waiting behind the
+   * module's loading, a few hundred ms of CPU for bullmq.
+   */
+  loaded?: () => Promise<void>
+  /**
    * Records the event as seen and queues it, or says why not. Must not throw for a
    * full queue. `whenAnswered`, when given, says when the adapter has written the
    * answer: an inbox that runs handlers in this process starts them after it.

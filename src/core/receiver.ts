@@ -206,6 +206,16 @@ export class WebhookReceiver<I extends Inbox = Inbox> {
     return this.#lifecycle.idle()
   }
 
+  /**
+   * Resolves once the inbox's code is loaded (bullmq imported, for the BullMQ
+   * inbox); it does not wait for the store to answer, and never rejects. Await
+   * it before the server listens, so that the first deliveries are not held
+   * while modules load: the Fastify plugin does so itself.
+   */
+  async loaded (): Promise<void> {
+    await this.inbox.loaded?.()
+  }
+
   /** True once `close()` has been called: new deliveries get 503. */
   get closing (): boolean {
     return this.#lifecycle.closing

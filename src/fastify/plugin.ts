@@ -179,6 +179,8 @@ const plugin: FastifyPluginAsync<SirWebhooksPluginOptions> = async function sirW
   fastify.decorate(decorator, webhooks)
   fastify.addHook('onClose', async () => { await webhooks.close() })
   fastify.addHook('onReady', async () => { warnWithoutRequestTimeout(fastify) })
+  // Before the server listens: the inbox's modules loaded (not its store reached).
+  await webhooks.loaded()
   // fastify-plugin drops Fastify's own `prefix` handling for this outer plugin,
   // so it is passed on to the inner, encapsulated one.
   // So are the route's log options: Fastify applies them per registration.
