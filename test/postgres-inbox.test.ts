@@ -40,6 +40,13 @@ t.test('migrate --print SQL names the schema and records its version', async (t)
   t.match(sql, /^COMMIT;$/m)
 })
 
+t.test('loaded() imports pg without reaching the server, and never rejects', async (t) => {
+  const inbox = postgresInbox({ connectionString: `postgres://sir@127.0.0.1:${await freePort()}/postgres`, acceptTimeoutMs: 200 })
+  const startedAt = Date.now()
+  t.equal(await inbox.loaded(), undefined)
+  t.ok(Date.now() - startedAt < 1_000, `within ${Date.now() - startedAt} ms, no server listening`)
+})
+
 const postgres = await postgresForTests(t)
 if (postgres.url === undefined) {
   t.test(`Postgres inbox tests against a server skipped: no PostgreSQL (${postgres.reason})`, async () => {})

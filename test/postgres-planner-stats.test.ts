@@ -47,4 +47,18 @@ if (postgres.url === undefined) {
     const { rows } = await admin.query<{ reltuples: number }>('SELECT reltuples FROM pg_class WHERE oid = $1::regclass', [`${schema}.events`])
     t.ok((rows[0]?.reltuples ?? 0) >= 900, `the planner now counts about the rows pending then (${rows[0]?.reltuples})`)
   })
+
+  t.test('a receiver that starts onto a backlog the planner already knows of does not analyze it again', async (t) => {
+    const schema = freshSchema()
+    t.teardown(() => admin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`))
+    const first = receiverWith(t, postgresInbox({ connectionString: url, schema, pollIntervalMs: 100 }))
+    await accept(first, 0, 1_200)
+    await until(async () => await manualAnalyzes(schema) >= 1, 'the first receiver to analyze its backlog', 10_000)
+    await first.close()
+    // A new process on the same backlog: its first count sees 1 200 pending, as a burst would look.
+    const second = receiverWith(t, postgresInbox({ connectionString: url, schema, pollIntervalMs: 100 }))
+    t.ok([200, 202].includes((await second.receive(delivery(event('evt_after_restart')))).status), 'accepted')
+    await sleep(2_500)
+    t.equal(await manualAnalyzes(schema), 1, 'no second ANALYZE: the statistics already count the backlog')
+  })
 }

@@ -68,7 +68,7 @@ export class PostgresInbox implements Inbox<PostgresHandlerExtra> {
     // On the sessions of the inbox's own pool (parts.ts), else in each transaction.
     const idleLimitPerTransaction = idleLimitInSession(this.#options) ? 0 : this.#options.idleInTransactionTimeoutMs
     this.#sql = queriesFor(this.#options.schema, this.#options.handlerSynchronousCommit, idleLimitPerTransaction)
-    const plannerStats = new PlannerStats(async () => { await (await this.#pool()).query(this.#sql.analyzeEvents) }, () => this.#runtime?.logger)
+    const plannerStats = new PlannerStats(async () => await this.#pool(), this.#sql, () => this.#runtime?.logger)
     this.#backlog = new Backlog(async () => {
       const { rows } = await (await this.#pool()).query<{ pending: number, oldest: string | null }>(this.#sql.countPending)
       const oldest = rows[0]?.oldest
@@ -88,6 +88,9 @@ export class PostgresInbox implements Inbox<PostgresHandlerExtra> {
     })
     this.#records = new Records({ sql: this.#sql, options: this.#options, pool: async () => await this.#pool(), now: () => this.#now(), receiver: () => this.#runtime?.options })
   }
+
+  /** pg imported (start's first step), no round trip; a failure is start()'s to report. */
+  async loaded (): Promise<void> { await loadPg().catch(() => {}) }
 
   async start (runtime: InboxRuntime<PostgresHandlerExtra>): Promise<void> {
     assertNotStarted(this.#runtime !== undefined)

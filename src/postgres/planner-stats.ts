@@ -1,4 +1,6 @@
+import type { Pool } from 'pg'
 import type { WebhookLogger } from '../core/logger.js'
+import type { Queries } from './queries.js'
 import { redactedStoreError } from './store-errors.js'
 
 /** A backlog at least this large is worth the planner knowing of. */
@@ -18,7 +20,8 @@ const MIN_INTERVAL_MS = 10_000
  * where the index walk in due order stops at the 200 it wants (under 1 ms).
  *
  * So when the pending count has grown fourfold (and to at least 1 000) from the
- * lowest it was since this process last asked, it runs ANALYZE on the events
+ * lowest it was since this process last asked, and the planner's own estimate
+ * of the pending events is under a quarter of it, it runs ANALYZE on the events
  * (and ordering keys) table: a sample of at most 30 000 rows, under a lock that
  * blocks no read or write. SKIP_LOCKED: a table being vacuumed is skipped, not
  * waited for, since a wait of `deadlock_timeout` makes Postgres cancel the
@@ -28,7 +31,8 @@ const MIN_INTERVAL_MS = 10_000
  * statistics as before; a failure is logged once.
  */
 export class PlannerStats {
-  readonly #analyze: () => Promise<void>
+  readonly #pool: () => Promise<Pool>
+  readonly #sql: Pick<Queries, 'analyzeEvents' | 'pendingEstimate'>
   readonly #logger: () => WebhookLogger | undefined
   /** The lowest pending count since the last ANALYZE asked for here (or since start). */
   #low = 0
@@ -36,8 +40,9 @@ export class PlannerStats {
   #running = false
   #warned = false
 
-  constructor (analyze: () => Promise<void>, logger: () => WebhookLogger | undefined) {
-    this.#analyze = analyze
+  constructor (pool: () => Promise<Pool>, sql: Pick<Queries, 'analyzeEvents' | 'pendingEstimate'>, logger: () => WebhookLogger | undefined) {
+    this.#pool = pool
+    this.#sql = sql
     this.#logger = logger
   }
 
@@ -51,10 +56,24 @@ export class PlannerStats {
     this.#running = true
     this.#lastAt = now
     this.#low = pending
-    this.#analyze().catch((error: unknown) => {
+    this.#analyzeUnlessKnown(pending).catch((error: unknown) => {
       if (this.#warned) return
       this.#warned = true
       this.#logger()?.warn({ err: redactedStoreError(error) }, 'the Postgres inbox could not ANALYZE its tables after a burst; scans for due events may be slow until autovacuum does')
     }).finally(() => { this.#running = false })
+  }
+
+  /**
+   * Statistics may already know of the backlog: analyzed by autovacuum, by
+   * another receiver on the schema, or by the process that took the burst and
+   * stopped. A receiver that started onto a backlog of 60 000 ran a 270 ms
+   * ANALYZE beside its first accepts, which it then answered in up to 90 ms.
+   */
+  async #analyzeUnlessKnown (pending: number): Promise<void> {
+    const pool = await this.#pool()
+    // The plan's row estimate of "pending": what the planner believes from the statistics it has.
+    const { rows } = await pool.query<{ 'QUERY PLAN': Array<{ Plan: { 'Plan Rows': number } }> }>(this.#sql.pendingEstimate)
+    if ((rows[0]?.['QUERY PLAN'][0]?.Plan['Plan Rows'] ?? 0) * GROWTH >= pending) return
+    await pool.query(this.#sql.analyzeEvents)
   }
 }

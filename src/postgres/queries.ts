@@ -79,6 +79,8 @@ export interface Queries {
   wakeChannel: string
   countPending: string
   analyzeEvents: string
+  /** The plan of a count of the pending events: its row estimate is what the planner believes is pending. */
+  pendingEstimate: string
   /** $1 now, $2 limit, $3 ids to leave out (running here): ids of pending events due by now, oldest first, without locking them. */
   dueIds: string
   /** `dueIds` with the `ordering` option: of an ordered key, only its head, and none of a blocked key. */
@@ -174,6 +176,7 @@ export function queriesFor (schema: string, handlerSynchronousCommit: boolean, i
     countPending: `SELECT count(*)::integer AS pending, min(received_at) AS oldest FROM ${s}.events WHERE state = 'pending'`,
     // After a burst, so that the planner knows how many are pending (planner-stats.ts).
     analyzeEvents: `ANALYZE (SKIP_LOCKED) ${s}.events, ${s}.ordering_keys`,
+    pendingEstimate: `EXPLAIN (FORMAT JSON) SELECT 1 FROM ${s}.events WHERE state = 'pending'`,
     // Without locks: the claim that follows checks each id again under its row lock.
     // The events running here are pending too (their rows are locked, not finished):
     // left out, so that the limit counts only ids worth trying.
