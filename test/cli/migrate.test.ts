@@ -42,7 +42,7 @@ t.test('migrate --print --from 2 prints only version 3: the ordering table and c
 t.test('migrate --print --from 3 prints only version 4: the event record\'s stale and skipped columns', async (t) => {
   const result = await runCli(['migrate', '--print', '--from', '3'])
   t.equal(result.code, 0)
-  t.notMatch(result.stdout, /ordering_keys/)
+  t.notMatch(result.stdout, /CREATE TABLE "sir_webhooks"\.ordering_keys/)
   t.match(result.stdout, /ALTER TABLE "sir_webhooks"\.events ADD COLUMN stale boolean, ADD COLUMN skipped text/)
   t.match(result.stdout, /VALUES \(4\);/)
 })
@@ -56,6 +56,15 @@ t.test('migrate --print --from 4 prints only version 5: flow control\'s waits, f
   t.match(result.stdout, /VALUES \(5\);/)
 })
 
+t.test('migrate --print --from 5 prints only version 6: ordering\'s claim and key release as functions', async (t) => {
+  const result = await runCli(['migrate', '--print', '--from', '5'])
+  t.equal(result.code, 0)
+  t.notMatch(result.stdout, /ADD COLUMN wait_reason/)
+  t.match(result.stdout, /CREATE FUNCTION "sir_webhooks"\.sir_claim_ordered \(ids text\[\], now_ms bigint\)/)
+  t.match(result.stdout, /CREATE FUNCTION "sir_webhooks"\.sir_keys_moved_on/)
+  t.match(result.stdout, /VALUES \(6\);/)
+})
+
 t.test('migrate refuses what it cannot do, naming the flag', async (t) => {
   const bare = await runCli(['migrate'])
   t.equal(bare.code, 2)
@@ -65,7 +74,7 @@ t.test('migrate refuses what it cannot do, naming the flag', async (t) => {
   t.match(badSchema.stderr, /--schema must be a lower-case SQL name/)
   const tooNew = await runCli(['migrate', '--print', '--from', '99'])
   t.equal(tooNew.code, 2)
-  t.match(tooNew.stderr, /--from must be at most 5/)
+  t.match(tooNew.stderr, /--from must be at most 6/)
 })
 
 const postgres = await postgresForTests(t)
@@ -80,5 +89,5 @@ t.test('the printed SQL applies to a real database', { skip: postgres.url === un
   })
   await client.query(result.stdout)
   const { rows } = await client.query(`SELECT version FROM ${schema}.migrations ORDER BY version`)
-  t.same(rows, [{ version: 1 }, { version: 2 }, { version: 3 }, { version: 4 }, { version: 5 }])
+  t.same(rows, [{ version: 1 }, { version: 2 }, { version: 3 }, { version: 4 }, { version: 5 }, { version: 6 }])
 })
