@@ -3,44 +3,13 @@
 import t from 'tap'
 import { AcceptPriority, type AcceptPriorityOptions } from '../src/core/accept-priority.js'
 
-/** An allowance past its start: 2 s without deliveries have given it every slot (the start is its own test, below). */
 function clocked (slots: number, options: AcceptPriorityOptions = {}): { priority: AcceptPriority, advance: (ms: number) => void, changes: number[] } {
   let now = 1_000_000
   const changes: number[] = []
   const priority = new AcceptPriority(slots, { now: () => now, onChange: (allowed) => { changes.push(allowed) }, ...options })
   t.teardown(() => { priority.stop() })
-  now += 2_000
-  if (priority.allowed !== slots) throw new Error('every slot after 2 s without deliveries')
-  changes.length = 0
   return { priority, advance: (ms) => { now += ms }, changes }
 }
-
-t.test('a receiver just started allows a quarter of the slots; quick steps give them back, as do 2 s without deliveries', async (t) => {
-  let now = 1_000_000
-  const changes: number[] = []
-  const priority = new AcceptPriority(10, { now: () => now, onChange: (allowed) => { changes.push(allowed) } })
-  t.teardown(() => { priority.stop() })
-  t.equal(priority.allowed, 3, 'the floor at first: a quarter of 10, rounded up')
-  for (let index = 0; index < 4; index++) step(priority, (ms) => { now += ms }, [2, 3])
-  t.equal(priority.allowed, 6, 'one slot back per quick step')
-  t.same(changes, [4, 5, 6])
-
-  let later = 5_000_000
-  const idle = new AcceptPriority(10, { now: () => later })
-  later += 1_999
-  t.equal(idle.allowed, 3, 'not yet')
-  later += 1
-  t.equal(idle.allowed, 10, 'every slot after 2 s without a delivery')
-})
-
-t.test('told through onChange, the floor at start gives way to every slot after 2 s without deliveries', async (t) => {
-  const changes: number[] = []
-  const priority = new AcceptPriority(8, { idleMs: 100, onChange: (allowed) => { changes.push(allowed) } })
-  t.teardown(() => { priority.stop() })
-  t.equal(priority.allowed, 2)
-  await new Promise((resolve) => setTimeout(resolve, 400))
-  t.same(changes, [8], 'its timer told the worker every slot')
-})
 
 /** One step of accepts (250 ms, one every 10 ms) with these waits, cycled. */
 function step (priority: AcceptPriority, advance: (ms: number) => void, waits: number[]): void {

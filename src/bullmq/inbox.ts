@@ -122,7 +122,6 @@ export class BullmqInbox implements Inbox {
     const worker = createWorker(runner)
     this.#worker = worker
     this.#priority = new AcceptPriority(runtime.options.concurrency, { onChange: (allowed) => { worker.concurrency = allowed } })
-    worker.concurrency = this.#priority.allowed // the floor, at first
     // Not awaited: with Redis down at boot, the receiver still answers, 503 each
     // delivery within acceptTimeoutMs, and runs the worker once Redis is back. A
     // database Redis refuses keeps the worker from ever running.

@@ -7,7 +7,7 @@
  * (`waitingSince`) halves them at once, without waiting for the step. With no
  * accept for `idleMs` and none waiting, every slot is allowed again: a backlog
  * drains at full speed once deliveries stop, and at what the store can spare
- * while they come. It starts at the floor (see the constructor). Without it, a drain's claims and commits shared the database
+ * while they come. Without it, a drain's claims and commits shared the database
  * with the accepts as equals and a 2xx waited behind them (docs/design.md,
  * "Acknowledgements while a backlog drains").
  *
@@ -60,20 +60,12 @@ export class AcceptPriority {
   constructor (slots: number, options: AcceptPriorityOptions = {}) {
     this.#slots = slots
     this.#floor = Math.max(1, Math.ceil(slots / 4))
+    this.#allowed = slots
     this.#stepMs = options.stepMs ?? 250
     this.#idleMs = options.idleMs ?? 2_000
     this.#now = options.now ?? Date.now
     this.#waitingSince = options.waitingSince
     this.#onChange = options.onChange
-    // A receiver just started begins at the floor, as though accepts were
-    // waiting: its accept path is not optimised yet nor its connections open,
-    // and a backlog left by the process before it, drained at once with every
-    // slot, held its first acknowledgements longest (bench/burst.js --scenario
-    // latency: BullMQ's p99 over the first 10 s about 105 ms, 55 ms from the
-    // floor). Quick steps give slots back; so does `idleMs` without deliveries.
-    this.#allowed = this.#floor
-    this.#lastAcceptAt = this.#now()
-    if (this.#onChange !== undefined && this.#allowed < this.#slots) this.#armIdle(this.#idleMs)
   }
 
   /** An accept, or a batch of them, waited `ms` on the store, counted from its first delivery's arrival. */
