@@ -7,7 +7,8 @@
 //               acknowledged/s, and how long the backlog takes to drain afterwards;
 //               --handler noop (default) or sleep:20; --then-latency: right after
 //               the burst, 1 000 deliveries/s for --duration s on the same (warm)
-//               receiver while its backlog drains: their p99 (--pace as below)
+//               receiver while its backlog drains: their p99 (--pace as below);
+//               drainSeconds then counts from the burst's end, those 10 s included
 //   latency     an accept-only receiver fills the store with --backlog events
 //               (50 000) at full speed; then the measured receiver, with the
 //               handler, is offered 1 000 deliveries/s for --duration s while it

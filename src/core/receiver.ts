@@ -213,7 +213,8 @@ export class WebhookReceiver<I extends Inbox = Inbox> {
    * while modules load: the Fastify plugin does so itself.
    */
   async loaded (): Promise<void> {
-    await this.inbox.loaded?.()
+    // An inbox of one's own whose loaded() rejects: its start() reports the failure.
+    await this.inbox.loaded?.()?.catch(() => {})
   }
 
   /** True once `close()` has been called: new deliveries get 503. */

@@ -71,9 +71,16 @@ export class PlannerStats {
    */
   async #analyzeUnlessKnown (pending: number): Promise<void> {
     const pool = await this.#pool()
-    // The plan's row estimate of "pending": what the planner believes from the statistics it has.
-    const { rows } = await pool.query<{ 'QUERY PLAN': Array<{ Plan: { 'Plan Rows': number } }> }>(this.#sql.pendingEstimate)
-    if ((rows[0]?.['QUERY PLAN'][0]?.Plan['Plan Rows'] ?? 0) * GROWTH >= pending) return
+    // The plan's row estimate of "pending": what the planner believes from the
+    // statistics it has. Unread (an error), the tables are analyzed as before.
+    const estimate = await pool.query<{ 'QUERY PLAN': Array<{ Plan: { 'Plan Rows': number } }> }>(this.#sql.pendingEstimate)
+      .then(({ rows }) => rows[0]?.['QUERY PLAN'][0]?.Plan['Plan Rows'] ?? 0, () => 0)
+    if (estimate * GROWTH >= pending) {
+      // Growth is counted from what the planner believes, not from this count:
+      // the next burst is judged against the statistics, not against a skip.
+      this.#low = Math.min(this.#low, estimate)
+      return
+    }
     await pool.query(this.#sql.analyzeEvents)
   }
 }

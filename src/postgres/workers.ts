@@ -232,7 +232,7 @@ export class Workers {
   async #claim (client: PoolClient, ids: readonly string[]): Promise<ClaimedRow[]> {
     // Several statements in one query: pg answers with one result per statement.
     const results = await client.query(this.#env.sql.beginAndClaim(literalsOf(client), ids, this.#env.now(), this.#ordered)) as unknown as Array<QueryResult<ClaimedRow>>
-    // With ordering, two claims: the unordered events, then the heads of their keys.
+    // Several results (BEGIN, SET, the claim, SAVEPOINT): the claim's rows are those of its SELECT.
     const rows = results.filter((result) => result.command === 'SELECT').flatMap((result) => result.rows)
     if (rows.length === 0) await client.query('ROLLBACK')
     for (const row of rows) row.event = eventOf(row.body)
