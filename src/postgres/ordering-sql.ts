@@ -13,6 +13,11 @@ function headOf (s: string, key: string, columns: string): string {
   return `SELECT ${columns} FROM ${s}.events o WHERE o.ordering_key = ${key} AND o.state = 'pending' ORDER BY o.created_at_ms, o.order_seq LIMIT 1`
 }
 
+/** An SQL `text[]` of `values`, each as a literal (the worker's simple queries take no parameters). */
+export function textArray (literal: Literal, values: readonly string[]): string {
+  return `ARRAY[${values.map(literal).join(', ')}]::text[]`
+}
+
 /** An ordered event is the head of its key. */
 function isHead (s: string, e: string): string {
   return `${e}.id = (${headOf(s, `${e}.ordering_key`, 'o.id')})`
@@ -49,24 +54,15 @@ export interface OrderingQueries {
   healKeys: string
 }
 
-function textArray (literal: Literal, values: readonly string[]): string {
-  return `ARRAY[${values.map(literal).join(', ')}]::text[]`
-}
-
-/** Each key's head (of `keys`, an SQL text[]), with when it is due. */
-function nextHeads (s: string, keys: string): string {
-  return `
-      SELECT h.id, h.next_attempt_at FROM unnest(${keys}) AS k (key)
-      CROSS JOIN LATERAL (${headOf(s, 'k.key', 'o.id, o.next_attempt_at')}) h`
-}
-
 export function orderingQueriesFor (schema: string): OrderingQueries {
   const s = quoted(schema)
   return {
     dueHead: `(e.ordering_key IS NULL OR (
       NOT EXISTS (SELECT 1 FROM ${s}.ordering_keys b WHERE b.key = e.ordering_key AND (b.blocked_event IS NOT NULL OR b.live_event <> e.id))
       AND (${isHead(s, 'e')} OR EXISTS (SELECT 1 FROM ${s}.ordering_keys l WHERE l.key = e.ordering_key AND l.live_event = e.id))))`,
-    nextHeads: nextHeads(s, '$1::text[]'),
+    nextHeads: `
+      SELECT h.id, h.next_attempt_at FROM unnest($1::text[]) AS k (key)
+      CROSS JOIN LATERAL (${headOf(s, 'k.key', 'o.id, o.next_attempt_at')}) h`,
     movedOn: (literal, handled, released, now) => `
       SELECT * FROM ${s}.sir_keys_moved_on(${textArray(literal, handled.map(({ key }) => key))},
         ARRAY[${handled.map(({ createdAt }) => literal(createdAt)).join(', ')}]::bigint[], ${literal(now)}, ${textArray(literal, released)})`,

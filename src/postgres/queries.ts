@@ -3,7 +3,7 @@ import type { FlowCarry } from '../core/flow/attempt.js'
 import type { OutcomeState } from '../core/outcome.js'
 import { recordColumns } from './event-record.js'
 import { deferStatement, type FlowWait } from './flow-wait.js'
-import { orderingQueriesFor } from './ordering-sql.js'
+import { orderingQueriesFor, textArray } from './ordering-sql.js'
 import { quoted } from './schema.js'
 import { storedText } from './stored-text.js'
 
@@ -210,7 +210,7 @@ export function queriesFor (schema: string, handlerSynchronousCommit: boolean, i
       // version 6), so that its plan is kept in the session and not made anew
       // for each batch.
       return `${begin};
-      SELECT * FROM ${s}.sir_claim_ordered(ARRAY[${ids.map(literal).join(', ')}]::text[], ${integer(now)});
+      SELECT * FROM ${s}.sir_claim_ordered(${textArray(literal, ids)}, ${integer(now)});
       SAVEPOINT sir_handler`
     },
     countAttempts: (idLiterals) => `
