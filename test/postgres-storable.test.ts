@@ -30,6 +30,16 @@ if (postgres.url === undefined) {
     return receiverWith(t, postgresInbox({ connectionString: url, schema, ...inboxOptions }), options)
   }
 
+  /**
+   * `odd` with its `body` straight to the inbox (a receiver may refuse it sooner),
+   * at once with the `plain` deliveries through the receiver, so that they share
+   * its batch: the inbox's answer for `odd`, then each plain delivery's code.
+   */
+  const acceptAmong = async (webhooks: PostgresReceiver, odd: ReturnType<typeof event>, body: Buffer, plain: Array<ReturnType<typeof event>>): Promise<unknown[]> => await Promise.all([
+    webhooks.inbox.accept(odd as never, Date.now(), undefined, undefined, body),
+    ...plain.map(async (mate) => (await webhooks.receive(delivery(mate))).code)
+  ])
+
   t.test('events whose data holds \\u0000, lone surrogates or 600 KB are accepted with the 29 sent in the same batch, handled with their data intact', async (t) => {
     const schema = freshSchema()
     const webhooks = receiverOn(t, schema)
@@ -94,10 +104,7 @@ if (postgres.url === undefined) {
     const nulBody = Buffer.from(JSON.stringify(nulEvent).replace('"data":', '"data":\u0000'))
     t.ok(nulBody.includes(0), 'the body holds a NUL byte')
     const plain = Array.from({ length: 12 }, (_, index) => event(`evt_nul_mate_${index}`))
-    const [nul, ...mates] = await Promise.all([
-      webhooks.inbox.accept(nulEvent as never, Date.now(), undefined, undefined, nulBody),
-      ...plain.map(async (body) => (await webhooks.receive(delivery(body))).code)
-    ])
+    const [nul, ...mates] = await acceptAmong(webhooks, nulEvent, nulBody, plain)
     t.equal(nul, 'unavailable', 'the body Postgres text cannot hold is refused')
     t.same(mates, plain.map(() => 'ACCEPTED'), 'every batch-mate is accepted')
     await until(() => handled.length === 13, 'the batch-mates to be handled')
@@ -130,10 +137,7 @@ if (postgres.url === undefined) {
     await until(() => handled.length === 1, 'the first event to be handled')
     // Straight to the inbox: a receiver may bound ids before they reach it, but a
     // row can fail for other reasons, and the inbox must cope with any of them.
-    const [huge, ...mates] = await Promise.all([
-      webhooks.inbox.accept(hugeEvent as never, Date.now(), undefined, undefined, hugeBody),
-      ...plain.map(async (body) => (await webhooks.receive(delivery(body))).code)
-    ])
+    const [huge, ...mates] = await acceptAmong(webhooks, hugeEvent, hugeBody, plain)
     t.equal(huge, 'unavailable', 'the event whose row cannot be stored is refused')
     t.same(mates, plain.map(() => 'ACCEPTED'), 'every batch-mate is accepted')
     await until(() => handled.length === 21, 'the batch-mates to be handled')
