@@ -29,14 +29,21 @@ t.test('maxBacklog is checked at creation on every durable inbox, the message na
 
 t.test('degradedQueueSize follows the bound that answers 503: maxBacklog on a durable inbox, maxQueueSize on the memory one', async (t) => {
   const dir = tempDir(t)
-  const options = (inbox?: ReturnType<typeof sqliteInbox> | ReturnType<typeof postgresInbox>, extra: { maxQueueSize?: number } = {}): number =>
-    new Webhooks({ secret: SECRET, ...(inbox === undefined ? {} : { inbox }), ...extra }).options.degradedQueueSize
+  // Each receiver starts its inbox; they are closed before the directory goes, or
+  // a running SQLite inbox finds its file deleted under it and writes it again.
+  const made: Webhooks[] = []
+  const options = (inbox?: ReturnType<typeof sqliteInbox> | ReturnType<typeof postgresInbox>, extra: { maxQueueSize?: number } = {}): number => {
+    const webhooks = new Webhooks({ secret: SECRET, ...(inbox === undefined ? {} : { inbox }), ...extra })
+    made.push(webhooks)
+    return webhooks.options.degradedQueueSize
+  }
   t.equal(options(), 8_000, 'memory: 80% of maxQueueSize 10 000')
   t.equal(options(sqliteInbox({ path: join(dir, 'a.db') })), 800_000, 'SQLite, defaults: 80% of maxBacklog 1 000 000, not 8 000')
   t.equal(options(postgresInbox({ connectionString: 'postgres://nowhere/db' })), 800_000, 'Postgres, defaults')
   t.equal(options(sqliteInbox({ path: join(dir, 'b.db'), maxBacklog: 50 })), 40)
   t.equal(options(sqliteInbox({ path: join(dir, 'c.db') }), { maxQueueSize: 100 }), 80, 'an explicit maxQueueSize is the lower bound')
   t.equal(options(sqliteInbox({ path: join(dir, 'd.db'), maxBacklog: 50 }), { maxQueueSize: 100 }), 40, 'the lower of the two wins')
+  await Promise.all(made.map(async (webhooks) => { await webhooks.close() }))
 })
 
 t.test('SQLite with the defaults takes more than maxQueueSize\'s 10 000 waiting events, and health() stays ok', async (t) => {
