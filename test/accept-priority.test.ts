@@ -1,7 +1,7 @@
 // Handler work gives way to accepts (issue 22, item 1): the allowance of handler
 // slots that the Postgres and BullMQ inboxes follow, on a controlled clock.
 import t from 'tap'
-import { AcceptPriority, type AcceptPriorityOptions } from '../src/core/accept-priority.js'
+import { AcceptPriority, START_LOW_BACKLOG, type AcceptPriorityOptions } from '../src/core/accept-priority.js'
 
 function clocked (slots: number, options: AcceptPriorityOptions = {}): { priority: AcceptPriority, advance: (ms: number) => void, changes: number[] } {
   let now = 1_000_000
@@ -100,4 +100,30 @@ t.test('with no accept for idleMs every slot comes back, by the getter and by th
   t.same(told, [2], 'halved after the slow step')
   await new Promise((resolve) => setTimeout(resolve, 400))
   t.same(told, [2, 4], 'and told every slot once the accepts stopped')
+})
+
+t.test('a receiver started onto a large backlog begins at a quarter of its slots and takes them back as accepts stay quick', async (t) => {
+  const { priority, advance, changes } = clocked(10)
+  priority.startingOnto(START_LOW_BACKLOG - 1)
+  t.equal(priority.allowed, 10, 'a smaller backlog starts with every slot')
+  t.same(changes, [])
+  priority.startingOnto(START_LOW_BACKLOG)
+  t.equal(priority.allowed, 3, 'the floor, as though accepts had been waiting')
+  t.same(changes, [3], 'a worker that is set, not asked, is told')
+  step(priority, advance, [2, 3])
+  step(priority, advance, [2, 3])
+  t.equal(priority.allowed, 4, 'one slot back per quick step')
+  for (let index = 0; index < 8; index++) step(priority, advance, [2, 3])
+  t.equal(priority.allowed, 10, 'every slot within a few steps')
+})
+
+t.test('started onto a backlog with no deliveries arriving, every slot comes back after idleMs, by the timer', async (t) => {
+  const changes: number[] = []
+  const priority = new AcceptPriority(8, { idleMs: 50, onChange: (allowed) => { changes.push(allowed) } })
+  t.teardown(() => { priority.stop() })
+  priority.startingOnto(50_000)
+  t.same(changes, [2])
+  const started = Date.now()
+  while (changes.at(-1) !== 8 && Date.now() - started < 10_000) await new Promise((resolve) => setTimeout(resolve, 10))
+  t.same(changes, [2, 8], 'the timer gave every slot back and said so: a pull-mode worker is woken by it')
 })

@@ -51,7 +51,7 @@ t.test('Postgres', { skip: postgres.url === undefined ? `no PostgreSQL (${postgr
   })
 })
 
-const redis = await redisForTests(t)
+const redis = await redisForTests(t, { own: true }) // its own: the maxmemory test sets a limit every writer would meet
 t.test('BullMQ', { skip: redis.url === undefined ? `no Redis (${redis.reason ?? ''})` : false }, async (t) => {
   if (redis.url === undefined) return
   const { connection, url } = redis

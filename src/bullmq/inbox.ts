@@ -126,7 +126,11 @@ export class BullmqInbox implements Inbox {
     // delivery within acceptTimeoutMs, and runs the worker once Redis is back. A
     // database Redis refuses keeps the worker from ever running.
     const begin = (): void => {
-      this.#databaseChecked().then(() => {
+      this.#databaseChecked().then(async () => {
+        // Onto a large backlog the worker starts at a quarter of its slots (core/accept-priority.ts).
+        const waiting = await this.#ready.then(async ({ backlog }) => await backlog.unfinished(Number.POSITIVE_INFINITY)).catch(() => 0)
+        if (this.#closing) return
+        this.#priority?.startingOnto(waiting)
         this.#flow.start()
         this.#ordering?.start()
         this.#oldest.start(async () => await this.#queue(), PAUSE_REFRESH_MS, (error) => { this.#redis.error(error) })

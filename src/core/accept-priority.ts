@@ -38,6 +38,8 @@ const SLOW_SHARE = 0.1
 /** An accept still waiting past this many times the slow mark (and past URGENT_MS) halves the allowance at once. */
 const URGENT_FACTOR = 4
 const URGENT_MS = 50
+/** A receiver starting onto at least this many waiting events begins at the floor (startingOnto). */
+export const START_LOW_BACKLOG = 10_000
 
 export class AcceptPriority {
   readonly #slots: number
@@ -78,6 +80,22 @@ export class AcceptPriority {
     if (now - this.#step.startedAt >= this.#stepMs) this.#endStep(now)
     this.#step.waits++
     if (ms > this.#slowMark()) this.#step.slow++
+  }
+
+  /**
+   * A receiver starting onto `waiting` events: past `START_LOW_BACKLOG` it
+   * begins at the floor, as though accepts had been waiting. Its accept path is
+   * not optimised yet nor its connections open, and a backlog drained with every
+   * slot from its first millisecond held its first acknowledgements longest
+   * (docs/design.md, "A receiver's first second"). Quick steps give slots back,
+   * one each `stepMs`; `idleMs` without deliveries gives them all. Smaller
+   * backlogs start with every slot: they are drained before it would matter.
+   */
+  startingOnto (waiting: number): void {
+    if (waiting < START_LOW_BACKLOG || this.#allowed <= this.#floor) return
+    const now = this.#now()
+    this.#lastAcceptAt = now
+    this.#set(this.#floor, now)
   }
 
   /** Handler slots that may run at once now. */

@@ -28,6 +28,7 @@ export interface Running {
   accepts: GroupCommit
   workers: Workers
   notifier: WakeNotifier
+  priority: AcceptPriority
 }
 
 /** The inbox's state that its parts report to. */
@@ -88,7 +89,8 @@ export async function startParts (inbox: InboxState): Promise<Running> {
     }, runtime.logger)
   const ordering = inbox.orderingSql === undefined ? undefined : runtime.ordering
   // Handlers give way while accepts wait on the database (core/accept-priority.ts).
-  const priority = new AcceptPriority(slots, { waitingSince: () => accepts.oldestWaitingSince() })
+  // Workers ask for their allowance as they claim; one raised while none runs is told here.
+  const priority = new AcceptPriority(slots, { waitingSince: () => accepts.oldestWaitingSince(), onChange: () => { inbox.wake() } })
   const accepts = new GroupCommit(pool, inbox.sql, {
     ...options,
     begin: inbox.sql.beginAccept,
@@ -148,7 +150,7 @@ export async function startParts (inbox: InboxState): Promise<Running> {
     },
     wakeIn: (ms) => { inbox.timers.after(ms, () => { inbox.wakeToScan() }) }
   })
-  return { pool, ownsPool: options.pool === undefined, control, accepts, workers, notifier }
+  return { pool, ownsPool: options.pool === undefined, control, accepts, workers, notifier, priority }
 }
 
 /**
@@ -161,6 +163,7 @@ export async function startParts (inbox: InboxState): Promise<Running> {
 export async function stopParts (running: Running, graceMs: number, logger: WebhookLogger | undefined, stopTimers: () => void): Promise<void> {
   running.workers.stop()
   running.notifier.stop()
+  running.priority.stop()
   await running.accepts.settled()
   await wakeOrTimeout(graceMs, (wake) => { running.workers.onIdle(wake) })
   const cut = running.workers.releaseByForce()

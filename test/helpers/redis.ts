@@ -38,8 +38,13 @@ function toConnection (url: string): { host: string, port: number } {
   return { host: parsed.hostname, port: Number(parsed.port === '' ? 6379 : parsed.port) }
 }
 
-export async function redisForTests (t: Teardown): Promise<RedisForTests> {
-  const given = process.env.SIR_REDIS_URL
+/**
+ * `own: true` starts a private redis-server even when SIR_REDIS_URL names a
+ * shared one: for a test that changes the server's settings (maxmemory) or fills
+ * it, which would otherwise reach the test files running beside it.
+ */
+export async function redisForTests (t: Teardown, { own = false }: { own?: boolean } = {}): Promise<RedisForTests> {
+  const given = own ? undefined : process.env.SIR_REDIS_URL
   if (given !== undefined && given !== '') {
     if (await ping(given)) return { url: given, connection: toConnection(given) }
     const reason = `SIR_REDIS_URL=${given} does not answer PING`
