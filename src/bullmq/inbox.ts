@@ -127,7 +127,7 @@ export class BullmqInbox implements Inbox {
     // database Redis refuses keeps the worker from ever running.
     const begin = (): void => {
       this.#databaseChecked().then(async () => {
-        // Onto a large backlog the worker starts at a quarter of its slots (core/accept-priority.ts).
+        // Onto a large backlog the worker starts with one slot (core/accept-priority.ts).
         const waiting = await this.#ready.then(async ({ backlog }) => await backlog.unfinished(Number.POSITIVE_INFINITY)).catch(() => 0)
         if (this.#closing) return
         this.#priority?.startingOnto(waiting)

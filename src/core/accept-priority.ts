@@ -84,18 +84,20 @@ export class AcceptPriority {
 
   /**
    * A receiver starting onto `waiting` events: past `START_LOW_BACKLOG` it
-   * begins at the floor, as though accepts had been waiting. Its accept path is
-   * not optimised yet nor its connections open, and a backlog drained with every
-   * slot from its first millisecond held its first acknowledgements longest
-   * (docs/design.md, "A receiver's first second"). Quick steps give slots back,
-   * one each `stepMs`; `idleMs` without deliveries gives them all. Smaller
-   * backlogs start with every slot: they are drained before it would matter.
+   * begins with one slot. Its accept path is not optimised yet nor its
+   * connections open, and a backlog drained with every slot from its first
+   * millisecond held its first acknowledgements longest (docs/design.md, "A
+   * receiver's first second"). Each step gives a slot back up to the floor,
+   * whatever its waits (a paced handler keeps its pace), and each quick step
+   * one more; `idleMs` without deliveries gives them all. Smaller backlogs start
+   * with every slot: they are drained before it would matter.
    */
   startingOnto (waiting: number): void {
-    if (waiting < START_LOW_BACKLOG || this.#allowed <= this.#floor) return
+    if (waiting < START_LOW_BACKLOG || this.#allowed <= 1) return
     const now = this.#now()
     this.#lastAcceptAt = now
-    this.#set(this.#floor, now)
+    this.#step = { startedAt: now, waits: 0, slow: 0 }
+    this.#set(1, now)
   }
 
   /** Handler slots that may run at once now. */
@@ -125,7 +127,8 @@ export class AcceptPriority {
 
   #endStep (now: number): void {
     const { waits, slow } = this.#step
-    if (waits > 0 && slow > waits * SLOW_SHARE) this.#halve(now)
+    if (this.#allowed < this.#floor) this.#set(this.#allowed + 1, now)
+    else if (waits > 0 && slow > waits * SLOW_SHARE) this.#halve(now)
     else if (waits > 0 && slow === 0 && this.#allowed < this.#slots) this.#set(this.#allowed + 1, now)
     this.#step = { startedAt: now, waits: 0, slow: 0 }
   }

@@ -129,7 +129,7 @@ export class PostgresInbox implements Inbox<PostgresHandlerExtra> {
         client.release()
       }
       await this.#backlog.refresh()
-      // Onto a large backlog the workers start at a quarter of their slots (core/accept-priority.ts).
+      // Onto a large backlog the workers start with one slot (core/accept-priority.ts).
       running.priority.startingOnto(this.#backlog.size)
     } catch (error) {
       if (error instanceof SchemaError) throw error
