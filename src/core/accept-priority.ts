@@ -43,7 +43,7 @@ export const START_LOW_BACKLOG = 10_000
 
 export class AcceptPriority {
   readonly #slots: number
-  /** The fewest slots allowed: a quarter of them, so that a handler paced by its own rate or waiting on RetryLater keeps up. */
+  /** The fewest slots slow accepts leave: a quarter of them, so that a handler paced by its own rate or waiting on RetryLater keeps up (below it only at a start onto a backlog, for a few steps). */
   readonly #floor: number
   readonly #stepMs: number
   readonly #idleMs: number
