@@ -1,5 +1,6 @@
 import type { Queue, Worker } from 'bullmq'
 import { AcceptPriority } from '../core/accept-priority.js'
+import { AllowanceGate } from '../core/allowance-gate.js'
 import type { AnyEvent } from '../core/events.js'
 import { assertNotStarted, type AcceptOutcome, type EventQuery, type Inbox, type InboxHealth, type InboxRuntime, type PurgeOptions, type PurgeResult } from '../core/inbox.js'
 import { WebhookOptionsError } from '../core/errors.js'
@@ -55,6 +56,7 @@ export class BullmqInbox implements Inbox {
   readonly #redis = new RedisState(() => this.#runtime?.logger)
   #worker: Worker<JobData> | undefined
   #priority: AcceptPriority | undefined
+  #gate: AllowanceGate | undefined
   #runtime: InboxRuntime | undefined
   #closing = false
   readonly #running = { count: 0 }
@@ -117,17 +119,19 @@ export class BullmqInbox implements Inbox {
       running: this.#running,
       reported: this.#reported,
       flow: this.#flow,
-      ordering: this.#ordering
+      ordering: this.#ordering,
+      gate: new AllowanceGate(() => this.#priority?.allowed ?? runtime.options.concurrency)
     }
     const worker = createWorker(runner)
     this.#worker = worker
-    this.#priority = new AcceptPriority(runtime.options.concurrency, { onChange: (allowed) => { worker.concurrency = allowed } })
+    this.#gate = runner.gate
+    this.#priority = new AcceptPriority(runtime.options.concurrency, { onChange: () => { runner.gate.changed() } })
     // Not awaited: with Redis down at boot, the receiver still answers, 503 each
     // delivery within acceptTimeoutMs, and runs the worker once Redis is back. A
     // database Redis refuses keeps the worker from ever running.
     const begin = (): void => {
       this.#databaseChecked().then(async () => {
-        // Onto a large backlog the worker starts with one slot (core/accept-priority.ts).
+        // Onto a large backlog the handlers start with one slot (core/accept-priority.ts).
         const waiting = await this.#ready.then(async ({ backlog }) => await backlog.unfinished(Number.POSITIVE_INFINITY)).catch(() => 0)
         if (this.#closing) return
         this.#priority?.startingOnto(waiting)
@@ -285,6 +289,8 @@ export class BullmqInbox implements Inbox {
     this.#oldest.stop()
     this.#memory.stop()
     this.#priority?.stop()
+    // Jobs waiting for a slot run now, within the grace period, as though they had had one.
+    this.#gate?.openAll()
     const worker = this.#worker
     if (worker !== undefined) {
       const finished = await settlesWithin(worker.pause(false), graceMs)

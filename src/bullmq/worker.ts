@@ -4,6 +4,7 @@ import type { Job, Queue, Worker } from 'bullmq'
 import { reportFailures, runAttempt, type AttemptResult } from '../core/attempt.js'
 import { earliestRetry, runFlowAttempt, type DeferredRun, type FlowAttemptResult } from '../core/flow/attempt.js'
 import { backoffDelay } from '../core/backoff.js'
+import type { AllowanceGate } from '../core/allowance-gate.js'
 import type { InboxRuntime } from '../core/inbox.js'
 import { errorSummary } from '../core/outcome.js'
 import { AttemptFailed, HOLD_MS, jobEvent, type BullMQ, type JobData } from './jobs.js'
@@ -31,6 +32,8 @@ export interface JobRunner {
   flow: { waitForSlot: (handler: string, jobId: string, receivedAt: number) => Promise<void> }
   /** With the receiver's `ordering` option: the keys' lines in Redis. */
   ordering?: RedisOrderingStore | undefined
+  /** Holds each job's run to the handler slots accepts leave (core/allowance-gate.ts). */
+  gate: AllowanceGate
 }
 
 /**
@@ -45,11 +48,13 @@ export function createWorker (runner: JobRunner): Worker<JobData> {
   const { bullmq, options, runtime } = runner
   const { retry } = runtime.options
   const worker = new bullmq.Worker<JobData>(options.queueName, async (job, token) => {
+    await runner.gate.enter()
     runner.running.count += 1
     try {
       await processJob(runner, job, token)
     } finally {
       runner.running.count -= 1
+      runner.gate.leave()
     }
   }, {
     connection: options.connection,

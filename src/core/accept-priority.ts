@@ -9,7 +9,8 @@
  * drains at full speed once deliveries stop, and at what the store can spare
  * while they come. Without it, a drain's claims and commits shared the database
  * with the accepts as equals and a 2xx waited behind them (docs/design.md,
- * "Acknowledgements while a backlog drains").
+ * "Acknowledgements while a backlog drains"). A receiver started onto a large
+ * backlog begins lower still, with one slot (`startingOnto`).
  *
  * Slow is relative: past twice the shortest wait of the last few seconds, and
  * past 10 ms. A store that is simply far away (a remote database's round
@@ -43,7 +44,7 @@ export const START_LOW_BACKLOG = 10_000
 
 export class AcceptPriority {
   readonly #slots: number
-  /** The fewest slots slow accepts leave: a quarter of them, so that a handler paced by its own rate or waiting on RetryLater keeps up (below it only at a start onto a backlog, for a few steps). */
+  /** The fewest slots slow accepts leave: a quarter of them, so that a handler paced by its own rate or waiting on RetryLater keeps up (a start onto a backlog is below it for its first steps). */
   readonly #floor: number
   readonly #stepMs: number
   readonly #idleMs: number
@@ -51,6 +52,10 @@ export class AcceptPriority {
   readonly #waitingSince: (() => number | undefined) | undefined
   readonly #onChange: ((allowed: number) => void) | undefined
   #idleTimer: NodeJS.Timeout | undefined
+  #rampTimer: NodeJS.Timeout | undefined
+  /** When a start onto a backlog began its ramp (startingOnto); undefined once every slot is allowed. */
+  #startedLowAt: number | undefined
+  #stopped = false
   #allowed: number
   #changedAt = -Infinity
   #lastAcceptAt = -Infinity
@@ -84,20 +89,24 @@ export class AcceptPriority {
 
   /**
    * A receiver starting onto `waiting` events: past `START_LOW_BACKLOG` it
-   * begins with one slot. Its accept path is not optimised yet nor its
-   * connections open, and a backlog drained with every slot from its first
-   * millisecond held its first acknowledgements longest (docs/design.md, "A
-   * receiver's first second"). Each step gives a slot back up to the floor,
-   * whatever its waits (a paced handler keeps its pace), and each quick step
-   * one more; `idleMs` without deliveries gives them all. Smaller backlogs start
-   * with every slot: they are drained before it would matter.
+   * begins with one slot and doubles it each `stepMs`, by the clock whatever
+   * the accepts, until every slot is allowed (10 slots: 1 s; 100: 1.75 s); slow
+   * accepts lower it meanwhile as at any time. Its accept path is not optimised
+   * yet nor its connections open, and a backlog drained with every slot from its
+   * first millisecond held its first acknowledgements longest (docs/design.md,
+   * "A receiver's first second"). Smaller backlogs start with every slot: they
+   * are drained before it would matter. `onChange` is told each doubling.
    */
   startingOnto (waiting: number): void {
-    if (waiting < START_LOW_BACKLOG || this.#allowed <= 1) return
-    const now = this.#now()
-    this.#lastAcceptAt = now
-    this.#step = { startedAt: now, waits: 0, slow: 0 }
-    this.#set(1, now)
+    if (waiting < START_LOW_BACKLOG || this.#slots <= 1 || this.#stopped) return
+    this.#startedLowAt = this.#now()
+    this.#onChange?.(this.allowed)
+    this.#rampTimer = setInterval(() => {
+      const allowed = this.allowed
+      if (this.#startedLowAt === undefined) this.#stopRamp()
+      this.#onChange?.(allowed)
+    }, this.#stepMs)
+    this.#rampTimer.unref()
   }
 
   /** Handler slots that may run at once now. */
@@ -109,13 +118,29 @@ export class AcceptPriority {
     } else if (since === undefined && this.#allowed < this.#slots && now - this.#lastAcceptAt >= this.#idleMs) {
       this.#set(this.#slots, now)
     }
-    return this.#allowed
+    return Math.min(this.#allowed, this.#startCap(now))
   }
 
-  /** Ends the timer that gives every slot back after `idleMs` (close). */
+  /** While a start onto a backlog ramps up: one slot, doubled each step; then no cap. */
+  #startCap (now: number): number {
+    if (this.#startedLowAt === undefined) return Infinity
+    const cap = 2 ** Math.floor((now - this.#startedLowAt) / this.#stepMs)
+    if (cap < this.#slots) return cap
+    this.#startedLowAt = undefined
+    return Infinity
+  }
+
+  #stopRamp (): void {
+    clearInterval(this.#rampTimer)
+    this.#rampTimer = undefined
+  }
+
+  /** Ends the timers, and arms none again (close). */
   stop (): void {
+    this.#stopped = true
     clearTimeout(this.#idleTimer)
     this.#idleTimer = undefined
+    this.#stopRamp()
   }
 
   /** Past this a wait is slow: twice the shortest of the last seconds, and at least TARGET_MS. */
@@ -127,8 +152,7 @@ export class AcceptPriority {
 
   #endStep (now: number): void {
     const { waits, slow } = this.#step
-    if (this.#allowed < this.#floor) this.#set(this.#allowed + 1, now)
-    else if (waits > 0 && slow > waits * SLOW_SHARE) this.#halve(now)
+    if (waits > 0 && slow > waits * SLOW_SHARE) this.#halve(now)
     else if (waits > 0 && slow === 0 && this.#allowed < this.#slots) this.#set(this.#allowed + 1, now)
     this.#step = { startedAt: now, waits: 0, slow: 0 }
   }
@@ -146,7 +170,7 @@ export class AcceptPriority {
   }
 
   #armIdle (ms: number): void {
-    if (this.#idleTimer !== undefined) return
+    if (this.#idleTimer !== undefined || this.#stopped) return
     this.#idleTimer = setTimeout(() => {
       this.#idleTimer = undefined
       const quiet = this.#now() - this.#lastAcceptAt

@@ -89,7 +89,7 @@ export async function startParts (inbox: InboxState): Promise<Running> {
     }, runtime.logger)
   const ordering = inbox.orderingSql === undefined ? undefined : runtime.ordering
   // Handlers give way while accepts wait on the database (core/accept-priority.ts).
-  // Workers ask for their allowance as they claim; one raised while none runs is told here.
+  // Workers ask for their allowance as they claim; a raise (the ramp of a start, the return after idleMs) wakes them, busy or not.
   const priority = new AcceptPriority(slots, { waitingSince: () => accepts.oldestWaitingSince(), onChange: () => { inbox.wake() } })
   const accepts = new GroupCommit(pool, inbox.sql, {
     ...options,
