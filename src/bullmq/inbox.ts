@@ -289,8 +289,8 @@ export class BullmqInbox implements Inbox {
     this.#oldest.stop()
     this.#memory.stop()
     this.#priority?.stop()
-    // Jobs waiting for a slot run now, within the grace period, as though they had had one.
-    this.#gate?.openAll()
+    // Jobs waiting for a slot go back to the queue unstarted, for another receiver or the next start.
+    this.#gate?.close()
     const worker = this.#worker
     if (worker !== undefined) {
       const finished = await settlesWithin(worker.pause(false), graceMs)

@@ -48,7 +48,8 @@ export function createWorker (runner: JobRunner): Worker<JobData> {
   const { bullmq, options, runtime } = runner
   const { retry } = runtime.options
   const worker = new bullmq.Worker<JobData>(options.queueName, async (job, token) => {
-    await runner.gate.enter()
+    // Closing while it waited for a slot: back to the queue, no attempt counted, no handler started.
+    if (!(await runner.gate.enter())) await putBack(runner, job, token, 0)
     runner.running.count += 1
     try {
       await processJob(runner, job, token)

@@ -55,6 +55,8 @@ export class AcceptPriority {
   #rampTimer: NodeJS.Timeout | undefined
   /** When a start onto a backlog began its ramp (startingOnto); undefined once every slot is allowed. */
   #startedLowAt: number | undefined
+  /** startingOnto ran: a receiver starts once. */
+  #started = false
   #stopped = false
   #allowed: number
   #changedAt = -Infinity
@@ -98,14 +100,24 @@ export class AcceptPriority {
    * are drained before it would matter. `onChange` is told each doubling.
    */
   startingOnto (waiting: number): void {
-    if (waiting < START_LOW_BACKLOG || this.#slots <= 1 || this.#stopped) return
+    if (waiting < START_LOW_BACKLOG || this.#slots <= 1 || this.#stopped || this.#started) return
+    this.#started = true
     this.#startedLowAt = this.#now()
     this.#onChange?.(this.allowed)
-    this.#rampTimer = setInterval(() => {
+    this.#nextRampStep(1)
+  }
+
+  /** Tells onChange at each doubling, timed from the start by the same clock as the cap (a timer may fire early by its own). */
+  #nextRampStep (step: number): void {
+    const startedAt = this.#startedLowAt
+    if (startedAt === undefined || this.#stopped) return
+    const dueIn = Math.max(1, startedAt + step * this.#stepMs - this.#now() + 1)
+    this.#rampTimer = setTimeout(() => {
+      this.#rampTimer = undefined
       const allowed = this.allowed
-      if (this.#startedLowAt === undefined) this.#stopRamp()
       this.#onChange?.(allowed)
-    }, this.#stepMs)
+      this.#nextRampStep(step + 1)
+    }, dueIn)
     this.#rampTimer.unref()
   }
 
@@ -124,14 +136,15 @@ export class AcceptPriority {
   /** While a start onto a backlog ramps up: one slot, doubled each step; then no cap. */
   #startCap (now: number): number {
     if (this.#startedLowAt === undefined) return Infinity
-    const cap = 2 ** Math.floor((now - this.#startedLowAt) / this.#stepMs)
+    // At least one: a wall clock set back must not leave a fraction of a slot.
+    const cap = Math.max(1, 2 ** Math.floor((now - this.#startedLowAt) / this.#stepMs))
     if (cap < this.#slots) return cap
     this.#startedLowAt = undefined
     return Infinity
   }
 
   #stopRamp (): void {
-    clearInterval(this.#rampTimer)
+    clearTimeout(this.#rampTimer)
     this.#rampTimer = undefined
   }
 

@@ -9,21 +9,31 @@
  */
 export class AllowanceGate {
   readonly #allowed: () => number
-  readonly #waiting: Array<() => void> = []
+  readonly #waiting: Array<(entered: boolean) => void> = []
   #running = 0
-  #open = false
+  #closed = false
+  #admitting = false
+  #askedAgain = false
 
+  /** `allowed` may tell `changed()` of a change as it is read (the idle return to every slot). */
   constructor (allowed: () => number) {
     this.#allowed = allowed
   }
 
-  /** Resolves once this run may start; `leave()` must follow it. */
-  async enter (): Promise<void> {
-    if (this.#waiting.length === 0 && this.#fits()) {
-      this.#running += 1
-      return
+  /**
+   * Resolves true once this run may start (`leave()` must follow), or false
+   * when the gate closed first: the run must not start, and holds no place.
+   */
+  async enter (): Promise<boolean> {
+    if (this.#closed) return false
+    if (this.#waiting.length === 0) {
+      const limit = this.#allowed()
+      if (this.#waiting.length === 0 && this.#running < limit && !this.#closed) {
+        this.#running += 1
+        return true
+      }
     }
-    await new Promise<void>((resolve) => { this.#waiting.push(resolve) })
+    return await new Promise<boolean>((resolve) => { this.#waiting.push(resolve) })
   }
 
   leave (): void {
@@ -36,20 +46,32 @@ export class AllowanceGate {
     this.#admit()
   }
 
-  /** No allowance from now on (close): every waiting run starts, its handlers within the grace period. */
-  openAll (): void {
-    this.#open = true
-    this.#admit()
+  /** Close: the waiting runs are turned away (their jobs go back for another receiver), and so is any later one. */
+  close (): void {
+    this.#closed = true
+    for (const resolve of this.#waiting.splice(0)) resolve(false)
   }
 
-  #fits (): boolean {
-    return this.#open || this.#running < this.#allowed()
-  }
-
+  // Not re-entered: reading the allowance may call changed() back, and a nested
+  // pass would admit runs that the outer pass then counts again.
   #admit (): void {
-    while (this.#waiting.length > 0 && this.#fits()) {
-      this.#running += 1
-      this.#waiting.shift()?.()
+    if (this.#admitting) {
+      this.#askedAgain = true
+      return
+    }
+    this.#admitting = true
+    try {
+      do {
+        this.#askedAgain = false
+        while (this.#waiting.length > 0 && !this.#closed && this.#running < this.#allowed()) {
+          const resolve = this.#waiting.shift()
+          if (resolve === undefined) break
+          this.#running += 1
+          resolve(true)
+        }
+      } while (this.#askedAgain)
+    } finally {
+      this.#admitting = false
     }
   }
 }
