@@ -7,7 +7,7 @@ import { postgresInbox } from '../src/postgres/inbox.js'
 import type { Inbox } from '../src/index.js'
 import { freshSchema, postgresForTests } from './helpers/postgres.js'
 import { redisForTests } from './helpers/redis.js'
-import { delivery, event, receiver, sleep, until } from './inbox-contract/support.js'
+import { delivery, event, receiver, until } from './inbox-contract/support.js'
 
 // Issue 22, item 1: a receiver started onto a large backlog (a deploy while a
 // burst drains) begins with one handler slot and doubles it every 250 ms by the
@@ -24,12 +24,7 @@ const STEP_MS = 250
 async function fill (inbox: Inbox): Promise<void> {
   const filler = receiver(inbox)
   const accepted = async (id: string): Promise<void> => {
-    for (let tries = 0; tries < 20; tries++) {
-      const { status } = await filler.receive(delivery(event(id)))
-      if (status >= 200 && status < 300) return
-      await sleep(100)
-    }
-    throw new Error(`${id} was refused 20 times`)
+    await until(async () => { const { status } = await filler.receive(delivery(event(id))); return status >= 200 && status < 300 }, `${id} accepted`)
   }
   for (let start = 0; start < START_LOW_BACKLOG; start += 500) {
     await Promise.all(Array.from({ length: 500 }, async (_, index) => { await accepted(`evt_backlog_${start + index}`) }))

@@ -108,7 +108,9 @@ export class BullmqInbox implements Inbox {
   async start (runtime: InboxRuntime): Promise<void> {
     assertNotStarted(this.#runtime !== undefined)
     this.#runtime = runtime
-    const { queue } = await this.#ready
+    const { queue, backlog } = await this.#ready
+    const gate: AllowanceGate = new AllowanceGate(() => priority.allowed)
+    const priority = new AcceptPriority(runtime.options.concurrency, { onChange: () => { gate.changed() } })
     const runner: JobRunner = {
       bullmq: this.#bullmq as BullMQ,
       queue,
@@ -120,21 +122,21 @@ export class BullmqInbox implements Inbox {
       reported: this.#reported,
       flow: this.#flow,
       ordering: this.#ordering,
-      gate: new AllowanceGate(() => this.#priority?.allowed ?? runtime.options.concurrency)
+      gate
     }
     const worker = createWorker(runner)
     this.#worker = worker
-    this.#gate = runner.gate
-    this.#priority = new AcceptPriority(runtime.options.concurrency, { onChange: () => { runner.gate.changed() } })
+    this.#gate = gate
+    this.#priority = priority
     // Not awaited: with Redis down at boot, the receiver still answers, 503 each
     // delivery within acceptTimeoutMs, and runs the worker once Redis is back. A
     // database Redis refuses keeps the worker from ever running.
     const begin = (): void => {
       this.#databaseChecked().then(async () => {
         // Onto a large backlog the handlers start with one slot (core/accept-priority.ts).
-        const waiting = await this.#ready.then(async ({ backlog }) => await backlog.unfinished(Number.POSITIVE_INFINITY)).catch(() => 0)
+        const waiting = await backlog.unfinished(Number.POSITIVE_INFINITY).catch(() => 0)
         if (this.#closing) return
-        this.#priority?.startingOnto(waiting)
+        priority.startingOnto(waiting)
         this.#flow.start()
         this.#ordering?.start()
         this.#oldest.start(async () => await this.#queue(), PAUSE_REFRESH_MS, (error) => { this.#redis.error(error) })

@@ -39,7 +39,7 @@ const SLOW_SHARE = 0.1
 /** An accept still waiting past this many times the slow mark (and past URGENT_MS) halves the allowance at once. */
 const URGENT_FACTOR = 4
 const URGENT_MS = 50
-/** A receiver starting onto at least this many waiting events begins at the floor (startingOnto). */
+/** A receiver starting onto at least this many waiting events begins with one slot (startingOnto). */
 export const START_LOW_BACKLOG = 10_000
 
 export class AcceptPriority {
@@ -143,17 +143,13 @@ export class AcceptPriority {
     return Infinity
   }
 
-  #stopRamp (): void {
-    clearTimeout(this.#rampTimer)
-    this.#rampTimer = undefined
-  }
-
   /** Ends the timers, and arms none again (close). */
   stop (): void {
     this.#stopped = true
     clearTimeout(this.#idleTimer)
     this.#idleTimer = undefined
-    this.#stopRamp()
+    clearTimeout(this.#rampTimer)
+    this.#rampTimer = undefined
   }
 
   /** Past this a wait is slow: twice the shortest of the last seconds, and at least TARGET_MS. */
