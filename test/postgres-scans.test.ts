@@ -7,7 +7,7 @@ import pg from 'pg'
 import t, { type Test } from 'tap'
 import { postgresInbox } from '../src/postgres/inbox.js'
 import { freshSchema, postgresForTests } from './helpers/postgres.js'
-import { postgresTestTables } from './helpers/postgres-tables.js'
+import { type PostgresReceiver, postgresTestTables } from './helpers/postgres-tables.js'
 import { delivery, event, sleep, until } from './inbox-contract/support.js'
 
 const postgres = await postgresForTests(t)
@@ -32,6 +32,18 @@ if (postgres.url === undefined) {
     await other.query('BEGIN')
     await other.query(`SELECT id FROM ${schema}.events WHERE id = ANY ($1) FOR NO KEY UPDATE`, [otherIds])
     return { other, otherIds }
+  }
+
+  /**
+   * Until the inbox has made its tables and is ready: the test then writes to
+   * them as another instance would. A fixed sleep was once too short under CI load.
+   */
+  const tablesMade = async (webhooks: PostgresReceiver, schema: string): Promise<void> => {
+    // Health says ok before the start too, so the table is looked for first.
+    await until(async () => {
+      const { rows } = await admin.query<{ events: string | null }>('SELECT to_regclass($1)::text AS events', [`${schema}.events`])
+      return rows[0]?.events != null && webhooks.inbox.health().status === 'ok'
+    }, 'the inbox to make its tables and be ready')
   }
 
   /** A fresh schema and a pool of the inbox's own (two workers, the accepts' three, the spare), both gone when the test ends. */
@@ -190,7 +202,7 @@ if (postgres.url === undefined) {
     t.teardown(() => admin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`))
     // An accept-only start creates the tables; handlers come later.
     const webhooks = receiverWith(t, postgresInbox({ connectionString: url, schema, pollIntervalMs: 200 }))
-    await sleep(300)
+    await tablesMade(webhooks, schema)
     // The other instance's workers: ten open claims of 24 rows each.
     const { other } = await heldByAnotherInstance(schema)
 
@@ -214,7 +226,7 @@ if (postgres.url === undefined) {
     const webhooks = receiverWith(t, postgresInbox({ connectionString: url, schema, pollIntervalMs: 60_000 }))
     const handled: string[] = []
     webhooks.on('action.completed', async function h (evt) { handled.push(evt.id) })
-    await sleep(300)
+    await tablesMade(webhooks, schema)
     const { other, otherIds } = await heldByAnotherInstance(schema)
     // Another instance's accept-only wake-up: a scan, which lists 200 held rows.
     await admin.query(`SELECT pg_notify('${schema}_events', 'deadbeefdeadbeef:accept-only')`)
