@@ -72,6 +72,8 @@ await app.listen({ port: 0, host: '127.0.0.1' })
 // How long the event loop was blocked (ms), since the last 'loop-reset': what delays an acknowledgement in the process.
 const loopDelay = monitorEventLoopDelay({ resolution: 1 })
 loopDelay.enable()
+// The receiver's CPU time so far (user + system): per delivery, a figure the machine's noise moves less than a rate.
+const cpuMicros = () => { const { user, system } = process.cpuUsage(); return user + system }
 const loopFigures = () => ({ loopP99: loopDelay.percentile(99) / 1e6, loopMax: loopDelay.max / 1e6, serverP99: ackTime.percentile(99) / 1000, serverMax: ackTime.max / 1000, slowAcks })
 process.on('message', (message) => {
   if (message === 'loop-reset') {
@@ -81,7 +83,7 @@ process.on('message', (message) => {
     loadStartedAt = Date.now()
     process.send({ type: 'loop-reset' })
   } else if (message === 'stats') {
-    process.send({ type: 'stats', accepted: webhooks.stats().deliveries.accepted, calls, handled, unique: seen.size, twice, dead, size: webhooks.inbox.size ?? null, at: Date.now(), health: webhooks.health().status, ...loopFigures() })
+    process.send({ type: 'stats', accepted: webhooks.stats().deliveries.accepted, calls, handled, unique: seen.size, twice, dead, size: webhooks.inbox.size ?? null, at: Date.now(), health: webhooks.health().status, cpuMicros: cpuMicros(), ...loopFigures() })
   } else if (message === 'stop') {
     void app.close().finally(() => process.exit(0))
   }

@@ -96,7 +96,7 @@ async function statsOf (servers) {
   const all = await Promise.all(servers.map(({ child }) => ask(child)))
   const sum = (name) => all.reduce((total, one) => total + one[name], 0)
   const most = (name) => Math.max(...all.map((one) => one[name]))
-  return { loopP99: most('loopP99'), loopMax: most('loopMax'), serverP99: most('serverP99'), serverMax: most('serverMax'), slowAcks: all.flatMap((one) => one.slowAcks),  accepted: sum('accepted'), calls: sum('calls'), handled: sum('handled'), unique: sum('unique'), twice: sum('twice'), dead: sum('dead'), size: all.some((one) => one.size === null) ? 'n/a' : Math.max(...all.map((one) => one.size)), health: all.map((one) => one.health).join(',') }
+  return { cpuMicros: sum('cpuMicros'), loopP99: most('loopP99'), loopMax: most('loopMax'), serverP99: most('serverP99'), serverMax: most('serverMax'), slowAcks: all.flatMap((one) => one.slowAcks),  accepted: sum('accepted'), calls: sum('calls'), handled: sum('handled'), unique: sum('unique'), twice: sum('twice'), dead: sum('dead'), size: all.some((one) => one.size === null) ? 'n/a' : Math.max(...all.map((one) => one.size)), health: all.map((one) => one.health).join(',') }
 }
 
 async function stopServer (child) {
@@ -208,7 +208,8 @@ async function run (kind) {
     } else if (scenario === 'burst') {
       const warm = await load(servers, 1)
       await drained(servers, warm.ok, Date.now())
-      const base = (await statsOf(servers)).unique
+      const before = await statsOf(servers)
+      const base = before.unique
       const burst = await load(servers, duration)
       const stoppedAt = Date.now()
       Object.assign(row, { ackPerSecond: burst.ok / burst.duration, non2xx: burst.non2xx, errors: burst.errors, p99: burst.p99, backlogAtEnd: (await statsOf(servers)).size })
@@ -217,6 +218,9 @@ async function run (kind) {
       if (then !== undefined) Object.assign(row, { thenNon2xx: then.non2xx, thenP99: then.p99, thenP99raw: then.p99raw, thenP99co: then.p99co, thenBacklogAfter: (await statsOf(servers)).size })
       const drain = await drained(servers, base + burst.ok + (then?.ok ?? 0), stoppedAt)
       Object.assign(row, { drainSeconds: drain.seconds, handled: drain.stats.unique - base, acknowledged: burst.ok + (then?.ok ?? 0), dead: drain.stats.dead })
+      // The receivers' CPU from the burst's start until the backlog drained, per event acknowledged: accept and handling both.
+      const after = await statsOf(servers)
+      row.cpuMicrosPerEvent = Math.round((after.cpuMicros - before.cpuMicros) / row.acknowledged)
     } else {
       const startedAt = Date.now()
       let early

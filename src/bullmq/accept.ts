@@ -6,12 +6,17 @@ import type { Job, Queue } from 'bullmq'
 import type { AnyEvent } from '../core/events.js'
 import type { AcceptOutcome, InboxRuntime } from '../core/inbox.js'
 import type { BacklogCount } from './backlog-count.js'
-import { HOLD_MS, jobIdFor, markSeenOn, type JobData } from './jobs.js'
+import { coalesceWrites } from './coalesce-writes.js'
+import { HOLD_MS, jobIdFor, markSeenOn, seenAndTime, type JobData } from './jobs.js'
 import { forLog } from './redis-state.js'
 
 export interface AcceptStep {
   queue: Queue<JobData>
+  /** bullmq's Job class: the accept adds its job itself, to write its mark in the same round trip. */
+  Job: typeof Job
   runtime: InboxRuntime
+  /** When (Date.now() ms) this delivery gets its 503 if the accept has not answered. */
+  deadlineAt: number
   /** The dedupe key of a job id. */
   seenKey: (jobId: string) => string
   dedupeSeconds: number
@@ -69,7 +74,12 @@ export async function acceptInto (step: AcceptStep, event: AnyEvent, receivedAt:
   const jobId = jobIdFor(event.id)
   const seenKey = step.seenKey(jobId)
   const digest = rawBody === undefined ? undefined : bodyDigest(rawBody)
-  const [seen, unfinished] = await Promise.all([client.get(seenKey), step.backlog.unfinished(step.limit)])
+  coalesceWrites(client)
+  // Redis's clock, read with the dedupe key: the mark below is refused past this
+  // delivery's deadline by Redis's own clock. Read at most this round trip ago,
+  // it maps the deadline onto Redis's clock early, never late.
+  const [{ seen, redisNow }, unfinished] = await Promise.all([seenAndTime(client, seenKey), step.backlog.unfinished(step.limit)])
+  const markBy = redisNow + (step.deadlineAt - Date.now())
   if (seen !== null) return duplicateOf(seen, digest)
   if (unfinished >= step.limit) return 'full'
   // Redis answered too late for this delivery, which already got its 503: add nothing.
@@ -84,41 +94,51 @@ export async function acceptInto (step: AcceptStep, event: AnyEvent, receivedAt:
   if (ref !== undefined) data.ordering = { key: ref.key, createdAt: ref.createdAt, notBefore: ref.notBefore }
   // Held: if this delivery is refused while the add is in flight, the job
   // exists but must not run, since "503 records nothing".
-  const job = await queue.add(event.type, data, {
+  const job = new step.Job(queue, event.type, data, {
     jobId,
     delay: HOLD_MS,
     attempts: runtime.options.retry.attempts,
     backoff: { type: 'sir-webhooks' },
     removeOnComplete: { age: step.retentionSeconds },
     removeOnFail: step.deadLetterSeconds === undefined ? false : { age: step.deadLetterSeconds }
-  })
+  }, jobId)
+  // The add and the mark leave in one write and run in Redis in that order, one
+  // connection keeping it: one round trip where waiting for the add before
+  // marking took two. BullMQ writes the add before addJob returns (its own
+  // addBulk relies on that); were that to change, the mark would find no job and
+  // is asked again below. The mark checks, in the same script, that the job
+  // exists and can still run: a failed add, or a Redis that restarted without
+  // persistence since, leaves nothing marked; a done or dead job the add left as
+  // it was will not run again. And a mark that runs after this delivery's
+  // deadline marks nothing (`markBy`): the delivery has had its 503, and its job
+  // stays held until a retry sets the key.
+  coalesceWrites(client)
+  const adding = job.addJob(client)
+  const mark = { seenKey, jobId, value: seenValue(receivedAt, digest), seconds: step.dedupeSeconds, markBy }
+  const marking = markSeenOn(client, queue, mark)
+  const [added, firstMark] = await Promise.allSettled([adding, marking])
+  if (added.status === 'rejected') throw added.reason
   step.backlog.added()
-  // Too late for this answer: the sender gets a 503 and retries; the held job
-  // stays held until a retry sets the key. Nothing is marked seen here.
-  if (abandoned.aborted) return 'unavailable'
-  // The mark checks, in the same script, that the job still exists: a Redis that
-  // restarted without persistence since the add lost it, and must not be told
-  // the id was seen (a mark re-sent after the restart would otherwise be). And
-  // that it can still run: a done or dead job the add left as it was will not.
-  const marking = markSeenOn(client, queue, seenKey, jobId, seenValue(receivedAt, digest), step.dedupeSeconds)
-  // An event without an ordering key is promoted in the same round trip: the
-  // promotion is written after the mark on the same connection, so Redis runs it
-  // after, except when the mark has to be sent again (NOSCRIPT after a restart
-  // flushed the scripts, a cluster redirect): then the job may run before its key
-  // is set, and the worker reads the key again for a moment before holding it
-  // (worker.ts). The promotion moves only a held job, and whatever the mark found
-  // a held job of this id should run: its key is set, now or by an earlier
-  // delivery. A mark that failed leaves the job keyless: it is held again, and a
-  // 503 still records nothing.
-  const promoting = ref === undefined ? promoted(job) : undefined
-  const marked = await marking
+  if (firstMark.status === 'rejected') throw firstMark.reason
+  const marked = firstMark.value === 'no-job' ? await markSeenOn(client, queue, mark) : firstMark.value
+  if (marked === 'late') return 'unavailable'
   if (marked === 'no-job') {
     runtime.logger.warn({ event: { id: event.id, type: event.type } },
       'the BullMQ inbox lost the job it had just added (did Redis restart without persistence?); the delivery gets 503 and its retry queues it again')
     return 'unavailable'
   }
   if (marked === 'finished') return await recordedDuplicate(queue, jobId, digest)
-  if (marked !== 'marked') return duplicateOf(marked.seen, digest)
+  // The promotion moves only a held job, and whatever the mark found, a held job
+  // of this id should run: its key is set, now or by an earlier delivery. It is
+  // not waited for: should it fail, the hold runs out and the job runs, its key
+  // being set. A mark sent again (NOSCRIPT after a restart flushed the scripts, a
+  // cluster redirect) may land after it: the job may then run before its key is
+  // set, and the worker reads the key again for a moment before holding it
+  // (worker.ts).
+  if (marked !== 'marked') {
+    void promoted(job)
+    return duplicateOf(marked.seen, digest)
+  }
   if (ref !== undefined) {
     // Before the promotion, so the job is in its key's line when it first runs. Should
     // this fail, the job's first take puts it there: the accept stands.
@@ -129,6 +149,7 @@ export async function acceptInto (step: AcceptStep, event: AnyEvent, receivedAt:
   }
   // The key is set, so the event must run even if this answer is now late
   // (another delivery of the id may already have been told "duplicate").
-  await (promoting ?? promoted(job))
+  coalesceWrites(client)
+  void promoted(job)
   return 'accepted'
 }

@@ -161,7 +161,8 @@ export class BullmqInbox implements Inbox {
     const runtime = this.#runtime
     if (runtime === undefined || this.#worker === undefined || this.#closing) return 'unavailable'
     const abandoned = new AbortController()
-    const work = this.#accept(event, receivedAt, runtime, rawBody, abandoned.signal).catch((error: unknown) => {
+    const deadlineAt = Date.now() + this.#options.acceptTimeoutMs
+    const work = this.#accept(event, receivedAt, runtime, rawBody, { abandoned: abandoned.signal, deadlineAt }).catch((error: unknown) => {
       // forLog: a Redis error carries the failed command's arguments, the event among them.
       runtime.logger.warn({ err: forLog(error), event: { id: event.id, type: event.type } }, 'the BullMQ inbox could not record the event')
       return 'unavailable' as const
@@ -172,12 +173,14 @@ export class BullmqInbox implements Inbox {
     })
   }
 
-  async #accept (event: AnyEvent, receivedAt: number, runtime: InboxRuntime, rawBody: Uint8Array | undefined, abandoned: AbortSignal): Promise<AcceptOutcome> {
+  async #accept (event: AnyEvent, receivedAt: number, runtime: InboxRuntime, rawBody: Uint8Array | undefined, { abandoned, deadlineAt }: { abandoned: AbortSignal, deadlineAt: number }): Promise<AcceptOutcome> {
     const calledAt = Date.now()
     const { queue, backlog } = await this.#ready
     await this.#databaseChecked()
     const outcome = await acceptInto({
       queue,
+      Job: (this.#bullmq as BullMQ).Job,
+      deadlineAt,
       backlog,
       runtime,
       seenKey: (jobId) => this.#seenKey(jobId),

@@ -122,8 +122,14 @@ const defined = new WeakSet<RedisClient>()
  * the value already stored when the id was seen before. An event marked (or
  * re-driven) enters the pending index (pending.ts), scored by when it was
  * received: what `oldestReceivedAt` and `events({ state: 'pending' })` read.
+ * With a `markBy` (ARGV[5], Redis's clock), a mark that runs later marks
+ * nothing: its delivery has had its 503.
  */
 const MARK_SEEN_LUA = `
+if ARGV[5] ~= '' then
+  local now = redis.call('TIME')
+  if tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) > tonumber(ARGV[5]) then return 3 end
+end
 local receivedAt = tonumber(string.match(ARGV[1], '^(%d+)'))
 local existing = redis.call('GET', KEYS[1])
 if existing then
@@ -138,16 +144,29 @@ return 1`
 
 /**
  * What `markSeen` did: marked now, not marked because the job is gone or is
- * done or dead already (`finished`), or the value an earlier mark stored.
+ * done or dead already (`finished`) or because it ran past its `markBy`
+ * (`late`), or the value an earlier mark stored.
  */
-export type MarkResult = 'marked' | 'no-job' | 'finished' | { seen: string }
+export type MarkResult = 'marked' | 'no-job' | 'finished' | 'late' | { seen: string }
+
+/** One id's seen-mark: the key, the job it names, what it holds and for how long. */
+export interface SeenMark {
+  seenKey: string
+  jobId: string
+  value: string
+  seconds: number
+  /** A re-drive marks a done or dead job too, as it is about to run it again. */
+  redrive?: boolean
+  /** Redis's clock (ms) past which the mark marks nothing: when its delivery's deadline passed. */
+  markBy?: number
+}
 
 /**
  * Marks the id seen if its job exists and is not finished (unless `redrive`),
  * through BullMQ's client interface, whichever Redis client backs it.
  */
-export async function markSeen (queue: Queue<JobData>, seenKey: string, jobId: string, value: string, seconds: number, redrive = false): Promise<MarkResult> {
-  return await markSeenOn(await queue.client, queue, seenKey, jobId, value, seconds, redrive)
+export async function markSeen (queue: Queue<JobData>, mark: SeenMark): Promise<MarkResult> {
+  return await markSeenOn(await queue.client, queue, mark)
 }
 
 /**
@@ -155,19 +174,38 @@ export async function markSeen (queue: Queue<JobData>, seenKey: string, jobId: s
  * returns, so one written after it runs after it in Redis, unless Redis makes
  * the client send the mark again (NOSCRIPT, a cluster redirect).
  */
-export function markSeenOn (client: RedisClient, queue: Queue<JobData>, seenKey: string, jobId: string, value: string, seconds: number, redrive = false): Promise<MarkResult> {
+export function markSeenOn (client: RedisClient, queue: Queue<JobData>, mark: SeenMark): Promise<MarkResult> {
   if (!defined.has(client)) {
     client.defineCommand(MARK_SEEN, { numberOfKeys: 5, lua: MARK_SEEN_LUA })
     defined.add(client)
   }
-  const keys = [seenKey, queue.toKey(jobId), queue.toKey('completed'), queue.toKey('failed'), pendingKey(queue)]
-  const sent = client.runCommand(MARK_SEEN, [...keys, value, String(seconds), jobId, redrive ? '1' : '0']) as Promise<unknown>
+  const keys = [mark.seenKey, queue.toKey(mark.jobId), queue.toKey('completed'), queue.toKey('failed'), pendingKey(queue)]
+  const args = [mark.value, String(mark.seconds), mark.jobId, mark.redrive === true ? '1' : '0', mark.markBy === undefined ? '' : String(mark.markBy)]
+  const sent = client.runCommand(MARK_SEEN, [...keys, ...args]) as Promise<unknown>
   return sent.then((result) => {
     if (result === 1) return 'marked'
     if (result === 0) return 'no-job'
     if (result === 2) return 'finished'
+    if (result === 3) return 'late'
     return { seen: String(result) }
   })
+}
+
+const SEEN_AND_TIME = 'sirWebhooksSeenAndTime'
+const seenDefined = new WeakSet<RedisClient>()
+
+/**
+ * The dedupe key's value and Redis's clock (ms), read together: an accept maps
+ * its deadline onto Redis's clock from it, whatever the skew between the two
+ * hosts. A script, since BullMQ's client interface has no TIME.
+ */
+export async function seenAndTime (client: RedisClient, seenKey: string): Promise<{ seen: string | null, redisNow: number }> {
+  if (!seenDefined.has(client)) {
+    client.defineCommand(SEEN_AND_TIME, { numberOfKeys: 1, readOnly: true, lua: "local now = redis.call('TIME') return { redis.call('GET', KEYS[1]), now[1], now[2] }" })
+    seenDefined.add(client)
+  }
+  const [seen, seconds, micros] = await client.runCommand(SEEN_AND_TIME, [seenKey]) as [string | false | null, string, string]
+  return { seen: typeof seen === 'string' ? seen : null, redisNow: Number(seconds) * 1000 + Math.floor(Number(micros) / 1000) }
 }
 
 const COUNT_FINISHED = 'sirWebhooksCountFinished'

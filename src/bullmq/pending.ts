@@ -7,6 +7,7 @@
 // job is finished or gone: every read drops such entries, so the index stays exact.
 import type { Queue, RedisClient } from 'bullmq'
 import { pendingKey, type JobData } from './jobs.js'
+import { coalesceWrites } from './coalesce-writes.js'
 
 /** KEYS: the index, completed, failed; ARGV[1]: a job's key without its id. Whether the job is still unfinished. */
 const STILL_PENDING = `
@@ -50,6 +51,7 @@ async function prepared (queue: Queue<JobData>): Promise<{ client: RedisClient, 
 /** BullMQ completed or failed the job: its entry goes unless the job is back to wait for a retry. */
 export async function jobFinished (queue: Queue<JobData>, jobId: string): Promise<void> {
   const { client, keys, jobPrefix } = await prepared(queue)
+  coalesceWrites(client)
   await client.runCommand(FINISHED, [...keys, jobPrefix, jobId])
 }
 

@@ -95,7 +95,7 @@ export async function requeueJob (env: ReplayEnvironment, queue: Queue<JobData>,
   await client.hdel(queue.toKey(jobId), 'stc')
   // Its dedupe key may have expired since; the job runs only with one set.
   const digest = typeof job.data.body === 'string' ? bodyDigest(job.data.body) : undefined
-  await markSeen(queue, env.seenKey(jobId), jobId, seenValue(job.data.receivedAt, digest), env.dedupeSeconds(), true)
+  await markSeen(queue, { seenKey: env.seenKey(jobId), jobId, value: seenValue(job.data.receivedAt, digest), seconds: env.dedupeSeconds(), redrive: true })
   // Attempts start afresh, so do the RetryLater bound and the deferral count
   // (and a reserved token is long stale).
   const { deferrals: _deferrals, reserved: _reserved, deferredRuns: _deferredRuns, ...fresh } = job.data

@@ -7,6 +7,7 @@ import { backoffDelay } from '../core/backoff.js'
 import type { AllowanceGate } from '../core/allowance-gate.js'
 import type { InboxRuntime } from '../core/inbox.js'
 import { errorSummary } from '../core/outcome.js'
+import { coalesceWrites } from './coalesce-writes.js'
 import { AttemptFailed, HOLD_MS, jobEvent, type BullMQ, type JobData } from './jobs.js'
 import type { ResolvedBullmqOptions } from './options.js'
 import { jobFinished } from './pending.js'
@@ -106,6 +107,7 @@ async function keySetSoon (runner: JobRunner, jobId: string): Promise<boolean> {
   const client = await runner.queue.client
   for (const pauseMs of [0, 100, 250, 500]) {
     if (pauseMs > 0) await new Promise((resolve) => setTimeout(resolve, pauseMs))
+    coalesceWrites(client)
     if (await client.get(runner.seenKey(jobId)) !== null) return true
   }
   return false

@@ -1,0 +1,67 @@
+// The BullMQ accept writes its job's add and its seen-mark together (src/bullmq/accept.ts):
+// the mark runs right after the add in Redis. Should a BullMQ version write the add
+// later than the call, the mark runs first, finds no job, and is asked again.
+import { randomUUID } from 'node:crypto'
+import { Job, Queue } from 'bullmq'
+import t, { type Test } from 'tap'
+import { acceptInto, type AcceptStep } from '../src/bullmq/accept.js'
+import { BacklogCount } from '../src/bullmq/backlog-count.js'
+import { jobIdFor, type JobData } from '../src/bullmq/jobs.js'
+import type { AnyEvent } from '../src/core/events.js'
+import type { InboxRuntime } from '../src/core/inbox.js'
+import { redisForTests } from './helpers/redis.js'
+import { event } from './inbox-contract/support.js'
+
+const redis = await redisForTests(t)
+if (redis.url === undefined) {
+  t.test(`accept order skipped: no Redis (${redis.reason})`, async () => {})
+} else {
+  const { connection } = redis
+
+  /** An accept's step on a fresh queue, with `JobClass` adding its jobs; the queue goes when the test ends. */
+  const stepWith = (t: Test, JobClass: typeof Job, deadlineAt = Date.now() + 2_000): AcceptStep => {
+    const queue = new Queue<JobData>(`accept-order-${randomUUID()}`, { connection, skipMetasUpdate: true })
+    t.teardown(async () => { await queue.obliterate({ force: true }); await queue.close() })
+    const warnings: unknown[] = []
+    const runtime = { options: { retry: { attempts: 3 } }, logger: { warn: (...args: unknown[]) => warnings.push(args) } } as unknown as InboxRuntime
+    return { queue, Job: JobClass, deadlineAt, runtime, seenKey: (jobId) => queue.toKey(`seen:${jobId}`), dedupeSeconds: 600, retentionSeconds: 600, deadLetterSeconds: undefined, limit: 1_000, backlog: new BacklogCount(queue) }
+  }
+
+  const accept = async (step: AcceptStep, id: string): Promise<string> =>
+    await acceptInto(step, event(id) as unknown as AnyEvent, Date.now(), Buffer.from(JSON.stringify(event(id))), new AbortController().signal)
+
+  t.test('the add and the mark of one accept: accepted, the key set, the job promoted', async (t) => {
+    const step = stepWith(t, Job)
+    t.equal(await accept(step, 'evt_order_plain'), 'accepted')
+    const client = await step.queue.client
+    t.ok(await client.get(step.seenKey(jobIdFor('evt_order_plain'))), 'the key is set')
+    const state = async (): Promise<string> => await step.queue.getJobState(jobIdFor('evt_order_plain'))
+    for (let tries = 0; tries < 50 && await state() !== 'waiting'; tries++) await new Promise((resolve) => setTimeout(resolve, 20))
+    t.equal(await state(), 'waiting', 'promoted out of its hold')
+    t.equal(await accept(step, 'evt_order_plain'), 'duplicate', 'a second delivery is a duplicate')
+  })
+
+  t.test('an add written after its mark: the mark finds no job and is asked again', async (t) => {
+    let lateAdds = 0
+    class LateJob extends Job {
+      override async addJob (...args: Parameters<Job['addJob']>): Promise<string> {
+        lateAdds++
+        await new Promise((resolve) => setImmediate(resolve))
+        return await super.addJob(...args)
+      }
+    }
+    const step = stepWith(t, LateJob as typeof Job)
+    t.equal(await accept(step, 'evt_order_late'), 'accepted', 'accepted all the same')
+    t.equal(lateAdds, 1)
+    t.ok(await (await step.queue.client).get(step.seenKey(jobIdFor('evt_order_late'))), 'the key is set')
+    t.ok(await step.queue.getJob(jobIdFor('evt_order_late')), 'the job exists')
+  })
+
+  t.test('a mark that runs past the delivery\'s deadline, by Redis\'s clock, marks nothing', async (t) => {
+    // Already past: as if Redis had run the mark after the 503 was sent.
+    const step = stepWith(t, Job, Date.now() - 1)
+    t.equal(await accept(step, 'evt_order_late_mark'), 'unavailable')
+    t.equal(await (await step.queue.client).get(step.seenKey(jobIdFor('evt_order_late_mark'))), null, 'no key')
+    t.equal(await step.queue.getJobState(jobIdFor('evt_order_late_mark')), 'delayed', 'the job stays held for a retry')
+  })
+}
