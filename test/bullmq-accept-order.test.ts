@@ -19,7 +19,7 @@ if (redis.url === undefined) {
   const { connection } = redis
 
   /** An accept's step on a fresh queue, with `JobClass` adding its jobs; the queue goes when the test ends. */
-  const stepWith = (t: Test, JobClass: typeof Job, deadlineAt = Date.now() + 2_000): AcceptStep => {
+  const stepWith = (t: Test, JobClass: typeof Job, deadlineAt = performance.now() + 2_000): AcceptStep => {
     const queue = new Queue<JobData>(`accept-order-${randomUUID()}`, { connection, skipMetasUpdate: true })
     t.teardown(async () => { await queue.obliterate({ force: true }); await queue.close() })
     const warnings: unknown[] = []
@@ -59,7 +59,7 @@ if (redis.url === undefined) {
 
   t.test('a mark that runs past the delivery\'s deadline, by Redis\'s clock, marks nothing', async (t) => {
     // Already past: as if Redis had run the mark after the 503 was sent.
-    const step = stepWith(t, Job, Date.now() - 1)
+    const step = stepWith(t, Job, performance.now() - 1)
     t.equal(await accept(step, 'evt_order_late_mark'), 'unavailable')
     t.equal(await (await step.queue.client).get(step.seenKey(jobIdFor('evt_order_late_mark'))), null, 'no key')
     t.equal(await step.queue.getJobState(jobIdFor('evt_order_late_mark')), 'delayed', 'the job stays held for a retry')

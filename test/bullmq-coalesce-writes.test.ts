@@ -1,7 +1,8 @@
 // The BullMQ accepts of one event-loop turn share their socket writes to Redis
 // (src/bullmq/coalesce-writes.ts): fewer writes, the same commands and replies.
 import type { Socket } from 'node:net'
-import type { RedisClient } from 'bullmq'
+import { randomUUID } from 'node:crypto'
+import { Queue, type RedisClient } from 'bullmq'
 import { Redis } from 'ioredis'
 import t, { type Test } from 'tap'
 import { coalesceWrites } from '../src/bullmq/coalesce-writes.js'
@@ -57,6 +58,19 @@ if (redis.url === undefined) {
     const replies = await fortyCommands(client, prefix)
     t.ok(writes() - before > 2, `forty GETs in ${writes() - before} writes`)
     t.equal(replies[39], 'value 39')
+  })
+
+  t.test('a BullMQ queue\'s client (bullmq wraps ioredis in a proxy) is corked the same way', async (t) => {
+    const queue = new Queue(`coalesce-${randomUUID()}`, { connection: { host: new URL(url).hostname, port: Number(new URL(url).port) } })
+    t.teardown(async () => { await queue.close() })
+    const client = await queue.client
+    const socket = (client as unknown as { stream?: Socket }).stream
+    t.ok(socket, 'the client shows its socket')
+    t.equal(socket?.writableCorked, 0)
+    coalesceWrites(client)
+    t.equal(socket?.writableCorked, 1, 'corked for this turn')
+    await new Promise((resolve) => setImmediate(resolve))
+    t.equal(socket?.writableCorked, 0, 'uncorked at the check phase')
   })
 
   t.test('a client with no socket of its own (Cluster, or between connections) is left alone', async (t) => {

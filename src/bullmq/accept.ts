@@ -15,7 +15,7 @@ export interface AcceptStep {
   /** bullmq's Job class: the accept adds its job itself, to write its mark in the same round trip. */
   Job: typeof Job
   runtime: InboxRuntime
-  /** When (Date.now() ms) this delivery gets its 503 if the accept has not answered. */
+  /** When (performance.now(), a clock no step moves) this delivery gets its 503 if the accept has not answered. */
   deadlineAt: number
   /** The dedupe key of a job id. */
   seenKey: (jobId: string) => string
@@ -79,7 +79,7 @@ export async function acceptInto (step: AcceptStep, event: AnyEvent, receivedAt:
   // delivery's deadline by Redis's own clock. Read at most this round trip ago,
   // it maps the deadline onto Redis's clock early, never late.
   const [{ seen, redisNow }, unfinished] = await Promise.all([seenAndTime(client, seenKey), step.backlog.unfinished(step.limit)])
-  const markBy = redisNow + (step.deadlineAt - Date.now())
+  const markBy = redisNow + (step.deadlineAt - performance.now())
   if (seen !== null) return duplicateOf(seen, digest)
   if (unfinished >= step.limit) return 'full'
   // Redis answered too late for this delivery, which already got its 503: add nothing.
@@ -111,7 +111,9 @@ export async function acceptInto (step: AcceptStep, event: AnyEvent, receivedAt:
   // persistence since, leaves nothing marked; a done or dead job the add left as
   // it was will not run again. And a mark that runs after this delivery's
   // deadline marks nothing (`markBy`): the delivery has had its 503, and its job
-  // stays held until a retry sets the key.
+  // stays held until a retry sets the key. A mark that ran in time and whose
+  // answer came back after the 503 stands, as it always did: the job runs once,
+  // and the sender's retry is a duplicate.
   coalesceWrites(client)
   const adding = job.addJob(client)
   const mark = { seenKey, jobId, value: seenValue(receivedAt, digest), seconds: step.dedupeSeconds, markBy }
@@ -130,13 +132,12 @@ export async function acceptInto (step: AcceptStep, event: AnyEvent, receivedAt:
   if (marked === 'finished') return await recordedDuplicate(queue, jobId, digest)
   // The promotion moves only a held job, and whatever the mark found, a held job
   // of this id should run: its key is set, now or by an earlier delivery. It is
-  // not waited for: should it fail, the hold runs out and the job runs, its key
-  // being set. A mark sent again (NOSCRIPT after a restart flushed the scripts, a
-  // cluster redirect) may land after it: the job may then run before its key is
-  // set, and the worker reads the key again for a moment before holding it
-  // (worker.ts).
+  // written once the mark has answered, and not waited for: should it fail, the
+  // hold runs out and the job runs, its key being set. An ordered event's
+  // duplicate leaves it to the delivery that marked it, which puts the job in
+  // its key's line first.
   if (marked !== 'marked') {
-    void promoted(job)
+    if (ref === undefined) void promoted(job)
     return duplicateOf(marked.seen, digest)
   }
   if (ref !== undefined) {

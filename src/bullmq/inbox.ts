@@ -161,7 +161,7 @@ export class BullmqInbox implements Inbox {
     const runtime = this.#runtime
     if (runtime === undefined || this.#worker === undefined || this.#closing) return 'unavailable'
     const abandoned = new AbortController()
-    const deadlineAt = Date.now() + this.#options.acceptTimeoutMs
+    const deadlineAt = performance.now() + this.#options.acceptTimeoutMs
     const work = this.#accept(event, receivedAt, runtime, rawBody, { abandoned: abandoned.signal, deadlineAt }).catch((error: unknown) => {
       // forLog: a Redis error carries the failed command's arguments, the event among them.
       runtime.logger.warn({ err: forLog(error), event: { id: event.id, type: event.type } }, 'the BullMQ inbox could not record the event')

@@ -201,7 +201,8 @@ const seenDefined = new WeakSet<RedisClient>()
  */
 export async function seenAndTime (client: RedisClient, seenKey: string): Promise<{ seen: string | null, redisNow: number }> {
   if (!seenDefined.has(client)) {
-    client.defineCommand(SEEN_AND_TIME, { numberOfKeys: 1, readOnly: true, lua: "local now = redis.call('TIME') return { redis.call('GET', KEYS[1]), now[1], now[2] }" })
+    // Not read-only: a replica (a Cluster's scaleReads) would answer with its own clock, the mark then running on the primary's.
+    client.defineCommand(SEEN_AND_TIME, { numberOfKeys: 1, lua: "local now = redis.call('TIME') return { redis.call('GET', KEYS[1]), now[1], now[2] }" })
     seenDefined.add(client)
   }
   const [seen, seconds, micros] = await client.runCommand(SEEN_AND_TIME, [seenKey]) as [string | false | null, string, string]

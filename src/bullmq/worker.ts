@@ -98,10 +98,12 @@ export function runWhenHandled (worker: Worker<JobData>, runner: JobRunner, clos
 }
 
 /**
- * Whether the id's key is set, read again over most of a second while it is not:
- * an accept sends its mark and its promotion back to back, and a mark that Redis
- * answered NOSCRIPT (scripts flushed by a restart) or a cluster redirect is sent
- * again after the promotion ran. A job put back for want of its key waits HOLD_MS.
+ * Whether the id's key is set, read again over most of a second while it is not.
+ * An accept writes the promotion once its mark has answered; earlier versions
+ * wrote it right behind the mark, and a mark that Redis answered NOSCRIPT
+ * (scripts flushed by a restart) or a cluster redirect was sent again after the
+ * promotion ran. Jobs they accepted, and a hold that runs out as a retry's mark
+ * is on its way, are read again. A job put back for want of its key waits HOLD_MS.
  */
 async function keySetSoon (runner: JobRunner, jobId: string): Promise<boolean> {
   const client = await runner.queue.client
