@@ -8,7 +8,10 @@
 //               --handler noop (default) or sleep:20; --then-latency: right after
 //               the burst, 1 000 deliveries/s for --duration s on the same (warm)
 //               receiver while its backlog drains: their p99 (--pace as below);
-//               drainSeconds then counts from the burst's end, those 10 s included
+//               drainSeconds then counts from the burst's end, those 10 s included;
+//               cpuMicrosPerEvent: the receivers' CPU (user + system) from the
+//               burst's start until the backlog drained, per event acknowledged,
+//               a figure the machine's noise moves less than a rate
 //   latency     an accept-only receiver fills the store with --backlog events
 //               (50 000) at full speed; then the measured receiver, with the
 //               handler, is offered 1 000 deliveries/s for --duration s while it
