@@ -121,24 +121,29 @@ if (postgres.url === undefined) {
     const blocked = new Promise<void>((resolve) => { unblock = resolve })
     t.teardown(() => { unblock() })
     const started: string[] = []
-    a.on('action.completed', async function writeLedger (event) {
-      started.push(`a:${event.id}`)
-      await blocked
-    }, { name: 'writeLedger', concurrency: 1 })
-    b.on('action.completed', async function writeLedger (event) { started.push(`b:${event.id}`) }, { name: 'writeLedger', concurrency: 1 })
+    // Either receiver may claim the first event (the one that accepted it has no
+    // claim on it): whichever does holds the one slot until the test ends.
+    for (const [name, receiver] of [['a', a], ['b', b]] as const) {
+      receiver.on('action.completed', async function writeLedger (event) {
+        started.push(`${name}:${event.id}`)
+        if (event.id === 'evt_pg_slot_held') await blocked
+      }, { name: 'writeLedger', concurrency: 1 })
+    }
     await until(() => a.health().status === 'ok' && b.health().status === 'ok', 'both receivers to start')
     t.equal((await a.receive(delivery(event('evt_pg_slot_held')))).status, 200)
-    await until(() => started.includes('a:evt_pg_slot_held'), 'the run that holds the slot to start')
+    await until(() => started.some((run) => run.endsWith(':evt_pg_slot_held')), 'the run that holds the slot to start')
+    const holder = started[0]?.slice(0, 1)
+    const other = holder === 'a' ? 'b' : 'a'
     t.equal((await b.receive(delivery(event('evt_pg_slot_waits')))).status, 200)
     await sleep(800)
-    t.same(started, ['a:evt_pg_slot_held'], 'b waits: the one slot is held by a\'s run')
-    // As if a's host died: the server ends the session that holds the slot's advisory lock.
-    const holder = await db.query<{ pid: number }>(`
+    t.same(started, [`${holder}:evt_pg_slot_held`], 'the second event waits: the one slot is held by the first\'s run')
+    // As if the holder's host died: the server ends the session that holds the slot's advisory lock.
+    const sessions = await db.query<{ pid: number }>(`
       SELECT l.pid FROM pg_locks l JOIN pg_stat_activity s ON s.pid = l.pid
       WHERE l.locktype = 'advisory' AND s.application_name = $1`, [`sir-webhooks control ${schema}`])
-    t.equal(holder.rows.length, 1, 'one session holds the slot')
-    await db.query('SELECT pg_terminate_backend($1)', [holder.rows[0]?.pid])
-    await until(() => started.includes('b:evt_pg_slot_waits'), 'b to run once the slot was freed', 10_000)
+    t.equal(sessions.rows.length, 1, 'one session holds the slot')
+    await db.query('SELECT pg_terminate_backend($1)', [sessions.rows[0]?.pid])
+    await until(() => started.includes(`${other}:evt_pg_slot_waits`), 'the other receiver to run once the slot was freed', 10_000)
   })
 
   t.test('postgres: RetryLater rolls back the handler\'s writes and uses no attempt; exactly-once holds for a handler deferred then run; bounded, then a failure', async (t) => {
