@@ -115,15 +115,20 @@ if (redis.url === undefined) {
     const proxy = createServer((client) => {
       const upstream = connect(connection.port, connection.host)
       sockets.add(client).add(upstream)
-      let heldUntil = 0
+      // Held chunks, and every later one behind them, go on in order from one
+      // timer: a timer per chunk could send a later one first (ioredis would then
+      // match replies to the wrong commands).
+      let held: Buffer[] | undefined
       client.on('data', (chunk) => {
         if (armed && chunk.includes('evt_slow')) {
           armed = false
-          heldUntil = Date.now() + holdMs
+          held = []
+          setTimeout(() => {
+            for (const waiting of held ?? []) upstream.write(waiting)
+            held = undefined
+          }, holdMs)
         }
-        // Later chunks wait too, so that commands stay in order.
-        const wait = heldUntil - Date.now()
-        if (wait > 0) setTimeout(() => { upstream.write(chunk) }, wait)
+        if (held !== undefined) held.push(chunk)
         else upstream.write(chunk)
       })
       upstream.on('data', (chunk) => { client.write(chunk) })
