@@ -353,7 +353,9 @@ export function runInboxContract (t: Test, store: InboxStore): void {
       completed.push(evt.id)
     }, { name: 'record' })
     for (const id of ids) t.equal((await webhooks.receive(delivery(event(id)))).code, 'ACCEPTED', id)
-    await until(() => started.length === 1, 'the first handler to start')
+    // At least one: on a loaded machine the six accepts can outlast a 200 ms run, and
+    // a second may have started by the first look (=== 1 then never held again).
+    await until(() => started.length >= 1, 'the first handler to start')
     await webhooks.close()
     t.ok(started.length < ids.length, `some events were still waiting when the grace period ended (${started.length} of ${ids.length} started)`)
     t.ok(completed.length >= 1, 'the running one finished within the grace period')
