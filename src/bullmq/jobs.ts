@@ -109,7 +109,17 @@ export function isClientInstance (connection: ConnectionOptions): boolean {
 const stateOf: Partial<Record<string, OutcomeState>> = { completed: 'done', failed: 'dead' }
 
 const MARK_SEEN = 'sirWebhooksMarkSeenIfQueued'
+const SEEN_AND_TIME = 'sirWebhooksSeenAndTime'
 const defined = new WeakSet<RedisClient>()
+
+/** The accept's two scripts, the dedupe read with Redis's clock and the mark, defined once on a client. */
+function defineSeenScripts (client: RedisClient): void {
+  if (defined.has(client)) return
+  // Not read-only: a replica (a Cluster's scaleReads) would answer with its own clock, the mark then running on the primary's.
+  client.defineCommand(SEEN_AND_TIME, { numberOfKeys: 1, lua: "local now = redis.call('TIME') return { redis.call('GET', KEYS[1]), now[1], now[2] }" })
+  client.defineCommand(MARK_SEEN, { numberOfKeys: 5, lua: MARK_SEEN_LUA })
+  defined.add(client)
+}
 
 /**
  * Marks an event id seen only if its job exists and can still run, in one
@@ -175,10 +185,7 @@ export async function markSeen (queue: Queue<JobData>, mark: SeenMark): Promise<
  * the client send the mark again (NOSCRIPT, a cluster redirect).
  */
 export function markSeenOn (client: RedisClient, queue: Queue<JobData>, mark: SeenMark): Promise<MarkResult> {
-  if (!defined.has(client)) {
-    client.defineCommand(MARK_SEEN, { numberOfKeys: 5, lua: MARK_SEEN_LUA })
-    defined.add(client)
-  }
+  defineSeenScripts(client)
   const keys = [mark.seenKey, queue.toKey(mark.jobId), queue.toKey('completed'), queue.toKey('failed'), pendingKey(queue)]
   const args = [mark.value, String(mark.seconds), mark.jobId, mark.redrive === true ? '1' : '0', mark.markBy === undefined ? '' : String(mark.markBy)]
   const sent = client.runCommand(MARK_SEEN, [...keys, ...args]) as Promise<unknown>
@@ -191,20 +198,13 @@ export function markSeenOn (client: RedisClient, queue: Queue<JobData>, mark: Se
   })
 }
 
-const SEEN_AND_TIME = 'sirWebhooksSeenAndTime'
-const seenDefined = new WeakSet<RedisClient>()
-
 /**
  * The dedupe key's value and Redis's clock (ms), read together: an accept maps
  * its deadline onto Redis's clock from it, whatever the skew between the two
  * hosts. A script, since BullMQ's client interface has no TIME.
  */
 export async function seenAndTime (client: RedisClient, seenKey: string): Promise<{ seen: string | null, redisNow: number }> {
-  if (!seenDefined.has(client)) {
-    // Not read-only: a replica (a Cluster's scaleReads) would answer with its own clock, the mark then running on the primary's.
-    client.defineCommand(SEEN_AND_TIME, { numberOfKeys: 1, lua: "local now = redis.call('TIME') return { redis.call('GET', KEYS[1]), now[1], now[2] }" })
-    seenDefined.add(client)
-  }
+  defineSeenScripts(client)
   const [seen, seconds, micros] = await client.runCommand(SEEN_AND_TIME, [seenKey]) as [string | false | null, string, string]
   return { seen: typeof seen === 'string' ? seen : null, redisNow: Number(seconds) * 1000 + Math.floor(Number(micros) / 1000) }
 }
