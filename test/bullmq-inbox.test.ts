@@ -164,24 +164,30 @@ if (redis.url === undefined) {
     t.equal(calls, 2, 'handled once')
   })
 
-  t.test('a held job whose hold runs out without a dedupe key is held again, not run', async (t) => {
+  t.test('a job taken before its dedupe key is set is held, not run; the retry sets the key and it runs at once, as its first attempt', async (t) => {
     const queueName = `held-${randomUUID()}`
     const webhooks = receiver(bullmqInbox({ connection, queueName }))
     t.teardown(() => webhooks.close())
-    let calls = 0
-    webhooks.on('action.completed', () => { calls++ }, { name: 'record' })
-    // What a delivery refused mid-add leaves, with a short hold: a job and no key.
+    const attempts: number[] = []
+    webhooks.on('action.completed', (_event, context) => { attempts.push(context.attempt) }, { name: 'record' })
+    // What a delivery refused mid-add leaves: a job ready to run, and no key.
     const queue = new Queue(queueName, { connection })
     t.teardown(() => queue.close())
-    const job = await queue.add('action.completed', { event: event('evt_held'), receivedAt: Date.now() }, { jobId: jobIdFor('evt_held'), delay: 50 })
+    const job = await queue.add('action.completed', { event: event('evt_held'), receivedAt: Date.now() }, { jobId: jobIdFor('evt_held'), attempts: 3 })
     await until(async () => (await queue.getJob(jobIdFor('evt_held')))?.attemptsStarted === 1, 'the worker to pick the job up')
-    // Two Redis round trips after the pick-up: read the state once it has settled.
+    // A second of key reads after the pick-up: read the state once it has settled.
     await until(async () => (await job.getState()) !== 'active', 'the worker to let go of the job')
     t.equal(await job.getState(), 'delayed', 'it went back to being held')
-    t.equal(calls, 0, 'no handler ran')
-    // The sender's retry sets the key and promotes it: now it runs.
+    t.same(attempts, [], 'no handler ran')
+    t.equal(await webhooks.inbox.outcome?.('evt_held'), undefined, 'and it is not reported as recorded')
+    // The sender's retry sets the key and ends the hold (60 s): now it runs.
+    const retriedAt = Date.now()
     t.equal((await webhooks.receive(delivery(event('evt_held')))).code, 'ACCEPTED')
-    await until(() => calls === 1, 'the handler')
+    await until(() => attempts.length === 1, 'the handler')
+    t.ok(Date.now() - retriedAt < 30_000, 'promoted, not left to its hold')
+    t.same(attempts, [1], 'the take that found no key was not an attempt')
+    await until(async () => (await webhooks.inbox.outcome?.('evt_held'))?.state === 'done', 'the outcome')
+    t.match(await webhooks.inbox.outcome?.('evt_held'), { state: 'done', attempts: 1 })
   })
 
   t.test('a job recovered from crashed receivers more than maxStalledCount times is dead-lettered and reported', async (t) => {

@@ -91,7 +91,12 @@ async function restartWhileInFlight (t: Test, id: string, inFlight: (command: st
     // (the add and its mark always together), and what comes before the picked
     // one reaches Redis.
     let pending = Buffer.alloc(0)
+    // Once a command is lost, so is everything the client sends after it on this
+    // connection, as on a real one: a later command answered by the old Redis
+    // would have its reply matched to the lost one (a worker's key read, say).
+    let lost = false
     client.on('data', (chunk) => {
+      if (lost) return
       pending = Buffer.concat([pending, chunk])
       let command: Buffer | undefined
       while ((command = nextCommand(pending)) !== undefined) {
@@ -99,6 +104,7 @@ async function restartWhileInFlight (t: Test, id: string, inFlight: (command: st
         if (armed && inFlight(command.toString('latin1'))) {
           armed = false
           swallowed = true
+          lost = true
           // It and what follows it in this write are lost with the old Redis. Redis
           // dies a moment later, once it has answered what came before (the add
           // that travels with a mark), so that only the lost command is sent again.

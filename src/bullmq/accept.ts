@@ -68,7 +68,7 @@ async function promoted (job: Job<JobData>): Promise<void> {
   await job.promote().catch(() => {})
 }
 
-export async function acceptInto (step: AcceptStep, event: AnyEvent, receivedAt: number, rawBody: Uint8Array | undefined, abandoned: AbortSignal): Promise<AcceptOutcome> {
+export async function acceptInto (step: AcceptStep, event: AnyEvent, receivedAt: number, rawBody: Uint8Array | undefined, abandoned: { readonly aborted: boolean }): Promise<AcceptOutcome> {
   const { queue, runtime } = step
   const client = await queue.client
   const jobId = jobIdFor(event.id)
@@ -92,11 +92,13 @@ export async function acceptInto (step: AcceptStep, event: AnyEvent, receivedAt:
   // The key, computed once, kept with the job: every worker orders by what the accept computed.
   const ref = runtime.ordering?.refFor(event, receivedAt)
   if (ref !== undefined) data.ordering = { key: ref.key, createdAt: ref.createdAt, notBefore: ref.notBefore }
-  // Held: if this delivery is refused while the add is in flight, the job
-  // exists but must not run, since "503 records nothing".
+  // Ready to run, unless ordered: a worker that takes it reads its key first and
+  // puts it back, held, while the key is not set (worker.ts), so a delivery
+  // refused while its add was in flight leaves a job that does not run. An
+  // ordered event's job is held until the accept has put it in its key's line.
   const job = new step.Job(queue, event.type, data, {
     jobId,
-    delay: HOLD_MS,
+    delay: ref === undefined ? 0 : HOLD_MS,
     attempts: runtime.options.retry.attempts,
     backoff: { type: 'sir-webhooks' },
     removeOnComplete: { age: step.retentionSeconds },
@@ -135,8 +137,8 @@ export async function acceptInto (step: AcceptStep, event: AnyEvent, receivedAt:
   // written once the mark has answered, and not waited for: should it fail, the
   // hold runs out and the job runs, its key being set. An ordered event's
   // duplicate leaves it to the delivery that marked it, which puts the job in
-  // its key's line first.
-  if (marked !== 'marked') {
+  // its key's line first. A new unordered job is not held: nothing to promote.
+  if (marked !== 'marked' && marked !== 'marked-held') {
     if (ref === undefined) void promoted(job)
     return duplicateOf(marked.seen, digest)
   }
@@ -150,7 +152,9 @@ export async function acceptInto (step: AcceptStep, event: AnyEvent, receivedAt:
   }
   // The key is set, so the event must run even if this answer is now late
   // (another delivery of the id may already have been told "duplicate").
-  coalesceWrites(client)
-  void promoted(job)
+  if (marked === 'marked-held') {
+    coalesceWrites(client)
+    void promoted(job)
+  }
   return 'accepted'
 }

@@ -35,14 +35,15 @@ export type { DeadLetterQuery, EventOutcome, OutcomeState } from '../core/outcom
 /**
  * A durable inbox on BullMQ and Redis, for receivers on several machines. Dedupe
  * outlives jobs: a key per event id, kept at least 7 days; a done or dead job
- * that outlives its key answers for the id itself. The job is added
- * first, held (delayed), under a job id derived from the event id so that adding
- * it twice is a no-op; the key is set second, by a script that sets it only if
- * the job still exists; the job is promoted third. A job runs only once its key
- * is set, so a delivery refused with 503 (the deadline passed before the key was
- * sent) leaves a held job that never runs unless the sender's retry sets the
- * key, and a mark re-sent by the client after a Redis restart that lost the job
- * marks nothing. No order of failures marks an event seen that was not queued.
+ * that outlives its key answers for the id itself. The job is added first,
+ * under a job id derived from the event id so that adding it twice is a no-op;
+ * the key is set second, in the same write, by a script that sets it only if
+ * the job still exists. A job runs only once its key is set: a worker that
+ * finds none puts the job back, held, so a delivery refused with 503 (the
+ * deadline passed before the key was set) leaves a job that never runs unless
+ * the sender's retry sets the key and promotes it, and a mark re-sent by the
+ * client after a Redis restart that lost the job marks nothing. No order of
+ * failures marks an event seen that was not queued.
  * A 2xx is answered only after Redis acknowledged the key. A crashed worker's
  * jobs are taken back by BullMQ's stalled-job check once their lock expires.
  */
@@ -160,20 +161,21 @@ export class BullmqInbox implements Inbox {
   accept (event: AnyEvent, receivedAt: number, _whenAnswered?: unknown, _waitUntil?: unknown, rawBody?: Uint8Array): Promise<AcceptOutcome> | AcceptOutcome {
     const runtime = this.#runtime
     if (runtime === undefined || this.#worker === undefined || this.#closing) return 'unavailable'
-    const abandoned = new AbortController()
+    // A flag, not an AbortController: one per delivery, and nothing listens.
+    const abandoned = { aborted: false }
     const deadlineAt = performance.now() + this.#options.acceptTimeoutMs
-    const work = this.#accept(event, receivedAt, runtime, rawBody, { abandoned: abandoned.signal, deadlineAt }).catch((error: unknown) => {
+    const work = this.#accept(event, receivedAt, runtime, rawBody, { abandoned, deadlineAt }).catch((error: unknown) => {
       // forLog: a Redis error carries the failed command's arguments, the event among them.
       runtime.logger.warn({ err: forLog(error), event: { id: event.id, type: event.type } }, 'the BullMQ inbox could not record the event')
       return 'unavailable' as const
     })
     return withDeadline<AcceptOutcome>(work, this.#options.acceptTimeoutMs, () => {
-      abandoned.abort()
+      abandoned.aborted = true
       return 'unavailable'
     })
   }
 
-  async #accept (event: AnyEvent, receivedAt: number, runtime: InboxRuntime, rawBody: Uint8Array | undefined, { abandoned, deadlineAt }: { abandoned: AbortSignal, deadlineAt: number }): Promise<AcceptOutcome> {
+  async #accept (event: AnyEvent, receivedAt: number, runtime: InboxRuntime, rawBody: Uint8Array | undefined, { abandoned, deadlineAt }: { abandoned: { readonly aborted: boolean }, deadlineAt: number }): Promise<AcceptOutcome> {
     const calledAt = Date.now()
     const { queue, backlog } = await this.#ready
     await this.#databaseChecked()

@@ -45,6 +45,8 @@ export interface JobData {
   replayOnly?: string[]
   /** With the receiver's `ordering` option, the event's place in its key's line, computed once at accept (ordering-store.ts). */
   ordering?: StoredOrdering
+  /** Times a worker took the job before its key was set and put it back (worker.ts): not attempts. */
+  keyWaits?: number
 }
 
 /** What the processor throws when an attempt fails, so BullMQ's backoff uses the delay already logged. */
@@ -58,10 +60,11 @@ export class AttemptFailed extends Error {
 }
 
 /**
- * How long a new job is held (delayed) before it may run unless promoted. An
- * accept promotes it once the dedupe key is set; a held job whose hold runs out
- * runs only if the key is set by then (a crash between the two), and is held
- * again otherwise (the delivery was refused, or got no answer and was not retried).
+ * How long a job is held (delayed) before it may run unless promoted: an ordered
+ * event's new job, until its accept has put it in its key's line, and a job a
+ * worker took before its key was set (its delivery refused, or not answered and
+ * not retried). A held job whose hold runs out runs only if its key is set by
+ * then, and is held again otherwise; a retry that sets the key promotes it.
  */
 export const HOLD_MS = 60_000
 
@@ -117,7 +120,7 @@ function defineSeenScripts (client: RedisClient): void {
   if (defined.has(client)) return
   // Not read-only: a replica (a Cluster's scaleReads) would answer with its own clock, the mark then running on the primary's.
   client.defineCommand(SEEN_AND_TIME, { numberOfKeys: 1, lua: "local now = redis.call('TIME') return { redis.call('GET', KEYS[1]), now[1], now[2] }" })
-  client.defineCommand(MARK_SEEN, { numberOfKeys: 5, lua: MARK_SEEN_LUA })
+  client.defineCommand(MARK_SEEN, { numberOfKeys: 6, lua: MARK_SEEN_LUA })
   defined.add(client)
 }
 
@@ -133,7 +136,8 @@ function defineSeenScripts (client: RedisClient): void {
  * re-driven) enters the pending index (pending.ts), scored by when it was
  * received: what `oldestReceivedAt` and `events({ state: 'pending' })` read.
  * With a `markBy` (ARGV[5], Redis's clock), a mark that runs later marks
- * nothing: its delivery has had its 503.
+ * nothing: its delivery has had its 503. A mark that finds its job held (in the
+ * delayed set) says so: the caller promotes it, and only then.
  */
 const MARK_SEEN_LUA = `
 if ARGV[5] ~= '' then
@@ -150,14 +154,16 @@ if redis.call('EXISTS', KEYS[2]) == 0 then return 0 end
 if ARGV[4] ~= '1' and (redis.call('ZSCORE', KEYS[3], ARGV[3]) or redis.call('ZSCORE', KEYS[4], ARGV[3])) then return 2 end
 redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
 redis.call('ZADD', KEYS[5], receivedAt, ARGV[3])
+if redis.call('ZSCORE', KEYS[6], ARGV[3]) then return 4 end
 return 1`
 
 /**
- * What `markSeen` did: marked now, not marked because the job is gone or is
- * done or dead already (`finished`) or because it ran past its `markBy`
- * (`late`), or the value an earlier mark stored.
+ * What `markSeen` did: marked now (`marked-held`: its job is held, and runs
+ * once promoted), not marked because the job is gone or is done or dead
+ * already (`finished`) or because it ran past its `markBy` (`late`), or the
+ * value an earlier mark stored.
  */
-export type MarkResult = 'marked' | 'no-job' | 'finished' | 'late' | { seen: string }
+export type MarkResult = 'marked' | 'marked-held' | 'no-job' | 'finished' | 'late' | { seen: string }
 
 /** One id's seen-mark: the key, the job it names, what it holds and for how long. */
 export interface SeenMark {
@@ -186,7 +192,7 @@ export async function markSeen (queue: Queue<JobData>, mark: SeenMark): Promise<
  */
 export function markSeenOn (client: RedisClient, queue: Queue<JobData>, mark: SeenMark): Promise<MarkResult> {
   defineSeenScripts(client)
-  const keys = [mark.seenKey, queue.toKey(mark.jobId), queue.toKey('completed'), queue.toKey('failed'), pendingKey(queue)]
+  const keys = [mark.seenKey, queue.toKey(mark.jobId), queue.toKey('completed'), queue.toKey('failed'), pendingKey(queue), queue.toKey('delayed')]
   const args = [mark.value, String(mark.seconds), mark.jobId, mark.redrive === true ? '1' : '0', mark.markBy === undefined ? '' : String(mark.markBy)]
   const sent = client.runCommand(MARK_SEEN, [...keys, ...args]) as Promise<unknown>
   return sent.then((result) => {
@@ -194,6 +200,7 @@ export function markSeenOn (client: RedisClient, queue: Queue<JobData>, mark: Se
     if (result === 0) return 'no-job'
     if (result === 2) return 'finished'
     if (result === 3) return 'late'
+    if (result === 4) return 'marked-held'
     return { seen: String(result) }
   })
 }
@@ -225,6 +232,11 @@ async function countFinishedBefore (client: RedisClient, key: string, cutoff: nu
   return Number(await client.runCommand(COUNT_FINISHED, [key, String(cutoff)]))
 }
 
+/** Attempts started: BullMQ's count, less the takes that found no key set (not attempts: worker.ts). */
+export function attemptsStarted (job: Job<JobData>): number {
+  return Math.max(0, job.attemptsStarted - (job.data.keyWaits ?? 0))
+}
+
 export function toOutcome (job: Job<JobData>, state: string): EventOutcome {
   const event = jobEvent(job.data)
   const outcome: EventOutcome = {
@@ -232,7 +244,7 @@ export function toOutcome (job: Job<JobData>, state: string): EventOutcome {
     type: event?.type ?? job.name,
     state: stateOf[state] ?? 'pending',
     receivedAt: new Date(job.data.receivedAt),
-    attempts: job.attemptsStarted
+    attempts: attemptsStarted(job)
   }
   if (event !== undefined) outcome.event = event
   if (typeof job.data.body === 'string') outcome.body = job.data.body

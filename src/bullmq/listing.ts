@@ -119,8 +119,9 @@ export async function outcomeOf (queue: Queue<JobData>, id: string, seenKey: (jo
   const job = await queue.getJob(jobIdFor(id))
   if (job === undefined) return undefined
   const state = await job.getState()
+  // Not yet run and no key: its delivery was refused (or is being answered).
   // A deferred job was answered, whether or not its key has expired since.
-  if (state === 'delayed' && job.attemptsMade === 0 && (job.data.deferredRuns ?? 0) === 0 && await (await queue.client).get(seenKey(job.id ?? '')) === null) return undefined
+  if (state !== 'completed' && state !== 'failed' && job.attemptsMade === 0 && (job.data.deferredRuns ?? 0) === 0 && await (await queue.client).get(seenKey(job.id ?? '')) === null) return undefined
   return toOutcome(job, state)
 }
 

@@ -8,7 +8,7 @@ import type { AllowanceGate } from '../core/allowance-gate.js'
 import type { InboxRuntime } from '../core/inbox.js'
 import { errorSummary } from '../core/outcome.js'
 import { coalesceWrites } from './coalesce-writes.js'
-import { AttemptFailed, HOLD_MS, jobEvent, type BullMQ, type JobData } from './jobs.js'
+import { AttemptFailed, HOLD_MS, attemptsStarted, jobEvent, type BullMQ, type JobData } from './jobs.js'
 import type { ResolvedBullmqOptions } from './options.js'
 import { jobFinished } from './pending.js'
 import { withAttempts } from './attempt-log.js'
@@ -99,11 +99,12 @@ export function runWhenHandled (worker: Worker<JobData>, runner: JobRunner, clos
 
 /**
  * Whether the id's key is set, read again over most of a second while it is not.
- * An accept writes the promotion once its mark has answered; earlier versions
- * wrote it right behind the mark, and a mark that Redis answered NOSCRIPT
- * (scripts flushed by a restart) or a cluster redirect was sent again after the
- * promotion ran. Jobs they accepted, and a hold that runs out as a retry's mark
- * is on its way, are read again. A job put back for want of its key waits HOLD_MS.
+ * An accept writes a new job and its key's mark together, the add first: a
+ * worker can take the job between the two. Earlier versions promoted a held
+ * job right behind the mark, and a mark that Redis answered NOSCRIPT (scripts
+ * flushed by a restart) or a cluster redirect was sent again after the
+ * promotion ran; and a hold can run out as a retry's mark is on its way. A job
+ * put back for want of its key waits HOLD_MS, unless a retry's mark promotes it.
  */
 async function keySetSoon (runner: JobRunner, jobId: string): Promise<boolean> {
   const client = await runner.queue.client
@@ -128,8 +129,9 @@ async function processJob (runner: JobRunner, job: Job<JobData>, token: string |
   // A job deferred before was run, so its delivery was answered: its key may
   // have expired since (dedupeSeconds) with no attempt made, yet it is no hold.
   if (job.attemptsMade === 0 && deferredRuns === 0 && !await keySetSoon(runner, job.id ?? '')) {
-    // A held job whose hold ran out with no key: its delivery was refused or
-    // never answered. It waits for the sender's retry to set the key.
+    // No key: its delivery was refused or never answered. Held, it waits for
+    // the sender's retry to set the key. The take was not an attempt.
+    await job.updateData({ ...job.data, keyWaits: (job.data.keyWaits ?? 0) + 1 })
     await putBack(runner, job, token, HOLD_MS)
   }
   // The key first: a job that may not take it is parked, no attempt used.
@@ -141,8 +143,9 @@ async function processJob (runner: JobRunner, job: Job<JobData>, token: string |
     return
   }
   // attemptsStarted counts an attempt cut short by a crash; attemptsMade does not.
-  // Each pick-up of a deferred job counts as started too, but used no attempt.
-  const attempt = Math.max(job.attemptsStarted - (job.data.deferredRuns ?? 0), job.attemptsMade + 1)
+  // Each pick-up of a deferred job, or of one whose key was not set, counts as
+  // started too, but used no attempt.
+  const attempt = Math.max(attemptsStarted(job) - (job.data.deferredRuns ?? 0), job.attemptsMade + 1)
   const flow = runtime.flow
   const result: AttemptResult & Partial<FlowAttemptResult> = flow === undefined
     ? await runAttempt(runtime, event, receivedAt, attempt, succeeded, turn?.context)
@@ -219,7 +222,7 @@ async function failedElsewhere (runner: JobRunner, job: Job<JobData> | undefined
       event,
       reason: 'handler_failed',
       error,
-      attempts: job.attemptsStarted,
+      attempts: attemptsStarted(job),
       receivedAt: new Date(job.data.receivedAt)
     })
   } finally {
