@@ -15,9 +15,11 @@ local function pending (id)
   return redis.call('EXISTS', ARGV[1] .. id) == 1 and not redis.call('ZSCORE', KEYS[2], id) and not redis.call('ZSCORE', KEYS[3], id)
 end`
 
-/** Drops the entry of a job that BullMQ finished (or that is gone); keeps one that is back to wait for a retry. */
+/** Drops the entries of jobs that BullMQ finished (or that are gone); keeps those back to wait for a retry. ARGV[2..]: the ids. */
 const FINISHED_LUA = `${STILL_PENDING}
-if not pending(ARGV[2]) then redis.call('ZREM', KEYS[1], ARGV[2]) end
+for i = 2, #ARGV do
+  if not pending(ARGV[i]) then redis.call('ZREM', KEYS[1], ARGV[i]) end
+end
 return 1`
 
 /**
@@ -48,11 +50,29 @@ async function prepared (queue: Queue<JobData>): Promise<{ client: RedisClient, 
   return { client, keys: [pendingKey(queue), queue.toKey('completed'), queue.toKey('failed')], jobPrefix: queue.toKey('') }
 }
 
-/** BullMQ completed or failed the job: its entry goes unless the job is back to wait for a retry. */
+/** The jobs finished in this turn of the event loop, by queue: one script call for all of them. */
+const finishing = new WeakMap<Queue<JobData>, { ids: string[], sent: Promise<void> }>()
+
+/**
+ * BullMQ completed or failed the job: its entry goes unless the job is back to
+ * wait for a retry. The jobs a worker finishes in one turn share one call.
+ */
 export async function jobFinished (queue: Queue<JobData>, jobId: string): Promise<void> {
-  const { client, keys, jobPrefix } = await prepared(queue)
-  coalesceWrites(client)
-  await client.runCommand(FINISHED, [...keys, jobPrefix, jobId])
+  const batch = finishing.get(queue)
+  if (batch !== undefined) {
+    batch.ids.push(jobId)
+    await batch.sent
+    return
+  }
+  const ids = [jobId]
+  const sent = new Promise<void>((resolve) => { setImmediate(resolve) }).then(async () => {
+    finishing.delete(queue)
+    const { client, keys, jobPrefix } = await prepared(queue)
+    coalesceWrites(client)
+    await client.runCommand(FINISHED, [...keys, jobPrefix, ...ids])
+  })
+  finishing.set(queue, { ids, sent })
+  await sent
 }
 
 /** When the oldest event accepted and not finished was received, or undefined when none is. */

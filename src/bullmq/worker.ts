@@ -1,6 +1,6 @@
 // Running the BullMQ inbox's jobs: the BullMQ worker, one attempt of a job's handlers,
 // putting a job back, and reporting jobs that died without this process's handlers saying so.
-import type { Job, Queue, Worker } from 'bullmq'
+import type { Job, Queue, RedisClient, Worker } from 'bullmq'
 import { reportFailures, runAttempt, type AttemptResult } from '../core/attempt.js'
 import { earliestRetry, runFlowAttempt, type DeferredRun, type FlowAttemptResult } from '../core/flow/attempt.js'
 import { backoffDelay } from '../core/backoff.js'
@@ -48,6 +48,8 @@ export const SLOT_WAIT_MS = 1_000
 export function createWorker (runner: JobRunner): Worker<JobData> {
   const { bullmq, options, runtime } = runner
   const { retry } = runtime.options
+  // The worker's own connection, once open: what BullMQ finishes each job on.
+  let workerClient: RedisClient | undefined
   const worker = new bullmq.Worker<JobData>(options.queueName, async (job, token) => {
     // Closing while it waited for a slot: back to the queue, no attempt counted, no handler started.
     if (!(await runner.gate.enter())) await putBack(runner, job, token, 0)
@@ -57,6 +59,10 @@ export function createWorker (runner: JobRunner): Worker<JobData> {
     } finally {
       runner.running.count -= 1
       runner.gate.leave()
+      // BullMQ writes the job's finish (moveToFinished) right after this
+      // returns, in this turn: the finishes of one turn leave in one write, not
+      // a system call each (coalesce-writes.ts).
+      if (workerClient !== undefined) coalesceWrites(workerClient)
     }
   }, {
     connection: options.connection,
@@ -73,6 +79,7 @@ export function createWorker (runner: JobRunner): Worker<JobData> {
         error instanceof AttemptFailed ? error.retryInMs : backoffDelay(attemptsMade, retry)
     }
   })
+  worker.client.then((client) => { workerClient = client }, () => {})
   worker.on('error', (error) => { runner.onError(error) })
   worker.on('failed', (job, error) => {
     void failedElsewhere(runner, job, error)
