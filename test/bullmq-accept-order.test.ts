@@ -28,16 +28,16 @@ if (redis.url === undefined) {
   }
 
   const accept = async (step: AcceptStep, id: string): Promise<string> =>
-    await acceptInto(step, event(id) as unknown as AnyEvent, Date.now(), Buffer.from(JSON.stringify(event(id))), new AbortController().signal)
+    await acceptInto(step, event(id) as unknown as AnyEvent, Date.now(), Buffer.from(JSON.stringify(event(id))), { aborted: false })
 
-  t.test('the add and the mark of one accept: accepted, the key set, the job promoted', async (t) => {
+  t.test('the add and the mark of one accept: accepted, the key set, the job ready to run', async (t) => {
     const step = stepWith(t, Job)
     t.equal(await accept(step, 'evt_order_plain'), 'accepted')
     const client = await step.queue.client
     t.ok(await client.get(step.seenKey(jobIdFor('evt_order_plain'))), 'the key is set')
     const state = async (): Promise<string> => await step.queue.getJobState(jobIdFor('evt_order_plain'))
     for (let tries = 0; tries < 50 && await state() !== 'waiting'; tries++) await new Promise((resolve) => setTimeout(resolve, 20))
-    t.equal(await state(), 'waiting', 'promoted out of its hold')
+    t.equal(await state(), 'waiting', 'ready, not held')
     t.equal(await accept(step, 'evt_order_plain'), 'duplicate', 'a second delivery is a duplicate')
   })
 
@@ -55,6 +55,26 @@ if (redis.url === undefined) {
     t.equal(lateAdds, 1)
     t.ok(await (await step.queue.client).get(step.seenKey(jobIdFor('evt_order_late'))), 'the key is set')
     t.ok(await step.queue.getJob(jobIdFor('evt_order_late')), 'the job exists')
+  })
+
+  t.test('the dedupe reads of one turn go as one call, each accept getting its own key\'s answer', async (t) => {
+    const step = stepWith(t, Job)
+    const client = await step.queue.client
+    // Two of the five were seen before, with the body digest an accept stores.
+    await acceptInto(step, event('evt_turn_seen1') as unknown as AnyEvent, Date.now(), Buffer.from(JSON.stringify(event('evt_turn_seen1'))), { aborted: false })
+    await client.set(step.seenKey(jobIdFor('evt_turn_seen2')), '1')
+    const reads: number[] = []
+    const runCommand = client.runCommand.bind(client)
+    client.runCommand = ((name: string, args: unknown[]) => {
+      if (name === 'sirWebhooksSeenAndTime') reads.push(Number(args[0]))
+      return runCommand(name, args)
+    }) as typeof client.runCommand
+    t.teardown(() => { client.runCommand = runCommand })
+    const ids = ['evt_turn_a', 'evt_turn_seen1', 'evt_turn_b', 'evt_turn_seen2', 'evt_turn_c']
+    const answers = await Promise.all(ids.map(async (id) => await accept(step, id)))
+    t.same(answers, ['accepted', 'duplicate', 'accepted', 'duplicate', 'accepted'])
+    t.same(reads, [5], 'one call read the five keys')
+    for (const id of ['evt_turn_a', 'evt_turn_b', 'evt_turn_c']) t.ok(await client.get(step.seenKey(jobIdFor(id))), `${id} is marked`)
   })
 
   t.test('a mark that runs past the delivery\'s deadline, by Redis\'s clock, marks nothing', async (t) => {

@@ -119,7 +119,10 @@ const defined = new WeakSet<RedisClient>()
 function defineSeenScripts (client: RedisClient): void {
   if (defined.has(client)) return
   // Not read-only: a replica (a Cluster's scaleReads) would answer with its own clock, the mark then running on the primary's.
-  client.defineCommand(SEEN_AND_TIME, { numberOfKeys: 1, lua: "local now = redis.call('TIME') return { redis.call('GET', KEYS[1]), now[1], now[2] }" })
+  // Any number of keys, the first argument saying how many (the reads of one
+  // turn): ioredis's definition without numberOfKeys, which bullmq's type omits.
+  const anyKeys = { lua: "local now = redis.call('TIME') local reply = { now[1], now[2] } for i = 1, #KEYS do reply[i + 2] = redis.call('GET', KEYS[i]) end return reply" }
+  client.defineCommand(SEEN_AND_TIME, anyKeys as typeof anyKeys & { numberOfKeys: number })
   client.defineCommand(MARK_SEEN, { numberOfKeys: 6, lua: MARK_SEEN_LUA })
   defined.add(client)
 }
@@ -205,15 +208,34 @@ export function markSeenOn (client: RedisClient, queue: Queue<JobData>, mark: Se
   })
 }
 
+/** The dedupe reads asked in this turn of the event loop, by client, and their one answer. */
+const seenReads = new WeakMap<RedisClient, { keys: string[], answer: Promise<{ seen: unknown[], redisNow: number }> }>()
+
 /**
  * The dedupe key's value and Redis's clock (ms), read together: an accept maps
  * its deadline onto Redis's clock from it, whatever the skew between the two
- * hosts. A script, since BullMQ's client interface has no TIME.
+ * hosts. A script, since BullMQ's client interface has no TIME. The reads of
+ * one turn go as one script call at the turn's check phase, when a corked
+ * socket (coalesce-writes.ts) would have sent them anyway: in a burst, one
+ * command where there were as many as requests read in that turn.
  */
 export async function seenAndTime (client: RedisClient, seenKey: string): Promise<{ seen: string | null, redisNow: number }> {
   defineSeenScripts(client)
-  const [seen, seconds, micros] = await client.runCommand(SEEN_AND_TIME, [seenKey]) as [string | false | null, string, string]
-  return { seen: typeof seen === 'string' ? seen : null, redisNow: Number(seconds) * 1000 + Math.floor(Number(micros) / 1000) }
+  let batch = seenReads.get(client)
+  if (batch === undefined) {
+    const keys: string[] = []
+    const answer = new Promise<void>((resolve) => { setImmediate(resolve) }).then(async () => {
+      seenReads.delete(client)
+      const [seconds, micros, ...seen] = await client.runCommand(SEEN_AND_TIME, [keys.length, ...keys]) as [string, string, ...unknown[]]
+      return { seen, redisNow: Number(seconds) * 1000 + Math.floor(Number(micros) / 1000) }
+    })
+    batch = { keys, answer }
+    seenReads.set(client, batch)
+  }
+  const index = batch.keys.push(seenKey) - 1
+  const { seen, redisNow } = await batch.answer
+  const value = seen[index]
+  return { seen: typeof value === 'string' ? value : null, redisNow }
 }
 
 const COUNT_FINISHED = 'sirWebhooksCountFinished'
