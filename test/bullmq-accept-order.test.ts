@@ -57,16 +57,18 @@ if (redis.url === undefined) {
     t.ok(await step.queue.getJob(jobIdFor('evt_order_late')), 'the job exists')
   })
 
-  t.test('the dedupe reads of one turn go as one call, each accept getting its own key\'s answer', async (t) => {
+  t.test('the dedupe reads of one turn go as one call, and so do the marks, each accept getting its own answer', async (t) => {
     const step = stepWith(t, Job)
     const client = await step.queue.client
     // Two of the five were seen before, with the body digest an accept stores.
     await acceptInto(step, event('evt_turn_seen1') as unknown as AnyEvent, Date.now(), Buffer.from(JSON.stringify(event('evt_turn_seen1'))), { aborted: false })
     await client.set(step.seenKey(jobIdFor('evt_turn_seen2')), '1')
     const reads: number[] = []
+    const marks: number[] = []
     const runCommand = client.runCommand.bind(client)
     client.runCommand = ((name: string, args: unknown[]) => {
       if (name === 'sirWebhooksSeenAndTime') reads.push(Number(args[0]))
+      if (name === 'sirWebhooksMarkSeenIfQueued') marks.push(Number(args[0]) / 6)
       return runCommand(name, args)
     }) as typeof client.runCommand
     t.teardown(() => { client.runCommand = runCommand })
@@ -74,6 +76,7 @@ if (redis.url === undefined) {
     const answers = await Promise.all(ids.map(async (id) => await accept(step, id)))
     t.same(answers, ['accepted', 'duplicate', 'accepted', 'duplicate', 'accepted'])
     t.same(reads, [5], 'one call read the five keys')
+    t.same(marks, [3], 'one call marked the three new ones')
     for (const id of ['evt_turn_a', 'evt_turn_b', 'evt_turn_c']) t.ok(await client.get(step.seenKey(jobIdFor(id))), `${id} is marked`)
   })
 

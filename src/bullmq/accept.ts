@@ -104,18 +104,20 @@ export async function acceptInto (step: AcceptStep, event: AnyEvent, receivedAt:
     removeOnComplete: { age: step.retentionSeconds },
     removeOnFail: step.deadLetterSeconds === undefined ? false : { age: step.deadLetterSeconds }
   }, jobId)
-  // The add and the mark leave in one write and run in Redis in that order, one
-  // connection keeping it: one round trip where waiting for the add before
-  // marking took two. BullMQ writes the add before addJob returns (its own
-  // addBulk relies on that); were that to change, the mark would find no job and
-  // is asked again below. The mark checks, in the same script, that the job
-  // exists and can still run: a failed add, or a Redis that restarted without
-  // persistence since, leaves nothing marked; a done or dead job the add left as
-  // it was will not run again. And a mark that runs after this delivery's
-  // deadline marks nothing (`markBy`): the delivery has had its 503, and its job
-  // stays held until a retry sets the key. A mark that ran in time and whose
-  // answer came back after the 503 stands, as it always did: the job runs once,
-  // and the sender's retry is a duplicate.
+  // The add and the mark leave together, at this turn's check phase (the add in
+  // the corked write, the turn's marks in one script call behind it), and run in
+  // Redis in that order, one connection keeping it: one round trip where
+  // waiting for the add before marking took two. BullMQ writes the add before
+  // addJob returns (its own addBulk relies on that); were that to change, the
+  // mark would find no job and is asked again below. The mark checks, in the
+  // same script, that the job exists and can still run: a failed add, or a
+  // Redis that restarted without persistence since, leaves nothing marked; a
+  // done or dead job the add left as it was will not run again. And a mark that
+  // runs after this delivery's deadline marks nothing (`markBy`): the delivery
+  // has had its 503, and a worker that takes its job holds it until a retry
+  // sets the key. A mark that ran in time and whose answer came back after the
+  // 503 stands, as it always did: the job runs once, and the sender's retry is
+  // a duplicate.
   coalesceWrites(client)
   const adding = job.addJob(client)
   const mark = { seenKey, jobId, value: seenValue(receivedAt, digest), seconds: step.dedupeSeconds, markBy }

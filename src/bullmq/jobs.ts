@@ -115,15 +115,23 @@ const MARK_SEEN = 'sirWebhooksMarkSeenIfQueued'
 const SEEN_AND_TIME = 'sirWebhooksSeenAndTime'
 const defined = new WeakSet<RedisClient>()
 
+/**
+ * A script taking any number of keys, the first argument saying how many (the
+ * reads or marks of one turn): ioredis's definition without numberOfKeys, which
+ * bullmq's type of it requires.
+ */
+function anyKeyCount (lua: string): { lua: string, numberOfKeys: number } {
+  return { lua } as { lua: string, numberOfKeys: number }
+}
+
+/** Every key's value, after Redis's clock (seconds, microseconds). Not read-only: a replica (a Cluster's scaleReads) would answer with its own clock, the mark then running on the primary's. */
+const SEEN_AND_TIME_LUA = "local now = redis.call('TIME') local reply = { now[1], now[2] } for i = 1, #KEYS do reply[i + 2] = redis.call('GET', KEYS[i]) end return reply"
+
 /** The accept's two scripts, the dedupe read with Redis's clock and the mark, defined once on a client. */
 function defineSeenScripts (client: RedisClient): void {
   if (defined.has(client)) return
-  // Not read-only: a replica (a Cluster's scaleReads) would answer with its own clock, the mark then running on the primary's.
-  // Any number of keys, the first argument saying how many (the reads of one
-  // turn): ioredis's definition without numberOfKeys, which bullmq's type omits.
-  const anyKeys = { lua: "local now = redis.call('TIME') local reply = { now[1], now[2] } for i = 1, #KEYS do reply[i + 2] = redis.call('GET', KEYS[i]) end return reply" }
-  client.defineCommand(SEEN_AND_TIME, anyKeys as typeof anyKeys & { numberOfKeys: number })
-  client.defineCommand(MARK_SEEN, { numberOfKeys: 6, lua: MARK_SEEN_LUA })
+  client.defineCommand(SEEN_AND_TIME, anyKeyCount(SEEN_AND_TIME_LUA))
+  client.defineCommand(MARK_SEEN, anyKeyCount(MARK_SEEN_LUA))
   defined.add(client)
 }
 
@@ -134,31 +142,39 @@ function defineSeenScripts (client: RedisClient): void {
  * Redis restart lost. A job already done or dead (in the completed or failed
  * set: its key expired before the job was removed) will not run again when added
  * anew, so the id is not marked and the caller answers from the job's record;
- * a re-drive (ARGV[4] = '1') marks it, as it is about to run it again. Answers
+ * a re-drive marks it, as it is about to run it again. Answers
  * the value already stored when the id was seen before. An event marked (or
  * re-driven) enters the pending index (pending.ts), scored by when it was
  * received: what `oldestReceivedAt` and `events({ state: 'pending' })` read.
- * With a `markBy` (ARGV[5], Redis's clock), a mark that runs later marks
- * nothing: its delivery has had its 503. A mark that finds its job held (in the
- * delayed set) says so: the caller promotes it, and only then.
+ * With a `markBy` (Redis's clock), a mark that runs later marks nothing: its
+ * delivery has had its 503. A mark that finds its job held (in the delayed set)
+ * says so: the caller promotes it, and only then. Marks come six keys and five
+ * arguments each (markSeenOn), any number of them: the marks of one turn.
  */
 const MARK_SEEN_LUA = `
-if ARGV[5] ~= '' then
-  local now = redis.call('TIME')
-  if tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) > tonumber(ARGV[5]) then return 3 end
+local now = redis.call('TIME')
+local nowMs = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+local function mark (seenKey, jobKey, completed, failed, pending, delayed, value, seconds, jobId, redrive, markBy)
+  if markBy ~= '' and nowMs > tonumber(markBy) then return 3 end
+  local receivedAt = tonumber(string.match(value, '^(%d+)'))
+  local existing = redis.call('GET', seenKey)
+  if existing then
+    if redrive == '1' and redis.call('EXISTS', jobKey) == 1 then redis.call('ZADD', pending, receivedAt, jobId) end
+    return existing
+  end
+  if redis.call('EXISTS', jobKey) == 0 then return 0 end
+  if redrive ~= '1' and (redis.call('ZSCORE', completed, jobId) or redis.call('ZSCORE', failed, jobId)) then return 2 end
+  redis.call('SET', seenKey, value, 'EX', seconds)
+  redis.call('ZADD', pending, receivedAt, jobId)
+  if redis.call('ZSCORE', delayed, jobId) then return 4 end
+  return 1
 end
-local receivedAt = tonumber(string.match(ARGV[1], '^(%d+)'))
-local existing = redis.call('GET', KEYS[1])
-if existing then
-  if ARGV[4] == '1' and redis.call('EXISTS', KEYS[2]) == 1 then redis.call('ZADD', KEYS[5], receivedAt, ARGV[3]) end
-  return existing
+local replies = {}
+for m = 0, #KEYS / 6 - 1 do
+  local k, a = m * 6, m * 5
+  replies[m + 1] = mark(KEYS[k + 1], KEYS[k + 2], KEYS[k + 3], KEYS[k + 4], KEYS[k + 5], KEYS[k + 6], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4], ARGV[a + 5])
 end
-if redis.call('EXISTS', KEYS[2]) == 0 then return 0 end
-if ARGV[4] ~= '1' and (redis.call('ZSCORE', KEYS[3], ARGV[3]) or redis.call('ZSCORE', KEYS[4], ARGV[3])) then return 2 end
-redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
-redis.call('ZADD', KEYS[5], receivedAt, ARGV[3])
-if redis.call('ZSCORE', KEYS[6], ARGV[3]) then return 4 end
-return 1`
+return replies`
 
 /**
  * What `markSeen` did: marked now (`marked-held`: its job is held, and runs
@@ -188,24 +204,40 @@ export async function markSeen (queue: Queue<JobData>, mark: SeenMark): Promise<
   return await markSeenOn(await queue.client, queue, mark)
 }
 
+/** The marks asked in this turn of the event loop, by client, and their one answer. */
+const marking = new WeakMap<RedisClient, { keys: string[], args: string[], answer: Promise<unknown[]> }>()
+
 /**
- * `markSeen` on a client already at hand: the command is written before this
- * returns, so one written after it runs after it in Redis, unless Redis makes
- * the client send the mark again (NOSCRIPT, a cluster redirect).
+ * `markSeen` on a client already at hand. The marks of one turn go as one
+ * script call at the turn's check phase, when a corked socket
+ * (coalesce-writes.ts) would have sent them anyway: behind every command
+ * written on the client before this call, so a job added just before its mark
+ * is there when the mark runs, unless Redis makes the client send the add again
+ * (NOSCRIPT, a cluster redirect).
  */
-export function markSeenOn (client: RedisClient, queue: Queue<JobData>, mark: SeenMark): Promise<MarkResult> {
+export async function markSeenOn (client: RedisClient, queue: Queue<JobData>, mark: SeenMark): Promise<MarkResult> {
   defineSeenScripts(client)
-  const keys = [mark.seenKey, queue.toKey(mark.jobId), queue.toKey('completed'), queue.toKey('failed'), pendingKey(queue), queue.toKey('delayed')]
-  const args = [mark.value, String(mark.seconds), mark.jobId, mark.redrive === true ? '1' : '0', mark.markBy === undefined ? '' : String(mark.markBy)]
-  const sent = client.runCommand(MARK_SEEN, [...keys, ...args]) as Promise<unknown>
-  return sent.then((result) => {
-    if (result === 1) return 'marked'
-    if (result === 0) return 'no-job'
-    if (result === 2) return 'finished'
-    if (result === 3) return 'late'
-    if (result === 4) return 'marked-held'
-    return { seen: String(result) }
-  })
+  let batch = marking.get(client)
+  if (batch === undefined) {
+    const keys: string[] = []
+    const args: string[] = []
+    const answer = new Promise<void>((resolve) => { setImmediate(resolve) }).then(async () => {
+      marking.delete(client)
+      return await client.runCommand(MARK_SEEN, [keys.length, ...keys, ...args]) as unknown[]
+    })
+    batch = { keys, args, answer }
+    marking.set(client, batch)
+  }
+  const index = batch.keys.length / 6
+  batch.keys.push(mark.seenKey, queue.toKey(mark.jobId), queue.toKey('completed'), queue.toKey('failed'), pendingKey(queue), queue.toKey('delayed'))
+  batch.args.push(mark.value, String(mark.seconds), mark.jobId, mark.redrive === true ? '1' : '0', mark.markBy === undefined ? '' : String(mark.markBy))
+  const result = (await batch.answer)[index]
+  if (result === 1) return 'marked'
+  if (result === 0) return 'no-job'
+  if (result === 2) return 'finished'
+  if (result === 3) return 'late'
+  if (result === 4) return 'marked-held'
+  return { seen: String(result) }
 }
 
 /** The dedupe reads asked in this turn of the event loop, by client, and their one answer. */
