@@ -3,10 +3,11 @@
 // later than the call, the mark runs first, finds no job, and is asked again.
 import { randomUUID } from 'node:crypto'
 import { Job, Queue } from 'bullmq'
+import { Redis } from 'ioredis'
 import t, { type Test } from 'tap'
 import { acceptInto, type AcceptStep } from '../src/bullmq/accept.js'
 import { BacklogCount } from '../src/bullmq/backlog-count.js'
-import { jobIdFor, type JobData } from '../src/bullmq/jobs.js'
+import { jobIdFor, markSeenOn, type JobData } from '../src/bullmq/jobs.js'
 import type { AnyEvent } from '../src/core/events.js'
 import type { InboxRuntime } from '../src/core/inbox.js'
 import { redisForTests } from './helpers/redis.js'
@@ -16,7 +17,7 @@ const redis = await redisForTests(t)
 if (redis.url === undefined) {
   t.test(`accept order skipped: no Redis (${redis.reason})`, async () => {})
 } else {
-  const { connection } = redis
+  const { connection, url } = redis
 
   /** An accept's step on a fresh queue, with `JobClass` adding its jobs; the queue goes when the test ends. */
   const stepWith = (t: Test, JobClass: typeof Job, deadlineAt = performance.now() + 2_000): AcceptStep => {
@@ -78,6 +79,28 @@ if (redis.url === undefined) {
     t.same(reads, [5], 'one call read the five keys')
     t.same(marks, [3], 'one call marked the three new ones')
     for (const id of ['evt_turn_a', 'evt_turn_b', 'evt_turn_c']) t.ok(await client.get(step.seenKey(jobIdFor(id))), `${id} is marked`)
+  })
+
+  t.test('a read or a mark that fails in Redis fails its own accept only; the others of its turn stand', async (t) => {
+    const step = stepWith(t, Job)
+    const admin = new Redis(url)
+    t.teardown(() => admin.disconnect())
+    // A seen key of the wrong type: reading or marking it fails (WRONGTYPE).
+    const brokenKey = step.seenKey(jobIdFor('evt_fail_b'))
+    await admin.hset(brokenKey, 'x', '1')
+    const results = await Promise.allSettled(['evt_fail_a', 'evt_fail_b', 'evt_fail_c'].map(async (id) => await accept(step, id)))
+    t.same(results.map((result) => result.status === 'fulfilled' ? result.value : 'failed'), ['accepted', 'failed', 'accepted'])
+    t.match(results[1], { reason: { message: /WRONGTYPE/ } }, 'the broken read failed its own accept')
+    // Two marks of one turn, the second on the broken key (as if it broke between read and mark).
+    const queue = step.queue
+    await queue.add('action.completed', { receivedAt: 1 }, { jobId: jobIdFor('evt_fail_d') })
+    await queue.add('action.completed', { receivedAt: 1 }, { jobId: jobIdFor('evt_fail_b') })
+    const client = await queue.client
+    const mark = (id: string, seenKey: string): Promise<unknown> =>
+      markSeenOn(client, queue, { seenKey, jobId: jobIdFor(id), value: '1', seconds: 60 })
+    const marks = await Promise.allSettled([mark('evt_fail_d', step.seenKey(jobIdFor('evt_fail_d'))), mark('evt_fail_b', brokenKey)])
+    t.same(marks[0], { status: 'fulfilled', value: 'marked' }, 'the sound mark stands')
+    t.match(marks[1], { status: 'rejected', reason: { message: /WRONGTYPE/ } }, 'the broken mark failed alone')
   })
 
   t.test('a mark that runs past the delivery\'s deadline, by Redis\'s clock, marks nothing', async (t) => {

@@ -78,7 +78,7 @@ export async function acceptInto (step: AcceptStep, event: AnyEvent, receivedAt:
   // Redis's clock, read with the dedupe key: the mark below is refused past this
   // delivery's deadline by Redis's own clock. Read at most this round trip ago,
   // it maps the deadline onto Redis's clock early, never late.
-  const [{ seen, redisNow }, unfinished] = await Promise.all([seenAndTime(client, seenKey), step.backlog.unfinished(step.limit)])
+  const [{ seen, redisNow }, unfinished] = await Promise.all([seenAndTime(client, queue.toKey(''), seenKey), step.backlog.unfinished(step.limit)])
   const markBy = redisNow + (step.deadlineAt - performance.now())
   if (seen !== null) return duplicateOf(seen, digest)
   if (unfinished >= step.limit) return 'full'

@@ -8,6 +8,7 @@ import type { AnyEvent } from '../core/events.js'
 import type { DeferralRecord } from '../core/flow/gate.js'
 import type { EventOutcome, OutcomeState } from '../core/outcome.js'
 import { attemptRecords, type StoredAttempt } from './attempt-log.js'
+import { TurnBatches } from './turn-batch.js'
 import type { StoredOrdering } from './ordering-store.js'
 
 export type BullMQ = typeof BullMQModule
@@ -124,8 +125,21 @@ function anyKeyCount (lua: string): { lua: string, numberOfKeys: number } {
   return { lua } as { lua: string, numberOfKeys: number }
 }
 
-/** Every key's value, after Redis's clock (seconds, microseconds). Not read-only: a replica (a Cluster's scaleReads) would answer with its own clock, the mark then running on the primary's. */
-const SEEN_AND_TIME_LUA = "local now = redis.call('TIME') local reply = { now[1], now[2] } for i = 1, #KEYS do reply[i + 2] = redis.call('GET', KEYS[i]) end return reply"
+/**
+ * Every key's value, after Redis's clock (seconds, microseconds); a read that
+ * fails (a key of another type) answers its error in its place. Not read-only:
+ * a replica (a Cluster's scaleReads) would answer with its own clock, the mark
+ * then running on the primary's.
+ */
+const SEEN_AND_TIME_LUA = `
+local now = redis.call('TIME')
+local reply = { now[1], now[2] }
+for i = 1, #KEYS do
+  local ok, value = pcall(redis.call, 'GET', KEYS[i])
+  if ok then reply[i + 2] = value
+  else reply[i + 2] = { err = type(value) == 'table' and value.err or tostring(value) } end
+end
+return reply`
 
 /** The accept's two scripts, the dedupe read with Redis's clock and the mark, defined once on a client. */
 function defineSeenScripts (client: RedisClient): void {
@@ -172,7 +186,9 @@ end
 local replies = {}
 for m = 0, #KEYS / 6 - 1 do
   local k, a = m * 6, m * 5
-  replies[m + 1] = mark(KEYS[k + 1], KEYS[k + 2], KEYS[k + 3], KEYS[k + 4], KEYS[k + 5], KEYS[k + 6], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4], ARGV[a + 5])
+  local ok, reply = pcall(mark, KEYS[k + 1], KEYS[k + 2], KEYS[k + 3], KEYS[k + 4], KEYS[k + 5], KEYS[k + 6], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4], ARGV[a + 5])
+  if ok then replies[m + 1] = reply
+  else replies[m + 1] = { err = type(reply) == 'table' and reply.err or tostring(reply) } end
 end
 return replies`
 
@@ -204,34 +220,31 @@ export async function markSeen (queue: Queue<JobData>, mark: SeenMark): Promise<
   return await markSeenOn(await queue.client, queue, mark)
 }
 
-/** The marks asked in this turn of the event loop, by client, and their one answer. */
-const marking = new WeakMap<RedisClient, { keys: string[], args: string[], answer: Promise<unknown[]> }>()
+/** At most this many reads or marks share one script call. */
+const BATCH_MAX = 500
+
+/** A mark as the script takes it: six keys and five arguments. */
+interface MarkCall { keys: string[], args: string[] }
+
+const marks = new TurnBatches<MarkCall, unknown>(BATCH_MAX, async (client, calls) =>
+  await (client as RedisClient).runCommand(MARK_SEEN, [calls.length * 6, ...calls.flatMap((call) => call.keys), ...calls.flatMap((call) => call.args)]) as unknown[])
 
 /**
  * `markSeen` on a client already at hand. The marks of one turn go as one
- * script call at the turn's check phase, when a corked socket
- * (coalesce-writes.ts) would have sent them anyway: behind every command
- * written on the client before this call, so a job added just before its mark
- * is there when the mark runs, unless Redis makes the client send the add again
- * (NOSCRIPT, a cluster redirect).
+ * script call at the turn's check phase (turn-batch.ts), right behind the
+ * turn's corked write: behind every command written on the client before
+ * this call, so a job added just before its mark is there when the mark runs,
+ * unless Redis makes the client send the add again (NOSCRIPT, a cluster
+ * redirect). Each mark runs on its own in the script: one that fails answers
+ * its caller with its error, and the others stand.
  */
 export async function markSeenOn (client: RedisClient, queue: Queue<JobData>, mark: SeenMark): Promise<MarkResult> {
   defineSeenScripts(client)
-  let batch = marking.get(client)
-  if (batch === undefined) {
-    const keys: string[] = []
-    const args: string[] = []
-    const answer = new Promise<void>((resolve) => { setImmediate(resolve) }).then(async () => {
-      marking.delete(client)
-      return await client.runCommand(MARK_SEEN, [keys.length, ...keys, ...args]) as unknown[]
-    })
-    batch = { keys, args, answer }
-    marking.set(client, batch)
-  }
-  const index = batch.keys.length / 6
-  batch.keys.push(mark.seenKey, queue.toKey(mark.jobId), queue.toKey('completed'), queue.toKey('failed'), pendingKey(queue), queue.toKey('delayed'))
-  batch.args.push(mark.value, String(mark.seconds), mark.jobId, mark.redrive === true ? '1' : '0', mark.markBy === undefined ? '' : String(mark.markBy))
-  const result = (await batch.answer)[index]
+  const result = await marks.add(client, queue.toKey(''), {
+    keys: [mark.seenKey, queue.toKey(mark.jobId), queue.toKey('completed'), queue.toKey('failed'), pendingKey(queue), queue.toKey('delayed')],
+    args: [mark.value, String(mark.seconds), mark.jobId, mark.redrive === true ? '1' : '0', mark.markBy === undefined ? '' : String(mark.markBy)]
+  })
+  if (result instanceof Error) throw result
   if (result === 1) return 'marked'
   if (result === 0) return 'no-job'
   if (result === 2) return 'finished'
@@ -240,34 +253,24 @@ export async function markSeenOn (client: RedisClient, queue: Queue<JobData>, ma
   return { seen: String(result) }
 }
 
-/** The dedupe reads asked in this turn of the event loop, by client, and their one answer. */
-const seenReads = new WeakMap<RedisClient, { keys: string[], answer: Promise<{ seen: unknown[], redisNow: number }> }>()
+const seenReads = new TurnBatches<string, { seen: string | null, redisNow: number } | Error>(BATCH_MAX, async (client, keys) => {
+  const [seconds, micros, ...seen] = await (client as RedisClient).runCommand(SEEN_AND_TIME, [keys.length, ...keys]) as [string, string, ...unknown[]]
+  const redisNow = Number(seconds) * 1000 + Math.floor(Number(micros) / 1000)
+  return seen.map((value) => value instanceof Error ? value : { seen: typeof value === 'string' ? value : null, redisNow })
+})
 
 /**
  * The dedupe key's value and Redis's clock (ms), read together: an accept maps
  * its deadline onto Redis's clock from it, whatever the skew between the two
  * hosts. A script, since BullMQ's client interface has no TIME. The reads of
- * one turn go as one script call at the turn's check phase, when a corked
- * socket (coalesce-writes.ts) would have sent them anyway: in a burst, one
- * command where there were as many as requests read in that turn.
+ * one turn go as one script call (turn-batch.ts); `scope` is the queue's key
+ * prefix.
  */
-export async function seenAndTime (client: RedisClient, seenKey: string): Promise<{ seen: string | null, redisNow: number }> {
+export async function seenAndTime (client: RedisClient, scope: string, seenKey: string): Promise<{ seen: string | null, redisNow: number }> {
   defineSeenScripts(client)
-  let batch = seenReads.get(client)
-  if (batch === undefined) {
-    const keys: string[] = []
-    const answer = new Promise<void>((resolve) => { setImmediate(resolve) }).then(async () => {
-      seenReads.delete(client)
-      const [seconds, micros, ...seen] = await client.runCommand(SEEN_AND_TIME, [keys.length, ...keys]) as [string, string, ...unknown[]]
-      return { seen, redisNow: Number(seconds) * 1000 + Math.floor(Number(micros) / 1000) }
-    })
-    batch = { keys, answer }
-    seenReads.set(client, batch)
-  }
-  const index = batch.keys.push(seenKey) - 1
-  const { seen, redisNow } = await batch.answer
-  const value = seen[index]
-  return { seen: typeof value === 'string' ? value : null, redisNow }
+  const read = await seenReads.add(client, scope, seenKey)
+  if (read instanceof Error) throw read
+  return read
 }
 
 const COUNT_FINISHED = 'sirWebhooksCountFinished'

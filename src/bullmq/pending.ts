@@ -8,6 +8,7 @@
 import type { Queue, RedisClient } from 'bullmq'
 import { pendingKey, type JobData } from './jobs.js'
 import { coalesceWrites } from './coalesce-writes.js'
+import { TurnBatches } from './turn-batch.js'
 
 /** KEYS: the index, completed, failed; ARGV[1]: a job's key without its id. Whether the job is still unfinished. */
 const STILL_PENDING = `
@@ -50,29 +51,20 @@ async function prepared (queue: Queue<JobData>): Promise<{ client: RedisClient, 
   return { client, keys: [pendingKey(queue), queue.toKey('completed'), queue.toKey('failed')], jobPrefix: queue.toKey('') }
 }
 
-/** The jobs finished in this turn of the event loop, by queue: one script call for all of them. */
-const finishing = new WeakMap<Queue<JobData>, { ids: string[], sent: Promise<void> }>()
+/** The jobs finished in one turn, by queue: one script call for all of them (turn-batch.ts). */
+const finishing = new TurnBatches<string, undefined>(500, async (queue, ids) => {
+  const { client, keys, jobPrefix } = await prepared(queue as Queue<JobData>)
+  coalesceWrites(client)
+  await client.runCommand(FINISHED, [...keys, jobPrefix, ...ids])
+  return []
+})
 
 /**
  * BullMQ completed or failed the job: its entry goes unless the job is back to
  * wait for a retry. The jobs a worker finishes in one turn share one call.
  */
 export async function jobFinished (queue: Queue<JobData>, jobId: string): Promise<void> {
-  const batch = finishing.get(queue)
-  if (batch !== undefined) {
-    batch.ids.push(jobId)
-    await batch.sent
-    return
-  }
-  const ids = [jobId]
-  const sent = new Promise<void>((resolve) => { setImmediate(resolve) }).then(async () => {
-    finishing.delete(queue)
-    const { client, keys, jobPrefix } = await prepared(queue)
-    coalesceWrites(client)
-    await client.runCommand(FINISHED, [...keys, jobPrefix, ...ids])
-  })
-  finishing.set(queue, { ids, sent })
-  await sent
+  await finishing.add(queue, '', jobId)
 }
 
 /** When the oldest event accepted and not finished was received, or undefined when none is. */

@@ -96,9 +96,9 @@ export async function requeueJob (env: ReplayEnvironment, queue: Queue<JobData>,
   // Its dedupe key may have expired since; the job runs only with one set.
   const digest = typeof job.data.body === 'string' ? bodyDigest(job.data.body) : undefined
   await markSeen(queue, { seenKey: env.seenKey(jobId), jobId, value: seenValue(job.data.receivedAt, digest), seconds: env.dedupeSeconds(), redrive: true })
-  // Attempts start afresh, so do the RetryLater bound and the deferral count
-  // (and a reserved token is long stale).
-  const { deferrals: _deferrals, reserved: _reserved, deferredRuns: _deferredRuns, ...fresh } = job.data
+  // Attempts start afresh, so do the RetryLater bound, the deferral count and
+  // the takes that found no key (and a reserved token is long stale).
+  const { deferrals: _deferrals, reserved: _reserved, deferredRuns: _deferredRuns, keyWaits: _keyWaits, ...fresh } = job.data
   if (state === 'done') {
     // A completed job's `succeeded` may miss the handlers of its last attempt: cleared, and `replayOnly` says what runs.
     fresh.succeeded = []

@@ -113,9 +113,9 @@ export function runWhenHandled (worker: Worker<JobData>, runner: JobRunner, clos
  * promotion ran; and a hold can run out as a retry's mark is on its way. A job
  * put back for want of its key waits HOLD_MS, unless a retry's mark promotes it.
  */
-async function keySetSoon (runner: JobRunner, jobId: string): Promise<boolean> {
+async function keySetSoon (runner: JobRunner, jobId: string, pauses: readonly number[] = [0, 100, 250, 500]): Promise<boolean> {
   const client = await runner.queue.client
-  for (const pauseMs of [0, 100, 250, 500]) {
+  for (const pauseMs of pauses) {
     if (pauseMs > 0) await new Promise((resolve) => setTimeout(resolve, pauseMs))
     coalesceWrites(client)
     if (await client.get(runner.seenKey(jobId)) !== null) return true
@@ -135,11 +135,19 @@ async function processJob (runner: JobRunner, job: Job<JobData>, token: string |
   const succeeded = handledBefore(job.data, runtime.handlersFor(event.type))
   // A job deferred before was run, so its delivery was answered: its key may
   // have expired since (dedupeSeconds) with no attempt made, yet it is no hold.
-  if (job.attemptsMade === 0 && deferredRuns === 0 && !await keySetSoon(runner, job.id ?? '')) {
+  // A job already put back for want of its key is read once: a retry's mark promotes it.
+  const keyWaits = job.data.keyWaits ?? 0
+  if (job.attemptsMade === 0 && deferredRuns === 0 && !await keySetSoon(runner, job.id ?? '', keyWaits > 0 ? [0] : undefined)) {
     // No key: its delivery was refused or never answered. Held, it waits for
     // the sender's retry to set the key. The take was not an attempt.
-    await job.updateData({ ...job.data, keyWaits: (job.data.keyWaits ?? 0) + 1 })
-    await putBack(runner, job, token, HOLD_MS)
+    await job.updateData({ ...job.data, keyWaits: keyWaits + 1 })
+    await job.moveToDelayed(Date.now() + HOLD_MS, token)
+    // A mark that ran between the last read and the put-back found the job
+    // active, so its accept did not promote it: read once more, and end the
+    // hold if the key is there. Not awaited (a promotion may start a new run of
+    // this job here; ordering-run.ts parks the same way).
+    void keySetSoon(runner, job.id ?? '', [0]).then(async (set) => { if (set) await job.promote() }).catch(() => {})
+    throw new runner.bullmq.DelayedError()
   }
   // The key first: a job that may not take it is parked, no attempt used.
   const turn = await takeKey(runner.bullmq, runtime, runner.ordering, job, event, token)
