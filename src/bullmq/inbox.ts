@@ -37,7 +37,7 @@ export type { DeadLetterQuery, EventOutcome, OutcomeState } from '../core/outcom
  * outlives jobs: a key per event id, kept at least 7 days; a done or dead job
  * that outlives its key answers for the id itself. The job is added first,
  * under a job id derived from the event id so that adding it twice is a no-op;
- * the key is set second, in the same write, by a script that sets it only if
+ * the key is set second, right behind it on the same connection, by a script that sets it only if
  * the job still exists. A job runs only once its key is set: a worker that
  * finds none puts the job back, held, so a delivery refused with 503 (the
  * deadline passed before the key was set) leaves a job that never runs unless

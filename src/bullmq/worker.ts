@@ -8,7 +8,7 @@ import type { AllowanceGate } from '../core/allowance-gate.js'
 import type { InboxRuntime } from '../core/inbox.js'
 import { errorSummary } from '../core/outcome.js'
 import { coalesceWrites } from './coalesce-writes.js'
-import { AttemptFailed, HOLD_MS, attemptsStarted, jobEvent, type BullMQ, type JobData } from './jobs.js'
+import { AttemptFailed, HOLD_MS, attemptsStarted, jobEvent, seenAndTime, type BullMQ, type JobData } from './jobs.js'
 import type { ResolvedBullmqOptions } from './options.js'
 import { jobFinished } from './pending.js'
 import { withAttempts } from './attempt-log.js'
@@ -117,8 +117,8 @@ async function keySetSoon (runner: JobRunner, jobId: string, pauses: readonly nu
   const client = await runner.queue.client
   for (const pauseMs of pauses) {
     if (pauseMs > 0) await new Promise((resolve) => setTimeout(resolve, pauseMs))
-    coalesceWrites(client)
-    if (await client.get(runner.seenKey(jobId)) !== null) return true
+    // With the accepts' dedupe reads of this turn: one script call for them all.
+    if ((await seenAndTime(client, runner.queue.toKey(''), runner.seenKey(jobId))).seen !== null) return true
   }
   return false
 }

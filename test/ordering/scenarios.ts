@@ -180,16 +180,20 @@ export function runOrderingScenarios (t: Test, place: OrderingScenarioPlace): vo
       const id = prefix(`hold${holdMs}`)
       const ran: Array<{ id: string, stale: boolean | undefined }> = []
       webhooks.on('action.completed', function ledger (event, { ordering }) { ran.push({ id: event.id.slice(-5), stale: ordering?.stale }) }, { name: 'ledger' })
+      // A first delivery on another key, untimed: a receiver's first accept also
+      // opens its store (under CI load, past any tight bound).
+      t.equal((await webhooks.receive(delivery(keyed(`${id}_first`, 'w', 1)))).status, 200)
       const started = Date.now()
       t.equal((await webhooks.receive(delivery(keyed(`${id}_newer`, 'k', 9)))).status, 200)
-      t.ok(Date.now() - started < 300, 'answered at once, whatever the hold')
+      // Well under the 2 s hold: the 2xx does not wait for it.
+      t.ok(Date.now() - started < 1_000, 'answered at once, whatever the hold')
       await sleep(60)
       await webhooks.receive(delivery(keyed(`${id}_older`, 'k', 3)))
       await settled(webhooks)
-      return ran
+      return ran.filter((run) => run.id !== 'first')
     }
     t.same(await play(0), [{ id: 'newer', stale: false }, { id: 'older', stale: true }], 'without a hold the late older event comes second, stale')
-    t.same(await play(600), [{ id: 'older', stale: false }, { id: 'newer', stale: false }], 'with holdMs it overtakes, and nothing is stale')
+    t.same(await play(2_000), [{ id: 'older', stale: false }, { id: 'newer', stale: false }], 'with holdMs it overtakes, and nothing is stale')
   })
 
   t.test(`${place.name}: skipStale does not run a stale event; it is done, counted as stale`, async (t) => {
