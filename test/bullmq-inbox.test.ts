@@ -190,6 +190,22 @@ if (redis.url === undefined) {
     t.match(await webhooks.inbox.outcome?.('evt_held'), { state: 'done', attempts: 1 })
   })
 
+  t.test('an accepted event whose key expired before any worker took it still runs', async (t) => {
+    const queueName = `expired-${randomUUID()}`
+    const queue = new Queue(queueName, { connection })
+    t.teardown(() => queue.close())
+    // What an accept leaves once its key has expired (dedupeSeconds) with no handler process up:
+    // the job, and its entry in the pending index, which the mark wrote with the key.
+    await queue.add('action.completed', { event: event('evt_expired_key'), receivedAt: Date.now() }, { jobId: jobIdFor('evt_expired_key') })
+    await admin.zadd(`bull:${queueName}:sir-pending`, Date.now(), jobIdFor('evt_expired_key'))
+    const webhooks = receiver(bullmqInbox({ connection, queueName }))
+    t.teardown(() => webhooks.close())
+    let calls = 0
+    webhooks.on('action.completed', () => { calls++ }, { name: 'record' })
+    await until(() => calls === 1, 'the handler')
+    await until(async () => (await webhooks.inbox.outcome?.('evt_expired_key'))?.state === 'done', 'the outcome')
+  })
+
   t.test('a job recovered from crashed receivers more than maxStalledCount times is dead-lettered and reported', async (t) => {
     const queueName = `stalled-${randomUUID()}`
     const doomed = await startReceiver({ SIR_STORE: 'bullmq', SIR_REDIS_URL: url, SIR_QUEUE: queueName, SIR_LEASE_MS: '500', SIR_SECRET: SECRET, SIR_HANDLED: '/dev/null', SIR_HANDLER_MS: '60000' })

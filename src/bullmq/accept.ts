@@ -1,6 +1,6 @@
-// Taking one delivery into the BullMQ queue: the dedupe check, the queue bound, the held
-// job, the seen-mark and the promotion, in the order that keeps "no order of failures
-// marks an event seen that was not queued".
+// Taking one delivery into the BullMQ queue: the dedupe check, the queue bound, the job
+// (held only when ordered), the seen-mark and, for a held job, the promotion, in the
+// order that keeps "no order of failures marks an event seen that was not queued".
 import { createHash } from 'node:crypto'
 import type { Job, Queue } from 'bullmq'
 import type { AnyEvent } from '../core/events.js'

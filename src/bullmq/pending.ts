@@ -37,8 +37,12 @@ for _ = 1, 1000 do
 end
 return false`
 
+/** Whether the id is in the index (ARGV[1]): a mark entered it, and its job has not finished. */
+const LISTED_LUA = "return redis.call('ZSCORE', KEYS[1], ARGV[1]) and 1 or 0"
+
 const FINISHED = 'sirWebhooksPendingFinished'
 const OLDEST = 'sirWebhooksPendingOldest'
+const LISTED = 'sirWebhooksPendingListed'
 const defined = new WeakSet<RedisClient>()
 
 async function prepared (queue: Queue<JobData>): Promise<{ client: RedisClient, keys: string[], jobPrefix: string }> {
@@ -46,6 +50,7 @@ async function prepared (queue: Queue<JobData>): Promise<{ client: RedisClient, 
   if (!defined.has(client)) {
     client.defineCommand(FINISHED, { numberOfKeys: 3, lua: FINISHED_LUA })
     client.defineCommand(OLDEST, { numberOfKeys: 3, lua: OLDEST_LUA })
+    client.defineCommand(LISTED, { numberOfKeys: 1, lua: LISTED_LUA, readOnly: true })
     defined.add(client)
   }
   return { client, keys: [pendingKey(queue), queue.toKey('completed'), queue.toKey('failed')], jobPrefix: queue.toKey('') }
@@ -65,6 +70,18 @@ const finishing = new TurnBatches<string, undefined>(500, async (queue, ids) => 
  */
 export async function jobFinished (queue: Queue<JobData>, jobId: string): Promise<void> {
   await finishing.add(queue, '', jobId)
+}
+
+/**
+ * Whether the job's event was marked seen and its job has not finished: the
+ * mark enters it here in the same script that sets its key, and the entry
+ * stays until the job finishes, where the key expires after `dedupeSeconds`.
+ * What a worker asks of a job whose key it does not find: accepted so long
+ * ago that its key expired (no handler process ran for days), it still runs.
+ */
+export async function markedAndUnfinished (queue: Queue<JobData>, jobId: string): Promise<boolean> {
+  const { client, keys } = await prepared(queue)
+  return Number(await client.runCommand(LISTED, [keys[0] as string, jobId])) === 1
 }
 
 /** When the oldest event accepted and not finished was received, or undefined when none is. */

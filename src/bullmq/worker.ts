@@ -10,7 +10,7 @@ import { errorSummary } from '../core/outcome.js'
 import { coalesceWrites } from './coalesce-writes.js'
 import { AttemptFailed, HOLD_MS, attemptsStarted, jobEvent, seenAndTime, type BullMQ, type JobData } from './jobs.js'
 import type { ResolvedBullmqOptions } from './options.js'
-import { jobFinished } from './pending.js'
+import { jobFinished, markedAndUnfinished } from './pending.js'
 import { withAttempts } from './attempt-log.js'
 import { handledBefore } from './replay.js'
 import { endFailedTurn, endTurn, recordTurn, takeKey } from './ordering-run.js'
@@ -137,7 +137,9 @@ async function processJob (runner: JobRunner, job: Job<JobData>, token: string |
   // have expired since (dedupeSeconds) with no attempt made, yet it is no hold.
   // A job already put back for want of its key is read once: a retry's mark promotes it.
   const keyWaits = job.data.keyWaits ?? 0
-  if (job.attemptsMade === 0 && deferredRuns === 0 && !await keySetSoon(runner, job.id ?? '', keyWaits > 0 ? [0] : undefined)) {
+  if (job.attemptsMade === 0 && deferredRuns === 0 && !await keySetSoon(runner, job.id ?? '', keyWaits > 0 ? [0] : undefined) &&
+    // Marked once, and its key expired since while no worker took it: it runs.
+    !await markedAndUnfinished(runner.queue, job.id ?? '')) {
     // No key: its delivery was refused or never answered. Held, it waits for
     // the sender's retry to set the key. The take was not an attempt.
     await job.updateData({ ...job.data, keyWaits: keyWaits + 1 })
