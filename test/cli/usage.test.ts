@@ -4,6 +4,9 @@ import { eventNames } from '../../src/core/events.js'
 import { ensureBuilt, runCli } from './helpers.js'
 
 ensureBuilt()
+// Every case starts CLI processes (and some a receiver): on a loaded 2-core
+// runner this file has taken 70-93 s of tap's 120 s per file, without hanging.
+t.setTimeout(240_000)
 
 const commands = ['send', 'simulate', 'listen', 'verify', 'sign']
 
