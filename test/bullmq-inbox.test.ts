@@ -196,14 +196,23 @@ if (redis.url === undefined) {
     t.teardown(() => queue.close())
     // What an accept leaves once its key has expired (dedupeSeconds) with no handler process up:
     // the job, and its entry in the pending index, which the mark wrote with the key.
-    await queue.add('action.completed', { event: event('evt_expired_key'), receivedAt: Date.now() }, { jobId: jobIdFor('evt_expired_key') })
-    await admin.zadd(`bull:${queueName}:sir-pending`, Date.now(), jobIdFor('evt_expired_key'))
+    const receivedAt = Date.now() - 8 * 24 * 3600 * 1000
+    await queue.add('action.completed', { event: event('evt_expired_key'), receivedAt }, { jobId: jobIdFor('evt_expired_key') })
+    await admin.zadd(`bull:${queueName}:sir-pending`, receivedAt, jobIdFor('evt_expired_key'))
     const webhooks = receiver(bullmqInbox({ connection, queueName }))
     t.teardown(() => webhooks.close())
     let calls = 0
     webhooks.on('action.completed', () => { calls++ }, { name: 'record' })
     await until(() => calls === 1, 'the handler')
     await until(async () => (await webhooks.inbox.outcome?.('evt_expired_key'))?.state === 'done', 'the outcome')
+    // An entry left by an earlier job of a reused id (its removal lost) does not
+    // count for a new job of that id whose delivery was refused: that one is held.
+    const reused = await queue.add('action.completed', { event: event('evt_reused'), receivedAt: Date.now() }, { jobId: jobIdFor('evt_reused') })
+    await admin.zadd(`bull:${queueName}:sir-pending`, Date.now() - 60_000, jobIdFor('evt_reused'))
+    await until(async () => (await queue.getJob(jobIdFor('evt_reused')))?.attemptsStarted === 1, 'the worker to pick the job up')
+    await until(async () => (await reused.getState()) !== 'active', 'the worker to let go of the job')
+    t.equal(await reused.getState(), 'delayed', 'held, not run')
+    t.equal(calls, 1, 'no handler ran it')
   })
 
   t.test('a job recovered from crashed receivers more than maxStalledCount times is dead-lettered and reported', async (t) => {

@@ -45,3 +45,11 @@ t.test('a send that fails fails every call in it, and only those', async (t) => 
   t.match(first[0], { reason: { message: 'Redis said no' } })
   t.equal(await batches.add(owner, '', 'z'), 'z', 'the next turn sends afresh')
 })
+
+t.test('a send that answers fewer replies than calls fails every call, rather than answer one with nothing', async (t) => {
+  const batches = new TurnBatches<string, string>(10, async (_owner, items) => items.slice(1))
+  const owner = {}
+  const results = await Promise.allSettled([batches.add(owner, '', 'a'), batches.add(owner, '', 'b')])
+  t.same(results.map((result) => result.status), ['rejected', 'rejected'])
+  t.match(results[1], { reason: { message: /answered 1 replies for 2 calls/ } })
+})

@@ -250,7 +250,8 @@ export async function markSeenOn (client: RedisClient, queue: Queue<JobData>, ma
   if (result === 2) return 'finished'
   if (result === 3) return 'late'
   if (result === 4) return 'marked-held'
-  return { seen: String(result) }
+  if (typeof result === 'string') return { seen: result }
+  throw new Error(`the seen-mark script answered ${typeof result}`)
 }
 
 const seenReads = new TurnBatches<string, { seen: string | null, redisNow: number } | Error>(BATCH_MAX, async (client, keys) => {

@@ -37,8 +37,12 @@ for _ = 1, 1000 do
 end
 return false`
 
-/** Whether the id is in the index (ARGV[1]): a mark entered it, and its job has not finished. */
-const LISTED_LUA = "return redis.call('ZSCORE', KEYS[1], ARGV[1]) and 1 or 0"
+/**
+ * Whether the id (ARGV[1]) is in the index with the score ARGV[2], its job's
+ * receivedAt: an entry left by an earlier job of the same id (one whose
+ * removal from the index was lost) has another, and does not count.
+ */
+const LISTED_LUA = "local score = redis.call('ZSCORE', KEYS[1], ARGV[1]) return (score and tonumber(score) == tonumber(ARGV[2])) and 1 or 0"
 
 const FINISHED = 'sirWebhooksPendingFinished'
 const OLDEST = 'sirWebhooksPendingOldest'
@@ -61,7 +65,7 @@ const finishing = new TurnBatches<string, undefined>(500, async (queue, ids) => 
   const { client, keys, jobPrefix } = await prepared(queue as Queue<JobData>)
   coalesceWrites(client)
   await client.runCommand(FINISHED, [...keys, jobPrefix, ...ids])
-  return []
+  return ids.map(() => undefined)
 })
 
 /**
@@ -78,10 +82,12 @@ export async function jobFinished (queue: Queue<JobData>, jobId: string): Promis
  * stays until the job finishes, where the key expires after `dedupeSeconds`.
  * What a worker asks of a job whose key it does not find: accepted so long
  * ago that its key expired (no handler process ran for days), it still runs.
+ * The entry must carry this job's receivedAt: a job of a reused id, added by
+ * a refused delivery, must not run on an older job's entry.
  */
-export async function markedAndUnfinished (queue: Queue<JobData>, jobId: string): Promise<boolean> {
+export async function markedAndUnfinished (queue: Queue<JobData>, jobId: string, receivedAt: number): Promise<boolean> {
   const { client, keys } = await prepared(queue)
-  return Number(await client.runCommand(LISTED, [keys[0] as string, jobId])) === 1
+  return Number(await client.runCommand(LISTED, [keys[0] as string, jobId, String(receivedAt)])) === 1
 }
 
 /** When the oldest event accepted and not finished was received, or undefined when none is. */

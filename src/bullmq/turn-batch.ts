@@ -13,7 +13,8 @@ interface Batch<Item, Reply> {
  * anyway. In a burst, the requests read in one poll phase then cost Redis and
  * the client one command, not one each. At most `max` calls share one: a
  * larger turn sends several, so that no one script holds Redis long. Should
- * the call fail, every caller in it gets the error.
+ * the call fail, or answer other than one reply per call, every caller in it
+ * gets an error.
  */
 export class TurnBatches<Item, Reply> {
   readonly #open = new WeakMap<object, Map<string, Batch<Item, Reply>>>()
@@ -35,7 +36,10 @@ export class TurnBatches<Item, Reply> {
       const items: Item[] = []
       const replies = new Promise<void>((resolve) => { setImmediate(resolve) }).then(async () => {
         if (scopes.get(scope)?.items === items) scopes.delete(scope)
-        return await this.#send(owner, items)
+        const replies = await this.#send(owner, items)
+        // A reply missing would read as an answer (undefined): every caller gets an error instead.
+        if (replies.length !== items.length) throw new Error(`a batched Redis call answered ${replies.length} replies for ${items.length} calls`)
+        return replies
       })
       batch = { items, replies }
       scopes.set(scope, batch)

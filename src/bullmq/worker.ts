@@ -139,7 +139,7 @@ async function processJob (runner: JobRunner, job: Job<JobData>, token: string |
   const keyWaits = job.data.keyWaits ?? 0
   if (job.attemptsMade === 0 && deferredRuns === 0 && !await keySetSoon(runner, job.id ?? '', keyWaits > 0 ? [0] : undefined) &&
     // Marked once, and its key expired since while no worker took it: it runs.
-    !await markedAndUnfinished(runner.queue, job.id ?? '')) {
+    !await markedAndUnfinished(runner.queue, job.id ?? '', receivedAt)) {
     // No key: its delivery was refused or never answered. Held, it waits for
     // the sender's retry to set the key. The take was not an attempt.
     await job.updateData({ ...job.data, keyWaits: keyWaits + 1 })
