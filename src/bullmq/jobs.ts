@@ -8,7 +8,7 @@ import type { AnyEvent } from '../core/events.js'
 import type { DeferralRecord } from '../core/flow/gate.js'
 import type { EventOutcome, OutcomeState } from '../core/outcome.js'
 import { attemptRecords, type StoredAttempt } from './attempt-log.js'
-import { TurnBatches } from './turn-batch.js'
+import { TURN_BATCH_MAX, TurnBatches } from './turn-batch.js'
 import type { StoredOrdering } from './ordering-store.js'
 
 export type BullMQ = typeof BullMQModule
@@ -220,13 +220,10 @@ export async function markSeen (queue: Queue<JobData>, mark: SeenMark): Promise<
   return await markSeenOn(await queue.client, queue, mark)
 }
 
-/** At most this many reads or marks share one script call. */
-const BATCH_MAX = 500
-
 /** A mark as the script takes it: six keys and five arguments. */
 interface MarkCall { keys: string[], args: string[] }
 
-const marks = new TurnBatches<MarkCall, unknown>(BATCH_MAX, async (client, calls) =>
+const marks = new TurnBatches<MarkCall, unknown>(TURN_BATCH_MAX, async (client, calls) =>
   await (client as RedisClient).runCommand(MARK_SEEN, [calls.length * 6, ...calls.flatMap((call) => call.keys), ...calls.flatMap((call) => call.args)]) as unknown[])
 
 /**
@@ -254,7 +251,7 @@ export async function markSeenOn (client: RedisClient, queue: Queue<JobData>, ma
   throw new Error(`the seen-mark script answered ${typeof result}`)
 }
 
-const seenReads = new TurnBatches<string, { seen: string | null, redisNow: number } | Error>(BATCH_MAX, async (client, keys) => {
+const seenReads = new TurnBatches<string, { seen: string | null, redisNow: number } | Error>(TURN_BATCH_MAX, async (client, keys) => {
   const [seconds, micros, ...seen] = await (client as RedisClient).runCommand(SEEN_AND_TIME, [keys.length, ...keys]) as [string, string, ...unknown[]]
   const redisNow = Number(seconds) * 1000 + Math.floor(Number(micros) / 1000)
   return seen.map((value) => value instanceof Error ? value : { seen: typeof value === 'string' ? value : null, redisNow })

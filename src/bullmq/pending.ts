@@ -7,8 +7,7 @@
 // job is finished or gone: every read drops such entries, so the index stays exact.
 import type { Queue, RedisClient } from 'bullmq'
 import { pendingKey, type JobData } from './jobs.js'
-import { coalesceWrites } from './coalesce-writes.js'
-import { TurnBatches } from './turn-batch.js'
+import { TURN_BATCH_MAX, TurnBatches } from './turn-batch.js'
 
 /** KEYS: the index, completed, failed; ARGV[1]: a job's key without its id. Whether the job is still unfinished. */
 const STILL_PENDING = `
@@ -61,9 +60,8 @@ async function prepared (queue: Queue<JobData>): Promise<{ client: RedisClient, 
 }
 
 /** The jobs finished in one turn, by queue: one script call for all of them (turn-batch.ts). */
-const finishing = new TurnBatches<string, undefined>(500, async (queue, ids) => {
+const finishing = new TurnBatches<string, undefined>(TURN_BATCH_MAX, async (queue, ids) => {
   const { client, keys, jobPrefix } = await prepared(queue as Queue<JobData>)
-  coalesceWrites(client)
   await client.runCommand(FINISHED, [...keys, jobPrefix, ...ids])
   return ids.map(() => undefined)
 })

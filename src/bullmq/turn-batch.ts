@@ -1,5 +1,8 @@
 // The calls of one event-loop turn gathered into one Redis call.
 
+/** At most this many calls share one send: what the inbox's batches use. */
+export const TURN_BATCH_MAX = 500
+
 interface Batch<Item, Reply> {
   items: Item[]
   replies: Promise<readonly Reply[]>

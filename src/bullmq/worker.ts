@@ -143,13 +143,13 @@ async function processJob (runner: JobRunner, job: Job<JobData>, token: string |
     // No key: its delivery was refused or never answered. Held, it waits for
     // the sender's retry to set the key. The take was not an attempt.
     await job.updateData({ ...job.data, keyWaits: keyWaits + 1 })
-    await job.moveToDelayed(Date.now() + HOLD_MS, token)
     // A mark that ran between the last read and the put-back found the job
     // active, so its accept did not promote it: read once more, and end the
     // hold if the key is there. Not awaited (a promotion may start a new run of
     // this job here; ordering-run.ts parks the same way).
-    void keySetSoon(runner, job.id ?? '', [0]).then(async (set) => { if (set) await job.promote() }).catch(() => {})
-    throw new runner.bullmq.DelayedError()
+    await putBack(runner, job, token, HOLD_MS, () => {
+      void keySetSoon(runner, job.id ?? '', [0]).then(async (set) => { if (set) await job.promote() }).catch(() => {})
+    })
   }
   // The key first: a job that may not take it is parked, no attempt used.
   const turn = await takeKey(runner.bullmq, runtime, runner.ordering, job, event, token)
@@ -221,8 +221,9 @@ function notRun (runner: JobRunner, job: Job<JobData>, deferred: readonly Deferr
 }
 
 /** Moves the running job back to delayed without counting an attempt made; always throws, as BullMQ requires. */
-async function putBack (runner: JobRunner, job: Job<JobData>, token: string | undefined, delayMs: number): Promise<never> {
+async function putBack (runner: JobRunner, job: Job<JobData>, token: string | undefined, delayMs: number, parked?: () => void): Promise<never> {
   await job.moveToDelayed(Date.now() + delayMs, token)
+  parked?.()
   throw new runner.bullmq.DelayedError()
 }
 
