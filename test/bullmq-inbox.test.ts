@@ -199,6 +199,10 @@ if (redis.url === undefined) {
     const receivedAt = Date.now() - 8 * 24 * 3600 * 1000
     await queue.add('action.completed', { event: event('evt_expired_key'), receivedAt }, { jobId: jobIdFor('evt_expired_key') })
     await admin.zadd(`bull:${queueName}:sir-pending`, receivedAt, jobIdFor('evt_expired_key'))
+    // outcome() judges it as a worker does: accepted, pending. A receiver with no handler runs no worker.
+    const reader = receiver(bullmqInbox({ connection, queueName }))
+    t.teardown(() => reader.close())
+    t.match(await reader.inbox.outcome?.('evt_expired_key'), { state: 'pending', attempts: 0 }, 'pending to outcome(), not "not recorded"')
     const webhooks = receiver(bullmqInbox({ connection, queueName }))
     t.teardown(() => webhooks.close())
     let calls = 0
@@ -213,6 +217,7 @@ if (redis.url === undefined) {
     await until(async () => (await reused.getState()) !== 'active', 'the worker to let go of the job')
     t.equal(await reused.getState(), 'delayed', 'held, not run')
     t.equal(calls, 1, 'no handler ran it')
+    t.equal(await webhooks.inbox.outcome?.('evt_reused'), undefined, 'and outcome() calls it not recorded, as the worker did')
   })
 
   t.test('a job recovered from crashed receivers more than maxStalledCount times is dead-lettered and reported', async (t) => {

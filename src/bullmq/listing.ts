@@ -6,6 +6,7 @@ import { checkEventQuery } from '../core/event-query.js'
 import type { EventQuery } from '../core/inbox.js'
 import type { EventOutcome, OutcomeState } from '../core/outcome.js'
 import { jobIdFor, pendingKey, toOutcome, type JobData } from './jobs.js'
+import { acceptedUnrun } from './pending.js'
 
 /**
  * Entries looked at per set and query. Pending events come from the pending
@@ -119,9 +120,14 @@ export async function outcomeOf (queue: Queue<JobData>, id: string, seenKey: (jo
   const job = await queue.getJob(jobIdFor(id))
   if (job === undefined) return undefined
   const state = await job.getState()
-  // Not yet run and no key: its delivery was refused (or is being answered).
-  // A deferred job was answered, whether or not its key has expired since.
-  if (state !== 'completed' && state !== 'failed' && job.attemptsMade === 0 && (job.data.deferredRuns ?? 0) === 0 && await (await queue.client).get(seenKey(job.id ?? '')) === null) return undefined
+  // Not yet run and not accepted, as a worker judges it (pending.ts): its
+  // delivery was refused (or is being answered). A deferred job was answered,
+  // whether or not its key has expired since.
+  if (state !== 'completed' && state !== 'failed' && job.attemptsMade === 0 && (job.data.deferredRuns ?? 0) === 0) {
+    const jobId = job.id ?? ''
+    const client = await queue.client
+    if (!await acceptedUnrun(queue, jobId, job.data.receivedAt, async () => await client.get(seenKey(jobId)) !== null)) return undefined
+  }
   return toOutcome(job, state)
 }
 

@@ -88,6 +88,17 @@ export async function markedAndUnfinished (queue: Queue<JobData>, jobId: string,
   return Number(await client.runCommand(LISTED, [keys[0] as string, jobId, String(receivedAt)])) === 1
 }
 
+/**
+ * Whether a job not yet run belongs to an accepted delivery: its key is set
+ * (`keySet`, asked first), or its key expired since and its pending-index entry
+ * carries its receivedAt. One answer for what a worker runs and what
+ * `outcome(id)` reports: a job neither finds is a refused delivery's, held
+ * until the sender's retry sets its key.
+ */
+export async function acceptedUnrun (queue: Queue<JobData>, jobId: string, receivedAt: number, keySet: () => Promise<boolean>): Promise<boolean> {
+  return await keySet() || await markedAndUnfinished(queue, jobId, receivedAt)
+}
+
 /** When the oldest event accepted and not finished was received, or undefined when none is. */
 export async function oldestPending (queue: Queue<JobData>): Promise<number | undefined> {
   const { client, keys, jobPrefix } = await prepared(queue)

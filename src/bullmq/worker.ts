@@ -10,7 +10,7 @@ import { errorSummary } from '../core/outcome.js'
 import { coalesceWrites } from './coalesce-writes.js'
 import { AttemptFailed, HOLD_MS, attemptsStarted, jobEvent, seenAndTime, type BullMQ, type JobData } from './jobs.js'
 import type { ResolvedBullmqOptions } from './options.js'
-import { jobFinished, markedAndUnfinished } from './pending.js'
+import { acceptedUnrun, jobFinished } from './pending.js'
 import { withAttempts } from './attempt-log.js'
 import { handledBefore } from './replay.js'
 import { endFailedTurn, endTurn, recordTurn, takeKey } from './ordering-run.js'
@@ -137,18 +137,22 @@ async function processJob (runner: JobRunner, job: Job<JobData>, token: string |
   // have expired since (dedupeSeconds) with no attempt made, yet it is no hold.
   // A job already put back for want of its key is read once: a retry's mark promotes it.
   const keyWaits = job.data.keyWaits ?? 0
-  if (job.attemptsMade === 0 && deferredRuns === 0 && !await keySetSoon(runner, job.id ?? '', keyWaits > 0 ? [0] : undefined) &&
-    // Marked once, and its key expired since while no worker took it: it runs.
-    !await markedAndUnfinished(runner.queue, job.id ?? '', receivedAt)) {
+  // Marked once, and its key expired since while no worker took it: it runs too.
+  if (job.attemptsMade === 0 && deferredRuns === 0 &&
+    !await acceptedUnrun(runner.queue, job.id ?? '', receivedAt, async () => await keySetSoon(runner, job.id ?? '', keyWaits > 0 ? [0] : undefined))) {
     // No key: its delivery was refused or never answered. Held, it waits for
     // the sender's retry to set the key. The take was not an attempt.
     await job.updateData({ ...job.data, keyWaits: keyWaits + 1 })
     // A mark that ran between the last read and the put-back found the job
     // active, so its accept did not promote it: read once more, and end the
     // hold if the key is there. Not awaited (a promotion may start a new run of
-    // this job here; ordering-run.ts parks the same way).
+    // this job here; ordering-run.ts parks the same way). A failed read is
+    // Redis's to report; a failed promotion is a job no longer held (a retry's
+    // accept promoted it first), as in accept.ts.
     await putBack(runner, job, token, HOLD_MS, () => {
-      void keySetSoon(runner, job.id ?? '', [0]).then(async (set) => { if (set) await job.promote() }).catch(() => {})
+      keySetSoon(runner, job.id ?? '', [0]).then(async (set) => {
+        if (set) await job.promote().catch(() => {})
+      }, (error: unknown) => { runner.onError(error as Error) })
     })
   }
   // The key first: a job that may not take it is parked, no attempt used.
