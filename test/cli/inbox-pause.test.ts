@@ -19,9 +19,6 @@ import { delivery } from '../replay/scenario.js'
 import { ensureBuilt, runCli } from './helpers.js'
 
 ensureBuilt()
-// Every case starts CLI processes (and some a receiver): on a loaded 2-core
-// runner this file has taken 70-93 s of tap's 120 s per file, without hanging.
-t.setTimeout(240_000)
 
 /**
  * A receiver running on `inbox`; the CLI, on the same store, pauses every

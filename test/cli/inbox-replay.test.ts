@@ -12,9 +12,6 @@ import { replayReceiver, runsReach, settled, type DurableInbox } from '../replay
 import { ensureBuilt, runCli } from './helpers.js'
 
 ensureBuilt()
-// Every case starts CLI processes (and some a receiver): on a loaded 2-core
-// runner this file has taken 70-93 s of tap's 120 s per file, without hanging.
-t.setTimeout(240_000)
 
 /**
  * An operator's replay through the CLI while a receiver runs on the store:

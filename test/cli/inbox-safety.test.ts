@@ -9,9 +9,6 @@ import { SECRET, actionCompleted, signedRequest, type Envelope } from '../helper
 import { ensureBuilt, runCli } from './helpers.js'
 
 ensureBuilt()
-// Every case starts CLI processes (and some a receiver): on a loaded 2-core
-// runner this file has taken 70-93 s of tap's 120 s per file, without hanging.
-t.setTimeout(240_000)
 
 // Stored data an attacker controls: a type that clears the screen and prints fake
 // text, an id with a C1 CSI (one character on some terminals) and DEL, an error

@@ -9,10 +9,11 @@ ensureBuilt()
 
 const secret = 'whsec_c2VuZC1zZWNyZXQ'
 
+// The built binary, in a process of its own, end to end; the other cases run the CLI in-process.
 t.test('send signs one event, POSTs it and prints status, latency and the response', async (t) => {
   const listener = await startListen(['--secret', secret])
   t.teardown(() => listener.stop())
-  const result = await runCli(['send', '--url', listener.url, '--secret', secret, '--type', 'transaction.completed', '--id', 'evt_send_1'])
+  const result = await runCli(['send', '--url', listener.url, '--secret', secret, '--type', 'transaction.completed', '--id', 'evt_send_1'], { spawned: true })
   t.equal(result.code, 0)
   t.match(result.stdout, `POST ${listener.url}  transaction.completed evt_send_1`)
   t.match(result.stdout, /^200 in \d+\.\d ms$/m)
