@@ -42,27 +42,6 @@ t.test('steps of slow accepts halve the slots down to a quarter of them; quick s
   t.same(changes.slice(0, 4), [5, 3, 4, 5], 'each change was told')
 })
 
-t.test('a floor of 1 (the BullMQ inbox\'s) lets slow accepts take every slot but one; quick steps give them back', async (t) => {
-  const { priority, advance, changes } = clocked(10, { floor: 1 })
-  step(priority, advance, [2])
-  for (let index = 0; index < 5; index++) step(priority, advance, [40])
-  t.equal(priority.allowed, 1, 'halved past a quarter, down to one slot')
-  t.same(changes, [5, 2, 1], 'each halving was told')
-  step(priority, advance, [40])
-  t.equal(priority.allowed, 1, 'never below the floor')
-  for (let index = 0; index < 10; index++) step(priority, advance, [2, 3])
-  t.equal(priority.allowed, 10, 'back to every slot')
-})
-
-t.test('the floor is kept between one slot and every slot', async (t) => {
-  for (const [floor, expected] of [[0, 1], [-3, 1], [2.7, 2], [50, 4]] as const) {
-    const { priority, advance } = clocked(4, { floor })
-    step(priority, advance, [2])
-    for (let index = 0; index < 4; index++) step(priority, advance, [40])
-    t.equal(priority.allowed, expected, `floor ${floor} of 4 slots`)
-  }
-})
-
 t.test('a slow wait now and then (an fsync that took longer) does not lower the slots', async (t) => {
   const { priority, advance } = clocked(10)
   // One slow wait in 25 per step: 4 %.

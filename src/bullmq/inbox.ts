@@ -111,9 +111,7 @@ export class BullmqInbox implements Inbox {
     this.#runtime = runtime
     const { queue, backlog } = await this.#ready
     const gate: AllowanceGate = new AllowanceGate(() => priority.allowed)
-    // Down to one slot while accepts are slow: each job's finish is a BullMQ
-    // script of its own on the Redis the accepts wait on (accept-priority.ts, `floor`).
-    const priority = new AcceptPriority(runtime.options.concurrency, { floor: 1, onChange: () => { gate.changed() } })
+    const priority = new AcceptPriority(runtime.options.concurrency, { onChange: () => { gate.changed() } })
     const runner: JobRunner = {
       bullmq: this.#bullmq as BullMQ,
       queue,

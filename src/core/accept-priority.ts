@@ -28,15 +28,6 @@ export interface AcceptPriorityOptions {
   waitingSince?: () => number | undefined
   /** Told each new allowance, the return to every slot after `idleMs` included (a timer, unref'd): for a worker that is set, not asked. */
   onChange?: (allowed: number) => void
-  /**
-   * The fewest slots slow accepts leave (default: a quarter of them, rounded
-   * up; at least 1, at most every slot). A store whose handler work costs it as
-   * much per event as an accept does, unbatched (BullMQ: a script per job's
-   * finish), takes 1: a quarter of ten slots still ran near-free handlers as
-   * fast as the store answered, and held the acknowledgements of a burst to
-   * what was left.
-   */
-  floor?: number
 }
 
 /** The least wait (ms) counted as slow, whatever the shortest recent wait. */
@@ -53,7 +44,7 @@ export const START_LOW_BACKLOG = 10_000
 
 export class AcceptPriority {
   readonly #slots: number
-  /** The fewest slots slow accepts leave (`floor`), so that a backlog still drains and a handler paced by its own rate or waiting on RetryLater keeps up (a start onto a backlog is below it for its first steps). */
+  /** The fewest slots slow accepts leave: a quarter of them, so that a handler paced by its own rate or waiting on RetryLater keeps up (a start onto a backlog is below it for its first steps). */
   readonly #floor: number
   readonly #stepMs: number
   readonly #idleMs: number
@@ -77,7 +68,7 @@ export class AcceptPriority {
 
   constructor (slots: number, options: AcceptPriorityOptions = {}) {
     this.#slots = slots
-    this.#floor = Math.min(slots, Math.max(1, Math.floor(options.floor ?? Math.ceil(slots / 4))))
+    this.#floor = Math.max(1, Math.ceil(slots / 4))
     this.#allowed = slots
     this.#stepMs = options.stepMs ?? 250
     this.#idleMs = options.idleMs ?? 2_000
