@@ -7,6 +7,7 @@ import { randomUUID } from 'node:crypto'
 import type { Queue, RedisClient } from 'bullmq'
 import type { JobData } from './jobs.js'
 import type { SlotLease } from '../core/flow/store.js'
+import { defineScripts } from './scripts.js'
 
 /**
  * Drops the leases that ended, then takes a slot if fewer than ARGV[1] are held:
@@ -58,15 +59,15 @@ const TAKE = 'sirWebhooksTakeSlot'
 const RENEW = 'sirWebhooksRenewSlot'
 const RELEASE = 'sirWebhooksReleaseSlot'
 const WAIT = 'sirWebhooksWaitForSlot'
-const defined = new WeakSet<RedisClient>()
+const SCRIPTS = {
+  [TAKE]: { numberOfKeys: 1, lua: TAKE_SLOT_LUA },
+  [RENEW]: { numberOfKeys: 1, lua: RENEW_SLOT_LUA },
+  [RELEASE]: { numberOfKeys: 3, lua: RELEASE_SLOT_LUA },
+  [WAIT]: { numberOfKeys: 1, lua: WAIT_LUA }
+}
 
 function define (client: RedisClient): void {
-  if (defined.has(client)) return
-  client.defineCommand(TAKE, { numberOfKeys: 1, lua: TAKE_SLOT_LUA })
-  client.defineCommand(RENEW, { numberOfKeys: 1, lua: RENEW_SLOT_LUA })
-  client.defineCommand(RELEASE, { numberOfKeys: 3, lua: RELEASE_SLOT_LUA })
-  client.defineCommand(WAIT, { numberOfKeys: 1, lua: WAIT_LUA })
-  defined.add(client)
+  defineScripts(client, SCRIPTS)
 }
 
 export interface SlotHooks {

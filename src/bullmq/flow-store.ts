@@ -2,12 +2,13 @@
 // on the queue shares one rate, one concurrency and one pause: a token bucket per
 // handler (one Lua script, on Redis's clock), leased run slots (flow-slots.ts) and
 // a hash of what is paused.
-import type { Queue, RedisClient } from 'bullmq'
+import type { Queue } from 'bullmq'
 import type { RateLimit } from '../core/flow/limits.js'
 import type { FlowStore, PauseState, SlotLease } from '../core/flow/store.js'
 import { RedisSlots } from './flow-slots.js'
 import type { WebhookLogger } from '../core/logger.js'
 import type { JobData } from './jobs.js'
+import { defineScripts } from './scripts.js'
 
 /**
  * Takes a token if there is one; else answers the ms until there will be, and
@@ -37,7 +38,7 @@ redis.call('PEXPIRE', KEYS[1], math.ceil((burst - tokens) * 1000 / perSecond) + 
 return wait`
 
 const TAKE_TOKEN = 'sirWebhooksTakeToken'
-const defined = new WeakSet<RedisClient>()
+const SCRIPTS = { [TAKE_TOKEN]: { numberOfKeys: 1, lua: TAKE_TOKEN_LUA } }
 
 /** The pause hash's field for `pause()` without a name: no handler name is empty. */
 const ALL = ''
@@ -95,10 +96,7 @@ export class RedisFlowStore implements FlowStore {
 
   async takeToken (handler: string, rate: Required<RateLimit>, reserve: boolean): Promise<number> {
     const client = await (await this.#queue()).client
-    if (!defined.has(client)) {
-      client.defineCommand(TAKE_TOKEN, { numberOfKeys: 1, lua: TAKE_TOKEN_LUA })
-      defined.add(client)
-    }
+    defineScripts(client, SCRIPTS)
     return Number(await client.runCommand(TAKE_TOKEN, [this.#key(`rate:${handler}`), String(rate.perSecond), String(rate.burst), reserve ? '1' : '0']))
   }
 

@@ -10,6 +10,7 @@ import type { EventOutcome, OutcomeState } from '../core/outcome.js'
 import { attemptRecords, type StoredAttempt } from './attempt-log.js'
 import { TURN_BATCH_MAX, TurnBatches } from './turn-batch.js'
 import type { StoredOrdering } from './ordering-store.js'
+import { defineScripts } from './scripts.js'
 
 export type BullMQ = typeof BullMQModule
 
@@ -114,16 +115,6 @@ const stateOf: Partial<Record<string, OutcomeState>> = { completed: 'done', fail
 
 const MARK_SEEN = 'sirWebhooksMarkSeenIfQueued'
 const SEEN_AND_TIME = 'sirWebhooksSeenAndTime'
-const defined = new WeakSet<RedisClient>()
-
-/**
- * A script taking any number of keys, the first argument saying how many (the
- * reads or marks of one turn): ioredis's definition without numberOfKeys, which
- * bullmq's type of it requires.
- */
-function anyKeyCount (lua: string): { lua: string, numberOfKeys: number } {
-  return { lua } as { lua: string, numberOfKeys: number }
-}
 
 /**
  * Every key's value, after Redis's clock (seconds, microseconds); a read that
@@ -141,13 +132,6 @@ for i = 1, #KEYS do
 end
 return reply`
 
-/** The accept's two scripts, the dedupe read with Redis's clock and the mark, defined once on a client. */
-function defineSeenScripts (client: RedisClient): void {
-  if (defined.has(client)) return
-  client.defineCommand(SEEN_AND_TIME, anyKeyCount(SEEN_AND_TIME_LUA))
-  client.defineCommand(MARK_SEEN, anyKeyCount(MARK_SEEN_LUA))
-  defined.add(client)
-}
 
 /**
  * Marks an event id seen only if its job exists and can still run, in one
@@ -191,6 +175,17 @@ for m = 0, #KEYS / 6 - 1 do
   else replies[m + 1] = { err = type(reply) == 'table' and reply.err or tostring(reply) } end
 end
 return replies`
+
+/**
+ * The accept's two scripts, the dedupe read with Redis's clock and the mark.
+ * Each takes any number of keys (the reads or marks of one turn), the first
+ * argument saying how many.
+ */
+const SEEN_SCRIPTS = { [SEEN_AND_TIME]: { lua: SEEN_AND_TIME_LUA }, [MARK_SEEN]: { lua: MARK_SEEN_LUA } }
+
+function defineSeenScripts (client: RedisClient): void {
+  defineScripts(client, SEEN_SCRIPTS)
+}
 
 /**
  * What `markSeen` did: marked now (`marked-held`: its job is held, and runs
@@ -272,7 +267,7 @@ export async function seenAndTime (client: RedisClient, scope: string, seenKey: 
 }
 
 const COUNT_FINISHED = 'sirWebhooksCountFinished'
-const countDefined = new WeakSet<RedisClient>()
+const COUNT_SCRIPTS = { [COUNT_FINISHED]: { numberOfKeys: 1, readOnly: true, lua: "return redis.call('ZCOUNT', KEYS[1], '-inf', ARGV[1])" } }
 
 /**
  * How many jobs of a completed or failed set finished at or before `cutoff`: the
@@ -280,10 +275,7 @@ const countDefined = new WeakSet<RedisClient>()
  * since BullMQ's client interface has no ZCOUNT.
  */
 async function countFinishedBefore (client: RedisClient, key: string, cutoff: number): Promise<number> {
-  if (!countDefined.has(client)) {
-    client.defineCommand(COUNT_FINISHED, { numberOfKeys: 1, readOnly: true, lua: "return redis.call('ZCOUNT', KEYS[1], '-inf', ARGV[1])" })
-    countDefined.add(client)
-  }
+  defineScripts(client, COUNT_SCRIPTS)
   return Number(await client.runCommand(COUNT_FINISHED, [key, String(cutoff)]))
 }
 

@@ -1,12 +1,13 @@
 // Reading events back from the BullMQ inbox: `outcome(id)`, `deadLetters()`, and
 // `events(query)`, the dashboard's listing, answered from sorted sets so that a
 // large queue costs a bounded scan, never a walk over every job.
-import type { Job, Queue, RedisClient } from 'bullmq'
+import type { Job, Queue } from 'bullmq'
 import { checkEventQuery } from '../core/event-query.js'
 import type { EventQuery } from '../core/inbox.js'
 import type { EventOutcome, OutcomeState } from '../core/outcome.js'
 import { jobIdFor, pendingKey, toOutcome, type JobData } from './jobs.js'
 import { acceptedUnrun } from './pending.js'
+import { defineScripts } from './scripts.js'
 
 /**
  * Entries looked at per set and query. Pending events come from the pending
@@ -77,7 +78,7 @@ end
 return found`
 
 const LIST = 'sirWebhooksListEvents'
-const defined = new WeakSet<RedisClient>()
+const SCRIPTS = { [LIST]: { numberOfKeys: 3, readOnly: true, lua: LIST_LUA } }
 
 /** Where each state's events are, and the BullMQ state `toOutcome` reads. */
 const SOURCES: Record<OutcomeState, { key: (queue: Queue<JobData>) => string, state: string, index: boolean }> = {
@@ -90,10 +91,7 @@ export async function listEvents (queue: Queue<JobData>, query: EventQuery | und
   const checked = checkEventQuery(query)
   const handler = checked.handler
   const client = await queue.client
-  if (!defined.has(client)) {
-    client.defineCommand(LIST, { numberOfKeys: 3, readOnly: true, lua: LIST_LUA })
-    defined.add(client)
-  }
+  defineScripts(client, SCRIPTS)
   const descending = checked.order === 'DESC'
   const states: OutcomeState[] = checked.state === undefined ? ['pending', 'done', 'dead'] : [checked.state]
   const found = await Promise.all(states.map(async (state) => {

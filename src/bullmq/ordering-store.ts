@@ -2,10 +2,11 @@
 // newest handled createdAt kept in Redis (ordering-lua.ts), shared by every worker on the
 // queue. Only the head of a key runs: a job that may not take its key is parked (delayed)
 // and woken by the release that makes it the head, so no worker polls a busy key.
-import type { Queue, RedisClient } from 'bullmq'
+import type { Queue } from 'bullmq'
 import type { BlockedKey, OrderedEventRef, OrderingKeyCounts, OrderingStore, TakeAnswer } from '../core/ordering/store.js'
 import { jobEvent, type JobData } from './jobs.js'
 import { ORDER_LUA } from './ordering-lua.js'
+import { defineScripts } from './scripts.js'
 
 /** An ordered event as this store sees it: its BullMQ job id besides the event's. */
 export interface BullmqOrderedRef extends OrderedEventRef {
@@ -34,7 +35,7 @@ export const PARK_MS = 30_000
 const COUNTS_REFRESH_MS = 500
 
 const ORDER = 'sirWebhooksOrder'
-const defined = new WeakSet<RedisClient>()
+const SCRIPTS = { [ORDER]: { numberOfKeys: 0, lua: ORDER_LUA } }
 
 export interface RedisOrderingSettings {
   /** How long a key's newest handled createdAt is kept once the key has nothing unfinished: the dedupe window. */
@@ -58,10 +59,7 @@ export class RedisOrderingStore implements OrderingStore {
   async #run (op: string, key: string, args: { jobId?: string, value?: string | number, notBefore?: number, eventId?: string } = {}): Promise<Array<string | number>> {
     const queue = await this.#queue()
     const client = await queue.client
-    if (!defined.has(client)) {
-      client.defineCommand(ORDER, { numberOfKeys: 0, lua: ORDER_LUA })
-      defined.add(client)
-    }
+    defineScripts(client, SCRIPTS)
     const reply = await client.runCommand(ORDER, [op, queue.toKey('sir-order:'), queue.toKey(''), key, args.jobId ?? '', String(args.value ?? ''),
       String(args.notBefore ?? 0), String(Date.now()), String(this.#settings.ttlMs()), this.#settings.onDeadLetter, args.eventId ?? '']) as Array<string | number>
     // The counts end every answer.

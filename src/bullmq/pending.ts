@@ -8,6 +8,7 @@
 import type { Queue, RedisClient } from 'bullmq'
 import { pendingKey, type JobData } from './jobs.js'
 import { TURN_BATCH_MAX, TurnBatches } from './turn-batch.js'
+import { defineScripts } from './scripts.js'
 
 /** KEYS: the index, completed, failed; ARGV[1]: a job's key without its id. Whether the job is still unfinished. */
 const STILL_PENDING = `
@@ -46,16 +47,15 @@ const LISTED_LUA = "local score = redis.call('ZSCORE', KEYS[1], ARGV[1]) return 
 const FINISHED = 'sirWebhooksPendingFinished'
 const OLDEST = 'sirWebhooksPendingOldest'
 const LISTED = 'sirWebhooksPendingListed'
-const defined = new WeakSet<RedisClient>()
+const SCRIPTS = {
+  [FINISHED]: { numberOfKeys: 3, lua: FINISHED_LUA },
+  [OLDEST]: { numberOfKeys: 3, lua: OLDEST_LUA },
+  [LISTED]: { numberOfKeys: 1, lua: LISTED_LUA, readOnly: true }
+}
 
 async function prepared (queue: Queue<JobData>): Promise<{ client: RedisClient, keys: string[], jobPrefix: string }> {
   const client = await queue.client
-  if (!defined.has(client)) {
-    client.defineCommand(FINISHED, { numberOfKeys: 3, lua: FINISHED_LUA })
-    client.defineCommand(OLDEST, { numberOfKeys: 3, lua: OLDEST_LUA })
-    client.defineCommand(LISTED, { numberOfKeys: 1, lua: LISTED_LUA, readOnly: true })
-    defined.add(client)
-  }
+  defineScripts(client, SCRIPTS)
   return { client, keys: [pendingKey(queue), queue.toKey('completed'), queue.toKey('failed')], jobPrefix: queue.toKey('') }
 }
 

@@ -5,6 +5,7 @@ import type { ConnectionOptions, RedisClient } from 'bullmq'
 import { WebhookOptionsError } from '../core/errors.js'
 import type { InboxHealth } from '../core/inbox.js'
 import type { WebhookLogger } from '../core/logger.js'
+import { defineScripts } from './scripts.js'
 
 /**
  * An error as it may be logged. ioredis puts a failed command's arguments on
@@ -35,7 +36,7 @@ function databaseOf (connection: ConnectionOptions): number {
 }
 
 const CHECK_DB = 'sirWebhooksCheckDatabase'
-const defined = new WeakSet<RedisClient>()
+const SCRIPTS = { [CHECK_DB]: { numberOfKeys: 0, lua: "redis.call('SELECT', ARGV[1]) return 1", readOnly: true } }
 
 /**
  * ioredis answers a SELECT the server refuses with an error event and then goes
@@ -45,10 +46,7 @@ const defined = new WeakSet<RedisClient>()
 export async function checkDatabase (client: RedisClient, connection: ConnectionOptions): Promise<void> {
   const db = databaseOf(connection)
   if (db === 0) return
-  if (!defined.has(client)) {
-    client.defineCommand(CHECK_DB, { numberOfKeys: 0, lua: "redis.call('SELECT', ARGV[1]) return 1", readOnly: true })
-    defined.add(client)
-  }
+  defineScripts(client, SCRIPTS)
   try {
     await client.runCommand(CHECK_DB, [String(db)])
   } catch (error) {
