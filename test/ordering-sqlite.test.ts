@@ -78,7 +78,7 @@ t.test('sqlite: inbox blocked lists a blocked key with the event holding it, inb
   const unblocked = await runCli(['inbox', 'unblock', 'action:k', ...store])
   t.equal(unblocked.code, 0, unblocked.stderr)
   t.match(unblocked.stdout, /^unblocked action:k: its next event runs/)
-  await until(() => ran.includes('evt_cli_next'), 'the receiver to run the next event, unblocked from another process', 10_000)
+  await until(() => ran.includes('evt_cli_next'), 'the receiver to run the next event, unblocked through the CLI', 10_000)
   t.equal(webhooks.stats().ordering?.blockedKeys, 0)
   t.equal(webhooks.health().status, 'ok')
   t.equal((await runCli(['inbox', 'unblock', ...store])).code, 2, 'unblock without a key is a usage error')

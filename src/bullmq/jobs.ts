@@ -132,7 +132,6 @@ for i = 1, #KEYS do
 end
 return reply`
 
-
 /**
  * Marks an event id seen only if its job exists and can still run, in one
  * script: atomic, so a mark that reaches Redis late (ioredis re-sends a command

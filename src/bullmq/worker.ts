@@ -152,7 +152,10 @@ async function processJob (runner: JobRunner, job: Job<JobData>, token: string |
     await putBack(runner, job, token, HOLD_MS, () => {
       keySetSoon(runner, job.id ?? '', [0]).then(async (set) => {
         if (set) await job.promote().catch(() => {})
-      }, (error: unknown) => { runner.onError(error as Error) })
+      }, (error: unknown) => {
+        // A close racing the put-back is not Redis lost.
+        if (!runtime.signal.aborted) runner.onError(error as Error)
+      })
     })
   }
   // The key first: a job that may not take it is parked, no attempt used.

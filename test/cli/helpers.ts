@@ -29,7 +29,11 @@ export interface CliResult {
  * a second or more on a loaded 2-core runner, and the CLI tests made most of
  * CI's time). `spawned: true` runs the built binary in a child process, for
  * what only a process shows: the exit code the shell sees, the shebang, the
- * process's own env. Secrets go through env when a test wants them out of argv.
+ * process's own env, and everything printed to the process's streams (a
+ * driver's own warnings included: in-process, only what the CLI writes through
+ * its io is captured). In-process, a run past `timeoutMs` fails the test but
+ * cannot be stopped: tap's per-file timeout ends it. Secrets go through env
+ * when a test wants them out of argv.
  */
 export async function runCli (args: readonly string[], options: { stdin?: string | Buffer, env?: Record<string, string>, timeoutMs?: number, spawned?: boolean } = {}): Promise<CliResult> {
   return options.spawned === true ? await spawnCli(args, options) : await runInProcess(args, options)

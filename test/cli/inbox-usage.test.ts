@@ -1,6 +1,4 @@
-// The inbox CLI's refusals: usage errors and a store it cannot reach. Apart from
-// inbox.test.ts, whose stores take most of a file's time: each case here starts a
-// process, and under CI load the two together neared tap's per-file timeout.
+// The inbox CLI's refusals: usage errors and a store it cannot reach.
 import t from 'tap'
 import { ensureBuilt, runCli } from './helpers.js'
 
