@@ -66,9 +66,6 @@ const SCRIPTS = {
   [WAIT]: { numberOfKeys: 1, lua: WAIT_LUA }
 }
 
-function define (client: RedisClient): void {
-  defineScripts(client, SCRIPTS)
-}
 
 export interface SlotHooks {
   queue: () => Promise<Queue<JobData>>
@@ -97,7 +94,7 @@ export class RedisSlots {
 
   async #client (): Promise<RedisClient> {
     const client = await (await this.#hooks.queue()).client
-    define(client)
+    defineScripts(client, SCRIPTS)
     return client
   }
 

@@ -123,7 +123,8 @@ export class BullmqInbox implements Inbox {
       reported: this.#reported,
       flow: this.#flow,
       ordering: this.#ordering,
-      gate
+      gate,
+      closing: () => this.#closing
     }
     const worker = createWorker(runner)
     this.#worker = worker
@@ -142,7 +143,7 @@ export class BullmqInbox implements Inbox {
         this.#ordering?.start()
         this.#oldest.start(async () => await this.#queue(), PAUSE_REFRESH_MS, (error) => { this.#redis.error(error) })
         this.#memory.start()
-        runWhenHandled(worker, runner, () => this.#closing)
+        runWhenHandled(worker, runner)
         // What BullMQ's Queue writes on connecting, left out there for read-only commands.
         queue.client.then(async (client) => await client.hset(queue.toKey('meta'), queue.metaValues)).catch(() => {})
       }, (error: unknown) => {

@@ -182,10 +182,6 @@ return replies`
  */
 const SEEN_SCRIPTS = { [SEEN_AND_TIME]: { lua: SEEN_AND_TIME_LUA }, [MARK_SEEN]: { lua: MARK_SEEN_LUA } }
 
-function defineSeenScripts (client: RedisClient): void {
-  defineScripts(client, SEEN_SCRIPTS)
-}
-
 /**
  * What `markSeen` did: marked now (`marked-held`: its job is held, and runs
  * once promoted), not marked because the job is gone or is done or dead
@@ -230,7 +226,7 @@ const marks = new TurnBatches<MarkCall, unknown>(TURN_BATCH_MAX, async (client, 
  * its caller with its error, and the others stand.
  */
 export async function markSeenOn (client: RedisClient, queue: Queue<JobData>, mark: SeenMark): Promise<MarkResult> {
-  defineSeenScripts(client)
+  defineScripts(client, SEEN_SCRIPTS)
   const result = await marks.add(client, queue.toKey(''), {
     keys: [mark.seenKey, queue.toKey(mark.jobId), queue.toKey('completed'), queue.toKey('failed'), pendingKey(queue), queue.toKey('delayed')],
     args: [mark.value, String(mark.seconds), mark.jobId, mark.redrive === true ? '1' : '0', mark.markBy === undefined ? '' : String(mark.markBy)]
@@ -259,7 +255,7 @@ const seenReads = new TurnBatches<string, { seen: string | null, redisNow: numbe
  * prefix.
  */
 export async function seenAndTime (client: RedisClient, scope: string, seenKey: string): Promise<{ seen: string | null, redisNow: number }> {
-  defineSeenScripts(client)
+  defineScripts(client, SEEN_SCRIPTS)
   const read = await seenReads.add(client, scope, seenKey)
   if (read instanceof Error) throw read
   return read

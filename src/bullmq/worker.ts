@@ -35,6 +35,8 @@ export interface JobRunner {
   ordering?: RedisOrderingStore | undefined
   /** Holds each job's run to the handler slots accepts leave (core/allowance-gate.ts). */
   gate: AllowanceGate
+  /** close() has begun: its Redis connections may end under a read in flight. */
+  closing: () => boolean
 }
 
 /**
@@ -92,15 +94,15 @@ export function createWorker (runner: JobRunner): Worker<JobData> {
 }
 
 /** Runs the worker now if the receiver has handlers, else as soon as it has (checked each second). */
-export function runWhenHandled (worker: Worker<JobData>, runner: JobRunner, closing: () => boolean): void {
+export function runWhenHandled (worker: Worker<JobData>, runner: JobRunner): void {
   const run = (): boolean => {
-    if (!runner.runtime.hasHandlers || closing()) return false
+    if (!runner.runtime.hasHandlers || runner.closing()) return false
     worker.run().catch((error: unknown) => { runner.onError(error as Error) })
     return true
   }
   if (run()) return
   runner.runtime.logger.info({}, 'no handlers registered: this process accepts deliveries and leaves running them to processes that have handlers')
-  const check = setInterval(() => { if (run() || closing()) clearInterval(check) }, 1000)
+  const check = setInterval(() => { if (run() || runner.closing()) clearInterval(check) }, 1000)
   check.unref()
 }
 
@@ -154,7 +156,7 @@ async function processJob (runner: JobRunner, job: Job<JobData>, token: string |
         if (set) await job.promote().catch(() => {})
       }, (error: unknown) => {
         // A close racing the put-back is not Redis lost.
-        if (!runtime.signal.aborted) runner.onError(error as Error)
+        if (!runner.closing()) runner.onError(error as Error)
       })
     })
   }

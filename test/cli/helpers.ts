@@ -35,11 +35,18 @@ export interface CliResult {
  * cannot be stopped: tap's per-file timeout ends it. Secrets go through env
  * when a test wants them out of argv.
  */
-export async function runCli (args: readonly string[], options: { stdin?: string | Buffer, env?: Record<string, string>, timeoutMs?: number, spawned?: boolean } = {}): Promise<CliResult> {
+export async function runCli (args: readonly string[], options: CliOptions & { spawned?: boolean } = {}): Promise<CliResult> {
   return options.spawned === true ? await spawnCli(args, options) : await runInProcess(args, options)
 }
 
-async function runInProcess (args: readonly string[], options: { stdin?: string | Buffer, env?: Record<string, string>, timeoutMs?: number }): Promise<CliResult> {
+interface CliOptions { stdin?: string | Buffer, env?: Record<string, string>, timeoutMs?: number }
+
+/** The env a CLI run sees: this process's, no secret unless the test gives one. */
+function cliEnv (options: CliOptions): NodeJS.ProcessEnv {
+  return { ...process.env, SIR_WEBHOOK_SECRET: '', ...options.env }
+}
+
+async function runInProcess (args: readonly string[], options: CliOptions): Promise<CliResult> {
   let stdout = ''
   let stderr = ''
   const collect = (append: (text: string) => void): Writable => new Writable({
@@ -51,7 +58,7 @@ async function runInProcess (args: readonly string[], options: { stdin?: string 
     stdout: collect((text) => { stdout += text }),
     stderr: collect((text) => { stderr += text }),
     stdin,
-    env: { ...process.env, SIR_WEBHOOK_SECRET: '', ...options.env }
+    env: cliEnv(options)
   }
   const timeoutMs = options.timeoutMs ?? 60_000
   let timer: NodeJS.Timeout | undefined
@@ -66,11 +73,11 @@ async function runInProcess (args: readonly string[], options: { stdin?: string 
   }
 }
 
-async function spawnCli (args: readonly string[], options: { stdin?: string | Buffer, env?: Record<string, string>, timeoutMs?: number }): Promise<CliResult> {
+async function spawnCli (args: readonly string[], options: CliOptions): Promise<CliResult> {
   return await new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [cli, ...args], {
       cwd: root,
-      env: { ...process.env, SIR_WEBHOOK_SECRET: '', ...options.env },
+      env: cliEnv(options),
       stdio: ['pipe', 'pipe', 'pipe']
     })
     let stdout = ''
