@@ -218,6 +218,8 @@ if (redis.url === undefined) {
     t.equal(await reused.getState(), 'delayed', 'held, not run')
     t.equal(calls, 1, 'no handler ran it')
     t.equal(await webhooks.inbox.outcome?.('evt_reused'), undefined, 'and outcome() calls it not recorded, as the worker did')
+    const pending = await webhooks.inbox.events?.({ state: 'pending' }) ?? []
+    t.notOk(pending.some(({ id }) => id === 'evt_reused'), 'nor does events() list it as pending')
   })
 
   t.test('a job recovered from crashed receivers more than maxStalledCount times is dead-lettered and reported', async (t) => {

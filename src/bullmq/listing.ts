@@ -27,7 +27,8 @@ export const SCAN_LIMIT = 1_000
  * KEYS: the set to read, completed, failed. ARGV: min, max, '1' for descending,
  * entries to read, a job's key without its id, type or '', since or '', until
  * or '', limit, '1' when the set is the pending index, handler or ''. Answers
- * id, receivedAt pairs. With a handler, only jobs whose attempt log has a run of
+ * id, receivedAt pairs; a pending index entry only when its score is its job's
+ * receivedAt, as a worker judges it (pending.ts). With a handler, only jobs whose attempt log has a run of
  * it (failed or deferred): their data decoded, so that filter costs a decode
  * per entry looked at. receivedAt is read from the job's data: by a pattern when the data
  * starts with the body (a JSON string, in which every quote is escaped, so the
@@ -67,7 +68,10 @@ for i = 1, #entries, 2 do
   local fields = redis.call('HMGET', ARGV[5] .. id, 'name', 'data')
   local finished = index and (redis.call('ZSCORE', KEYS[2], id) or redis.call('ZSCORE', KEYS[3], id))
   if fields[1] and not finished and (ARGV[6] == '' or fields[1] == ARGV[6]) and (handler == '' or failedOn(fields[2])) then
-    local at = index and tonumber(entries[i + 1]) or receivedAt(fields[2])
+    local at = receivedAt(fields[2])
+    -- An index entry counts only with its job's receivedAt as its score: one left
+    -- by an earlier job of a reused id is not this job's (pending.ts, LISTED_LUA).
+    if index and at ~= tonumber(entries[i + 1]) then at = nil end
     if at and (not since or at >= since) and (not before or at < before) then
       found[#found + 1] = id
       found[#found + 1] = tostring(at)
