@@ -33,6 +33,26 @@ async function boundHolds (t: Test, inbox: Inbox, options: { maxQueueSize?: numb
   await until(() => handled.length === 3, 'the retried event')
 }
 
+/**
+ * With every bound at its default, an accept-only receiver (no handler) takes
+ * more than the memory inbox's 10 000 waiting events: each gets 2xx, each waits
+ * in the store, and health() stays ok (degradedQueueSize follows maxBacklog).
+ */
+async function absorbsPastMemoryBound (t: Test, inbox: Inbox): Promise<void> {
+  const webhooks = receiver(inbox, { retry: undefined })
+  t.teardown(() => webhooks.close())
+  t.equal(webhooks.options.degradedQueueSize, 800_000, '80% of maxBacklog 1 000 000')
+  const total = 10_050
+  const codes = new Map<string, number>()
+  for (let start = 0; start < total; start += 1_000) {
+    const answers = await Promise.all(Array.from({ length: Math.min(1_000, total - start) }, async (_, index) => await webhooks.receive(delivery(event(`evt_burst_${start + index}`)))))
+    for (const { code } of answers) codes.set(code, (codes.get(code) ?? 0) + 1)
+  }
+  t.same(Object.fromEntries(codes), { ACCEPTED: total }, 'every delivery got 2xx')
+  t.match(await webhooks.inbox.counts?.(), { pending: total, done: 0, dead: 0 }, 'every one waits in the store')
+  t.same(webhooks.health(), { status: 'ok', reasons: [] }, 'not degraded at 8 000 on a durable inbox')
+}
+
 const postgres = await postgresForTests(t)
 t.test('Postgres', { skip: postgres.url === undefined ? `no PostgreSQL (${postgres.reason ?? ''})` : false }, async (t) => {
   const url = postgres.url as string
@@ -49,6 +69,9 @@ t.test('Postgres', { skip: postgres.url === undefined ? `no PostgreSQL (${postgr
   t.test('an explicit maxQueueSize bounds the backlog too, the lower winning', async (t) => {
     await boundHolds(t, postgresInbox({ connectionString: url, schema: schemaFor(t), pollIntervalMs: 100 }), { maxQueueSize: 2 })
   })
+  t.test('with the defaults it takes more than maxQueueSize\'s 10 000 waiting events, and health() stays ok', async (t) => {
+    await absorbsPastMemoryBound(t, postgresInbox({ connectionString: url, schema: schemaFor(t) }))
+  })
 })
 
 const redis = await redisForTests(t, { own: true }) // its own: the maxmemory test sets a limit every writer would meet
@@ -62,6 +85,9 @@ t.test('BullMQ', { skip: redis.url === undefined ? `no Redis (${redis.reason ?? 
   })
   t.test('an explicit maxQueueSize bounds the backlog too, the lower winning', async (t) => {
     await boundHolds(t, bullmqInbox({ connection, queueName: `bound-${randomUUID()}`, maxBacklog: 10 }), { maxQueueSize: 2 })
+  })
+  t.test('with the defaults it takes more than maxQueueSize\'s 10 000 waiting events, and health() stays ok', async (t) => {
+    await absorbsPastMemoryBound(t, bullmqInbox({ connection, queueName: `absorb-${randomUUID()}` }))
   })
   t.test('past 90% of Redis\'s maxmemory deliveries get 503 QUEUE_FULL and health() says why; room again once it is raised', async (t) => {
     const webhooks = receiver(bullmqInbox({ connection, queueName: `memory-${randomUUID()}` }), { retryAfterSeconds: 6 })

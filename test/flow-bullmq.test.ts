@@ -18,8 +18,7 @@ if (redis.url !== undefined) {
   const { connection } = redis
 
   /** Two receivers on one queue, as two machines behind a load balancer. */
-  function pair (t: Test, options: Parameters<typeof receiver>[1] = {}): [ReturnType<typeof receiver>, ReturnType<typeof receiver>] {
-    const queueName = `flow-pair-${randomUUID()}`
+  function pair (t: Test, options: Parameters<typeof receiver>[1] = {}, queueName = `flow-pair-${randomUUID()}`): [ReturnType<typeof receiver>, ReturnType<typeof receiver>] {
     const a = receiver(bullmqInbox({ connection, queueName }), options)
     const b = receiver(bullmqInbox({ connection, queueName }), options)
     t.teardown(async () => { await Promise.all([a.close(), b.close()]) })
@@ -75,20 +74,30 @@ if (redis.url !== undefined) {
   })
 
   t.test('bullmq: pause() on one receiver pauses every receiver on the Redis; resume() on another drains', async (t) => {
-    const [a, b] = pair(t)
+    const queueName = `flow-pair-${randomUUID()}`
+    const [a, b] = pair(t, {}, queueName)
     const ran: string[] = []
     for (const webhooks of [a, b]) webhooks.on('action.completed', async function creditTokens (event) { ran.push(event.id) }, { name: 'creditTokens' })
     await a.pause()
     await until(() => b.health().status === 'paused', 'the other receiver to see the pause', 5_000)
+    t.match(b.health(), { status: 'paused', reasons: [/every handler is paused/] })
     for (let index = 0; index < 6; index++) {
       t.equal((await (index % 2 === 0 ? a : b).receive(delivery(event(`evt_shared_pause_${index}`)))).status, 200, 'answered 2xx while paused')
     }
-    await sleep(1_000)
-    t.same(ran, [], 'nothing ran on either receiver')
+    // A receiver started now (a deploy's new instance) reads the pause, kept in Redis, before it runs anything.
+    const late = receiver(bullmqInbox({ connection, queueName }))
+    t.teardown(() => late.close())
+    late.on('action.completed', async function creditTokens (event) { ran.push(event.id) }, { name: 'creditTokens' })
+    await sleep(1_200)
+    t.same(ran, [], 'nothing ran on any receiver, the one started while paused included')
+    t.equal(late.health().status, 'paused')
     t.equal((await b.inbox.counts?.())?.pending, 6, 'stored, waiting')
+    await until(() => (b.stats().flow.oldestWaitingMs ?? 0) >= 1_000, 'the age of the oldest waiting event in stats()', 5_000)
     await b.resume()
     await until(() => ran.length === 6, 'resume() on the other receiver to drain every event', 15_000)
     await until(() => a.health().status === 'ok', 'the first receiver to see the resume', 5_000)
+    await until(() => late.health().status === 'ok', 'the late receiver to see the resume', 5_000)
+    await until(() => b.stats().flow.oldestWaitingMs === undefined, 'no waiting event left in stats()', 5_000)
     // Per handler, too: paused by name on b, not run on a.
     await b.pause('creditTokens')
     await until(() => a.health().status === 'paused', 'the handler pause to reach the other receiver', 5_000)

@@ -40,12 +40,18 @@ async function pauseAndResume (t: Test, store: string[], inbox: Inbox, scope: st
   t.equal(paused.stdout.split('\n')[0], `paused every handler on every receiver of this store (${scope}): deliveries are still accepted; runs wait until "inbox resume"`)
   await eventually(() => webhooks.health().status === 'paused', 10_000, 'the receiver to see the pause')
   const held = actionCompleted()
+  const heldAt = Date.now()
   t.equal((await webhooks.receive(delivery(held))).code, 'ACCEPTED', 'a delivery while paused is still accepted')
   await new Promise((resolve) => setTimeout(resolve, 1_500))
   t.same(ran, [`credit ${warmup.id}`, `audit ${warmup.id}`], 'no handler ran while paused')
   const stats = JSON.parse((await runCli(['inbox', 'stats', '--json', ...store])).stdout) as Record<string, unknown>
   t.match(stats, { pending: 1, done: 1, dead: 0, paused: { all: true, handlers: [] } }, 'inbox stats says what is paused')
   if (!('events' in webhooks.inbox)) t.notOk('oldestWaitingMs' in stats, 'a store that cannot list events leaves the age out rather than say none waits')
+  else {
+    // The held event is the one waiting: its age counts from its receipt, 1.5 s ago.
+    t.ok(Math.abs(Date.parse(String(stats.oldestWaitingReceivedAt)) - heldAt) < 1_000, 'the oldest waiting event is the held one')
+    t.ok(Number(stats.oldestWaitingMs) >= 1_000, `its age counts from then (${String(stats.oldestWaitingMs)} ms)`)
+  }
 
   const resumed = await runCli(['inbox', 'resume', ...store])
   t.equal(resumed.code, 0, resumed.stderr)

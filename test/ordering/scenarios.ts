@@ -214,6 +214,47 @@ export function runOrderingScenarios (t: Test, place: OrderingScenarioPlace): vo
     t.equal(webhooks.stats().queue.waiting, 0)
   })
 
+  // On the durable inboxes: the memory inbox keeps no finished events to replay.
+  if (place.durable === true) t.test(`${place.name}: a replay by filter of done events runs them again through their key: one at a time, the waiting ones oldest createdAt first`, async (t) => {
+    const webhooks = ordered(place)
+    t.teardown(() => webhooks.close())
+    const inbox = webhooks.inbox
+    const id = prefix('replay')
+    const since = new Date()
+    let replaying = false
+    let active = 0
+    let most = 0
+    let release: () => void = () => {}
+    const firstReplayed = new Promise<void>((resolve) => { release = resolve })
+    const replayed: number[] = []
+    webhooks.on('action.completed', async function ledger (event) {
+      if (!replaying) return
+      active += 1
+      most = Math.max(most, active)
+      replayed.push(new Date(event.createdAt).getUTCSeconds())
+      // The first replayed run holds its key until every other one is queued behind it.
+      if (replayed.length === 1) await firstReplayed
+      else await sleep(2)
+      active -= 1
+    }, { name: 'ledger' })
+    const seconds = [7, 3, 11, 1, 9, 5, 13, 2]
+    for (const [index, second] of seconds.entries()) t.equal((await webhooks.receive(delivery(keyed(`${id}_${index}`, 'replayed', second)))).status, 200)
+    await settled(webhooks)
+    for (const index of seconds.keys()) await until(async () => (await inbox.outcome?.(`${id}_${index}`))?.state === 'done', 'every event done')
+    replaying = true
+    t.equal(await inbox.requeue?.({ state: 'done', type: 'action.completed', since }), seconds.length, 'every done event of the key queued again')
+    await until(() => replayed.length >= 1, 'the first replayed run to start')
+    // The others are queued now; give the workers time to take them, were the key not kept.
+    await sleep(300)
+    t.equal(replayed.length, 1, 'the rest wait behind the replayed run that holds the key')
+    release()
+    await until(() => replayed.length === seconds.length, 'every replayed run', 20_000)
+    await settled(webhooks)
+    t.equal(most, 1, 'never two runs of the key at once, with the receiver concurrency at 10')
+    const after = replayed.slice(1)
+    t.same(after, [...after].sort((a, b) => a - b), 'the waiting replayed events ran oldest createdAt first')
+  })
+
   t.test(`${place.name}: close() dead-letters the events still waiting for their key${place.durable === true ? ' (durable: keeps them)' : ''}`, async (t) => {
     const webhooks = ordered(place, { closeGraceMs: 50 })
     const id = prefix('close')
