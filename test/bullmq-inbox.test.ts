@@ -190,6 +190,31 @@ if (redis.url === undefined) {
     t.match(await webhooks.inbox.outcome?.('evt_held'), { state: 'done', attempts: 1 })
   })
 
+  t.test('a refused delivery\'s job, accepted on the retry, waits in the pending index by its own receivedAt', async (t) => {
+    const queueName = `retried-${randomUUID()}`
+    const webhooks = receiver(bullmqInbox({ connection, queueName }))
+    t.teardown(() => webhooks.close())
+    const ran: string[] = []
+    webhooks.on('action.completed', (evt) => { ran.push(evt.id) }, { name: 'record' })
+    await webhooks.pause()
+    // What a refused delivery leaves: its job, with its receivedAt, and no key.
+    const queue = new Queue(queueName, { connection })
+    t.teardown(() => queue.close())
+    const firstAt = Date.now() - 5_000
+    await queue.add('action.completed', { event: event('evt_retried'), receivedAt: firstAt }, { jobId: jobIdFor('evt_retried'), attempts: 3 })
+    // The retry's add leaves that job as it is; its mark enters it in the index.
+    t.equal((await webhooks.receive(delivery(event('evt_retried')))).code, 'ACCEPTED')
+    const pending = await webhooks.inbox.events?.({ state: 'pending' }) ?? []
+    t.same(pending.map(({ id, receivedAt }) => [id, receivedAt.getTime()]), [['evt_retried', firstAt]], 'listed pending, by the receivedAt its job keeps')
+    t.match(await webhooks.inbox.outcome?.('evt_retried'), { state: 'pending' })
+    // The index is read every half second: its first answer since the mark.
+    await until(() => webhooks.stats().flow.oldestWaitingMs !== undefined, 'stats() to read the index')
+    t.ok((webhooks.stats().flow.oldestWaitingMs ?? 0) >= 4_500, 'stats() counts its age from its first receipt')
+    await webhooks.resume()
+    await until(() => ran.length === 1, 'the handler, once resumed')
+    t.same(ran, ['evt_retried'])
+  })
+
   t.test('an accepted event whose key expired before any worker took it still runs', async (t) => {
     const queueName = `expired-${randomUUID()}`
     const queue = new Queue(queueName, { connection })

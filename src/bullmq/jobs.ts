@@ -20,6 +20,22 @@ export function pendingKey (queue: Queue<JobData>): string {
 }
 
 /**
+ * Lua: `jobReceivedAt(data)`, the receivedAt in a job's data (its `data` hash
+ * field), or nil. By a pattern when the data starts with the body (a JSON
+ * string, in which every quote is escaped, so the first unescaped
+ * `"receivedAt":` is the job's own), else decoded. The pending index scores an
+ * entry by it, and every reader of the index matches an entry to its job by it.
+ */
+export const JOB_RECEIVED_AT_LUA = `
+local function jobReceivedAt (data)
+  if not data then return nil end
+  if string.sub(data, 1, 8) == '{"body":' then return tonumber(string.match(data, '"receivedAt":(%d+)')) end
+  local ok, decoded = pcall(cjson.decode, data)
+  if ok and type(decoded) == 'table' then return tonumber(decoded.receivedAt) end
+  return nil
+end`
+
+/**
  * What a job carries: the event once, when it was accepted, and which handlers
  * already succeeded. The event is kept as `body` when the delivery's bytes are
  * known, else (jobs added before bodies were kept, an `accept` given no body) as `event`.
@@ -141,19 +157,22 @@ return reply`
  * anew, so the id is not marked and the caller answers from the job's record;
  * a re-drive marks it, as it is about to run it again. Answers
  * the value already stored when the id was seen before. An event marked (or
- * re-driven) enters the pending index (pending.ts), scored by when it was
- * received: what `oldestReceivedAt` and `events({ state: 'pending' })` read.
+ * re-driven) enters the pending index (pending.ts), scored by when its job's
+ * event was received (the job's own receivedAt): what `oldestReceivedAt` and `events({ state: 'pending' })` read.
  * With a `markBy` (Redis's clock), a mark that runs later marks nothing: its
  * delivery has had its 503. A mark that finds its job held (in the delayed set)
  * says so: the caller promotes it, and only then. Marks come six keys and five
  * arguments each (markSeenOn), any number of them: the marks of one turn.
  */
-const MARK_SEEN_LUA = `
+const MARK_SEEN_LUA = `${JOB_RECEIVED_AT_LUA}
 local now = redis.call('TIME')
 local nowMs = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
 local function mark (seenKey, jobKey, completed, failed, pending, delayed, value, seconds, jobId, redrive, markBy)
   if markBy ~= '' and nowMs > tonumber(markBy) then return 3 end
-  local receivedAt = tonumber(string.match(value, '^(%d+)'))
+  -- The entry's score is the job's own receivedAt: a job a refused delivery
+  -- added keeps that delivery's, which the retry's add does not change.
+  local data = redis.call('HGET', jobKey, 'data')
+  local receivedAt = jobReceivedAt(data) or tonumber(string.match(value, '^(%d+)'))
   local existing = redis.call('GET', seenKey)
   if existing then
     if redrive == '1' and redis.call('EXISTS', jobKey) == 1 then redis.call('ZADD', pending, receivedAt, jobId) end

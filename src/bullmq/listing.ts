@@ -5,7 +5,7 @@ import type { Job, Queue } from 'bullmq'
 import { checkEventQuery } from '../core/event-query.js'
 import type { EventQuery } from '../core/inbox.js'
 import type { EventOutcome, OutcomeState } from '../core/outcome.js'
-import { jobIdFor, pendingKey, toOutcome, type JobData } from './jobs.js'
+import { JOB_RECEIVED_AT_LUA, jobIdFor, pendingKey, toOutcome, type JobData } from './jobs.js'
 import { acceptedUnrun } from './pending.js'
 import { defineScripts } from './scripts.js'
 
@@ -30,11 +30,9 @@ export const SCAN_LIMIT = 1_000
  * id, receivedAt pairs; a pending index entry only when its score is its job's
  * receivedAt, as a worker judges it (pending.ts). With a handler, only jobs whose attempt log has a run of
  * it (failed or deferred): their data decoded, so that filter costs a decode
- * per entry looked at. receivedAt is read from the job's data: by a pattern when the data
- * starts with the body (a JSON string, in which every quote is escaped, so the
- * first unescaped `"receivedAt":` is the job's own), else decoded.
+ * per entry looked at. receivedAt is read from the job's data (`jobReceivedAt`, jobs.ts).
  */
-const LIST_LUA = `
+const LIST_LUA = `${JOB_RECEIVED_AT_LUA}
 local entries
 if ARGV[3] == '1' then
   entries = redis.call('ZREVRANGEBYSCORE', KEYS[1], ARGV[2], ARGV[1], 'WITHSCORES', 'LIMIT', 0, tonumber(ARGV[4]))
@@ -55,20 +53,13 @@ local function failedOn (data)
   end
   return false
 end
-local function receivedAt (data)
-  if not data then return nil end
-  if string.sub(data, 1, 8) == '{"body":' then return tonumber(string.match(data, '"receivedAt":(%d+)')) end
-  local ok, decoded = pcall(cjson.decode, data)
-  if ok and type(decoded) == 'table' then return tonumber(decoded.receivedAt) end
-  return nil
-end
 local found = {}
 for i = 1, #entries, 2 do
   local id = entries[i]
   local fields = redis.call('HMGET', ARGV[5] .. id, 'name', 'data')
   local finished = index and (redis.call('ZSCORE', KEYS[2], id) or redis.call('ZSCORE', KEYS[3], id))
   if fields[1] and not finished and (ARGV[6] == '' or fields[1] == ARGV[6]) and (handler == '' or failedOn(fields[2])) then
-    local at = receivedAt(fields[2])
+    local at = jobReceivedAt(fields[2])
     -- An index entry counts only with its job's receivedAt as its score: one left
     -- by an earlier job of a reused id is not this job's (pending.ts, LISTED_LUA).
     if index and at ~= tonumber(entries[i + 1]) then at = nil end

@@ -6,7 +6,7 @@
 // once BullMQ has finished the job. A process killed in between leaves an entry whose
 // job is finished or gone: every read drops such entries, so the index stays exact.
 import type { Queue, RedisClient } from 'bullmq'
-import { pendingKey, type JobData } from './jobs.js'
+import { JOB_RECEIVED_AT_LUA, pendingKey, type JobData } from './jobs.js'
 import { TURN_BATCH_MAX, TurnBatches } from './turn-batch.js'
 import { defineScripts } from './scripts.js'
 
@@ -24,16 +24,24 @@ end
 return 1`
 
 /**
- * The received time of the oldest entry whose job is unfinished, dropping the
- * stale entries before it; at most 1 000 dropped per call, so a read never
- * holds Redis long (the next read goes on).
+ * The received time of the oldest entry whose job is unfinished and carries
+ * that time (as LISTED_LUA judges an entry: one left by an earlier job of a
+ * reused id is passed over, kept until its job finishes), dropping the entries
+ * of finished jobs before it; at most 1 000 entries looked at per call, so a
+ * read never holds Redis long (the next read goes on).
  */
-const OLDEST_LUA = `${STILL_PENDING}
+const OLDEST_LUA = `${JOB_RECEIVED_AT_LUA}${STILL_PENDING}
+local at = 0
 for _ = 1, 1000 do
-  local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+  local first = redis.call('ZRANGE', KEYS[1], at, at, 'WITHSCORES')
   if #first == 0 then return false end
-  if pending(first[1]) then return first[2] end
-  redis.call('ZREM', KEYS[1], first[1])
+  if not pending(first[1]) then
+    redis.call('ZREM', KEYS[1], first[1])
+  elseif jobReceivedAt(redis.call('HGET', ARGV[1] .. first[1], 'data')) == tonumber(first[2]) then
+    return first[2]
+  else
+    at = at + 1
+  end
 end
 return false`
 
