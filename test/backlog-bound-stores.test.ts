@@ -44,13 +44,14 @@ async function absorbsPastMemoryBound (t: Test, inbox: Inbox): Promise<void> {
   t.equal(webhooks.options.degradedQueueSize, 800_000, '80% of maxBacklog 1 000 000')
   const total = 10_050
   const codes = new Map<string, number>()
-  for (let start = 0; start < total; start += 1_000) {
-    const answers = await Promise.all(Array.from({ length: Math.min(1_000, total - start) }, async (_, index) => await webhooks.receive(delivery(event(`evt_burst_${start + index}`)))))
+  // 200 at a time: a burst's concurrency, without a shared CI box's store running past the accept deadline.
+  for (let start = 0; start < total; start += 200) {
+    const answers = await Promise.all(Array.from({ length: Math.min(200, total - start) }, async (_, index) => await webhooks.receive(delivery(event(`evt_burst_${start + index}`)))))
     for (const { code } of answers) codes.set(code, (codes.get(code) ?? 0) + 1)
   }
   t.same(Object.fromEntries(codes), { ACCEPTED: total }, 'every delivery got 2xx')
   t.match(await webhooks.inbox.counts?.(), { pending: total, done: 0, dead: 0 }, 'every one waits in the store')
-  t.same(webhooks.health(), { status: 'ok', reasons: [] }, 'not degraded at 8 000 on a durable inbox')
+  t.same(webhooks.health(), { status: 'ok', reasons: [] }, 'not degraded past 8 000 on a durable inbox')
 }
 
 const postgres = await postgresForTests(t)

@@ -88,6 +88,7 @@ if (redis.url !== undefined) {
     const late = receiver(bullmqInbox({ connection, queueName }))
     t.teardown(() => late.close())
     late.on('action.completed', async function creditTokens (event) { ran.push(event.id) }, { name: 'creditTokens' })
+    await until(() => late.health().status === 'paused', 'the late receiver to read the pause', 10_000)
     await sleep(1_200)
     t.same(ran, [], 'nothing ran on any receiver, the one started while paused included')
     t.equal(late.health().status, 'paused')

@@ -58,7 +58,7 @@ t.test('an inbox without an ordering store refuses the option, naming the inbox,
   for (const [name, inbox] of inboxes) {
     t.throws(() => new Webhooks({ secret: SECRET, inbox, ordering: byAction }), {
       name: 'WebhookOptionsError',
-      message: new RegExp(`^sir-webhooks: "ordering" needs an inbox that keeps the events of one key in order, and the inbox ${name} does not yet`)
+      message: new RegExp(`^sir-webhooks: "ordering" needs an inbox that keeps the events of one key in order, and the inbox ${name} does not \\(it offers no orderingStore\\(\\)\\); the built-in inboxes do`)
     }, name)
   }
   // The Postgres inbox has its store: the option is taken (the store is unreachable here, which changes nothing at construction).

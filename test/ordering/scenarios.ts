@@ -244,8 +244,9 @@ export function runOrderingScenarios (t: Test, place: OrderingScenarioPlace): vo
     replaying = true
     t.equal(await inbox.requeue?.({ state: 'done', type: 'action.completed', since }), seconds.length, 'every done event of the key queued again')
     await until(() => replayed.length >= 1, 'the first replayed run to start')
-    // The others are queued now; give the workers time to take them, were the key not kept.
-    await sleep(300)
+    // The others are queued now; give the workers time to take them (and, on
+    // BullMQ, put each in its key's line on its first take), were the key not kept.
+    await sleep(1_500)
     t.equal(replayed.length, 1, 'the rest wait behind the replayed run that holds the key')
     release()
     await until(() => replayed.length === seconds.length, 'every replayed run', 20_000)

@@ -33,8 +33,8 @@ export function createOrdering (options: ResolvedOptions, inbox: Inbox, inboxNam
 export function assertOrderingStore (options: ResolvedOptions, inbox: Inbox, inboxName: string): inbox is Inbox & Required<Pick<Inbox, 'orderingStore'>> {
   if (options.ordering === undefined) return false
   if (typeof inbox.orderingStore !== 'function') {
-    throw new WebhookOptionsError(`"ordering" needs an inbox that keeps the events of one key in order, and ${inboxName} does not yet; ` +
-      'the memory inbox does (docs/ordering.md says which inboxes have it)')
+    throw new WebhookOptionsError(`"ordering" needs an inbox that keeps the events of one key in order, and ${inboxName} does not (it offers no orderingStore()); ` +
+      'the built-in inboxes do: memory, SQLite, Postgres and BullMQ (docs/ordering.md)')
   }
   return true
 }
