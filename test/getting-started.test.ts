@@ -63,6 +63,8 @@ t.test('getting started on Postgres: migrate, web + worker, a signed delivery, t
     const dead = await runCli(['inbox', 'dead', ...store])
     return dead.code === 0 && dead.stdout.includes(`"${early.id}"`)
   }, 120_000, 'the early event in `inbox dead`')
+  // Logged by the worker's onDeadLetter, which may come a moment after the record is visible.
+  await until(async () => /dead letter: see it with sir-webhooks inbox show/.test(worker.output()), 30_000, 'the worker to log the dead letter')
   t.match(worker.output(), /dead letter: see it with sir-webhooks inbox show/, 'the worker logs the dead letter')
 
   // Step: the app's table, then the replay.

@@ -116,7 +116,10 @@ if (postgres.url === undefined) {
     t.same(effects.filter((row) => row.n !== 1), [], 'no effect committed twice: each event handled once')
     const runs = (await db.query<RunRow>(`SELECT * FROM ${runsTable} ORDER BY started, run`)).rows
     const cut = runs.filter((run) => run.ended === null)
-    t.ok(cut.length > 0 && cut.every((run) => run.pid === killedPid), `${cut.length} run(s) cut short, all on the killed worker`)
+    t.ok(cut.every((run) => run.pid === killedPid), `${cut.length} run(s) cut short, all on the killed worker`)
+    // The run seen in flight may have written its end (not in its transaction) just
+    // before the kill, its commit lost: then it shows as an event run once more.
+    t.ok(cut.length > 0 || runs.length > count, `the kill cut a run short: ${cut.length} left without an end, ${runs.length - count} run again`)
     t.ok(runs.filter((run) => run.pid !== killedPid).length > 0, 'the other workers ran events too')
 
     const byKey = new Map<string, RunRow[]>()
