@@ -4,6 +4,7 @@ import type { Test } from 'tap'
 import type { Inbox } from '../../src/index.js'
 import { RetryLater } from '../../src/index.js'
 import { delivery, event, receiver, sleep, until } from '../inbox-contract/support.js'
+import { otelForTests } from '../helpers/otel.js'
 
 export interface FlowPlace {
   name: string
@@ -145,5 +146,26 @@ export function runFlowScenarios (t: Test, place: FlowPlace): void {
     t.equal(webhooks.stats().flow.handlers.creditTokens?.paused, true)
     await webhooks.resume('creditTokens')
     await until(() => ran.includes(later), 'the handler to run once resumed', 15_000)
+  })
+
+  t.test(`${place.name}: OpenTelemetry's oldest-age gauge counts from the oldest waiting event's receipt`, async (t) => {
+    const otel = otelForTests()
+    t.teardown(() => otel.shutdown())
+    const webhooks = receiver(place.inbox(), { telemetry: { meterProvider: otel.meterProvider } })
+    t.teardown(() => webhooks.close())
+    let runs = 0
+    webhooks.on('action.completed', async function callPartner () { runs += 1 }, { name: 'callPartner' })
+    await webhooks.pause('callPartner')
+    const sentAt = Date.now()
+    for (const id of ids('otel', 3)) t.equal((await webhooks.receive(delivery(event(id)))).status, 200)
+    const age = async (): Promise<number | undefined> => {
+      const points = await otel.points('sir_webhooks.queue.oldest_age')
+      return points.length === 0 ? undefined : Number(points[0]?.value)
+    }
+    await until(async () => (await age() ?? 0) >= 1, 'the gauge to show a waiting event a second old', 15_000)
+    const seconds = await age() ?? 0
+    t.ok(seconds <= (Date.now() - sentAt) / 1000 + 1, `counted from this test's deliveries (${seconds} s)`)
+    await webhooks.resume('callPartner')
+    await until(() => runs === 3, 'the backlog to drain', 15_000)
   })
 }
