@@ -43,6 +43,12 @@ if (redis.url === undefined) {
     const [doomed, survivor] = await Promise.all([startReceiver(env), startReceiver(env)])
     t.teardown(() => kill(doomed, 'SIGKILL'))
     t.teardown(() => kill(survivor, 'SIGTERM'))
+    const alive = (): boolean => doomed.child.exitCode === null && doomed.child.signalCode === null
+    // Whether a handler started in the receiver to kill has not finished: the kill must cut one short.
+    const inFlightOnDoomed = (): boolean => {
+      const finished = new Set(readHandled(handledFile).filter((line) => line.pid === doomed.child.pid).map((line) => line.id))
+      return doomed.started.some((id) => !finished.has(id))
+    }
     // A load balancer: ids alternate between the two; every fourth is delivered to both
     // at once, so the shared dedupe must answer one copy 200 and the other a duplicate.
     let sent = 0
@@ -55,8 +61,10 @@ if (redis.url === undefined) {
       } else {
         await log.send(index % 2 === 0 ? doomed.url : survivor.url, id)
       }
-      if (log.answers >= 45 && doomed.child.exitCode === null && doomed.child.signalCode === null) doomed.child.kill('SIGKILL')
+      if (log.answers >= 45 && alive() && inFlightOnDoomed()) doomed.child.kill('SIGKILL')
     })
+    // A loaded machine may have had no run in flight there when the load ended: wait for one.
+    for (const deadline = Date.now() + 20_000; alive() && !inFlightOnDoomed() && Date.now() < deadline;) await new Promise((resolve) => setTimeout(resolve, 10))
     await kill(doomed, 'SIGKILL')
     t.ok(log.acked.size > 0 && log.refused.size > forged.length, 'before the kill, some events were accepted and some refused 503')
     const doomedFinished = new Set(readHandled(handledFile).filter((line) => line.pid === doomed.child.pid).map((line) => line.id))
