@@ -7,6 +7,7 @@ import { postgresInbox } from '../src/postgres/inbox.js'
 import type { Inbox } from '../src/index.js'
 import { freshSchema, postgresForTests } from './helpers/postgres.js'
 import { redisForTests } from './helpers/redis.js'
+import { absorbsPastMemoryBound } from './helpers/absorb.js'
 import { delivery, event, receiver, until } from './inbox-contract/support.js'
 
 // Issue 22, item 1, on the shared stores: maxBacklog bounds the backlog, an
@@ -31,27 +32,6 @@ async function boundHolds (t: Test, inbox: Inbox, options: { maxQueueSize?: numb
   await until(() => handled.length === 2, 'the two events')
   await until(async () => (await webhooks.receive(delivery(event('evt_3')))).code === 'ACCEPTED', 'room again for the retry')
   await until(() => handled.length === 3, 'the retried event')
-}
-
-/**
- * With every bound at its default, an accept-only receiver (no handler) takes
- * more than the memory inbox's 10 000 waiting events: each gets 2xx, each waits
- * in the store, and health() stays ok (degradedQueueSize follows maxBacklog).
- */
-async function absorbsPastMemoryBound (t: Test, inbox: Inbox): Promise<void> {
-  const webhooks = receiver(inbox, { retry: undefined })
-  t.teardown(() => webhooks.close())
-  t.equal(webhooks.options.degradedQueueSize, 800_000, '80% of maxBacklog 1 000 000')
-  const total = 10_050
-  const codes = new Map<string, number>()
-  // 200 at a time: a burst's concurrency, without a shared CI box's store running past the accept deadline.
-  for (let start = 0; start < total; start += 200) {
-    const answers = await Promise.all(Array.from({ length: Math.min(200, total - start) }, async (_, index) => await webhooks.receive(delivery(event(`evt_burst_${start + index}`)))))
-    for (const { code } of answers) codes.set(code, (codes.get(code) ?? 0) + 1)
-  }
-  t.same(Object.fromEntries(codes), { ACCEPTED: total }, 'every delivery got 2xx')
-  t.match(await webhooks.inbox.counts?.(), { pending: total, done: 0, dead: 0 }, 'every one waits in the store')
-  t.same(webhooks.health(), { status: 'ok', reasons: [] }, 'not degraded past 8 000 on a durable inbox')
 }
 
 const postgres = await postgresForTests(t)
