@@ -101,7 +101,7 @@ if (redis.url !== undefined) {
     await until(() => b.stats().flow.oldestWaitingMs === undefined, 'no waiting event left in stats()', 5_000)
     // Per handler, too: paused by name on b, not run on a.
     await b.pause('creditTokens')
-    await until(() => a.health().status === 'paused', 'the handler pause to reach the other receiver', 5_000)
+    await until(() => a.health().status === 'paused' && late.health().status === 'paused', 'the handler pause to reach the other receivers', 5_000)
     await a.receive(delivery(event('evt_shared_pause_named')))
     await sleep(1_000)
     t.notOk(ran.includes('evt_shared_pause_named'), 'the handler paused by name ran nowhere')
