@@ -170,18 +170,21 @@ local nowMs = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
 local function mark (seenKey, jobKey, completed, failed, pending, delayed, value, seconds, jobId, redrive, markBy)
   if markBy ~= '' and nowMs > tonumber(markBy) then return 3 end
   -- The entry's score is the job's own receivedAt: a job a refused delivery
-  -- added keeps that delivery's, which the retry's add does not change.
-  local data = redis.call('HGET', jobKey, 'data')
-  local receivedAt = jobReceivedAt(data) or tonumber(string.match(value, '^(%d+)'))
+  -- added keeps that delivery's, which the retry's add does not change. Read
+  -- only when the entry is written: a duplicate's mark reads no job data.
+  local function enter ()
+    local receivedAt = jobReceivedAt(redis.call('HGET', jobKey, 'data')) or tonumber(string.match(value, '^(%d+)'))
+    redis.call('ZADD', pending, receivedAt, jobId)
+  end
   local existing = redis.call('GET', seenKey)
   if existing then
-    if redrive == '1' and redis.call('EXISTS', jobKey) == 1 then redis.call('ZADD', pending, receivedAt, jobId) end
+    if redrive == '1' and redis.call('EXISTS', jobKey) == 1 then enter() end
     return existing
   end
   if redis.call('EXISTS', jobKey) == 0 then return 0 end
   if redrive ~= '1' and (redis.call('ZSCORE', completed, jobId) or redis.call('ZSCORE', failed, jobId)) then return 2 end
   redis.call('SET', seenKey, value, 'EX', seconds)
-  redis.call('ZADD', pending, receivedAt, jobId)
+  enter()
   if redis.call('ZSCORE', delayed, jobId) then return 4 end
   return 1
 end
